@@ -1,0 +1,183 @@
+//! The message model (§2.1).
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+/// A `join_ref` or `ref` as the client sent it.
+///
+/// phoenix.js sends decimal strings; Phoenix echoes any JSON value unchanged (a number
+/// stays a number), so non-string values are kept as their JSON text. Equality is
+/// strict, like Elixir's: `Ref::from("3") != ` the number `3`.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Ref(RefRepr);
+
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+enum RefRepr {
+    /// A JSON string, unescaped.
+    Str(Box<str>),
+    /// Any other non-null JSON value, as its JSON text.
+    Json(Box<str>),
+}
+
+impl Ref {
+    /// The ref as a string, if the client sent a string.
+    pub fn as_str(&self) -> Option<&str> {
+        match &self.0 {
+            RefRepr::Str(s) => Some(s),
+            RefRepr::Json(_) => None,
+        }
+    }
+    /// A ref holding the raw JSON text of a non-string value (e.g. `42`).
+    pub fn from_json_text(json: &str) -> Self {
+        Self(RefRepr::Json(json.into()))
+    }
+    /// Appends the ref as JSON (a string literal or the raw value).
+    pub fn write_json(&self, out: &mut Vec<u8>) {
+        match &self.0 {
+            RefRepr::Str(s) => crate::serializer::write_str(out, s),
+            RefRepr::Json(raw) => out.extend_from_slice(raw.as_bytes()),
+        }
+    }
+    /// The bytes written for this ref in a binary frame header (§2.4): the string itself,
+    /// or the JSON text of a non-string ref.
+    pub fn binary_field(&self) -> &str {
+        match &self.0 {
+            RefRepr::Str(s) | RefRepr::Json(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Ref {
+    fn from(s: &str) -> Self {
+        Self(RefRepr::Str(s.into()))
+    }
+}
+
+impl From<String> for Ref {
+    fn from(s: String) -> Self {
+        Self(RefRepr::Str(s.into_boxed_str()))
+    }
+}
+
+/// A message payload: a JSON value (kept as raw text, never re-parsed on the way
+/// through) or binary bytes (V2 binary frames, §2.4).
+#[derive(Clone, Debug)]
+pub enum Payload {
+    /// JSON text of the payload (an object in practice).
+    Json(Box<RawValue>),
+    /// The bytes after a binary frame's header.
+    Binary(Bytes),
+}
+
+impl Payload {
+    /// `{}`.
+    pub fn empty_object() -> Self {
+        Self::Json(PayloadRef::empty_object_raw().to_owned())
+    }
+    /// Serializes a value into a JSON payload.
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+        serde_json::value::to_raw_value(value).map(Self::Json)
+    }
+    /// Borrowed view.
+    pub fn as_ref(&self) -> PayloadRef<'_> {
+        match self {
+            Self::Json(raw) => PayloadRef::Json(raw),
+            Self::Binary(bytes) => PayloadRef::Binary(bytes),
+        }
+    }
+    /// Deserializes a JSON payload; `None` for binary payloads or JSON of another shape.
+    pub fn parse<'de, T: serde::Deserialize<'de>>(&'de self) -> Option<T> {
+        match self {
+            Self::Json(raw) => serde_json::from_str(raw.get()).ok(),
+            Self::Binary(_) => None,
+        }
+    }
+}
+
+/// A borrowed payload, for encoding.
+#[derive(Clone, Copy, Debug)]
+pub enum PayloadRef<'a> {
+    /// JSON text.
+    Json(&'a RawValue),
+    /// Raw bytes.
+    Binary(&'a [u8]),
+}
+
+impl PayloadRef<'static> {
+    /// `{}`.
+    pub fn empty_object() -> Self {
+        Self::Json(Self::empty_object_raw())
+    }
+
+    fn empty_object_raw() -> &'static RawValue {
+        // A literal that is valid JSON: borrowing it cannot fail.
+        serde_json::from_str("{}").expect("{} is JSON")
+    }
+}
+
+/// A decoded client → server message (§2.1).
+#[derive(Clone, Debug)]
+pub struct Message {
+    /// `ref` of the `phx_join` that created the channel instance; `None` for null/absent
+    /// (and for the empty string of a binary frame).
+    pub join_ref: Option<Ref>,
+    /// Per-message reference echoed by the reply; `None` for null.
+    pub r#ref: Option<Ref>,
+    /// e.g. `room:lobby`.
+    pub topic: String,
+    /// User or reserved event (see [`crate::event`]).
+    pub event: String,
+    /// JSON or binary payload.
+    pub payload: Payload,
+}
+
+impl Outbound<'_> {
+    /// Whether this message encodes as a binary frame (its payload or response is binary).
+    pub fn is_binary(&self) -> bool {
+        matches!(
+            self,
+            Self::Message {
+                payload: PayloadRef::Binary(_),
+                ..
+            } | Self::Reply {
+                response: PayloadRef::Binary(_),
+                ..
+            }
+        )
+    }
+}
+
+/// A server → client message, borrowed, ready to encode (§2.1).
+#[derive(Clone, Copy, Debug)]
+pub enum Outbound<'a> {
+    /// `[join_ref, ref, topic, event, payload]`: pushes (join_ref set, ref null),
+    /// broadcasts (both null), `phx_close`/`phx_error` (ref = join_ref).
+    /// A binary payload encodes as a kind-0 push frame when `join_ref` is `Some`, and as
+    /// a kind-2 broadcast frame when it is `None` (§2.4).
+    Message {
+        /// join_ref (null for broadcasts).
+        join_ref: Option<&'a Ref>,
+        /// ref (null for pushes and broadcasts).
+        r#ref: Option<&'a Ref>,
+        /// topic.
+        topic: &'a str,
+        /// event.
+        event: &'a str,
+        /// payload.
+        payload: PayloadRef<'a>,
+    },
+    /// `phx_reply` with `{"response": R, "status": S}`; a binary response encodes as a
+    /// kind-1 reply frame (§2.4).
+    Reply {
+        /// join_ref (null for heartbeat and `unmatched topic` replies).
+        join_ref: Option<&'a Ref>,
+        /// The ref of the message answered.
+        r#ref: Option<&'a Ref>,
+        /// topic.
+        topic: &'a str,
+        /// `"ok"`, `"error"` or any app-defined status.
+        status: &'a str,
+        /// The response.
+        response: PayloadRef<'a>,
+    },
+}

@@ -1,0 +1,436 @@
+//! The endpoint: sockets mounted at paths, shared pubsub and presence, the HTTP server.
+
+use std::convert::Infallible;
+use std::fmt;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use phx_protocol::Payload;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::channel::{Channel, InstanceId};
+use crate::connect::Connect;
+use crate::origin::CheckOrigin;
+use crate::presence::{PresenceFetch, Tracker};
+use crate::pubsub::{BroadcastError, PubSub};
+use crate::router::Router;
+use crate::transport;
+
+/// Response body type used by the endpoint and HTTP handlers.
+pub type Body = Full<Bytes>;
+
+/// Routes the endpoint serves besides sockets (pages, assets, APIs).
+#[async_trait]
+pub trait HttpHandler: Send + Sync + 'static {
+    /// Answers a request no socket route matched.
+    async fn call(&self, req: Request<Incoming>, endpoint: &Endpoint) -> Response<Body>;
+}
+
+/// One socket: its connect hook, channel routes and options (Phoenix's `socket "/ws",
+/// UserSocket, websocket: [...]`).
+pub struct SocketConfig {
+    connect: Arc<dyn Connect>,
+    router: Router,
+    check_origin: CheckOrigin,
+    timeout: Duration,
+    max_channels: usize,
+    auth_token: bool,
+    subprotocols: Option<Vec<String>>,
+    max_frame_size: usize,
+    outbound_capacity: usize,
+    longpoll_window: Duration,
+    longpoll_max_buffered: usize,
+}
+
+impl fmt::Debug for SocketConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SocketConfig")
+            .field("router", &self.router)
+            .field("check_origin", &self.check_origin)
+            .field("timeout", &self.timeout)
+            .field("max_channels", &self.max_channels)
+            .finish_non_exhaustive()
+    }
+}
+
+impl SocketConfig {
+    /// A socket with Phoenix's defaults: idle timeout 60 s, 100 channels, check_origin
+    /// against the host, auth-token subprotocol accepted.
+    pub fn new(connect: impl Connect) -> Self {
+        Self {
+            connect: Arc::new(connect),
+            router: Router::default(),
+            check_origin: CheckOrigin::Host,
+            timeout: Duration::from_secs(60),
+            max_channels: 100,
+            auth_token: true,
+            subprotocols: None,
+            max_frame_size: 8 * 1024 * 1024,
+            outbound_capacity: 1024,
+            longpoll_window: Duration::from_secs(10),
+            longpoll_max_buffered: 1000,
+        }
+    }
+
+    /// Routes topics matching `pattern` (`"room:lobby"` exactly or `"room:*"` by prefix)
+    /// to a new channel made by `factory` per join.
+    pub fn channel<C, F>(mut self, pattern: &str, factory: F) -> Self
+    where
+        C: Channel,
+        F: Fn() -> C + Send + Sync + 'static,
+    {
+        self.router.add(
+            pattern,
+            Arc::new(move || Box::new(factory()) as Box<dyn Channel>),
+        );
+        self
+    }
+
+    /// Origin policy (§1.5).
+    pub fn check_origin(mut self, check: CheckOrigin) -> Self {
+        self.check_origin = check;
+        self
+    }
+
+    /// Close a WebSocket that sent nothing for this long (§3.1; default 60 s).
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// Channels one socket may join (default 100, §3.2).
+    pub fn max_channels(mut self, max: usize) -> Self {
+        self.max_channels = max;
+        self
+    }
+
+    /// Accept phoenix.js' `authToken` (§1.6; default on).
+    pub fn auth_token(mut self, enabled: bool) -> Self {
+        self.auth_token = enabled;
+        self
+    }
+
+    /// WebSocket subprotocols the server speaks; a client offering only others is refused.
+    pub fn subprotocols(mut self, list: Vec<String>) -> Self {
+        self.subprotocols = Some(list);
+        self
+    }
+
+    /// Largest WebSocket message accepted, fragments included (default 8 MiB); bigger
+    /// ones close the connection with 1009.
+    pub fn max_frame_size(mut self, bytes: usize) -> Self {
+        self.max_frame_size = bytes;
+        self
+    }
+
+    /// Frames queued for one slow WebSocket client before it is disconnected with 1013
+    /// (default 1024).
+    pub fn outbound_capacity(mut self, frames: usize) -> Self {
+        self.outbound_capacity = frames.max(1);
+        self
+    }
+
+    /// Long-poll window (§7.3; default 10 s).
+    pub fn longpoll_window(mut self, window: Duration) -> Self {
+        self.longpoll_window = window;
+        self
+    }
+
+    /// Messages a long-poll session buffers between polls before it is ended
+    /// (default 1000).
+    pub fn longpoll_max_buffered(mut self, messages: usize) -> Self {
+        self.longpoll_max_buffered = messages.max(1);
+        self
+    }
+
+    pub(crate) fn connect_hook(&self) -> &dyn Connect {
+        self.connect.as_ref()
+    }
+    pub(crate) fn router(&self) -> &Router {
+        &self.router
+    }
+    pub(crate) fn origin_policy(&self) -> &CheckOrigin {
+        &self.check_origin
+    }
+    pub(crate) fn idle_timeout(&self) -> Duration {
+        self.timeout
+    }
+    pub(crate) fn channel_limit(&self) -> usize {
+        self.max_channels
+    }
+    pub(crate) fn auth_token_enabled(&self) -> bool {
+        self.auth_token
+    }
+    pub(crate) fn subprotocol_list(&self) -> Option<&[String]> {
+        self.subprotocols.as_deref()
+    }
+    pub(crate) fn frame_limit(&self) -> usize {
+        self.max_frame_size
+    }
+    pub(crate) fn queue_capacity(&self) -> usize {
+        self.outbound_capacity
+    }
+    pub(crate) fn window(&self) -> Duration {
+        self.longpoll_window
+    }
+    pub(crate) fn max_buffered(&self) -> usize {
+        self.longpoll_max_buffered
+    }
+}
+
+/// Builds an [`Endpoint`].
+#[derive(Default)]
+pub struct EndpointBuilder {
+    mounts: Vec<(String, Arc<SocketConfig>)>,
+    host: Option<String>,
+    http: Option<Arc<dyn HttpHandler>>,
+    fetch: Option<Arc<dyn PresenceFetch>>,
+    secret_key_base: Option<Vec<u8>>,
+}
+
+impl fmt::Debug for EndpointBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("EndpointBuilder")
+            .field("host", &self.host)
+            .finish_non_exhaustive()
+    }
+}
+
+impl EndpointBuilder {
+    /// Mounts a socket at `path` (e.g. `/socket`): it serves `path/websocket` and
+    /// `path/longpoll` (§1.1).
+    pub fn socket(mut self, path: &str, config: SocketConfig) -> Self {
+        let path = path.trim_end_matches('/').to_owned();
+        self.mounts.push((path, Arc::new(config)));
+        self
+    }
+
+    /// The host `check_origin: true` compares with (Phoenix's `url: [host: …]`).
+    pub fn host(mut self, host: impl Into<String>) -> Self {
+        self.host = Some(host.into());
+        self
+    }
+
+    /// Requests no socket route matches go here (default: 404).
+    pub fn http(mut self, handler: impl HttpHandler) -> Self {
+        self.http = Some(Arc::new(handler));
+        self
+    }
+
+    /// Decorates presence lists and diffs (Phoenix's `fetch/2`).
+    pub fn presence_fetch(mut self, fetch: impl PresenceFetch) -> Self {
+        self.fetch = Some(Arc::new(fetch));
+        self
+    }
+
+    /// Secret that signs long-poll session tokens (Phoenix's `secret_key_base`). Without
+    /// one a random secret is generated (sessions then do not survive a restart, which
+    /// they cannot anyway).
+    pub fn secret_key_base(mut self, secret: impl Into<Vec<u8>>) -> Self {
+        self.secret_key_base = Some(secret.into());
+        self
+    }
+
+    /// Finishes the endpoint.
+    pub fn build(self) -> Endpoint {
+        let secret = self.secret_key_base.unwrap_or_else(|| {
+            let random: [u8; 32] = rand::random();
+            random.to_vec()
+        });
+        Endpoint {
+            shared: Arc::new(Shared {
+                pubsub: PubSub::default(),
+                tracker: Tracker::new(self.fetch),
+                mounts: self.mounts,
+                host: self.host,
+                http: self.http,
+                shutdown: CancellationToken::new(),
+                tasks: TaskTracker::new(),
+                instances: AtomicU64::new(1),
+                longpoll: crate::longpoll::Sessions::new(&secret),
+            }),
+        }
+    }
+}
+
+pub(crate) struct Shared {
+    pubsub: PubSub,
+    tracker: Tracker,
+    mounts: Vec<(String, Arc<SocketConfig>)>,
+    host: Option<String>,
+    http: Option<Arc<dyn HttpHandler>>,
+    shutdown: CancellationToken,
+    tasks: TaskTracker,
+    instances: AtomicU64,
+    longpoll: crate::longpoll::Sessions,
+}
+
+/// A running set of sockets sharing one PubSub and one presence tracker. Cheap to clone.
+#[derive(Clone)]
+pub struct Endpoint {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mounts: Vec<&str> = self.shared.mounts.iter().map(|(p, _)| p.as_str()).collect();
+        f.debug_struct("Endpoint")
+            .field("mounts", &mounts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// Starts building an endpoint.
+    pub fn builder() -> EndpointBuilder {
+        EndpointBuilder::default()
+    }
+
+    /// Broadcasts `event` with `payload` to every subscriber of `topic` (Phoenix's
+    /// `Endpoint.broadcast/3`). On a socket id topic, event `disconnect` closes those
+    /// sockets (§1.7).
+    pub fn broadcast(
+        &self,
+        topic: &str,
+        event: &str,
+        payload: Payload,
+    ) -> Result<(), BroadcastError> {
+        self.shared.pubsub.broadcast(topic, event, payload, None)
+    }
+
+    /// Closes every socket whose connect assigned this id (§1.7).
+    pub fn disconnect(&self, socket_id: &str) {
+        let _ = self.broadcast(
+            socket_id,
+            phx_protocol::event::DISCONNECT,
+            Payload::empty_object(),
+        );
+    }
+
+    /// Channels subscribed to a topic on this node.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.shared.pubsub.subscriber_count(topic)
+    }
+
+    /// Serves HTTP on `listener` until [`Endpoint::shutdown`]; then drains sockets
+    /// (close 1012) and returns once they are gone (at most 30 s).
+    pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
+        loop {
+            let (stream, peer) = tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok(pair) => pair,
+                    Err(error) => {
+                        // EMFILE and friends: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                },
+                () = self.shared.shutdown.cancelled() => break,
+            };
+            let _ = stream.set_nodelay(true);
+            let endpoint = self.clone();
+            self.shared
+                .tasks
+                .spawn(async move { endpoint.serve_connection(stream, peer).await });
+        }
+        self.shared.tasks.close();
+        let _ = tokio::time::timeout(Duration::from_secs(30), self.shared.tasks.wait()).await;
+        Ok(())
+    }
+
+    /// Stops accepting and closes every socket with 1012 (service restart), as
+    /// Phoenix's drainer does; clients reconnect elsewhere.
+    pub fn shutdown(&self) {
+        self.shared.shutdown.cancel();
+    }
+
+    async fn serve_connection(self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+        let endpoint = self.clone();
+        let service = service_fn(move |req| {
+            let endpoint = endpoint.clone();
+            async move { Ok::<_, Infallible>(endpoint.handle(req, peer).await) }
+        });
+        let conn = http1::Builder::new()
+            .timer(hyper_util::rt::TokioTimer::new())
+            .header_read_timeout(Duration::from_secs(30))
+            .serve_connection(TokioIo::new(stream), service)
+            .with_upgrades();
+        tokio::pin!(conn);
+        tokio::select! {
+            result = conn.as_mut() => {
+                if let Err(error) = result {
+                    tracing::debug!(%error, "http connection error");
+                }
+            }
+            () = self.shared.shutdown.cancelled() => {
+                conn.as_mut().graceful_shutdown();
+                let _ = conn.await;
+            }
+        }
+    }
+
+    async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        let path = req.uri().path().to_owned();
+        for (mount, config) in &self.shared.mounts {
+            let Some(rest) = path.strip_prefix(mount.as_str()) else {
+                continue;
+            };
+            match rest {
+                "/websocket" => return transport::websocket::handle(self, config, req, peer).await,
+                "/longpoll" => return crate::longpoll::handle(self, config, req, peer).await,
+                _ => {}
+            }
+        }
+        match &self.shared.http {
+            Some(handler) => handler.call(req, self).await,
+            None => status_response(StatusCode::NOT_FOUND, ""),
+        }
+    }
+
+    pub(crate) fn pubsub(&self) -> &PubSub {
+        &self.shared.pubsub
+    }
+    pub(crate) fn tracker(&self) -> &Tracker {
+        &self.shared.tracker
+    }
+    pub(crate) fn untrack_instance(&self, instance: InstanceId) {
+        self.shared
+            .tracker
+            .untrack_instance_with(&self.shared.pubsub, instance);
+    }
+    pub(crate) fn next_instance(&self) -> InstanceId {
+        InstanceId(self.shared.instances.fetch_add(1, Ordering::Relaxed))
+    }
+    pub(crate) fn host(&self) -> Option<&str> {
+        self.shared.host.as_deref()
+    }
+    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
+        &self.shared.shutdown
+    }
+    pub(crate) fn tasks(&self) -> &TaskTracker {
+        &self.shared.tasks
+    }
+    pub(crate) fn longpoll_sessions(&self) -> &crate::longpoll::Sessions {
+        &self.shared.longpoll
+    }
+}
+
+/// A response with a status and a text body.
+pub fn status_response(status: StatusCode, body: &'static str) -> Response<Body> {
+    let mut resp = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
+    *resp.status_mut() = status;
+    resp
+}

@@ -1,0 +1,60 @@
+//! A Phoenix Channels server on hyper 1 and fastwebsockets.
+//!
+//! An [`Endpoint`] mounts sockets ([`SocketConfig`]) at paths; each socket has a connect
+//! hook ([`Connect`]) and channel routes (`"room:*"` → a [`Channel`]). The unmodified
+//! phoenix.js client connects to `<mount>/websocket` and sees exactly what a Phoenix 1.8
+//! server would send. Section numbers (§) refer to `shared/PROTOCOL.md`.
+//!
+//! ```no_run
+//! use phx_server::{AcceptAll, Channel, ChannelContext, Endpoint, HandleResult, Payload, SocketConfig};
+//!
+//! #[derive(Default)]
+//! struct Room;
+//!
+//! #[async_trait::async_trait]
+//! impl Channel for Room {
+//!     async fn join(&mut self, _t: &str, _p: Payload, _c: &mut ChannelContext<'_>) -> Result<Payload, Payload> {
+//!         Ok(Payload::empty_object())
+//!     }
+//!     async fn handle_in(&mut self, event: &str, payload: Payload, ctx: &mut ChannelContext<'_>) -> HandleResult {
+//!         let _ = ctx.broadcast(event, payload);
+//!         HandleResult::ok_empty()
+//!     }
+//! }
+//!
+//! # async fn run() -> std::io::Result<()> {
+//! let endpoint = Endpoint::builder()
+//!     .socket("/socket", SocketConfig::new(AcceptAll).channel("room:*", Room::default))
+//!     .build();
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:4000").await?;
+//! endpoint.serve(listener).await
+//! # }
+//! ```
+
+mod channel;
+mod connect;
+mod context;
+mod endpoint;
+mod longpoll;
+mod origin;
+mod outbox;
+mod params;
+mod presence;
+mod pubsub;
+mod router;
+mod socket;
+mod token;
+mod transport;
+
+pub use channel::{
+    Channel, HandleResult, Info, InstanceId, JoinError, StopReason, TerminateReason,
+};
+pub use connect::{AcceptAll, Assigns, Connect, ConnectInfo, Connected, Refusal, Transport};
+pub use context::{ChannelContext, ChannelRef, PushError, ReplyRef};
+pub use endpoint::{status_response, Body, Endpoint, EndpointBuilder, HttpHandler, SocketConfig};
+pub use origin::{CheckOrigin, Origin};
+pub use outbox::OutboxError;
+pub use params::Params;
+pub use phx_protocol::{Payload, Ref};
+pub use presence::{Presence, PresenceError, PresenceFetch};
+pub use pubsub::BroadcastError;

@@ -1,0 +1,492 @@
+//! The long-poll transport (`<mount>/longpoll`, §7).
+//!
+//! A session is a [`Socket`] driven by HTTP: `POST` feeds it client messages (ndjson,
+//! §7.4) and waits until they were processed; `GET` takes what it wrote, or waits up to
+//! the window for something to arrive (§7.3). Sessions are named by signed tokens
+//! ([`crate::token`]), end after 1.5 windows without a GET (§7.5), and buffer at most
+//! `longpoll_max_buffered` messages between polls: a client that stops polling while
+//! traffic keeps coming has its session ended (its next GET gets a new session, 410,
+//! and phoenix.js rejoins) instead of growing memory without bound.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use bytes::Bytes;
+use dashmap::DashMap;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Method, Request, Response, StatusCode};
+use phx_protocol::Message;
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio_util::sync::CancellationToken;
+
+use crate::connect::Transport;
+use crate::endpoint::{status_response, Body, Endpoint, SocketConfig};
+use crate::outbox::{Outbox, OutboxError};
+use crate::params::Params;
+use crate::socket::{Flow, Socket};
+use crate::token::Signer;
+use crate::transport::{authorize, Accepted};
+
+/// Lines of one POST that are used; the rest are ignored (§7.4, Phoenix ≥ 1.8.9).
+const MAX_BATCH: usize = 100;
+/// POST bodies above this are refused with HTTP 400 (Plug's ~8 MB).
+const MAX_BODY: usize = 8_000_000;
+/// Longest base64 line accepted.
+const MAX_BASE64: usize = 10_000_000;
+const TOKEN_HEADER: &str = "x-phoenix-longpoll-token";
+const AUTH_TOKEN_HEADER: &str = "x-phoenix-authtoken";
+
+/// Messages waiting for the next GET of one session.
+#[derive(Debug)]
+pub(crate) struct LongPollBuffer {
+    queue: Mutex<VecDeque<Bytes>>,
+    notify: Notify,
+    max: usize,
+    /// Cancelled when the session ends, for whatever reason.
+    ended: CancellationToken,
+}
+
+impl LongPollBuffer {
+    pub(crate) fn new(max: usize) -> Self {
+        Self {
+            queue: Mutex::new(VecDeque::new()),
+            notify: Notify::new(),
+            max,
+            ended: CancellationToken::new(),
+        }
+    }
+
+    pub(crate) fn push(&self, frame: Bytes) -> Result<(), OutboxError> {
+        if self.ended.is_cancelled() {
+            return Err(OutboxError::Closed);
+        }
+        let mut queue = self.queue.lock().map_err(|_| OutboxError::Closed)?;
+        if queue.len() >= self.max {
+            drop(queue);
+            tracing::warn!(max = self.max, "long-poll buffer full: ending the session");
+            self.ended.cancel();
+            return Err(OutboxError::Closed);
+        }
+        queue.push_back(frame);
+        drop(queue);
+        self.notify.notify_one();
+        Ok(())
+    }
+
+    pub(crate) fn take(&self) -> Vec<Bytes> {
+        self.queue
+            .lock()
+            .map(|mut q| q.drain(..).collect())
+            .unwrap_or_default()
+    }
+}
+
+/// One batch of POSTed lines and where to say they were processed.
+struct Dispatch {
+    lines: Vec<Line>,
+    done: oneshot::Sender<()>,
+}
+
+enum Line {
+    Text(Bytes),
+    Binary(Vec<u8>),
+}
+
+struct Session {
+    buffer: Arc<LongPollBuffer>,
+    dispatch: mpsc::Sender<Dispatch>,
+    /// Milliseconds since `epoch` of the last GET.
+    last_poll: AtomicU64,
+    epoch: Instant,
+}
+
+impl Session {
+    fn touch(&self) {
+        self.last_poll
+            .store(self.epoch.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+    fn idle_for(&self) -> Duration {
+        let last = Duration::from_millis(self.last_poll.load(Ordering::Relaxed));
+        self.epoch.elapsed().saturating_sub(last)
+    }
+}
+
+/// All long-poll sessions of the endpoint.
+pub(crate) struct Sessions {
+    signer: Signer,
+    live: DashMap<u64, Arc<Session>>,
+}
+
+impl std::fmt::Debug for Sessions {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sessions")
+            .field("live", &self.live.len())
+            .finish()
+    }
+}
+
+impl Sessions {
+    pub(crate) fn new(secret: &[u8]) -> Self {
+        Self {
+            signer: Signer::new(secret),
+            live: DashMap::new(),
+        }
+    }
+
+    fn find(&self, token: Option<&str>) -> Option<Arc<Session>> {
+        let id = self.signer.verify(token?)?;
+        self.live
+            .get(&id)
+            .map(|s| s.clone())
+            .filter(|s| !s.buffer.ended.is_cancelled())
+    }
+}
+
+fn json_response(body: String) -> Response<Body> {
+    let mut resp = Response::new(Body::new(Bytes::from(body)));
+    let headers = resp.headers_mut();
+    headers.insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("application/json; charset=utf-8"),
+    );
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    resp
+}
+
+fn status_json(status: u16) -> Response<Body> {
+    json_response(format!(r#"{{"status":{status}}}"#))
+}
+
+fn messages_json(status: u16, token: &str, messages: &[Bytes]) -> Response<Body> {
+    let mut body = format!(
+        r#"{{"status":{status},"token":{},"messages":["#,
+        serde_json::Value::from(token)
+    );
+    for (i, message) in messages.iter().enumerate() {
+        if i > 0 {
+            body.push(',');
+        }
+        // Frames are serializer text output, hence UTF-8; each travels as a JSON string.
+        let text = String::from_utf8_lossy(message);
+        body.push_str(&serde_json::Value::from(text.as_ref()).to_string());
+    }
+    body.push_str("]}");
+    json_response(body)
+}
+
+/// Answers `<mount>/longpoll`.
+pub(crate) async fn handle(
+    endpoint: &Endpoint,
+    config: &Arc<SocketConfig>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    let params = Params::from_query(req.uri().query().unwrap_or(""));
+    let token = req
+        .headers()
+        .get(TOKEN_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or_else(|| params.get_str("token").map(str::to_owned));
+    match *req.method() {
+        Method::OPTIONS => {
+            if let Some(refused) = origin_refused(endpoint, config, &req) {
+                return refused;
+            }
+            let mut resp = status_response(StatusCode::OK, "");
+            let requested = req
+                .headers()
+                .get_all("access-control-request-headers")
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let headers = resp.headers_mut();
+            if let Ok(value) = HeaderValue::from_str(&requested) {
+                headers.insert("access-control-allow-headers", value);
+            }
+            headers.insert(
+                "access-control-allow-methods",
+                HeaderValue::from_static("get, post, options"),
+            );
+            headers.insert("access-control-max-age", HeaderValue::from_static("3600"));
+            headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+            resp
+        }
+        Method::GET => {
+            if let Some(refused) = origin_refused(endpoint, config, &req) {
+                return refused;
+            }
+            match endpoint.longpoll_sessions().find(token.as_deref()) {
+                Some(session) => {
+                    poll(
+                        endpoint,
+                        config,
+                        session,
+                        token.as_deref().unwrap_or_default(),
+                    )
+                    .await
+                }
+                None => new_session(endpoint, config, req, peer, &params).await,
+            }
+        }
+        Method::POST => {
+            if let Some(refused) = origin_refused(endpoint, config, &req) {
+                return refused;
+            }
+            match endpoint.longpoll_sessions().find(token.as_deref()) {
+                Some(session) => publish(config, session, req).await,
+                None => status_json(410),
+            }
+        }
+        _ => status_response(StatusCode::BAD_REQUEST, ""),
+    }
+}
+
+fn origin_refused(
+    endpoint: &Endpoint,
+    config: &SocketConfig,
+    req: &Request<Incoming>,
+) -> Option<Response<Body>> {
+    let origin = req
+        .headers()
+        .get(hyper::header::ORIGIN)
+        .and_then(|v| v.to_str().ok());
+    let target = crate::origin::RequestTarget {
+        scheme: "http",
+        host_header: req
+            .headers()
+            .get(hyper::header::HOST)
+            .and_then(|v| v.to_str().ok()),
+        endpoint_host: endpoint.host(),
+    };
+    (!config.origin_policy().allows(origin, target)).then(|| status_json(403))
+}
+
+/// First GET (or a GET whose session is gone): connect and answer 410 with a token.
+async fn new_session(
+    endpoint: &Endpoint,
+    config: &Arc<SocketConfig>,
+    req: Request<Incoming>,
+    peer: SocketAddr,
+    params: &Params,
+) -> Response<Body> {
+    let auth_token = config
+        .auth_token_enabled()
+        .then(|| {
+            req.headers()
+                .get(AUTH_TOKEN_HEADER)
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_owned)
+        })
+        .flatten();
+    let (head, _body) = req.into_parts();
+    let Ok(accepted) = authorize(
+        endpoint,
+        config,
+        &head,
+        peer,
+        Transport::LongPoll,
+        auth_token,
+        params,
+    )
+    .await
+    else {
+        return status_json(403);
+    };
+    let buffer = Arc::new(LongPollBuffer::new(config.max_buffered()));
+    let (dispatch, dispatch_rx) = mpsc::channel(4);
+    let session = Arc::new(Session {
+        buffer: buffer.clone(),
+        dispatch,
+        last_poll: AtomicU64::new(0),
+        epoch: Instant::now(),
+    });
+    let sessions = endpoint.longpoll_sessions();
+    let mut id: u64 = rand::random();
+    while sessions.live.contains_key(&id) {
+        id = rand::random();
+    }
+    sessions.live.insert(id, session.clone());
+    let token = sessions.signer.sign(id);
+    let endpoint2 = endpoint.clone();
+    let config = config.clone();
+    endpoint.tasks().spawn(async move {
+        run_session(endpoint2.clone(), config, accepted, session, dispatch_rx).await;
+        endpoint2.longpoll_sessions().live.remove(&id);
+    });
+    messages_json(410, &token, &[])
+}
+
+/// §7.3: buffered messages at once, else wait up to the window, else 204.
+async fn poll(
+    endpoint: &Endpoint,
+    config: &SocketConfig,
+    session: Arc<Session>,
+    token: &str,
+) -> Response<Body> {
+    session.touch();
+    let deadline = tokio::time::Instant::now() + config.window();
+    loop {
+        let notified = session.buffer.notify.notified();
+        let messages = session.buffer.take();
+        if !messages.is_empty() {
+            session.touch();
+            return messages_json(200, token, &messages);
+        }
+        tokio::select! {
+            () = notified => {}
+            () = session.buffer.ended.cancelled() => {
+                // Deliver what the session wrote before it ended, then it is gone.
+                let messages = session.buffer.take();
+                if !messages.is_empty() {
+                    return messages_json(200, token, &messages);
+                }
+                return messages_json(410, token, &[]);
+            }
+            () = endpoint.shutdown_token().cancelled() => return messages_json(410, token, &[]),
+            () = tokio::time::sleep_until(deadline) => {
+                session.touch();
+                return messages_json(204, token, &[]);
+            }
+        }
+    }
+}
+
+/// §7.4: ndjson (≤ 100 lines, base64 lines are binary frames) or one text message.
+async fn publish(
+    config: &SocketConfig,
+    session: Arc<Session>,
+    req: Request<Incoming>,
+) -> Response<Body> {
+    let ndjson = req
+        .headers()
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim() == "application/x-ndjson");
+    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => return status_response(StatusCode::BAD_REQUEST, ""),
+    };
+    let lines = if ndjson {
+        let mut lines = Vec::new();
+        for part in body.split(|b| *b == b'\n').take(MAX_BATCH) {
+            let part = part.strip_suffix(b"\r").unwrap_or(part);
+            if part.iter().all(u8::is_ascii_whitespace) {
+                continue; // §11.2: blank lines are skipped
+            }
+            if part.first() == Some(&b'[') {
+                lines.push(Line::Text(body.slice_ref(part)));
+            } else if part.len() > MAX_BASE64 {
+                return status_response(StatusCode::BAD_REQUEST, "");
+            } else {
+                match STANDARD.decode(part) {
+                    Ok(bytes) => lines.push(Line::Binary(bytes)),
+                    // Phoenix's session crashes on undecodable base64; the POST then
+                    // reports a dispatch timeout.
+                    Err(_) => {
+                        session.buffer.ended.cancel();
+                        return status_json(408);
+                    }
+                }
+            }
+        }
+        lines
+    } else {
+        vec![Line::Text(body)]
+    };
+    let (done, processed) = oneshot::channel();
+    if session
+        .dispatch
+        .send(Dispatch { lines, done })
+        .await
+        .is_err()
+    {
+        return status_json(410);
+    }
+    match tokio::time::timeout(config.window(), processed).await {
+        Ok(Ok(())) => status_json(200),
+        // The session ended while processing (e.g. a malformed message, §2.6).
+        Ok(Err(_)) => status_json(408),
+        Err(_) => status_json(408),
+    }
+}
+
+async fn run_session(
+    endpoint: Endpoint,
+    config: Arc<SocketConfig>,
+    accepted: Accepted,
+    session: Arc<Session>,
+    mut dispatch: mpsc::Receiver<Dispatch>,
+) {
+    let Accepted {
+        serializer,
+        connected,
+    } = accepted;
+    let outbox = Outbox::LongPoll(session.buffer.clone());
+    let (mut socket, mut inbox) = Socket::new(
+        endpoint.clone(),
+        config.clone(),
+        serializer,
+        outbox,
+        connected.assigns,
+        connected.id,
+    );
+    // §7.5: no GET for 1.5 windows ends the session (checked every 1.5 windows).
+    let inactivity = config.window().mul_f32(1.5);
+    let mut check = tokio::time::interval(inactivity);
+    check.tick().await;
+    session.touch();
+    let ended = session.buffer.ended.clone();
+    loop {
+        tokio::select! {
+            biased;
+            () = ended.cancelled() => break,
+            () = endpoint.shutdown_token().cancelled() => break,
+            Some(msg) = inbox.recv() => {
+                if let Flow::Close(_) = socket.handle_msg(msg).await {
+                    break;
+                }
+            }
+            batch = dispatch.recv() => {
+                let Some(Dispatch { lines, done }) = batch else { break };
+                let mut malformed = false;
+                for line in lines {
+                    let decoded: Result<Message, _> = match &line {
+                        Line::Text(text) => socket.serializer().decode_text(text),
+                        Line::Binary(bytes) => socket.serializer().decode_binary(bytes),
+                    };
+                    match decoded {
+                        Ok(message) => socket.handle_message(message).await,
+                        Err(error) => {
+                            tracing::info!(%error, "malformed long-poll message: ending the session");
+                            malformed = true;
+                            break;
+                        }
+                    }
+                }
+                if malformed {
+                    drop(done);
+                    break;
+                }
+                let _ = done.send(());
+            }
+            _ = check.tick() => {
+                if session.idle_for() > inactivity {
+                    tracing::debug!("long-poll session inactive: ending it");
+                    break;
+                }
+            }
+        }
+    }
+    socket.close().await;
+    session.buffer.ended.cancel();
+}

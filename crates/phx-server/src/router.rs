@@ -1,0 +1,54 @@
+//! Topic → channel routes: exact topics or `prefix*` patterns, first declared wins (§3.2).
+
+use std::fmt;
+use std::sync::Arc;
+
+use crate::channel::Channel;
+
+/// Makes a fresh channel instance for each join.
+pub(crate) type ChannelFactory = Arc<dyn Fn() -> Box<dyn Channel> + Send + Sync>;
+
+enum Pattern {
+    Exact(String),
+    Prefix(String),
+}
+
+/// The channel routes of one socket.
+#[derive(Default)]
+pub(crate) struct Router {
+    routes: Vec<(Pattern, ChannelFactory)>,
+}
+
+impl fmt::Debug for Router {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let patterns: Vec<String> = self
+            .routes
+            .iter()
+            .map(|(p, _)| match p {
+                Pattern::Exact(t) => t.clone(),
+                Pattern::Prefix(t) => format!("{t}*"),
+            })
+            .collect();
+        f.debug_struct("Router").field("routes", &patterns).finish()
+    }
+}
+
+impl Router {
+    pub(crate) fn add(&mut self, pattern: &str, factory: ChannelFactory) {
+        let pattern = match pattern.strip_suffix('*') {
+            Some(prefix) => Pattern::Prefix(prefix.to_owned()),
+            None => Pattern::Exact(pattern.to_owned()),
+        };
+        self.routes.push((pattern, factory));
+    }
+
+    pub(crate) fn route(&self, topic: &str) -> Option<&ChannelFactory> {
+        self.routes.iter().find_map(|(pattern, factory)| {
+            let hit = match pattern {
+                Pattern::Exact(t) => t == topic,
+                Pattern::Prefix(p) => topic.starts_with(p.as_str()),
+            };
+            hit.then_some(factory)
+        })
+    }
+}

@@ -1,0 +1,613 @@
+//! The per-connection socket: the channel table and the state machine of §3.
+//!
+//! Transport-agnostic: the WebSocket and long-poll drivers feed it decoded messages and
+//! control messages, and it writes everything through its [`Outbox`]. All callbacks of
+//! all its channels run here, one at a time, so frames leave in the order they were
+//! produced (§3.8). Panics in channel code are caught per callback (§3.6).
+
+use std::collections::{HashMap, VecDeque};
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+
+use futures_util::FutureExt;
+use phx_protocol::{event, Message, Outbound, Payload, PayloadRef, Ref, Serializer};
+use serde_json::value::RawValue;
+use tokio::sync::mpsc;
+
+use crate::channel::{Channel, HandleResult, Info, InstanceId, JoinRefs, TerminateReason};
+use crate::connect::Assigns;
+use crate::context::{ChannelContext, PushError};
+use crate::endpoint::{Endpoint, SocketConfig};
+use crate::outbox::Outbox;
+use crate::pubsub::{Broadcast, Subscriber, Target};
+
+/// Messages a socket receives from outside its transport.
+#[derive(Debug)]
+pub(crate) enum SocketMsg {
+    /// An intercepted broadcast for one channel instance.
+    Intercepted(InstanceId, Arc<Broadcast>),
+    /// An info for one channel instance.
+    Info(InstanceId, Info),
+    /// A broadcast on the socket's id topic (`disconnect`, §1.7).
+    Control(Arc<Broadcast>),
+}
+
+impl std::fmt::Debug for dyn Channel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Channel")
+    }
+}
+
+pub(crate) type SocketInbox = mpsc::UnboundedSender<SocketMsg>;
+
+/// What the transport should do after a message was handled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Flow {
+    Continue,
+    /// Close the connection with this WebSocket close code.
+    Close(u16),
+}
+
+/// Close code for `disconnect` on the socket id (§1.7, Phoenix ≥ 1.8.8).
+pub(crate) const CLOSE_DISCONNECT: u16 = 1001;
+
+/// State shared by all channels of a socket; what [`ChannelContext`] borrows.
+#[derive(Debug)]
+pub(crate) struct SocketCore {
+    pub(crate) endpoint: Endpoint,
+    pub(crate) serializer: Serializer,
+    pub(crate) outbox: Outbox,
+    pub(crate) inbox: SocketInbox,
+    pub(crate) assigns: Arc<Assigns>,
+    pub(crate) id: Option<Arc<str>>,
+    pub(crate) deferred: VecDeque<(InstanceId, Info)>,
+    /// Set once the socket is closing: pushes from `terminate` go nowhere.
+    closed: bool,
+    scratch: Vec<u8>,
+}
+
+impl SocketCore {
+    /// Encodes and queues one message.
+    pub(crate) fn write(&mut self, msg: &Outbound<'_>) -> Result<(), PushError> {
+        if self.closed {
+            return Ok(());
+        }
+        self.scratch.clear();
+        let kind = self.serializer.encode(msg, &mut self.scratch)?;
+        let frame = self.outbox.frame(kind, &self.scratch)?;
+        if self.scratch.capacity() > 64 * 1024 {
+            self.scratch = Vec::new();
+        }
+        Ok(self.outbox.send(frame)?)
+    }
+
+    /// Writes a message the socket itself produced; failures are logged, not raised
+    /// (the only possible ones are a closed transport and over-long binary fields).
+    fn write_logged(&mut self, msg: &Outbound<'_>) {
+        if let Err(error) = self.write(msg) {
+            tracing::debug!(%error, "frame not written");
+        }
+    }
+
+    fn reply(
+        &mut self,
+        join_ref: Option<&Ref>,
+        r#ref: Option<&Ref>,
+        topic: &str,
+        status: &str,
+        response: PayloadRef<'_>,
+    ) {
+        self.write_logged(&Outbound::Reply {
+            join_ref,
+            r#ref,
+            topic,
+            status,
+            response,
+        });
+    }
+
+    fn control(&mut self, join_ref: Option<&Ref>, topic: &str, event: &str, payload: &RawValue) {
+        // phx_close / phx_error: ref = join_ref = the stored join_ref (§3.6).
+        self.write_logged(&Outbound::Message {
+            join_ref,
+            r#ref: join_ref,
+            topic,
+            event,
+            payload: PayloadRef::Json(payload),
+        });
+    }
+}
+
+struct Entry {
+    topic: String,
+    instance: InstanceId,
+    refs: JoinRefs,
+    channel: Box<dyn Channel>,
+}
+
+/// What a callback was asked to do.
+enum Call {
+    In {
+        event: String,
+        payload: Payload,
+        r#ref: Option<Ref>,
+    },
+    Out(Arc<Broadcast>),
+    Info(Info),
+}
+
+pub(crate) struct Socket {
+    core: SocketCore,
+    config: Arc<SocketConfig>,
+    channels: HashMap<String, Entry>,
+    /// The socket's own subscription to its id topic.
+    id_subscription: Option<InstanceId>,
+}
+
+fn json(text: &'static str) -> &'static RawValue {
+    // Only called with the literal JSON constants below.
+    serde_json::from_str(text).expect("static JSON")
+}
+
+fn empty() -> &'static RawValue {
+    json("{}")
+}
+
+impl Socket {
+    pub(crate) fn new(
+        endpoint: Endpoint,
+        config: Arc<SocketConfig>,
+        serializer: Serializer,
+        outbox: Outbox,
+        assigns: Assigns,
+        id: Option<String>,
+    ) -> (Self, mpsc::UnboundedReceiver<SocketMsg>) {
+        let (inbox, inbox_rx) = mpsc::unbounded_channel();
+        let id: Option<Arc<str>> = id.map(Into::into);
+        let id_subscription = id.as_ref().map(|id| {
+            let instance = endpoint.next_instance();
+            endpoint.pubsub().subscribe(
+                id,
+                Subscriber {
+                    instance,
+                    target: Target::Socket(inbox.clone()),
+                },
+            );
+            instance
+        });
+        let core = SocketCore {
+            endpoint,
+            serializer,
+            outbox,
+            inbox,
+            assigns: Arc::new(assigns),
+            id,
+            deferred: VecDeque::new(),
+            closed: false,
+            scratch: Vec::new(),
+        };
+        let socket = Self {
+            core,
+            config,
+            channels: HashMap::new(),
+            id_subscription,
+        };
+        (socket, inbox_rx)
+    }
+
+    pub(crate) fn serializer(&self) -> Serializer {
+        self.core.serializer
+    }
+
+    /// Handles one decoded client message (§3).
+    pub(crate) async fn handle_message(&mut self, msg: Message) {
+        if msg.topic == event::PHOENIX_TOPIC && msg.event == event::HEARTBEAT {
+            // §3.1: answered by the socket itself, join_ref always null.
+            let ok = PayloadRef::Json(empty());
+            self.core
+                .reply(None, msg.r#ref.as_ref(), event::PHOENIX_TOPIC, "ok", ok);
+            return;
+        }
+        match msg.event.as_str() {
+            event::JOIN => self.join(msg).await,
+            event::LEAVE => self.leave(msg).await,
+            _ => self.route(msg).await,
+        }
+        self.drain_deferred().await;
+    }
+
+    /// Handles a message from outside the transport.
+    pub(crate) async fn handle_msg(&mut self, msg: SocketMsg) -> Flow {
+        match msg {
+            SocketMsg::Control(b) if b.event == event::DISCONNECT => {
+                return Flow::Close(CLOSE_DISCONNECT)
+            }
+            SocketMsg::Control(_) => {}
+            SocketMsg::Intercepted(instance, b) => {
+                if let Some(topic) = self.topic_of(instance) {
+                    self.call(&topic, Call::Out(b)).await;
+                }
+            }
+            SocketMsg::Info(instance, info) => self.core.deferred.push_back((instance, info)),
+        }
+        self.drain_deferred().await;
+        Flow::Continue
+    }
+
+    fn topic_of(&self, instance: InstanceId) -> Option<String> {
+        self.channels
+            .values()
+            .find(|e| e.instance == instance)
+            .map(|e| e.topic.clone())
+    }
+
+    fn unmatched(&mut self, msg: &Message) {
+        let response = PayloadRef::Json(json(r#"{"reason":"unmatched topic"}"#));
+        self.core
+            .reply(None, msg.r#ref.as_ref(), &msg.topic, "error", response);
+    }
+
+    /// §3.2 and §3.5.
+    async fn join(&mut self, msg: Message) {
+        let Message {
+            join_ref,
+            r#ref,
+            topic,
+            payload,
+            ..
+        } = msg;
+        // §3.5: a duplicate join kills the old instance without terminate; its
+        // phx_close goes after the new join reply.
+        let replaced = self.channels.remove(&topic).map(|old| {
+            self.forget(&old);
+            old.refs.stored
+        });
+        let write_replaced_close = |core: &mut SocketCore| {
+            if let Some(old_ref) = &replaced {
+                core.control(old_ref.as_ref(), &topic, event::CLOSE, empty());
+            }
+        };
+
+        let Some(factory) = self.config.router().route(&topic) else {
+            let response = PayloadRef::Json(json(r#"{"reason":"unmatched topic"}"#));
+            self.core
+                .reply(None, r#ref.as_ref(), &topic, "error", response);
+            write_replaced_close(&mut self.core);
+            return;
+        };
+        if self.channels.len() >= self.config.channel_limit() {
+            tracing::error!(
+                max = self.config.channel_limit(),
+                "too many channels joined"
+            );
+            let response = PayloadRef::Json(json(r#"{"reason":"too many channels joined"}"#));
+            self.core
+                .reply(join_ref.as_ref(), r#ref.as_ref(), &topic, "error", response);
+            write_replaced_close(&mut self.core);
+            return;
+        }
+
+        let mut channel = factory();
+        let instance = self.core.endpoint.next_instance();
+        let refs = JoinRefs {
+            stored: join_ref.clone(),
+            channel: join_ref.clone().or_else(|| r#ref.clone()),
+        };
+        let mut ctx = ChannelContext {
+            core: &mut self.core,
+            topic: &topic,
+            refs: &refs,
+            instance,
+            joined: false,
+            message_ref: None,
+        };
+        let result = AssertUnwindSafe(channel.join(&topic, payload, &mut ctx))
+            .catch_unwind()
+            .await;
+        match result {
+            Ok(Ok(reply)) => {
+                self.core.reply(
+                    join_ref.as_ref(),
+                    r#ref.as_ref(),
+                    &topic,
+                    "ok",
+                    reply.as_ref(),
+                );
+                write_replaced_close(&mut self.core);
+                // Subscribed only now, so no broadcast overtakes the join reply (§3.2).
+                self.core.endpoint.pubsub().subscribe(
+                    &topic,
+                    Subscriber {
+                        instance,
+                        target: Target::Channel {
+                            outbox: self.core.outbox.clone(),
+                            serializer: self.core.serializer,
+                            inbox: self.core.inbox.clone(),
+                            intercepts: channel.intercepts(),
+                        },
+                    },
+                );
+                self.channels.insert(
+                    topic.clone(),
+                    Entry {
+                        topic,
+                        instance,
+                        refs,
+                        channel,
+                    },
+                );
+            }
+            Ok(Err(response)) => {
+                self.core.reply(
+                    join_ref.as_ref(),
+                    r#ref.as_ref(),
+                    &topic,
+                    "error",
+                    response.as_ref(),
+                );
+                write_replaced_close(&mut self.core);
+                self.core.endpoint.untrack_instance(instance);
+            }
+            Err(_panic) => {
+                tracing::error!(%topic, "channel join crashed");
+                let response = PayloadRef::Json(json(r#"{"reason":"join crashed"}"#));
+                self.core
+                    .reply(join_ref.as_ref(), r#ref.as_ref(), &topic, "error", response);
+                write_replaced_close(&mut self.core);
+                self.core.endpoint.untrack_instance(instance);
+            }
+        }
+    }
+
+    /// §3.4.
+    async fn leave(&mut self, msg: Message) {
+        let Some(entry) = self.channels.get(&msg.topic) else {
+            // Not joined: ok reply echoing the message's join_ref, no phx_close.
+            let ok = PayloadRef::Json(empty());
+            self.core.reply(
+                msg.join_ref.as_ref(),
+                msg.r#ref.as_ref(),
+                &msg.topic,
+                "ok",
+                ok,
+            );
+            return;
+        };
+        if msg.join_ref.is_some() && msg.join_ref != entry.refs.stored {
+            // The client raced a server close: Phoenix sends nothing.
+            return;
+        }
+        let Some(mut entry) = self.channels.remove(&msg.topic) else {
+            return;
+        };
+        self.forget(&entry);
+        let ok = PayloadRef::Json(empty());
+        self.core.reply(
+            entry.refs.channel.as_ref(),
+            msg.r#ref.as_ref(),
+            &entry.topic,
+            "ok",
+            ok,
+        );
+        self.core.control(
+            entry.refs.stored.as_ref(),
+            &entry.topic,
+            event::CLOSE,
+            empty(),
+        );
+        // Phoenix's channel process runs terminate after telling the socket to close,
+        // so its pushes follow phx_close.
+        self.terminate(&mut entry, TerminateReason::Left).await;
+    }
+
+    /// §3.3: a message for a joined channel, a stale one, or an unmatched topic.
+    async fn route(&mut self, msg: Message) {
+        let Some(entry) = self.channels.get(&msg.topic) else {
+            self.unmatched(&msg);
+            return;
+        };
+        if msg.join_ref.is_some() && msg.join_ref != entry.refs.stored {
+            return; // stale join_ref: dropped silently (Phoenix ≥ 1.8.3)
+        }
+        let Message {
+            r#ref,
+            topic,
+            event,
+            payload,
+            ..
+        } = msg;
+        self.call(
+            &topic,
+            Call::In {
+                event,
+                payload,
+                r#ref,
+            },
+        )
+        .await;
+    }
+
+    async fn drain_deferred(&mut self) {
+        while let Some((instance, info)) = self.core.deferred.pop_front() {
+            if let Some(topic) = self.topic_of(instance) {
+                self.call(&topic, Call::Info(info)).await;
+            }
+        }
+    }
+
+    /// Runs one callback of the channel on `topic` and applies its result.
+    async fn call(&mut self, topic: &str, call: Call) {
+        let Self { core, channels, .. } = self;
+        let Some(entry) = channels.get_mut(topic) else {
+            return;
+        };
+        let message_ref = match &call {
+            Call::In { r#ref, .. } => Some(r#ref.clone()),
+            _ => None,
+        };
+        let mut ctx = ChannelContext {
+            core,
+            topic: &entry.topic,
+            refs: &entry.refs,
+            instance: entry.instance,
+            joined: true,
+            message_ref: message_ref.clone(),
+        };
+        let channel = &mut entry.channel;
+        let result = match call {
+            Call::In { event, payload, .. } => {
+                AssertUnwindSafe(channel.handle_in(&event, payload, &mut ctx))
+                    .catch_unwind()
+                    .await
+            }
+            Call::Out(b) => {
+                AssertUnwindSafe(channel.handle_out(&b.event, &b.payload, &mut ctx))
+                    .catch_unwind()
+                    .await
+            }
+            Call::Info(info) => {
+                AssertUnwindSafe(channel.handle_info(info, &mut ctx))
+                    .catch_unwind()
+                    .await
+            }
+        };
+        match result {
+            Ok(outcome) => self.apply(topic, outcome, message_ref).await,
+            Err(_panic) => {
+                tracing::error!(%topic, "channel crashed");
+                if let Some(mut entry) = self.channels.remove(topic) {
+                    self.forget(&entry);
+                    self.terminate(&mut entry, TerminateReason::Crashed).await;
+                    self.write_crash(&entry);
+                }
+            }
+        }
+    }
+
+    async fn apply(
+        &mut self,
+        topic: &str,
+        outcome: HandleResult,
+        message_ref: Option<Option<Ref>>,
+    ) {
+        let reply =
+            |core: &mut SocketCore, entry_refs: &JoinRefs, status: &str, response: &Payload| {
+                if let Some(r) = &message_ref {
+                    core.reply(
+                        entry_refs.channel.as_ref(),
+                        r.as_ref(),
+                        topic,
+                        status,
+                        response.as_ref(),
+                    );
+                } else {
+                    tracing::warn!(
+                        topic,
+                        "reply from a callback that answers no message: ignored"
+                    );
+                }
+            };
+        match outcome {
+            HandleResult::NoReply => {}
+            HandleResult::Reply { status, response } => {
+                if let Some(entry) = self.channels.get(topic) {
+                    reply(&mut self.core, &entry.refs, &status, &response);
+                }
+            }
+            HandleResult::Stop {
+                reason,
+                reply: stop_reply,
+            } => {
+                let Some(mut entry) = self.channels.remove(topic) else {
+                    return;
+                };
+                if let Some((status, response)) = &stop_reply {
+                    reply(&mut self.core, &entry.refs, status, response);
+                }
+                self.forget(&entry);
+                if reason.is_clean() {
+                    self.core.control(
+                        entry.refs.stored.as_ref(),
+                        &entry.topic,
+                        event::CLOSE,
+                        empty(),
+                    );
+                    self.terminate(&mut entry, TerminateReason::Stopped(reason))
+                        .await;
+                } else {
+                    self.terminate(&mut entry, TerminateReason::Stopped(reason))
+                        .await;
+                    self.write_crash(&entry);
+                }
+            }
+        }
+    }
+
+    fn write_crash(&mut self, entry: &Entry) {
+        let payload = json(r#"{"reason":"channel_crash"}"#);
+        self.core.control(
+            entry.refs.stored.as_ref(),
+            &entry.topic,
+            event::ERROR,
+            payload,
+        );
+    }
+
+    /// Unsubscribes a channel that left the table and untracks its presences.
+    fn forget(&mut self, entry: &Entry) {
+        self.core
+            .endpoint
+            .pubsub()
+            .unsubscribe(&entry.topic, entry.instance);
+        self.core.endpoint.untrack_instance(entry.instance);
+    }
+
+    async fn terminate(&mut self, entry: &mut Entry, reason: TerminateReason) {
+        let mut ctx = ChannelContext {
+            core: &mut self.core,
+            topic: &entry.topic,
+            refs: &entry.refs,
+            instance: entry.instance,
+            joined: true,
+            message_ref: None,
+        };
+        let fut = entry.channel.terminate(&reason, &mut ctx);
+        if AssertUnwindSafe(fut).catch_unwind().await.is_err() {
+            tracing::error!(topic = %entry.topic, "channel terminate crashed");
+        }
+    }
+
+    /// The connection ended: every channel terminates with reason closed, nothing more
+    /// is written (§3.7), and the socket leaves its id topic.
+    pub(crate) async fn close(&mut self) {
+        self.core.closed = true;
+        self.core.deferred.clear();
+        let entries: Vec<Entry> = self.channels.drain().map(|(_, e)| e).collect();
+        for mut entry in entries {
+            self.forget(&entry);
+            self.terminate(&mut entry, TerminateReason::Closed).await;
+        }
+        if let (Some(id), Some(instance)) = (&self.core.id, self.id_subscription.take()) {
+            self.core.endpoint.pubsub().unsubscribe(id, instance);
+        }
+    }
+}
+
+impl Drop for Socket {
+    fn drop(&mut self) {
+        // A transport task that was aborted never ran `close`: still release shared state.
+        for entry in self.channels.values() {
+            self.core
+                .endpoint
+                .pubsub()
+                .unsubscribe(&entry.topic, entry.instance);
+            self.core.endpoint.untrack_instance(entry.instance);
+        }
+        if let (Some(id), Some(instance)) = (&self.core.id, self.id_subscription.take()) {
+            self.core.endpoint.pubsub().unsubscribe(id, instance);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

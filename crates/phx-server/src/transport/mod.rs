@@ -1,0 +1,62 @@
+//! Transports: they turn a connection into decoded messages for a [`crate::socket`] and
+//! its outbox into bytes. Both share the connect-time checks below.
+
+pub(crate) mod websocket;
+
+use std::net::SocketAddr;
+
+use hyper::header::{HOST, ORIGIN};
+use hyper::http::request::Parts;
+use phx_protocol::Serializer;
+
+use crate::connect::{ConnectInfo, Connected, Refusal, Transport};
+use crate::endpoint::{Endpoint, SocketConfig};
+use crate::origin::RequestTarget;
+use crate::params::Params;
+
+/// A connection that passed origin check, vsn negotiation and the app's connect.
+#[derive(Debug)]
+pub(crate) struct Accepted {
+    pub(crate) serializer: Serializer,
+    pub(crate) connected: Connected,
+}
+
+/// §1.3–§1.5 in Phoenix's order: origin, then `vsn`, then the app's connect hook.
+pub(crate) async fn authorize(
+    endpoint: &Endpoint,
+    config: &SocketConfig,
+    head: &Parts,
+    peer: SocketAddr,
+    transport: Transport,
+    auth_token: Option<String>,
+    params: &Params,
+) -> Result<Accepted, Refusal> {
+    let origin = head.headers.get(ORIGIN).and_then(|v| v.to_str().ok());
+    let target = RequestTarget {
+        scheme: "http",
+        host_header: head.headers.get(HOST).and_then(|v| v.to_str().ok()),
+        endpoint_host: endpoint.host(),
+    };
+    if !config.origin_policy().allows(origin, target) {
+        tracing::warn!(?origin, "origin refused by check_origin");
+        return Err(Refusal::forbidden());
+    }
+    let vsn = match params.get("vsn") {
+        None => None,
+        Some(serde_json::Value::String(v)) => Some(v.as_str()),
+        Some(_) => return Err(Refusal::forbidden()),
+    };
+    let serializer = Serializer::from_vsn(vsn).map_err(|_| Refusal::forbidden())?;
+    let info = ConnectInfo {
+        peer_addr: Some(peer),
+        uri: head.uri.clone(),
+        headers: head.headers.clone(),
+        auth_token,
+        transport,
+    };
+    let connected = config.connect_hook().connect(params, &info).await?;
+    Ok(Accepted {
+        serializer,
+        connected,
+    })
+}

@@ -1,0 +1,508 @@
+//! The WebSocket transport (`<mount>/websocket`) on hyper + fastwebsockets.
+//!
+//! Per connection: one socket task that reads frames and runs the [`Socket`], and one
+//! writer task that drains the bounded write queue. fastwebsockets' `read_frame` is not
+//! cancel safe, so it is never raced in a `select!` arm directly: one read future is
+//! kept alive across loop iterations (in a [`ReusableBoxFuture`]) and only dropped when
+//! the connection is ending anyway. Writes bypass fastwebsockets: server frames are
+//! unmasked, so a complete frame is encoded once into `Bytes` and shared by every
+//! subscriber of a broadcast (see [`crate::outbox`]).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
+use base64::engine::{DecodePaddingMode, Engine};
+use bytes::{Bytes, BytesMut};
+use fastwebsockets::{Frame, OpCode, Payload as WsPayload, Role, WebSocketError, WebSocketRead};
+use hyper::body::Incoming;
+use hyper::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::ReusableBoxFuture;
+
+use crate::connect::Transport;
+use crate::endpoint::{status_response, Body, Endpoint, SocketConfig};
+use crate::outbox::{close_payload, ws_frame, Kill, Outbox, WsOut};
+use crate::params::Params;
+use crate::socket::{Flow, Socket};
+use crate::transport::{authorize, Accepted};
+
+const BEARER_PREFIX: &str = "base64url.bearer.phx.";
+
+/// Close codes (§3.7).
+const CLOSE_PROTOCOL_ERROR: u16 = 1002;
+const CLOSE_INVALID_UTF8: u16 = 1007;
+const CLOSE_TOO_BIG: u16 = 1009;
+const CLOSE_INTERNAL: u16 = 1011;
+const CLOSE_RESTART: u16 = 1012;
+
+/// How long a closing connection waits for the client's close frame.
+const LINGER: Duration = Duration::from_secs(2);
+
+/// Answers `GET <mount>/websocket`: checks, connect, upgrade (§1).
+pub(crate) async fn handle(
+    endpoint: &Endpoint,
+    config: &Arc<SocketConfig>,
+    mut req: Request<Incoming>,
+    peer: SocketAddr,
+) -> Response<Body> {
+    if req.method() != Method::GET {
+        return status_response(StatusCode::BAD_REQUEST, "");
+    }
+    if !fastwebsockets::upgrade::is_upgrade_request(&req) {
+        return status_response(
+            StatusCode::BAD_REQUEST,
+            "'connection' header must contain 'upgrade'",
+        );
+    }
+    let params = Params::from_query(req.uri().query().unwrap_or(""));
+    let Ok(subprotocols) = negotiate_subprotocols(config, &req) else {
+        return status_response(StatusCode::FORBIDDEN, "");
+    };
+    let (head, body) = req.into_parts();
+    let accepted = authorize(
+        endpoint,
+        config,
+        &head,
+        peer,
+        Transport::WebSocket,
+        subprotocols.auth_token,
+        &params,
+    )
+    .await;
+    req = Request::from_parts(head, body);
+    let accepted = match accepted {
+        Ok(accepted) => accepted,
+        Err(refusal) => return status_response(refusal.status, ""),
+    };
+    let (response, upgrade) = match fastwebsockets::upgrade::upgrade(&mut req) {
+        Ok(pair) => pair,
+        Err(error) => {
+            tracing::debug!(%error, "bad websocket handshake");
+            return status_response(StatusCode::BAD_REQUEST, "");
+        }
+    };
+    let endpoint2 = endpoint.clone();
+    let config = config.clone();
+    endpoint.tasks().spawn(async move {
+        match upgrade.await {
+            Ok(ws) => run(ws.into_inner(), endpoint2, config, accepted).await,
+            Err(error) => tracing::debug!(%error, "upgrade failed"),
+        }
+    });
+    let (mut parts, _) = response.into_parts();
+    if let Some(selected) = subprotocols.selected {
+        if let Ok(value) = HeaderValue::from_str(&selected) {
+            parts.headers.insert(SEC_WEBSOCKET_PROTOCOL, value);
+        }
+    }
+    Response::from_parts(parts, Body::default())
+}
+
+struct Subprotocols {
+    auth_token: Option<String>,
+    selected: Option<String>,
+}
+
+/// §1.6: pulls the bearer token out of `Sec-WebSocket-Protocol` and picks the
+/// subprotocol to answer (`phoenix` when the auth token is enabled). `Err` → 403.
+fn negotiate_subprotocols(
+    config: &SocketConfig,
+    req: &Request<Incoming>,
+) -> Result<Subprotocols, ()> {
+    let header = req
+        .headers()
+        .get(SEC_WEBSOCKET_PROTOCOL)
+        .and_then(|v| v.to_str().ok());
+    let mut offered: Vec<&str> = header
+        .map(|h| {
+            h.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut auth_token = None;
+    if config.auth_token_enabled() {
+        let bearers: Vec<&str> = offered
+            .iter()
+            .filter_map(|p| p.strip_prefix(BEARER_PREFIX))
+            .collect();
+        if let [encoded] = bearers.as_slice() {
+            auth_token = Some(decode_token(encoded).ok_or(())?);
+            offered.retain(|p| !p.starts_with(BEARER_PREFIX));
+        }
+    }
+    let mut allowed: Option<Vec<&str>> = config
+        .subprotocol_list()
+        .map(|l| l.iter().map(String::as_str).collect());
+    if config.auth_token_enabled() {
+        let mut list = vec!["phoenix"];
+        list.extend(allowed.unwrap_or_default());
+        allowed = Some(list);
+    }
+    let selected = match allowed {
+        None => None,
+        Some(_) if offered.is_empty() => None,
+        Some(list) => Some(
+            list.into_iter()
+                .find(|p| offered.contains(p))
+                .ok_or(())?
+                .to_owned(),
+        ),
+    };
+    Ok(Subprotocols {
+        auth_token,
+        selected,
+    })
+}
+
+/// The token is standard base64 without padding despite the `base64url` prefix; accept
+/// both alphabets, padded or not (§11.5).
+fn decode_token(encoded: &str) -> Option<String> {
+    let config =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    let standard = GeneralPurpose::new(&base64::alphabet::STANDARD, config);
+    let url_safe = GeneralPurpose::new(&base64::alphabet::URL_SAFE, config);
+    let bytes = standard
+        .decode(encoded)
+        .or_else(|_| url_safe.decode(encoded))
+        .ok()?;
+    String::from_utf8(bytes).ok()
+}
+
+/// Recovers the TCP stream under hyper's upgrade so reads and writes need no lock.
+async fn run(
+    io: TokioIo<hyper::upgrade::Upgraded>,
+    endpoint: Endpoint,
+    config: Arc<SocketConfig>,
+    accepted: Accepted,
+) {
+    match io.into_inner().downcast::<TokioIo<TcpStream>>() {
+        Ok(parts) if parts.read_buf.is_empty() => {
+            let (read, write) = parts.io.into_inner().into_split();
+            drive(read, write, endpoint, config, accepted).await;
+        }
+        Ok(parts) => {
+            let (read, write) = parts.io.into_inner().into_split();
+            let read = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(parts.read_buf), read);
+            drive(read, write, endpoint, config, accepted).await;
+        }
+        Err(upgraded) => {
+            let (read, write) = tokio::io::split(TokioIo::new(upgraded));
+            drive(read, write, endpoint, config, accepted).await;
+        }
+    }
+}
+
+struct Reader<R> {
+    ws: WebSocketRead<R>,
+    tx: mpsc::Sender<WsOut>,
+}
+
+/// A frame detached from the reader's buffer (fastwebsockets ties frames to `&mut self`).
+struct OwnedFrame {
+    fin: bool,
+    opcode: OpCode,
+    payload: Bytes,
+}
+
+type ReadOutput<R> = (Reader<R>, Result<OwnedFrame, WebSocketError>);
+
+async fn read_next<R: AsyncRead + Unpin + 'static>(mut reader: Reader<R>) -> ReadOutput<R> {
+    let result = read_owned(&mut reader).await;
+    (reader, result)
+}
+
+async fn read_owned<R: AsyncRead + Unpin + 'static>(
+    reader: &mut Reader<R>,
+) -> Result<OwnedFrame, WebSocketError> {
+    let tx = &reader.tx;
+    let frame = reader
+        .ws
+        .read_frame(&mut |frame: Frame<'static>| std::future::ready(obligated(tx, frame)))
+        .await?;
+    Ok(OwnedFrame {
+        fin: frame.fin,
+        opcode: frame.opcode,
+        payload: into_bytes(frame.payload),
+    })
+}
+
+/// Queues what fastwebsockets says must be answered: pongs and the close echo.
+fn obligated(tx: &mpsc::Sender<WsOut>, frame: Frame<'static>) -> Result<(), std::io::Error> {
+    let item = match frame.opcode {
+        OpCode::Close => WsOut::Close(Bytes::copy_from_slice(&frame.payload)),
+        opcode => WsOut::Frame(ws_frame(opcode, &frame.payload)),
+    };
+    tx.try_send(item)
+        .map_err(|_| std::io::Error::other("write queue full or closed"))
+}
+
+/// What one received frame amounts to.
+enum Received {
+    Message(OpCode, Bytes),
+    Nothing,
+    ClientClose,
+    Fail(u16),
+}
+
+fn into_bytes(payload: WsPayload<'_>) -> Bytes {
+    match payload {
+        WsPayload::Bytes(b) => b.freeze(),
+        other => Bytes::copy_from_slice(&other),
+    }
+}
+
+/// Reassembles fragmented messages with a cap on their total size (fastwebsockets 0.10
+/// caps single frames only) and validates UTF-8 across fragments.
+fn classify(frame: OwnedFrame, partial: &mut Option<(OpCode, BytesMut)>, limit: usize) -> Received {
+    match frame.opcode {
+        OpCode::Text | OpCode::Binary => {
+            if partial.is_some() {
+                return Received::Fail(CLOSE_PROTOCOL_ERROR);
+            }
+            if frame.fin {
+                return Received::Message(frame.opcode, frame.payload);
+            }
+            let mut buf = BytesMut::new();
+            buf.extend_from_slice(&frame.payload);
+            *partial = Some((frame.opcode, buf));
+            Received::Nothing
+        }
+        OpCode::Continuation => {
+            let Some((_, buf)) = partial.as_mut() else {
+                return Received::Fail(CLOSE_PROTOCOL_ERROR);
+            };
+            if buf.len() + frame.payload.len() > limit {
+                return Received::Fail(CLOSE_TOO_BIG);
+            }
+            buf.extend_from_slice(&frame.payload);
+            if !frame.fin {
+                return Received::Nothing;
+            }
+            let Some((opcode, buf)) = partial.take() else {
+                return Received::Nothing;
+            };
+            if opcode == OpCode::Text && std::str::from_utf8(&buf).is_err() {
+                return Received::Fail(CLOSE_INVALID_UTF8);
+            }
+            Received::Message(opcode, buf.freeze())
+        }
+        OpCode::Close => Received::ClientClose,
+        OpCode::Ping | OpCode::Pong => Received::Nothing,
+    }
+}
+
+fn error_close_code(error: &WebSocketError) -> Option<u16> {
+    match error {
+        WebSocketError::InvalidUTF8 => Some(CLOSE_INVALID_UTF8),
+        WebSocketError::FrameTooLarge => Some(CLOSE_TOO_BIG),
+        WebSocketError::UnexpectedEOF
+        | WebSocketError::IoError(_)
+        | WebSocketError::ConnectionClosed
+        | WebSocketError::SendError(_) => None,
+        // fastwebsockets already queued its own 1002 close for a bad close code.
+        WebSocketError::InvalidCloseCode => None,
+        _ => Some(CLOSE_PROTOCOL_ERROR),
+    }
+}
+
+async fn drive<R, W>(
+    read: R,
+    write: W,
+    endpoint: Endpoint,
+    config: Arc<SocketConfig>,
+    accepted: Accepted,
+) where
+    R: AsyncRead + Unpin + Send + 'static,
+    W: AsyncWrite + Unpin + Send + 'static,
+{
+    let (tx, rx) = mpsc::channel(config.queue_capacity());
+    let kill = Arc::new(Kill::default());
+    let outbox = Outbox::WebSocket {
+        tx: tx.clone(),
+        kill: kill.clone(),
+    };
+    let Accepted {
+        serializer,
+        connected,
+    } = accepted;
+    let (mut socket, mut inbox) = Socket::new(
+        endpoint.clone(),
+        config.clone(),
+        serializer,
+        outbox,
+        connected.assigns,
+        connected.id,
+    );
+    let writer = endpoint.tasks().spawn(write_loop(write, rx, kill.clone()));
+
+    let (mut ws, _unused_write) =
+        fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);
+    ws.set_max_message_size(config.frame_limit());
+    let mut reading = ReusableBoxFuture::new(read_next(Reader { ws, tx: tx.clone() }));
+    let mut spare: Option<Reader<R>> = None;
+    let timeout = config.idle_timeout();
+    let idle = tokio::time::sleep(timeout);
+    tokio::pin!(idle);
+    let mut partial = None;
+    let limit = config.frame_limit();
+
+    // `Some(code)`: we close with that code; `None`: the peer closed or vanished.
+    let close: Option<u16> = loop {
+        tokio::select! {
+            biased;
+            () = kill.token().cancelled() => break None,
+            () = endpoint.shutdown_token().cancelled() => break Some(CLOSE_RESTART),
+            Some(msg) = inbox.recv() => {
+                if let Flow::Close(code) = socket.handle_msg(msg).await {
+                    break Some(code);
+                }
+            }
+            (reader, result) = &mut reading => {
+                idle.as_mut().reset(Instant::now() + timeout);
+                let received = match result {
+                    Ok(frame) => classify(frame, &mut partial, limit),
+                    Err(error) => {
+                        tracing::debug!(%error, "websocket read ended");
+                        match error_close_code(&error) {
+                            Some(code) => Received::Fail(code),
+                            None => Received::ClientClose,
+                        }
+                    }
+                };
+                match received {
+                    Received::Nothing => {}
+                    Received::ClientClose => break None,
+                    Received::Fail(code) => {
+                        spare = Some(reader);
+                        break Some(code);
+                    }
+                    Received::Message(opcode, data) => {
+                        let decoded = match opcode {
+                            OpCode::Binary => socket.serializer().decode_binary(&data),
+                            _ => socket.serializer().decode_text(&data),
+                        };
+                        match decoded {
+                            Ok(message) => socket.handle_message(message).await,
+                            Err(error) => {
+                                // §2.6: Phoenix crashes the transport → close 1011.
+                                tracing::info!(%error, "malformed frame: closing the socket");
+                                spare = Some(reader);
+                                break Some(CLOSE_INTERNAL);
+                            }
+                        }
+                    }
+                }
+                reading.set(read_next(reader));
+            }
+            () = &mut idle => break Some(CLOSE_PROTOCOL_ERROR),
+        }
+    };
+
+    if let Some(code) = close {
+        if tx.try_send(WsOut::Close(close_payload(code, ""))).is_err() {
+            kill.kill(code);
+        }
+    }
+    socket.close().await;
+    drop(socket);
+    drop(tx);
+    if close.is_some() {
+        // Read until the client's close frame (or EOF) so the connection is not reset
+        // under the close frame we sent.
+        let linger = async move {
+            let mut reader = match spare {
+                Some(reader) => reader,
+                None => (&mut reading).await.0,
+            };
+            loop {
+                match read_owned(&mut reader).await {
+                    Ok(frame) if frame.opcode == OpCode::Close => break,
+                    Ok(_) => {}
+                    Err(_) => break,
+                }
+            }
+        };
+        let _ = tokio::time::timeout(LINGER, linger).await;
+    }
+    let _ = tokio::time::timeout(LINGER, writer).await;
+}
+
+/// Drains the write queue, coalescing what is queued into one write.
+async fn write_loop<W: AsyncWrite + Unpin>(
+    mut write: W,
+    mut rx: mpsc::Receiver<WsOut>,
+    kill: Arc<Kill>,
+) {
+    let mut batch = Vec::new();
+    let mut buf: Vec<u8> = Vec::new();
+    loop {
+        let received = tokio::select! {
+            biased;
+            () = kill.token().cancelled() => {
+                let frame = ws_frame(OpCode::Close, &close_payload(kill.code(), ""));
+                let _ = tokio::time::timeout(LINGER, write.write_all(&frame)).await;
+                let _ = tokio::time::timeout(LINGER, write.shutdown()).await;
+                return;
+            }
+            n = rx.recv_many(&mut batch, 256) => n,
+        };
+        if received == 0 {
+            let _ = write.shutdown().await;
+            return;
+        }
+        let mut closing = false;
+        let single = if batch.len() == 1 {
+            match batch.pop() {
+                Some(WsOut::Frame(frame)) => Some(frame),
+                Some(WsOut::Close(payload)) => {
+                    closing = true;
+                    Some(ws_frame(OpCode::Close, &payload))
+                }
+                None => None,
+            }
+        } else {
+            for item in batch.drain(..) {
+                match item {
+                    WsOut::Frame(frame) => buf.extend_from_slice(&frame),
+                    WsOut::Close(payload) => {
+                        buf.extend_from_slice(&ws_frame(OpCode::Close, &payload));
+                        closing = true;
+                        break;
+                    }
+                }
+            }
+            None
+        };
+        let data: &[u8] = single.as_deref().unwrap_or(&buf);
+        let written = tokio::select! {
+            biased;
+            () = kill.token().cancelled() => return,
+            result = write.write_all(data) => result,
+        };
+        buf.clear();
+        if buf.capacity() > 256 * 1024 {
+            buf = Vec::new();
+        }
+        if batch.capacity() > 1024 {
+            batch = Vec::new();
+        }
+        if written.is_err() {
+            // The peer is gone: make the socket task notice and end.
+            kill.kill(CLOSE_INTERNAL);
+            return;
+        }
+        if closing {
+            let _ = tokio::time::timeout(LINGER, write.shutdown()).await;
+            return;
+        }
+    }
+}

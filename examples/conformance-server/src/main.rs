@@ -1,0 +1,152 @@
+//! The conformance-server contract of `shared/CONFORMANCE.md`, on `phx-server`'s public
+//! API only: the sockets, channels and control routes `conformance-tests/` drives.
+
+mod channels;
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+use async_trait::async_trait;
+use bytes::Bytes;
+use clap::Parser;
+use http_body_util::BodyExt;
+use hyper::body::Incoming;
+use hyper::{Method, Request, Response, StatusCode};
+use phx_server::{
+    status_response, Body, CheckOrigin, Connect, ConnectInfo, Connected, Endpoint, HttpHandler,
+    Params, Payload, Refusal, SocketConfig, Transport,
+};
+use serde_json::Value;
+
+#[derive(Parser, Debug)]
+#[command(about = "phx-server conformance server (shared/CONFORMANCE.md)")]
+struct Args {
+    /// Port to listen on (127.0.0.1).
+    #[arg(long, default_value_t = 4010)]
+    port: u16,
+    /// WebSocket idle timeout in milliseconds.
+    #[arg(long = "timeout-ms", default_value_t = 60_000)]
+    timeout_ms: u64,
+}
+
+/// The connect hook of every mount.
+struct TestConnect;
+
+#[async_trait]
+impl Connect for TestConnect {
+    async fn connect(&self, params: &Params, info: &ConnectInfo) -> Result<Connected, Refusal> {
+        if params.get_str("reject") == Some("true") {
+            return Err(Refusal::forbidden());
+        }
+        if params.get_str("ratelimit") == Some("true") {
+            return Err(match info.transport {
+                Transport::WebSocket => Refusal::with_status(StatusCode::TOO_MANY_REQUESTS),
+                Transport::LongPoll => Refusal::forbidden(),
+            });
+        }
+        let mut connected = Connected::default();
+        if let Some(user_id) = params.get_str("user_id") {
+            connected.id = Some(format!("user_sockets:{user_id}"));
+            connected
+                .assigns
+                .insert("user_id".into(), Value::String(user_id.to_owned()));
+        }
+        if let Some(token) = &info.auth_token {
+            connected
+                .assigns
+                .insert("auth_token".into(), Value::String(token.clone()));
+        }
+        Ok(connected)
+    }
+}
+
+fn socket(timeout: Duration) -> SocketConfig {
+    SocketConfig::new(TestConnect)
+        .timeout(timeout)
+        .check_origin(CheckOrigin::Allowed(vec!["//example.com".into()]))
+        .channel("room:*", channels::Room::default)
+        .channel("custom:*", channels::Custom::default)
+        .channel("presence:*", channels::PresenceRoom::default)
+}
+
+/// `POST /test/disconnect` and `POST /test/broadcast`.
+struct Control;
+
+fn query_param(req: &Request<Incoming>, key: &str) -> Option<String> {
+    Params::from_query(req.uri().query().unwrap_or(""))
+        .get_str(key)
+        .map(str::to_owned)
+}
+
+#[async_trait]
+impl HttpHandler for Control {
+    async fn call(&self, req: Request<Incoming>, endpoint: &Endpoint) -> Response<Body> {
+        if req.method() != Method::POST {
+            return status_response(StatusCode::NOT_FOUND, "");
+        }
+        match req.uri().path() {
+            "/test/disconnect" => {
+                let Some(id) = query_param(&req, "id") else {
+                    return status_response(StatusCode::BAD_REQUEST, "id missing");
+                };
+                endpoint.disconnect(&id);
+                status_response(StatusCode::NO_CONTENT, "")
+            }
+            "/test/broadcast" => {
+                let (Some(topic), Some(event)) =
+                    (query_param(&req, "topic"), query_param(&req, "event"))
+                else {
+                    return status_response(StatusCode::BAD_REQUEST, "topic and event required");
+                };
+                let body: Bytes = match req.into_body().collect().await {
+                    Ok(collected) => collected.to_bytes(),
+                    Err(_) => return status_response(StatusCode::BAD_REQUEST, "unreadable body"),
+                };
+                let payload = match serde_json::from_slice::<Value>(&body) {
+                    Ok(value) => Payload::json(&value),
+                    Err(_) => return status_response(StatusCode::BAD_REQUEST, "body must be JSON"),
+                };
+                match payload.map(|p| endpoint.broadcast(&topic, &event, p)) {
+                    Ok(Ok(())) => status_response(StatusCode::NO_CONTENT, ""),
+                    _ => status_response(StatusCode::BAD_REQUEST, "payload must be a JSON object"),
+                }
+            }
+            _ => status_response(StatusCode::NOT_FOUND, ""),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    let timeout = Duration::from_millis(args.timeout_ms);
+    let endpoint = Endpoint::builder()
+        .socket("/ws", socket(timeout))
+        .socket("/ws/limited", socket(timeout).max_channels(1))
+        .socket(
+            "/ws/open",
+            socket(timeout).check_origin(CheckOrigin::Disabled),
+        )
+        .http(Control)
+        .build();
+    let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    println!("conformance-server listening on ws://{local}");
+    let shutdown = endpoint.clone();
+    tokio::spawn(async move {
+        let _ = tokio::signal::ctrl_c().await;
+        shutdown.shutdown();
+    });
+    endpoint.serve(listener).await?;
+    Ok(())
+}
