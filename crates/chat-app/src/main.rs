@@ -1,0 +1,101 @@
+//! `chat-app`: wiring only (configuration, store, endpoint, signals).
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use anyhow::Context;
+use chat_app::config::Config;
+use chat_app::room::RoomChannel;
+use chat_app::store::{MemoryStore, PostgresStore, Store};
+use chat_app::web::Web;
+use clap::Parser;
+use phx_server::{AcceptAll, Endpoint, SocketConfig};
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let config = Config::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level)),
+        )
+        .init();
+
+    let store: Arc<dyn Store> = match &config.database_url {
+        Some(url) => {
+            let store = PostgresStore::connect(url, config.pool_size)
+                .await
+                .context("connecting to PostgreSQL (DATABASE_URL)")?;
+            tracing::info!(
+                pool_size = config.pool_size,
+                "history is stored in PostgreSQL"
+            );
+            Arc::new(store)
+        }
+        None => {
+            tracing::warn!(
+                "DATABASE_URL is not set: history is kept in memory and is NOT persisted"
+            );
+            Arc::new(MemoryStore::new())
+        }
+    };
+
+    let web = Web::new(&config.static_dir);
+    if !web.phoenix_module().exists() {
+        tracing::error!(
+            path = %web.phoenix_module().display(),
+            "phoenix.js not found: run `npm ci` in js-client/ (the README's run command does)"
+        );
+    }
+
+    let room_store = store.clone();
+    let socket = SocketConfig::new(AcceptAll)
+        .check_origin(config.origin_policy())
+        .channel("room:*", move || RoomChannel::new(room_store.clone()));
+    let mut builder = Endpoint::builder().socket("/socket", socket).http(web);
+    if let Some(host) = &config.host {
+        builder = builder.host(host.clone());
+    }
+    if let Some(secret) = &config.secret_key_base {
+        builder = builder.secret_key_base(secret.as_bytes().to_vec());
+    }
+    let endpoint = builder.build();
+
+    let addr: SocketAddr = format!("{}:{}", config.bind, config.port)
+        .parse()
+        .context("--bind/--port")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    tracing::info!(
+        "chat-app listening on http://{} (store: {})",
+        listener.local_addr()?,
+        store.describe()
+    );
+
+    let shutdown = endpoint.clone();
+    tokio::spawn(async move {
+        wait_for_signal().await;
+        tracing::info!("shutting down: closing sockets with 1012");
+        shutdown.shutdown();
+    });
+    endpoint.serve(listener).await?;
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    #[cfg(unix)]
+    {
+        let Ok(mut term) =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        else {
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = tokio::signal::ctrl_c() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = tokio::signal::ctrl_c().await;
+}

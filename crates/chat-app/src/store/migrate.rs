@@ -1,0 +1,58 @@
+//! Plain SQL migrations from `migrations/`, applied once each and recorded.
+
+use tokio_postgres::Client;
+
+use super::StoreError;
+
+/// Every migration, in order: (version, SQL). Embedded so the binary works from any
+/// directory.
+pub const MIGRATIONS: &[(&str, &str)] = &[(
+    "0001_create_rooms_and_messages",
+    include_str!("../../../../migrations/0001_create_rooms_and_messages.sql"),
+)];
+
+/// Any constant: the advisory lock that serializes concurrent migrators.
+const LOCK_KEY: i64 = 0x7068_785f_7273; // "phx_rs"
+
+/// Applies the migrations not yet recorded in `schema_migrations`, in one transaction
+/// holding an advisory lock, so two instances starting together apply each migration
+/// exactly once. Returns the versions applied now.
+pub async fn migrate(client: &mut Client) -> Result<Vec<String>, StoreError> {
+    let fail = |e: tokio_postgres::Error| StoreError::Migration(e.to_string());
+    let tx = client.transaction().await.map_err(fail)?;
+    tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
+        .await
+        .map_err(fail)?;
+    tx.batch_execute(
+        "CREATE TABLE IF NOT EXISTS schema_migrations (
+             version    text        PRIMARY KEY,
+             applied_at timestamptz NOT NULL DEFAULT now()
+         )",
+    )
+    .await
+    .map_err(fail)?;
+    let mut applied = Vec::new();
+    for (version, sql) in MIGRATIONS {
+        let done = tx
+            .query_opt(
+                "SELECT 1 FROM schema_migrations WHERE version = $1",
+                &[version],
+            )
+            .await
+            .map_err(fail)?
+            .is_some();
+        if done {
+            continue;
+        }
+        tx.batch_execute(sql).await.map_err(fail)?;
+        tx.execute(
+            "INSERT INTO schema_migrations (version) VALUES ($1)",
+            &[version],
+        )
+        .await
+        .map_err(fail)?;
+        applied.push((*version).to_owned());
+    }
+    tx.commit().await.map_err(fail)?;
+    Ok(applied)
+}

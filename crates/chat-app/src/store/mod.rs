@@ -1,0 +1,73 @@
+//! Message history behind one trait: PostgreSQL, or memory when no `DATABASE_URL` is set.
+
+mod memory;
+mod migrate;
+mod postgres;
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+pub use memory::MemoryStore;
+pub use migrate::{migrate, MIGRATIONS};
+pub use postgres::PostgresStore;
+
+/// A stored chat message, as the room channel sends it.
+#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+pub struct StoredMessage {
+    /// Increasing id (the store assigns it).
+    pub id: i64,
+    /// Room name (the part after `room:`).
+    pub room: String,
+    /// Who wrote it.
+    pub username: String,
+    /// The text.
+    pub body: String,
+    /// RFC 3339 UTC with microseconds, e.g. `2026-11-24T06:30:00.123456Z`.
+    pub inserted_at: String,
+}
+
+/// Why a store call failed.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The database cannot be reached or refused the statement; nothing was stored.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Migrations could not be applied at start-up.
+    #[error("migration failed: {0}")]
+    Migration(String),
+}
+
+/// Where rooms and messages live.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates the room if it does not exist.
+    async fn ensure_room(&self, room: &str) -> Result<(), StoreError>;
+    /// Stores a message; only a returned message is stored.
+    async fn insert(
+        &self,
+        room: &str,
+        username: &str,
+        body: &str,
+    ) -> Result<StoredMessage, StoreError>;
+    /// The latest `limit` messages of a room, oldest first.
+    async fn recent(&self, room: &str, limit: u32) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Up to `limit` messages with `id < before_id`, oldest first.
+    async fn history(
+        &self,
+        room: &str,
+        before_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// `"memory"` or `"postgres"`.
+    fn describe(&self) -> &'static str;
+}
+
+/// Formats a UTC timestamp the way messages carry it.
+pub(crate) fn rfc3339(at: time::OffsetDateTime) -> String {
+    let at = at.to_offset(time::UtcOffset::UTC);
+    let format = time::macros::format_description!(
+        "[year]-[month]-[day]T[hour]:[minute]:[second].[subsecond digits:6]Z"
+    );
+    // The format has no fallible components for a UTC datetime.
+    at.format(&format).expect("timestamp formats")
+}

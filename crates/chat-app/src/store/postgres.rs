@@ -1,0 +1,146 @@
+//! History in PostgreSQL: a deadpool of tokio-postgres connections, prepared statements.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
+use tokio_postgres::{NoTls, Row};
+
+use super::{migrate, rfc3339, Store, StoreError, StoredMessage};
+
+/// How long a call waits for a connection before answering `Unavailable`: a database
+/// outage turns into quick error replies, never a hang.
+const POOL_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// PostgreSQL-backed history.
+pub struct PostgresStore {
+    pool: Pool,
+}
+
+impl std::fmt::Debug for PostgresStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PostgresStore")
+            .field("status", &self.pool.status())
+            .finish()
+    }
+}
+
+fn unavailable(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Unavailable(e.to_string())
+}
+
+const SELECT_COLUMNS: &str = "id, room, username, body, inserted_at";
+
+fn to_message(row: &Row) -> StoredMessage {
+    StoredMessage {
+        id: row.get(0),
+        room: row.get(1),
+        username: row.get(2),
+        body: row.get(3),
+        inserted_at: rfc3339(row.get::<_, time::OffsetDateTime>(4)),
+    }
+}
+
+impl PostgresStore {
+    /// Connects (pool of `pool_size`), runs migrations, and returns the store.
+    pub async fn connect(database_url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let store = Self::connect_lazy(database_url, pool_size)?;
+        let mut client = store.pool.get().await.map_err(unavailable)?;
+        let applied = migrate(&mut client).await?;
+        if !applied.is_empty() {
+            tracing::info!(?applied, "migrations applied");
+        }
+        Ok(store)
+    }
+
+    /// A pool that connects on first use, without running migrations.
+    pub fn connect_lazy(database_url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let mut config: tokio_postgres::Config = database_url.parse().map_err(unavailable)?;
+        config.connect_timeout(POOL_TIMEOUT);
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(pool_size.max(1))
+            .runtime(Runtime::Tokio1)
+            .timeouts(Timeouts {
+                wait: Some(POOL_TIMEOUT),
+                create: Some(POOL_TIMEOUT),
+                recycle: Some(POOL_TIMEOUT),
+            })
+            .build()
+            .map_err(unavailable)?;
+        Ok(Self { pool })
+    }
+
+    async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
+        self.pool.get().await.map_err(unavailable)
+    }
+}
+
+#[async_trait]
+impl Store for PostgresStore {
+    async fn ensure_room(&self, room: &str) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("INSERT INTO rooms (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
+            .await
+            .map_err(unavailable)?;
+        client.execute(&stmt, &[&room]).await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    async fn insert(
+        &self,
+        room: &str,
+        username: &str,
+        body: &str,
+    ) -> Result<StoredMessage, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "INSERT INTO messages (room, username, body) VALUES ($1, $2, $3) RETURNING {SELECT_COLUMNS}"
+            ))
+            .await
+            .map_err(unavailable)?;
+        let row = client
+            .query_one(&stmt, &[&room, &username, &body])
+            .await
+            .map_err(unavailable)?;
+        Ok(to_message(&row))
+    }
+
+    async fn recent(&self, room: &str, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
+        self.history(room, i64::MAX, limit).await
+    }
+
+    async fn history(
+        &self,
+        room: &str,
+        before_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!(
+                "SELECT {SELECT_COLUMNS} FROM messages WHERE room = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
+            ))
+            .await
+            .map_err(unavailable)?;
+        let rows = client
+            .query(&stmt, &[&room, &before_id, &i64::from(limit)])
+            .await
+            .map_err(unavailable)?;
+        let mut messages: Vec<StoredMessage> = rows.iter().map(to_message).collect();
+        messages.reverse();
+        Ok(messages)
+    }
+
+    fn describe(&self) -> &'static str {
+        "postgres"
+    }
+}
