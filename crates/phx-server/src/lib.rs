@@ -58,3 +58,23 @@ pub use params::Params;
 pub use phx_protocol::{Payload, Ref};
 pub use presence::{Presence, PresenceError, PresenceFetch};
 pub use pubsub::BroadcastError;
+
+/// Replaces the default panic hook with one that logs a single `tracing` error line
+/// (message and location, no backtrace). Channel panics are expected events in a
+/// Phoenix-style server (§3.6): the channel answers `phx_error` and the socket lives on,
+/// so binaries usually want them in the log, not as multi-line stderr dumps.
+pub fn log_panics() {
+    std::panic::set_hook(Box::new(|info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .map(|s| (*s).to_owned())
+            .or_else(|| info.payload().downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "non-string panic payload".to_owned());
+        let location = info
+            .location()
+            .map(|l| format!("{}:{}", l.file(), l.line()))
+            .unwrap_or_default();
+        tracing::error!(%location, "panic: {message}");
+    }));
+}

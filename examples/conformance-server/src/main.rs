@@ -124,7 +124,9 @@ async fn main() -> anyhow::Result<()> {
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    phx_server::log_panics();
     let args = Args::parse();
     let timeout = Duration::from_millis(args.timeout_ms);
     let endpoint = Endpoint::builder()

@@ -553,13 +553,18 @@ impl Socket {
         );
     }
 
-    /// Unsubscribes a channel that left the table and untracks its presences.
+    /// Untracks the presences of a channel that left the table, then unsubscribes it.
+    ///
+    /// In that order so the leave diff also reaches this socket's own client: phoenix.js
+    /// hands null-join_ref frames to every channel object of the topic, and a new channel
+    /// object (rejoin, second `Channel`) may already have queued this instance's join
+    /// diff; without the leave it would re-add the departed meta after its state.
     fn forget(&mut self, entry: &Entry) {
+        self.core.endpoint.untrack_instance(entry.instance);
         self.core
             .endpoint
             .pubsub()
             .unsubscribe(&entry.topic, entry.instance);
-        self.core.endpoint.untrack_instance(entry.instance);
     }
 
     async fn terminate(&mut self, entry: &mut Entry, reason: TerminateReason) {

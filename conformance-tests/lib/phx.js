@@ -1,0 +1,59 @@
+// phoenix.js (npm phoenix@1.8.16, unmodified) in Node: the `ws` package as transport.
+import { Socket, Presence } from "phoenix";
+import WebSocket from "ws";
+
+export { Presence };
+
+const live = new Set();
+
+/** A phoenix.js Socket on `<base><mount>` with fast reconnects for tests. */
+export function phxSocket(base, opts = {}, mount = "/ws") {
+  const socket = new Socket(`${base}${mount}`, {
+    transport: WebSocket,
+    reconnectAfterMs: () => 50,
+    rejoinAfterMs: () => 50,
+    heartbeatIntervalMs: 30000,
+    ...opts,
+  });
+  live.add(socket);
+  return socket;
+}
+
+/** Disconnects every socket created by phxSocket (call in afterEach). */
+export function disconnectAll() {
+  for (const s of live) s.disconnect();
+  live.clear();
+}
+
+/** Resolves when `check()` is truthy, polling every 10 ms, or rejects after `timeout`. */
+export async function waitFor(check, timeout = 5000, what = "condition") {
+  const deadline = Date.now() + timeout;
+  for (;;) {
+    const value = await check();
+    if (value) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Joins a channel and resolves with the ok response (rejects on error/timeout). */
+export function joined(channel) {
+  return new Promise((resolve, reject) => {
+    channel
+      .join()
+      .receive("ok", resolve)
+      .receive("error", (e) => reject(new Error(`join error ${JSON.stringify(e)}`)))
+      .receive("timeout", () => reject(new Error("join timeout")));
+  });
+}
+
+/** Pushes and resolves with {status, response}. */
+export function pushed(channel, event, payload = {}) {
+  return new Promise((resolve) => {
+    channel
+      .push(event, payload)
+      .receive("ok", (response) => resolve({ status: "ok", response }))
+      .receive("error", (response) => resolve({ status: "error", response }))
+      .receive("timeout", () => resolve({ status: "timeout" }));
+  });
+}

@@ -1,0 +1,122 @@
+// 10 000 random and mutated frames against a live server: it stays up, keeps answering
+// heartbeats, and a well-behaved socket connected throughout is unaffected.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { startServer } from "../lib/server.js";
+import { Raw, nextRef, ok } from "../lib/raw.js";
+
+let server;
+before(async () => (server = await startServer()));
+after(async () => server.stop());
+
+/** mulberry32: a small seeded PRNG so a failure can be replayed with FUZZ_SEED. */
+function prng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const VALID_TEXT = [
+  '["1","1","room:fz","phx_join",{}]',
+  '["1","2","room:fz","echo",{"a":[1,2,{"b":null}]}]',
+  '["1","3","room:fz","new_msg",{"body":"x"}]',
+  '[null,"4","phoenix","heartbeat",{}]',
+  '["1","5","room:fz","phx_leave",{}]',
+  '["1","6","custom:fz","phx_join",{"action":"ok"}]',
+  '["1","7","room:fz","push",{"event":"e","payload":{}}]',
+  '["1","8","presence:fz","phx_join",{"user":"u","meta":{}}]',
+];
+const EVENTS = ["phx_join", "phx_leave", "echo", "new_msg", "boom", "stop", "heartbeat", "binary_event", "bin", "x"];
+const TOPICS = ["room:fz", "phoenix", "custom:fz", "presence:fz", "", "room:" + "z".repeat(300)];
+
+function randomJson(rand, depth = 0) {
+  const pick = Math.floor(rand() * (depth > 2 ? 4 : 7));
+  switch (pick) {
+    case 0: return null;
+    case 1: return rand() < 0.5;
+    case 2: return Math.floor(rand() * 1e6) - 5e5;
+    case 3: return String.fromCharCode(...Array.from({ length: Math.floor(rand() * 8) }, () => 32 + Math.floor(rand() * 90)));
+    case 4: return Array.from({ length: Math.floor(rand() * 6) }, () => randomJson(rand, depth + 1));
+    default: {
+      const o = {};
+      for (let i = 0; i < rand() * 4; i++) o["k" + i] = randomJson(rand, depth + 1);
+      return o;
+    }
+  }
+}
+
+function randomFrame(rand) {
+  const r = rand();
+  const pick = (list) => list[Math.floor(rand() * list.length)];
+  if (r < 0.2) {
+    // valid-looking V2 message with random fields
+    return { text: JSON.stringify([pick(["1", null, "2", 3]), String(Math.floor(rand() * 100)), pick(TOPICS), pick(EVENTS), randomJson(rand)]) };
+  }
+  if (r < 0.35) return { text: JSON.stringify(randomJson(rand)) }; // random JSON shapes
+  if (r < 0.5) {
+    // mutated valid text: bit flips and truncation
+    const bytes = Buffer.from(pick(VALID_TEXT));
+    for (let i = 0; i < 1 + rand() * 3; i++) bytes[Math.floor(rand() * bytes.length)] ^= 1 << Math.floor(rand() * 8);
+    return { raw: bytes.subarray(0, Math.floor(rand() * (bytes.length + 1))) };
+  }
+  if (r < 0.6) {
+    // truncated valid text
+    const t = pick(VALID_TEXT);
+    return { text: t.slice(0, Math.floor(rand() * t.length)) };
+  }
+  // binary: random kinds, header sizes that lie, random payloads
+  const len = Math.floor(rand() * 64);
+  const bytes = Buffer.alloc(len);
+  for (let i = 0; i < len; i++) bytes[i] = Math.floor(rand() * 256);
+  if (len > 0 && rand() < 0.6) bytes[0] = rand() < 0.8 ? 0 : Math.floor(rand() * 4);
+  if (len > 4 && rand() < 0.3) bytes[1] = 255; // a size far beyond the frame
+  return { binary: bytes };
+}
+
+test("robustness: 10 000 random and mutated frames leave the server up and answering", async () => {
+  const seed = Number(process.env.FUZZ_SEED ?? Date.now() % 2 ** 31);
+  console.log(`robustness seed: ${seed} (replay with FUZZ_SEED=${seed})`);
+  const rand = prng(seed);
+
+  const witness = await Raw.open(server.ws);
+  const j = await witness.join("room:witness", {});
+
+  let sent = 0;
+  let connections = 0;
+  const workers = Array.from({ length: 4 }, async (_, w) => {
+    let raw = null;
+    while (sent < 10000) {
+      if (!raw || raw.closeInfo) {
+        raw = await Raw.open(server.ws, { vsn: rand() < 0.2 ? "1.0.0" : "2.0.0" });
+        connections += 1;
+      }
+      const frame = randomFrame(rand);
+      sent += 1;
+      if (frame.text !== undefined) raw.send(frame.text);
+      else if (frame.raw) raw.sendRawText(frame.raw);
+      else raw.sendBinary(frame.binary);
+      if (sent % 50 === w) {
+        // Let the server answer now and then, so closes are noticed and sockets replaced.
+        await new Promise((r) => setImmediate(r));
+      }
+    }
+    if (raw) raw.close();
+  });
+  await Promise.all(workers);
+  console.log(`sent ${sent} frames over ${connections} connections`);
+
+  const fresh = await Raw.open(server.ws);
+  const ref = nextRef();
+  fresh.send([null, ref, "phoenix", "heartbeat", {}]);
+  assert.deepEqual(await fresh.next((f) => f[1] === ref), [null, ref, "phoenix", "phx_reply", ok()]);
+  fresh.close();
+
+  const reply = await witness.push(j, "room:witness", "echo", { alive: true });
+  assert.deepEqual(reply, [j, reply[1], "room:witness", "phx_reply", ok({ alive: true })]);
+  witness.close();
+});
