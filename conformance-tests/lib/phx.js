@@ -1,8 +1,24 @@
 // phoenix.js (npm phoenix@1.8.16, unmodified) in Node: the `ws` package as transport.
-import { Socket, Presence } from "phoenix";
+import { Socket, Presence, LongPoll } from "phoenix";
 import WebSocket from "ws";
 
-export { Presence };
+export { Presence, LongPoll };
+
+/** sessionStorage stand-in for Node (phoenix.js remembers long-poll fallback in it). */
+export class MemoryStorage {
+  constructor() {
+    this.map = new Map();
+  }
+  getItem(k) {
+    return this.map.has(k) ? this.map.get(k) : null;
+  }
+  setItem(k, v) {
+    this.map.set(k, String(v));
+  }
+  removeItem(k) {
+    this.map.delete(k);
+  }
+}
 
 const live = new Set();
 

@@ -16,7 +16,7 @@ function build() {
 }
 
 /** Starts a server (or uses PHX_URL / PHX_URL_SHORT_TIMEOUT). Returns {ws, http, stop}. */
-export async function startServer({ timeoutMs = 60000 } = {}) {
+export async function startServer({ timeoutMs = 60000, longpollWindowMs = 10000 } = {}) {
   const short = timeoutMs < 60000;
   const given = short ? process.env.PHX_URL_SHORT_TIMEOUT : process.env.PHX_URL;
   if (process.env.PHX_URL) {
@@ -30,7 +30,8 @@ export async function startServer({ timeoutMs = 60000 } = {}) {
   }
   build();
   const bin = path.join(repoRoot, "target/debug/conformance-server");
-  const child = spawn(bin, ["--port", "0", "--timeout-ms", String(timeoutMs)], {
+  const args = ["--port", "0", "--timeout-ms", String(timeoutMs), "--longpoll-window-ms", String(longpollWindowMs)];
+  const child = spawn(bin, args, {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const url = await new Promise((resolve, reject) => {

@@ -28,6 +28,10 @@ struct Args {
     /// WebSocket idle timeout in milliseconds.
     #[arg(long = "timeout-ms", default_value_t = 60_000)]
     timeout_ms: u64,
+    /// Long-poll window in milliseconds (§7.3; sessions end after 1.5 windows without
+    /// a poll). Not part of CONFORMANCE.md: it lets the suite test the window quickly.
+    #[arg(long = "longpoll-window-ms", default_value_t = 10_000)]
+    longpoll_window_ms: u64,
 }
 
 /// The connect hook of every mount.
@@ -61,9 +65,10 @@ impl Connect for TestConnect {
     }
 }
 
-fn socket(timeout: Duration) -> SocketConfig {
+fn socket(timeout: Duration, window: Duration) -> SocketConfig {
     SocketConfig::new(TestConnect)
         .timeout(timeout)
+        .longpoll_window(window)
         .check_origin(CheckOrigin::Allowed(vec!["//example.com".into()]))
         .channel("room:*", channels::Room::default)
         .channel("custom:*", channels::Custom::default)
@@ -129,12 +134,13 @@ async fn main() -> anyhow::Result<()> {
     phx_server::log_panics();
     let args = Args::parse();
     let timeout = Duration::from_millis(args.timeout_ms);
+    let window = Duration::from_millis(args.longpoll_window_ms);
     let endpoint = Endpoint::builder()
-        .socket("/ws", socket(timeout))
-        .socket("/ws/limited", socket(timeout).max_channels(1))
+        .socket("/ws", socket(timeout, window))
+        .socket("/ws/limited", socket(timeout, window).max_channels(1))
         .socket(
             "/ws/open",
-            socket(timeout).check_origin(CheckOrigin::Disabled),
+            socket(timeout, window).check_origin(CheckOrigin::Disabled),
         )
         .http(Control)
         .build();
