@@ -1,0 +1,82 @@
+// Starts the chat app (target/debug/chat-app, built here) on a free port, or uses CHAT_URL.
+import { spawn, execFileSync } from "node:child_process";
+import { fileURLToPath } from "node:url";
+import path from "node:path";
+import readline from "node:readline";
+
+export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
+let built = false;
+
+export async function startChat({ databaseUrl, port = 0 } = {}) {
+  if (process.env.CHAT_URL && !databaseUrl) {
+    return { url: process.env.CHAT_URL, stop: async () => {} };
+  }
+  if (!built) {
+    execFileSync("cargo", ["build", "--quiet", "-p", "chat-app"], { cwd: repoRoot, stdio: "inherit" });
+    built = true;
+  }
+  const env = {
+    ...process.env,
+    PORT: String(port),
+    BIND: "127.0.0.1",
+    STATIC_DIR: path.join(repoRoot, "js-client"),
+    CHECK_ORIGIN: "true",
+    LOG_LEVEL: "info",
+  };
+  delete env.DATABASE_URL;
+  if (databaseUrl) env.DATABASE_URL = databaseUrl;
+  const child = spawn(path.join(repoRoot, "target/debug/chat-app"), [], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const logs = [];
+  const url = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`chat-app did not start:\n${logs.join("\n")}`)), 60000);
+    child.on("exit", (code) => reject(new Error(`chat-app exited with ${code}:\n${logs.join("\n")}`)));
+    for (const stream of [child.stdout, child.stderr]) {
+      readline.createInterface({ input: stream }).on("line", (line) => {
+        logs.push(line);
+        const match = /listening on (http:\/\/[^\s]+)/.exec(line);
+        if (match) {
+          clearTimeout(timer);
+          resolve(match[1]);
+        }
+      });
+    }
+  });
+  return {
+    url,
+    logs,
+    stop: async () => {
+      child.kill("SIGKILL");
+      await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.on("exit", r)));
+    },
+  };
+}
+
+/** A PostgreSQL database of the test's own (created now, dropped by `drop`). */
+export function testDatabase(name) {
+  const admin = process.env.TEST_DATABASE_ADMIN_URL ?? "postgres://postgres@127.0.0.1:5432/postgres";
+  const psql = (sql) => {
+    try {
+      return execFileSync("psql", [admin, "-v", "ON_ERROR_STOP=1", "-Atc", sql], { encoding: "utf8", stdio: ["ignore", "pipe", "pipe"] });
+    } catch (e) {
+      if (/could not connect|Connection refused|No such file/.test(String(e.stderr ?? e.message))) {
+        throw new Error(
+          "PostgreSQL is not reachable on 127.0.0.1:5432. Start it with: " +
+            "pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+        );
+      }
+      throw new Error(`psql failed: ${e.stderr ?? e.message}`);
+    }
+  };
+  psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+  psql(`CREATE DATABASE ${name}`);
+  return {
+    url: admin.replace(/\/[^/]*$/, `/${name}`),
+    cut: () =>
+      psql(
+        `ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS false; ` +
+          `SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = '${name}'`,
+      ),
+    restore: () => psql(`ALTER DATABASE ${name} WITH ALLOW_CONNECTIONS true`),
+    drop: () => psql(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`),
+  };
+}
