@@ -6,7 +6,7 @@ import assert from "node:assert/strict";
 import { mkdirSync } from "node:fs";
 import path from "node:path";
 import { chromium } from "playwright-core";
-import { startChat, repoRoot } from "./chat-server.js";
+import { startChat, repoRoot } from "../lib/chat-server.js";
 
 const ARTIFACTS = path.join(repoRoot, "js-client/artifacts");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";

@@ -4,7 +4,7 @@ import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { Socket } from "phoenix";
 import WebSocket from "ws";
-import { startChat, testDatabase } from "./chat-server.js";
+import { startChat, testDatabase } from "../lib/chat-server.js";
 
 const sockets = [];
 after(() => sockets.forEach((s) => s.disconnect()));

@@ -198,7 +198,11 @@ pub struct EndpointBuilder {
     http: Option<Arc<dyn HttpHandler>>,
     fetch: Option<Arc<dyn PresenceFetch>>,
     secret_key_base: Option<Vec<u8>>,
+    presence_batch_window: Option<Duration>,
 }
+
+/// Default presence diff batching window (see [`EndpointBuilder::presence_batch_window`]).
+pub const PRESENCE_BATCH_WINDOW: Duration = Duration::from_millis(25);
 
 impl fmt::Debug for EndpointBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -235,6 +239,16 @@ impl EndpointBuilder {
         self
     }
 
+    /// Presence diffs of one topic closer together than `window` are merged into one
+    /// diff sent at the end of the window (default 25 ms; zero sends every change on
+    /// its own). The first change after a quiet window is always sent at once, so normal
+    /// traffic sees one immediate diff per change; a reconnect storm of N clients sends
+    /// each member about one diff per window instead of N.
+    pub fn presence_batch_window(mut self, window: Duration) -> Self {
+        self.presence_batch_window = Some(window);
+        self
+    }
+
     /// Secret that signs long-poll session tokens (Phoenix's `secret_key_base`). Without
     /// one a random secret is generated (sessions then do not survive a restart, which
     /// they cannot anyway).
@@ -243,16 +257,22 @@ impl EndpointBuilder {
         self
     }
 
-    /// Finishes the endpoint.
+    /// Finishes the endpoint. Called inside a tokio runtime, it also starts the task that
+    /// flushes batched presence diffs; outside one, presence diffs are never batched.
     pub fn build(self) -> Endpoint {
+        let runtime = tokio::runtime::Handle::try_current().ok();
+        let window = match &runtime {
+            Some(_) => self.presence_batch_window.unwrap_or(PRESENCE_BATCH_WINDOW),
+            None => Duration::ZERO,
+        };
         let secret = self.secret_key_base.unwrap_or_else(|| {
             let random: [u8; 32] = rand::random();
             random.to_vec()
         });
-        Endpoint {
+        let endpoint = Endpoint {
             shared: Arc::new(Shared {
                 pubsub: PubSub::default(),
-                tracker: Tracker::new(self.fetch),
+                tracker: Tracker::new(self.fetch, window),
                 mounts: self.mounts,
                 host: self.host,
                 http: self.http,
@@ -261,7 +281,23 @@ impl EndpointBuilder {
                 instances: AtomicU64::new(1),
                 longpoll: crate::longpoll::Sessions::new(&secret),
             }),
+        };
+        if let (Some(runtime), false) = (runtime, window.is_zero()) {
+            // Holds only a weak reference: the task ends with the endpoint.
+            let shared = Arc::downgrade(&endpoint.shared);
+            runtime.spawn(async move {
+                let mut tick = tokio::time::interval(window);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(shared) = shared.upgrade() else {
+                        break;
+                    };
+                    shared.tracker.flush_due(&shared.pubsub);
+                }
+            });
         }
+        endpoint
     }
 }
 

@@ -51,7 +51,10 @@ pub use channel::{
 };
 pub use connect::{AcceptAll, Assigns, Connect, ConnectInfo, Connected, Refusal, Transport};
 pub use context::{ChannelContext, ChannelRef, PushError, ReplyRef};
-pub use endpoint::{status_response, Body, Endpoint, EndpointBuilder, HttpHandler, SocketConfig};
+pub use endpoint::{
+    status_response, Body, Endpoint, EndpointBuilder, HttpHandler, SocketConfig,
+    PRESENCE_BATCH_WINDOW,
+};
 pub use origin::{CheckOrigin, Origin};
 pub use outbox::OutboxError;
 pub use params::Params;

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use phx_protocol::presence::format_phx_ref;
@@ -51,6 +51,17 @@ pub(crate) struct Tracker {
     node_hash: u16,
     unique: AtomicU16,
     fetch: Option<Arc<dyn PresenceFetch>>,
+    /// Diffs of one topic closer together than this are merged (zero: never).
+    batch_window: Duration,
+    batches: DashMap<String, Batch>,
+}
+
+/// Per-topic throttle of diffs: the first change after a quiet window goes out at once;
+/// changes within the window wait in `pending` and leave as one diff at its end.
+#[derive(Default)]
+struct Batch {
+    last_flush: Option<Instant>,
+    pending: Option<Diff>,
 }
 
 impl fmt::Debug for Tracker {
@@ -61,21 +72,52 @@ impl fmt::Debug for Tracker {
     }
 }
 
+type Entries = HashMap<String, Vec<Box<RawValue>>>;
+
 /// A presence diff under construction: `joins` and `leaves`, key → metas.
 #[derive(Default)]
 struct Diff {
-    joins: Vec<(String, Vec<Box<RawValue>>)>,
-    leaves: Vec<(String, Vec<Box<RawValue>>)>,
+    joins: Entries,
+    leaves: Entries,
+}
+
+impl Diff {
+    fn join(key: &str, meta: Box<RawValue>) -> Self {
+        let mut diff = Self::default();
+        diff.joins.insert(key.to_owned(), vec![meta]);
+        diff
+    }
+
+    fn leave(key: &str, meta: Box<RawValue>) -> Self {
+        let mut diff = Self::default();
+        diff.leaves.insert(key.to_owned(), vec![meta]);
+        diff
+    }
+
+    /// Appends a later diff. phoenix.js applies all joins of a diff, then all leaves,
+    /// matching metas by `phx_ref`, so a meta that joined and left within one merged
+    /// diff ends up absent, and an update (join B, leave A) leaves B: the merge is the
+    /// same as applying the diffs one after the other.
+    fn merge(&mut self, later: Self) {
+        for (key, metas) in later.joins {
+            self.joins.entry(key).or_default().extend(metas);
+        }
+        for (key, metas) in later.leaves {
+            self.leaves.entry(key).or_default().extend(metas);
+        }
+    }
 }
 
 impl Tracker {
-    pub(crate) fn new(fetch: Option<Arc<dyn PresenceFetch>>) -> Self {
+    pub(crate) fn new(fetch: Option<Arc<dyn PresenceFetch>>, batch_window: Duration) -> Self {
         Self {
             topics: DashMap::new(),
             by_instance: DashMap::new(),
             node_hash: rand::random(),
             unique: AtomicU16::new(rand::random()),
             fetch,
+            batch_window,
+            batches: DashMap::new(),
         }
     }
 
@@ -125,11 +167,7 @@ impl Tracker {
             .entry(instance)
             .or_default()
             .push((topic.to_owned(), key.to_owned()));
-        let diff = Diff {
-            joins: vec![(key.to_owned(), vec![json])],
-            leaves: Vec::new(),
-        };
-        self.broadcast(pubsub, topic, diff);
+        self.broadcast(pubsub, topic, Diff::join(key, json));
         Ok(phx_ref)
     }
 
@@ -154,10 +192,9 @@ impl Tracker {
             let json = Self::meta_json(meta, &phx_ref, Some(&slot.phx_ref));
             let old = std::mem::replace(&mut slot.json, json.clone());
             slot.phx_ref = phx_ref.clone();
-            Diff {
-                joins: vec![(key.to_owned(), vec![json])],
-                leaves: vec![(key.to_owned(), vec![old])],
-            }
+            let mut diff = Diff::join(key, json);
+            diff.leaves.insert(key.to_owned(), vec![old]);
+            diff
         };
         self.broadcast(pubsub, topic, diff);
         Ok(phx_ref)
@@ -168,11 +205,7 @@ impl Tracker {
             if let Some(mut pairs) = self.by_instance.get_mut(&instance) {
                 pairs.retain(|(t, k)| !(t == topic && k == key));
             }
-            let diff = Diff {
-                joins: Vec::new(),
-                leaves: vec![(key.to_owned(), vec![left])],
-            };
-            self.broadcast(pubsub, topic, diff);
+            self.broadcast(pubsub, topic, Diff::leave(key, left));
         }
     }
 
@@ -188,8 +221,7 @@ impl Tracker {
                 per_topic
                     .entry(topic)
                     .or_default()
-                    .leaves
-                    .push((key.clone(), vec![left]));
+                    .merge(Diff::leave(key, left));
             }
         }
         for (topic, diff) in per_topic {
@@ -215,17 +247,17 @@ impl Tracker {
 
     /// `{key: {"metas": [...]}}` for the whole topic.
     pub(crate) fn list(&self, topic: &str) -> Payload {
-        let entries: Vec<(String, Vec<Box<RawValue>>)> = match self.topics.get(topic) {
+        let entries: Entries = match self.topics.get(topic) {
             Some(state) => state
                 .iter()
                 .map(|(k, metas)| (k.clone(), metas.iter().map(|m| m.json.clone()).collect()))
                 .collect(),
-            None => Vec::new(),
+            None => Entries::new(),
         };
         self.render(topic, &entries)
     }
 
-    fn render(&self, topic: &str, entries: &[(String, Vec<Box<RawValue>>)]) -> Payload {
+    fn render(&self, topic: &str, entries: &Entries) -> Payload {
         let mut out = String::with_capacity(64 * entries.len() + 2);
         out.push('{');
         for (i, (key, metas)) in entries.iter().enumerate() {
@@ -253,7 +285,51 @@ impl Tracker {
         Payload::Json(RawValue::from_string(out).expect("valid presence JSON"))
     }
 
+    /// Sends `diff` now, or merges it into the topic's pending batch (see [`Batch`]).
     fn broadcast(&self, pubsub: &PubSub, topic: &str, diff: Diff) {
+        if self.batch_window.is_zero() {
+            return self.send(pubsub, topic, diff);
+        }
+        let now = Instant::now();
+        // The batch entry stays locked while sending, so one topic's diffs never
+        // overtake each other between this path and `flush_due`.
+        let mut batch = self.batches.entry(topic.to_owned()).or_default();
+        if let Some(pending) = &mut batch.pending {
+            pending.merge(diff);
+        } else if batch
+            .last_flush
+            .is_none_or(|t| now.duration_since(t) >= self.batch_window)
+        {
+            batch.last_flush = Some(now);
+            self.send(pubsub, topic, diff);
+        } else {
+            batch.pending = Some(diff);
+        }
+    }
+
+    /// Sends every batch whose window has passed; forgets topics quiet for a while.
+    /// Called every `batch_window` by the endpoint's flusher task.
+    pub(crate) fn flush_due(&self, pubsub: &PubSub) {
+        let now = Instant::now();
+        let window = self.batch_window;
+        self.batches.retain(|topic, batch| {
+            let due = batch
+                .last_flush
+                .is_none_or(|t| now.duration_since(t) >= window);
+            if due {
+                if let Some(diff) = batch.pending.take() {
+                    batch.last_flush = Some(now);
+                    self.send(pubsub, topic, diff);
+                }
+            }
+            batch.pending.is_some()
+                || batch
+                    .last_flush
+                    .is_some_and(|t| now.duration_since(t) < window * 20)
+        });
+    }
+
+    fn send(&self, pubsub: &PubSub, topic: &str, diff: Diff) {
         let joins = self.render(topic, &diff.joins);
         let leaves = self.render(topic, &diff.leaves);
         let (Payload::Json(joins), Payload::Json(leaves)) = (joins, leaves) else {
@@ -330,7 +406,7 @@ mod tests {
     #[test]
     fn track_update_untrack_produce_phoenix_diffs() {
         let pubsub = PubSub::default();
-        let tracker = Tracker::new(None);
+        let tracker = Tracker::new(None, Duration::ZERO);
         let out = listener(&pubsub, "t");
         let a = InstanceId(1);
 
@@ -368,7 +444,7 @@ mod tests {
     #[test]
     fn two_tabs_are_one_key_with_two_metas_until_both_leave() {
         let pubsub = PubSub::default();
-        let tracker = Tracker::new(None);
+        let tracker = Tracker::new(None, Duration::ZERO);
         tracker
             .track(&pubsub, "t", "bob", InstanceId(1), Map::new())
             .unwrap();
@@ -389,7 +465,7 @@ mod tests {
     #[test]
     fn tracking_twice_is_refused_and_update_needs_a_track() {
         let pubsub = PubSub::default();
-        let tracker = Tracker::new(None);
+        let tracker = Tracker::new(None, Duration::ZERO);
         tracker
             .track(&pubsub, "t", "c", InstanceId(1), Map::new())
             .unwrap();
@@ -406,7 +482,7 @@ mod tests {
     #[test]
     fn an_ended_instance_leaves_every_topic_it_was_in() {
         let pubsub = PubSub::default();
-        let tracker = Tracker::new(None);
+        let tracker = Tracker::new(None, Duration::ZERO);
         let out_a = listener(&pubsub, "a");
         let out_b = listener(&pubsub, "b");
         tracker
@@ -444,9 +520,61 @@ mod tests {
     }
 
     #[test]
+    fn a_burst_within_the_window_is_one_merged_diff_after_an_immediate_first() {
+        let pubsub = PubSub::default();
+        let tracker = Tracker::new(None, Duration::from_secs(3600));
+        let out = listener(&pubsub, "t");
+        tracker
+            .track(&pubsub, "t", "first", InstanceId(1), Map::new())
+            .unwrap();
+        assert_eq!(
+            diffs(&out).len(),
+            1,
+            "the first change after a quiet window goes at once"
+        );
+        let r2 = tracker
+            .track(&pubsub, "t", "a", InstanceId(2), Map::new())
+            .unwrap();
+        tracker
+            .track(&pubsub, "t", "a", InstanceId(3), Map::new())
+            .unwrap();
+        tracker
+            .track(&pubsub, "t", "b", InstanceId(4), Map::new())
+            .unwrap();
+        tracker.untrack_instance_with(&pubsub, InstanceId(4));
+        tracker
+            .update(&pubsub, "t", "a", InstanceId(2), meta(json!({"v": 2})))
+            .unwrap();
+        assert!(diffs(&out).is_empty(), "held until the window ends");
+        // Force the window closed.
+        if let Some(mut batch) = tracker.batches.get_mut("t") {
+            batch.last_flush = Some(Instant::now() - Duration::from_secs(7200));
+        }
+        tracker.flush_due(&pubsub);
+        let merged = diffs(&out);
+        assert_eq!(merged.len(), 1);
+        let diff = &merged[0];
+        assert_eq!(
+            diff["joins"]["a"]["metas"].as_array().unwrap().len(),
+            3,
+            "two tracks and the update"
+        );
+        assert_eq!(
+            diff["leaves"]["a"]["metas"][0]["phx_ref"], r2,
+            "the updated meta's old ref leaves"
+        );
+        assert_eq!(diff["joins"]["b"]["metas"].as_array().unwrap().len(), 1);
+        assert_eq!(
+            diff["leaves"]["b"]["metas"].as_array().unwrap().len(),
+            1,
+            "joined and left: net absent"
+        );
+    }
+
+    #[test]
     fn fetch_decorates_lists_and_diffs_once_per_key() {
         let pubsub = PubSub::default();
-        let tracker = Tracker::new(Some(Arc::new(Decorate)));
+        let tracker = Tracker::new(Some(Arc::new(Decorate)), Duration::ZERO);
         let out = listener(&pubsub, "t");
         tracker
             .track(&pubsub, "t", "eve", InstanceId(1), Map::new())
