@@ -186,7 +186,11 @@ async fn run(
 ) {
     match io.into_inner().downcast::<TokioIo<TcpStream>>() {
         Ok(parts) if parts.read_buf.is_empty() => {
-            let (read, write) = parts.io.into_inner().into_split();
+            // `read_buf` is a view into hyper's 8 KiB connection buffer: drop it now, or
+            // it stays allocated for the life of the socket.
+            let hyper::upgrade::Parts { io, read_buf, .. } = parts;
+            drop(read_buf);
+            let (read, write) = io.into_inner().into_split();
             drive(read, write, endpoint, config, accepted).await;
         }
         Ok(parts) => {
@@ -436,16 +440,20 @@ async fn drive<R, W>(
     let _ = tokio::time::timeout(LINGER, writer).await;
 }
 
-/// Drains the write queue, coalescing what is queued into one write.
+/// Most frames queued behind the first one that go out in the same write.
+const COALESCE: usize = 256;
+
+/// Drains the write queue, coalescing what is queued into one write. A lone frame (the
+/// usual case on the fan-out path) is written straight from its shared `Bytes`; only
+/// bursts are copied into `buf`, which is released again when it grew large.
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut write: W,
     mut rx: mpsc::Receiver<WsOut>,
     kill: Arc<Kill>,
 ) {
-    let mut batch = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     loop {
-        let received = tokio::select! {
+        let first = tokio::select! {
             biased;
             () = kill.token().cancelled() => {
                 let frame = ws_frame(OpCode::Close, &close_payload(kill.code(), ""));
@@ -453,35 +461,42 @@ async fn write_loop<W: AsyncWrite + Unpin>(
                 let _ = tokio::time::timeout(LINGER, write.shutdown()).await;
                 return;
             }
-            n = rx.recv_many(&mut batch, 256) => n,
+            item = rx.recv() => item,
         };
-        if received == 0 {
+        let Some(first) = first else {
             let _ = write.shutdown().await;
             return;
-        }
+        };
         let mut closing = false;
-        let single = if batch.len() == 1 {
-            match batch.pop() {
-                Some(WsOut::Frame(frame)) => Some(frame),
-                Some(WsOut::Close(payload)) => {
-                    closing = true;
-                    Some(ws_frame(OpCode::Close, &payload))
-                }
-                None => None,
+        let mut single = None;
+        let add = |item: WsOut, buf: &mut Vec<u8>, closing: &mut bool| match item {
+            WsOut::Frame(frame) => buf.extend_from_slice(&frame),
+            WsOut::Close(payload) => {
+                buf.extend_from_slice(&ws_frame(OpCode::Close, &payload));
+                *closing = true;
             }
-        } else {
-            for item in batch.drain(..) {
-                match item {
-                    WsOut::Frame(frame) => buf.extend_from_slice(&frame),
-                    WsOut::Close(payload) => {
-                        buf.extend_from_slice(&ws_frame(OpCode::Close, &payload));
-                        closing = true;
+        };
+        match rx.try_recv() {
+            Err(_) => match first {
+                WsOut::Frame(frame) => single = Some(frame),
+                close => add(close, &mut buf, &mut closing),
+            },
+            Ok(second) => {
+                add(first, &mut buf, &mut closing);
+                let mut next = Some(second);
+                let mut taken = 1;
+                while let Some(item) = next.take() {
+                    if closing {
                         break;
+                    }
+                    add(item, &mut buf, &mut closing);
+                    taken += 1;
+                    if taken < COALESCE {
+                        next = rx.try_recv().ok();
                     }
                 }
             }
-            None
-        };
+        }
         let data: &[u8] = single.as_deref().unwrap_or(&buf);
         let written = tokio::select! {
             biased;
@@ -491,9 +506,6 @@ async fn write_loop<W: AsyncWrite + Unpin>(
         buf.clear();
         if buf.capacity() > 256 * 1024 {
             buf = Vec::new();
-        }
-        if batch.capacity() > 1024 {
-            batch = Vec::new();
         }
         if written.is_err() {
             // The peer is gone: make the socket task notice and end.

@@ -1,0 +1,128 @@
+//! `chat`: U users in R rooms of the chat app (PostgreSQL history) sending `new_msg` as
+//! fast as replies come back; stored messages per second and reply latency.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+use tokio::sync::{Mutex, Semaphore};
+
+use crate::client::{new_wave, source_for, Conn};
+use crate::servers::Server;
+
+#[derive(Debug, Serialize)]
+pub struct Result {
+    pub users: usize,
+    pub rooms: usize,
+    pub seconds: f64,
+    pub stored: u64,
+    pub stored_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub rows_in_database: i64,
+}
+
+pub async fn run(
+    server: &Server,
+    users: usize,
+    rooms: usize,
+    duration: Duration,
+    database_url: &str,
+) -> anyhow::Result<Result> {
+    new_wave(users);
+    let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
+        1_000,
+        60_000_000_000,
+        3,
+    )?));
+    let gate = Arc::new(Semaphore::new(128));
+    let started = Instant::now() + Duration::from_secs(1);
+    let end = started + duration;
+    let mut tasks = Vec::new();
+    for i in 0..users {
+        let (hist, gate, addr) = (hist.clone(), gate.clone(), server.addr);
+        tasks.push(tokio::spawn(async move {
+            let conn = async {
+                let _permit = gate.acquire().await.ok()?;
+                let mut conn = Conn::connect(addr, source_for(i), "/socket/websocket?vsn=2.0.0")
+                    .await
+                    .ok()?;
+                let topic = format!("room:r{}", i % rooms);
+                let j = conn
+                    .join(
+                        &topic,
+                        serde_json::json!({"username": format!("user{i}")}),
+                        |_| {},
+                    )
+                    .await
+                    .ok()?;
+                Some((conn, topic, j))
+            };
+            let Some((mut conn, topic, j)) = conn.await else {
+                return 0u64;
+            };
+            tokio::time::sleep_until(started.into()).await;
+            let mut stored = 0;
+            let mut local = Vec::new();
+            while Instant::now() < end {
+                let sent = Instant::now();
+                let Ok(r) = conn
+                    .send(
+                        Some(&j),
+                        &topic,
+                        "new_msg",
+                        &serde_json::json!({"body": "hello from the bench"}),
+                    )
+                    .await
+                else {
+                    break;
+                };
+                let needle = format!(",\"{r}\",");
+                let ok = loop {
+                    let Ok(Some(text)) = conn.next_text().await else {
+                        break false;
+                    };
+                    if text.windows(needle.len()).any(|w| w == needle.as_bytes()) {
+                        break text.windows(6).any(|w| w == b"\"ok\"}]");
+                    }
+                };
+                if !ok {
+                    break;
+                }
+                stored += 1;
+                local.push(sent.elapsed().as_nanos() as u64);
+            }
+            let mut h = hist.lock().await;
+            for v in local {
+                h.saturating_record(v.max(1_000));
+            }
+            stored
+        }));
+    }
+    let mut stored = 0;
+    for t in tasks {
+        stored += t.await.unwrap_or(0);
+    }
+    let seconds = duration.as_secs_f64();
+    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    let rows: i64 = client
+        .query_one("SELECT count(*) FROM messages", &[])
+        .await?
+        .get(0);
+    let h = hist.lock().await;
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1e6;
+    Ok(Result {
+        users,
+        rooms,
+        seconds,
+        stored,
+        stored_per_sec: stored as f64 / seconds,
+        p50_ms: ms(0.5),
+        p99_ms: ms(0.99),
+        p999_ms: ms(0.999),
+        rows_in_database: rows,
+    })
+}

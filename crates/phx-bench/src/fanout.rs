@@ -1,0 +1,175 @@
+//! `fanout`: S subscribers in one room, P publishers sending M messages each through the
+//! server-side broadcast endpoint; throughput, end-to-end latency, and server CPU time per
+//! delivered message.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper_util::rt::TokioIo;
+use serde::Serialize;
+use tokio::sync::{mpsc, Semaphore};
+
+use crate::client::{new_wave, now_nanos, send_time, source_for, Conn};
+use crate::proc_stats::cpu_time;
+use crate::servers::Server;
+
+#[derive(Debug, Serialize)]
+pub struct Result {
+    pub server: String,
+    pub subscribers: usize,
+    pub publishers: usize,
+    pub messages_each: usize,
+    pub delivered: u64,
+    pub seconds: f64,
+    pub delivered_per_sec: f64,
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+    pub p999_ms: f64,
+    pub max_ms: f64,
+    pub server_cpu_ms: f64,
+    pub server_cpu_ns_per_delivered: f64,
+    #[serde(skip)]
+    pub histogram: Option<Histogram<u64>>,
+}
+
+const TOPIC: &str = "custom:fanout";
+
+pub async fn run(
+    server: &Server,
+    subscribers: usize,
+    publishers: usize,
+    messages: usize,
+    path: &str,
+) -> anyhow::Result<Result> {
+    new_wave(subscribers);
+    let expected = (subscribers * publishers * messages) as u64;
+    let delivered = Arc::new(AtomicU64::new(0));
+    let (lat_tx, mut lat_rx) = mpsc::unbounded_channel::<Vec<u64>>();
+    let gate = Arc::new(Semaphore::new(256));
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<()>();
+    for i in 0..subscribers {
+        let (gate, delivered, lat_tx, ready_tx) = (
+            gate.clone(),
+            delivered.clone(),
+            lat_tx.clone(),
+            ready_tx.clone(),
+        );
+        let (addr, path) = (server.addr, path.to_owned());
+        tokio::spawn(async move {
+            let conn = async {
+                let _permit = gate.acquire().await.ok()?;
+                let mut conn = Conn::connect(addr, source_for(i), &path).await.ok()?;
+                conn.join(TOPIC, serde_json::json!({"action": "ok"}), |_| {})
+                    .await
+                    .ok()?;
+                Some(conn)
+            };
+            let Some(mut conn) = conn.await else { return };
+            let _ = ready_tx.send(());
+            let mut batch = Vec::with_capacity(64);
+            while let Ok(Some(text)) = conn.next_text().await {
+                if let Some(t) = send_time(&text) {
+                    batch.push(now_nanos().saturating_sub(t));
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                    if batch.len() == 64 {
+                        let _ = lat_tx.send(std::mem::take(&mut batch));
+                    }
+                }
+                if batch.len() as u64 >= 1 && delivered.load(Ordering::Relaxed) >= expected {
+                    break;
+                }
+            }
+            let _ = lat_tx.send(batch);
+        });
+    }
+    drop(lat_tx);
+    drop(ready_tx);
+    let mut ready = 0;
+    while ready < subscribers {
+        match tokio::time::timeout(Duration::from_secs(60), ready_rx.recv()).await {
+            Ok(Some(())) => ready += 1,
+            _ => break,
+        }
+    }
+    anyhow::ensure!(
+        ready == subscribers,
+        "only {ready}/{subscribers} subscribers joined"
+    );
+
+    let cpu_before = cpu_time(server.pid())?;
+    let started = Instant::now();
+    let mut pubs = Vec::new();
+    for p in 0..publishers {
+        let addr = server.addr;
+        pubs.push(tokio::spawn(
+            async move { publish(addr, p, messages).await },
+        ));
+    }
+    for p in pubs {
+        p.await.context("publisher")??;
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while delivered.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    let cpu = cpu_time(server.pid())?.saturating_sub(cpu_before);
+    let got = delivered.load(Ordering::Relaxed);
+
+    let mut histogram = Histogram::<u64>::new_with_bounds(1_000, 120_000_000_000, 3)?;
+    let drain_deadline = Instant::now() + Duration::from_secs(5);
+    while let Ok(Some(batch)) = tokio::time::timeout(
+        drain_deadline.saturating_duration_since(Instant::now()),
+        lat_rx.recv(),
+    )
+    .await
+    {
+        for v in batch {
+            histogram.saturating_record(v.max(1_000));
+        }
+    }
+    let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1e6;
+    Ok(Result {
+        server: server.name.to_owned(),
+        subscribers,
+        publishers,
+        messages_each: messages,
+        delivered: got,
+        seconds,
+        delivered_per_sec: got as f64 / seconds,
+        p50_ms: ms(0.5),
+        p99_ms: ms(0.99),
+        p999_ms: ms(0.999),
+        max_ms: histogram.max() as f64 / 1e6,
+        server_cpu_ms: cpu.as_secs_f64() * 1e3,
+        server_cpu_ns_per_delivered: cpu.as_nanos() as f64 / got.max(1) as f64,
+        histogram: Some(histogram),
+    })
+}
+
+/// One publisher: M sequential POSTs on a keep-alive connection.
+async fn publish(addr: std::net::SocketAddr, p: usize, messages: usize) -> anyhow::Result<()> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    for seq in 0..messages {
+        let body = format!(r#"{{"p":{p},"seq":{seq},"t":"{}"}}"#, now_nanos());
+        let req = hyper::Request::post(format!("/test/broadcast?topic={TOPIC}&event=bench"))
+            .header("host", addr.to_string())
+            .header("content-type", "application/json")
+            .body(Full::new(Bytes::from(body)))?;
+        let resp = sender.send_request(req).await?;
+        anyhow::ensure!(
+            resp.status().as_u16() == 204,
+            "broadcast answered {}",
+            resp.status()
+        );
+        let _ = resp.into_body().collect().await;
+    }
+    Ok(())
+}

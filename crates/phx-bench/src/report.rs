@@ -1,0 +1,132 @@
+//! Results as JSON, a Markdown table, and the fan-out latency distribution as SVG.
+
+use std::fmt::Write as _;
+use std::path::Path;
+
+use hdrhistogram::Histogram;
+use plotters::prelude::*;
+use serde::Serialize;
+
+use crate::{chat, connections, fanout, storm};
+
+#[derive(Debug, Default, Serialize)]
+pub struct Report {
+    pub machine: String,
+    pub size: String,
+    pub connections: Vec<connections::Result>,
+    pub fanout: Vec<fanout::Result>,
+    pub fanout_cpu_ratio_vs_floor: Option<f64>,
+    pub storm: Option<storm::Result>,
+    pub chat: Option<chat::Result>,
+}
+
+impl Report {
+    pub fn markdown(&self) -> String {
+        let mut md = String::new();
+        let _ = writeln!(
+            md,
+            "# phx-bench ({})\n\nMachine: {}\n",
+            self.size, self.machine
+        );
+        if !self.connections.is_empty() {
+            let _ = writeln!(md, "## connections\n\n| server | sockets | rooms | RSS before | RSS after | per connection | connect+join/s |\n|---|---|---|---|---|---|---|");
+            for c in &self.connections {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.1} KiB | {:.0} |",
+                    c.server,
+                    c.connections,
+                    c.rooms,
+                    c.rss_before_mib,
+                    c.rss_after_mib,
+                    c.bytes_per_connection / 1024.0,
+                    c.connect_join_per_sec
+                );
+            }
+            md.push('\n');
+        }
+        if !self.fanout.is_empty() {
+            let _ = writeln!(md, "## fanout\n\n| server | subscribers | delivered | msgs/s | p50 | p99 | p99.9 | server CPU | CPU/delivered |\n|---|---|---|---|---|---|---|---|---|");
+            for f in &self.fanout {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.0} ms | {:.0} ns |",
+                    f.server, f.subscribers, f.delivered, f.delivered_per_sec, f.p50_ms, f.p99_ms, f.p999_ms, f.server_cpu_ms, f.server_cpu_ns_per_delivered
+                );
+            }
+            if let Some(r) = self.fanout_cpu_ratio_vs_floor {
+                let _ = writeln!(
+                    md,
+                    "\nServer CPU per delivered message, phx-rs / floor: **{r:.2}×**"
+                );
+            }
+            md.push('\n');
+        }
+        if let Some(s) = &self.storm {
+            let _ = writeln!(
+                md,
+                "## storm\n\n{} clients: first wave converged in {:.2} s; after all dropped at once, all rejoined in {:.2} s and every presence list converged in {:.2} s (converged: {}).\n",
+                s.clients, s.initial_converged_s, s.rejoined_s, s.converged_s, s.all_converged
+            );
+        }
+        if let Some(c) = &self.chat {
+            let _ = writeln!(
+                md,
+                "## chat (PostgreSQL)\n\n{} users in {} rooms for {:.0} s: {} messages stored ({:.0}/s; {} rows in the database), reply latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms.\n",
+                c.users, c.rooms, c.seconds, c.stored, c.stored_per_sec, c.rows_in_database, c.p50_ms, c.p99_ms, c.p999_ms
+            );
+        }
+        md
+    }
+}
+
+/// Latency percentile curves (x: percentile on a log scale of 1/(1-q), y: ms).
+pub fn latency_svg(path: &Path, series: &[(&str, &Histogram<u64>)]) -> anyhow::Result<()> {
+    let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
+    root.fill(&WHITE)?;
+    let quantiles: Vec<f64> = (0..=60)
+        .map(|i| 1.0 - 10f64.powf(-(i as f64) / 20.0))
+        .collect();
+    let max_ms = series
+        .iter()
+        .map(|(_, h)| h.value_at_quantile(0.999) as f64 / 1e6)
+        .fold(1.0, f64::max)
+        * 1.1;
+    let mut chart = ChartBuilder::on(&root)
+        .caption("fan-out latency by percentile", ("sans-serif", 22))
+        .margin(20)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..3.0, 0f64..max_ms)?;
+    chart
+        .configure_mesh()
+        .x_desc("percentile")
+        .y_desc("latency (ms)")
+        .x_label_formatter(&|x| format!("{:.3}%", (1.0 - 10f64.powf(-x)) * 100.0))
+        .draw()?;
+    for (i, (name, h)) in series.iter().enumerate() {
+        let color = Palette99::pick(i).to_rgba();
+        let points: Vec<(f64, f64)> = quantiles
+            .iter()
+            .map(|q| {
+                (
+                    -(1.0 - q).max(1e-3).log10(),
+                    h.value_at_quantile(*q) as f64 / 1e6,
+                )
+            })
+            .collect();
+        chart
+            .draw_series(LineSeries::new(points, color.stroke_width(2)))?
+            .label(*name)
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
+            });
+    }
+    chart
+        .configure_series_labels()
+        .border_style(BLACK)
+        .background_style(WHITE.mix(0.8))
+        .draw()?;
+    root.present()?;
+    Ok(())
+}
