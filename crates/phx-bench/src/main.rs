@@ -173,10 +173,12 @@ async fn run_chat(
         .await
         .context("PostgreSQL is needed for the chat scenario (127.0.0.1:5432)")?;
     tokio::spawn(conn);
+    // Separate statements: CREATE DATABASE cannot run in the implicit transaction of a batch.
     client
-        .batch_execute(&format!(
-            "DROP DATABASE IF EXISTS {db} WITH (FORCE); CREATE DATABASE {db}"
-        ))
+        .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
+        .await?;
+    client
+        .batch_execute(&format!("CREATE DATABASE {db}"))
         .await?;
     let url = admin
         .rsplit_once('/')
@@ -203,7 +205,7 @@ async fn run_chat(
     client
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
         .await?;
-    let r = result?;
+    let r = result.map_err(|e| anyhow::anyhow!("{e:#}"))?;
     println!(
         "chat: {} users in {} rooms: {} stored in {:.0} s ({:.0}/s, {} rows), reply p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms",
         r.users, r.rooms, r.stored, r.seconds, r.stored_per_sec, r.rows_in_database, r.p50_ms, r.p99_ms, r.p999_ms

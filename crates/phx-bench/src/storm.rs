@@ -2,7 +2,6 @@
 //! every client has rejoined and until every client's presence view holds exactly the N
 //! users with one meta each (phoenix.js' algorithm, §6.4, by phx_ref).
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -25,35 +24,88 @@ pub struct Result {
 
 const TOPIC: &str = "presence:storm";
 
-/// One client's presence view: key → set of phx_refs.
+/// Every phx_ref seen by any client, numbered densely: all clients see the same refs,
+/// so each client's view can be a bitset instead of a map of strings (N clients × N
+/// users would otherwise be N² strings in this process).
+static REFS: std::sync::LazyLock<dashmap::DashMap<String, u32>> =
+    std::sync::LazyLock::new(dashmap::DashMap::new);
+static NEXT_REF: AtomicUsize = AtomicUsize::new(0);
+
+fn ref_index(phx_ref: &str) -> usize {
+    if let Some(i) = REFS.get(phx_ref) {
+        return *i as usize;
+    }
+    *REFS
+        .entry(phx_ref.to_owned())
+        .or_insert_with(|| NEXT_REF.fetch_add(1, Ordering::Relaxed) as u32) as usize
+}
+
+/// One client's presence view (phoenix.js' algorithm, §6.4): which refs it holds and
+/// how many metas each user has.
 #[derive(Default)]
 struct View {
-    keys: HashMap<String, HashSet<String>>,
+    held: Vec<u64>,
+    metas_per_user: Vec<u16>,
+    users: usize,
+    extra_metas: usize,
     pending: Vec<Value>,
     has_state: bool,
 }
 
 impl View {
-    fn refs(v: &Value) -> impl Iterator<Item = (String, String)> + '_ {
+    fn refs(v: &Value) -> impl Iterator<Item = (usize, usize)> + '_ {
         v.as_object().into_iter().flatten().flat_map(|(k, e)| {
+            let user: usize = k.trim_start_matches('u').parse().unwrap_or(usize::MAX);
             e["metas"]
                 .as_array()
                 .into_iter()
                 .flatten()
-                .filter_map(move |m| Some((k.clone(), m["phx_ref"].as_str()?.to_owned())))
+                .filter_map(move |m| Some((user, ref_index(m["phx_ref"].as_str()?))))
         })
     }
-    fn apply_diff(&mut self, diff: &Value) {
-        for (k, r) in Self::refs(&diff["joins"]) {
-            self.keys.entry(k).or_default().insert(r);
+    fn join(&mut self, user: usize, r: usize) {
+        if user == usize::MAX {
+            return;
         }
-        for (k, r) in Self::refs(&diff["leaves"]) {
-            if let Some(set) = self.keys.get_mut(&k) {
-                set.remove(&r);
-                if set.is_empty() {
-                    self.keys.remove(&k);
-                }
-            }
+        let (word, bit) = (r / 64, 1u64 << (r % 64));
+        if self.held.len() <= word {
+            self.held.resize(word + 1, 0);
+        }
+        if self.held[word] & bit != 0 {
+            return; // the same meta again: idempotent, as in phoenix.js
+        }
+        self.held[word] |= bit;
+        if self.metas_per_user.len() <= user {
+            self.metas_per_user.resize(user + 1, 0);
+        }
+        let count = &mut self.metas_per_user[user];
+        *count += 1;
+        if *count == 1 {
+            self.users += 1;
+        } else {
+            self.extra_metas += 1;
+        }
+    }
+    fn leave(&mut self, user: usize, r: usize) {
+        let (word, bit) = (r / 64, 1u64 << (r % 64));
+        if self.held.get(word).is_none_or(|w| w & bit == 0) {
+            return; // unknown meta: ignored
+        }
+        self.held[word] &= !bit;
+        let count = &mut self.metas_per_user[user];
+        *count -= 1;
+        if *count == 0 {
+            self.users -= 1;
+        } else {
+            self.extra_metas -= 1;
+        }
+    }
+    fn apply_diff(&mut self, diff: &Value) {
+        for (user, r) in Self::refs(&diff["joins"]).collect::<Vec<_>>() {
+            self.join(user, r);
+        }
+        for (user, r) in Self::refs(&diff["leaves"]).collect::<Vec<_>>() {
+            self.leave(user, r);
         }
     }
     fn handle(&mut self, frame: &[u8]) {
@@ -66,11 +118,14 @@ impl View {
         };
         match v[3].as_str() {
             Some("presence_state") => {
-                self.keys.clear();
-                for (k, r) in Self::refs(&v[4]) {
-                    self.keys.entry(k).or_default().insert(r);
+                *self = Self {
+                    has_state: true,
+                    pending: std::mem::take(&mut self.pending),
+                    ..Self::default()
+                };
+                for (user, r) in Self::refs(&v[4]).collect::<Vec<_>>() {
+                    self.join(user, r);
                 }
-                self.has_state = true;
                 for d in std::mem::take(&mut self.pending) {
                     self.apply_diff(&d);
                 }
@@ -81,7 +136,7 @@ impl View {
         }
     }
     fn converged(&self, n: usize) -> bool {
-        self.keys.len() == n && self.keys.values().all(|s| s.len() == 1)
+        self.users == n && self.extra_metas == 0
     }
 }
 

@@ -432,7 +432,7 @@ async fn run_session(
         connected,
     } = accepted;
     let outbox = Outbox::LongPoll(session.buffer.clone());
-    let (mut socket, mut inbox) = Socket::new(
+    let (mut socket, inbox) = Socket::new(
         endpoint.clone(),
         config.clone(),
         serializer,
@@ -451,7 +451,7 @@ async fn run_session(
             biased;
             () = ended.cancelled() => break,
             () = endpoint.shutdown_token().cancelled() => break,
-            Some(msg) = inbox.recv() => {
+            msg = inbox.recv() => {
                 if let Flow::Close(_) = socket.handle_msg(msg).await {
                     break;
                 }

@@ -5,7 +5,7 @@
 //! [`Bytes`], and that same `Bytes` is handed to every subscriber that shares the
 //! encoding (§5): the fan-out path clones a reference count, never the data.
 
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
@@ -32,6 +32,8 @@ pub(crate) enum WsOut {
 pub(crate) struct Kill {
     token: CancellationToken,
     code: AtomicU16,
+    /// Bytes queued for the writer and not yet written (bounds memory, not just frames).
+    queued: AtomicUsize,
 }
 
 impl Kill {
@@ -47,10 +49,21 @@ impl Kill {
     pub(crate) fn token(&self) -> &CancellationToken {
         &self.token
     }
+    pub(crate) fn queued(&self) -> usize {
+        self.queued.load(Ordering::Acquire)
+    }
+    /// The writer wrote `bytes` of queued frames.
+    pub(crate) fn written(&self, bytes: usize) {
+        self.queued.fetch_sub(bytes, Ordering::AcqRel);
+    }
 }
 
+/// Bytes one WebSocket may have queued before it is closed as a slow reader.
+pub(crate) const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
+
 /// Close code used when a client does not read fast enough and its bounded queue
-/// overflows: 1013 "try again later" (any non-1000 code makes phoenix.js reconnect).
+/// overflows (more than `outbound_capacity` frames or [`MAX_QUEUED_BYTES`] bytes):
+/// 1013 "try again later" (any non-1000 code makes phoenix.js reconnect).
 pub(crate) const CLOSE_SLOW_READER: u16 = 1013;
 
 /// The sending side of one socket, cloned into every pubsub subscription of it.
@@ -118,16 +131,23 @@ impl Outbox {
     /// Queues a frame made by [`Outbox::frame`] of the same transport.
     pub(crate) fn send(&self, frame: Bytes) -> Result<(), OutboxError> {
         match self {
-            Self::WebSocket { tx, kill } => match tx.try_send(WsOut::Frame(frame)) {
-                Ok(()) => Ok(()),
-                Err(mpsc::error::TrySendError::Full(_)) => {
-                    // A reader this far behind is disconnected rather than buffered
-                    // without bound (its client reconnects and rejoins).
+            Self::WebSocket { tx, kill } => {
+                let len = frame.len();
+                if kill.queued.fetch_add(len, Ordering::AcqRel) + len > MAX_QUEUED_BYTES {
                     kill.kill(CLOSE_SLOW_READER);
-                    Err(OutboxError::Closed)
+                    return Err(OutboxError::Closed);
                 }
-                Err(mpsc::error::TrySendError::Closed(_)) => Err(OutboxError::Closed),
-            },
+                match tx.try_send(WsOut::Frame(frame)) {
+                    Ok(()) => Ok(()),
+                    Err(mpsc::error::TrySendError::Full(_)) => {
+                        // A reader this far behind is disconnected rather than buffered
+                        // without bound (its client reconnects and rejoins).
+                        kill.kill(CLOSE_SLOW_READER);
+                        Err(OutboxError::Closed)
+                    }
+                    Err(mpsc::error::TrySendError::Closed(_)) => Err(OutboxError::Closed),
+                }
+            }
             Self::LongPoll(buffer) => buffer.push(frame),
         }
     }

@@ -354,7 +354,17 @@ async fn origin_is_checked_before_connect() {
 
 #[tokio::test]
 async fn a_reader_that_falls_behind_is_closed_1013_not_buffered_forever() {
-    let (_e, port) = start(|| default_config().outbound_capacity(8)).await;
+    flood_until_closed(|| default_config().outbound_capacity(8)).await;
+}
+
+#[tokio::test]
+async fn queued_bytes_are_bounded_too_not_only_frames() {
+    // 1 024 frames allowed, but 200 × 256 KiB is far over the 8 MiB byte bound.
+    flood_until_closed(default_config).await;
+}
+
+async fn flood_until_closed(config: fn() -> SocketConfig) {
+    let (_e, port) = start(config).await;
     let mut ws = connect(port, "vsn=2.0.0", None).await.unwrap();
     send(&mut ws, json!(["3", "3", "room:a", "phx_join", {}])).await;
     recv(&mut ws).await.unwrap();

@@ -359,7 +359,6 @@ mod tests {
 
     use phx_protocol::Serializer;
     use serde_json::{json, Value};
-    use tokio::sync::mpsc;
 
     use super::*;
     use crate::longpoll::LongPollBuffer;
@@ -369,8 +368,7 @@ mod tests {
     /// A pubsub with one V2 listener on `topic`, whose frames the test reads.
     fn listener(pubsub: &PubSub, topic: &str) -> Arc<LongPollBuffer> {
         let buffer = Arc::new(LongPollBuffer::new(1000));
-        let (inbox, _rx) = mpsc::unbounded_channel();
-        std::mem::forget(_rx);
+        let inbox = crate::socket::SocketInbox::default();
         pubsub.subscribe(
             topic,
             Subscriber {

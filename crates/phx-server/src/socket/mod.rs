@@ -12,7 +12,6 @@ use std::sync::Arc;
 use futures_util::FutureExt;
 use phx_protocol::{event, Message, Outbound, Payload, PayloadRef, Ref, Serializer};
 use serde_json::value::RawValue;
-use tokio::sync::mpsc;
 
 use crate::channel::{Channel, HandleResult, Info, InstanceId, JoinRefs, TerminateReason};
 use crate::connect::Assigns;
@@ -38,7 +37,12 @@ impl std::fmt::Debug for dyn Channel {
     }
 }
 
-pub(crate) type SocketInbox = mpsc::UnboundedSender<SocketMsg>;
+mod inbox;
+
+pub(crate) use inbox::Inbox;
+
+/// The sending side of a socket's inbox, cloned into subscriptions and channel refs.
+pub(crate) type SocketInbox = Arc<Inbox>;
 
 /// What the transport should do after a message was handled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -161,8 +165,9 @@ impl Socket {
         outbox: Outbox,
         assigns: Assigns,
         id: Option<String>,
-    ) -> (Self, mpsc::UnboundedReceiver<SocketMsg>) {
-        let (inbox, inbox_rx) = mpsc::unbounded_channel();
+    ) -> (Self, SocketInbox) {
+        let inbox = SocketInbox::default();
+        let inbox_rx = inbox.clone();
         let id: Option<Arc<str>> = id.map(Into::into);
         let id_subscription = id.as_ref().map(|id| {
             let instance = endpoint.next_instance();
@@ -586,6 +591,7 @@ impl Socket {
     /// is written (§3.7), and the socket leaves its id topic.
     pub(crate) async fn close(&mut self) {
         self.core.closed = true;
+        self.core.inbox.close();
         self.core.deferred.clear();
         let entries: Vec<Entry> = self.channels.drain().map(|(_, e)| e).collect();
         for mut entry in entries {

@@ -338,7 +338,7 @@ async fn drive<R, W>(
         serializer,
         connected,
     } = accepted;
-    let (mut socket, mut inbox) = Socket::new(
+    let (mut socket, inbox) = Socket::new(
         endpoint.clone(),
         config.clone(),
         serializer,
@@ -365,7 +365,7 @@ async fn drive<R, W>(
             biased;
             () = kill.token().cancelled() => break None,
             () = endpoint.shutdown_token().cancelled() => break Some(CLOSE_RESTART),
-            Some(msg) = inbox.recv() => {
+            msg = inbox.recv() => {
                 if let Flow::Close(code) = socket.handle_msg(msg).await {
                     break Some(code);
                 }
@@ -503,6 +503,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(
             () = kill.token().cancelled() => return,
             result = write.write_all(data) => result,
         };
+        // Close frames and pongs were never counted; counting what was written is exact
+        // enough for a memory bound.
+        kill.written(data.len().min(kill.queued()));
         buf.clear();
         if buf.capacity() > 256 * 1024 {
             buf = Vec::new();
