@@ -20,12 +20,25 @@ export class MemoryStorage {
   }
 }
 
+import { test } from "node:test";
+
+/**
+ * PHX_TRANSPORT=longpoll runs every phoenix.js-driven test over long poll (§7): the
+ * sockets use `transport: LongPoll`, those tests are named "[long poll] …", and the
+ * raw-WebSocket tests (which test the wire itself) are not defined in that run.
+ */
+export const viaLongPoll = process.env.PHX_TRANSPORT === "longpoll";
+export const jsTest = (name, ...rest) => test(viaLongPoll ? `[long poll] ${name}` : name, ...rest);
+export const rawTest = viaLongPoll ? () => {} : test;
+/** Long-poll window for servers started by the suite in long-poll mode (fast expiry). */
+export const serverOptions = viaLongPoll ? { longpollWindowMs: 1000 } : {};
+
 const live = new Set();
 
 /** A phoenix.js Socket on `<base><mount>` with fast reconnects for tests. */
 export function phxSocket(base, opts = {}, mount = "/ws") {
   const socket = new Socket(`${base}${mount}`, {
-    transport: WebSocket,
+    transport: viaLongPoll ? LongPoll : WebSocket,
     reconnectAfterMs: () => 50,
     rejoinAfterMs: () => 50,
     heartbeatIntervalMs: 30000,

@@ -1,14 +1,14 @@
 // §3: heartbeat, join, messages, leave, duplicate join, close vs error, close codes.
-import { test, before, after, afterEach } from "node:test";
+import { before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { startServer } from "../lib/server.js";
 import { Raw, nextRef, ok, unmatched } from "../lib/raw.js";
-import { phxSocket, disconnectAll, joined, pushed, waitFor } from "../lib/phx.js";
+import { phxSocket, disconnectAll, joined, pushed, waitFor, rawTest as test, jsTest, serverOptions } from "../lib/phx.js";
 
 let server;
 let shortServer;
 before(async () => {
-  server = await startServer();
+  server = await startServer(serverOptions);
   shortServer = await startServer({ timeoutMs: 200 });
 });
 after(async () => {
@@ -268,7 +268,7 @@ test("§3.6 a channel's own stop event closes it (custom:*)", async () => {
   raw.close();
 });
 
-test("§3.6 phoenix.js: after a stop the channel is closed and does not rejoin", async () => {
+jsTest("§3.6 phoenix.js: after a stop the channel is closed and does not rejoin", async () => {
   const socket = phxSocket(server.ws);
   socket.connect();
   const ch = socket.channel("room:js-stop", {});
@@ -282,7 +282,7 @@ test("§3.6 phoenix.js: after a stop the channel is closed and does not rejoin",
   assert.equal(ch.state, "closed");
 });
 
-test("§3.6 phoenix.js: after a crash the channel errors and rejoins with a new join_ref", async () => {
+jsTest("§3.6 phoenix.js: after a crash the channel errors and rejoins with a new join_ref", async () => {
   const socket = phxSocket(server.ws);
   socket.connect();
   const ch = socket.channel("room:js-crash", {});

@@ -1,15 +1,15 @@
 // §8: what phoenix.js does that the server must handle, driven through phoenix.js itself.
-import { test, before, after, afterEach } from "node:test";
+import { before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, disconnect } from "../lib/server.js";
-import { phxSocket, disconnectAll, joined, pushed, waitFor } from "../lib/phx.js";
+import { phxSocket, disconnectAll, joined, pushed, waitFor, rawTest as test, jsTest, serverOptions } from "../lib/phx.js";
 
 let server;
-before(async () => (server = await startServer()));
+before(async () => (server = await startServer(serverOptions)));
 after(async () => server.stop());
 afterEach(() => disconnectAll());
 
-test("§8.1 phoenix.js joins with its own ref counter and gets replies", async () => {
+jsTest("§8.1 phoenix.js joins with its own ref counter and gets replies", async () => {
   const socket = phxSocket(server.ws);
   socket.connect();
   const ch = socket.channel("room:refs", {});
@@ -18,7 +18,7 @@ test("§8.1 phoenix.js joins with its own ref counter and gets replies", async (
   assert.deepEqual(await pushed(ch, "echo", { a: 1 }), { status: "ok", response: { a: 1 } });
 });
 
-test("§8.2 pushes made before the join completes are buffered and delivered after it", async () => {
+jsTest("§8.2 pushes made before the join completes are buffered and delivered after it", async () => {
   const socket = phxSocket(server.ws);
   const ch = socket.channel("room:buffered", {});
   ch.join();
@@ -27,7 +27,7 @@ test("§8.2 pushes made before the join completes are buffered and delivered aft
   assert.deepEqual(await early, { status: "ok", response: { early: true } });
 });
 
-test("§8.3 after the server closes the socket phoenix.js reconnects and every channel rejoins", async () => {
+jsTest("§8.3 after the server closes the socket phoenix.js reconnects and every channel rejoins", async () => {
   const socket = phxSocket(server.ws, { params: { user_id: "r83" } });
   socket.connect();
   const a = socket.channel("room:r1", {});
@@ -44,7 +44,7 @@ test("§8.3 after the server closes the socket phoenix.js reconnects and every c
   assert.deepEqual(await pushed(a, "echo", { again: 1 }), { status: "ok", response: { again: 1 } });
 });
 
-test("§8.4 leave() then a new Channel on the same topic joins again", async () => {
+jsTest("§8.4 leave() then a new Channel on the same topic joins again", async () => {
   const socket = phxSocket(server.ws);
   socket.connect();
   const first = socket.channel("room:again", {});
@@ -55,7 +55,7 @@ test("§8.4 leave() then a new Channel on the same topic joins again", async () 
   assert.deepEqual(await pushed(second, "echo", { n: 2 }), { status: "ok", response: { n: 2 } });
 });
 
-test("§8.4 a second Channel for a joined topic replaces the first (client leave + server duplicate join)", async () => {
+jsTest("§8.4 a second Channel for a joined topic replaces the first (client leave + server duplicate join)", async () => {
   const socket = phxSocket(server.ws);
   socket.connect();
   const first = socket.channel("room:twice", {});
@@ -65,7 +65,7 @@ test("§8.4 a second Channel for a joined topic replaces the first (client leave
   assert.deepEqual(await pushed(second, "echo", {}), { status: "ok", response: {} });
 });
 
-test("§8.5 frames carrying an old join_ref do not reach a rejoined channel object", async () => {
+jsTest("§8.5 frames carrying an old join_ref do not reach a rejoined channel object", async () => {
   const socket = phxSocket(server.ws);
   socket.connect();
   const ch = socket.channel("room:filter", {});
@@ -78,7 +78,7 @@ test("§8.5 frames carrying an old join_ref do not reach a rejoined channel obje
   assert.notEqual(joins[0], joins[1], "each joined push matched the channel's join_ref at that time");
 });
 
-test("§8.6 statuses select receive callbacks", async () => {
+jsTest("§8.6 statuses select receive callbacks", async () => {
   const socket = phxSocket(server.ws);
   socket.connect();
   const ch = socket.channel("room:status", {});
@@ -86,7 +86,7 @@ test("§8.6 statuses select receive callbacks", async () => {
   assert.deepEqual(await pushed(ch, "error_reply", { e: 1 }), { status: "error", response: { e: 1 } });
 });
 
-test("§8.6 a push without a reply times out on the client", async () => {
+jsTest("§8.6 a push without a reply times out on the client", async () => {
   const socket = phxSocket(server.ws);
   socket.connect();
   const ch = socket.channel("room:silence", {});
@@ -97,7 +97,7 @@ test("§8.6 a push without a reply times out on the client", async () => {
   assert.equal(result, "timeout");
 });
 
-test("§8.7 a channel crash reaches onError with the server's payload", async () => {
+jsTest("§8.7 a channel crash reaches onError with the server's payload", async () => {
   const socket = phxSocket(server.ws);
   socket.connect();
   const ch = socket.channel("room:onerror", {});
@@ -109,7 +109,7 @@ test("§8.7 a channel crash reaches onError with the server's payload", async ()
   assert.deepEqual(errors[0], { reason: "channel_crash" });
 });
 
-test("§8.8 socket.ping gets the heartbeat reply back", async () => {
+jsTest("§8.8 socket.ping gets the heartbeat reply back", async () => {
   const socket = phxSocket(server.ws);
   socket.connect();
   await waitFor(() => socket.isConnected(), 5000, "connected");

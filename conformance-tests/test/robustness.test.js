@@ -1,12 +1,13 @@
 // 10 000 random and mutated frames against a live server: it stays up, keeps answering
 // heartbeats, and a well-behaved socket connected throughout is unaffected.
-import { test, before, after } from "node:test";
+import { before, after } from "node:test";
 import assert from "node:assert/strict";
+import { rawTest as test, serverOptions } from "../lib/phx.js";
 import { startServer } from "../lib/server.js";
 import { Raw, nextRef, ok } from "../lib/raw.js";
 
 let server;
-before(async () => (server = await startServer()));
+before(async () => (server = await startServer(serverOptions)));
 after(async () => server.stop());
 
 /** mulberry32: a small seeded PRNG so a failure can be replayed with FUZZ_SEED. */

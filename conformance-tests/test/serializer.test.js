@@ -1,12 +1,12 @@
 // §2: message shapes of V1 and V2, V2 binary frames, malformed input.
-import { test, before, after, afterEach } from "node:test";
+import { before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { startServer } from "../lib/server.js";
 import { Raw, nextRef, ok } from "../lib/raw.js";
-import { phxSocket, disconnectAll, joined, waitFor } from "../lib/phx.js";
+import { phxSocket, disconnectAll, joined, waitFor, rawTest as test, jsTest, serverOptions } from "../lib/phx.js";
 
 let server;
-before(async () => (server = await startServer()));
+before(async () => (server = await startServer(serverOptions)));
 after(async () => server.stop());
 afterEach(() => disconnectAll());
 
