@@ -9,11 +9,14 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use phx_server::{
-    Channel, ChannelContext, CheckOrigin, Connect, ConnectInfo, Connected, Endpoint, HandleResult,
-    Params, Payload, Refusal, SocketConfig,
+    Channel, ChannelContext, CheckOrigin, Connect, ConnectInfo, Connected, HandleResult, Params,
+    Payload, Refusal, SocketConfig,
 };
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
+
+mod support;
+use support::start;
 
 struct TestConnect;
 
@@ -72,15 +75,6 @@ impl Channel for Room {
             _ => HandleResult::NoReply,
         }
     }
-}
-
-async fn start(config: impl Fn() -> SocketConfig) -> (Endpoint, u16) {
-    let endpoint = Endpoint::builder().socket("/socket", config()).build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let serving = endpoint.clone();
-    tokio::spawn(async move { serving.serve(listener).await });
-    (endpoint, port)
 }
 
 fn config() -> SocketConfig {
@@ -159,6 +153,20 @@ async fn post(port: u16, token: &str, lines: &str) -> Value {
     )
     .await
     .json()
+}
+
+/// POSTs a heartbeat until the session answers 410 (it ended), or gives up.
+async fn until_gone(port: u16, token: &str, pause: Duration) -> Value {
+    let mut status = Value::Null;
+    for _ in 0..50 {
+        status =
+            post(port, token, "[null,\"1\",\"phoenix\",\"heartbeat\",{}]").await["status"].clone();
+        if status == 410 {
+            break;
+        }
+        tokio::time::sleep(pause).await;
+    }
+    status
 }
 
 /// Polls until at least `n` messages arrived (each GET waits up to the window).
@@ -394,16 +402,11 @@ async fn inactive_sessions_end_and_later_posts_get_410() {
     let (_e, port) = start(config).await;
     let token = open_session(port, "").await;
     // No GET for 1.5 windows (450 ms here): the session ends within 2 × 1.5 windows.
-    let mut status = Value::Null;
-    for _ in 0..40 {
-        tokio::time::sleep(Duration::from_millis(100)).await;
-        status =
-            post(port, &token, "[null,\"1\",\"phoenix\",\"heartbeat\",{}]").await["status"].clone();
-        if status == 410 {
-            break;
-        }
-    }
-    assert_eq!(status, 410);
+    // POSTs do not count as activity; only GETs do.
+    assert_eq!(
+        until_gone(port, &token, Duration::from_millis(100)).await,
+        410
+    );
 }
 
 #[tokio::test]
@@ -437,14 +440,8 @@ async fn disconnect_by_id_ends_a_long_poll_session() {
     let (endpoint, port) = start(config).await;
     let token = open_session(port, "id=u9").await;
     endpoint.disconnect("u9");
-    let mut status = Value::Null;
-    for _ in 0..50 {
-        status =
-            post(port, &token, "[null,\"1\",\"phoenix\",\"heartbeat\",{}]").await["status"].clone();
-        if status == 410 {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert_eq!(status, 410);
+    assert_eq!(
+        until_gone(port, &token, Duration::from_millis(20)).await,
+        410
+    );
 }

@@ -12,11 +12,14 @@ use hyper::upgrade::Upgraded;
 use hyper::{Request, StatusCode};
 use hyper_util::rt::TokioIo;
 use phx_server::{
-    Channel, ChannelContext, CheckOrigin, Connect, ConnectInfo, Connected, Endpoint, HandleResult,
-    Params, Payload, Refusal, SocketConfig,
+    Channel, ChannelContext, CheckOrigin, Connect, ConnectInfo, Connected, HandleResult, Params,
+    Payload, Refusal, SocketConfig,
 };
 use serde_json::{json, Value};
 use tokio::net::TcpStream;
+
+mod support;
+use support::start;
 
 struct Executor;
 
@@ -85,15 +88,6 @@ impl Channel for Echo {
             _ => HandleResult::NoReply,
         }
     }
-}
-
-async fn start(config: impl Fn() -> SocketConfig) -> (Endpoint, u16) {
-    let endpoint = Endpoint::builder().socket("/socket", config()).build();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let serving = endpoint.clone();
-    tokio::spawn(async move { serving.serve(listener).await });
-    (endpoint, port)
 }
 
 fn default_config() -> SocketConfig {
