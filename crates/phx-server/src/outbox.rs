@@ -5,13 +5,14 @@
 //! [`Bytes`], and that same `Bytes` is handed to every subscriber that shares the
 //! encoding (§5): the fan-out path clones a reference count, never the data.
 
-use std::sync::atomic::{AtomicU16, AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
+use std::sync::{Arc, Mutex};
 
 use bytes::{Bytes, BytesMut};
 use fastwebsockets::{Frame, OpCode, Payload as WsPayload};
 use phx_protocol::{FrameKind, Serializer};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
 use crate::connect::Transport;
@@ -26,53 +27,133 @@ pub(crate) enum WsOut {
     Close(Bytes),
 }
 
-/// Ends a connection from any task: the writer sends a close frame with `code` and the
-/// socket task terminates its channels. Used when a slow reader overflows its queue.
-#[derive(Debug, Default)]
-pub(crate) struct Kill {
-    token: CancellationToken,
-    code: AtomicU16,
-    /// Bytes queued for the writer and not yet written (bounds memory, not just frames).
-    queued: AtomicUsize,
-}
-
-impl Kill {
-    pub(crate) fn kill(&self, code: u16) {
-        let _ = self
-            .code
-            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
-        self.token.cancel();
-    }
-    pub(crate) fn code(&self) -> u16 {
-        self.code.load(Ordering::Acquire)
-    }
-    pub(crate) fn token(&self) -> &CancellationToken {
-        &self.token
-    }
-    pub(crate) fn queued(&self) -> usize {
-        self.queued.load(Ordering::Acquire)
-    }
-    /// The writer wrote `bytes` of queued frames.
-    pub(crate) fn written(&self, bytes: usize) {
-        self.queued.fetch_sub(bytes, Ordering::AcqRel);
-    }
-}
-
-/// Bytes one WebSocket may have queued before it is closed as a slow reader.
-pub(crate) const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
-
 /// Close code used when a client does not read fast enough and its bounded queue
 /// overflows (more than `outbound_capacity` frames or [`MAX_QUEUED_BYTES`] bytes):
 /// 1013 "try again later" (any non-1000 code makes phoenix.js reconnect).
 pub(crate) const CLOSE_SLOW_READER: u16 = 1013;
 
+/// Bytes one WebSocket may have queued before it is closed as a slow reader.
+pub(crate) const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
+
+/// The write queue of one WebSocket, shared by its socket task, its reader (pongs,
+/// close echoes), every pubsub subscription of it, and its writer task.
+///
+/// A mutex-guarded `VecDeque` and a `Notify` rather than a tokio channel: on the fan-out
+/// path a push is one uncontended lock and at most one wake-up, and an idle socket holds
+/// no pre-allocated slots (a bounded channel allocates a 32-slot block per socket).
+#[derive(Debug)]
+pub(crate) struct WsQueue {
+    items: Mutex<Items>,
+    ready: Notify,
+    capacity: usize,
+    /// Cancelled when the connection must end (slow reader, peer gone).
+    killed: CancellationToken,
+    kill_code: AtomicU16,
+    /// The socket task is done: the writer flushes what is queued and stops.
+    finished: AtomicBool,
+}
+
+#[derive(Debug, Default)]
+struct Items {
+    queue: VecDeque<WsOut>,
+    bytes: usize,
+}
+
+impl WsQueue {
+    pub(crate) fn new(capacity: usize) -> Self {
+        Self {
+            items: Mutex::new(Items::default()),
+            ready: Notify::new(),
+            capacity,
+            killed: CancellationToken::new(),
+            kill_code: AtomicU16::new(0),
+            finished: AtomicBool::new(false),
+        }
+    }
+
+    /// Ends the connection from any task: the writer sends a close frame with `code` and
+    /// the socket task terminates its channels.
+    pub(crate) fn kill(&self, code: u16) {
+        let _ = self
+            .kill_code
+            .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
+        self.killed.cancel();
+    }
+
+    pub(crate) fn kill_code(&self) -> u16 {
+        self.kill_code.load(Ordering::Acquire)
+    }
+
+    pub(crate) fn killed(&self) -> &CancellationToken {
+        &self.killed
+    }
+
+    /// Queues a frame within the bounds; past them the reader is too slow and the
+    /// connection is killed rather than buffered without bound.
+    pub(crate) fn push(&self, frame: Bytes) -> Result<(), OutboxError> {
+        if self.killed.is_cancelled() || self.finished.load(Ordering::Acquire) {
+            return Err(OutboxError::Closed);
+        }
+        let mut items = self.items.lock().map_err(|_| OutboxError::Closed)?;
+        if items.queue.len() >= self.capacity || items.bytes + frame.len() > MAX_QUEUED_BYTES {
+            drop(items);
+            self.kill(CLOSE_SLOW_READER);
+            return Err(OutboxError::Closed);
+        }
+        items.bytes += frame.len();
+        items.queue.push_back(WsOut::Frame(frame));
+        drop(items);
+        self.ready.notify_one();
+        Ok(())
+    }
+
+    /// Queues what the protocol obliges (pongs, close frames) regardless of the bounds.
+    pub(crate) fn push_control(&self, item: WsOut) {
+        if let Ok(mut items) = self.items.lock() {
+            items.queue.push_back(item);
+        }
+        self.ready.notify_one();
+    }
+
+    /// The socket task is done; the writer stops once the queue is empty.
+    pub(crate) fn finish(&self) {
+        self.finished.store(true, Ordering::Release);
+        self.ready.notify_one();
+    }
+
+    /// Moves up to `max` queued items into `out`; returns whether the socket finished.
+    pub(crate) fn take(&self, out: &mut Vec<WsOut>, max: usize) -> bool {
+        if let Ok(mut items) = self.items.lock() {
+            while out.len() < max {
+                let Some(item) = items.queue.pop_front() else {
+                    break;
+                };
+                if let WsOut::Frame(frame) = &item {
+                    items.bytes -= frame.len();
+                }
+                out.push(item);
+            }
+            if items.queue.is_empty() && items.queue.capacity() > 64 {
+                items.queue.shrink_to(0);
+            }
+        }
+        self.finished.load(Ordering::Acquire)
+    }
+
+    /// Waits until something may have been queued (or the socket finished).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits; callers look at the queue after it returns.
+    pub(crate) async fn ready(&self) {
+        self.ready.notified().await;
+    }
+}
+
 /// The sending side of one socket, cloned into every pubsub subscription of it.
 #[derive(Clone, Debug)]
 pub(crate) enum Outbox {
-    WebSocket {
-        tx: mpsc::Sender<WsOut>,
-        kill: Arc<Kill>,
-    },
+    WebSocket(Arc<WsQueue>),
     LongPoll(Arc<LongPollBuffer>),
 }
 
@@ -93,7 +174,7 @@ pub(crate) const ENCODINGS: usize = 4;
 impl Outbox {
     pub(crate) fn transport(&self) -> Transport {
         match self {
-            Self::WebSocket { .. } => Transport::WebSocket,
+            Self::WebSocket(_) => Transport::WebSocket,
             Self::LongPoll(_) => Transport::LongPoll,
         }
     }
@@ -105,7 +186,7 @@ impl Outbox {
             Serializer::V2 => 1,
         };
         let t = match self {
-            Self::WebSocket { .. } => 0,
+            Self::WebSocket(_) => 0,
             Self::LongPoll(_) => 2,
         };
         s + t
@@ -114,7 +195,7 @@ impl Outbox {
     /// Wraps one serializer output for this transport.
     pub(crate) fn frame(&self, kind: FrameKind, encoded: &[u8]) -> Result<Bytes, OutboxError> {
         match self {
-            Self::WebSocket { .. } => Ok(ws_frame(
+            Self::WebSocket(_) => Ok(ws_frame(
                 match kind {
                     FrameKind::Text => OpCode::Text,
                     FrameKind::Binary => OpCode::Binary,
@@ -131,23 +212,7 @@ impl Outbox {
     /// Queues a frame made by [`Outbox::frame`] of the same transport.
     pub(crate) fn send(&self, frame: Bytes) -> Result<(), OutboxError> {
         match self {
-            Self::WebSocket { tx, kill } => {
-                let len = frame.len();
-                if kill.queued.fetch_add(len, Ordering::AcqRel) + len > MAX_QUEUED_BYTES {
-                    kill.kill(CLOSE_SLOW_READER);
-                    return Err(OutboxError::Closed);
-                }
-                match tx.try_send(WsOut::Frame(frame)) {
-                    Ok(()) => Ok(()),
-                    Err(mpsc::error::TrySendError::Full(_)) => {
-                        // A reader this far behind is disconnected rather than buffered
-                        // without bound (its client reconnects and rejoins).
-                        kill.kill(CLOSE_SLOW_READER);
-                        Err(OutboxError::Closed)
-                    }
-                    Err(mpsc::error::TrySendError::Closed(_)) => Err(OutboxError::Closed),
-                }
-            }
+            Self::WebSocket(queue) => queue.push(frame),
             Self::LongPoll(buffer) => buffer.push(frame),
         }
     }

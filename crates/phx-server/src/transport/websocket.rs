@@ -22,13 +22,12 @@ use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
-use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::ReusableBoxFuture;
 
 use crate::connect::Transport;
 use crate::endpoint::{status_response, Body, Endpoint, SocketConfig};
-use crate::outbox::{close_payload, ws_frame, Kill, Outbox, WsOut};
+use crate::outbox::{close_payload, ws_frame, Outbox, WsOut, WsQueue};
 use crate::params::Params;
 use crate::socket::{Flow, Socket};
 use crate::transport::{authorize, Accepted};
@@ -207,7 +206,7 @@ async fn run(
 
 struct Reader<R> {
     ws: WebSocketRead<R>,
-    tx: mpsc::Sender<WsOut>,
+    queue: Arc<WsQueue>,
 }
 
 /// A frame detached from the reader's buffer (fastwebsockets ties frames to `&mut self`).
@@ -227,10 +226,10 @@ async fn read_next<R: AsyncRead + Unpin + 'static>(mut reader: Reader<R>) -> Rea
 async fn read_owned<R: AsyncRead + Unpin + 'static>(
     reader: &mut Reader<R>,
 ) -> Result<OwnedFrame, WebSocketError> {
-    let tx = &reader.tx;
+    let queue = &reader.queue;
     let frame = reader
         .ws
-        .read_frame(&mut |frame: Frame<'static>| std::future::ready(obligated(tx, frame)))
+        .read_frame(&mut |frame: Frame<'static>| std::future::ready(obligated(queue, frame)))
         .await?;
     Ok(OwnedFrame {
         fin: frame.fin,
@@ -240,13 +239,13 @@ async fn read_owned<R: AsyncRead + Unpin + 'static>(
 }
 
 /// Queues what fastwebsockets says must be answered: pongs and the close echo.
-fn obligated(tx: &mpsc::Sender<WsOut>, frame: Frame<'static>) -> Result<(), std::io::Error> {
+fn obligated(queue: &WsQueue, frame: Frame<'static>) -> Result<(), std::io::Error> {
     let item = match frame.opcode {
         OpCode::Close => WsOut::Close(Bytes::copy_from_slice(&frame.payload)),
         opcode => WsOut::Frame(ws_frame(opcode, &frame.payload)),
     };
-    tx.try_send(item)
-        .map_err(|_| std::io::Error::other("write queue full or closed"))
+    queue.push_control(item);
+    Ok(())
 }
 
 /// What one received frame amounts to.
@@ -328,12 +327,8 @@ async fn drive<R, W>(
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let (tx, rx) = mpsc::channel(config.queue_capacity());
-    let kill = Arc::new(Kill::default());
-    let outbox = Outbox::WebSocket {
-        tx: tx.clone(),
-        kill: kill.clone(),
-    };
+    let queue = Arc::new(WsQueue::new(config.queue_capacity()));
+    let outbox = Outbox::WebSocket(queue.clone());
     let Accepted {
         serializer,
         connected,
@@ -346,12 +341,15 @@ async fn drive<R, W>(
         connected.assigns,
         connected.id,
     );
-    let writer = endpoint.tasks().spawn(write_loop(write, rx, kill.clone()));
+    let writer = endpoint.tasks().spawn(write_loop(write, queue.clone()));
 
     let (mut ws, _unused_write) =
         fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);
     ws.set_max_message_size(config.frame_limit());
-    let mut reading = ReusableBoxFuture::new(read_next(Reader { ws, tx: tx.clone() }));
+    let mut reading = ReusableBoxFuture::new(read_next(Reader {
+        ws,
+        queue: queue.clone(),
+    }));
     let mut spare: Option<Reader<R>> = None;
     let timeout = config.idle_timeout();
     let idle = tokio::time::sleep(timeout);
@@ -363,7 +361,7 @@ async fn drive<R, W>(
     let close: Option<u16> = loop {
         tokio::select! {
             biased;
-            () = kill.token().cancelled() => break None,
+            () = queue.killed().cancelled() => break None,
             () = endpoint.shutdown_token().cancelled() => break Some(CLOSE_RESTART),
             msg = inbox.recv() => {
                 if let Flow::Close(code) = socket.handle_msg(msg).await {
@@ -412,13 +410,11 @@ async fn drive<R, W>(
     };
 
     if let Some(code) = close {
-        if tx.try_send(WsOut::Close(close_payload(code, ""))).is_err() {
-            kill.kill(code);
-        }
+        queue.push_control(WsOut::Close(close_payload(code, "")));
     }
     socket.close().await;
     drop(socket);
-    drop(tx);
+    queue.finish();
     if close.is_some() {
         // Read until the client's close frame (or EOF) so the connection is not reset
         // under the close frame we sent.
@@ -440,79 +436,70 @@ async fn drive<R, W>(
     let _ = tokio::time::timeout(LINGER, writer).await;
 }
 
-/// Most frames queued behind the first one that go out in the same write.
+/// Most frames that go out in one write.
 const COALESCE: usize = 256;
 
 /// Drains the write queue, coalescing what is queued into one write. A lone frame (the
 /// usual case on the fan-out path) is written straight from its shared `Bytes`; only
 /// bursts are copied into `buf`, which is released again when it grew large.
-async fn write_loop<W: AsyncWrite + Unpin>(
-    mut write: W,
-    mut rx: mpsc::Receiver<WsOut>,
-    kill: Arc<Kill>,
-) {
+async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
+    let mut batch: Vec<WsOut> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     loop {
-        let first = tokio::select! {
-            biased;
-            () = kill.token().cancelled() => {
-                let frame = ws_frame(OpCode::Close, &close_payload(kill.code(), ""));
-                let _ = tokio::time::timeout(LINGER, write.write_all(&frame)).await;
+        let finished = queue.take(&mut batch, COALESCE);
+        if batch.is_empty() {
+            if finished {
                 let _ = tokio::time::timeout(LINGER, write.shutdown()).await;
                 return;
             }
-            item = rx.recv() => item,
-        };
-        let Some(first) = first else {
-            let _ = write.shutdown().await;
-            return;
-        };
-        let mut closing = false;
-        let mut single = None;
-        let add = |item: WsOut, buf: &mut Vec<u8>, closing: &mut bool| match item {
-            WsOut::Frame(frame) => buf.extend_from_slice(&frame),
-            WsOut::Close(payload) => {
-                buf.extend_from_slice(&ws_frame(OpCode::Close, &payload));
-                *closing = true;
+            tokio::select! {
+                biased;
+                () = queue.killed().cancelled() => {
+                    let frame = ws_frame(OpCode::Close, &close_payload(queue.kill_code(), ""));
+                    let _ = tokio::time::timeout(LINGER, write.write_all(&frame)).await;
+                    let _ = tokio::time::timeout(LINGER, write.shutdown()).await;
+                    return;
+                }
+                () = queue.ready() => {}
             }
+            // The queue is the truth, the notification only a hint: look again. (A push
+            // between `take` and the wait leaves a permit, so no wake-up is lost.)
+            continue;
+        }
+        let mut closing = false;
+        let single = match batch.as_slice() {
+            [WsOut::Frame(frame)] => Some(frame.clone()),
+            _ => None,
         };
-        match rx.try_recv() {
-            Err(_) => match first {
-                WsOut::Frame(frame) => single = Some(frame),
-                close => add(close, &mut buf, &mut closing),
-            },
-            Ok(second) => {
-                add(first, &mut buf, &mut closing);
-                let mut next = Some(second);
-                let mut taken = 1;
-                while let Some(item) = next.take() {
-                    if closing {
+        if single.is_none() {
+            for item in batch.iter() {
+                match item {
+                    WsOut::Frame(frame) => buf.extend_from_slice(frame),
+                    WsOut::Close(payload) => {
+                        buf.extend_from_slice(&ws_frame(OpCode::Close, payload));
+                        closing = true;
                         break;
-                    }
-                    add(item, &mut buf, &mut closing);
-                    taken += 1;
-                    if taken < COALESCE {
-                        next = rx.try_recv().ok();
                     }
                 }
             }
         }
+        batch.clear();
+        if batch.capacity() > COALESCE {
+            batch = Vec::new();
+        }
         let data: &[u8] = single.as_deref().unwrap_or(&buf);
         let written = tokio::select! {
             biased;
-            () = kill.token().cancelled() => return,
+            () = queue.killed().cancelled() => return,
             result = write.write_all(data) => result,
         };
-        // Close frames and pongs were never counted; counting what was written is exact
-        // enough for a memory bound.
-        kill.written(data.len().min(kill.queued()));
         buf.clear();
         if buf.capacity() > 256 * 1024 {
             buf = Vec::new();
         }
         if written.is_err() {
             // The peer is gone: make the socket task notice and end.
-            kill.kill(CLOSE_INTERNAL);
+            queue.kill(CLOSE_INTERNAL);
             return;
         }
         if closing {
