@@ -32,7 +32,7 @@ use crate::outbox::{Outbox, OutboxError};
 use crate::params::Params;
 use crate::socket::{Flow, Socket};
 use crate::token::Signer;
-use crate::transport::{authorize, Accepted};
+use crate::transport::{authorize, origin_allowed, Accepted};
 
 /// Lines of one POST that are used; the rest are ignored (§7.4, Phoenix ≥ 1.8.9).
 const MAX_BATCH: usize = 100;
@@ -256,19 +256,7 @@ fn origin_refused(
     config: &SocketConfig,
     req: &Request<Incoming>,
 ) -> Option<Response<Body>> {
-    let origin = req
-        .headers()
-        .get(hyper::header::ORIGIN)
-        .and_then(|v| v.to_str().ok());
-    let target = crate::origin::RequestTarget {
-        scheme: "http",
-        host_header: req
-            .headers()
-            .get(hyper::header::HOST)
-            .and_then(|v| v.to_str().ok()),
-        endpoint_host: endpoint.host(),
-    };
-    (!config.origin_policy().allows(origin, target)).then(|| status_json(403))
+    (!origin_allowed(endpoint, config, req.headers())).then(|| status_json(403))
 }
 
 /// First GET (or a GET whose session is gone): connect and answer 410 with a token.

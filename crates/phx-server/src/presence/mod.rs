@@ -20,10 +20,38 @@ use crate::endpoint::Endpoint;
 
 /// Presence of one channel's topic, from [`crate::ChannelContext::presence`].
 ///
-/// ```ignore
-/// ctx.presence().track("alice", json!({"online_at": "1732400000"}))?;
-/// let state = ctx.presence().list();
-/// ctx.push("presence_state", state)?;
+/// The usual pattern: track after the join reply, then push the list (§6.2).
+///
+/// ```
+/// use phx_server::{Channel, ChannelContext, HandleResult, Info, Payload};
+/// use serde_json::{Map, Value};
+///
+/// struct AfterJoin;
+///
+/// #[derive(Default)]
+/// struct Room {
+///     user: String,
+/// }
+///
+/// #[async_trait::async_trait]
+/// impl Channel for Room {
+///     async fn join(&mut self, _t: &str, _p: Payload, ctx: &mut ChannelContext<'_>) -> Result<Payload, Payload> {
+///         self.user = "alice".into();
+///         ctx.send_info(AfterJoin);
+///         Ok(Payload::empty_object())
+///     }
+///     async fn handle_info(&mut self, _info: Info, ctx: &mut ChannelContext<'_>) -> HandleResult {
+///         let mut meta = Map::new();
+///         meta.insert("online_at".into(), Value::from("1732400000"));
+///         let _ = ctx.presence().track(&self.user, meta);
+///         let state = ctx.presence().list();
+///         let _ = ctx.push("presence_state", state);
+///         HandleResult::NoReply
+///     }
+///     async fn handle_in(&mut self, _e: &str, _p: Payload, _c: &mut ChannelContext<'_>) -> HandleResult {
+///         HandleResult::NoReply
+///     }
+/// }
 /// ```
 #[derive(Debug)]
 pub struct Presence<'a> {

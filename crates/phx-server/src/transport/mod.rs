@@ -7,6 +7,7 @@ use std::net::SocketAddr;
 
 use hyper::header::{HOST, ORIGIN};
 use hyper::http::request::Parts;
+use hyper::HeaderMap;
 use phx_protocol::Serializer;
 
 use crate::connect::{ConnectInfo, Connected, Refusal, Transport};
@@ -21,6 +22,25 @@ pub(crate) struct Accepted {
     pub(crate) connected: Connected,
 }
 
+/// §1.5 for any request to a socket route (WebSocket, long-poll GET/POST/OPTIONS).
+pub(crate) fn origin_allowed(
+    endpoint: &Endpoint,
+    config: &SocketConfig,
+    headers: &HeaderMap,
+) -> bool {
+    let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
+    let target = RequestTarget {
+        scheme: "http",
+        host_header: headers.get(HOST).and_then(|v| v.to_str().ok()),
+        endpoint_host: endpoint.host(),
+    };
+    let allowed = config.origin_policy().allows(origin, target);
+    if !allowed {
+        tracing::warn!(?origin, "origin refused by check_origin");
+    }
+    allowed
+}
+
 /// §1.3–§1.5 in Phoenix's order: origin, then `vsn`, then the app's connect hook.
 pub(crate) async fn authorize(
     endpoint: &Endpoint,
@@ -31,14 +51,7 @@ pub(crate) async fn authorize(
     auth_token: Option<String>,
     params: &Params,
 ) -> Result<Accepted, Refusal> {
-    let origin = head.headers.get(ORIGIN).and_then(|v| v.to_str().ok());
-    let target = RequestTarget {
-        scheme: "http",
-        host_header: head.headers.get(HOST).and_then(|v| v.to_str().ok()),
-        endpoint_host: endpoint.host(),
-    };
-    if !config.origin_policy().allows(origin, target) {
-        tracing::warn!(?origin, "origin refused by check_origin");
+    if !origin_allowed(endpoint, config, &head.headers) {
         return Err(Refusal::forbidden());
     }
     let vsn = match params.get("vsn") {
