@@ -74,6 +74,33 @@ impl fmt::Debug for Tracker {
 
 type Entries = HashMap<String, Vec<Box<RawValue>>>;
 
+/// `{key: {"metas": [meta, …]}, …}` from borrowed keys and meta JSON texts.
+fn render<'a, M>(len: usize, entries: impl Iterator<Item = (&'a str, M)>) -> String
+where
+    M: Iterator<Item = &'a RawValue>,
+{
+    let mut out: Vec<u8> = Vec::with_capacity(96 * len + 2);
+    out.push(b'{');
+    for (i, (key, metas)) in entries.enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        // Writing a &str into a Vec cannot fail.
+        serde_json::to_writer(&mut out, key).expect("key serializes");
+        out.extend_from_slice(br#":{"metas":["#);
+        for (j, meta) in metas.enumerate() {
+            if j > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(meta.get().as_bytes());
+        }
+        out.extend_from_slice(b"]}");
+    }
+    out.push(b'}');
+    // Built from a JSON string literal and JSON texts: valid UTF-8.
+    String::from_utf8(out).expect("UTF-8 JSON")
+}
+
 /// A presence diff under construction: `joins` and `leaves`, key → metas.
 #[derive(Default)]
 struct Diff {
@@ -247,34 +274,32 @@ impl Tracker {
 
     /// `{key: {"metas": [...]}}` for the whole topic.
     pub(crate) fn list(&self, topic: &str) -> Payload {
-        let entries: Entries = match self.topics.get(topic) {
-            Some(state) => state
-                .iter()
-                .map(|(k, metas)| (k.clone(), metas.iter().map(|m| m.json.clone()).collect()))
-                .collect(),
-            None => Entries::new(),
+        // Rendered straight from the state, under the shard's read lock (no user code
+        // runs while it is held: the fetch hook comes after).
+        let out = match self.topics.get(topic) {
+            Some(state) => render(
+                state.len(),
+                state
+                    .iter()
+                    .map(|(k, metas)| (k.as_str(), metas.iter().map(|m| &*m.json))),
+            ),
+            None => "{}".to_owned(),
         };
-        self.render(topic, &entries)
+        self.finish(topic, out)
     }
 
-    fn render(&self, topic: &str, entries: &Entries) -> Payload {
-        let mut out = String::with_capacity(64 * entries.len() + 2);
-        out.push('{');
-        for (i, (key, metas)) in entries.iter().enumerate() {
-            if i > 0 {
-                out.push(',');
-            }
-            out.push_str(&Value::String(key.clone()).to_string());
-            out.push_str(r#":{"metas":["#);
-            for (j, meta) in metas.iter().enumerate() {
-                if j > 0 {
-                    out.push(',');
-                }
-                out.push_str(meta.get());
-            }
-            out.push_str("]}");
-        }
-        out.push('}');
+    fn render_entries(&self, topic: &str, entries: &Entries) -> Payload {
+        let out = render(
+            entries.len(),
+            entries
+                .iter()
+                .map(|(k, metas)| (k.as_str(), metas.iter().map(|m| &**m))),
+        );
+        self.finish(topic, out)
+    }
+
+    /// Applies the fetch hook (if any) to rendered entries.
+    fn finish(&self, topic: &str, mut out: String) -> Payload {
         if let Some(fetch) = &self.fetch {
             if let Ok(Value::Object(mut map)) = serde_json::from_str::<Value>(&out) {
                 fetch.fetch(topic, &mut map);
@@ -330,8 +355,8 @@ impl Tracker {
     }
 
     fn send(&self, pubsub: &PubSub, topic: &str, diff: Diff) {
-        let joins = self.render(topic, &diff.joins);
-        let leaves = self.render(topic, &diff.leaves);
+        let joins = self.render_entries(topic, &diff.joins);
+        let leaves = self.render_entries(topic, &diff.leaves);
         let (Payload::Json(joins), Payload::Json(leaves)) = (joins, leaves) else {
             return;
         };
