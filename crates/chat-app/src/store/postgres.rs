@@ -9,7 +9,9 @@ use tokio_postgres::{NoTls, Row};
 use super::{migrate, rfc3339, Store, StoreError, StoredMessage};
 
 /// How long a call waits for a connection before answering `Unavailable`: a database
-/// outage turns into quick error replies, never a hang.
+/// outage turns into quick error replies, never a hang. Pooled connections are verified
+/// with a ping when checked out (`RecyclingMethod::Verified`), so a connection killed
+/// during an outage is replaced instead of failing the first message after recovery.
 const POOL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// PostgreSQL-backed history.
@@ -61,7 +63,7 @@ impl PostgresStore {
             config,
             NoTls,
             ManagerConfig {
-                recycling_method: RecyclingMethod::Fast,
+                recycling_method: RecyclingMethod::Verified,
             },
         );
         let pool = Pool::builder(manager)
