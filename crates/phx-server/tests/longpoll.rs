@@ -155,6 +155,14 @@ async fn post(port: u16, token: &str, lines: &str) -> Value {
     .json()
 }
 
+/// A GET with `sent` (a dead or forged token) opens a new session, not `old`'s.
+async fn assert_new_session(port: u16, sent: &str, old: &str) {
+    let path = format!("/socket/longpoll?vsn=2.0.0&token={sent}");
+    let body = http(port, "GET", &path, &[], "").await.json();
+    assert_eq!(body["status"], 410);
+    assert_ne!(body["token"], Value::String(old.to_owned()));
+}
+
 /// POSTs a heartbeat until the session answers 410 (it ended), or gives up.
 async fn until_gone(port: u16, token: &str, pause: Duration) -> Value {
     let mut status = Value::Null;
@@ -272,17 +280,7 @@ async fn tampered_or_unknown_tokens_never_reach_a_session() {
         json!({"status": 410})
     );
     // A GET with a bad token gets a brand new session.
-    let body = http(
-        port,
-        "GET",
-        &format!("/socket/longpoll?vsn=2.0.0&token={tampered}"),
-        &[],
-        "",
-    )
-    .await
-    .json();
-    assert_eq!(body["status"], 410);
-    assert_ne!(body["token"], Value::String(token));
+    assert_new_session(port, &tampered, &token).await;
 }
 
 #[tokio::test]
@@ -422,17 +420,7 @@ async fn a_session_that_buffers_past_its_cap_is_ended() {
     // and a GET starts a new session (410 + new token), which phoenix.js rejoins on.
     let after = post(port, &token, "[null,\"1\",\"phoenix\",\"heartbeat\",{}]").await;
     assert_eq!(after, json!({"status": 410}));
-    let body = http(
-        port,
-        "GET",
-        &format!("/socket/longpoll?vsn=2.0.0&token={token}"),
-        &[],
-        "",
-    )
-    .await
-    .json();
-    assert_eq!(body["status"], 410);
-    assert_ne!(body["token"], Value::String(token));
+    assert_new_session(port, &token, &token).await;
 }
 
 #[tokio::test]
