@@ -23,6 +23,9 @@
 //! assert_eq!(out, br#"["3","3","room:lobby","phx_reply",{"response":{},"status":"ok"}]"#);
 //! ```
 
+#![forbid(unsafe_code)]
+#![warn(missing_docs, missing_debug_implementations)]
+
 pub mod event;
 pub mod message;
 pub mod presence;

@@ -1,4 +1,4 @@
-//! Presence payload shapes (§6) and `phx_ref` formatting.
+//! Presence (§6): the `phx_ref` that tags every presence meta.
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
@@ -33,5 +33,24 @@ mod tests {
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'));
         assert_ne!(format_phx_ref(1, 2, 3), format_phx_ref(1, 2, 4));
+    }
+
+    #[test]
+    fn phx_ref_matches_the_example_of_section_6_1() {
+        // `GBnW9Yv8yC4pAAKB` is 18 19 D6 F5 8B FC C8 2E ‖ 29 00 ‖ 02 81.
+        assert_eq!(
+            format_phx_ref(0x1819_D6F5_8BFC_C82E, 0x2900, 0x0281),
+            "GBnW9Yv8yC4pAAKB"
+        );
+        assert_eq!(format_phx_ref(0, 0, 0), "AAAAAAAAAAAAAAAA");
+    }
+
+    #[test]
+    fn phx_ref_fields_are_big_endian() {
+        // Only the last byte of the counter is set: only the last characters change.
+        let a = format_phx_ref(0, 0, 1);
+        assert_eq!(a, "AAAAAAAAAAAAAAAB");
+        let b = format_phx_ref(1 << 56, 0, 0);
+        assert_eq!(b, "AQAAAAAAAAAAAAAA");
     }
 }

@@ -4,8 +4,12 @@
 mod binary;
 mod v1;
 mod v2;
+mod vsn;
 
-use crate::message::{Message, Outbound};
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+use crate::message::{Message, Outbound, Ref};
 
 /// The serializer a socket speaks, chosen by the `vsn` connect param (§1.3).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -83,11 +87,22 @@ pub enum EncodeError {
 impl Serializer {
     /// Chooses the serializer for a `vsn` connect param; absent means `1.0.0` (§1.3).
     /// `1.0.x` → V1, `2.0.x` → V2, anything else (including non-semver) → error.
+    ///
+    /// This is Phoenix's `Version.match?(vsn, "~> 1.0.0")` / `"~> 2.0.0"`, so a
+    /// pre-release of a later patch matches (`2.0.1-rc.1` → V2) but a pre-release of
+    /// `x.0.0` itself does not (`2.0.0-rc.1` sorts below `2.0.0`).
+    ///
+    /// ```
+    /// use phx_protocol::Serializer;
+    /// assert_eq!(Serializer::from_vsn(None), Ok(Serializer::V1));
+    /// assert_eq!(Serializer::from_vsn(Some("2.0.0")), Ok(Serializer::V2));
+    /// assert!(Serializer::from_vsn(Some("2.1.0")).is_err());
+    /// ```
     pub fn from_vsn(vsn: Option<&str>) -> Result<Self, VsnError> {
         let Some(vsn) = vsn else { return Ok(Self::V1) };
-        match parse_semver(vsn) {
-            Some((1, 0)) => Ok(Self::V1),
-            Some((2, 0)) => Ok(Self::V2),
+        match vsn::select(vsn) {
+            Some(1) => Ok(Self::V1),
+            Some(2) => Ok(Self::V2),
             _ => Err(VsnError(vsn.to_owned())),
         }
     }
@@ -100,16 +115,37 @@ impl Serializer {
         }
     }
 
-    /// Decodes a binary frame (V2 kind 0 only, §2.4).
+    /// Decodes a binary frame (V2 kind 0 only, §2.4). The payload is copied out of
+    /// `frame`; [`Serializer::decode_binary_bytes`] shares it instead.
     pub fn decode_binary(self, frame: &[u8]) -> Result<Message, DecodeError> {
         match self {
             Self::V1 => Err(DecodeError::BinaryNotSupported),
-            Self::V2 => binary::decode(frame),
+            Self::V2 => binary::decode(frame, Bytes::copy_from_slice),
+        }
+    }
+
+    /// Like [`Serializer::decode_binary`], but the payload is a slice of `frame` (no copy).
+    ///
+    /// ```
+    /// use bytes::Bytes;
+    /// use phx_protocol::{Payload, Serializer};
+    /// let frame = Bytes::from_static(b"\x00\x01\x01\x01\x01357e\x01\x02");
+    /// let msg = Serializer::V2.decode_binary_bytes(&frame).unwrap();
+    /// assert_eq!((msg.topic.as_str(), msg.event.as_str()), ("7", "e"));
+    /// assert!(matches!(msg.payload, Payload::Binary(b) if b[..] == [1, 2]));
+    /// ```
+    pub fn decode_binary_bytes(self, frame: &Bytes) -> Result<Message, DecodeError> {
+        match self {
+            Self::V1 => Err(DecodeError::BinaryNotSupported),
+            Self::V2 => binary::decode(frame, |payload| frame.slice_ref(payload)),
         }
     }
 
     /// Appends the encoding of `msg` to `out` and says whether it is a text or binary frame.
     /// On error `out` is left as it was.
+    ///
+    /// JSON payloads are copied as they are (never re-serialized); strings are escaped
+    /// as JSON. Nothing is allocated besides growing `out`.
     pub fn encode(self, msg: &Outbound<'_>, out: &mut Vec<u8>) -> Result<FrameKind, EncodeError> {
         let start = out.len();
         let result = match (self, msg.is_binary()) {
@@ -125,50 +161,23 @@ impl Serializer {
     }
 }
 
-/// `MAJOR.MINOR` of a semantic version `MAJOR.MINOR.PATCH[-pre][+build]`, as Elixir's
-/// `Version.parse/1` accepts it (no leading zeros, all three parts required).
-fn parse_semver(vsn: &str) -> Option<(u64, u64)> {
-    let core = vsn.split(['+', '-']).next()?;
-    if vsn.len() > core.len() {
-        // Pre-release / build identifiers must be non-empty dot-separated alphanumerics.
-        let rest = &vsn[core.len() + 1..];
-        let valid = !rest.is_empty()
-            && rest
-                .split(['.', '+', '-'])
-                .all(|id| !id.is_empty() && id.chars().all(|c| c.is_ascii_alphanumeric()));
-        if !valid {
-            return None;
-        }
-    }
-    let mut parts = core.split('.');
-    let mut number = || -> Option<u64> {
-        let part = parts.next()?;
-        let plain = !part.is_empty() && part.bytes().all(|b| b.is_ascii_digit());
-        if !plain || (part.len() > 1 && part.starts_with('0')) {
-            return None;
-        }
-        part.parse().ok()
-    };
-    let (major, minor, _patch) = (number()?, number()?, number()?);
-    parts.next().is_none().then_some((major, minor))
-}
-
 /// Appends `s` as a JSON string literal.
 pub(crate) fn write_str(out: &mut Vec<u8>, s: &str) {
-    // Writing a &str into a Vec cannot fail.
-    serde_json::to_writer(&mut *out, s).expect("string serializes");
+    // Invariant: serializing a `&str` into a `Vec` has no failure case (no I/O error, no
+    // non-string key), so the error branch is unreachable.
+    serde_json::to_writer(&mut *out, s).expect("a str serializes into a Vec");
 }
 
 /// Appends a `join_ref`/`ref` as JSON (`null` for none).
-fn write_ref(out: &mut Vec<u8>, r: Option<&crate::message::Ref>) {
+fn write_ref(out: &mut Vec<u8>, r: Option<&Ref>) {
     match r {
         Some(r) => r.write_json(out),
         None => out.extend_from_slice(b"null"),
     }
 }
 
-/// Appends `{"response":R,"status":S}` for a JSON response.
-fn write_reply_payload(out: &mut Vec<u8>, status: &str, response: &serde_json::value::RawValue) {
+/// Appends `{"response":R,"status":S}` for a JSON response (Jason's key order, §2.1).
+fn write_reply_payload(out: &mut Vec<u8>, status: &str, response: &RawValue) {
     out.extend_from_slice(br#"{"response":"#);
     out.extend_from_slice(response.get().as_bytes());
     out.extend_from_slice(br#","status":"#);
@@ -176,35 +185,55 @@ fn write_reply_payload(out: &mut Vec<u8>, status: &str, response: &serde_json::v
     out.push(b'}');
 }
 
-/// Interprets a decoded `join_ref`/`ref` JSON value.
-fn decode_ref(
-    raw: Option<&serde_json::value::RawValue>,
-    field: &'static str,
-) -> Result<Option<crate::message::Ref>, DecodeError> {
+/// The frame as UTF-8 text.
+fn utf8(text: &[u8]) -> Result<&str, DecodeError> {
+    std::str::from_utf8(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))
+}
+
+/// A JSON syntax error, with serde_json's description of where.
+fn invalid_json(e: serde_json::Error) -> DecodeError {
+    DecodeError::InvalidJson(e.to_string())
+}
+
+/// The first byte of the JSON value in `text` (after JSON whitespace), to tell a wrong
+/// shape (`NotAnArray`/`NotAnObject`) from invalid JSON before parsing.
+fn first_byte(text: &str) -> Option<u8> {
+    text.bytes()
+        .find(|b| !matches!(b, b' ' | b'\t' | b'\n' | b'\r'))
+}
+
+/// The error for a frame whose top-level value has the wrong shape: `shape_error`, unless
+/// the frame is not JSON at all.
+fn wrong_shape(text: &str, shape_error: DecodeError) -> DecodeError {
+    match serde_json::from_str::<serde::de::IgnoredAny>(text) {
+        Ok(_) => shape_error,
+        Err(e) => invalid_json(e),
+    }
+}
+
+/// Interprets a `join_ref`/`ref` JSON value: `null` → `None`, a string → its unescaped
+/// text, another scalar → its JSON text (echoed as is, §2.1), array/object → error.
+fn decode_ref(raw: Option<&RawValue>, field: &'static str) -> Result<Option<Ref>, DecodeError> {
     let Some(raw) = raw else { return Ok(None) };
-    let text = raw.get().trim();
+    let text = raw.get();
     match text.as_bytes().first() {
         None => Ok(None),
         Some(b'n') if text == "null" => Ok(None),
         Some(b'"') => {
-            let s: String =
-                serde_json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
-            Ok(Some(crate::message::Ref::from(s)))
+            let s: String = serde_json::from_str(text).map_err(invalid_json)?;
+            Ok(Some(Ref::from(s)))
         }
-        Some(b'[') | Some(b'{') => Err(DecodeError::InvalidRef(field)),
-        Some(_) => Ok(Some(crate::message::Ref::from_json_text(text))),
+        Some(b'[' | b'{') => Err(DecodeError::InvalidRef(field)),
+        Some(_) => Ok(Some(Ref::from_json_text(text))),
     }
 }
 
-/// Interprets a decoded `topic`/`event` JSON value.
-fn decode_string(
-    raw: &serde_json::value::RawValue,
-    field: &'static str,
-) -> Result<String, DecodeError> {
-    if !raw.get().trim_start().starts_with('"') {
+/// Interprets a `topic`/`event` JSON value, which must be a string.
+fn decode_string(raw: &RawValue, field: &'static str) -> Result<String, DecodeError> {
+    if !raw.get().starts_with('"') {
         return Err(DecodeError::NotAString(field));
     }
-    serde_json::from_str(raw.get()).map_err(|e| DecodeError::InvalidJson(e.to_string()))
+    serde_json::from_str(raw.get()).map_err(invalid_json)
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
-//! The examples of PROTOCOL.md §2 and §10, byte for byte, and every decode error.
+//! V2 text frames: the examples of PROTOCOL.md §2.3 and the §10 session byte for byte, the
+//! `vsn` table of §1.3, and the V2 decode errors. V1 and binary frames are tested in their
+//! own modules.
 
-use bytes::Bytes;
 use serde_json::value::RawValue;
 
 use super::*;
@@ -29,8 +30,23 @@ fn vsn_negotiation_follows_the_table() {
     assert_eq!(Serializer::from_vsn(Some("1.0.7")), Ok(Serializer::V1));
     assert_eq!(Serializer::from_vsn(Some("2.0.0")), Ok(Serializer::V2));
     assert_eq!(Serializer::from_vsn(Some("2.0.1-rc.1")), Ok(Serializer::V2));
+    assert_eq!(
+        Serializer::from_vsn(Some("2.0.0+build.7")),
+        Ok(Serializer::V2)
+    );
     for bad in [
-        "2.1.0", "123.1.1", "abc", "", "2.0", "2.0.0.0", "02.0.0", "1.1.0", "2.0.0-",
+        "2.1.0",
+        "123.1.1",
+        "abc",
+        "",
+        "2.0",
+        "2.0.0.0",
+        "02.0.0",
+        "1.1.0",
+        "2.0.0-",
+        "2.0.0-rc.1",
+        "3.0.0",
+        "v2.0.0",
     ] {
         assert!(
             Serializer::from_vsn(Some(bad)).is_err(),
@@ -195,222 +211,260 @@ fn v2_decode_errors() {
     assert!(matches!(err(&[0xff, 0xfe]), DecodeError::InvalidJson(_)));
 }
 
+/// Encodes `msg` with V2 and checks it is the given text frame.
+fn assert_v2(msg: Outbound<'_>, expected: &str) {
+    assert_eq!(text(Serializer::V2, msg), expected);
+}
+
 #[test]
-fn v1_objects_of_section_2_2() {
-    let m = Serializer::V1
-        .decode_text(br#"{"topic":"room:lobby","event":"phx_join","payload":{},"ref":"1"}"#)
+fn worked_session_of_section_10() {
+    let v2 = Serializer::V2;
+    let join = v2
+        .decode_text(br#"["3","3","room:lobby","phx_join",{"name":"bob"}]"#)
         .unwrap();
-    assert_eq!((m.join_ref, m.r#ref), (None, Some(Ref::from("1"))));
-    let with_join_ref = Serializer::V1
-        .decode_text(br#"{"topic":"t","event":"e","payload":{},"ref":null,"join_ref":"2"}"#)
-        .unwrap();
-    assert_eq!(
-        (with_join_ref.join_ref, with_join_ref.r#ref),
-        (Some(Ref::from("2")), None)
+    assert_eq!(join.event, crate::event::JOIN);
+    let join_ref = join.join_ref.as_ref();
+    assert_v2(
+        Outbound::Reply {
+            join_ref,
+            r#ref: join.r#ref.as_ref(),
+            topic: &join.topic,
+            status: "ok",
+            response: PayloadRef::empty_object(),
+        },
+        r#"["3","3","room:lobby","phx_reply",{"response":{},"status":"ok"}]"#,
+    );
+    let metas = r#"{"bob":{"metas":[{"online_at":"1732400000","phx_ref":"GBnW9Yv8yC4pAAKB"}]}}"#;
+    let state = raw(metas);
+    assert_v2(
+        Outbound::Message {
+            join_ref,
+            r#ref: None,
+            topic: "room:lobby",
+            event: crate::event::PRESENCE_STATE,
+            payload: PayloadRef::Json(&state),
+        },
+        &format!(r#"["3",null,"room:lobby","presence_state",{metas}]"#),
+    );
+    let diff = raw(&format!(r#"{{"joins":{metas},"leaves":{{}}}}"#));
+    assert_v2(
+        Outbound::Message {
+            join_ref: None,
+            r#ref: None,
+            topic: "room:lobby",
+            event: crate::event::PRESENCE_DIFF,
+            payload: PayloadRef::Json(&diff),
+        },
+        &format!(r#"[null,null,"room:lobby","presence_diff",{{"joins":{metas},"leaves":{{}}}}]"#),
     );
 
-    let one = Ref::from("1");
-    let reply = text(
-        Serializer::V1,
+    let new_msg = v2
+        .decode_text(br#"["3","4","room:lobby","new_msg",{"body":"hi"}]"#)
+        .unwrap();
+    assert_eq!(new_msg.join_ref.as_ref(), join_ref);
+    assert_eq!(new_msg.r#ref, Some(Ref::from("4")));
+    let body = raw(r#"{"body":"hi","user":"bob"}"#);
+    assert_v2(
+        Outbound::Message {
+            join_ref: None,
+            r#ref: None,
+            topic: "room:lobby",
+            event: &new_msg.event,
+            payload: PayloadRef::Json(&body),
+        },
+        r#"[null,null,"room:lobby","new_msg",{"body":"hi","user":"bob"}]"#,
+    );
+    assert_v2(
         Outbound::Reply {
-            join_ref: Some(&one),
-            r#ref: Some(&one),
+            join_ref,
+            r#ref: new_msg.r#ref.as_ref(),
             topic: "room:lobby",
             status: "ok",
             response: PayloadRef::empty_object(),
         },
-    );
-    assert_eq!(
-        reply,
-        r#"{"event":"phx_reply","payload":{"response":{},"status":"ok"},"ref":"1","topic":"room:lobby"}"#
+        r#"["3","4","room:lobby","phx_reply",{"response":{},"status":"ok"}]"#,
     );
 
-    let payload = raw(r#"{"reason":"channel_crash"}"#);
-    let error = text(
-        Serializer::V1,
-        Outbound::Message {
-            join_ref: Some(&one),
-            r#ref: None,
-            topic: "room:lobby",
-            event: "phx_error",
-            payload: PayloadRef::Json(&payload),
-        },
-    );
+    let heartbeat = v2
+        .decode_text(br#"[null,"5","phoenix","heartbeat",{}]"#)
+        .unwrap();
     assert_eq!(
-        error,
-        r#"{"event":"phx_error","payload":{"reason":"channel_crash"},"ref":null,"topic":"room:lobby"}"#
+        (heartbeat.topic.as_str(), heartbeat.event.as_str()),
+        (crate::event::PHOENIX_TOPIC, crate::event::HEARTBEAT)
     );
-    assert!(!error.contains("join_ref"), "V1 never emits join_ref");
-}
-
-#[test]
-fn v1_decode_errors_and_no_binary() {
-    let err = |t: &[u8]| Serializer::V1.decode_text(t).unwrap_err();
-    assert_eq!(err(br#"["3","3","t","e",{}]"#), DecodeError::NotAnObject);
-    assert_eq!(
-        err(br#"{"event":"e","payload":{},"ref":"1"}"#),
-        DecodeError::MissingKey("topic")
-    );
-    assert_eq!(
-        err(br#"{"topic":"t","payload":{},"ref":"1"}"#),
-        DecodeError::MissingKey("event")
-    );
-    assert_eq!(
-        err(br#"{"topic":"t","event":"e","ref":"1"}"#),
-        DecodeError::MissingKey("payload")
-    );
-    assert_eq!(
-        err(br#"{"topic":"t","event":"e","payload":{}}"#),
-        DecodeError::MissingKey("ref")
-    );
-    assert_eq!(
-        Serializer::V1.decode_binary(&[0, 0, 0, 0, 0]).unwrap_err(),
-        DecodeError::BinaryNotSupported
-    );
-    let mut out = b"keep".to_vec();
-    let binary = Outbound::Message {
-        join_ref: None,
-        r#ref: None,
-        topic: "t",
-        event: "e",
-        payload: PayloadRef::Binary(&[1]),
-    };
-    assert_eq!(
-        Serializer::V1.encode(&binary, &mut out),
-        Err(EncodeError::BinaryNotSupported)
-    );
-    assert_eq!(out, b"keep");
-}
-
-fn hex_frame(parts: &[&[u8]]) -> Vec<u8> {
-    parts.concat()
-}
-
-#[test]
-fn binary_examples_of_section_2_4() {
-    // client push join_ref "3", ref "5", topic "room:lobby", event "bin", payload 01 02 03
-    let frame = hex_frame(&[
-        &[0, 1, 1, 10, 3],
-        b"3",
-        b"5",
-        b"room:lobby",
-        b"bin",
-        &[1, 2, 3],
-    ]);
-    let m = Serializer::V2.decode_binary(&frame).unwrap();
-    assert_eq!(
-        (m.join_ref, m.r#ref),
-        (Some(Ref::from("3")), Some(Ref::from("5")))
-    );
-    assert_eq!((m.topic.as_str(), m.event.as_str()), ("room:lobby", "bin"));
-    assert!(matches!(m.payload, Payload::Binary(ref b) if b == &Bytes::from_static(&[1, 2, 3])));
-
-    let frame = hex_frame(&[&[0, 2, 3, 5, 5], b"12", b"123", b"topic", b"event", b"efg"]);
-    let m = Serializer::V2.decode_binary(&frame).unwrap();
-    assert_eq!(m.r#ref, Some(Ref::from("123")));
-
-    let twelve = Ref::from("12");
-    let one23 = Ref::from("123");
-    let (kind, push) = encode(
-        Serializer::V2,
-        Outbound::Message {
-            join_ref: Some(&twelve),
-            r#ref: None,
-            topic: "topic",
-            event: "event",
-            payload: PayloadRef::Binary(b"efg"),
-        },
-    );
-    assert_eq!(kind, FrameKind::Binary);
-    assert_eq!(
-        push,
-        hex_frame(&[&[0, 2, 5, 5], b"12", b"topic", b"event", b"efg"])
-    );
-
-    let (_, reply) = encode(
-        Serializer::V2,
+    assert_eq!(heartbeat.join_ref, None);
+    assert_v2(
         Outbound::Reply {
-            join_ref: Some(&twelve),
-            r#ref: Some(&one23),
-            topic: "topic",
-            status: "ok",
-            response: PayloadRef::Binary(b"efg"),
-        },
-    );
-    assert_eq!(
-        reply,
-        hex_frame(&[&[1, 2, 3, 5, 2], b"12", b"123", b"topic", b"ok", b"efg"])
-    );
-
-    let (_, broadcast) = encode(
-        Serializer::V2,
-        Outbound::Message {
             join_ref: None,
-            r#ref: None,
-            topic: "topic",
-            event: "event",
-            payload: PayloadRef::Binary(b"efg"),
+            r#ref: heartbeat.r#ref.as_ref(),
+            topic: "phoenix",
+            status: "ok",
+            response: PayloadRef::empty_object(),
         },
+        r#"[null,"5","phoenix","phx_reply",{"response":{},"status":"ok"}]"#,
     );
+
+    let unjoined = v2
+        .decode_text(br#"["3","6","room:other","new_msg",{}]"#)
+        .unwrap();
+    let reason = raw(r#"{"reason":"unmatched topic"}"#);
+    assert_v2(
+        Outbound::Reply {
+            join_ref: None,
+            r#ref: unjoined.r#ref.as_ref(),
+            topic: &unjoined.topic,
+            status: "error",
+            response: PayloadRef::Json(&reason),
+        },
+        r#"[null,"6","room:other","phx_reply",{"response":{"reason":"unmatched topic"},"status":"error"}]"#,
+    );
+
+    let leave = v2
+        .decode_text(br#"["3","7","room:lobby","phx_leave",{}]"#)
+        .unwrap();
+    assert_eq!(leave.event, crate::event::LEAVE);
+    assert_v2(
+        Outbound::Reply {
+            join_ref,
+            r#ref: leave.r#ref.as_ref(),
+            topic: "room:lobby",
+            status: "ok",
+            response: PayloadRef::empty_object(),
+        },
+        r#"["3","7","room:lobby","phx_reply",{"response":{},"status":"ok"}]"#,
+    );
+    // phx_close carries the channel's join_ref as both join_ref and ref (§2.1).
+    assert_v2(
+        Outbound::Message {
+            join_ref,
+            r#ref: join_ref,
+            topic: "room:lobby",
+            event: crate::event::CLOSE,
+            payload: PayloadRef::empty_object(),
+        },
+        r#"["3","3","room:lobby","phx_close",{}]"#,
+    );
+}
+
+#[test]
+fn v2_payload_text_is_kept_as_sent() {
+    let m = Serializer::V2
+        .decode_text(b" [ \"3\" , null ,\"t\",\"e\", {\"a\": [1, 2.50, \"\\u00e9\"]} ] \n")
+        .unwrap();
+    let Payload::Json(p) = &m.payload else {
+        panic!("json payload")
+    };
+    // Not re-serialized: spacing, number spelling and escapes survive.
+    assert_eq!(p.get(), r#"{"a": [1, 2.50, "\u00e9"]}"#);
+    assert_eq!(m.r#ref, None);
+    let parsed: serde_json::Value = m.payload.parse().unwrap();
+    assert_eq!(parsed["a"][2], "é");
+}
+
+#[test]
+fn v2_decoding_rejects_what_is_not_one_json_array() {
+    let err = |t: &[u8]| Serializer::V2.decode_text(t).unwrap_err();
+    assert!(matches!(err(b""), DecodeError::InvalidJson(_)));
+    assert!(matches!(err(b"   "), DecodeError::InvalidJson(_)));
+    assert!(matches!(
+        err(br#"["3","3","t","e",{}] []"#),
+        DecodeError::InvalidJson(_)
+    ));
+    assert!(matches!(
+        err(br#"["3","3","t","e",{}, nope]"#),
+        DecodeError::InvalidJson(_)
+    ));
+    assert_eq!(err(b"42"), DecodeError::NotAnArray);
+    assert_eq!(err(br#""[""#), DecodeError::NotAnArray);
+    assert_eq!(err(b" null "), DecodeError::NotAnArray);
+    assert_eq!(err(b"[]"), DecodeError::TooFewElements(0));
+    assert_eq!(err(br#"[null,"1","t"]"#), DecodeError::TooFewElements(3));
     assert_eq!(
-        broadcast,
-        hex_frame(&[&[2, 5, 5], b"topic", b"event", b"efg"])
+        err(br#"["3","3","t","e"]"#),
+        DecodeError::TooFewElements(4),
+        "the payload is required"
     );
 }
 
 #[test]
-fn binary_empty_refs_decode_as_none_and_payload_may_be_empty() {
-    let frame = hex_frame(&[&[0, 0, 0, 1, 1], b"t", b"e"]);
-    let m = Serializer::V2.decode_binary(&frame).unwrap();
-    assert_eq!((m.join_ref, m.r#ref), (None, None));
-    assert!(matches!(m.payload, Payload::Binary(ref b) if b.is_empty()));
-}
-
-#[test]
-fn binary_fields_over_255_bytes_are_an_error_never_truncated() {
-    let ok_topic = "t".repeat(255);
-    let long_topic = "t".repeat(256);
-    let mut out = Vec::new();
-    let msg = |topic: &str| -> Result<FrameKind, EncodeError> {
+fn v2_refs_of_every_scalar_kind_are_echoed_unchanged() {
+    let m = Serializer::V2
+        .decode_text(br#"[true, -1.5e3, "t", "e", {}]"#)
+        .unwrap();
+    assert_eq!(m.join_ref, Some(Ref::from_json_text("true")));
+    assert_eq!(m.r#ref, Some(Ref::from_json_text("-1.5e3")));
+    assert_eq!(m.r#ref.as_ref().and_then(Ref::as_str), None);
+    let m2 = Serializer::V2
+        .decode_text(br#"["a\"b", "\u0031", "t", "e", {}]"#)
+        .unwrap();
+    assert_eq!(m2.join_ref, Some(Ref::from("a\"b")));
+    assert_eq!(m2.r#ref, Some(Ref::from("1")), "escapes are undone");
+    for m in [m, m2] {
         let mut out = Vec::new();
-        Serializer::V2.encode(
-            &Outbound::Message {
+        Serializer::V2
+            .encode(
+                &Outbound::Message {
+                    join_ref: m.join_ref.as_ref(),
+                    r#ref: m.r#ref.as_ref(),
+                    topic: "t",
+                    event: "e",
+                    payload: PayloadRef::empty_object(),
+                },
+                &mut out,
+            )
+            .unwrap();
+        let echoed = Serializer::V2.decode_text(&out).unwrap();
+        assert_eq!((echoed.join_ref, echoed.r#ref), (m.join_ref, m.r#ref));
+    }
+    let mut out = Vec::new();
+    let number = Ref::from_json_text("-1.5e3");
+    Serializer::V2
+        .encode(
+            &Outbound::Reply {
                 join_ref: None,
-                r#ref: None,
-                topic,
-                event: "e",
-                payload: PayloadRef::Binary(&[1]),
+                r#ref: Some(&number),
+                topic: "t",
+                status: "ok",
+                response: PayloadRef::empty_object(),
             },
             &mut out,
         )
-    };
-    assert_eq!(msg(&ok_topic), Ok(FrameKind::Binary));
-    assert_eq!(msg(&long_topic), Err(EncodeError::FieldTooLong("topic")));
-    let long_status = "s".repeat(256);
-    let r = Serializer::V2.encode(
-        &Outbound::Reply {
-            join_ref: None,
-            r#ref: None,
-            topic: "t",
-            status: &long_status,
-            response: PayloadRef::Binary(&[]),
-        },
-        &mut out,
+        .unwrap();
+    assert_eq!(
+        out,
+        br#"[null,-1.5e3,"t","phx_reply",{"response":{},"status":"ok"}]"#
     );
-    assert_eq!(r, Err(EncodeError::FieldTooLong("status")));
-    assert!(out.is_empty(), "nothing is left behind on error");
 }
 
 #[test]
-fn binary_decode_errors() {
-    let err = |f: &[u8]| Serializer::V2.decode_binary(f).unwrap_err();
-    assert_eq!(err(&[]), DecodeError::Truncated);
-    assert_eq!(err(&[0, 1, 1]), DecodeError::Truncated);
-    assert_eq!(err(&[0, 5, 0, 0, 0, b'a']), DecodeError::Truncated);
-    assert_eq!(err(&[1, 0, 0, 0, 0]), DecodeError::UnknownBinaryKind(1));
-    assert_eq!(err(&[2, 0, 0]), DecodeError::UnknownBinaryKind(2));
-    assert_eq!(
-        err(&[0, 0, 0, 1, 0, 0xff]),
-        DecodeError::InvalidUtf8("topic")
+fn encode_appends_to_what_is_already_in_the_buffer() {
+    let mut out = b"prefix".to_vec();
+    let kind = Serializer::V2
+        .encode(
+            &Outbound::Message {
+                join_ref: None,
+                r#ref: None,
+                topic: "t",
+                event: "e",
+                payload: PayloadRef::empty_object(),
+            },
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(kind, FrameKind::Text);
+    assert_eq!(out, br#"prefix[null,null,"t","e",{}]"#);
+}
+
+#[test]
+fn v2_status_and_topic_are_escaped_in_replies() {
+    assert_v2(
+        Outbound::Reply {
+            join_ref: None,
+            r#ref: None,
+            topic: "a\\b",
+            status: "not \"ok\"\u{1}",
+            response: PayloadRef::empty_object(),
+        },
+        r#"[null,null,"a\\b","phx_reply",{"response":{},"status":"not \"ok\"\u0001"}]"#,
     );
 }

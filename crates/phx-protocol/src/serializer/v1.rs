@@ -1,61 +1,100 @@
 //! V1 JSON (`vsn=1.0.0`, §2.2): one JSON object per text frame; never binary, and the
 //! server never writes `join_ref`.
 
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    decode_ref, decode_string, write_ref, write_reply_payload, write_str, DecodeError, EncodeError,
+    decode_ref, decode_string, first_byte, invalid_json, utf8, write_ref, write_reply_payload,
+    write_str, wrong_shape, DecodeError, EncodeError,
 };
 use crate::event;
 use crate::message::{Message, Outbound, Payload, PayloadRef};
 
+/// The keys of a V1 frame; any other key is skipped.
 #[derive(Deserialize)]
+#[serde(field_identifier, rename_all = "snake_case")]
+enum Key {
+    Topic,
+    Event,
+    Payload,
+    Ref,
+    JoinRef,
+    #[serde(other)]
+    Other,
+}
+
+/// The values of the known keys, borrowed from the frame text. A present key holds its
+/// raw value even when that is `null`, so a missing `ref` differs from `"ref": null`.
+#[derive(Default)]
 struct Frame<'a> {
-    #[serde(borrow)]
     topic: Option<&'a RawValue>,
-    #[serde(borrow)]
     event: Option<&'a RawValue>,
-    #[serde(borrow)]
     payload: Option<&'a RawValue>,
-    /// `Some(None)` would be an explicit null; serde maps both to the inner Option, so
-    /// presence of the key is tracked through `RawValue` itself (`null` text).
-    #[serde(borrow, default, rename = "ref")]
     r#ref: Option<&'a RawValue>,
-    #[serde(borrow, default)]
     join_ref: Option<&'a RawValue>,
 }
 
-/// Decodes a text frame: an object with `topic`, `event`, `payload` and `ref`.
-pub(super) fn decode(text: &[u8]) -> Result<Message, DecodeError> {
-    let text = std::str::from_utf8(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
-    if !text.trim_start().starts_with('{') {
-        serde_json::from_str::<&RawValue>(text)
-            .map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
-        return Err(DecodeError::NotAnObject);
+struct FrameVisitor;
+
+impl<'de> Visitor<'de> for FrameVisitor {
+    type Value = Frame<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
     }
-    let frame: Frame<'_> =
-        serde_json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut frame = Frame::default();
+        while let Some(key) = map.next_key()? {
+            let slot = match key {
+                Key::Topic => &mut frame.topic,
+                Key::Event => &mut frame.event,
+                Key::Payload => &mut frame.payload,
+                Key::Ref => &mut frame.r#ref,
+                Key::JoinRef => &mut frame.join_ref,
+                Key::Other => {
+                    map.next_value::<IgnoredAny>()?;
+                    continue;
+                }
+            };
+            // A repeated key keeps its first value, as Jason (Phoenix's JSON library)
+            // builds the map with `:maps.from_list/1` over the reversed pairs. serde's
+            // derive would reject the frame instead.
+            if slot.is_none() {
+                *slot = Some(map.next_value()?);
+            } else {
+                map.next_value::<IgnoredAny>()?;
+            }
+        }
+        Ok(frame)
+    }
+}
+
+/// Decodes a text frame: an object with `topic`, `event`, `payload` and `ref` (which may
+/// be null), optionally `join_ref`; other keys are ignored (§2.2).
+pub(super) fn decode(text: &[u8]) -> Result<Message, DecodeError> {
+    let text = utf8(text)?;
+    if first_byte(text) != Some(b'{') {
+        return Err(wrong_shape(text, DecodeError::NotAnObject));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let frame = de.deserialize_map(FrameVisitor).map_err(invalid_json)?;
+    de.end().map_err(invalid_json)?;
     let topic = frame.topic.ok_or(DecodeError::MissingKey("topic"))?;
     let event = frame.event.ok_or(DecodeError::MissingKey("event"))?;
     let payload = frame.payload.ok_or(DecodeError::MissingKey("payload"))?;
-    if frame.r#ref.is_none() && !has_key(text, "ref") {
-        return Err(DecodeError::MissingKey("ref"));
-    }
+    let r#ref = frame.r#ref.ok_or(DecodeError::MissingKey("ref"))?;
     Ok(Message {
         join_ref: decode_ref(frame.join_ref, "join_ref")?,
-        r#ref: decode_ref(frame.r#ref, "ref")?,
+        r#ref: decode_ref(Some(r#ref), "ref")?,
         topic: decode_string(topic, "topic")?,
         event: decode_string(event, "event")?,
         payload: Payload::Json(payload.to_owned()),
     })
-}
-
-/// serde turns `"ref": null` into `None` just like a missing key; tell them apart.
-fn has_key(text: &str, key: &str) -> bool {
-    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text)
-        .map(|m| m.contains_key(key))
-        .unwrap_or(false)
 }
 
 /// Encodes `{"event":E,"payload":P,"ref":R,"topic":T}` (keys sorted, as Phoenix's Jason).
@@ -100,4 +139,245 @@ pub(super) fn encode(msg: &Outbound<'_>, out: &mut Vec<u8>) -> Result<(), Encode
     write_str(out, topic);
     out.push(b'}');
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::value::RawValue;
+
+    use crate::message::{Outbound, Payload, PayloadRef, Ref};
+    use crate::serializer::{DecodeError, EncodeError, Serializer};
+
+    fn decode(text: &str) -> Result<crate::Message, DecodeError> {
+        Serializer::V1.decode_text(text.as_bytes())
+    }
+
+    fn encode(msg: Outbound<'_>) -> String {
+        let mut out = Vec::new();
+        Serializer::V1.encode(&msg, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn v1_objects_of_section_2_2() {
+        let m = Serializer::V1
+            .decode_text(br#"{"topic":"room:lobby","event":"phx_join","payload":{},"ref":"1"}"#)
+            .unwrap();
+        assert_eq!((m.join_ref, m.r#ref), (None, Some(Ref::from("1"))));
+        let with_join_ref = Serializer::V1
+            .decode_text(br#"{"topic":"t","event":"e","payload":{},"ref":null,"join_ref":"2"}"#)
+            .unwrap();
+        assert_eq!(
+            (with_join_ref.join_ref, with_join_ref.r#ref),
+            (Some(Ref::from("2")), None)
+        );
+
+        let one = Ref::from("1");
+        let reply = encode(Outbound::Reply {
+            join_ref: Some(&one),
+            r#ref: Some(&one),
+            topic: "room:lobby",
+            status: "ok",
+            response: PayloadRef::empty_object(),
+        });
+        assert_eq!(
+            reply,
+            r#"{"event":"phx_reply","payload":{"response":{},"status":"ok"},"ref":"1","topic":"room:lobby"}"#
+        );
+
+        let payload = RawValue::from_string(r#"{"reason":"channel_crash"}"#.to_owned()).unwrap();
+        let error = encode(Outbound::Message {
+            join_ref: Some(&one),
+            r#ref: None,
+            topic: "room:lobby",
+            event: "phx_error",
+            payload: PayloadRef::Json(&payload),
+        });
+        assert_eq!(
+            error,
+            r#"{"event":"phx_error","payload":{"reason":"channel_crash"},"ref":null,"topic":"room:lobby"}"#
+        );
+        assert!(!error.contains("join_ref"), "V1 never emits join_ref");
+    }
+
+    #[test]
+    fn v1_decode_errors_and_no_binary() {
+        let err = |t: &[u8]| Serializer::V1.decode_text(t).unwrap_err();
+        assert_eq!(err(br#"["3","3","t","e",{}]"#), DecodeError::NotAnObject);
+        assert_eq!(
+            err(br#"{"event":"e","payload":{},"ref":"1"}"#),
+            DecodeError::MissingKey("topic")
+        );
+        assert_eq!(
+            err(br#"{"topic":"t","payload":{},"ref":"1"}"#),
+            DecodeError::MissingKey("event")
+        );
+        assert_eq!(
+            err(br#"{"topic":"t","event":"e","ref":"1"}"#),
+            DecodeError::MissingKey("payload")
+        );
+        assert_eq!(
+            err(br#"{"topic":"t","event":"e","payload":{}}"#),
+            DecodeError::MissingKey("ref")
+        );
+        assert_eq!(
+            Serializer::V1.decode_binary(&[0, 0, 0, 0, 0]).unwrap_err(),
+            DecodeError::BinaryNotSupported
+        );
+        let mut out = b"keep".to_vec();
+        let binary = Outbound::Message {
+            join_ref: None,
+            r#ref: None,
+            topic: "t",
+            event: "e",
+            payload: PayloadRef::Binary(&[1]),
+        };
+        assert_eq!(
+            Serializer::V1.encode(&binary, &mut out),
+            Err(EncodeError::BinaryNotSupported)
+        );
+        assert_eq!(out, b"keep");
+    }
+
+    #[test]
+    fn extra_keys_are_ignored_and_key_order_is_free() {
+        let m = decode(
+            r#"{"extra":[1,{"x":2}],"ref":"9","payload":{"a":1},"event":"e","topic":"t","z":null}"#,
+        )
+        .unwrap();
+        assert_eq!((m.topic.as_str(), m.event.as_str()), ("t", "e"));
+        assert_eq!((m.join_ref, m.r#ref), (None, Some(Ref::from("9"))));
+        let Payload::Json(p) = m.payload else {
+            panic!("json payload")
+        };
+        assert_eq!(p.get(), r#"{"a":1}"#);
+    }
+
+    #[test]
+    fn a_repeated_key_keeps_its_first_value_like_jason() {
+        let m =
+            decode(r#"{"topic":"a","event":"e","payload":{},"ref":null,"topic":"b","ref":"2"}"#)
+                .unwrap();
+        assert_eq!((m.topic.as_str(), m.r#ref), ("a", None));
+    }
+
+    #[test]
+    fn escaped_keys_are_recognized() {
+        let m = decode(r#"{"\u0074opic":"t","event":"e","payload":{},"r\u0065f":"1"}"#).unwrap();
+        assert_eq!((m.topic.as_str(), m.r#ref), ("t", Some(Ref::from("1"))));
+    }
+
+    #[test]
+    fn a_null_ref_is_present_but_a_missing_ref_is_an_error() {
+        let m = decode(r#"{"topic":"t","event":"e","payload":null,"ref":null}"#).unwrap();
+        assert_eq!(m.r#ref, None);
+        let Payload::Json(p) = m.payload else {
+            panic!("json payload")
+        };
+        assert_eq!(p.get(), "null");
+        assert_eq!(
+            decode(r#"{"topic":"t","event":"e","payload":{},"join_ref":"1"}"#).unwrap_err(),
+            DecodeError::MissingKey("ref")
+        );
+    }
+
+    #[test]
+    fn a_deep_payload_with_a_null_ref_decodes() {
+        // The payload is never parsed beyond skipping over it, so depth does not matter.
+        let depth = 10_000;
+        let text = format!(
+            r#"{{"topic":"t","event":"e","ref":null,"payload":{}{}}}"#,
+            "[".repeat(depth),
+            "]".repeat(depth)
+        );
+        assert!(decode(&text).is_ok());
+    }
+
+    #[test]
+    fn wrong_shapes_and_values_are_errors() {
+        assert_eq!(decode("null").unwrap_err(), DecodeError::NotAnObject);
+        assert_eq!(decode(r#" "{}" "#).unwrap_err(), DecodeError::NotAnObject);
+        assert!(matches!(
+            decode(r#"{"topic":"t""#).unwrap_err(),
+            DecodeError::InvalidJson(_)
+        ));
+        assert!(matches!(
+            decode(r#"{"topic":"t","event":"e","payload":{},"ref":"1"}x"#).unwrap_err(),
+            DecodeError::InvalidJson(_)
+        ));
+        assert_eq!(
+            decode(r#"{"topic":["t"],"event":"e","payload":{},"ref":"1"}"#).unwrap_err(),
+            DecodeError::NotAString("topic")
+        );
+        assert_eq!(
+            decode(r#"{"topic":"t","event":"e","payload":{},"ref":[1]}"#).unwrap_err(),
+            DecodeError::InvalidRef("ref")
+        );
+        assert_eq!(
+            decode(r#"{"topic":"t","event":"e","payload":{},"ref":"1","join_ref":{}}"#)
+                .unwrap_err(),
+            DecodeError::InvalidRef("join_ref")
+        );
+    }
+
+    #[test]
+    fn never_writes_join_ref_and_echoes_numeric_refs_as_numbers() {
+        let join_ref = Ref::from("3");
+        let number = Ref::from_json_text("7");
+        let reply = encode(Outbound::Reply {
+            join_ref: Some(&join_ref),
+            r#ref: Some(&number),
+            topic: "room:lobby",
+            status: "ok",
+            response: PayloadRef::empty_object(),
+        });
+        assert_eq!(
+            reply,
+            r#"{"event":"phx_reply","payload":{"response":{},"status":"ok"},"ref":7,"topic":"room:lobby"}"#
+        );
+        let payload = RawValue::from_string(r#"{"user":"bob"}"#.to_owned()).unwrap();
+        let push = encode(Outbound::Message {
+            join_ref: Some(&join_ref),
+            r#ref: None,
+            topic: "room:lobby",
+            event: "joined",
+            payload: PayloadRef::Json(&payload),
+        });
+        assert_eq!(
+            push,
+            r#"{"event":"joined","payload":{"user":"bob"},"ref":null,"topic":"room:lobby"}"#
+        );
+        // phx_close: the stored join_ref travels as `ref` (§2.2).
+        let close = encode(Outbound::Message {
+            join_ref: Some(&join_ref),
+            r#ref: Some(&join_ref),
+            topic: "room:lobby",
+            event: "phx_close",
+            payload: PayloadRef::empty_object(),
+        });
+        assert_eq!(
+            close,
+            r#"{"event":"phx_close","payload":{},"ref":"3","topic":"room:lobby"}"#
+        );
+        for frame in [reply, push, close] {
+            assert!(!frame.contains("join_ref"));
+        }
+    }
+
+    #[test]
+    fn binary_replies_are_refused_and_leave_the_buffer_alone() {
+        let mut out = b"keep".to_vec();
+        let reply = Outbound::Reply {
+            join_ref: None,
+            r#ref: None,
+            topic: "t",
+            status: "ok",
+            response: PayloadRef::Binary(b"x"),
+        };
+        assert_eq!(
+            Serializer::V1.encode(&reply, &mut out),
+            Err(EncodeError::BinaryNotSupported)
+        );
+        assert_eq!(out, b"keep");
+    }
 }

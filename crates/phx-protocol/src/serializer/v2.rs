@@ -1,33 +1,75 @@
 //! V2 JSON (`vsn=2.0.0`, §2.3): `[join_ref, ref, topic, event, payload]` text frames.
 
+use std::fmt;
+
+use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::{
-    decode_ref, decode_string, write_ref, write_reply_payload, write_str, DecodeError, EncodeError,
+    decode_ref, decode_string, first_byte, invalid_json, utf8, write_ref, write_reply_payload,
+    write_str, wrong_shape, DecodeError, EncodeError,
 };
 use crate::event;
 use crate::message::{Message, Outbound, Payload, PayloadRef};
 
-/// Decodes a text frame: an array of at least five elements (extras ignored).
-pub(super) fn decode(text: &[u8]) -> Result<Message, DecodeError> {
-    let text = std::str::from_utf8(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
-    if !text.trim_start().starts_with('[') {
-        // Still reject invalid JSON as such, so errors say what was wrong.
-        serde_json::from_str::<&RawValue>(text)
-            .map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
-        return Err(DecodeError::NotAnArray);
+/// The top-level array, borrowed from the frame text: its first five elements, or how
+/// many there were when fewer.
+enum Elements<'a> {
+    Five([&'a RawValue; 5]),
+    Short(usize),
+}
+
+struct ElementsVisitor;
+
+impl<'de> Visitor<'de> for ElementsVisitor {
+    type Value = Elements<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON array")
     }
-    let items: Vec<&RawValue> =
-        serde_json::from_str(text).map_err(|e| DecodeError::InvalidJson(e.to_string()))?;
-    let [join_ref, r#ref, topic, event, payload, ..] = items.as_slice() else {
-        return Err(DecodeError::TooFewElements(items.len()));
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let Some(join_ref) = seq.next_element()? else {
+            return Ok(Elements::Short(0));
+        };
+        let Some(r#ref) = seq.next_element()? else {
+            return Ok(Elements::Short(1));
+        };
+        let Some(topic) = seq.next_element()? else {
+            return Ok(Elements::Short(2));
+        };
+        let Some(event) = seq.next_element()? else {
+            return Ok(Elements::Short(3));
+        };
+        let Some(payload) = seq.next_element()? else {
+            return Ok(Elements::Short(4));
+        };
+        // Phoenix matches `[join_ref, ref, topic, event, payload | _]`: extra elements are
+        // ignored, but must still be valid JSON.
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Elements::Five([join_ref, r#ref, topic, event, payload]))
+    }
+}
+
+/// Decodes a text frame: an array of at least five elements (extras ignored, §2.3).
+pub(super) fn decode(text: &[u8]) -> Result<Message, DecodeError> {
+    let text = utf8(text)?;
+    if first_byte(text) != Some(b'[') {
+        return Err(wrong_shape(text, DecodeError::NotAnArray));
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    let elements = de.deserialize_seq(ElementsVisitor).map_err(invalid_json)?;
+    de.end().map_err(invalid_json)?;
+    let [join_ref, r#ref, topic, event, payload] = match elements {
+        Elements::Five(five) => five,
+        Elements::Short(n) => return Err(DecodeError::TooFewElements(n)),
     };
     Ok(Message {
         join_ref: decode_ref(Some(join_ref), "join_ref")?,
         r#ref: decode_ref(Some(r#ref), "ref")?,
         topic: decode_string(topic, "topic")?,
         event: decode_string(event, "event")?,
-        payload: Payload::Json((*payload).to_owned()),
+        payload: Payload::Json(payload.to_owned()),
     })
 }
 
