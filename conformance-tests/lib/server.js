@@ -5,6 +5,7 @@ import { spawn, execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import path from "node:path";
 import readline from "node:readline";
+import net from "node:net";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 let built = false;
@@ -15,7 +16,31 @@ function build() {
   built = true;
 }
 
-/** Starts a server (or uses PHX_URL / PHX_URL_SHORT_TIMEOUT). Returns {ws, http, stop}. */
+/** A TCP port that was free a moment ago (the server binds it right after). */
+function freePort() {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.unref();
+    srv.on("error", reject);
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+const children = new Set();
+// A test file that dies (uncaught error, Ctrl-C) must not leave servers behind.
+process.on("exit", () => {
+  for (const child of children) child.kill("SIGKILL");
+});
+
+/**
+ * Starts a server (or uses PHX_URL / PHX_URL_SHORT_TIMEOUT). Returns {ws, http, stop}.
+ * A server with a short idle timeout (`timeoutMs` < 60 000) is a second instance: with
+ * PHX_URL set it must be given as PHX_URL_SHORT_TIMEOUT, or this rejects with a message
+ * saying so (the idle-timeout tests then fail, they never skip).
+ */
 export async function startServer({ timeoutMs = 60000, longpollWindowMs = 10000 } = {}) {
   const short = timeoutMs < 60000;
   const given = short ? process.env.PHX_URL_SHORT_TIMEOUT : process.env.PHX_URL;
@@ -30,27 +55,31 @@ export async function startServer({ timeoutMs = 60000, longpollWindowMs = 10000 
   }
   build();
   const bin = path.join(repoRoot, "target/debug/conformance-server");
-  const args = ["--port", "0", "--timeout-ms", String(timeoutMs), "--longpoll-window-ms", String(longpollWindowMs)];
-  const child = spawn(bin, args, {
-    stdio: ["ignore", "pipe", "inherit"],
-  });
+  const port = await freePort();
+  const args = ["--port", String(port), "--timeout-ms", String(timeoutMs), "--longpoll-window-ms", String(longpollWindowMs)];
+  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "inherit"] });
+  children.add(child);
   const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error("conformance-server did not start in 60 s")), 60000);
-    child.on("exit", (code) => reject(new Error(`conformance-server exited with ${code}`)));
+    // Generous: the first start after a build can be slow on a loaded machine.
+    const timer = setTimeout(() => reject(new Error("conformance-server printed no 'listening' line in 120 s")), 120000);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`conformance-server exited with ${code} before listening`));
+    });
     readline.createInterface({ input: child.stdout }).on("line", (line) => {
-      const match = /listening on (ws:\/\/[^\s]+)/.exec(line);
-      if (match) {
-        clearTimeout(timer);
-        resolve(match[1]);
-      }
+      if (!/listening/i.test(line)) return;
+      clearTimeout(timer);
+      resolve(/(ws:\/\/[^\s]+)/.exec(line)?.[1] ?? `ws://127.0.0.1:${port}`);
     });
   });
   return {
     ws: url,
     http: url.replace(/^ws/, "http"),
     stop: async () => {
+      children.delete(child);
+      if (child.exitCode !== null || child.signalCode !== null) return;
       child.kill("SIGKILL");
-      await new Promise((r) => (child.exitCode !== null ? r() : child.on("exit", r)));
+      await new Promise((r) => child.on("exit", r));
     },
   };
 }

@@ -1,20 +1,30 @@
 // §3: heartbeat, join, messages, leave, duplicate join, close vs error, close codes.
 import { before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
-import { startServer } from "../lib/server.js";
+import { startServer, disconnect, serverBroadcast } from "../lib/server.js";
 import { Raw, nextRef, ok, unmatched } from "../lib/raw.js";
 import { phxSocket, disconnectAll, joined, pushed, waitFor, rawTest as test, jsTest, serverOptions } from "../lib/phx.js";
 
 let server;
+// The idle-timeout tests need a second instance with a 200 ms timeout. If it cannot be had
+// (PHX_URL without PHX_URL_SHORT_TIMEOUT) only those tests fail, with the reason.
 let shortServer;
+let shortServerError;
 before(async () => {
   server = await startServer(serverOptions);
-  shortServer = await startServer({ timeoutMs: 200 });
+  shortServer = await startServer({ timeoutMs: 200 }).catch((e) => {
+    shortServerError = e;
+    return null;
+  });
 });
 after(async () => {
   await server.stop();
-  await shortServer.stop();
+  await shortServer?.stop();
 });
+function short() {
+  if (!shortServer) throw shortServerError;
+  return shortServer;
+}
 afterEach(() => disconnectAll());
 
 const open = (opts) => Raw.open(server.ws, opts);
@@ -34,13 +44,13 @@ test("§3.1 any other event on topic phoenix is an unmatched topic", async () =>
 });
 
 test("§3.1 a silent socket is closed at the idle timeout with a non-1000 code (1002)", async () => {
-  const raw = await Raw.open(shortServer.ws);
+  const raw = await Raw.open(short().ws);
   const { code } = await raw.closed(5000);
   assert.equal(code, 1002);
 });
 
 test("§3.1 heartbeats keep a socket alive past the idle timeout", async () => {
-  const raw = await Raw.open(shortServer.ws);
+  const raw = await Raw.open(short().ws);
   const started = Date.now();
   while (Date.now() - started < 700) {
     const ref = nextRef();
@@ -50,6 +60,21 @@ test("§3.1 heartbeats keep a socket alive past the idle timeout", async () => {
   }
   assert.equal(raw.closeInfo, null);
   raw.close();
+});
+
+test("§3.1 only inbound data counts: a silent socket receiving broadcasts still times out", async () => {
+  const srv = short();
+  const raw = await Raw.open(srv.ws);
+  raw.send(["j", "j", "room:idle-bcast", "phx_join", {}]);
+  await raw.next((f) => f[1] === "j");
+  const started = Date.now();
+  // Keep the server writing to the socket (a broadcast every ~20 ms) until it closes it.
+  while (!raw.closeInfo && Date.now() - started < 5000) {
+    await serverBroadcast(srv, "room:idle-bcast", "tick", {});
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  assert.ok(raw.frames.some((f) => f[3] === "tick"), "the broadcasts did reach the socket");
+  assert.equal((await raw.closed()).code, 1002);
 });
 
 test("§3.2 joining an unrouted topic replies unmatched topic with join_ref null", async () => {
@@ -116,6 +141,25 @@ test("§3.2 the default limit is 100 channels per socket", async () => {
   raw.close();
 });
 
+test("§3.2 max_channels counts live channels: after a leave the next join succeeds", async () => {
+  const raw = await open({ path: "/ws/limited" });
+  const j = await raw.join("room:lim-a");
+  raw.send([j, nextRef(), "room:lim-a", "phx_leave", {}]);
+  await raw.next((f) => f[3] === "phx_close");
+  await raw.join("room:lim-b");
+  raw.close();
+});
+
+test("§3.5 a duplicate join on a full socket succeeds: the limit check sees one channel fewer", async () => {
+  const raw = await open({ path: "/ws/limited" });
+  const old = await raw.join("room:lim-dup");
+  await raw.drain();
+  raw.send(["nd", "nd", "room:lim-dup", "phx_join", {}]);
+  assert.deepEqual(await raw.next(), ["nd", "nd", "room:lim-dup", "phx_reply", ok()]);
+  assert.deepEqual(await raw.next(), [old, old, "room:lim-dup", "phx_close", {}]);
+  raw.close();
+});
+
 test("§3.3 a reply carries the channel's join_ref and the message's ref", async () => {
   const raw = await open();
   const j = await raw.join("room:e");
@@ -179,6 +223,45 @@ test("§3.3 pushes made while handling a message precede its reply", async () =>
   raw.close();
 });
 
+test("§3.3 an intercepted broadcast reaches the sender through its channel, after the reply", async () => {
+  // new_msg is intercepted: the sender's own copy is re-pushed by its channel once the
+  // handler has returned (Phoenix: the broadcast is a message in the channel's mailbox).
+  const raw = await open();
+  const j = await raw.join("room:icpt");
+  await raw.drain();
+  const ref = nextRef();
+  raw.send([j, ref, "room:icpt", "new_msg", { body: "me" }]);
+  assert.deepEqual(await raw.next(), [j, ref, "room:icpt", "phx_reply", ok()]);
+  assert.deepEqual(await raw.next(), [j, null, "room:icpt", "new_msg", { body: "me", transport: ":websocket" }]);
+  raw.close();
+});
+
+test("§3.8 one channel's join reply, pushes and replies keep their order", async () => {
+  const raw = await open();
+  // Everything is sent at once, before the join reply is seen.
+  raw.send(["oj", "oj", "room:order2", "phx_join", {}]);
+  raw.send(["oj", "o1", "room:order2", "push", { event: "first", payload: {} }]);
+  raw.send(["oj", "o2", "room:order2", "echo", { n: 2 }]);
+  raw.send(["oj", "o3", "room:order2", "push", { event: "second", payload: {} }]);
+  raw.send(["oj", "o4", "room:order2", "phx_leave", {}]);
+  const frames = [];
+  while (!frames.some((f) => f[3] === "phx_close")) frames.push(await raw.next());
+  const seen = frames.filter((f) => f[3] !== "user_entered" && f[3] !== "joined").map((f) => [f[1], f[3]]);
+  assert.deepEqual(seen, [
+    ["oj", "phx_reply"],
+    [null, "first"],
+    ["o1", "phx_reply"],
+    ["o2", "phx_reply"],
+    [null, "second"],
+    ["o3", "phx_reply"],
+    ["o4", "phx_reply"],
+    ["oj", "phx_close"],
+  ]);
+  const joinedAt = frames.findIndex((f) => f[3] === "joined");
+  assert.ok(joinedAt > 0, "the joined push comes after the join reply");
+  raw.close();
+});
+
 test("§3.4 leave: ok reply with the channel join_ref, then phx_close [J, J]", async () => {
   const raw = await open();
   const j = await raw.join("room:leave");
@@ -211,6 +294,20 @@ test("§3.4 a leave with a stale join_ref gets no reply and the channel stays", 
   assert.deepEqual(await raw.drain(), []);
   const reply = await raw.push(j, "room:stale-leave", "echo", { still: true });
   assert.deepEqual(reply[4], ok({ still: true }));
+  raw.close();
+});
+
+test("§3.4 after a leave the topic can be joined again; the old join_ref is then stale", async () => {
+  const raw = await open();
+  const first = await raw.join("room:rejoin");
+  raw.send([first, nextRef(), "room:rejoin", "phx_leave", {}]);
+  await raw.next((f) => f[3] === "phx_close");
+  const second = await raw.join("room:rejoin");
+  await raw.drain();
+  raw.send([first, nextRef(), "room:rejoin", "echo", {}]);
+  assert.deepEqual(await raw.drain(), [], "a message with the first join_ref is dropped");
+  const reply = await raw.push(second, "room:rejoin", "echo", { n: 2 });
+  assert.deepEqual(reply, [second, reply[1], "room:rejoin", "phx_reply", ok({ n: 2 })]);
   raw.close();
 });
 
@@ -260,6 +357,25 @@ test("§3.6 a crash sends phx_error {reason: channel_crash} and spares the socke
   raw.close();
 });
 
+test("§3.6 after a crash the topic is forgotten; a rejoin gets a new join_ref used exactly (§8.5)", async () => {
+  const raw = await open();
+  const first = await raw.join("room:crash2");
+  await raw.drain();
+  raw.send([first, nextRef(), "room:crash2", "boom", {}]);
+  await raw.next((f) => f[3] === "phx_error");
+  const ref = nextRef();
+  raw.send([first, ref, "room:crash2", "echo", {}]);
+  assert.deepEqual(await raw.next((f) => f[1] === ref), [null, ref, "room:crash2", "phx_reply", unmatched]);
+  const second = await raw.join("room:crash2");
+  assert.deepEqual((await raw.next((f) => f[3] === "joined"))[0], second);
+  await raw.drain();
+  raw.send([first, nextRef(), "room:crash2", "echo", {}]);
+  assert.deepEqual(await raw.drain(), [], "the crashed instance's join_ref is stale now");
+  const reply = await raw.push(null, "room:crash2", "echo", {});
+  assert.equal(reply[0], second, "a reply carries the live channel's join_ref, whatever the message had");
+  raw.close();
+});
+
 test("§3.6 a channel's own stop event closes it (custom:*)", async () => {
   const raw = await open();
   const j = await raw.join("custom:closing", { action: "ok" });
@@ -269,19 +385,28 @@ test("§3.6 a channel's own stop event closes it (custom:*)", async () => {
 });
 
 jsTest("§3.6 phoenix.js: after a stop the channel is closed and does not rejoin", async () => {
-  const socket = phxSocket(server.ws);
+  const socket = phxSocket(server.ws, { params: { user_id: "js-stop" } });
   socket.connect();
   const ch = socket.channel("room:js-stop", {});
+  const other = socket.channel("room:js-stop-other", {});
   await joined(ch);
+  await joined(other);
   let closed = false;
+  let errored = false;
   ch.onClose(() => (closed = true));
+  ch.onError(() => (errored = true));
   ch.push("stop", {});
   await waitFor(() => closed, 5000, "onClose");
   assert.equal(ch.state, "closed");
-  await pushed(socket.channel("room:js-probe", {}), "noop").catch(() => {});
+  assert.equal(errored, false, "a normal stop is phx_close, not phx_error");
+  assert.ok(!socket.channels.includes(ch), "a closed channel is removed from the socket");
+  // A reconnect rejoins every channel the socket still has: the other one, not this one.
+  const otherRef = other.joinRef();
+  await disconnect(server, "user_sockets:js-stop");
+  await waitFor(() => other.state === "joined" && other.joinRef() !== otherRef, 5000, "the other channel rejoins");
   assert.equal(ch.state, "closed");
+  assert.equal(errored, false);
 });
-
 jsTest("§3.6 phoenix.js: after a crash the channel errors and rejoins with a new join_ref", async () => {
   const socket = phxSocket(server.ws);
   socket.connect();

@@ -50,6 +50,21 @@ test("§1.2 percent-encoded and nested params decode like Plug", async () => {
   assert.equal((await joinedPush("nested%5Ba%5D=1&user_id=a%20b")).user_id, "a b");
 });
 
+jsTest("§1.2 phoenix.js nested object and array params (key[sub]=v) are accepted", async () => {
+  const socket = phxSocket(server.ws, { params: { nested: { a: 1, b: { c: "x y" } }, list: ["p", "q"], user_id: "nest" } });
+  socket.connect();
+  const ch = socket.channel("room:nested", {});
+  let push;
+  ch.on("joined", (p) => (push = p));
+  await joined(ch);
+  await waitFor(() => push, 5000, "joined push");
+  assert.equal(push.user_id, "nest");
+});
+
+test("§1.2 empty segments and a trailing & are ignored", async () => {
+  assert.equal((await joinedPush("&&user_id=amp&&x=")).user_id, "amp");
+});
+
 jsTest("§1.2 phoenix.js re-evaluates params on every reconnect", async () => {
   let id = "one";
   const socket = phxSocket(server.ws, { params: () => ({ user_id: id }) });
@@ -188,6 +203,15 @@ test("§1.7 disconnect closes only the sockets with that id", async () => {
   assert.equal((await a.closed()).code, 1001);
   await b.drain();
   b.close();
+});
+
+test("§1.7 disconnect closes a V1 socket with 1001 too", async () => {
+  const raw = await Raw.open(server.ws, { vsn: "1.0.0", query: "user_id=d5" });
+  raw.send({ topic: "room:d5", event: "phx_join", payload: {}, ref: "1" });
+  await raw.next((f) => f.event === "phx_reply");
+  await disconnect(server, "user_sockets:d5");
+  assert.equal((await raw.closed()).code, 1001);
+  assert.deepEqual(raw.frames.filter((f) => f.event === "phx_close" || f.event === "phx_error"), []);
 });
 
 jsTest("§1.7 phoenix.js reconnects after disconnect and rejoins with a new join_ref", async () => {

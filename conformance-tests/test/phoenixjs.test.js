@@ -27,6 +27,35 @@ jsTest("§8.2 pushes made before the join completes are buffered and delivered a
   assert.deepEqual(await early, { status: "ok", response: { early: true } });
 });
 
+jsTest("§8.2 several buffered pushes are sent in order once joined", async () => {
+  const socket = phxSocket(server.ws);
+  const ch = socket.channel("room:buffered-order", {});
+  ch.join();
+  const order = [];
+  const all = [];
+  for (let i = 0; i < 5; i++) {
+    all.push(pushed(ch, "echo", { i }).then((r) => order.push(r.response.i)));
+  }
+  socket.connect();
+  await Promise.all(all);
+  assert.deepEqual(order, [0, 1, 2, 3, 4]);
+});
+
+jsTest("§8.3 a rejoin after reconnect carries a fresh join_ref and the server's frames follow it", async () => {
+  const socket = phxSocket(server.ws, { params: { user_id: "r84" } });
+  socket.connect();
+  const ch = socket.channel("room:r84", {});
+  const joinedRefs = [];
+  ch.on("joined", () => joinedRefs.push(ch.joinRef()));
+  await joined(ch);
+  await waitFor(() => joinedRefs.length === 1, 5000, "first joined push");
+  await disconnect(server, "user_sockets:r84");
+  await waitFor(() => joinedRefs.length === 2, 5000, "joined push after the rejoin");
+  assert.notEqual(joinedRefs[1], joinedRefs[0]);
+  assert.equal(ch.joinRef(), joinedRefs[1]);
+  assert.deepEqual(await pushed(ch, "echo", { r: 1 }), { status: "ok", response: { r: 1 } });
+});
+
 jsTest("§8.3 after the server closes the socket phoenix.js reconnects and every channel rejoins", async () => {
   const socket = phxSocket(server.ws, { params: { user_id: "r83" } });
   socket.connect();

@@ -50,6 +50,39 @@ test("§2.2 V1 join_ref sent by the client is accepted but never echoed", async 
   raw.close();
 });
 
+test("§2.2 V1 phx_error and phx_close carry the stored join_ref (null for a V1 join) as ref", async () => {
+  const raw = await v1();
+  raw.send({ topic: "room:v1err", event: "phx_join", payload: {}, ref: "1" });
+  await raw.next((f) => f.event === "phx_reply");
+  raw.send({ topic: "room:v1err", event: "boom", payload: {}, ref: "2" });
+  assert.deepEqual(await raw.next((f) => f.event === "phx_error"), {
+    event: "phx_error",
+    payload: { reason: "channel_crash" },
+    ref: null,
+    topic: "room:v1err",
+  });
+  raw.send({ topic: "room:v1close", event: "phx_join", payload: {}, ref: "3" });
+  await raw.next((f) => f.event === "phx_reply" && f.ref === "3");
+  raw.send({ topic: "room:v1close", event: "phx_leave", payload: {}, ref: "4" });
+  assert.deepEqual(await raw.next((f) => f.ref === "4"), { event: "phx_reply", payload: ok(), ref: "4", topic: "room:v1close" });
+  assert.deepEqual(await raw.next((f) => f.event === "phx_close"), { event: "phx_close", payload: {}, ref: null, topic: "room:v1close" });
+  raw.close();
+});
+
+test("§2.2 V1 server broadcast and unmatched-topic reply shapes", async () => {
+  const raw = await v1();
+  raw.send({ topic: "nowhere:v1", event: "phx_join", payload: {}, ref: "5" });
+  assert.deepEqual(await raw.next(), {
+    event: "phx_reply",
+    payload: { response: { reason: "unmatched topic" }, status: "error" },
+    ref: "5",
+    topic: "nowhere:v1",
+  });
+  raw.send({ topic: "phoenix", event: "heartbeat", payload: {}, ref: null });
+  assert.deepEqual(await raw.next(), { event: "phx_reply", payload: ok(), ref: null, topic: "phoenix" });
+  raw.close();
+});
+
 test("§2.2 a binary frame on a V1 socket closes it with 1011", async () => {
   const raw = await v1();
   raw.sendBinary(clientPush("1", "2", "room:x", "bin", [1]));
@@ -66,6 +99,29 @@ test("§2.3 V2 reply is [join_ref, ref, topic, phx_reply, {response, status}]", 
   const raw = await Raw.open(server.ws);
   raw.send(["5", "5", "room:v2", "phx_join", {}]);
   assert.deepEqual(await raw.next(), ["5", "5", "room:v2", "phx_reply", ok()]);
+  raw.close();
+});
+
+test("§2.3 join_ref and ref strings are echoed exactly (any characters)", async () => {
+  const raw = await Raw.open(server.ws);
+  const j = "jöin-ref/ü \"q\" 🚀";
+  raw.send([j, j, "room:exact", "phx_join", {}]);
+  assert.deepEqual(await raw.next(), [j, j, "room:exact", "phx_reply", ok()]);
+  assert.deepEqual((await raw.next((f) => f[3] === "joined"))[0], j);
+  const ref = "réf\u0000x";
+  raw.send([j, ref, "room:exact", "echo", { s: "ü" }]);
+  assert.deepEqual(await raw.next((f) => f[1] === ref), [j, ref, "room:exact", "phx_reply", ok({ s: "ü" })]);
+  raw.close();
+});
+
+test("§2.3 a phx_error and a phx_close are [J, J, topic, event, payload]", async () => {
+  const raw = await Raw.open(server.ws);
+  raw.send(["e1", "e1", "room:shape-err", "phx_join", {}]);
+  raw.send(["c1", "c1", "room:shape-close", "phx_join", {}]);
+  raw.send(["e1", "e2", "room:shape-err", "boom", {}]);
+  raw.send(["c1", "c2", "room:shape-close", "stop", {}]);
+  assert.deepEqual(await raw.next((f) => f[3] === "phx_error"), ["e1", "e1", "room:shape-err", "phx_error", { reason: "channel_crash" }]);
+  assert.deepEqual(await raw.next((f) => f[3] === "phx_close"), ["c1", "c1", "room:shape-close", "phx_close", {}]);
   raw.close();
 });
 
@@ -152,6 +208,12 @@ for (const [name, send, code] of [
     await raw.join("room:bad", {});
     send(raw);
     assert.equal((await raw.closed()).code, code);
+    // The server survives it: a new connection is served.
+    const next = await Raw.open(server.ws);
+    const ref = nextRef();
+    next.send([null, ref, "phoenix", "heartbeat", {}]);
+    assert.deepEqual(await next.next(), [null, ref, "phoenix", "phx_reply", ok()]);
+    next.close();
   });
 }
 
