@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Runs the benchmark scenarios (connections, fanout vs the floor, storm, chat with
 # PostgreSQL) and writes bench-results/<timestamp>/{results.json,results.md,latency.svg}.
-#   bash scripts/bench.sh              # small: a few minutes on 2 cores
-#   bash scripts/bench.sh --size full  # the acceptance figures (50 000 sockets, ...)
-# Extra arguments go to `phx-bench all`. Needs root (or a high hard limit) for the
-# open-file limit of the large sizes, and PostgreSQL on 127.0.0.1:5432.
+#   bash scripts/bench.sh                # small: about two minutes on 2 cores
+#   bash scripts/bench.sh --size large   # the most a 20 000 open-file hard limit allows
+#   bash scripts/bench.sh --size full    # the acceptance figures (50 000 sockets, ...)
+#   bash scripts/bench.sh --runs 9       # more floor/phx-rs fan-out pairs (median ratio)
+# Extra arguments go to `phx-bench all` (see `target/release/phx-bench all --help`; each
+# scenario is also a subcommand: connections, fanout, storm, chat). `--size full` needs an
+# open-file hard limit above 51 000 (root or CAP_SYS_RESOURCE); chat needs PostgreSQL on
+# 127.0.0.1:5432 (`--postgres URL` to change it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p conformance-server -p floor-server -p chat-app -p phx-bench

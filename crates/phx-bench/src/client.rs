@@ -7,7 +7,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use fastwebsockets::{Frame, OpCode, Payload, WebSocket};
 use http_body_util::Empty;
 use hyper::upgrade::Upgraded;
@@ -111,14 +111,20 @@ impl Conn {
         Ok(r)
     }
 
-    /// Next text frame (pings/pongs skipped); `None` when the connection ended.
-    pub async fn next_text(&mut self) -> anyhow::Result<Option<Vec<u8>>> {
+    /// Next text frame (pings/pongs skipped); `None` when the connection ended. The
+    /// payload is split off the read buffer, not copied.
+    pub async fn next_text(&mut self) -> anyhow::Result<Option<BytesMut>> {
         loop {
             let Ok(frame) = self.ws.read_frame().await else {
                 return Ok(None);
             };
             match frame.opcode {
-                OpCode::Text | OpCode::Binary => return Ok(Some(frame.payload.to_vec())),
+                OpCode::Text | OpCode::Binary => {
+                    return Ok(Some(match frame.payload {
+                        Payload::Bytes(b) => b,
+                        other => BytesMut::from(&other[..]),
+                    }))
+                }
                 OpCode::Close => return Ok(None),
                 _ => {}
             }

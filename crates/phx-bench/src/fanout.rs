@@ -15,15 +15,18 @@ use serde::Serialize;
 use tokio::sync::{mpsc, Semaphore};
 
 use crate::client::{new_wave, now_nanos, send_time, source_for, Conn};
-use crate::proc_stats::cpu_time;
+use crate::proc_stats::{cpu_time, own_cpu_time};
 use crate::servers::Server;
 
 #[derive(Debug, Serialize)]
 pub struct Result {
     pub server: String,
+    /// Which of the alternating floor/phx-rs runs this was (1-based).
+    pub run: usize,
     pub subscribers: usize,
     pub publishers: usize,
     pub messages_each: usize,
+    pub expected: u64,
     pub delivered: u64,
     pub seconds: f64,
     pub delivered_per_sec: f64,
@@ -33,6 +36,8 @@ pub struct Result {
     pub max_ms: f64,
     pub server_cpu_ms: f64,
     pub server_cpu_ns_per_delivered: f64,
+    /// The load generator's own CPU time over the same span (it shares the cores).
+    pub generator_cpu_ms: f64,
     #[serde(skip)]
     pub histogram: Option<Histogram<u64>>,
 }
@@ -41,6 +46,7 @@ const TOPIC: &str = "custom:fanout";
 
 pub async fn run(
     server: &Server,
+    run: usize,
     subscribers: usize,
     publishers: usize,
     messages: usize,
@@ -51,7 +57,7 @@ pub async fn run(
     let delivered = Arc::new(AtomicU64::new(0));
     let (lat_tx, mut lat_rx) = mpsc::unbounded_channel::<Vec<u64>>();
     let gate = Arc::new(Semaphore::new(256));
-    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<()>();
+    let (ready_tx, mut ready_rx) = mpsc::unbounded_channel::<Option<String>>();
     for i in 0..subscribers {
         let (gate, delivered, lat_tx, ready_tx) = (
             gate.clone(),
@@ -62,26 +68,31 @@ pub async fn run(
         let (addr, path) = (server.addr, path.to_owned());
         tokio::spawn(async move {
             let conn = async {
-                let _permit = gate.acquire().await.ok()?;
-                let mut conn = Conn::connect(addr, source_for(i), &path).await.ok()?;
+                let _permit = gate.acquire().await?;
+                let mut conn = Conn::connect(addr, source_for(i), &path).await?;
                 conn.join(TOPIC, serde_json::json!({"action": "ok"}), |_| {})
-                    .await
-                    .ok()?;
-                Some(conn)
+                    .await?;
+                anyhow::Ok(conn)
             };
-            let Some(mut conn) = conn.await else { return };
-            let _ = ready_tx.send(());
+            let mut conn = match conn.await {
+                Ok(conn) => conn,
+                Err(e) => {
+                    let _ = ready_tx.send(Some(format!("{e:#}")));
+                    return;
+                }
+            };
+            let _ = ready_tx.send(None);
             let mut batch = Vec::with_capacity(64);
             while let Ok(Some(text)) = conn.next_text().await {
                 if let Some(t) = send_time(&text) {
                     batch.push(now_nanos().saturating_sub(t));
-                    delivered.fetch_add(1, Ordering::Relaxed);
+                    let total = delivered.fetch_add(1, Ordering::Relaxed) + 1;
                     if batch.len() == 64 {
                         let _ = lat_tx.send(std::mem::take(&mut batch));
                     }
-                }
-                if batch.len() as u64 >= 1 && delivered.load(Ordering::Relaxed) >= expected {
-                    break;
+                    if total >= expected {
+                        break;
+                    }
                 }
             }
             let _ = lat_tx.send(batch);
@@ -89,19 +100,25 @@ pub async fn run(
     }
     drop(lat_tx);
     drop(ready_tx);
-    let mut ready = 0;
-    while ready < subscribers {
+    let (mut ready, mut first_error) = (0, None);
+    for _ in 0..subscribers {
         match tokio::time::timeout(Duration::from_secs(60), ready_rx.recv()).await {
-            Ok(Some(())) => ready += 1,
+            Ok(Some(None)) => ready += 1,
+            Ok(Some(Some(e))) => {
+                first_error.get_or_insert(e);
+            }
             _ => break,
         }
     }
     anyhow::ensure!(
         ready == subscribers,
-        "only {ready}/{subscribers} subscribers joined"
+        "[{}] only {ready}/{subscribers} subscribers joined (first error: {})",
+        server.name,
+        first_error.as_deref().unwrap_or("timeout")
     );
 
     let cpu_before = cpu_time(server.pid())?;
+    let own_before = own_cpu_time()?;
     let started = Instant::now();
     let mut pubs = Vec::new();
     for p in 0..publishers {
@@ -113,13 +130,34 @@ pub async fn run(
     for p in pubs {
         p.await.context("publisher")??;
     }
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while delivered.load(Ordering::Relaxed) < expected && Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(5)).await;
+    // Wait for the last deliveries; give up once nothing has arrived for 10 s (a server
+    // that drops or disconnects slow subscribers never reaches `expected`).
+    let (mut last, mut progress_at) = (0, Instant::now());
+    loop {
+        let now = delivered.load(Ordering::Relaxed);
+        if now >= expected || progress_at.elapsed() > Duration::from_secs(10) {
+            break;
+        }
+        if now != last {
+            (last, progress_at) = (now, Instant::now());
+        }
+        tokio::time::sleep(Duration::from_millis(2)).await;
     }
-    let seconds = started.elapsed().as_secs_f64();
-    let cpu = cpu_time(server.pid())?.saturating_sub(cpu_before);
     let got = delivered.load(Ordering::Relaxed);
+    let seconds = if got >= expected {
+        started.elapsed()
+    } else {
+        progress_at.saturating_duration_since(started)
+    }
+    .as_secs_f64();
+    let cpu = cpu_time(server.pid())?.saturating_sub(cpu_before);
+    let own_cpu = own_cpu_time()?.saturating_sub(own_before);
+    if got < expected {
+        println!(
+            "fanout [{}]: only {got} of {expected} messages delivered",
+            server.name
+        );
+    }
 
     let mut histogram = Histogram::<u64>::new_with_bounds(1_000, 120_000_000_000, 3)?;
     let drain_deadline = Instant::now() + Duration::from_secs(5);
@@ -136,9 +174,11 @@ pub async fn run(
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1e6;
     Ok(Result {
         server: server.name.to_owned(),
+        run,
         subscribers,
         publishers,
         messages_each: messages,
+        expected,
         delivered: got,
         seconds,
         delivered_per_sec: got as f64 / seconds,
@@ -148,6 +188,7 @@ pub async fn run(
         max_ms: histogram.max() as f64 / 1e6,
         server_cpu_ms: cpu.as_secs_f64() * 1e3,
         server_cpu_ns_per_delivered: cpu.as_nanos() as f64 / got.max(1) as f64,
+        generator_cpu_ms: own_cpu.as_secs_f64() * 1e3,
         histogram: Some(histogram),
     })
 }

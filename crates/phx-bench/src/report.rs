@@ -15,7 +15,10 @@ pub struct Report {
     pub size: String,
     pub connections: Vec<connections::Result>,
     pub fanout: Vec<fanout::Result>,
+    /// Median of the per-run ratios below.
     pub fanout_cpu_ratio_vs_floor: Option<f64>,
+    /// Server CPU per delivered message, phx-rs / floor, for each run pair.
+    pub fanout_cpu_ratios: Vec<f64>,
     pub storm: Option<storm::Result>,
     pub chat: Option<chat::Result>,
 }
@@ -29,35 +32,56 @@ impl Report {
             self.size, self.machine
         );
         if !self.connections.is_empty() {
-            let _ = writeln!(md, "## connections\n\n| server | sockets | rooms | RSS before | RSS after | per connection | connect+join/s |\n|---|---|---|---|---|---|---|");
+            let _ = writeln!(md, "## connections\n\n| server | sockets | rooms | RSS before | RSS after | per connection | connect+join/s | server CPU per connection |\n|---|---|---|---|---|---|---|---|");
             for c in &self.connections {
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.1} KiB | {:.0} |",
+                    "| {} | {} | {} | {:.1} MiB | {:.1} MiB | {:.1} KiB | {:.0} | {:.0} µs |",
                     c.server,
                     c.connections,
                     c.rooms,
                     c.rss_before_mib,
                     c.rss_after_mib,
                     c.bytes_per_connection / 1024.0,
-                    c.connect_join_per_sec
+                    c.connect_join_per_sec,
+                    c.server_cpu_us_per_connection
                 );
             }
             md.push('\n');
         }
-        if !self.fanout.is_empty() {
-            let _ = writeln!(md, "## fanout\n\n| server | subscribers | delivered | msgs/s | p50 | p99 | p99.9 | server CPU | CPU/delivered |\n|---|---|---|---|---|---|---|---|---|");
+        if let Some(f) = self.fanout.first() {
+            let _ = writeln!(
+                md,
+                "## fanout\n\n{} subscribers, {} publishers × {} messages (server broadcast endpoint).\n\n| server | run | delivered | msgs/s | p50 | p99 | p99.9 | server CPU | CPU/delivered | generator CPU |\n|---|---|---|---|---|---|---|---|---|---|",
+                f.subscribers, f.publishers, f.messages_each
+            );
             for f in &self.fanout {
                 let _ = writeln!(
                     md,
-                    "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.0} ms | {:.0} ns |",
-                    f.server, f.subscribers, f.delivered, f.delivered_per_sec, f.p50_ms, f.p99_ms, f.p999_ms, f.server_cpu_ms, f.server_cpu_ns_per_delivered
+                    "| {} | {} | {}{} | {:.0} | {:.2} ms | {:.2} ms | {:.2} ms | {:.0} ms | {:.0} ns | {:.0} ms |",
+                    f.server,
+                    f.run,
+                    f.delivered,
+                    if f.delivered < f.expected { format!(" of {}", f.expected) } else { String::new() },
+                    f.delivered_per_sec,
+                    f.p50_ms,
+                    f.p99_ms,
+                    f.p999_ms,
+                    f.server_cpu_ms,
+                    f.server_cpu_ns_per_delivered,
+                    f.generator_cpu_ms
                 );
             }
             if let Some(r) = self.fanout_cpu_ratio_vs_floor {
+                let runs: Vec<String> = self
+                    .fanout_cpu_ratios
+                    .iter()
+                    .map(|r| format!("{r:.2}×"))
+                    .collect();
                 let _ = writeln!(
                     md,
-                    "\nServer CPU per delivered message, phx-rs / floor: **{r:.2}×**"
+                    "\nServer CPU per delivered message, phx-rs / floor: **{r:.2}×** (median of runs: {})",
+                    runs.join(", ")
                 );
             }
             md.push('\n');
@@ -65,23 +89,38 @@ impl Report {
         if let Some(s) = &self.storm {
             let _ = writeln!(
                 md,
-                "## storm\n\n{} clients: first wave converged in {:.2} s; after all dropped at once, all rejoined in {:.2} s and every presence list converged in {:.2} s (converged: {}).\n",
-                s.clients, s.initial_converged_s, s.rejoined_s, s.converged_s, s.all_converged
+                "## storm\n\n{} clients: first wave converged in {:.2} s; after all dropped at once, all rejoined in {:.2} s and every presence list converged in {:.2} s (converged: {}). Server CPU {:.2} s, generator CPU {:.2} s from the drop to convergence.\n",
+                s.clients, s.initial_converged_s, s.rejoined_s, s.converged_s, s.all_converged, s.server_cpu_s, s.generator_cpu_s
             );
         }
         if let Some(c) = &self.chat {
             let _ = writeln!(
                 md,
-                "## chat (PostgreSQL)\n\n{} users in {} rooms for {:.0} s: {} messages stored ({:.0}/s; {} rows in the database), reply latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms.\n",
-                c.users, c.rooms, c.seconds, c.stored, c.stored_per_sec, c.rows_in_database, c.p50_ms, c.p99_ms, c.p999_ms
+                "## chat (PostgreSQL)\n\n{} users in {} rooms for {:.0} s: {} messages stored ({:.0}/s; {} rows in the database), reply latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; chat-app CPU {:.0} µs per stored message (PostgreSQL's not included).\n",
+                c.users, c.rooms, c.seconds, c.stored, c.stored_per_sec, c.rows_in_database, c.p50_ms, c.p99_ms, c.p999_ms, c.server_cpu_us_per_message
             );
         }
         md
     }
 }
 
+impl Report {
+    /// The fan-out latency of every run, merged per server (in order of first run).
+    pub fn latency_series(&self) -> anyhow::Result<Vec<(String, Histogram<u64>)>> {
+        let mut series: Vec<(String, Histogram<u64>)> = Vec::new();
+        for f in &self.fanout {
+            let Some(h) = &f.histogram else { continue };
+            match series.iter_mut().find(|(name, _)| *name == f.server) {
+                Some((_, merged)) => merged.add(h)?,
+                None => series.push((f.server.clone(), h.clone())),
+            }
+        }
+        Ok(series)
+    }
+}
+
 /// Latency percentile curves (x: percentile on a log scale of 1/(1-q), y: ms).
-pub fn latency_svg(path: &Path, series: &[(&str, &Histogram<u64>)]) -> anyhow::Result<()> {
+pub fn latency_svg(path: &Path, series: &[(String, Histogram<u64>)]) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
     root.fill(&WHITE)?;
     let quantiles: Vec<f64> = (0..=60)
@@ -93,16 +132,20 @@ pub fn latency_svg(path: &Path, series: &[(&str, &Histogram<u64>)]) -> anyhow::R
         .fold(1.0, f64::max)
         * 1.1;
     let mut chart = ChartBuilder::on(&root)
-        .caption("fan-out latency by percentile", ("sans-serif", 22))
+        .caption(
+            "fan-out latency by percentile (all runs)",
+            ("sans-serif", 22),
+        )
         .margin(20)
         .x_label_area_size(45)
         .y_label_area_size(60)
         .build_cartesian_2d(0f64..3.0, 0f64..max_ms)?;
     chart
         .configure_mesh()
+        .x_labels(4) // 0, 1, 2, 3 → 0 %, 90 %, 99 %, 99.9 %
         .x_desc("percentile")
         .y_desc("latency (ms)")
-        .x_label_formatter(&|x| format!("{:.3}%", (1.0 - 10f64.powf(-x)) * 100.0))
+        .x_label_formatter(&|x| format!("{}%", (1.0 - 10f64.powf(-x)) * 100.0))
         .draw()?;
     for (i, (name, h)) in series.iter().enumerate() {
         let color = Palette99::pick(i).to_rgba();
@@ -117,7 +160,7 @@ pub fn latency_svg(path: &Path, series: &[(&str, &Histogram<u64>)]) -> anyhow::R
             .collect();
         chart
             .draw_series(LineSeries::new(points, color.stroke_width(2)))?
-            .label(*name)
+            .label(name.as_str())
             .legend(move |(x, y)| {
                 PathElement::new(vec![(x, y), (x + 20, y)], color.stroke_width(2))
             });

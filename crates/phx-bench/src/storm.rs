@@ -7,10 +7,11 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use serde::Serialize;
-use serde_json::Value;
 use tokio::sync::{watch, Semaphore};
 
 use crate::client::{new_wave, source_for, Conn};
+use crate::presence_view::View;
+use crate::proc_stats::{cpu_time, own_cpu_time};
 use crate::servers::Server;
 
 #[derive(Debug, Serialize)]
@@ -20,125 +21,13 @@ pub struct Result {
     pub rejoined_s: f64,
     pub converged_s: f64,
     pub all_converged: bool,
+    /// Server CPU time from the drop until every list converged.
+    pub server_cpu_s: f64,
+    /// The load generator's own CPU time over the same span (it shares the cores).
+    pub generator_cpu_s: f64,
 }
 
 const TOPIC: &str = "presence:storm";
-
-/// Every phx_ref seen by any client, numbered densely: all clients see the same refs,
-/// so each client's view can be a bitset instead of a map of strings (N clients × N
-/// users would otherwise be N² strings in this process).
-static REFS: std::sync::LazyLock<dashmap::DashMap<String, u32>> =
-    std::sync::LazyLock::new(dashmap::DashMap::new);
-static NEXT_REF: AtomicUsize = AtomicUsize::new(0);
-
-fn ref_index(phx_ref: &str) -> usize {
-    if let Some(i) = REFS.get(phx_ref) {
-        return *i as usize;
-    }
-    *REFS
-        .entry(phx_ref.to_owned())
-        .or_insert_with(|| NEXT_REF.fetch_add(1, Ordering::Relaxed) as u32) as usize
-}
-
-/// One client's presence view (phoenix.js' algorithm, §6.4): which refs it holds and
-/// how many metas each user has.
-#[derive(Default)]
-struct View {
-    held: Vec<u64>,
-    metas_per_user: Vec<u16>,
-    users: usize,
-    extra_metas: usize,
-    pending: Vec<Value>,
-    has_state: bool,
-}
-
-impl View {
-    fn refs(v: &Value) -> impl Iterator<Item = (usize, usize)> + '_ {
-        v.as_object().into_iter().flatten().flat_map(|(k, e)| {
-            let user: usize = k.trim_start_matches('u').parse().unwrap_or(usize::MAX);
-            e["metas"]
-                .as_array()
-                .into_iter()
-                .flatten()
-                .filter_map(move |m| Some((user, ref_index(m["phx_ref"].as_str()?))))
-        })
-    }
-    fn join(&mut self, user: usize, r: usize) {
-        if user == usize::MAX {
-            return;
-        }
-        let (word, bit) = (r / 64, 1u64 << (r % 64));
-        if self.held.len() <= word {
-            self.held.resize(word + 1, 0);
-        }
-        if self.held[word] & bit != 0 {
-            return; // the same meta again: idempotent, as in phoenix.js
-        }
-        self.held[word] |= bit;
-        if self.metas_per_user.len() <= user {
-            self.metas_per_user.resize(user + 1, 0);
-        }
-        let count = &mut self.metas_per_user[user];
-        *count += 1;
-        if *count == 1 {
-            self.users += 1;
-        } else {
-            self.extra_metas += 1;
-        }
-    }
-    fn leave(&mut self, user: usize, r: usize) {
-        let (word, bit) = (r / 64, 1u64 << (r % 64));
-        if self.held.get(word).is_none_or(|w| w & bit == 0) {
-            return; // unknown meta: ignored
-        }
-        self.held[word] &= !bit;
-        let count = &mut self.metas_per_user[user];
-        *count -= 1;
-        if *count == 0 {
-            self.users -= 1;
-        } else {
-            self.extra_metas -= 1;
-        }
-    }
-    fn apply_diff(&mut self, diff: &Value) {
-        for (user, r) in Self::refs(&diff["joins"]).collect::<Vec<_>>() {
-            self.join(user, r);
-        }
-        for (user, r) in Self::refs(&diff["leaves"]).collect::<Vec<_>>() {
-            self.leave(user, r);
-        }
-    }
-    fn handle(&mut self, frame: &[u8]) {
-        let is_presence = frame.windows(9).any(|w| w == b"presence_");
-        if !is_presence {
-            return;
-        }
-        let Ok(v) = serde_json::from_slice::<Value>(frame) else {
-            return;
-        };
-        match v[3].as_str() {
-            Some("presence_state") => {
-                *self = Self {
-                    has_state: true,
-                    pending: std::mem::take(&mut self.pending),
-                    ..Self::default()
-                };
-                for (user, r) in Self::refs(&v[4]).collect::<Vec<_>>() {
-                    self.join(user, r);
-                }
-                for d in std::mem::take(&mut self.pending) {
-                    self.apply_diff(&d);
-                }
-            }
-            Some("presence_diff") if self.has_state => self.apply_diff(&v[4]),
-            Some("presence_diff") => self.pending.push(v[4].clone()),
-            _ => {}
-        }
-    }
-    fn converged(&self, n: usize) -> bool {
-        self.users == n && self.extra_metas == 0
-    }
-}
 
 /// What every client of one wave shares.
 #[derive(Clone)]
@@ -245,23 +134,30 @@ pub async fn run(server: &Server, n: usize, path: &str) -> anyhow::Result<Result
         let _ = t.await;
     }
     let storm = Instant::now();
+    let (server_cpu, own_cpu) = (cpu_time(server.pid())?, own_cpu_time()?);
     let (_tasks, joined, converged, stop) = wave(n, server, path).await;
     let rejoined = wait_until(
         || joined.load(Ordering::Relaxed) == n,
         Duration::from_secs(300),
     )
-    .await;
+    .await
+    .map(|_| storm.elapsed());
     let done = wait_until(
         || converged.load(Ordering::Relaxed) == n,
         Duration::from_secs(300),
     )
-    .await;
+    .await
+    .map(|_| storm.elapsed());
+    let server_cpu = cpu_time(server.pid())?.saturating_sub(server_cpu);
+    let own_cpu = own_cpu_time()?.saturating_sub(own_cpu);
     let _ = stop.send(true);
     Ok(Result {
         clients: n,
         initial_converged_s: initial.as_secs_f64(),
         rejoined_s: rejoined.map_or(f64::NAN, |d| d.as_secs_f64()),
-        converged_s: done.map_or(f64::NAN, |_| storm.elapsed().as_secs_f64()),
+        converged_s: done.map_or(f64::NAN, |d| d.as_secs_f64()),
         all_converged: done.is_some(),
+        server_cpu_s: server_cpu.as_secs_f64(),
+        generator_cpu_s: own_cpu.as_secs_f64(),
     })
 }

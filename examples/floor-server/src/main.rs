@@ -28,7 +28,10 @@ struct Args {
     port: u16,
 }
 
-type Sockets = Arc<Mutex<Vec<mpsc::Sender<Bytes>>>>;
+/// Every connected socket's writer queue. Unbounded: the floor never drops a frame, so a
+/// run with more messages than a bounded queue holds still delivers them all (phx-rs
+/// bounds its queue at 8 MiB and closes a socket that exceeds it).
+type Sockets = Arc<Mutex<Vec<mpsc::UnboundedSender<Bytes>>>>;
 
 fn frame(opcode: OpCode, payload: &[u8]) -> Bytes {
     let mut head = [0u8; 14];
@@ -56,6 +59,10 @@ async fn handle(mut req: Request<Incoming>, sockets: Sockets) -> Response<Full<B
         };
         tokio::spawn(async move {
             let Ok(ws) = upgrade.await else { return };
+            // Back to the raw TcpStream for a lock-free split (STACK.md §1.1). Bytes a
+            // client pipelined behind its upgrade request (`read_buf`) would be lost;
+            // clients wait for the 101 before sending, and hyper is always given a
+            // TcpStream here, so the downcast cannot fail.
             let (mut read, mut write) = ws
                 .into_inner()
                 .into_inner()
@@ -73,7 +80,7 @@ async fn handle(mut req: Request<Incoming>, sockets: Sockets) -> Response<Full<B
                     )
                 })
                 .expect("plain TCP under hyper");
-            let (tx, mut rx) = mpsc::channel::<Bytes>(1024);
+            let (tx, mut rx) = mpsc::unbounded_channel::<Bytes>();
             sockets.lock().expect("lock").push(tx.clone());
             tokio::spawn(async move {
                 // Coalesce whatever is queued into one write, as phx-rs does: the floor
@@ -117,7 +124,7 @@ async fn handle(mut req: Request<Incoming>, sockets: Sockets) -> Response<Full<B
                             Ok(v) if v.len() >= 3 => frame_reply(&v),
                             _ => join_ok.clone(),
                         };
-                        let _ = tx.try_send(reply);
+                        let _ = tx.send(reply);
                     }
                     Ok(f) if f.opcode == OpCode::Close => break,
                     Ok(_) => {}
@@ -145,12 +152,7 @@ async fn handle(mut req: Request<Incoming>, sockets: Sockets) -> Response<Full<B
         text.push(b']');
         let encoded = frame(OpCode::Text, &text);
         let mut list = sockets.lock().expect("lock");
-        list.retain(|tx| {
-            !matches!(
-                tx.try_send(encoded.clone()),
-                Err(mpsc::error::TrySendError::Closed(_))
-            )
-        });
+        list.retain(|tx| tx.send(encoded.clone()).is_ok());
         return Response::builder()
             .status(StatusCode::NO_CONTENT)
             .body(Full::default())
