@@ -10,7 +10,7 @@
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -51,6 +51,8 @@ pub(crate) struct LongPollBuffer {
     max: usize,
     /// Cancelled when the session ends, for whatever reason.
     ended: CancellationToken,
+    /// Mirrors `ended` without its lock, for the per-subscriber check in `push`.
+    ended_flag: AtomicBool,
 }
 
 impl LongPollBuffer {
@@ -60,18 +62,25 @@ impl LongPollBuffer {
             notify: Notify::new(),
             max,
             ended: CancellationToken::new(),
+            ended_flag: AtomicBool::new(false),
         }
     }
 
+    /// Ends the session (cap exceeded, malformed input, inactivity, socket closed).
+    fn end(&self) {
+        self.ended_flag.store(true, Ordering::Release);
+        self.ended.cancel();
+    }
+
     pub(crate) fn push(&self, frame: Bytes) -> Result<(), OutboxError> {
-        if self.ended.is_cancelled() {
+        if self.ended_flag.load(Ordering::Acquire) {
             return Err(OutboxError::Closed);
         }
         let mut queue = self.queue.lock().map_err(|_| OutboxError::Closed)?;
         if queue.len() >= self.max {
             drop(queue);
             tracing::warn!(max = self.max, "long-poll buffer full: ending the session");
-            self.ended.cancel();
+            self.end();
             return Err(OutboxError::Closed);
         }
         queue.push_back(frame);
@@ -381,7 +390,7 @@ async fn publish(
                     // Phoenix's session crashes on undecodable base64; the POST then
                     // reports a dispatch timeout.
                     Err(_) => {
-                        session.buffer.ended.cancel();
+                        session.buffer.end();
                         return status_json(408);
                     }
                 }
@@ -476,5 +485,5 @@ async fn run_session(
         }
     }
     socket.close().await;
-    session.buffer.ended.cancel();
+    session.buffer.end();
 }

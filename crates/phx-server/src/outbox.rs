@@ -91,7 +91,9 @@ impl WsQueue {
     /// Queues a frame within the bounds; past them the reader is too slow and the
     /// connection is killed rather than buffered without bound.
     pub(crate) fn push(&self, frame: Bytes) -> Result<(), OutboxError> {
-        if self.killed.is_cancelled() || self.finished.load(Ordering::Acquire) {
+        // `kill` sets the code before cancelling: an atomic load answers "killed?"
+        // without the token's lock, once per subscriber per broadcast.
+        if self.kill_code.load(Ordering::Acquire) != 0 || self.finished.load(Ordering::Acquire) {
             return Err(OutboxError::Closed);
         }
         let mut items = self.items.lock().map_err(|_| OutboxError::Closed)?;
