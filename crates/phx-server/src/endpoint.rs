@@ -38,6 +38,14 @@ pub trait HttpHandler: Send + Sync + 'static {
     async fn call(&self, req: Request<Incoming>, endpoint: &Endpoint) -> Response<Body>;
 }
 
+/// Default per-client outbound budget (see [`SocketConfig::outbound_bytes`]): 256 KiB.
+///
+/// Why this number: it must hold an ordinary burst (a join reply with 50 messages of
+/// 4 000 characters is ~200 KiB) while `sockets × budget` stays well inside memory at the
+/// open-file limit (20 000 sockets × 256 KiB = 5 GiB in the worst case, when every
+/// client stops reading at once).
+pub const DEFAULT_OUTBOUND_BYTES: usize = 256 * 1024;
+
 /// One socket: its connect hook, channel routes and options (Phoenix's `socket "/ws",
 /// UserSocket, websocket: [...]`).
 pub struct SocketConfig {
@@ -50,6 +58,7 @@ pub struct SocketConfig {
     subprotocols: Option<Vec<String>>,
     max_frame_size: usize,
     outbound_capacity: usize,
+    outbound_bytes: usize,
     longpoll_window: Duration,
     longpoll_max_buffered: usize,
 }
@@ -79,6 +88,7 @@ impl SocketConfig {
             subprotocols: None,
             max_frame_size: 8 * 1024 * 1024,
             outbound_capacity: 1024,
+            outbound_bytes: DEFAULT_OUTBOUND_BYTES,
             longpoll_window: Duration::from_secs(10),
             longpoll_max_buffered: 1000,
         }
@@ -142,6 +152,15 @@ impl SocketConfig {
         self
     }
 
+    /// Bytes one client may have queued for it (WebSocket write queue or long-poll
+    /// buffer) before it counts as a slow reader (default [`DEFAULT_OUTBOUND_BYTES`]).
+    /// A single frame larger than this is still delivered to a client whose queue is
+    /// empty, so every message the server accepted can reach a client that reads.
+    pub fn outbound_bytes(mut self, bytes: usize) -> Self {
+        self.outbound_bytes = bytes.max(1);
+        self
+    }
+
     /// Long-poll window (§7.3; default 10 s).
     pub fn longpoll_window(mut self, window: Duration) -> Self {
         self.longpoll_window = window;
@@ -181,6 +200,9 @@ impl SocketConfig {
     }
     pub(crate) fn queue_capacity(&self) -> usize {
         self.outbound_capacity
+    }
+    pub(crate) fn outbound_byte_limit(&self) -> usize {
+        self.outbound_bytes
     }
     pub(crate) fn window(&self) -> Duration {
         self.longpoll_window

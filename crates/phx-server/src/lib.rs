@@ -53,7 +53,7 @@ pub use connect::{AcceptAll, Assigns, Connect, ConnectInfo, Connected, Refusal, 
 pub use context::{ChannelContext, ChannelRef, PushError, ReplyRef};
 pub use endpoint::{
     status_response, Body, Endpoint, EndpointBuilder, HttpHandler, SocketConfig,
-    PRESENCE_BATCH_WINDOW,
+    DEFAULT_OUTBOUND_BYTES, PRESENCE_BATCH_WINDOW,
 };
 pub use origin::{CheckOrigin, Origin};
 pub use outbox::OutboxError;

@@ -28,12 +28,9 @@ pub(crate) enum WsOut {
 }
 
 /// Close code used when a client does not read fast enough and its bounded queue
-/// overflows (more than `outbound_capacity` frames or [`MAX_QUEUED_BYTES`] bytes):
+/// overflows (more than `outbound_capacity` frames or `outbound_bytes` bytes):
 /// 1013 "try again later" (any non-1000 code makes phoenix.js reconnect).
 pub(crate) const CLOSE_SLOW_READER: u16 = 1013;
-
-/// Bytes one WebSocket may have queued before it is closed as a slow reader.
-pub(crate) const MAX_QUEUED_BYTES: usize = 8 * 1024 * 1024;
 
 /// The write queue of one WebSocket, shared by its socket task, its reader (pongs,
 /// close echoes), every pubsub subscription of it, and its writer task.
@@ -46,6 +43,7 @@ pub(crate) struct WsQueue {
     items: Mutex<Items>,
     ready: Notify,
     capacity: usize,
+    max_bytes: usize,
     /// Cancelled when the connection must end (slow reader, peer gone).
     killed: CancellationToken,
     kill_code: AtomicU16,
@@ -60,11 +58,12 @@ struct Items {
 }
 
 impl WsQueue {
-    pub(crate) fn new(capacity: usize) -> Self {
+    pub(crate) fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             items: Mutex::new(Items::default()),
             ready: Notify::new(),
             capacity,
+            max_bytes,
             killed: CancellationToken::new(),
             kill_code: AtomicU16::new(0),
             finished: AtomicBool::new(false),
@@ -97,7 +96,10 @@ impl WsQueue {
             return Err(OutboxError::Closed);
         }
         let mut items = self.items.lock().map_err(|_| OutboxError::Closed)?;
-        if items.queue.len() >= self.capacity || items.bytes + frame.len() > MAX_QUEUED_BYTES {
+        // A frame always fits an empty queue, so a message larger than the budget still
+        // reaches a client that reads; only a backlog counts against it.
+        let over_bytes = items.bytes > 0 && items.bytes + frame.len() > self.max_bytes;
+        if items.queue.len() >= self.capacity || over_bytes {
             drop(items);
             self.kill(CLOSE_SLOW_READER);
             return Err(OutboxError::Closed);

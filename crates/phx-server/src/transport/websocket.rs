@@ -327,7 +327,7 @@ async fn drive<R, W>(
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let queue = Arc::new(WsQueue::new(config.queue_capacity()));
+    let queue = Arc::new(WsQueue::new(config.queue_capacity(), config.outbound_byte_limit()));
     let outbox = Outbox::WebSocket(queue.clone());
     let Accepted {
         serializer,
