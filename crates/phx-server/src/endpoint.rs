@@ -25,6 +25,7 @@ use crate::connect::Connect;
 use crate::origin::CheckOrigin;
 use crate::presence::{PresenceFetch, Tracker};
 use crate::pubsub::{BroadcastError, PubSub};
+use crate::rate_limit::RateLimit;
 use crate::router::Router;
 use crate::transport;
 
@@ -59,6 +60,7 @@ pub struct SocketConfig {
     max_frame_size: usize,
     outbound_capacity: usize,
     outbound_bytes: usize,
+    rate_limit: Option<RateLimit>,
     longpoll_window: Duration,
     longpoll_max_buffered: usize,
 }
@@ -89,6 +91,7 @@ impl SocketConfig {
             max_frame_size: 8 * 1024 * 1024,
             outbound_capacity: 1024,
             outbound_bytes: DEFAULT_OUTBOUND_BYTES,
+            rate_limit: None,
             longpoll_window: Duration::from_secs(10),
             longpoll_max_buffered: 1000,
         }
@@ -161,6 +164,13 @@ impl SocketConfig {
         self
     }
 
+    /// Limits the rate of client messages per socket (default: no limit, as Phoenix).
+    /// See [`RateLimit`].
+    pub fn rate_limit(mut self, limit: RateLimit) -> Self {
+        self.rate_limit = Some(limit);
+        self
+    }
+
     /// Long-poll window (§7.3; default 10 s).
     pub fn longpoll_window(mut self, window: Duration) -> Self {
         self.longpoll_window = window;
@@ -203,6 +213,9 @@ impl SocketConfig {
     }
     pub(crate) fn outbound_byte_limit(&self) -> usize {
         self.outbound_bytes
+    }
+    pub(crate) fn inbound_limit(&self) -> Option<RateLimit> {
+        self.rate_limit
     }
     pub(crate) fn window(&self) -> Duration {
         self.longpoll_window

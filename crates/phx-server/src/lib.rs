@@ -41,6 +41,7 @@ mod outbox;
 mod params;
 mod presence;
 mod pubsub;
+mod rate_limit;
 mod router;
 mod socket;
 mod token;
@@ -61,6 +62,7 @@ pub use params::Params;
 pub use phx_protocol::{Payload, Ref};
 pub use presence::{Presence, PresenceError, PresenceFetch};
 pub use pubsub::BroadcastError;
+pub use rate_limit::RateLimit;
 
 /// Replaces the default panic hook with one that logs a single `tracing` error line
 /// (message and location, no backtrace). Channel panics are expected events in a

@@ -30,7 +30,7 @@ use crate::connect::Transport;
 use crate::endpoint::{status_response, Body, Endpoint, SocketConfig};
 use crate::outbox::{Outbox, OutboxError};
 use crate::params::Params;
-use crate::socket::{Flow, Socket};
+use crate::socket::{Driver, Flow, Socket};
 use crate::token::Signer;
 use crate::transport::{authorize, origin_allowed, Accepted};
 
@@ -67,7 +67,7 @@ impl LongPollBuffer {
     }
 
     /// Ends the session (cap exceeded, malformed input, inactivity, socket closed).
-    fn end(&self) {
+    pub(crate) fn end(&self) {
         self.ended_flag.store(true, Ordering::Release);
         self.ended.cancel();
     }
@@ -429,7 +429,7 @@ async fn run_session(
         connected,
     } = accepted;
     let outbox = Outbox::LongPoll(session.buffer.clone());
-    let (mut socket, inbox) = Socket::new(
+    let (socket, inbox) = Socket::new(
         endpoint.clone(),
         config.clone(),
         serializer,
@@ -437,44 +437,59 @@ async fn run_session(
         connected.assigns,
         connected.id,
     );
+    let mut driver = Driver::new(socket, inbox, config.inbound_limit());
     // §7.5: no GET for 1.5 windows ends the session (checked every 1.5 windows).
     let inactivity = config.window().mul_f32(1.5);
     let mut check = tokio::time::interval(inactivity);
     check.tick().await;
     session.touch();
     let ended = session.buffer.ended.clone();
+    // POSTed lines not yet handed to the driver, and where to say they were processed.
+    let mut lines: VecDeque<Line> = VecDeque::new();
+    let mut waiting: Option<oneshot::Sender<()>> = None;
     loop {
+        // A POST is answered once all its lines were taken by the driver (heartbeats are
+        // answered at once, other messages run in order, see `Driver`).
+        while driver.accepts() {
+            let Some(line) = lines.pop_front() else {
+                break;
+            };
+            let decoded: Result<Message, _> = match &line {
+                Line::Text(text) => driver.serializer().decode_text(text),
+                Line::Binary(bytes) => driver.serializer().decode_binary(bytes),
+            };
+            let flow = match decoded {
+                Ok(message) => driver.receive(message, Instant::now()),
+                Err(error) => {
+                    tracing::info!(%error, "malformed long-poll message: ending the session");
+                    Flow::Close(0)
+                }
+            };
+            if let Flow::Close(_) = flow {
+                lines.clear();
+                waiting = None;
+                session.buffer.end();
+                break;
+            }
+        }
+        if lines.is_empty() {
+            if let Some(done) = waiting.take() {
+                let _ = done.send(());
+            }
+        }
         tokio::select! {
             biased;
             () = ended.cancelled() => break,
             () = endpoint.shutdown_token().cancelled() => break,
-            msg = inbox.recv() => {
-                if let Flow::Close(_) = socket.handle_msg(msg).await {
-                    break;
-                }
+            batch = dispatch.recv(), if waiting.is_none() => {
+                let Some(Dispatch { lines: batch, done }) = batch else { break };
+                lines.extend(batch);
+                waiting = Some(done);
             }
-            batch = dispatch.recv() => {
-                let Some(Dispatch { lines, done }) = batch else { break };
-                let mut malformed = false;
-                for line in lines {
-                    let decoded: Result<Message, _> = match &line {
-                        Line::Text(text) => socket.serializer().decode_text(text),
-                        Line::Binary(bytes) => socket.serializer().decode_binary(bytes),
-                    };
-                    match decoded {
-                        Ok(message) => socket.handle_message(message).await,
-                        Err(error) => {
-                            tracing::info!(%error, "malformed long-poll message: ending the session");
-                            malformed = true;
-                            break;
-                        }
-                    }
-                }
-                if malformed {
-                    drop(done);
+            flow = driver.step(true) => {
+                if let Flow::Close(_) = flow {
                     break;
                 }
-                let _ = done.send(());
             }
             _ = check.tick() => {
                 if session.idle_for() > inactivity {
@@ -484,6 +499,7 @@ async fn run_session(
             }
         }
     }
-    socket.close().await;
+    drop(waiting);
+    driver.close().await;
     session.buffer.end();
 }

@@ -8,6 +8,7 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use fastwebsockets::{Frame, OpCode, Payload as WsPayload};
@@ -32,22 +33,43 @@ pub(crate) enum WsOut {
 /// 1013 "try again later" (any non-1000 code makes phoenix.js reconnect).
 pub(crate) const CLOSE_SLOW_READER: u16 = 1013;
 
-/// The write queue of one WebSocket, shared by its socket task, its reader (pongs,
-/// close echoes), every pubsub subscription of it, and its writer task.
+/// The write queue of one WebSocket, shared by its socket task, its reader (pongs),
+/// every pubsub subscription of it, and its writer task.
 ///
 /// A mutex-guarded `VecDeque` and a `Notify` rather than a tokio channel: on the fan-out
 /// path a push is one uncontended lock and at most one wake-up, and an idle socket holds
 /// no pre-allocated slots (a bounded channel allocates a 32-slot block per socket).
+///
+/// Every frame the server queues counts against the bound, pongs included: a client that
+/// sends pings (or requests) and never reads would otherwise pin memory without limit.
+/// The bound, in order of strictness:
+///
+/// - the socket task stops reading from a client whose backlog is above half the budget
+///   ([`WsQueue::has_room`]), as a Phoenix transport blocked on a full socket would, so a
+///   client's own requests cannot fill its queue;
+/// - a backlog over the byte budget is tolerated for [`SLOW_READER_GRACE`] as long as
+///   the writer keeps taking frames: one callback's burst (a big broadcast followed by
+///   its reply) never closes a client that reads, however large the frame;
+/// - a backlog over the budget with a writer stuck for the grace period, more than
+///   `capacity` frames, or more than the hard cap (four budgets plus one maximal
+///   message) is a slow reader: the connection is closed with 1013.
+///
+/// A frame is accepted whenever the backlog before it is within those bounds, so any
+/// message the server accepted from a client can reach every client that reads.
 #[derive(Debug)]
 pub(crate) struct WsQueue {
     items: Mutex<Items>,
     ready: Notify,
+    /// Signalled whenever the writer took frames: a paused reader looks again.
+    space: Notify,
     capacity: usize,
     max_bytes: usize,
-    /// Cancelled when the connection must end (slow reader, peer gone).
+    hard_cap: usize,
+    /// Cancelled when the connection must end at once (slow reader, peer gone).
     killed: CancellationToken,
     kill_code: AtomicU16,
-    /// The socket task is done: the writer flushes what is queued and stops.
+    /// No frame is accepted any more: a close is queued, or the socket task is done.
+    /// The writer flushes what is queued and stops.
     finished: AtomicBool,
 }
 
@@ -55,23 +77,55 @@ pub(crate) struct WsQueue {
 struct Items {
     queue: VecDeque<WsOut>,
     bytes: usize,
+    /// A close frame is queued: nothing after it is written.
+    closing: bool,
+    /// Counts the writer's takes, so a push can tell whether the writer progressed.
+    taken: u64,
+    /// When the backlog was first seen over the budget, at which `taken`.
+    over_budget: Option<(u64, Instant)>,
+}
+
+/// How long a backlog over the budget may last while the writer takes nothing (it is
+/// blocked writing to a client that does not read, or starved).
+pub(crate) const SLOW_READER_GRACE: Duration = Duration::from_secs(3);
+
+impl Items {
+    /// The backlog is over the budget: whether it has been, with no take by the writer,
+    /// for longer than the grace period. Reads the clock only in this rare case.
+    fn stuck_over_budget(&mut self) -> bool {
+        let now = Instant::now();
+        match self.over_budget {
+            Some((taken, since)) if taken == self.taken => {
+                now.saturating_duration_since(since) > SLOW_READER_GRACE
+            }
+            _ => {
+                self.over_budget = Some((self.taken, now));
+                false
+            }
+        }
+    }
 }
 
 impl WsQueue {
-    pub(crate) fn new(capacity: usize, max_bytes: usize) -> Self {
+    /// `capacity` frames, a budget of `max_bytes` of backlog, and `max_message` the
+    /// largest message a client may send (it sets the hard cap, see above).
+    pub(crate) fn new(capacity: usize, max_bytes: usize, max_message: usize) -> Self {
+        let max_bytes = max_bytes.max(1);
         Self {
             items: Mutex::new(Items::default()),
             ready: Notify::new(),
-            capacity,
+            space: Notify::new(),
+            capacity: capacity.max(1),
             max_bytes,
+            hard_cap: max_bytes.saturating_mul(4).saturating_add(max_message),
             killed: CancellationToken::new(),
             kill_code: AtomicU16::new(0),
             finished: AtomicBool::new(false),
         }
     }
 
-    /// Ends the connection from any task: the writer sends a close frame with `code` and
-    /// the socket task terminates its channels.
+    /// Ends the connection from any task without flushing: the writer sends a close
+    /// frame with `code` and the socket task terminates its channels.
     pub(crate) fn kill(&self, code: u16) {
         let _ = self
             .kill_code
@@ -88,7 +142,7 @@ impl WsQueue {
     }
 
     /// Queues a frame within the bounds; past them the reader is too slow and the
-    /// connection is killed rather than buffered without bound.
+    /// connection is killed (1013) rather than buffered without bound.
     pub(crate) fn push(&self, frame: Bytes) -> Result<(), OutboxError> {
         // `kill` sets the code before cancelling: an atomic load answers "killed?"
         // without the token's lock, once per subscriber per broadcast.
@@ -96,10 +150,13 @@ impl WsQueue {
             return Err(OutboxError::Closed);
         }
         let mut items = self.items.lock().map_err(|_| OutboxError::Closed)?;
-        // A frame always fits an empty queue, so a message larger than the budget still
-        // reaches a client that reads; only a backlog counts against it.
-        let over_bytes = items.bytes > 0 && items.bytes + frame.len() > self.max_bytes;
-        if items.queue.len() >= self.capacity || over_bytes {
+        if items.closing {
+            return Err(OutboxError::Closed);
+        }
+        if items.queue.len() >= self.capacity
+            || items.bytes > self.hard_cap
+            || (items.bytes > self.max_bytes && items.stuck_over_budget())
+        {
             drop(items);
             self.kill(CLOSE_SLOW_READER);
             return Err(OutboxError::Closed);
@@ -111,11 +168,32 @@ impl WsQueue {
         Ok(())
     }
 
-    /// Queues what the protocol obliges (pongs, close frames) regardless of the bounds.
-    pub(crate) fn push_control(&self, item: WsOut) {
+    /// Queues a close frame after what is already queued; from then on nothing else is
+    /// accepted (docs/protocol.md §1.7: once a disconnect reached a socket, nothing more
+    /// is written to it). A second close is ignored.
+    pub(crate) fn close(&self, code: u16) {
         if let Ok(mut items) = self.items.lock() {
-            items.queue.push_back(item);
+            if items.closing {
+                return;
+            }
+            items.closing = true;
+            items.queue.push_back(WsOut::Close(close_payload(code, "")));
         }
+        self.finished.store(true, Ordering::Release);
+        self.ready.notify_one();
+    }
+
+    /// Queues the echo of the client's close frame (RFC 6455 §5.5.1), unless a close is
+    /// already on its way.
+    pub(crate) fn echo_close(&self, payload: Bytes) {
+        if let Ok(mut items) = self.items.lock() {
+            if items.closing {
+                return;
+            }
+            items.closing = true;
+            items.queue.push_back(WsOut::Close(payload));
+        }
+        self.finished.store(true, Ordering::Release);
         self.ready.notify_one();
     }
 
@@ -125,9 +203,18 @@ impl WsQueue {
         self.ready.notify_one();
     }
 
+    /// Whether the backlog is below half the bound: the socket task reads more from
+    /// the client only then (backpressure).
+    pub(crate) fn has_room(&self) -> bool {
+        self.items.lock().is_ok_and(|items| {
+            items.queue.len() <= self.capacity / 2 && items.bytes <= self.max_bytes / 2
+        })
+    }
+
     /// Moves up to `max` queued items into `out`; returns whether the socket finished.
     pub(crate) fn take(&self, out: &mut Vec<WsOut>, max: usize) -> bool {
         if let Ok(mut items) = self.items.lock() {
+            let before = out.len();
             while out.len() < max {
                 let Some(item) = items.queue.pop_front() else {
                     break;
@@ -137,9 +224,15 @@ impl WsQueue {
                 }
                 out.push(item);
             }
+            if out.len() > before {
+                items.taken = items.taken.wrapping_add(1);
+            }
             if items.queue.is_empty() && items.queue.capacity() > 64 {
                 items.queue.shrink_to(0);
             }
+        }
+        if !out.is_empty() {
+            self.space.notify_one();
         }
         self.finished.load(Ordering::Acquire)
     }
@@ -151,6 +244,15 @@ impl WsQueue {
     /// Cancel safe: it only waits; callers look at the queue after it returns.
     pub(crate) async fn ready(&self) {
         self.ready.notified().await;
+    }
+
+    /// Waits until the writer took frames off the queue.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only waits; callers look at [`WsQueue::has_room`] afterwards.
+    pub(crate) async fn space(&self) {
+        self.space.notified().await;
     }
 }
 
@@ -210,6 +312,16 @@ impl Outbox {
                 FrameKind::Text => Ok(Bytes::copy_from_slice(encoded)),
                 FrameKind::Binary => Err(OutboxError::BinaryOverLongPoll),
             },
+        }
+    }
+
+    /// Ends the connection after what is already queued; nothing more is accepted. A
+    /// WebSocket gets a close frame with `code`; a long-poll session ends (its next
+    /// poll answers 410, §7).
+    pub(crate) fn close(&self, code: u16) {
+        match self {
+            Self::WebSocket(queue) => queue.close(code),
+            Self::LongPoll(buffer) => buffer.end(),
         }
     }
 

@@ -13,7 +13,7 @@ use phx_protocol::{Outbound, Payload, Serializer};
 
 use crate::channel::InstanceId;
 use crate::outbox::{Outbox, ENCODINGS};
-use crate::socket::{SocketInbox, SocketMsg};
+use crate::socket::{SocketInbox, SocketMsg, CLOSE_DISCONNECT};
 
 /// A broadcast as intercepting channels and socket-id subscribers receive it.
 #[derive(Debug)]
@@ -32,7 +32,7 @@ pub(crate) enum Target {
         intercepts: &'static [&'static str],
     },
     /// A socket listening on its own id topic (§1.7).
-    Socket(SocketInbox),
+    Socket { inbox: SocketInbox, outbox: Outbox },
 }
 
 #[derive(Debug)]
@@ -116,8 +116,15 @@ impl PubSub {
                 continue;
             }
             match &sub.target {
-                Target::Socket(inbox) => {
-                    let _ = inbox.send(SocketMsg::Control(shared_broadcast()));
+                // §1.7: only `disconnect` means something on a socket id topic
+                // (Phoenix ignores other events there). The outbox is closed here, in
+                // the broadcaster's call, so nothing the socket produces afterwards is
+                // written, even a reply its own channel is about to send.
+                Target::Socket { inbox, outbox } => {
+                    if event == phx_protocol::event::DISCONNECT {
+                        outbox.close(CLOSE_DISCONNECT);
+                        let _ = inbox.send(SocketMsg::Control(shared_broadcast()));
+                    }
                 }
                 Target::Channel {
                     inbox, intercepts, ..

@@ -13,11 +13,18 @@ use tokio::sync::Notify;
 
 use super::SocketMsg;
 
+/// Messages an inbox holds at most. A socket that cannot keep up with its intercepted
+/// broadcasts and infos (its outbound queue is full, so it runs no callback) is closed
+/// as a slow reader rather than queueing without bound.
+pub(crate) const INBOX_CAPACITY: usize = 1024;
+
 #[derive(Debug, Default)]
 pub(crate) struct Inbox {
     queue: Mutex<VecDeque<SocketMsg>>,
     ready: Notify,
     closed: AtomicBool,
+    /// A message was refused for lack of room: the socket must close (1013).
+    overflowed: AtomicBool,
 }
 
 impl Inbox {
@@ -27,7 +34,12 @@ impl Inbox {
             return Err(msg);
         }
         match self.queue.lock() {
-            Ok(mut queue) => queue.push_back(msg),
+            Ok(mut queue) if queue.len() < INBOX_CAPACITY => queue.push_back(msg),
+            Ok(_) => {
+                self.overflowed.store(true, Ordering::Release);
+                self.ready.notify_one();
+                return Err(msg);
+            }
             Err(_) => return Err(msg),
         }
         self.ready.notify_one();
@@ -53,6 +65,9 @@ impl Inbox {
     pub(crate) async fn recv(&self) -> SocketMsg {
         loop {
             let notified = self.ready.notified();
+            if self.overflowed.load(Ordering::Acquire) {
+                return SocketMsg::Overflowed;
+            }
             if let Some(msg) = self.pop() {
                 return msg;
             }

@@ -29,6 +29,8 @@ pub(crate) enum SocketMsg {
     Info(InstanceId, Info),
     /// A broadcast on the socket's id topic (`disconnect`, §1.7).
     Control(Arc<Broadcast>),
+    /// The inbox refused a message for lack of room: the socket is too slow.
+    Overflowed,
 }
 
 impl std::fmt::Debug for dyn Channel {
@@ -37,8 +39,10 @@ impl std::fmt::Debug for dyn Channel {
     }
 }
 
+mod driver;
 mod inbox;
 
+pub(crate) use driver::Driver;
 pub(crate) use inbox::Inbox;
 
 /// The sending side of a socket's inbox, cloned into subscriptions and channel refs.
@@ -175,7 +179,10 @@ impl Socket {
                 id,
                 Subscriber {
                     instance,
-                    target: Target::Socket(inbox.clone()),
+                    target: Target::Socket {
+                        inbox: inbox.clone(),
+                        outbox: outbox.clone(),
+                    },
                 },
             );
             instance
@@ -206,11 +213,8 @@ impl Socket {
 
     /// Handles one decoded client message (§3).
     pub(crate) async fn handle_message(&mut self, msg: Message) {
-        if msg.topic == event::PHOENIX_TOPIC && msg.event == event::HEARTBEAT {
-            // §3.1: answered by the socket itself, join_ref always null.
-            let ok = PayloadRef::Json(empty());
-            self.core
-                .reply(None, msg.r#ref.as_ref(), event::PHOENIX_TOPIC, "ok", ok);
+        if driver::is_heartbeat(&msg) {
+            driver::answer_heartbeat(self.core.serializer, &self.core.outbox, &msg);
             return;
         }
         match msg.event.as_str() {
@@ -228,6 +232,7 @@ impl Socket {
                 return Flow::Close(CLOSE_DISCONNECT)
             }
             SocketMsg::Control(_) => {}
+            SocketMsg::Overflowed => return Flow::Close(crate::outbox::CLOSE_SLOW_READER),
             SocketMsg::Intercepted(instance, b) => {
                 if let Some(topic) = self.topic_of(instance) {
                     self.call(&topic, Call::Out(b)).await;

@@ -29,7 +29,7 @@ use crate::connect::Transport;
 use crate::endpoint::{status_response, Body, Endpoint, SocketConfig};
 use crate::outbox::{close_payload, ws_frame, Outbox, WsOut, WsQueue};
 use crate::params::Params;
-use crate::socket::{Flow, Socket};
+use crate::socket::{Driver, Flow, Socket};
 use crate::transport::{authorize, Accepted};
 
 const BEARER_PREFIX: &str = "base64url.bearer.phx.";
@@ -213,6 +213,8 @@ struct Reader<R> {
 struct OwnedFrame {
     fin: bool,
     opcode: OpCode,
+    /// Whether the client masked it (RFC 6455 §5.1: every client frame must be).
+    masked: bool,
     payload: Bytes,
 }
 
@@ -227,33 +229,43 @@ async fn read_owned<R: AsyncRead + Unpin + 'static>(
     reader: &mut Reader<R>,
 ) -> Result<OwnedFrame, WebSocketError> {
     let queue = &reader.queue;
-    let frame = reader
+    let mut frame = reader
         .ws
         .read_frame(&mut |frame: Frame<'static>| std::future::ready(obligated(queue, frame)))
         .await?;
     Ok(OwnedFrame {
         fin: frame.fin,
         opcode: frame.opcode,
+        masked: is_masked(&mut frame),
         payload: into_bytes(frame.payload),
     })
 }
 
-/// Queues what fastwebsockets says must be answered: pongs and the close echo.
+/// Queues what fastwebsockets says must be answered: the echo of a close frame (pongs are
+/// ours to send, within the outbound bound: auto-pong is off).
 fn obligated(queue: &WsQueue, frame: Frame<'static>) -> Result<(), std::io::Error> {
-    let item = match frame.opcode {
-        OpCode::Close => WsOut::Close(Bytes::copy_from_slice(&frame.payload)),
-        opcode => WsOut::Frame(ws_frame(opcode, &frame.payload)),
-    };
-    queue.push_control(item);
+    if frame.opcode == OpCode::Close {
+        queue.echo_close(Bytes::copy_from_slice(&frame.payload));
+    }
     Ok(())
 }
 
 /// What one received frame amounts to.
 enum Received {
     Message(OpCode, Bytes),
+    /// Answer with a pong carrying the same payload.
+    Ping(Bytes),
     Nothing,
     ClientClose,
     Fail(u16),
+}
+
+/// fastwebsockets keeps the masking key private; the header it would write back tells
+/// whether the frame had one.
+fn is_masked(frame: &mut Frame<'_>) -> bool {
+    let mut head = [0u8; 14];
+    frame.fmt_head(&mut head);
+    head[1] & 0x80 != 0
 }
 
 fn into_bytes(payload: WsPayload<'_>) -> Bytes {
@@ -266,6 +278,9 @@ fn into_bytes(payload: WsPayload<'_>) -> Bytes {
 /// Reassembles fragmented messages with a cap on their total size (fastwebsockets 0.10
 /// caps single frames only) and validates UTF-8 across fragments.
 fn classify(frame: OwnedFrame, partial: &mut Option<(OpCode, BytesMut)>, limit: usize) -> Received {
+    if !frame.masked {
+        return Received::Fail(CLOSE_PROTOCOL_ERROR);
+    }
     match frame.opcode {
         OpCode::Text | OpCode::Binary => {
             if partial.is_some() {
@@ -299,7 +314,8 @@ fn classify(frame: OwnedFrame, partial: &mut Option<(OpCode, BytesMut)>, limit: 
             Received::Message(opcode, buf.freeze())
         }
         OpCode::Close => Received::ClientClose,
-        OpCode::Ping | OpCode::Pong => Received::Nothing,
+        OpCode::Ping => Received::Ping(frame.payload),
+        OpCode::Pong => Received::Nothing,
     }
 }
 
@@ -327,13 +343,17 @@ async fn drive<R, W>(
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let queue = Arc::new(WsQueue::new(config.queue_capacity(), config.outbound_byte_limit()));
+    let queue = Arc::new(WsQueue::new(
+        config.queue_capacity(),
+        config.outbound_byte_limit(),
+        config.frame_limit(),
+    ));
     let outbox = Outbox::WebSocket(queue.clone());
     let Accepted {
         serializer,
         connected,
     } = accepted;
-    let (mut socket, inbox) = Socket::new(
+    let (socket, inbox) = Socket::new(
         endpoint.clone(),
         config.clone(),
         serializer,
@@ -341,11 +361,16 @@ async fn drive<R, W>(
         connected.assigns,
         connected.id,
     );
+    let mut driver = Driver::new(socket, inbox, config.inbound_limit());
     let writer = endpoint.tasks().spawn(write_loop(write, queue.clone()));
 
     let (mut ws, _unused_write) =
         fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);
-    ws.set_max_message_size(config.frame_limit());
+    let limit = config.frame_limit();
+    // fastwebsockets refuses frames of `max_message_size` bytes or more: one more, so a
+    // single frame and a fragmented message of exactly `limit` bytes are both accepted.
+    ws.set_max_message_size(limit.saturating_add(1));
+    ws.set_auto_pong(false);
     let mut reading = ReusableBoxFuture::new(read_next(Reader {
         ws,
         queue: queue.clone(),
@@ -355,20 +380,21 @@ async fn drive<R, W>(
     let idle = tokio::time::sleep(timeout);
     tokio::pin!(idle);
     let mut partial = None;
-    let limit = config.frame_limit();
 
-    // `Some(code)`: we close with that code; `None`: the peer closed or vanished.
+    // `Some(code)`: we close with that code; `None`: the peer closed or vanished, or the
+    // queue was killed (its writer sends the close frame).
     let close: Option<u16> = loop {
+        // Read only while both the client's waiting messages and its outbound queue
+        // have room, and start no callback while the outbound queue is full
+        // (backpressure); heartbeats are read and answered even while a channel
+        // callback is busy.
+        let room = queue.has_room();
+        let may_read = room && driver.accepts();
         tokio::select! {
             biased;
             () = queue.killed().cancelled() => break None,
             () = endpoint.shutdown_token().cancelled() => break Some(CLOSE_RESTART),
-            msg = inbox.recv() => {
-                if let Flow::Close(code) = socket.handle_msg(msg).await {
-                    break Some(code);
-                }
-            }
-            (reader, result) = &mut reading => {
+            (reader, result) = &mut reading, if may_read => {
                 idle.as_mut().reset(Instant::now() + timeout);
                 let received = match result {
                     Ok(frame) => classify(frame, &mut partial, limit),
@@ -382,6 +408,11 @@ async fn drive<R, W>(
                 };
                 match received {
                     Received::Nothing => {}
+                    Received::Ping(payload) => {
+                        // A pong counts against the outbound bound like any frame; a
+                        // client that pings and never reads is closed as a slow reader.
+                        let _ = queue.push(ws_frame(OpCode::Pong, &payload));
+                    }
                     Received::ClientClose => break None,
                     Received::Fail(code) => {
                         spare = Some(reader);
@@ -389,11 +420,18 @@ async fn drive<R, W>(
                     }
                     Received::Message(opcode, data) => {
                         let decoded = match opcode {
-                            OpCode::Binary => socket.serializer().decode_binary(&data),
-                            _ => socket.serializer().decode_text(&data),
+                            OpCode::Binary => driver.serializer().decode_binary(&data),
+                            _ => driver.serializer().decode_text(&data),
                         };
                         match decoded {
-                            Ok(message) => socket.handle_message(message).await,
+                            Ok(message) => {
+                                if let Flow::Close(code) =
+                                    driver.receive(message, std::time::Instant::now())
+                                {
+                                    spare = Some(reader);
+                                    break Some(code);
+                                }
+                            }
                             Err(error) => {
                                 // §2.6: Phoenix crashes the transport → close 1011.
                                 tracing::info!(%error, "malformed frame: closing the socket");
@@ -405,15 +443,20 @@ async fn drive<R, W>(
                 }
                 reading.set(read_next(reader));
             }
+            flow = driver.step(room) => {
+                if let Flow::Close(code) = flow {
+                    break Some(code);
+                }
+            }
+            () = queue.space(), if !room => {}
             () = &mut idle => break Some(CLOSE_PROTOCOL_ERROR),
         }
     };
 
     if let Some(code) = close {
-        queue.push_control(WsOut::Close(close_payload(code, "")));
+        queue.close(code);
     }
-    socket.close().await;
-    drop(socket);
+    driver.close().await;
     queue.finish();
     if close.is_some() {
         // Read until the client's close frame (or EOF) so the connection is not reset
@@ -433,7 +476,11 @@ async fn drive<R, W>(
         };
         let _ = tokio::time::timeout(LINGER, linger).await;
     }
-    let _ = tokio::time::timeout(LINGER, writer).await;
+    let mut writer = writer;
+    if tokio::time::timeout(LINGER, &mut writer).await.is_err() {
+        // A client that does not read never lets the writer finish: drop the connection.
+        writer.abort();
+    }
 }
 
 /// Most frames that go out in one write.

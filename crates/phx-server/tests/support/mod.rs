@@ -2,6 +2,8 @@
 
 use phx_server::{Endpoint, SocketConfig};
 
+pub mod ws;
+
 /// Serves one socket at `/socket` on 127.0.0.1:<free port>.
 pub async fn start(config: impl Fn() -> SocketConfig) -> (Endpoint, u16) {
     let endpoint = Endpoint::builder().socket("/socket", config()).build();
