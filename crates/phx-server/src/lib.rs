@@ -39,6 +39,7 @@ mod longpoll;
 mod origin;
 mod outbox;
 mod params;
+pub mod phoenix_token;
 mod presence;
 mod pubsub;
 mod rate_limit;
