@@ -7,8 +7,9 @@ import readline from "node:readline";
 export const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 let built = false;
 
-export async function startChat({ databaseUrl, port = 0 } = {}) {
-  if (process.env.CHAT_URL && !databaseUrl) {
+/** `env`: extra environment for the server (flags such as STORE_TIMEOUT_MS). */
+export async function startChat({ databaseUrl, port = 0, env: extraEnv = {} } = {}) {
+  if (process.env.CHAT_URL && !databaseUrl && Object.keys(extraEnv).length === 0) {
     return { url: process.env.CHAT_URL, stop: async () => {} };
   }
   if (!built) {
@@ -22,6 +23,7 @@ export async function startChat({ databaseUrl, port = 0 } = {}) {
     STATIC_DIR: path.join(repoRoot, "js-client"),
     CHECK_ORIGIN: "true",
     LOG_LEVEL: "info",
+    ...extraEnv,
   };
   delete env.DATABASE_URL;
   if (databaseUrl) env.DATABASE_URL = databaseUrl;

@@ -1,9 +1,12 @@
 //! Configuration from flags and the environment (`--help` lists both).
 
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Parser;
 use phx_server::CheckOrigin;
+
+use crate::limit::Rate;
 
 /// The chat app's settings.
 #[derive(Parser, Debug, Clone)]
@@ -46,6 +49,27 @@ pub struct Config {
     #[arg(long, env = "STATIC_DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../js-client"))]
     pub static_dir: PathBuf,
 
+    /// Deadline of every store call, in milliseconds; past it the client gets
+    /// `unavailable` (a database partition must not hold a socket).
+    #[arg(long, env = "STORE_TIMEOUT_MS", default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub store_timeout_ms: u64,
+
+    /// Rooms one client address (IPv6: its /64) may create at once.
+    #[arg(long, env = "ROOM_CREATION_BURST", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub room_creation_burst: u32,
+
+    /// Milliseconds after which a client address may create one more room.
+    #[arg(long, env = "ROOM_CREATION_REFILL_MS", default_value_t = 6000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub room_creation_refill_ms: u64,
+
+    /// At most one `typing` broadcast per user per room per this many milliseconds
+    /// (0: no throttle).
+    #[arg(long, env = "TYPING_INTERVAL_MS", default_value_t = 1000)]
+    pub typing_interval_ms: u64,
+
     /// Log filter (`info`, `debug`, `chat_app=debug,phx_server=info`…); `RUST_LOG` style.
     #[arg(long = "log", env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -64,6 +88,27 @@ impl Config {
                     .collect(),
             ),
         }
+    }
+}
+
+impl Config {
+    /// The deadline of every store call.
+    pub fn store_timeout(&self) -> Duration {
+        Duration::from_millis(self.store_timeout_ms)
+    }
+
+    /// Rooms one client address may create: `--room-creation-burst` at once, then one
+    /// per `--room-creation-refill-ms`.
+    pub fn room_creation(&self) -> Rate {
+        Rate::new(
+            self.room_creation_burst,
+            Duration::from_millis(self.room_creation_refill_ms),
+        )
+    }
+
+    /// `typing` broadcasts per user per room: one per `--typing-interval-ms`.
+    pub fn typing(&self) -> Rate {
+        Rate::one_per(Duration::from_millis(self.typing_interval_ms))
     }
 }
 
@@ -87,5 +132,42 @@ mod tests {
         let config = Config::parse_from(["chat-app"]);
         assert_eq!(config.pool_size, 10);
         assert!(config.static_dir.ends_with("js-client"));
+        assert_eq!(config.store_timeout(), crate::store::DEFAULT_STORE_TIMEOUT);
+        assert_eq!(config.room_creation(), crate::limit::DEFAULT_ROOM_CREATION);
+        assert_eq!(
+            config.typing(),
+            Rate::one_per(crate::limit::DEFAULT_TYPING_INTERVAL)
+        );
+    }
+
+    #[test]
+    fn limit_flags_are_read_and_zero_budgets_refused() {
+        let config = Config::parse_from([
+            "chat-app",
+            "--store-timeout-ms",
+            "1500",
+            "--room-creation-burst",
+            "3",
+            "--room-creation-refill-ms",
+            "100",
+            "--typing-interval-ms",
+            "0",
+        ]);
+        assert_eq!(config.store_timeout(), Duration::from_millis(1500));
+        assert_eq!(
+            config.room_creation(),
+            Rate::new(3, Duration::from_millis(100))
+        );
+        assert_eq!(config.typing().period, Duration::ZERO);
+        for flag in [
+            "--store-timeout-ms",
+            "--room-creation-burst",
+            "--room-creation-refill-ms",
+        ] {
+            assert!(
+                Config::try_parse_from(["chat-app", flag, "0"]).is_err(),
+                "{flag} 0 must be refused"
+            );
+        }
     }
 }

@@ -1,9 +1,22 @@
 //! The phx-rs chat app: `room:*` channels with usernames, presence and history, served
 //! to the browser page in `js-client/` by a `phx-server` endpoint.
 //!
-//! `main.rs` only wires these together; each module holds one concept.
+//! `main.rs` only wires these together; each module holds one concept:
+//!
+//! - `room`: the `room:*` channel (join, `new_msg`, `history`, `typing`, presence).
+//! - `validate`: every input rule, with readable reasons, before any store.
+//! - `directory`: which rooms exist; creating one within a budget per client address.
+//! - `limit`: rate limits per key (token buckets in a bounded table), used by `typing`
+//!   and room creation.
+//! - `connect`: the connect hook; puts the peer address in the socket assigns.
+//! - `store`: history behind one trait (PostgreSQL or memory), every call bounded by
+//!   `TimeoutStore`.
+//! - `config`: flags and environment; `web`: the page's static files.
 
 pub mod config;
+pub mod connect;
+pub mod directory;
+pub mod limit;
 pub mod room;
 pub mod store;
 pub mod validate;

@@ -5,11 +5,14 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chat_app::config::Config;
+use chat_app::connect::ChatConnect;
+use chat_app::directory::RoomDirectory;
+use chat_app::limit::RateLimit;
 use chat_app::room::RoomChannel;
-use chat_app::store::{MemoryStore, PostgresStore, Store};
+use chat_app::store::{MemoryStore, PostgresStore, Store, TimeoutStore};
 use chat_app::web::Web;
 use clap::Parser;
-use phx_server::{AcceptAll, Endpoint, SocketConfig};
+use phx_server::{Endpoint, SocketConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
@@ -23,6 +26,8 @@ async fn main() -> anyhow::Result<()> {
         .init();
     phx_server::log_panics();
 
+    // Every store call is bounded, whichever store: see `TimeoutStore`.
+    let timeout = config.store_timeout();
     let store: Arc<dyn Store> = match &config.database_url {
         Some(url) => {
             let store = PostgresStore::connect(url, config.pool_size)
@@ -32,13 +37,13 @@ async fn main() -> anyhow::Result<()> {
                 pool_size = config.pool_size,
                 "history is stored in PostgreSQL"
             );
-            Arc::new(store)
+            Arc::new(TimeoutStore::new(store, timeout))
         }
         None => {
             tracing::warn!(
                 "DATABASE_URL is not set: history is kept in memory and is NOT persisted"
             );
-            Arc::new(MemoryStore::new())
+            Arc::new(TimeoutStore::new(MemoryStore::new(), timeout))
         }
     };
 
@@ -51,9 +56,20 @@ async fn main() -> anyhow::Result<()> {
     }
 
     let room_store = store.clone();
-    let socket = SocketConfig::new(AcceptAll)
+    let rooms = Arc::new(RoomDirectory::new(store.clone(), config.room_creation()));
+    let typing = Arc::new(RateLimit::new(config.typing()));
+    tracing::info!(
+        store_timeout_ms = config.store_timeout_ms,
+        room_creation_burst = config.room_creation_burst,
+        room_creation_refill_ms = config.room_creation_refill_ms,
+        typing_interval_ms = config.typing_interval_ms,
+        "chat limits in force (SECURITY.md)"
+    );
+    let socket = SocketConfig::new(ChatConnect)
         .check_origin(config.origin_policy())
-        .channel("room:*", move || RoomChannel::new(room_store.clone()));
+        .channel("room:*", move || {
+            RoomChannel::new(room_store.clone(), rooms.clone(), typing.clone())
+        });
     let mut builder = Endpoint::builder().socket("/socket", socket).http(web);
     if let Some(host) = &config.host {
         builder = builder.host(host.clone());

@@ -1,14 +1,18 @@
 //! The `room:*` channel: join with a username, history on join, messages written to the
 //! store before they are broadcast, presence, typing.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 use phx_server::{Channel, ChannelContext, HandleResult, Info, Payload};
 use serde::Deserialize;
 use serde_json::{json, Map, Value};
 
+use crate::connect;
+use crate::directory::{OpenError, RoomDirectory};
+use crate::limit::RateLimit;
 use crate::store::{Store, StoredMessage};
 use crate::validate;
 
@@ -31,19 +35,37 @@ struct AfterJoin;
 /// One user in one room.
 pub struct RoomChannel {
     store: Arc<dyn Store>,
+    rooms: Arc<RoomDirectory>,
+    typing: Arc<RateLimit<String>>,
     room: String,
     username: String,
+    /// This user's key in `typing`, built once at join.
+    typing_key: String,
 }
 
 impl RoomChannel {
-    /// A channel instance backed by `store` (one per join).
-    pub fn new(store: Arc<dyn Store>) -> Self {
+    /// A channel instance (one per join) backed by `store`, sharing the room directory
+    /// and the `typing` throttle with every other room channel of the server.
+    pub fn new(
+        store: Arc<dyn Store>,
+        rooms: Arc<RoomDirectory>,
+        typing: Arc<RateLimit<String>>,
+    ) -> Self {
         Self {
             store,
+            rooms,
+            typing,
             room: String::new(),
             username: String::new(),
+            typing_key: String::new(),
         }
     }
+}
+
+/// The `typing` throttle's key of a user in a room: one per user and room, whatever the
+/// channel or socket (`/` is in neither name).
+fn typing_key(room: &str, username: &str) -> String {
+    format!("{room}/{username}")
 }
 
 #[derive(Deserialize)]
@@ -58,8 +80,8 @@ struct NewMsg {
 
 #[derive(Deserialize)]
 struct History {
-    before_id: Option<i64>,
-    limit: Option<u32>,
+    before_id: Option<Value>,
+    limit: Option<Value>,
 }
 
 #[async_trait]
@@ -77,16 +99,24 @@ impl Channel for RoomChannel {
             return Err(reason("username is required"));
         };
         self.username = validate::username(&name).map_err(reason)?;
+        self.typing_key = typing_key(&self.room, &self.username);
+        // No address (not a TCP peer): one shared budget, so a gap here cannot be used to
+        // create rooms without limit.
+        let peer = connect::peer(ctx.assigns()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         // The room is created on first join; the reply carries its recent history.
         let recent = async {
-            self.store.ensure_room(&self.room).await?;
-            self.store
+            self.rooms.open(&self.room, peer, Instant::now()).await?;
+            Ok(self
+                .store
                 .recent(&self.room, validate::RECENT_ON_JOIN)
-                .await
+                .await?)
         };
-        let recent = recent.await.map_err(|error| {
-            tracing::warn!(%error, room = %self.room, "join: store unavailable");
-            reason("unavailable")
+        let recent = recent.await.map_err(|error| match error {
+            OpenError::TooManyNewRooms => reason(OpenError::TooManyNewRooms.to_string()),
+            OpenError::Store(error) => {
+                tracing::warn!(%error, room = %self.room, "join: store unavailable");
+                reason("unavailable")
+            }
         })?;
         ctx.send_info(AfterJoin);
         Ok(messages(&recent))
@@ -133,6 +163,8 @@ impl Channel for RoomChannel {
                         }
                         HandleResult::ok(payload(json!({ "id": id })))
                     }
+                    // Includes a timeout, after which the message may still be stored:
+                    // the sender has no ack and may retry (see `TimeoutStore`).
                     Err(error) => {
                         tracing::warn!(%error, room = %self.room, "new_msg: store unavailable");
                         HandleResult::error(reason("unavailable"))
@@ -141,12 +173,16 @@ impl Channel for RoomChannel {
             }
             "history" => {
                 let Some(History { before_id, limit }) = p.parse::<History>() else {
-                    return HandleResult::error(reason("before_id must be an integer"));
+                    return HandleResult::error(reason("history takes an object"));
                 };
-                let before_id = before_id.unwrap_or(i64::MAX);
-                let limit = limit
-                    .unwrap_or(validate::RECENT_ON_JOIN)
-                    .clamp(1, validate::HISTORY_MAX);
+                let before_id = match validate::before_id(before_id.as_ref()) {
+                    Ok(id) => id,
+                    Err(why) => return HandleResult::error(reason(why)),
+                };
+                let limit = match validate::history_limit(limit.as_ref()) {
+                    Ok(limit) => limit,
+                    Err(why) => return HandleResult::error(reason(why)),
+                };
                 match self.store.history(&self.room, before_id, limit).await {
                     Ok(list) => HandleResult::ok(messages(&list)),
                     Err(error) => {
@@ -156,7 +192,15 @@ impl Channel for RoomChannel {
                 }
             }
             "typing" => {
-                let _ = ctx.broadcast_from("typing", payload(json!({ "username": self.username })));
+                // Fire-and-forget in the page, so extras are dropped without a reply. Keyed
+                // by user and room, not by channel: ten tabs of one user share one budget.
+                if self
+                    .typing
+                    .try_acquire(self.typing_key.as_str(), Instant::now())
+                {
+                    let _ =
+                        ctx.broadcast_from("typing", payload(json!({ "username": self.username })));
+                }
                 HandleResult::NoReply
             }
             _ => HandleResult::error(reason(format!("unknown event {event:?}"))),

@@ -1,4 +1,8 @@
-//! Input rules for rooms, usernames and messages, with reasons a person can read.
+//! Input rules for rooms, usernames, messages and history pages, with reasons a person
+//! can read. Every rule lives here, before any store, so the memory store and PostgreSQL
+//! see (and refuse) exactly the same input.
+
+use serde_json::Value;
 
 /// Longest username, in characters (after trimming).
 pub const USERNAME_MAX: usize = 32;
@@ -51,7 +55,13 @@ pub fn room(raw: &str) -> Result<String, String> {
     Ok(name.to_owned())
 }
 
-/// A message body: trimmed, 1–4000 characters.
+/// A message body: trimmed, 1–4000 characters, no control characters but line breaks
+/// and tabs.
+///
+/// Refused: every Unicode control character (C0 `U+0000`–`U+001F`, DEL, C1
+/// `U+0080`–`U+009F`) except `\n`, `\r` and `\t`. NUL is the one PostgreSQL cannot store
+/// in `text`; the others are never typed in a chat and only serve to garble terminals
+/// and logs. Line breaks (`\r\n` included, as some clients send) and tabs are text.
 pub fn body(raw: &str) -> Result<String, String> {
     let body = raw.trim();
     let count = body.chars().count();
@@ -61,7 +71,43 @@ pub fn body(raw: &str) -> Result<String, String> {
     if count > BODY_MAX {
         return Err(format!("message must be at most {BODY_MAX} characters"));
     }
+    if body
+        .chars()
+        .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+    {
+        return Err(
+            "message may not contain control characters (line breaks and tabs are fine)".into(),
+        );
+    }
     Ok(body.to_owned())
+}
+
+/// The `limit` of a `history` call: absent or `null` → [`RECENT_ON_JOIN`]; otherwise an
+/// integer from 1 to [`HISTORY_MAX`]. Larger limits are refused, not clamped: a clamped
+/// page shorter than asked for would read as "no older messages" to a client that
+/// pages until a short page (as the chat page does).
+pub fn history_limit(raw: Option<&Value>) -> Result<u32, String> {
+    let refuse = || format!("limit must be an integer from 1 to {HISTORY_MAX}");
+    match raw {
+        None | Some(Value::Null) => Ok(RECENT_ON_JOIN),
+        Some(value) => value
+            .as_u64()
+            .and_then(|n| u32::try_from(n).ok())
+            .filter(|n| (1..=HISTORY_MAX).contains(n))
+            .ok_or_else(refuse),
+    }
+}
+
+/// The `before_id` of a `history` call: absent or `null` → from the newest message;
+/// otherwise an integer (a message id; any integer is accepted, ids below 1 just match
+/// nothing).
+pub fn before_id(raw: Option<&Value>) -> Result<i64, String> {
+    match raw {
+        None | Some(Value::Null) => Ok(i64::MAX),
+        Some(value) => value
+            .as_i64()
+            .ok_or_else(|| "before_id must be an integer".to_owned()),
+    }
 }
 
 #[cfg(test)]
@@ -94,5 +140,81 @@ mod tests {
         assert!(body(" \n\t ").is_err());
         assert!(body(&"é".repeat(4000)).is_ok());
         assert!(body(&"é".repeat(4001)).is_err());
+    }
+
+    #[test]
+    fn bodies_refuse_control_characters_but_keep_line_breaks_and_tabs() {
+        let refused = "message may not contain control characters (line breaks and tabs are fine)";
+        for bad in [
+            "a\0b",
+            "\0",
+            "x\u{1b}[2J",
+            "bell\u{7}",
+            "del\u{7f}",
+            "c1\u{85}x",
+            "a\u{b}b",
+        ] {
+            assert_eq!(body(bad), Err(refused.to_owned()), "{bad:?}");
+        }
+        assert_eq!(body("line 1\nline 2\tend").unwrap(), "line 1\nline 2\tend");
+        assert_eq!(body("windows\r\nline").unwrap(), "windows\r\nline");
+        // Whitespace controls at the ends are trimmed like spaces, not refused.
+        assert_eq!(body("\u{b}hi\u{c}").unwrap(), "hi");
+        assert_eq!(
+            body("zero\u{200b}width and émoji 🎉").unwrap(),
+            "zero\u{200b}width and émoji 🎉"
+        );
+    }
+
+    #[test]
+    fn names_never_let_control_characters_through() {
+        assert!(username("a\0b").is_err());
+        assert!(username("ann\u{7}").is_err());
+        assert!(room("lobby\0").is_err());
+        assert!(room("lo\nbby").is_err());
+    }
+
+    #[test]
+    fn history_limits_are_integers_from_1_to_100() {
+        use serde_json::json;
+        let refused = Err("limit must be an integer from 1 to 100".to_owned());
+        assert_eq!(history_limit(None), Ok(RECENT_ON_JOIN));
+        assert_eq!(history_limit(Some(&Value::Null)), Ok(RECENT_ON_JOIN));
+        assert_eq!(history_limit(Some(&json!(1))), Ok(1));
+        assert_eq!(history_limit(Some(&json!(100))), Ok(100));
+        for bad in [
+            json!(-1),
+            json!(0),
+            json!(1.5),
+            json!(10.0),
+            json!("10"),
+            json!(101),
+            json!(1u64 << 40),
+            json!(u64::MAX),
+            json!(true),
+            json!([10]),
+            json!({}),
+        ] {
+            assert_eq!(history_limit(Some(&bad)), refused, "{bad}");
+        }
+    }
+
+    #[test]
+    fn before_ids_are_integers() {
+        use serde_json::json;
+        let refused = Err("before_id must be an integer".to_owned());
+        assert_eq!(before_id(None), Ok(i64::MAX));
+        assert_eq!(before_id(Some(&Value::Null)), Ok(i64::MAX));
+        assert_eq!(before_id(Some(&json!(42))), Ok(42));
+        assert_eq!(before_id(Some(&json!(-1))), Ok(-1));
+        for bad in [
+            json!(1.5),
+            json!("42"),
+            json!(u64::MAX),
+            json!(false),
+            json!({}),
+        ] {
+            assert_eq!(before_id(Some(&bad)), refused, "{bad}");
+        }
     }
 }

@@ -36,9 +36,17 @@ impl MemoryStore {
 
 #[async_trait]
 impl Store for MemoryStore {
-    async fn ensure_room(&self, room: &str) -> Result<(), StoreError> {
+    async fn room_exists(&self, room: &str) -> Result<bool, StoreError> {
+        self.with(|s| s.rooms.contains_key(room))
+    }
+
+    async fn ensure_room(&self, room: &str) -> Result<bool, StoreError> {
         self.with(|s| {
-            s.rooms.entry(room.to_owned()).or_default();
+            if s.rooms.contains_key(room) {
+                return false;
+            }
+            s.rooms.insert(room.to_owned(), Vec::new());
+            true
         })
     }
 
@@ -114,6 +122,15 @@ mod tests {
             ["m5", "m6"]
         );
         assert!(store.recent("nowhere", 5).await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn ensure_room_reports_whether_it_created_the_room() {
+        let store = MemoryStore::new();
+        assert!(!store.room_exists("a").await.unwrap());
+        assert!(store.ensure_room("a").await.unwrap(), "created");
+        assert!(!store.ensure_room("a").await.unwrap(), "already there");
+        assert!(store.room_exists("a").await.unwrap());
     }
 
     #[tokio::test]

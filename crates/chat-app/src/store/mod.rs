@@ -3,6 +3,7 @@
 mod memory;
 mod migrate;
 mod postgres;
+mod timeout;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -10,6 +11,7 @@ use serde::Serialize;
 pub use memory::MemoryStore;
 pub use migrate::{migrate, MIGRATIONS};
 pub use postgres::PostgresStore;
+pub use timeout::{TimeoutStore, DEFAULT_STORE_TIMEOUT};
 
 /// A stored chat message, as the room channel sends it.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -32,6 +34,10 @@ pub enum StoreError {
     /// The database cannot be reached or refused the statement; nothing was stored.
     #[error("database unavailable: {0}")]
     Unavailable(String),
+    /// No answer within the store timeout ([`TimeoutStore`]). Unlike `Unavailable`, the
+    /// call may still take effect: a write may have committed (see `TimeoutStore`).
+    #[error("no answer from the database within {0:?}")]
+    TimedOut(std::time::Duration),
     /// Migrations could not be applied at start-up.
     #[error("migration failed: {0}")]
     Migration(String),
@@ -40,8 +46,10 @@ pub enum StoreError {
 /// Where rooms and messages live.
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
-    /// Creates the room if it does not exist.
-    async fn ensure_room(&self, room: &str) -> Result<(), StoreError>;
+    /// Whether the room exists.
+    async fn room_exists(&self, room: &str) -> Result<bool, StoreError>;
+    /// Creates the room if it does not exist: `true` if this call created it.
+    async fn ensure_room(&self, room: &str) -> Result<bool, StoreError>;
     /// Stores a message; only a returned message is stored.
     async fn insert(
         &self,

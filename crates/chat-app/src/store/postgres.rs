@@ -12,6 +12,8 @@ use super::{migrate, rfc3339, Store, StoreError, StoredMessage};
 /// outage turns into quick error replies, never a hang. Pooled connections are verified
 /// with a ping when checked out (`RecyclingMethod::Verified`), so a connection killed
 /// during an outage is replaced instead of failing the first message after recovery.
+/// These bound the pool's steps only; a statement in flight is bounded by the
+/// `TimeoutStore` that `main.rs` wraps every store in.
 const POOL_TIMEOUT: Duration = Duration::from_secs(2);
 
 /// PostgreSQL-backed history.
@@ -86,14 +88,28 @@ impl PostgresStore {
 
 #[async_trait]
 impl Store for PostgresStore {
-    async fn ensure_room(&self, room: &str) -> Result<(), StoreError> {
+    async fn room_exists(&self, room: &str) -> Result<bool, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached("SELECT 1 FROM rooms WHERE name = $1")
+            .await
+            .map_err(unavailable)?;
+        let row = client
+            .query_opt(&stmt, &[&room])
+            .await
+            .map_err(unavailable)?;
+        Ok(row.is_some())
+    }
+
+    async fn ensure_room(&self, room: &str) -> Result<bool, StoreError> {
         let client = self.client().await?;
         let stmt = client
             .prepare_cached("INSERT INTO rooms (name) VALUES ($1) ON CONFLICT (name) DO NOTHING")
             .await
             .map_err(unavailable)?;
-        client.execute(&stmt, &[&room]).await.map_err(unavailable)?;
-        Ok(())
+        // One row inserted: created now; none: it existed (ON CONFLICT DO NOTHING).
+        let inserted = client.execute(&stmt, &[&room]).await.map_err(unavailable)?;
+        Ok(inserted == 1)
     }
 
     async fn insert(
