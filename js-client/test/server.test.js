@@ -222,7 +222,8 @@ test("history names the field that is wrong; limits outside 1..100 are refused, 
 });
 
 test("typing is throttled per user per room: 200 pushes from two tabs of one user reach others a handful of times", async () => {
-  const chat = await startChat();
+  // The per-socket rate limit (its own test below) would refuse most of this burst first.
+  const chat = await startChat({ env: { RATE_LIMIT: "0" } });
   try {
     const tab1 = await join(client(chat.url), "typing", "ann");
     const tab2 = await join(client(chat.url), "typing", "ann");
@@ -260,7 +261,9 @@ test("typing is throttled per user per room: 200 pushes from two tabs of one use
 });
 
 test("room creation is capped per client address: a burst of 10, then a readable refusal; existing rooms stay joinable", async () => {
-  const chat = await startChat(); // defaults: burst 10, one more every 6 s
+  // Defaults: burst 10, one more every 6 s. The per-socket join rate limit (tested
+  // below) would refuse this burst of joins first.
+  const chat = await startChat({ env: { RATE_LIMIT: "0" } });
   try {
     const s = client(chat.url);
     const started = Date.now();
@@ -281,6 +284,32 @@ test("room creation is capped per client address: a burst of 10, then a readable
     // A refused room was not created: it is still refused, while the budget is spent.
     const again = await join(other, "new-29", "bob");
     if (!again.ok) assert.deepEqual(again.reply, { reason: "too many new rooms, try again later" });
+  } finally {
+    await chat.stop();
+  }
+});
+
+test("the per-socket rate limit refuses a flood with a reason, then closes the socket, and phoenix.js reconnects", async () => {
+  const chat = await startChat(); // defaults: 50 messages/s, burst 100, close past 50 refused in 1 s
+  try {
+    const s = client(chat.url);
+    const ann = await join(s, "flood", "ann");
+    let closed = 0;
+    s.onClose(() => closed++);
+    const replies = await Promise.all(
+      Array.from({ length: 140 }, (_, i) => push(ann.channel, "new_msg", { body: `m${i}` })),
+    );
+    const ok = replies.filter((r) => r.status === "ok").length;
+    const limited = replies.filter((r) => r.status === "error" && r.reason === "rate limited").length;
+    // The burst of 100 less the join, plus whatever refilled meanwhile.
+    assert.ok(ok >= 99 && ok < 140, `${ok} accepted`);
+    assert.equal(ok + limited, 140, "every other push is refused with its reason");
+    assert.equal(closed, 0, "refusals alone do not close the socket");
+
+    // A client that ignores the refusals is closed (1008); phoenix.js reconnects and rejoins.
+    for (let i = 0; i < 400; i++) ann.channel.push("typing", {});
+    await until(() => closed > 0, "the flooding socket closed");
+    await until(() => ann.channel.state === "joined" && s.isConnected(), "rejoined after the close");
   } finally {
     await chat.stop();
   }

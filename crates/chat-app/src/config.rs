@@ -70,6 +70,19 @@ pub struct Config {
     #[arg(long, env = "TYPING_INTERVAL_MS", default_value_t = 1000)]
     pub typing_interval_ms: u64,
 
+    /// Client messages per socket per second, sustained (heartbeats excluded); past it
+    /// a message is refused with `{"reason":"rate limited"}` (0: no limit).
+    #[arg(long, env = "RATE_LIMIT", default_value_t = 50)]
+    pub rate_limit: u32,
+
+    /// Client messages per socket accepted at once above `--rate-limit`.
+    #[arg(long, env = "RATE_LIMIT_BURST", default_value_t = 100)]
+    pub rate_limit_burst: u32,
+
+    /// Joins per socket per second (burst: twice that).
+    #[arg(long, env = "JOIN_RATE_LIMIT", default_value_t = 10)]
+    pub join_rate_limit: u32,
+
     /// Log filter (`info`, `debug`, `chat_app=debug,phx_server=info`…); `RUST_LOG` style.
     #[arg(long = "log", env = "LOG_LEVEL", default_value = "info")]
     pub log_level: String,
@@ -104,6 +117,17 @@ impl Config {
             self.room_creation_burst,
             Duration::from_millis(self.room_creation_refill_ms),
         )
+    }
+
+    /// The per-socket inbound limit (`None` with `--rate-limit 0`): refusals past the
+    /// rate, and a close (1008) once a client had more than a second's worth of
+    /// messages refused within one second.
+    pub fn inbound_limit(&self) -> Option<phx_server::RateLimit> {
+        (self.rate_limit > 0).then(|| {
+            phx_server::RateLimit::per_second(self.rate_limit)
+                .burst(self.rate_limit_burst)
+                .joins(self.join_rate_limit, self.join_rate_limit.saturating_mul(2))
+        })
     }
 
     /// `typing` broadcasts per user per room: one per `--typing-interval-ms`.

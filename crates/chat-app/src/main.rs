@@ -63,13 +63,18 @@ async fn main() -> anyhow::Result<()> {
         room_creation_burst = config.room_creation_burst,
         room_creation_refill_ms = config.room_creation_refill_ms,
         typing_interval_ms = config.typing_interval_ms,
+        rate_limit = config.rate_limit,
+        rate_limit_burst = config.rate_limit_burst,
+        join_rate_limit = config.join_rate_limit,
         "chat limits in force (SECURITY.md)"
     );
-    let socket = SocketConfig::new(ChatConnect)
-        .check_origin(config.origin_policy())
-        .channel("room:*", move || {
-            RoomChannel::new(room_store.clone(), rooms.clone(), typing.clone())
-        });
+    let mut socket = SocketConfig::new(ChatConnect).check_origin(config.origin_policy());
+    if let Some(limit) = config.inbound_limit() {
+        socket = socket.rate_limit(limit);
+    }
+    let socket = socket.channel("room:*", move || {
+        RoomChannel::new(room_store.clone(), rooms.clone(), typing.clone())
+    });
     let mut builder = Endpoint::builder().socket("/socket", socket).http(web);
     if let Some(host) = &config.host {
         builder = builder.host(host.clone());
