@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -20,6 +20,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accept::AcceptBackoff;
 use crate::channel::{Channel, InstanceId};
 use crate::connect::Connect;
 use crate::origin::CheckOrigin;
@@ -45,6 +46,22 @@ pub trait HttpHandler: Send + Sync + 'static {
 /// open-file limit (20 000 sockets × 256 KiB = 5 GiB in the worst case, when every
 /// client stops reading at once).
 pub const DEFAULT_OUTBOUND_BYTES: usize = 256 * 1024;
+
+/// Default cap on an HTTP request line (see [`EndpointBuilder::max_request_line`]):
+/// 10 000 bytes, Bandit's `max_request_line_length`.
+///
+/// Why Bandit's and not Cowboy's 8 000: Bandit is the adapter Phoenix 1.8 generates
+/// apps with, and the larger of the two refuses nothing either Phoenix server accepts.
+/// phoenix.js puts the connect params in the query, so this also bounds them.
+pub const DEFAULT_MAX_REQUEST_LINE: usize = 10_000;
+
+/// Default cap on an HTTP request head, request line and headers together (see
+/// [`EndpointBuilder::max_header_bytes`]): 64 KiB.
+///
+/// Why this number: it is what one connection may make the server buffer before a
+/// request is even routed. Browsers stay far below it (nginx's default allows 32 KiB of
+/// headers); hyper's own default would be about 400 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// One socket: its connect hook, channel routes and options (Phoenix's `socket "/ws",
 /// UserSocket, websocket: [...]`).
@@ -221,6 +238,8 @@ pub struct EndpointBuilder {
     fetch: Option<Arc<dyn PresenceFetch>>,
     secret_key_base: Option<Vec<u8>>,
     presence_batch_window: Option<Duration>,
+    max_request_line: Option<usize>,
+    max_header_bytes: Option<usize>,
 }
 
 /// Default presence diff batching window (see [`EndpointBuilder::presence_batch_window`]).
@@ -271,6 +290,23 @@ impl EndpointBuilder {
         self
     }
 
+    /// Longest request line (method, target with its query, version) the endpoint
+    /// serves; a longer one is answered 414 URI Too Long before any routing (default
+    /// [`DEFAULT_MAX_REQUEST_LINE`]). Raising it above [`EndpointBuilder::max_header_bytes`]
+    /// raises that too.
+    pub fn max_request_line(mut self, bytes: usize) -> Self {
+        self.max_request_line = Some(bytes);
+        self
+    }
+
+    /// Largest request head (request line and headers) the endpoint reads; hyper answers
+    /// a larger one 431 Request Header Fields Too Large and closes the connection
+    /// (default [`DEFAULT_MAX_HEADER_BYTES`]).
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = Some(bytes);
+        self
+    }
+
     /// Secret that signs long-poll session tokens (Phoenix's `secret_key_base`). Without
     /// one a random secret is generated (sessions then do not survive a restart, which
     /// they cannot anyway).
@@ -291,8 +327,17 @@ impl EndpointBuilder {
             let random: [u8; 32] = rand::random();
             random.to_vec()
         });
+        let max_request_line = self.max_request_line.unwrap_or(DEFAULT_MAX_REQUEST_LINE);
+        // A request line over the head limit would get hyper's 431 and never reach
+        // the 414 check, so the head limit is at least the request line (and its CRLF).
+        let max_header_bytes = self
+            .max_header_bytes
+            .unwrap_or(DEFAULT_MAX_HEADER_BYTES)
+            .max(max_request_line.saturating_add(2));
         let endpoint = Endpoint {
             shared: Arc::new(Shared {
+                max_request_line,
+                max_header_bytes,
                 pubsub: PubSub::default(),
                 tracker: Tracker::new(self.fetch, window),
                 mounts: self.mounts,
@@ -324,6 +369,8 @@ impl EndpointBuilder {
 }
 
 pub(crate) struct Shared {
+    max_request_line: usize,
+    max_header_bytes: usize,
     pubsub: PubSub,
     tracker: Tracker,
     mounts: Vec<(String, Arc<SocketConfig>)>,
@@ -385,19 +432,34 @@ impl Endpoint {
     /// Serves HTTP on `listener` until [`Endpoint::shutdown`]; then drains sockets
     /// (close 1012) and returns once they are gone (at most 30 s).
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
+        let mut backoff = AcceptBackoff::default();
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
                     Err(error) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // EMFILE and friends: back off instead of spinning, and log the
+                        // episode, not every retry.
+                        let retry = backoff.failed(Instant::now());
+                        if retry.episode_started {
+                            tracing::warn!(%error, "accept failing; backing off until it works again");
+                        }
+                        tokio::select! {
+                            () = tokio::time::sleep(retry.after) => {}
+                            () = self.shared.shutdown.cancelled() => break,
+                        }
                         continue;
                     }
                 },
                 () = self.shared.shutdown.cancelled() => break,
             };
+            if let Some(recovered) = backoff.succeeded(Instant::now()) {
+                tracing::info!(
+                    failures = recovered.failures,
+                    lasted_ms = recovered.lasted.as_millis() as u64,
+                    "accepting again"
+                );
+            }
             let _ = stream.set_nodelay(true);
             let endpoint = self.clone();
             self.shared
@@ -424,6 +486,7 @@ impl Endpoint {
         let conn = http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
+            .max_header_size(self.shared.max_header_bytes)
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         tokio::pin!(conn);
@@ -441,6 +504,11 @@ impl Endpoint {
     }
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        // Before any routing or query decoding, as Cowboy and Bandit refuse it while
+        // parsing the request line.
+        if request_line_len(&req) > self.shared.max_request_line {
+            return status_response(StatusCode::URI_TOO_LONG, "request line too long");
+        }
         let path = req.uri().path().to_owned();
         for (mount, config) in &self.shared.mounts {
             let Some(rest) = path.strip_prefix(mount.as_str()) else {
@@ -484,6 +552,15 @@ impl Endpoint {
     pub(crate) fn longpoll_sessions(&self) -> &crate::longpoll::Sessions {
         &self.shared.longpoll
     }
+}
+
+/// The length of the request line hyper parsed: `METHOD SP request-target SP HTTP/1.1`.
+fn request_line_len<B>(req: &Request<B>) -> usize {
+    let uri = req.uri();
+    let target = uri.scheme_str().map_or(0, |s| s.len() + "://".len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    req.method().as_str().len() + " ".len() + target + " HTTP/1.1".len()
 }
 
 /// A response with a status and a text body.
