@@ -86,6 +86,25 @@ for (const [how, act] of [
   });
 }
 
+test("§6.3 a join and an immediate leave reach the other members as two diffs, join then leave", async () => {
+  const topic = "presence:join-leave";
+  const watcher = await member(topic, "watcher");
+  await watcher.raw.drain();
+  // Join, and leave the moment the track is done (as a client that closes at once).
+  const quick = await Raw.open(server.ws);
+  const j = nextRef();
+  quick.send([j, j, topic, "phx_join", { user: "quick" }]);
+  const state = await quick.next((f) => f[3] === "presence_state");
+  quick.send([j, nextRef(), topic, "phx_leave", {}]);
+  const phxRef = state[4].quick.metas[0].phx_ref;
+  const first = await nextDiff(watcher.raw);
+  const second = await nextDiff(watcher.raw);
+  assert.deepEqual(first, { joins: { quick: { metas: [{ phx_ref: phxRef }] } }, leaves: {} });
+  assert.deepEqual(second, { joins: {}, leaves: { quick: { metas: [{ phx_ref: phxRef }] } } });
+  watcher.raw.close();
+  quick.close();
+});
+
 jsTest("§6.1 two tabs of one user are one key with two metas", async () => {
   const a = await member("presence:tabs", "sam", { tab: 1 });
   const b = await member("presence:tabs", "sam", { tab: 2 });

@@ -24,7 +24,7 @@ use crate::accept::AcceptBackoff;
 use crate::channel::{Channel, InstanceId};
 use crate::connect::Connect;
 use crate::origin::CheckOrigin;
-use crate::presence::{PresenceFetch, Tracker};
+use crate::presence::{BurstPolicy, PresenceFetch, Tracker};
 use crate::pubsub::{BroadcastError, PubSub};
 use crate::router::Router;
 use crate::transport;
@@ -237,13 +237,25 @@ pub struct EndpointBuilder {
     http: Option<Arc<dyn HttpHandler>>,
     fetch: Option<Arc<dyn PresenceFetch>>,
     secret_key_base: Option<Vec<u8>>,
-    presence_batch_window: Option<Duration>,
+    presence_burst_window: Option<Duration>,
+    presence_burst_limit: Option<usize>,
     max_request_line: Option<usize>,
     max_header_bytes: Option<usize>,
 }
 
-/// Default presence diff batching window (see [`EndpointBuilder::presence_batch_window`]).
-pub const PRESENCE_BATCH_WINDOW: Duration = Duration::from_millis(25);
+/// Default presence burst window (see [`EndpointBuilder::presence_burst_window`]): 25 ms.
+pub const PRESENCE_BURST_WINDOW: Duration = Duration::from_millis(25);
+
+/// Default presence diffs of one topic sent on their own per burst window (see
+/// [`EndpointBuilder::presence_burst_limit`]): 20.
+///
+/// Why this number: people change presence a few times a minute at most, so even a
+/// 1 000-member room averages well under one change per 25 ms window, and 20 in one
+/// window (800 per second) never happens in ordinary use: every change goes out on its
+/// own, as Phoenix sends it. A reconnect storm of thousands of joins in a second is
+/// past it within milliseconds; from then on each member gets one merged diff per
+/// window (40 per second) instead of one diff per join.
+pub const PRESENCE_BURST_LIMIT: usize = 20;
 
 impl fmt::Debug for EndpointBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -280,13 +292,23 @@ impl EndpointBuilder {
         self
     }
 
-    /// Presence diffs of one topic closer together than `window` are merged into one
-    /// diff sent at the end of the window (default 25 ms; zero sends every change on
-    /// its own). The first change after a quiet window is always sent at once, so normal
-    /// traffic sees one immediate diff per change; a reconnect storm of N clients sends
-    /// each member about one diff per window instead of N.
-    pub fn presence_batch_window(mut self, window: Duration) -> Self {
-        self.presence_batch_window = Some(window);
+    /// The window of presence burst detection (default [`PRESENCE_BURST_WINDOW`]).
+    ///
+    /// Every presence change goes out as its own `presence_diff`, as Phoenix sends it,
+    /// until one topic sees more than [`EndpointBuilder::presence_burst_limit`] changes
+    /// within this window. Then further changes are merged into one diff sent at the
+    /// window's end, window after window, until a window passes with nothing held back.
+    /// Order is kept: a change never overtakes a held-back one. Zero never merges.
+    pub fn presence_burst_window(mut self, window: Duration) -> Self {
+        self.presence_burst_window = Some(window);
+        self
+    }
+
+    /// Presence diffs of one topic sent on their own per burst window before the rest
+    /// are merged (default [`PRESENCE_BURST_LIMIT`]; at least 1). See
+    /// [`EndpointBuilder::presence_burst_window`].
+    pub fn presence_burst_limit(mut self, diffs: usize) -> Self {
+        self.presence_burst_limit = Some(diffs.max(1));
         self
     }
 
@@ -316,12 +338,16 @@ impl EndpointBuilder {
     }
 
     /// Finishes the endpoint. Called inside a tokio runtime, it also starts the task that
-    /// flushes batched presence diffs; outside one, presence diffs are never batched.
+    /// flushes merged presence diffs; outside one, presence diffs are never merged.
     pub fn build(self) -> Endpoint {
         let runtime = tokio::runtime::Handle::try_current().ok();
         let window = match &runtime {
-            Some(_) => self.presence_batch_window.unwrap_or(PRESENCE_BATCH_WINDOW),
+            Some(_) => self.presence_burst_window.unwrap_or(PRESENCE_BURST_WINDOW),
             None => Duration::ZERO,
+        };
+        let burst_policy = BurstPolicy {
+            limit: self.presence_burst_limit.unwrap_or(PRESENCE_BURST_LIMIT),
+            window,
         };
         let secret = self.secret_key_base.unwrap_or_else(|| {
             let random: [u8; 32] = rand::random();
@@ -339,7 +365,7 @@ impl EndpointBuilder {
                 max_request_line,
                 max_header_bytes,
                 pubsub: PubSub::default(),
-                tracker: Tracker::new(self.fetch, window),
+                tracker: Tracker::new(self.fetch, burst_policy),
                 mounts: self.mounts,
                 host: self.host,
                 http: self.http,

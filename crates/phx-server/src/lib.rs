@@ -55,7 +55,7 @@ pub use context::{ChannelContext, ChannelRef, PushError, ReplyRef};
 pub use endpoint::{
     status_response, Body, Endpoint, EndpointBuilder, HttpHandler, SocketConfig,
     DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE, DEFAULT_OUTBOUND_BYTES,
-    PRESENCE_BATCH_WINDOW,
+    PRESENCE_BURST_LIMIT, PRESENCE_BURST_WINDOW,
 };
 pub use origin::{CheckOrigin, Origin};
 pub use outbox::OutboxError;
