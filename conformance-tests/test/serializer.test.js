@@ -3,7 +3,7 @@ import { before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { startServer } from "../lib/server.js";
 import { Raw, nextRef, ok } from "../lib/raw.js";
-import { phxSocket, disconnectAll, joined, waitFor, rawTest as test, jsTest, serverOptions } from "../lib/phx.js";
+import { phxSocket, disconnectAll, joined, waitFor, rawTest as test, jsTest, serverOptions, PATIENCE_MS } from "../lib/phx.js";
 
 let server;
 before(async () => (server = await startServer(serverOptions)));
@@ -217,7 +217,7 @@ test("§2.4 phoenix.js sends an ArrayBuffer and receives ArrayBuffers", async ()
   );
   assert.ok(reply instanceof ArrayBuffer);
   assert.deepEqual([...new Uint8Array(reply)], [5, 6, 3, 4]);
-  await waitFor(() => pushed, 5000, "binary push");
+  await waitFor(() => pushed, PATIENCE_MS, "binary push");
   assert.deepEqual([...new Uint8Array(pushed)], [0, 1]);
 });
 
