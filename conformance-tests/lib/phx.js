@@ -35,13 +35,26 @@ export const serverOptions = viaLongPoll ? { longpollWindowMs: 1000 } : {};
 
 const live = new Set();
 
-/** A phoenix.js Socket on `<base><mount>` with fast reconnects for tests. */
+/**
+ * How long a test waits for something that should happen (a frame, a close, a state):
+ * generous, because this is an upper bound that only a broken server reaches, and a
+ * loaded 2-core machine running a debug build can stall for seconds. Waits end as soon
+ * as the event happens, so a passing suite is no slower for it.
+ */
+export const PATIENCE_MS = 20000;
+
+/**
+ * A phoenix.js Socket on `<base><mount>` with fast reconnects for tests. Joins and pushes
+ * time out after 30 s (phoenix.js' default 10 s can pass on a loaded machine: the test
+ * would then see a spurious "timeout" instead of the reply that is on its way).
+ */
 export function phxSocket(base, opts = {}, mount = "/ws") {
   const socket = new Socket(`${base}${mount}`, {
     transport: viaLongPoll ? LongPoll : WebSocket,
     reconnectAfterMs: () => 50,
     rejoinAfterMs: () => 50,
     heartbeatIntervalMs: 30000,
+    timeout: 30000,
     ...opts,
   });
   live.add(socket);
@@ -55,7 +68,7 @@ export function disconnectAll() {
 }
 
 /** Resolves when `check()` is truthy, polling every 10 ms, or rejects after `timeout`. */
-export async function waitFor(check, timeout = 5000, what = "condition") {
+export async function waitFor(check, timeout = PATIENCE_MS, what = "condition") {
   const deadline = Date.now() + timeout;
   for (;;) {
     const value = await check();

@@ -4,6 +4,9 @@
 // frames are processed in order).
 import WebSocket from "ws";
 
+/** See PATIENCE_MS in phx.js: an upper bound only a broken server reaches. */
+const PATIENCE_MS = 20000;
+
 let seq = 1000;
 export const nextRef = () => String(seq++);
 
@@ -59,7 +62,7 @@ export class Raw {
   }
 
   /** Waits for (and removes) the first received frame matching `pred`. */
-  async next(pred = () => true, timeout = 5000) {
+  async next(pred = () => true, timeout = PATIENCE_MS) {
     const deadline = Date.now() + timeout;
     for (;;) {
       const i = this.frames.findIndex(pred);
@@ -78,7 +81,7 @@ export class Raw {
   }
 
   /** Waits for the close and returns {code, reason}. */
-  async closed(timeout = 5000) {
+  async closed(timeout = PATIENCE_MS) {
     const deadline = Date.now() + timeout;
     while (!this.closeInfo) {
       const left = deadline - Date.now();

@@ -3,7 +3,7 @@ import { before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, serverBroadcast } from "../lib/server.js";
 import { Raw, nextRef, ok } from "../lib/raw.js";
-import { phxSocket, disconnectAll, joined, waitFor, rawTest as test, jsTest, serverOptions, viaLongPoll } from "../lib/phx.js";
+import { phxSocket, disconnectAll, joined, waitFor, rawTest as test, jsTest, serverOptions, viaLongPoll, PATIENCE_MS } from "../lib/phx.js";
 
 let server;
 before(async () => (server = await startServer(serverOptions)));
@@ -104,6 +104,6 @@ jsTest("§5 phoenix.js receives broadcasts on ch.on and replies on receive", asy
   await joined(c1);
   await joined(c2);
   c1.push("new_msg", { body: "from c1" });
-  await waitFor(() => got.length === 1, 5000, "broadcast at c2");
+  await waitFor(() => got.length === 1, PATIENCE_MS, "broadcast at c2");
   assert.deepEqual(got[0], { body: "from c1", transport: viaLongPoll ? ":longpoll" : ":websocket" });
 });

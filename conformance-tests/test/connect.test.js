@@ -4,7 +4,7 @@ import { before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, disconnect } from "../lib/server.js";
 import { Raw, refusedStatus, nextRef, ok } from "../lib/raw.js";
-import { phxSocket, disconnectAll, waitFor, joined, rawTest as test, jsTest, serverOptions, viaLongPoll } from "../lib/phx.js";
+import { phxSocket, disconnectAll, waitFor, joined, rawTest as test, jsTest, serverOptions, viaLongPoll, PATIENCE_MS } from "../lib/phx.js";
 
 let server;
 before(async () => (server = await startServer(serverOptions)));
@@ -57,7 +57,7 @@ jsTest("§1.2 phoenix.js nested object and array params (key[sub]=v) are accepte
   let push;
   ch.on("joined", (p) => (push = p));
   await joined(ch);
-  await waitFor(() => push, 5000, "joined push");
+  await waitFor(() => push, PATIENCE_MS, "joined push");
   assert.equal(push.user_id, "nest");
 });
 
@@ -73,10 +73,10 @@ jsTest("§1.2 phoenix.js re-evaluates params on every reconnect", async () => {
   const seen = [];
   ch.on("joined", (p) => seen.push(p.user_id));
   await joined(ch);
-  await waitFor(() => seen.length === 1, 5000, "first joined push");
+  await waitFor(() => seen.length === 1, PATIENCE_MS, "first joined push");
   id = "two";
   await disconnect(server, "user_sockets:one");
-  await waitFor(() => seen.includes("two"), 5000, "rejoin with new params");
+  await waitFor(() => seen.includes("two"), PATIENCE_MS, "rejoin with new params");
   assert.deepEqual(seen, ["one", "two"]);
 });
 
@@ -126,7 +126,7 @@ jsTest("§1.4 phoenix.js errors on refusal and keeps reconnecting until accepted
   });
   socket.onOpen(() => (opened = true));
   socket.connect();
-  await waitFor(() => opened, 5000, "open after refusals");
+  await waitFor(() => opened, PATIENCE_MS, "open after refusals");
   assert.ok(errors >= 2);
 });
 
@@ -159,7 +159,7 @@ jsTest("§1.6 phoenix.js authToken: subprotocol answered and token reaches conne
   let push;
   ch.on("joined", (p) => (push = p));
   await joined(ch);
-  await waitFor(() => push, 5000, "joined push");
+  await waitFor(() => push, PATIENCE_MS, "joined push");
   assert.equal(push.auth_token, "s3cr3t-token");
   if (!viaLongPoll) assert.equal(socket.conn.protocol, "phoenix");
 });
@@ -221,7 +221,7 @@ jsTest("§1.7 phoenix.js reconnects after disconnect and rejoins with a new join
   await joined(ch);
   const first = ch.joinRef();
   await disconnect(server, "user_sockets:d4");
-  await waitFor(() => ch.joinRef() !== first && ch.state === "joined", 5000, "rejoin");
+  await waitFor(() => ch.joinRef() !== first && ch.state === "joined", PATIENCE_MS, "rejoin");
   assert.notEqual(ch.joinRef(), first);
 });
 

@@ -5,13 +5,17 @@ import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import http from "node:http";
 import { startServer, disconnect, serverBroadcast } from "../lib/server.js";
-import { phxSocket, disconnectAll, joined, pushed, waitFor, Presence, LongPoll, MemoryStorage } from "../lib/phx.js";
+import { phxSocket, disconnectAll, joined, pushed, waitFor, Presence, LongPoll, MemoryStorage, PATIENCE_MS } from "../lib/phx.js";
 
 let server;
+// A short long-poll window (sessions end 1.5 windows after the last GET) to test expiry
+// and the empty poll quickly; 1 s, so that a loaded machine never stalls a client that
+// polls back to back long enough to lose its session.
+const SHORT_WINDOW_MS = 1000;
 let short;
 before(async () => {
   server = await startServer();
-  short = await startServer({ timeoutMs: 200, longpollWindowMs: 200 });
+  short = await startServer({ timeoutMs: 1000, longpollWindowMs: SHORT_WINDOW_MS });
 });
 after(async () => {
   await server.stop();
@@ -64,9 +68,9 @@ test("§7 phoenix.js over long poll: a crash errors the channel and it rejoins",
   let error;
   ch.onError((e) => (error = e));
   ch.push("boom", {});
-  await waitFor(() => error, 10000, "onError");
+  await waitFor(() => error, PATIENCE_MS, "onError");
   assert.deepEqual(error, { reason: "channel_crash" });
-  await waitFor(() => ch.state === "joined" && ch.joinRef() !== first, 10000, "rejoin");
+  await waitFor(() => ch.state === "joined" && ch.joinRef() !== first, PATIENCE_MS, "rejoin");
 });
 
 test("§7 phoenix.js over long poll: stop closes the channel for good", async () => {
@@ -77,7 +81,7 @@ test("§7 phoenix.js over long poll: stop closes the channel for good", async ()
   let closed = false;
   ch.onClose(() => (closed = true));
   ch.push("stop", {});
-  await waitFor(() => closed, 10000, "onClose");
+  await waitFor(() => closed, PATIENCE_MS, "onClose");
   assert.equal(ch.state, "closed");
 });
 
@@ -105,7 +109,7 @@ test("§5/§7 a long-poll client and a WebSocket client chat in the same room", 
   await joined(b);
   a.push("new_msg", { body: "from ws" });
   b.push("new_msg", { body: "from lp" });
-  await waitFor(() => atA.length === 2 && atB.length === 2, 10000, "both messages at both");
+  await waitFor(() => atA.length === 2 && atB.length === 2, PATIENCE_MS, "both messages at both");
   assert.deepEqual(atB.find((m) => m.body === "from ws"), { body: "from ws", transport: ":longpoll" });
   assert.deepEqual(atA.find((m) => m.body === "from lp"), { body: "from lp", transport: ":websocket" });
 });
@@ -118,7 +122,7 @@ test("§5/§7 server broadcasts reach long-poll subscribers", async () => {
   ch.on("tick", (p) => got.push(p));
   await joined(ch);
   await serverBroadcast(server, "room:lp-srv", "tick", { n: 1 });
-  await waitFor(() => got.length === 1, 10000, "tick");
+  await waitFor(() => got.length === 1, PATIENCE_MS, "tick");
   assert.deepEqual(got[0], { n: 1 });
 });
 
@@ -129,7 +133,7 @@ test("§1.6/§7 the auth token travels in X-Phoenix-AuthToken and reaches connec
   let push;
   ch.on("joined", (p) => (push = p));
   await joined(ch);
-  await waitFor(() => push, 10000, "joined push");
+  await waitFor(() => push, PATIENCE_MS, "joined push");
   assert.equal(push.auth_token, "lp-token");
 });
 
@@ -140,7 +144,7 @@ test("§1.7/§7 disconnect ends the session; phoenix.js reconnects and rejoins",
   await joined(ch);
   const first = ch.joinRef();
   await disconnect(server, "user_sockets:lp-d");
-  await waitFor(() => ch.state === "joined" && ch.joinRef() !== first, 15000, "rejoin over long poll");
+  await waitFor(() => ch.state === "joined" && ch.joinRef() !== first, PATIENCE_MS, "rejoin over long poll");
 });
 
 test("§1.4/§7 a refused long-poll connect errors and phoenix.js retries", async () => {
@@ -154,7 +158,7 @@ test("§1.4/§7 a refused long-poll connect errors and phoenix.js retries", asyn
   });
   socket.onOpen(() => (opened = true));
   socket.connect();
-  await waitFor(() => opened, 10000, "open after refusal");
+  await waitFor(() => opened, PATIENCE_MS, "open after refusal");
   assert.ok(errors >= 1);
 });
 
@@ -169,7 +173,7 @@ test("§6/§7 presence converges across long-poll and WebSocket clients", async 
   const clients = [make("w1"), make("l1", {}), make("l2", {})];
   await Promise.all(clients.map((c) => joined(c.channel)));
   const keys = (c) => c.presence.list((k) => k).sort().join(",");
-  await waitFor(() => clients.every((c) => keys(c) === "l1,l2,w1"), 10000, "three users everywhere");
+  await waitFor(() => clients.every((c) => keys(c) === "l1,l2,w1"), PATIENCE_MS, "three users everywhere");
   assert.equal((await pushed(clients[1].channel, "update", { status: "away" })).status, "ok");
   await waitFor(
     () => clients.every((c) => c.presence.list((k, { metas }) => metas[0].status).includes("away")),
@@ -177,9 +181,9 @@ test("§6/§7 presence converges across long-poll and WebSocket clients", async 
     "update everywhere",
   );
   clients[2].channel.push("boom", {});
-  await waitFor(() => clients[2].channel.state === "joined", 10000, "crashed channel rejoined");
+  await waitFor(() => clients[2].channel.state === "joined", PATIENCE_MS, "crashed channel rejoined");
   clients[2].channel.leave();
-  await waitFor(() => clients.slice(0, 2).every((c) => keys(c) === "l1,w1"), 10000, "leave everywhere");
+  await waitFor(() => clients.slice(0, 2).every((c) => keys(c) === "l1,w1"), PATIENCE_MS, "leave everywhere");
 });
 
 // ---- raw HTTP (§7.2–§7.6) ----
@@ -242,7 +246,7 @@ test("§7.3 an empty poll is answered 204 after the window", async () => {
   const started = Date.now();
   const { body } = await get(short, `token=${encodeURIComponent(token)}`);
   assert.deepEqual(body, { status: 204, token, messages: [] });
-  assert.ok(Date.now() - started >= 150, "held for about the window");
+  assert.ok(Date.now() - started >= SHORT_WINDOW_MS * 0.75, "held for about the window");
 });
 
 /** Polls until an empty (204) poll; returns every message parsed. */
@@ -308,9 +312,9 @@ test("§7.5 a session without polls ends: later POSTs get 410", async () => {
       status = (await post(short, token, '[null,"1","phoenix","heartbeat",{}]')).status;
       return status === 410;
     },
-    // A server the suite started has a 200 ms window (expiry within ~0.6 s); a server given
-    // by PHX_URL_SHORT_TIMEOUT may keep Phoenix's 10 s window (expiry 15-30 s after the GET).
-    process.env.PHX_URL ? 35000 : 5000,
+    // A server the suite started has a 1 s window (expiry within ~3 s); a server given by
+    // PHX_URL_SHORT_TIMEOUT may keep Phoenix's 10 s window (expiry 15-30 s after the GET).
+    process.env.PHX_URL ? 35000 : PATIENCE_MS,
     "session expiry",
   );
   assert.equal(status, 410);
@@ -383,7 +387,7 @@ test("§7.8 with longPollFallbackMs and WebSockets blocked, phoenix.js falls bac
     assert.equal(fallback.transport, LongPoll, "fell back to long poll");
     a.push("new_msg", { body: "hello from long poll" });
     b.push("new_msg", { body: "hello from websocket" });
-    await waitFor(() => atA.length === 2 && atB.length === 2, 10000, "messages both ways");
+    await waitFor(() => atA.length === 2 && atB.length === 2, PATIENCE_MS, "messages both ways");
     assert.equal(atB.find((m) => m.body === "hello from long poll").transport, ":websocket");
     assert.equal(atA.find((m) => m.body === "hello from websocket").transport, ":longpoll");
     assert.equal(storage.getItem("phx:fallback:LongPoll"), "true");

@@ -2,7 +2,7 @@
 import { before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, disconnect } from "../lib/server.js";
-import { phxSocket, disconnectAll, joined, pushed, waitFor, rawTest as test, jsTest, serverOptions } from "../lib/phx.js";
+import { phxSocket, disconnectAll, joined, pushed, waitFor, rawTest as test, jsTest, serverOptions, PATIENCE_MS } from "../lib/phx.js";
 
 let server;
 before(async () => (server = await startServer(serverOptions)));
@@ -48,9 +48,9 @@ jsTest("§8.3 a rejoin after reconnect carries a fresh join_ref and the server's
   const joinedRefs = [];
   ch.on("joined", () => joinedRefs.push(ch.joinRef()));
   await joined(ch);
-  await waitFor(() => joinedRefs.length === 1, 5000, "first joined push");
+  await waitFor(() => joinedRefs.length === 1, PATIENCE_MS, "first joined push");
   await disconnect(server, "user_sockets:r84");
-  await waitFor(() => joinedRefs.length === 2, 5000, "joined push after the rejoin");
+  await waitFor(() => joinedRefs.length === 2, PATIENCE_MS, "joined push after the rejoin");
   assert.notEqual(joinedRefs[1], joinedRefs[0]);
   assert.equal(ch.joinRef(), joinedRefs[1]);
   assert.deepEqual(await pushed(ch, "echo", { r: 1 }), { status: "ok", response: { r: 1 } });
@@ -101,9 +101,9 @@ jsTest("§8.5 frames carrying an old join_ref do not reach a rejoined channel ob
   const joins = [];
   ch.on("joined", () => joins.push(ch.joinRef()));
   await joined(ch);
-  await waitFor(() => joins.length === 1, 5000, "first joined push");
+  await waitFor(() => joins.length === 1, PATIENCE_MS, "first joined push");
   ch.push("boom", {});
-  await waitFor(() => joins.length === 2, 5000, "joined push after rejoin");
+  await waitFor(() => joins.length === 2, PATIENCE_MS, "joined push after rejoin");
   assert.notEqual(joins[0], joins[1], "each joined push matched the channel's join_ref at that time");
 });
 
@@ -134,14 +134,14 @@ jsTest("§8.7 a channel crash reaches onError with the server's payload", async 
   const errors = [];
   ch.onError((e) => errors.push(e));
   ch.push("boom", {});
-  await waitFor(() => errors.length > 0, 5000, "onError");
+  await waitFor(() => errors.length > 0, PATIENCE_MS, "onError");
   assert.deepEqual(errors[0], { reason: "channel_crash" });
 });
 
 jsTest("§8.8 socket.ping gets the heartbeat reply back", async () => {
   const socket = phxSocket(server.ws);
   socket.connect();
-  await waitFor(() => socket.isConnected(), 5000, "connected");
+  await waitFor(() => socket.isConnected(), PATIENCE_MS, "connected");
   const rtt = await new Promise((resolve) => socket.ping(resolve));
   assert.ok(typeof rtt === "number" && rtt >= 0);
 });

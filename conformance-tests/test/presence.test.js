@@ -4,7 +4,7 @@ import { before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { startServer, disconnect } from "../lib/server.js";
 import { Raw, nextRef, ok } from "../lib/raw.js";
-import { phxSocket, disconnectAll, joined, pushed, waitFor, Presence, rawTest as test, jsTest, serverOptions, viaLongPoll } from "../lib/phx.js";
+import { phxSocket, disconnectAll, joined, pushed, waitFor, Presence, rawTest as test, jsTest, serverOptions, viaLongPoll, PATIENCE_MS } from "../lib/phx.js";
 
 let server;
 before(async () => (server = await startServer(serverOptions)));
@@ -86,6 +86,25 @@ for (const [how, act] of [
   });
 }
 
+test("§6.3 a join and an immediate leave reach the other members as two diffs, join then leave", async () => {
+  const topic = "presence:join-leave";
+  const watcher = await member(topic, "watcher");
+  await watcher.raw.drain();
+  // Join, and leave the moment the track is done (as a client that closes at once).
+  const quick = await Raw.open(server.ws);
+  const j = nextRef();
+  quick.send([j, j, topic, "phx_join", { user: "quick" }]);
+  const state = await quick.next((f) => f[3] === "presence_state");
+  quick.send([j, nextRef(), topic, "phx_leave", {}]);
+  const phxRef = state[4].quick.metas[0].phx_ref;
+  const first = await nextDiff(watcher.raw);
+  const second = await nextDiff(watcher.raw);
+  assert.deepEqual(first, { joins: { quick: { metas: [{ phx_ref: phxRef }] } }, leaves: {} });
+  assert.deepEqual(second, { joins: {}, leaves: { quick: { metas: [{ phx_ref: phxRef }] } } });
+  watcher.raw.close();
+  quick.close();
+});
+
 jsTest("§6.1 two tabs of one user are one key with two metas", async () => {
   const a = await member("presence:tabs", "sam", { tab: 1 });
   const b = await member("presence:tabs", "sam", { tab: 2 });
@@ -96,8 +115,8 @@ jsTest("§6.1 two tabs of one user are one key with two metas", async () => {
 
 // ---- phoenix.js Presence convergence ----
 
-function presenceClient(topic, user, meta = {}, params = {}) {
-  const socket = phxSocket(server.ws, { params });
+function presenceClient(topic, user, meta = {}, params = {}, opts = {}) {
+  const socket = phxSocket(server.ws, { params, ...opts });
   socket.connect();
   const channel = socket.channel(topic, () => ({ user, meta }));
   const presence = new Presence(channel);
@@ -115,7 +134,7 @@ async function converged(clients, expected, what) {
   if (process.env.DEBUG_PRESENCE) setTimeout(() => console.log(what, JSON.stringify(clients.map((c) => view(c)))), 3000).unref();
   await waitFor(
     () => clients.every((c) => JSON.stringify(view(c).map(([k, metas]) => [k, metas.length])) === JSON.stringify(expected)),
-    10000,
+    PATIENCE_MS,
     what,
   );
   const first = JSON.stringify(view(clients[0]));
@@ -138,7 +157,7 @@ jsTest("§6.4 phoenix.js Presence: clients converge through joins, tabs, updates
 
   // A meta update.
   assert.equal((await pushed(bob.channel, "update", { s: "b-updated" })).status, "ok");
-  await waitFor(() => all.every((c) => view(c).find(([k]) => k === "bob")?.[1][0].includes("b-updated")), 5000, "update seen");
+  await waitFor(() => all.every((c) => view(c).find(([k]) => k === "bob")?.[1][0].includes("b-updated")), PATIENCE_MS, "update seen");
   await converged(all, [["alice", 2], ["bob", 1]], "after update");
 
   // A crash: the channel's presence leaves, phoenix.js rejoins and tracks again.
@@ -174,23 +193,28 @@ jsTest("§6.4 phoenix.js Presence converges after a server-side disconnect and r
   await joined(b.channel);
   await converged([a, b], [["a", 1], ["b", 1]], "both present");
   await disconnect(server, "user_sockets:p-a");
-  await waitFor(() => a.channel.state === "joined" && a.socket.isConnected(), 5000, "a rejoined");
+  await waitFor(() => a.channel.state === "joined" && a.socket.isConnected(), PATIENCE_MS, "a rejoined");
   await converged([a, b], [["a", 1], ["b", 1]], "both present after rejoin");
 });
 
 // Over long poll 200 clients (each polls over HTTP from this one Node process).
 const MANY = viaLongPoll ? 200 : 1000;
 const HALF = MANY / 2;
+// This Node process and a debug server share 2 cores here: 1 000 connects, joins and the
+// N² diffs they cause can hold a join reply past phoenix.js' 10 s default, which fails the
+// join ("join timeout") although the server answers. Every wait below is a bound on the
+// same events, not a pace: the clients still all start within a second.
+const CROWD_MS = 150000;
 
-jsTest(`§6 ${MANY} clients joining within a second all list ${MANY} keys, then ${HALF} after half disconnect`, { timeout: 180000 }, async () => {
+jsTest(`§6 ${MANY} clients joining within a second all list ${MANY} keys, then ${HALF} after half disconnect`, { timeout: 3 * CROWD_MS + 30000 }, async () => {
   const topic = "presence:thousand";
   const clients = [];
-  for (let i = 0; i < MANY; i++) clients.push(presenceClient(topic, `user${i}`, { i }));
+  for (let i = 0; i < MANY; i++) clients.push(presenceClient(topic, `user${i}`, { i }, {}, { timeout: CROWD_MS }));
   await Promise.all(clients.map((c) => joined(c.channel)));
-  await waitFor(() => clients.every((c) => c.presence.list().length === MANY), 120000, `${MANY} keys everywhere`);
+  await waitFor(() => clients.every((c) => c.presence.list().length === MANY), CROWD_MS, `${MANY} keys everywhere`);
   for (const c of clients.slice(HALF)) c.socket.disconnect();
   const rest = clients.slice(0, HALF);
-  await waitFor(() => rest.every((c) => c.presence.list().length === HALF), 120000, `${HALF} keys everywhere`);
+  await waitFor(() => rest.every((c) => c.presence.list().length === HALF), CROWD_MS, `${HALF} keys everywhere`);
   const keys = new Set(rest[0].presence.list((k) => k));
   assert.equal(keys.size, HALF);
   for (let i = 0; i < HALF; i++) assert.ok(keys.has(`user${i}`));

@@ -3,7 +3,7 @@ import { before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { startServer } from "../lib/server.js";
 import { Raw, nextRef, ok } from "../lib/raw.js";
-import { phxSocket, disconnectAll, joined, waitFor, rawTest as test, jsTest, serverOptions } from "../lib/phx.js";
+import { phxSocket, disconnectAll, joined, waitFor, rawTest as test, jsTest, serverOptions, PATIENCE_MS } from "../lib/phx.js";
 
 let server;
 before(async () => (server = await startServer(serverOptions)));
@@ -139,6 +139,41 @@ test("§2.3 a numeric ref is echoed as a number", async () => {
   raw.close();
 });
 
+/** The raw text of every text frame `raw` receives from now on. */
+function texts(raw) {
+  const seen = [];
+  raw.ws.on("message", (data, isBinary) => {
+    if (!isBinary) seen.push(data.toString("utf8"));
+  });
+  return seen;
+}
+
+test("§2.3 object and array refs are echoed exactly, and an object join_ref routes to its channel", async () => {
+  const raw = await Raw.open(server.ws);
+  const seen = texts(raw);
+  const j = '{"tab":1,"n":[2,"x"]}';
+  raw.send(`[${j},["r",{}],"room:objref","phx_join",{}]`);
+  await raw.next((f) => f[3] === "phx_reply");
+  assert.equal(seen[0], `[${j},["r",{}],"room:objref","phx_reply",{"response":{},"status":"ok"}]`);
+  // The join_ref equals the stored one, so the push reaches the channel and is echoed.
+  raw.send(`[${j},[1,[2]],"room:objref","echo",{"a":1}]`);
+  await raw.next((f) => f[3] === "phx_reply" && Array.isArray(f[1]));
+  assert.ok(seen.includes(`[${j},[1,[2]],"room:objref","phx_reply",{"response":{"a":1},"status":"ok"}]`), JSON.stringify(seen));
+  raw.close();
+});
+
+test("§2.2 V1 object and array refs are echoed exactly", async () => {
+  const raw = await v1();
+  const seen = texts(raw);
+  raw.send('{"topic":"room:objref1","event":"phx_join","payload":{},"ref":{"a":[1]},"join_ref":[{"j":1}]}');
+  await raw.next((f) => f.event === "phx_reply");
+  assert.equal(seen[0], '{"event":"phx_reply","payload":{"response":{},"status":"ok"},"ref":{"a":[1]},"topic":"room:objref1"}');
+  raw.send('{"topic":"phoenix","event":"heartbeat","payload":{},"ref":[]}');
+  await raw.next((f) => f.topic === "phoenix");
+  assert.ok(seen.includes('{"event":"phx_reply","payload":{"response":{},"status":"ok"},"ref":[],"topic":"phoenix"}'), JSON.stringify(seen));
+  raw.close();
+});
+
 test("§2.4 binary push in: server push kind 0 (no ref) then binary reply kind 1", async () => {
   const raw = await Raw.open(server.ws);
   const j = await raw.join("room:bin", {});
@@ -182,7 +217,7 @@ test("§2.4 phoenix.js sends an ArrayBuffer and receives ArrayBuffers", async ()
   );
   assert.ok(reply instanceof ArrayBuffer);
   assert.deepEqual([...new Uint8Array(reply)], [5, 6, 3, 4]);
-  await waitFor(() => pushed, 5000, "binary push");
+  await waitFor(() => pushed, PATIENCE_MS, "binary push");
   assert.deepEqual([...new Uint8Array(pushed)], [0, 1]);
 });
 

@@ -5,9 +5,19 @@ use serde_json::value::RawValue;
 
 /// A `join_ref` or `ref` as the client sent it.
 ///
-/// phoenix.js sends decimal strings; Phoenix echoes any JSON value unchanged (a number
-/// stays a number), so non-string values are kept as their JSON text. Equality is
-/// strict, like Elixir's: `Ref::from("3") != ` the number `3`.
+/// phoenix.js sends decimal strings; Phoenix echoes whatever JSON value it decoded (a
+/// number stays a number, an object stays an object), so every non-string value is kept
+/// as its JSON text and written back byte for byte. Equality is strict, like Elixir's
+/// pattern match on a join_ref: `Ref::from("3") != ` the number `3`, and two objects are
+/// equal when their texts are (a client echoes its own refs, so their texts agree).
+///
+/// ```
+/// use phx_protocol::{Ref, Serializer};
+/// let m = Serializer::V2.decode_text(br#"[{"tab":1},[7,"x"],"t","e",{}]"#).unwrap();
+/// assert_eq!(m.join_ref, Some(Ref::from_json_text(r#"{"tab":1}"#)));
+/// assert_eq!(m.r#ref, Some(Ref::from_json_text(r#"[7,"x"]"#)));
+/// assert_ne!(Ref::from("3"), Ref::from_json_text("3"));
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Ref(RefRepr);
 
@@ -15,7 +25,7 @@ pub struct Ref(RefRepr);
 enum RefRepr {
     /// A JSON string, unescaped.
     Str(Box<str>),
-    /// Any other non-null JSON value, as its JSON text.
+    /// Any other non-null JSON value (number, boolean, array, object), as its JSON text.
     Json(Box<str>),
 }
 
@@ -27,7 +37,7 @@ impl Ref {
             RefRepr::Json(_) => None,
         }
     }
-    /// A ref holding the raw JSON text of a non-string value (e.g. `42`).
+    /// A ref holding the raw JSON text of a non-string value (e.g. `42` or `{"a":1}`).
     pub fn from_json_text(json: &str) -> Self {
         Self(RefRepr::Json(json.into()))
     }
@@ -39,7 +49,8 @@ impl Ref {
         }
     }
     /// The bytes written for this ref in a binary frame header (§2.4): the string itself,
-    /// or the JSON text of a non-string ref.
+    /// or the JSON text of a non-string ref. (Phoenix writes `to_string(ref)` there, the
+    /// same text for integers; for an object ref it raises, where this writes the JSON.)
     pub fn binary_field(&self) -> &str {
         match &self.0 {
             RefRepr::Str(s) | RefRepr::Json(s) => s,

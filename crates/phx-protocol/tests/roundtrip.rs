@@ -32,13 +32,22 @@ fn json_payload() -> impl Strategy<Value = Value> {
         .prop_map(|m| Value::Object(m.into_iter().collect()))
 }
 
-/// A ref as a client may send it: a string (phoenix.js) or another JSON scalar.
+/// A ref as a client may send it: a string (phoenix.js) or any other JSON value, kept as
+/// its JSON text (small enough to fit a binary header).
 fn any_ref() -> impl Strategy<Value = Ref> {
     prop_oneof![
         4 => any_string(8).prop_map(Ref::from),
         2 => any::<i64>().prop_map(|n| Ref::from_json_text(&n.to_string())),
         1 => prop_oneof![Just("true"), Just("false"), Just("1.5e3"), Just("-0.25")]
             .prop_map(Ref::from_json_text),
+        1 => (any_string(4), any::<i64>(), any::<bool>()).prop_map(|(key, n, array)| {
+            let value = if array {
+                Value::Array(vec![Value::String(key), Value::from(n), Value::Null])
+            } else {
+                Value::Object([(key, Value::from(n))].into_iter().collect())
+            };
+            Ref::from_json_text(&value.to_string())
+        }),
     ]
 }
 

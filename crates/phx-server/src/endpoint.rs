@@ -5,7 +5,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 use bytes::Bytes;
@@ -20,10 +20,11 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::accept::AcceptBackoff;
 use crate::channel::{Channel, InstanceId};
 use crate::connect::Connect;
 use crate::origin::CheckOrigin;
-use crate::presence::{PresenceFetch, Tracker};
+use crate::presence::{BurstPolicy, PresenceFetch, Tracker};
 use crate::pubsub::{BroadcastError, PubSub};
 use crate::rate_limit::RateLimit;
 use crate::router::Router;
@@ -46,6 +47,22 @@ pub trait HttpHandler: Send + Sync + 'static {
 /// open-file limit (20 000 sockets × 256 KiB = 5 GiB in the worst case, when every
 /// client stops reading at once).
 pub const DEFAULT_OUTBOUND_BYTES: usize = 256 * 1024;
+
+/// Default cap on an HTTP request line (see [`EndpointBuilder::max_request_line`]):
+/// 10 000 bytes, Bandit's `max_request_line_length`.
+///
+/// Why Bandit's and not Cowboy's 8 000: Bandit is the adapter Phoenix 1.8 generates
+/// apps with, and the larger of the two refuses nothing either Phoenix server accepts.
+/// phoenix.js puts the connect params in the query, so this also bounds them.
+pub const DEFAULT_MAX_REQUEST_LINE: usize = 10_000;
+
+/// Default cap on an HTTP request head, request line and headers together (see
+/// [`EndpointBuilder::max_header_bytes`]): 64 KiB.
+///
+/// Why this number: it is what one connection may make the server buffer before a
+/// request is even routed. Browsers stay far below it (nginx's default allows 32 KiB of
+/// headers); hyper's own default would be about 400 KiB.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 
 /// One socket: its connect hook, channel routes and options (Phoenix's `socket "/ws",
 /// UserSocket, websocket: [...]`).
@@ -233,11 +250,25 @@ pub struct EndpointBuilder {
     http: Option<Arc<dyn HttpHandler>>,
     fetch: Option<Arc<dyn PresenceFetch>>,
     secret_key_base: Option<Vec<u8>>,
-    presence_batch_window: Option<Duration>,
+    presence_burst_window: Option<Duration>,
+    presence_burst_limit: Option<usize>,
+    max_request_line: Option<usize>,
+    max_header_bytes: Option<usize>,
 }
 
-/// Default presence diff batching window (see [`EndpointBuilder::presence_batch_window`]).
-pub const PRESENCE_BATCH_WINDOW: Duration = Duration::from_millis(25);
+/// Default presence burst window (see [`EndpointBuilder::presence_burst_window`]): 25 ms.
+pub const PRESENCE_BURST_WINDOW: Duration = Duration::from_millis(25);
+
+/// Default presence diffs of one topic sent on their own per burst window (see
+/// [`EndpointBuilder::presence_burst_limit`]): 20.
+///
+/// Why this number: people change presence a few times a minute at most, so even a
+/// 1 000-member room averages well under one change per 25 ms window, and 20 in one
+/// window (800 per second) never happens in ordinary use: every change goes out on its
+/// own, as Phoenix sends it. A reconnect storm of thousands of joins in a second is
+/// past it within milliseconds; from then on each member gets one merged diff per
+/// window (40 per second) instead of one diff per join.
+pub const PRESENCE_BURST_LIMIT: usize = 20;
 
 impl fmt::Debug for EndpointBuilder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -274,13 +305,40 @@ impl EndpointBuilder {
         self
     }
 
-    /// Presence diffs of one topic closer together than `window` are merged into one
-    /// diff sent at the end of the window (default 25 ms; zero sends every change on
-    /// its own). The first change after a quiet window is always sent at once, so normal
-    /// traffic sees one immediate diff per change; a reconnect storm of N clients sends
-    /// each member about one diff per window instead of N.
-    pub fn presence_batch_window(mut self, window: Duration) -> Self {
-        self.presence_batch_window = Some(window);
+    /// The window of presence burst detection (default [`PRESENCE_BURST_WINDOW`]).
+    ///
+    /// Every presence change goes out as its own `presence_diff`, as Phoenix sends it,
+    /// until one topic sees more than [`EndpointBuilder::presence_burst_limit`] changes
+    /// within this window. Then further changes are merged into one diff sent at the
+    /// window's end, window after window, until a window passes with nothing held back.
+    /// Order is kept: a change never overtakes a held-back one. Zero never merges.
+    pub fn presence_burst_window(mut self, window: Duration) -> Self {
+        self.presence_burst_window = Some(window);
+        self
+    }
+
+    /// Presence diffs of one topic sent on their own per burst window before the rest
+    /// are merged (default [`PRESENCE_BURST_LIMIT`]; at least 1). See
+    /// [`EndpointBuilder::presence_burst_window`].
+    pub fn presence_burst_limit(mut self, diffs: usize) -> Self {
+        self.presence_burst_limit = Some(diffs.max(1));
+        self
+    }
+
+    /// Longest request line (method, target with its query, version) the endpoint
+    /// serves; a longer one is answered 414 URI Too Long before any routing (default
+    /// [`DEFAULT_MAX_REQUEST_LINE`]). Raising it above [`EndpointBuilder::max_header_bytes`]
+    /// raises that too.
+    pub fn max_request_line(mut self, bytes: usize) -> Self {
+        self.max_request_line = Some(bytes);
+        self
+    }
+
+    /// Largest request head (request line and headers) the endpoint reads; hyper answers
+    /// a larger one 431 Request Header Fields Too Large and closes the connection
+    /// (default [`DEFAULT_MAX_HEADER_BYTES`]).
+    pub fn max_header_bytes(mut self, bytes: usize) -> Self {
+        self.max_header_bytes = Some(bytes);
         self
     }
 
@@ -293,21 +351,34 @@ impl EndpointBuilder {
     }
 
     /// Finishes the endpoint. Called inside a tokio runtime, it also starts the task that
-    /// flushes batched presence diffs; outside one, presence diffs are never batched.
+    /// flushes merged presence diffs; outside one, presence diffs are never merged.
     pub fn build(self) -> Endpoint {
         let runtime = tokio::runtime::Handle::try_current().ok();
         let window = match &runtime {
-            Some(_) => self.presence_batch_window.unwrap_or(PRESENCE_BATCH_WINDOW),
+            Some(_) => self.presence_burst_window.unwrap_or(PRESENCE_BURST_WINDOW),
             None => Duration::ZERO,
+        };
+        let burst_policy = BurstPolicy {
+            limit: self.presence_burst_limit.unwrap_or(PRESENCE_BURST_LIMIT),
+            window,
         };
         let secret = self.secret_key_base.unwrap_or_else(|| {
             let random: [u8; 32] = rand::random();
             random.to_vec()
         });
+        let max_request_line = self.max_request_line.unwrap_or(DEFAULT_MAX_REQUEST_LINE);
+        // A request line over the head limit would get hyper's 431 and never reach
+        // the 414 check, so the head limit is at least the request line (and its CRLF).
+        let max_header_bytes = self
+            .max_header_bytes
+            .unwrap_or(DEFAULT_MAX_HEADER_BYTES)
+            .max(max_request_line.saturating_add(2));
         let endpoint = Endpoint {
             shared: Arc::new(Shared {
+                max_request_line,
+                max_header_bytes,
                 pubsub: PubSub::default(),
-                tracker: Tracker::new(self.fetch, window),
+                tracker: Tracker::new(self.fetch, burst_policy),
                 mounts: self.mounts,
                 host: self.host,
                 http: self.http,
@@ -337,6 +408,8 @@ impl EndpointBuilder {
 }
 
 pub(crate) struct Shared {
+    max_request_line: usize,
+    max_header_bytes: usize,
     pubsub: PubSub,
     tracker: Tracker,
     mounts: Vec<(String, Arc<SocketConfig>)>,
@@ -398,19 +471,34 @@ impl Endpoint {
     /// Serves HTTP on `listener` until [`Endpoint::shutdown`]; then drains sockets
     /// (close 1012) and returns once they are gone (at most 30 s).
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
+        let mut backoff = AcceptBackoff::default();
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
                     Ok(pair) => pair,
                     Err(error) => {
-                        // EMFILE and friends: back off instead of spinning.
-                        tracing::warn!(%error, "accept failed");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        // EMFILE and friends: back off instead of spinning, and log the
+                        // episode, not every retry.
+                        let retry = backoff.failed(Instant::now());
+                        if retry.episode_started {
+                            tracing::warn!(%error, "accept failing; backing off until it works again");
+                        }
+                        tokio::select! {
+                            () = tokio::time::sleep(retry.after) => {}
+                            () = self.shared.shutdown.cancelled() => break,
+                        }
                         continue;
                     }
                 },
                 () = self.shared.shutdown.cancelled() => break,
             };
+            if let Some(recovered) = backoff.succeeded(Instant::now()) {
+                tracing::info!(
+                    failures = recovered.failures,
+                    lasted_ms = recovered.lasted.as_millis() as u64,
+                    "accepting again"
+                );
+            }
             let _ = stream.set_nodelay(true);
             let endpoint = self.clone();
             self.shared
@@ -437,6 +525,7 @@ impl Endpoint {
         let conn = http1::Builder::new()
             .timer(hyper_util::rt::TokioTimer::new())
             .header_read_timeout(Duration::from_secs(30))
+            .max_header_size(self.shared.max_header_bytes)
             .serve_connection(TokioIo::new(stream), service)
             .with_upgrades();
         tokio::pin!(conn);
@@ -454,6 +543,11 @@ impl Endpoint {
     }
 
     async fn handle(&self, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
+        // Before any routing or query decoding, as Cowboy and Bandit refuse it while
+        // parsing the request line.
+        if request_line_len(&req) > self.shared.max_request_line {
+            return status_response(StatusCode::URI_TOO_LONG, "request line too long");
+        }
         let path = req.uri().path().to_owned();
         for (mount, config) in &self.shared.mounts {
             let Some(rest) = path.strip_prefix(mount.as_str()) else {
@@ -497,6 +591,15 @@ impl Endpoint {
     pub(crate) fn longpoll_sessions(&self) -> &crate::longpoll::Sessions {
         &self.shared.longpoll
     }
+}
+
+/// The length of the request line hyper parsed: `METHOD SP request-target SP HTTP/1.1`.
+fn request_line_len<B>(req: &Request<B>) -> usize {
+    let uri = req.uri();
+    let target = uri.scheme_str().map_or(0, |s| s.len() + "://".len())
+        + uri.authority().map_or(0, |a| a.as_str().len())
+        + uri.path_and_query().map_or(0, |pq| pq.as_str().len());
+    req.method().as_str().len() + " ".len() + target + " HTTP/1.1".len()
 }
 
 /// A response with a status and a text body.

@@ -31,6 +31,7 @@
 //! # }
 //! ```
 
+mod accept;
 mod channel;
 mod connect;
 mod context;
@@ -55,11 +56,12 @@ pub use connect::{AcceptAll, Assigns, Connect, ConnectInfo, Connected, Refusal, 
 pub use context::{ChannelContext, ChannelRef, PushError, ReplyRef};
 pub use endpoint::{
     status_response, Body, Endpoint, EndpointBuilder, HttpHandler, SocketConfig,
-    DEFAULT_OUTBOUND_BYTES, PRESENCE_BATCH_WINDOW,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE, DEFAULT_OUTBOUND_BYTES,
+    PRESENCE_BURST_LIMIT, PRESENCE_BURST_WINDOW,
 };
 pub use origin::{CheckOrigin, Origin};
 pub use outbox::OutboxError;
-pub use params::Params;
+pub use params::{Params, ParamsError};
 pub use phx_protocol::{Payload, Ref};
 pub use presence::{Presence, PresenceError, PresenceFetch};
 pub use pubsub::BroadcastError;

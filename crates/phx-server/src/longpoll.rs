@@ -198,7 +198,10 @@ pub(crate) async fn handle(
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
-    let params = Params::from_query(req.uri().query().unwrap_or(""));
+    let params = match Params::from_query(req.uri().query().unwrap_or("")) {
+        Ok(params) => params,
+        Err(error) => return crate::transport::params_refused(&error),
+    };
     let token = req
         .headers()
         .get(TOKEN_HEADER)

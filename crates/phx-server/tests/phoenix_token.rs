@@ -262,7 +262,7 @@ fn missing_token_is_missing() {
         Err(TokenError::Missing)
     );
     // An absent connect param is the usual way to get there.
-    let params = Params::from_query("vsn=2.0.0");
+    let params = Params::from_query("vsn=2.0.0").unwrap();
     assert_eq!(
         tokens.verify(
             "user socket",

@@ -80,6 +80,7 @@ struct Control;
 
 fn query_param(req: &Request<Incoming>, key: &str) -> Option<String> {
     Params::from_query(req.uri().query().unwrap_or(""))
+        .ok()?
         .get_str(key)
         .map(str::to_owned)
 }

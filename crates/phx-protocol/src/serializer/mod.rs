@@ -56,9 +56,6 @@ pub enum DecodeError {
     /// `topic` or `event` that is not a string.
     #[error("{0} is not a string")]
     NotAString(&'static str),
-    /// `join_ref`/`ref` of a shape Phoenix cannot echo (an array or object).
-    #[error("{0} is not a scalar")]
-    InvalidRef(&'static str),
     /// A binary frame on a V1 socket.
     #[error("binary frames need serializer 2.0.0")]
     BinaryNotSupported,
@@ -212,8 +209,9 @@ fn wrong_shape(text: &str, shape_error: DecodeError) -> DecodeError {
 }
 
 /// Interprets a `join_ref`/`ref` JSON value: `null` → `None`, a string → its unescaped
-/// text, another scalar → its JSON text (echoed as is, §2.1), array/object → error.
-fn decode_ref(raw: Option<&RawValue>, field: &'static str) -> Result<Option<Ref>, DecodeError> {
+/// text, any other value (number, boolean, array, object) → its JSON text, echoed as is.
+/// Phoenix keeps whatever term the JSON decoded to and echoes it (§2.1).
+fn decode_ref(raw: Option<&RawValue>) -> Result<Option<Ref>, DecodeError> {
     let Some(raw) = raw else { return Ok(None) };
     let text = raw.get();
     match text.as_bytes().first() {
@@ -223,7 +221,6 @@ fn decode_ref(raw: Option<&RawValue>, field: &'static str) -> Result<Option<Ref>
             let s: String = serde_json::from_str(text).map_err(invalid_json)?;
             Ok(Some(Ref::from(s)))
         }
-        Some(b'[' | b'{') => Err(DecodeError::InvalidRef(field)),
         Some(_) => Ok(Some(Ref::from_json_text(text))),
     }
 }

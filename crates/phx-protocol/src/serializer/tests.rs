@@ -200,14 +200,6 @@ fn v2_decode_errors() {
         err(br#"["3","3","t",null,{}]"#),
         DecodeError::NotAString("event")
     );
-    assert_eq!(
-        err(br#"[["x"],"3","t","e",{}]"#),
-        DecodeError::InvalidRef("join_ref")
-    );
-    assert_eq!(
-        err(br#"["3",{},"t","e",{}]"#),
-        DecodeError::InvalidRef("ref")
-    );
     assert!(matches!(err(&[0xff, 0xfe]), DecodeError::InvalidJson(_)));
 }
 
@@ -434,6 +426,47 @@ fn v2_refs_of_every_scalar_kind_are_echoed_unchanged() {
         out,
         br#"[null,-1.5e3,"t","phx_reply",{"response":{},"status":"ok"}]"#
     );
+}
+
+#[test]
+fn v2_object_and_array_refs_are_echoed_byte_for_byte() {
+    let frame = br#"[{"tab":"a","n":[1,2]},["x",{}],"room:lobby","e",{}]"#;
+    let m = Serializer::V2.decode_text(frame).unwrap();
+    let join_ref = Ref::from_json_text(r#"{"tab":"a","n":[1,2]}"#);
+    let r#ref = Ref::from_json_text(r#"["x",{}]"#);
+    assert_eq!((&m.join_ref, &m.r#ref), (&Some(join_ref), &Some(r#ref)));
+    assert_eq!(m.join_ref.as_ref().and_then(Ref::as_str), None);
+    assert_v2(
+        Outbound::Reply {
+            join_ref: m.join_ref.as_ref(),
+            r#ref: m.r#ref.as_ref(),
+            topic: "room:lobby",
+            status: "ok",
+            response: PayloadRef::empty_object(),
+        },
+        r#"[{"tab":"a","n":[1,2]},["x",{}],"room:lobby","phx_reply",{"response":{},"status":"ok"}]"#,
+    );
+}
+
+#[test]
+fn refs_compare_strictly_by_kind_and_text() {
+    let refs = [
+        Ref::from("1"),
+        Ref::from_json_text("1"),
+        Ref::from("{}"),
+        Ref::from_json_text("{}"),
+        Ref::from_json_text("[]"),
+        Ref::from_json_text(r#"{"a":1}"#),
+    ];
+    for (i, a) in refs.iter().enumerate() {
+        for (j, b) in refs.iter().enumerate() {
+            assert_eq!(a == b, i == j, "{a:?} vs {b:?}");
+        }
+    }
+    let decoded = Serializer::V2
+        .decode_text(br#"[{"a":1},"1","t","e",{}]"#)
+        .unwrap();
+    assert_eq!(decoded.join_ref.as_ref(), Some(&refs[5]));
 }
 
 #[test]

@@ -89,8 +89,8 @@ pub(super) fn decode(text: &[u8]) -> Result<Message, DecodeError> {
     let payload = frame.payload.ok_or(DecodeError::MissingKey("payload"))?;
     let r#ref = frame.r#ref.ok_or(DecodeError::MissingKey("ref"))?;
     Ok(Message {
-        join_ref: decode_ref(frame.join_ref, "join_ref")?,
-        r#ref: decode_ref(Some(r#ref), "ref")?,
+        join_ref: decode_ref(frame.join_ref)?,
+        r#ref: decode_ref(Some(r#ref))?,
         topic: decode_string(topic, "topic")?,
         event: decode_string(event, "event")?,
         payload: Payload::Json(payload.to_owned()),
@@ -309,14 +309,32 @@ mod tests {
             decode(r#"{"topic":["t"],"event":"e","payload":{},"ref":"1"}"#).unwrap_err(),
             DecodeError::NotAString("topic")
         );
+    }
+
+    #[test]
+    fn object_and_array_refs_are_kept_as_json_text_and_echoed_unchanged() {
+        let m = decode(
+            r#"{"topic":"t","event":"e","payload":{},"ref":[1,{"x":"y"}],"join_ref":{"a":{"b":[]}}}"#,
+        )
+        .unwrap();
+        assert_eq!(m.r#ref, Some(Ref::from_json_text(r#"[1,{"x":"y"}]"#)));
+        assert_eq!(m.join_ref, Some(Ref::from_json_text(r#"{"a":{"b":[]}}"#)));
+        let reply = encode(Outbound::Reply {
+            join_ref: m.join_ref.as_ref(),
+            r#ref: m.r#ref.as_ref(),
+            topic: "t",
+            status: "ok",
+            response: PayloadRef::empty_object(),
+        });
         assert_eq!(
-            decode(r#"{"topic":"t","event":"e","payload":{},"ref":[1]}"#).unwrap_err(),
-            DecodeError::InvalidRef("ref")
+            reply,
+            r#"{"event":"phx_reply","payload":{"response":{},"status":"ok"},"ref":[1,{"x":"y"}],"topic":"t"}"#
         );
         assert_eq!(
-            decode(r#"{"topic":"t","event":"e","payload":{},"ref":"1","join_ref":{}}"#)
-                .unwrap_err(),
-            DecodeError::InvalidRef("join_ref")
+            decode(r#"{"topic":"t","event":"e","payload":{},"ref":{}}"#)
+                .unwrap()
+                .r#ref,
+            Some(Ref::from_json_text("{}"))
         );
     }
 

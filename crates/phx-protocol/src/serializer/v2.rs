@@ -65,8 +65,8 @@ pub(super) fn decode(text: &[u8]) -> Result<Message, DecodeError> {
         Elements::Short(n) => return Err(DecodeError::TooFewElements(n)),
     };
     Ok(Message {
-        join_ref: decode_ref(Some(join_ref), "join_ref")?,
-        r#ref: decode_ref(Some(r#ref), "ref")?,
+        join_ref: decode_ref(Some(join_ref))?,
+        r#ref: decode_ref(Some(r#ref))?,
         topic: decode_string(topic, "topic")?,
         event: decode_string(event, "event")?,
         payload: Payload::Json(payload.to_owned()),

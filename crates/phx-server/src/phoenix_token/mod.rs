@@ -48,7 +48,7 @@
 //! // What Phoenix.Token.sign(endpoint, "user socket", 42) would hand the page:
 //! let token = tokens.sign("user socket", &serde_json::json!(42));
 //! assert!(token.starts_with("SFMyNTY."));
-//! # let params = Params::from_query(&format!("token={token}&vsn=2.0.0"));
+//! # let params = Params::from_query(&format!("token={token}&vsn=2.0.0")).unwrap();
 //! # let info = ConnectInfo {
 //! #     peer_addr: None,
 //! #     uri: "/socket/websocket".parse().unwrap(),

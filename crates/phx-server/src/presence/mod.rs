@@ -2,12 +2,16 @@
 //!
 //! The tracker keeps, per topic, `key → [meta]` where each meta carries its `phx_ref`.
 //! Every change (track, update, untrack, the channel ending) broadcasts one
-//! `presence_diff` on the topic at once; a joining channel pushes `presence_state`
+//! `presence_diff` on the topic at once, as Phoenix does; only a burst of changes in one
+//! topic is merged ([`burst`]). A joining channel pushes `presence_state`
 //! (the full list) after its join reply. Work per change is O(1) in the number of
 //! members: only the changed key's metas are touched and encoded, and the diff is
 //! encoded once per serializer for the whole fan-out like any broadcast (§5).
 
+mod burst;
 mod tracker;
+
+pub(crate) use burst::BurstPolicy;
 
 pub(crate) use tracker::Tracker;
 pub use tracker::{PresenceError, PresenceFetch};

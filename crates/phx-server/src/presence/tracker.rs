@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU16, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use phx_protocol::presence::format_phx_ref;
@@ -12,6 +12,7 @@ use phx_protocol::{event, Payload};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
+use super::burst::{Burst, BurstPolicy, Merge};
 use crate::channel::InstanceId;
 use crate::pubsub::PubSub;
 
@@ -51,17 +52,9 @@ pub(crate) struct Tracker {
     node_hash: u16,
     unique: AtomicU16,
     fetch: Option<Arc<dyn PresenceFetch>>,
-    /// Diffs of one topic closer together than this are merged (zero: never).
-    batch_window: Duration,
-    batches: DashMap<String, Batch>,
-}
-
-/// Per-topic throttle of diffs: the first change after a quiet window goes out at once;
-/// changes within the window wait in `pending` and leave as one diff at its end.
-#[derive(Default)]
-struct Batch {
-    last_flush: Option<Instant>,
-    pending: Option<Diff>,
+    /// When diffs of one topic are merged (only under a burst, see [`super::burst`]).
+    burst_policy: BurstPolicy,
+    bursts: DashMap<String, Burst<Diff>>,
 }
 
 impl fmt::Debug for Tracker {
@@ -120,7 +113,9 @@ impl Diff {
         diff.leaves.insert(key.to_owned(), vec![meta]);
         diff
     }
+}
 
+impl Merge for Diff {
     /// Appends a later diff. phoenix.js applies all joins of a diff, then all leaves,
     /// matching metas by `phx_ref`, so a meta that joined and left within one merged
     /// diff ends up absent, and an update (join B, leave A) leaves B: the merge is the
@@ -136,15 +131,15 @@ impl Diff {
 }
 
 impl Tracker {
-    pub(crate) fn new(fetch: Option<Arc<dyn PresenceFetch>>, batch_window: Duration) -> Self {
+    pub(crate) fn new(fetch: Option<Arc<dyn PresenceFetch>>, burst_policy: BurstPolicy) -> Self {
         Self {
             topics: DashMap::new(),
             by_instance: DashMap::new(),
             node_hash: rand::random(),
             unique: AtomicU16::new(rand::random()),
             fetch,
-            batch_window,
-            batches: DashMap::new(),
+            burst_policy,
+            bursts: DashMap::new(),
         }
     }
 
@@ -310,47 +305,34 @@ impl Tracker {
         Payload::Json(RawValue::from_string(out).expect("valid presence JSON"))
     }
 
-    /// Sends `diff` now, or merges it into the topic's pending batch (see [`Batch`]).
+    /// Sends `diff` now, as Phoenix does, unless the topic is in a burst: then it is
+    /// merged into the topic's pending diff (see [`super::burst`]).
     fn broadcast(&self, pubsub: &PubSub, topic: &str, diff: Diff) {
-        if self.batch_window.is_zero() {
+        if self.burst_policy.window.is_zero() {
             return self.send(pubsub, topic, diff);
         }
         let now = Instant::now();
-        // The batch entry stays locked while sending, so one topic's diffs never
+        // The burst entry stays locked while sending, so one topic's diffs never
         // overtake each other between this path and `flush_due`.
-        let mut batch = self.batches.entry(topic.to_owned()).or_default();
-        if let Some(pending) = &mut batch.pending {
-            pending.merge(diff);
-        } else if batch
-            .last_flush
-            .is_none_or(|t| now.duration_since(t) >= self.batch_window)
-        {
-            batch.last_flush = Some(now);
+        let mut burst = self.bursts.entry(topic.to_owned()).or_default();
+        if let Some(diff) = burst.admit(self.burst_policy, now, diff) {
             self.send(pubsub, topic, diff);
-        } else {
-            batch.pending = Some(diff);
         }
     }
 
-    /// Sends every batch whose window has passed; forgets topics quiet for a while.
-    /// Called every `batch_window` by the endpoint's flusher task.
+    /// Sends every pending merged diff whose window has ended; forgets topics with
+    /// nothing pending. Called every burst window by the endpoint's flusher task.
     pub(crate) fn flush_due(&self, pubsub: &PubSub) {
-        let now = Instant::now();
-        let window = self.batch_window;
-        self.batches.retain(|topic, batch| {
-            let due = batch
-                .last_flush
-                .is_none_or(|t| now.duration_since(t) >= window);
-            if due {
-                if let Some(diff) = batch.pending.take() {
-                    batch.last_flush = Some(now);
-                    self.send(pubsub, topic, diff);
-                }
+        self.flush_due_at(pubsub, Instant::now());
+    }
+
+    fn flush_due_at(&self, pubsub: &PubSub, now: Instant) {
+        let policy = self.burst_policy;
+        self.bursts.retain(|topic, burst| {
+            if let Some(diff) = burst.due(policy, now) {
+                self.send(pubsub, topic, diff);
             }
-            batch.pending.is_some()
-                || batch
-                    .last_flush
-                    .is_some_and(|t| now.duration_since(t) < window * 20)
+            !burst.is_idle(policy, now)
         });
     }
 
@@ -381,6 +363,7 @@ impl Tracker {
 #[cfg(test)]
 mod tests {
     use std::sync::Arc;
+    use std::time::Duration;
 
     use phx_protocol::Serializer;
     use serde_json::{json, Value};
@@ -426,10 +409,16 @@ mod tests {
         v.as_object().unwrap().clone()
     }
 
+    /// Every change on its own, always.
+    const EXACT: BurstPolicy = BurstPolicy {
+        limit: 1,
+        window: Duration::ZERO,
+    };
+
     #[test]
     fn track_update_untrack_produce_phoenix_diffs() {
         let pubsub = PubSub::default();
-        let tracker = Tracker::new(None, Duration::ZERO);
+        let tracker = Tracker::new(None, EXACT);
         let out = listener(&pubsub, "t");
         let a = InstanceId(1);
 
@@ -467,7 +456,7 @@ mod tests {
     #[test]
     fn two_tabs_are_one_key_with_two_metas_until_both_leave() {
         let pubsub = PubSub::default();
-        let tracker = Tracker::new(None, Duration::ZERO);
+        let tracker = Tracker::new(None, EXACT);
         tracker
             .track(&pubsub, "t", "bob", InstanceId(1), Map::new())
             .unwrap();
@@ -488,7 +477,7 @@ mod tests {
     #[test]
     fn tracking_twice_is_refused_and_update_needs_a_track() {
         let pubsub = PubSub::default();
-        let tracker = Tracker::new(None, Duration::ZERO);
+        let tracker = Tracker::new(None, EXACT);
         tracker
             .track(&pubsub, "t", "c", InstanceId(1), Map::new())
             .unwrap();
@@ -505,7 +494,7 @@ mod tests {
     #[test]
     fn an_ended_instance_leaves_every_topic_it_was_in() {
         let pubsub = PubSub::default();
-        let tracker = Tracker::new(None, Duration::ZERO);
+        let tracker = Tracker::new(None, EXACT);
         let out_a = listener(&pubsub, "a");
         let out_b = listener(&pubsub, "b");
         tracker
@@ -542,62 +531,104 @@ mod tests {
         }
     }
 
+    /// A burst policy whose window never ends by itself in a test (flushes are driven
+    /// with `flush_due_at`).
+    fn bursty(limit: usize) -> BurstPolicy {
+        BurstPolicy {
+            limit,
+            window: Duration::from_secs(3600),
+        }
+    }
+
+    fn keys(entries: &Value) -> Vec<&str> {
+        let mut keys: Vec<&str> = entries
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(String::as_str)
+            .collect();
+        keys.sort_unstable();
+        keys
+    }
+
     #[test]
-    fn a_burst_within_the_window_is_one_merged_diff_after_an_immediate_first() {
+    fn a_join_then_a_leave_within_the_window_are_two_diffs() {
         let pubsub = PubSub::default();
-        let tracker = Tracker::new(None, Duration::from_secs(3600));
+        let tracker = Tracker::new(None, bursty(20));
         let out = listener(&pubsub, "t");
-        tracker
-            .track(&pubsub, "t", "first", InstanceId(1), Map::new())
+        let r = tracker
+            .track(&pubsub, "t", "quick", InstanceId(1), Map::new())
             .unwrap();
+        tracker.untrack(&pubsub, "t", "quick", InstanceId(1));
         assert_eq!(
-            diffs(&out).len(),
-            1,
-            "the first change after a quiet window goes at once"
+            diffs(&out),
+            vec![
+                json!({"joins": {"quick": {"metas": [{"phx_ref": r}]}}, "leaves": {}}),
+                json!({"joins": {}, "leaves": {"quick": {"metas": [{"phx_ref": r}]}}}),
+            ],
+            "each change on its own, as Phoenix sends them"
         );
-        let r2 = tracker
-            .track(&pubsub, "t", "a", InstanceId(2), Map::new())
-            .unwrap();
+    }
+
+    #[test]
+    fn a_burst_past_the_limit_sends_the_first_n_alone_and_merges_the_rest_in_order() {
+        let pubsub = PubSub::default();
+        let tracker = Tracker::new(None, bursty(3));
+        let out = listener(&pubsub, "t");
+        for i in 0..6 {
+            tracker
+                .track(&pubsub, "t", &format!("k{i}"), InstanceId(i), Map::new())
+                .unwrap();
+        }
+        let alone = diffs(&out);
+        assert_eq!(alone.len(), 3, "the first three go out at once");
+        for (i, diff) in alone.iter().enumerate() {
+            assert_eq!(keys(&diff["joins"]), [format!("k{i}").as_str()]);
+        }
+        // Later changes join the pending diff, whatever they are: never ahead of it.
+        tracker.untrack(&pubsub, "t", "k4", InstanceId(4));
         tracker
-            .track(&pubsub, "t", "a", InstanceId(3), Map::new())
-            .unwrap();
-        tracker
-            .track(&pubsub, "t", "b", InstanceId(4), Map::new())
-            .unwrap();
-        tracker.untrack_instance_with(&pubsub, InstanceId(4));
-        tracker
-            .update(&pubsub, "t", "a", InstanceId(2), meta(json!({"v": 2})))
+            .update(&pubsub, "t", "k0", InstanceId(0), meta(json!({"v": 2})))
             .unwrap();
         assert!(diffs(&out).is_empty(), "held until the window ends");
-        // Force the window closed.
-        if let Some(mut batch) = tracker.batches.get_mut("t") {
-            batch.last_flush = Some(Instant::now() - Duration::from_secs(7200));
-        }
-        tracker.flush_due(&pubsub);
+
+        let later = Instant::now() + Duration::from_secs(7200);
+        tracker.flush_due_at(&pubsub, later);
         let merged = diffs(&out);
-        assert_eq!(merged.len(), 1);
+        assert_eq!(merged.len(), 1, "the rest of the burst is one diff");
         let diff = &merged[0];
-        assert_eq!(
-            diff["joins"]["a"]["metas"].as_array().unwrap().len(),
-            3,
-            "two tracks and the update"
-        );
-        assert_eq!(
-            diff["leaves"]["a"]["metas"][0]["phx_ref"], r2,
-            "the updated meta's old ref leaves"
-        );
-        assert_eq!(diff["joins"]["b"]["metas"].as_array().unwrap().len(), 1);
-        assert_eq!(
-            diff["leaves"]["b"]["metas"].as_array().unwrap().len(),
-            1,
-            "joined and left: net absent"
-        );
+        assert_eq!(keys(&diff["joins"]), ["k0", "k3", "k4", "k5"]);
+        assert_eq!(keys(&diff["leaves"]), ["k0", "k4"]);
+        assert_eq!(diff["joins"]["k0"]["metas"][0]["v"], 2);
+        assert!(diffs(&out).is_empty());
+    }
+
+    #[test]
+    fn after_a_burst_ends_changes_are_exact_again() {
+        let pubsub = PubSub::default();
+        let tracker = Tracker::new(None, bursty(1));
+        let out = listener(&pubsub, "t");
+        tracker
+            .track(&pubsub, "t", "a", InstanceId(1), Map::new())
+            .unwrap();
+        tracker
+            .track(&pubsub, "t", "b", InstanceId(2), Map::new())
+            .unwrap();
+        assert_eq!(diffs(&out).len(), 1);
+        let t0 = Instant::now();
+        tracker.flush_due_at(&pubsub, t0 + Duration::from_secs(3600));
+        assert_eq!(diffs(&out).len(), 1, "the held-back join");
+        // A window with nothing held back ends the burst and forgets the topic.
+        tracker.flush_due_at(&pubsub, t0 + Duration::from_secs(7200));
+        assert!(tracker.bursts.is_empty());
+        tracker.untrack(&pubsub, "t", "a", InstanceId(1));
+        assert_eq!(keys(&diffs(&out)[0]["leaves"]), ["a"], "sent at once");
     }
 
     #[test]
     fn fetch_decorates_lists_and_diffs_once_per_key() {
         let pubsub = PubSub::default();
-        let tracker = Tracker::new(Some(Arc::new(Decorate)), Duration::ZERO);
+        let tracker = Tracker::new(Some(Arc::new(Decorate)), EXACT);
         let out = listener(&pubsub, "t");
         tracker
             .track(&pubsub, "t", "eve", InstanceId(1), Map::new())

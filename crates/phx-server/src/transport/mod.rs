@@ -7,19 +7,29 @@ use std::net::SocketAddr;
 
 use hyper::header::{HOST, ORIGIN};
 use hyper::http::request::Parts;
-use hyper::HeaderMap;
+use hyper::{HeaderMap, Response, StatusCode};
 use phx_protocol::Serializer;
 
 use crate::connect::{ConnectInfo, Connected, Refusal, Transport};
-use crate::endpoint::{Endpoint, SocketConfig};
+use crate::endpoint::{status_response, Body, Endpoint, SocketConfig};
 use crate::origin::RequestTarget;
-use crate::params::Params;
+use crate::params::{Params, ParamsError};
 
 /// A connection that passed origin check, vsn negotiation and the app's connect.
 #[derive(Debug)]
 pub(crate) struct Accepted {
     pub(crate) serializer: Serializer,
     pub(crate) connected: Connected,
+}
+
+/// The answer to a socket request whose query is not acceptable connect params (§1.2):
+/// 400, as Phoenix answers a query Plug refuses, before origin check and connect.
+pub(crate) fn params_refused(error: &ParamsError) -> Response<Body> {
+    tracing::debug!(%error, "connect params refused");
+    let body = match error {
+        ParamsError::TooDeep { .. } => "connect params nested too deeply",
+    };
+    status_response(StatusCode::BAD_REQUEST, body)
 }
 
 /// §1.5 for any request to a socket route (WebSocket, long-poll GET/POST/OPTIONS).

@@ -60,7 +60,10 @@ pub(crate) async fn handle(
             "'connection' header must contain 'upgrade'",
         );
     }
-    let params = Params::from_query(req.uri().query().unwrap_or(""));
+    let params = match Params::from_query(req.uri().query().unwrap_or("")) {
+        Ok(params) => params,
+        Err(error) => return super::params_refused(&error),
+    };
     let Ok(subprotocols) = negotiate_subprotocols(config, &req) else {
         return status_response(StatusCode::FORBIDDEN, "");
     };
