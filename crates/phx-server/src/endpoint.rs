@@ -26,6 +26,9 @@ use crate::origin::CheckOrigin;
 use crate::presence::{PresenceFetch, Tracker};
 use crate::pubsub::{BroadcastError, PubSub};
 use crate::router::Router;
+use crate::session_limit::{
+    DEFAULT_LONGPOLL_MAX_SESSIONS, DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS,
+};
 use crate::transport;
 
 /// Response body type used by the endpoint and HTTP handlers.
@@ -153,7 +156,9 @@ impl SocketConfig {
     }
 
     /// Bytes one client may have queued for it (WebSocket write queue or long-poll
-    /// buffer) before it counts as a slow reader (default [`DEFAULT_OUTBOUND_BYTES`]).
+    /// buffer) before it counts as a slow reader (default [`DEFAULT_OUTBOUND_BYTES`]):
+    /// a WebSocket is closed with 1013, a long-poll session is ended (its next GET gets
+    /// a new session and phoenix.js rejoins).
     /// A single frame larger than this is still delivered to a client whose queue is
     /// empty, so every message the server accepted can reach a client that reads.
     pub fn outbound_bytes(mut self, bytes: usize) -> Self {
@@ -168,7 +173,8 @@ impl SocketConfig {
     }
 
     /// Messages a long-poll session buffers between polls before it is ended
-    /// (default 1000).
+    /// (default 1000). Its buffer is also bounded in bytes by
+    /// [`SocketConfig::outbound_bytes`].
     pub fn longpoll_max_buffered(mut self, messages: usize) -> Self {
         self.longpoll_max_buffered = messages.max(1);
         self
@@ -213,7 +219,6 @@ impl SocketConfig {
 }
 
 /// Builds an [`Endpoint`].
-#[derive(Default)]
 pub struct EndpointBuilder {
     mounts: Vec<(String, Arc<SocketConfig>)>,
     host: Option<String>,
@@ -221,6 +226,23 @@ pub struct EndpointBuilder {
     fetch: Option<Arc<dyn PresenceFetch>>,
     secret_key_base: Option<Vec<u8>>,
     presence_batch_window: Option<Duration>,
+    longpoll_max_sessions: usize,
+    longpoll_max_sessions_per_address: usize,
+}
+
+impl Default for EndpointBuilder {
+    fn default() -> Self {
+        Self {
+            mounts: Vec::new(),
+            host: None,
+            http: None,
+            fetch: None,
+            secret_key_base: None,
+            presence_batch_window: None,
+            longpoll_max_sessions: DEFAULT_LONGPOLL_MAX_SESSIONS,
+            longpoll_max_sessions_per_address: DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS,
+        }
+    }
 }
 
 /// Default presence diff batching window (see [`EndpointBuilder::presence_batch_window`]).
@@ -279,6 +301,26 @@ impl EndpointBuilder {
         self
     }
 
+    /// Long-poll sessions the endpoint keeps alive at once, over all mounts (default
+    /// [`DEFAULT_LONGPOLL_MAX_SESSIONS`]). A GET that would open one more is answered
+    /// HTTP 503 before its origin check and connect hook run; phoenix.js then reconnects
+    /// with its backoff. Zero refuses every long-poll session.
+    pub fn longpoll_max_sessions(mut self, sessions: usize) -> Self {
+        self.longpoll_max_sessions = sessions;
+        self
+    }
+
+    /// Long-poll sessions one client address may hold at once (default
+    /// [`DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS`]; an IPv6 client counts per /64
+    /// prefix). Past it a new session is answered HTTP 429. The address is the TCP
+    /// peer's: behind a reverse proxy every client shares the proxy's address, so raise
+    /// this to [`EndpointBuilder::longpoll_max_sessions`] there and cap per client in the
+    /// proxy.
+    pub fn longpoll_max_sessions_per_address(mut self, sessions: usize) -> Self {
+        self.longpoll_max_sessions_per_address = sessions;
+        self
+    }
+
     /// Finishes the endpoint. Called inside a tokio runtime, it also starts the task that
     /// flushes batched presence diffs; outside one, presence diffs are never batched.
     pub fn build(self) -> Endpoint {
@@ -301,7 +343,11 @@ impl EndpointBuilder {
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 instances: AtomicU64::new(1),
-                longpoll: crate::longpoll::Sessions::new(&secret),
+                longpoll: crate::longpoll::Sessions::new(
+                    &secret,
+                    self.longpoll_max_sessions,
+                    self.longpoll_max_sessions_per_address,
+                ),
             }),
         };
         if let (Some(runtime), false) = (runtime, window.is_zero()) {
@@ -380,6 +426,12 @@ impl Endpoint {
     /// Channels subscribed to a topic on this node.
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.shared.pubsub.subscriber_count(topic)
+    }
+
+    /// Long-poll sessions alive now over all mounts, those whose connect hook is still
+    /// running included: the number [`EndpointBuilder::longpoll_max_sessions`] caps.
+    pub fn longpoll_session_count(&self) -> usize {
+        self.shared.longpoll.count()
     }
 
     /// Serves HTTP on `listener` until [`Endpoint::shutdown`]; then drains sockets

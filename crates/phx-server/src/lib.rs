@@ -42,6 +42,7 @@ mod params;
 mod presence;
 mod pubsub;
 mod router;
+mod session_limit;
 mod socket;
 mod token;
 mod transport;
@@ -61,6 +62,7 @@ pub use params::Params;
 pub use phx_protocol::{Payload, Ref};
 pub use presence::{Presence, PresenceError, PresenceFetch};
 pub use pubsub::BroadcastError;
+pub use session_limit::{DEFAULT_LONGPOLL_MAX_SESSIONS, DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS};
 
 /// Replaces the default panic hook with one that logs a single `tracing` error line
 /// (message and location, no backtrace). Channel panics are expected events in a
