@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use chat_app::config::Config;
+use chat_app::config::{describe_policy, Config};
 use chat_app::room::RoomChannel;
 use chat_app::store::{MemoryStore, PostgresStore, Store};
 use chat_app::web::Web;
@@ -50,9 +50,20 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    // Bind first: the origin policy names the port, which `PORT=0` only tells now.
+    let addr: SocketAddr = format!("{}:{}", config.bind, config.port)
+        .parse()
+        .context("--bind/--port")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    let origin_policy = config.origin_policy(local.port());
+    tracing::info!("origin check: {}", describe_policy(&origin_policy));
+
     let room_store = store.clone();
     let socket = SocketConfig::new(AcceptAll)
-        .check_origin(config.origin_policy())
+        .check_origin(origin_policy)
         .channel("room:*", move || RoomChannel::new(room_store.clone()));
     let mut builder = Endpoint::builder().socket("/socket", socket).http(web);
     if let Some(host) = &config.host {
@@ -62,16 +73,8 @@ async fn main() -> anyhow::Result<()> {
         builder = builder.secret_key_base(secret.as_bytes().to_vec());
     }
     let endpoint = builder.build();
-
-    let addr: SocketAddr = format!("{}:{}", config.bind, config.port)
-        .parse()
-        .context("--bind/--port")?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
     tracing::info!(
-        "chat-app listening on http://{} (store: {})",
-        listener.local_addr()?,
+        "chat-app listening on http://{local} (store: {})",
         store.describe()
     );
 

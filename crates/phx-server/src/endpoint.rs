@@ -265,7 +265,9 @@ impl EndpointBuilder {
         self
     }
 
-    /// The host `check_origin: true` compares with (Phoenix's `url: [host: …]`).
+    /// The host [`CheckOrigin::Host`] compares origins with (Phoenix's `url: [host: …]`;
+    /// default `localhost`, as in Phoenix). The request's own `Host` header is never
+    /// used: a DNS-rebinding page sends the attacker's host there.
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = Some(host.into());
         self

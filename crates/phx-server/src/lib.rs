@@ -56,7 +56,7 @@ pub use endpoint::{
     status_response, Body, Endpoint, EndpointBuilder, HttpHandler, SocketConfig,
     DEFAULT_OUTBOUND_BYTES, PRESENCE_BATCH_WINDOW,
 };
-pub use origin::{CheckOrigin, Origin};
+pub use origin::{CheckOrigin, InvalidOriginPattern, Origin};
 pub use outbox::OutboxError;
 pub use params::Params;
 pub use phx_protocol::{Payload, Ref};
