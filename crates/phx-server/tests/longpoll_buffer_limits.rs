@@ -152,10 +152,10 @@ async fn idle_sessions_over_the_byte_budget_are_ended_and_memory_stays_bounded()
         mib(peaks.rss()),
         mib(rss_after),
     );
-    // Each session may hold its budget plus the message that overflowed it; the
-    // broadcasts not yet handed to the sessions add a few more. Without the byte
-    // budget, 200 MiB would be buffered.
-    let bound = (SESSIONS * DEFAULT_OUTBOUND_BYTES) as u64 + 32 * MIB;
+    // Each session may hold its budget plus the message that overflowed it; broadcasts
+    // not yet handed to the sessions add more (at most the 40 MiB stream, shared, if the
+    // sessions were starved throughout). Without the byte budget, 200 MiB are buffered.
+    let bound = (SESSIONS * DEFAULT_OUTBOUND_BYTES) as u64 + 64 * MIB;
     assert!(
         peaks.live_heap() < live_heap_start + bound,
         "live heap peaked at {:.1} MiB (start {:.1} MiB)",

@@ -14,7 +14,7 @@ use tokio::sync::watch;
 
 mod longpoll_client;
 mod memory;
-use longpoll_client::{Client, TIMEOUT};
+use longpoll_client::{Answer, Client, TIMEOUT};
 use memory::{live_heap_bytes, mib, rss_bytes, Peaks, MIB};
 
 const MAX_SESSIONS: usize = 400;
@@ -47,7 +47,19 @@ struct Tally {
 }
 
 impl Tally {
-    fn count(&self, status: u64) {
+    /// Counts an answer to a token-less GET. A refusal carries its status in the HTTP
+    /// status line and no JSON body: phoenix.js stalls for good on a JSON status it does
+    /// not know, and reconnects with backoff on a body that is not JSON.
+    fn count(&self, answer: &Answer) {
+        let status = answer.status();
+        if matches!(status, 503 | 429) {
+            assert_eq!(u64::from(answer.http), status);
+            assert!(
+                answer.body.is_none(),
+                "a JSON body on a refusal: {:?}",
+                answer.body
+            );
+        }
         let counter = match status {
             410 => &self.opened,
             503 => &self.endpoint_full,
@@ -74,7 +86,7 @@ fn open_sessions(
             let tally = tally.clone();
             tokio::spawn(async move {
                 let answer = Client::connect(source, port).await.get(None).await;
-                tally.count(answer.status());
+                tally.count(&answer);
             })
         })
         .collect()
@@ -267,7 +279,7 @@ async fn burst(endpoint: &Endpoint, port: u16) -> Arc<Tally> {
             workers.push(tokio::spawn(async move {
                 let mut client = Client::connect(loopback(n), port).await;
                 while sent.fetch_add(1, Ordering::Relaxed) < BURST {
-                    tally.count(client.get(None).await.status());
+                    tally.count(&client.get(None).await);
                 }
             }));
         }
