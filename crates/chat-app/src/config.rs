@@ -34,7 +34,7 @@ pub struct Config {
     pub secret_key_base: Option<String>,
 
     /// Origin check: `true` (only the hosts the app serves: localhost, 127.0.0.1 and
-    /// [::1] on its own port, plus `--host`), `false` (off), or a comma-separated list
+    /// `[::1]` on its own port, plus `--host`), `false` (off), or a comma-separated list
     /// of allowed origins such as `//example.com,https://chat.io,//*.example.org`.
     #[arg(long, env = "CHECK_ORIGIN", default_value = "true", value_parser = parse_check_origin)]
     pub check_origin: OriginSetting,
