@@ -4,7 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
-use phx_server::CheckOrigin;
+use phx_server::{CheckOrigin, Origin};
 
 use crate::limit::Rate;
 
@@ -36,13 +36,16 @@ pub struct Config {
     #[arg(long, env = "SECRET_KEY_BASE", hide_env_values = true)]
     pub secret_key_base: Option<String>,
 
-    /// Origin check: `true` (the Host header's host), `false` (off), or a
-    /// comma-separated list of allowed origins such as `//example.com,https://chat.io`.
-    #[arg(long, env = "CHECK_ORIGIN", default_value = "true")]
-    pub check_origin: String,
+    /// Origin check: `true` (only the hosts the app serves: localhost, 127.0.0.1 and
+    /// `[::1]` on its own port, plus `--host`), `false` (off), or a comma-separated list
+    /// of allowed origins such as `//example.com,https://chat.io,//*.example.org`.
+    #[arg(long, env = "CHECK_ORIGIN", default_value = "true", value_parser = parse_check_origin)]
+    pub check_origin: OriginSetting,
 
-    /// Host that `CHECK_ORIGIN=true` compares with (default: the request's Host).
-    #[arg(long, env = "PHX_HOST")]
+    /// Public host of the app (e.g. `chat.example.org`, behind a proxy): pages served
+    /// from it may connect when `CHECK_ORIGIN=true`, on any scheme and port unless it
+    /// names a port.
+    #[arg(long, env = "PHX_HOST", value_parser = parse_host)]
     pub host: Option<String>,
 
     /// Directory of the browser page (`js-client/`, after `npm ci` there).
@@ -88,18 +91,70 @@ pub struct Config {
     pub log_level: String,
 }
 
+/// What `--check-origin` / `CHECK_ORIGIN` says.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum OriginSetting {
+    /// `true`: the hosts the app is configured for (see [`Config::origin_policy`]).
+    ConfiguredHosts,
+    /// `false`: no check.
+    Off,
+    /// Exactly these origins (each one checked to have a host).
+    Allowed(Vec<String>),
+}
+
+const ACCEPTED_FORMS: &str = "expected `true`, `false`, or a comma-separated list of \
+    origins such as `//a.com`, `https://b.io`, `//*.c.org`, `//d.net:8080`";
+
+/// Refuses at start-up what would otherwise start a server that refuses every browser
+/// (or, for a typo of `false`, one that checks nothing the operator meant it to).
+fn parse_check_origin(value: &str) -> Result<OriginSetting, String> {
+    match value {
+        "true" => return Ok(OriginSetting::ConfiguredHosts),
+        "false" => return Ok(OriginSetting::Off),
+        _ => {}
+    }
+    let list: Vec<String> = value.split(',').map(|s| s.trim().to_owned()).collect();
+    match CheckOrigin::allowed(list.clone()) {
+        Ok(_) => Ok(OriginSetting::Allowed(list)),
+        Err(invalid) if list.len() > 1 => Err(format!(
+            "{:?} is not an origin; {ACCEPTED_FORMS}",
+            invalid.0
+        )),
+        Err(_) => Err(ACCEPTED_FORMS.to_owned()),
+    }
+}
+
+fn parse_host(value: &str) -> Result<String, String> {
+    match Origin::parse(&format!("//{value}")).host {
+        Some(_) => Ok(value.to_owned()),
+        None => Err(format!(
+            "{value:?} is not a host: expected a host name or address such as \
+             `chat.example.org`, `192.0.2.7` or `[2001:db8::1]`, optionally with `:port`"
+        )),
+    }
+}
+
 impl Config {
-    /// The `check_origin` policy the flag describes.
-    pub fn origin_policy(&self) -> CheckOrigin {
-        match self.check_origin.trim() {
-            "true" | "" => CheckOrigin::Host,
-            "false" => CheckOrigin::Disabled,
-            list => CheckOrigin::Allowed(
-                list.split(',')
-                    .map(|s| s.trim().to_owned())
-                    .filter(|s| !s.is_empty())
-                    .collect(),
-            ),
+    /// The `check_origin` policy for a server listening on `port` (the bound port, which
+    /// `PORT=0` only tells after binding).
+    ///
+    /// `true` allows pages served by this app and nothing else: `localhost`, `127.0.0.1`
+    /// and `[::1]` on `port` (any scheme, since a TLS proxy may sit in front), plus
+    /// `--host`. Never the request's `Host` header, which a DNS-rebinding page chooses.
+    pub fn origin_policy(&self, port: u16) -> CheckOrigin {
+        match &self.check_origin {
+            OriginSetting::Off => CheckOrigin::Disabled,
+            OriginSetting::Allowed(list) => CheckOrigin::Allowed(list.clone()),
+            OriginSetting::ConfiguredHosts => {
+                let mut list: Vec<String> = ["localhost", "127.0.0.1", "[::1]"]
+                    .iter()
+                    .map(|host| format!("//{host}:{port}"))
+                    .collect();
+                if let Some(host) = &self.host {
+                    list.push(format!("//{host}"));
+                }
+                CheckOrigin::Allowed(list)
+            }
         }
     }
 }
@@ -136,25 +191,111 @@ impl Config {
     }
 }
 
+/// One line for the start-up log: which origins may open a socket.
+pub fn describe_policy(policy: &CheckOrigin) -> String {
+    match policy {
+        CheckOrigin::Disabled => "off: any origin may connect (CHECK_ORIGIN=false)".to_owned(),
+        CheckOrigin::Allowed(list) => format!(
+            "only pages from {} may connect (`//` is any scheme, no port is any port; \
+             requests without an Origin header do not come from a page and pass)",
+            list.join(", ")
+        ),
+        other => format!("{other:?}"),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn parse(value: &str) -> Result<Config, clap::Error> {
+        Config::try_parse_from(["chat-app", "--check-origin", value])
+    }
+
     #[test]
     fn origin_flag_maps_to_policies() {
-        let parse = |v: &str| Config::parse_from(["chat-app", "--check-origin", v]).origin_policy();
-        assert!(matches!(parse("true"), CheckOrigin::Host));
-        assert!(matches!(parse("false"), CheckOrigin::Disabled));
-        match parse("//a.com, https://b.io") {
+        let policy = |v: &str| parse(v).unwrap().origin_policy(4000);
+        assert!(matches!(policy("false"), CheckOrigin::Disabled));
+        match policy("//a.com, https://b.io") {
             CheckOrigin::Allowed(list) => assert_eq!(list, vec!["//a.com", "https://b.io"]),
             other => panic!("unexpected {other:?}"),
         }
     }
 
     #[test]
+    fn true_allows_the_loopback_hosts_on_the_port_and_the_configured_host() {
+        let config = Config::parse_from(["chat-app"]);
+        match config.origin_policy(4123) {
+            CheckOrigin::Allowed(list) => assert_eq!(
+                list,
+                vec!["//localhost:4123", "//127.0.0.1:4123", "//[::1]:4123"]
+            ),
+            other => panic!("unexpected {other:?}"),
+        }
+        let config = Config::parse_from(["chat-app", "--host", "chat.example.org"]);
+        match config.origin_policy(4000) {
+            CheckOrigin::Allowed(list) => assert_eq!(list.last().unwrap(), "//chat.example.org"),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn invalid_check_origin_values_are_refused_with_the_accepted_forms() {
+        for value in [
+            "yes",
+            "1",
+            "*",
+            "example.com",
+            "",
+            "TRUE",
+            "//a.com,",
+            "//a.com,b.io",
+        ] {
+            let error = parse(value).expect_err(value).to_string();
+            assert!(
+                error.contains("expected `true`, `false`"),
+                "{value}: {error}"
+            );
+        }
+        let error = parse("//a.com,b.io").unwrap_err().to_string();
+        assert!(error.contains("\"b.io\""), "{error}");
+    }
+
+    #[test]
+    fn valid_origin_lists_are_accepted() {
+        for value in [
+            "//a.com",
+            "https://b.io",
+            "//*.c.org",
+            "//d.net:8080",
+            "//a.com,https://b.io",
+        ] {
+            assert!(parse(value).is_ok(), "{value}");
+        }
+    }
+
+    #[test]
+    fn invalid_hosts_are_refused() {
+        for host in [
+            "",
+            "a b",
+            "evil.test\\@localhost",
+            "http://x",
+            "*.example.org",
+        ] {
+            assert!(
+                Config::try_parse_from(["chat-app", "--host", host]).is_err(),
+                "{host}"
+            );
+        }
+        assert!(Config::try_parse_from(["chat-app", "--host", "[::1]:4000"]).is_ok());
+    }
+
+    #[test]
     fn defaults_match_the_readme() {
         let config = Config::parse_from(["chat-app"]);
         assert_eq!(config.pool_size, 10);
+        assert_eq!(config.check_origin, OriginSetting::ConfiguredHosts);
         assert!(config.static_dir.ends_with("js-client"));
         assert_eq!(config.store_timeout(), crate::store::DEFAULT_STORE_TIMEOUT);
         assert_eq!(config.room_creation(), crate::limit::DEFAULT_ROOM_CREATION);

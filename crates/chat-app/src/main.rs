@@ -4,7 +4,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use anyhow::Context;
-use chat_app::config::Config;
+use chat_app::config::{describe_policy, Config};
 use chat_app::connect::ChatConnect;
 use chat_app::directory::RoomDirectory;
 use chat_app::limit::RateLimit;
@@ -55,6 +55,17 @@ async fn main() -> anyhow::Result<()> {
         );
     }
 
+    // Bind first: the origin policy names the port, which `PORT=0` only tells now.
+    let addr: SocketAddr = format!("{}:{}", config.bind, config.port)
+        .parse()
+        .context("--bind/--port")?;
+    let listener = tokio::net::TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("binding {addr}"))?;
+    let local = listener.local_addr()?;
+    let origin_policy = config.origin_policy(local.port());
+    tracing::info!("origin check: {}", describe_policy(&origin_policy));
+
     let room_store = store.clone();
     let rooms = Arc::new(RoomDirectory::new(store.clone(), config.room_creation()));
     let typing = Arc::new(RateLimit::new(config.typing()));
@@ -68,7 +79,7 @@ async fn main() -> anyhow::Result<()> {
         join_rate_limit = config.join_rate_limit,
         "chat limits in force (SECURITY.md)"
     );
-    let mut socket = SocketConfig::new(ChatConnect).check_origin(config.origin_policy());
+    let mut socket = SocketConfig::new(ChatConnect).check_origin(origin_policy);
     if let Some(limit) = config.inbound_limit() {
         socket = socket.rate_limit(limit);
     }
@@ -83,16 +94,8 @@ async fn main() -> anyhow::Result<()> {
         builder = builder.secret_key_base(secret.as_bytes().to_vec());
     }
     let endpoint = builder.build();
-
-    let addr: SocketAddr = format!("{}:{}", config.bind, config.port)
-        .parse()
-        .context("--bind/--port")?;
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
     tracing::info!(
-        "chat-app listening on http://{} (store: {})",
-        listener.local_addr()?,
+        "chat-app listening on http://{local} (store: {})",
         store.describe()
     );
 

@@ -28,6 +28,9 @@ use crate::presence::{BurstPolicy, PresenceFetch, Tracker};
 use crate::pubsub::{BroadcastError, PubSub};
 use crate::rate_limit::RateLimit;
 use crate::router::Router;
+use crate::session_limit::{
+    DEFAULT_LONGPOLL_MAX_SESSIONS, DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS,
+};
 use crate::transport;
 
 /// Response body type used by the endpoint and HTTP handlers.
@@ -173,7 +176,9 @@ impl SocketConfig {
     }
 
     /// Bytes one client may have queued for it (WebSocket write queue or long-poll
-    /// buffer) before it counts as a slow reader (default [`DEFAULT_OUTBOUND_BYTES`]).
+    /// buffer) before it counts as a slow reader (default [`DEFAULT_OUTBOUND_BYTES`]):
+    /// a WebSocket is closed with 1013, a long-poll session is ended (its next GET gets
+    /// a new session and phoenix.js rejoins).
     /// A single frame larger than this is still delivered to a client whose queue is
     /// empty, so every message the server accepted can reach a client that reads.
     pub fn outbound_bytes(mut self, bytes: usize) -> Self {
@@ -195,7 +200,8 @@ impl SocketConfig {
     }
 
     /// Messages a long-poll session buffers between polls before it is ended
-    /// (default 1000).
+    /// (default 1000). Its buffer is also bounded in bytes by
+    /// [`SocketConfig::outbound_bytes`].
     pub fn longpoll_max_buffered(mut self, messages: usize) -> Self {
         self.longpoll_max_buffered = messages.max(1);
         self
@@ -243,7 +249,6 @@ impl SocketConfig {
 }
 
 /// Builds an [`Endpoint`].
-#[derive(Default)]
 pub struct EndpointBuilder {
     mounts: Vec<(String, Arc<SocketConfig>)>,
     host: Option<String>,
@@ -254,6 +259,26 @@ pub struct EndpointBuilder {
     presence_burst_limit: Option<usize>,
     max_request_line: Option<usize>,
     max_header_bytes: Option<usize>,
+    longpoll_max_sessions: usize,
+    longpoll_max_sessions_per_address: usize,
+}
+
+impl Default for EndpointBuilder {
+    fn default() -> Self {
+        Self {
+            mounts: Vec::new(),
+            host: None,
+            http: None,
+            fetch: None,
+            secret_key_base: None,
+            presence_burst_window: None,
+            presence_burst_limit: None,
+            max_request_line: None,
+            max_header_bytes: None,
+            longpoll_max_sessions: DEFAULT_LONGPOLL_MAX_SESSIONS,
+            longpoll_max_sessions_per_address: DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS,
+        }
+    }
 }
 
 /// Default presence burst window (see [`EndpointBuilder::presence_burst_window`]): 25 ms.
@@ -287,7 +312,9 @@ impl EndpointBuilder {
         self
     }
 
-    /// The host `check_origin: true` compares with (Phoenix's `url: [host: …]`).
+    /// The host [`CheckOrigin::Host`] compares origins with (Phoenix's `url: [host: …]`;
+    /// default `localhost`, as in Phoenix). The request's own `Host` header is never
+    /// used: a DNS-rebinding page sends the attacker's host there.
     pub fn host(mut self, host: impl Into<String>) -> Self {
         self.host = Some(host.into());
         self
@@ -350,6 +377,26 @@ impl EndpointBuilder {
         self
     }
 
+    /// Long-poll sessions the endpoint keeps alive at once, over all mounts (default
+    /// [`DEFAULT_LONGPOLL_MAX_SESSIONS`]). A GET that would open one more is answered
+    /// HTTP 503 before its origin check and connect hook run; phoenix.js then reconnects
+    /// with its backoff. Zero refuses every long-poll session.
+    pub fn longpoll_max_sessions(mut self, sessions: usize) -> Self {
+        self.longpoll_max_sessions = sessions;
+        self
+    }
+
+    /// Long-poll sessions one client address may hold at once (default
+    /// [`DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS`]; an IPv6 client counts per /64
+    /// prefix). Past it a new session is answered HTTP 429. The address is the TCP
+    /// peer's: behind a reverse proxy every client shares the proxy's address, so raise
+    /// this to [`EndpointBuilder::longpoll_max_sessions`] there and cap per client in the
+    /// proxy.
+    pub fn longpoll_max_sessions_per_address(mut self, sessions: usize) -> Self {
+        self.longpoll_max_sessions_per_address = sessions;
+        self
+    }
+
     /// Finishes the endpoint. Called inside a tokio runtime, it also starts the task that
     /// flushes merged presence diffs; outside one, presence diffs are never merged.
     pub fn build(self) -> Endpoint {
@@ -385,7 +432,11 @@ impl EndpointBuilder {
                 shutdown: CancellationToken::new(),
                 tasks: TaskTracker::new(),
                 instances: AtomicU64::new(1),
-                longpoll: crate::longpoll::Sessions::new(&secret),
+                longpoll: crate::longpoll::Sessions::new(
+                    &secret,
+                    self.longpoll_max_sessions,
+                    self.longpoll_max_sessions_per_address,
+                ),
             }),
         };
         if let (Some(runtime), false) = (runtime, window.is_zero()) {
@@ -466,6 +517,12 @@ impl Endpoint {
     /// Channels subscribed to a topic on this node.
     pub fn subscriber_count(&self, topic: &str) -> usize {
         self.shared.pubsub.subscriber_count(topic)
+    }
+
+    /// Long-poll sessions alive now over all mounts, those whose connect hook is still
+    /// running included: the number [`EndpointBuilder::longpoll_max_sessions`] caps.
+    pub fn longpoll_session_count(&self) -> usize {
+        self.shared.longpoll.count()
     }
 
     /// Serves HTTP on `listener` until [`Endpoint::shutdown`]; then drains sockets

@@ -45,6 +45,7 @@ mod presence;
 mod pubsub;
 mod rate_limit;
 mod router;
+mod session_limit;
 mod socket;
 mod token;
 mod transport;
@@ -59,13 +60,14 @@ pub use endpoint::{
     DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE, DEFAULT_OUTBOUND_BYTES,
     PRESENCE_BURST_LIMIT, PRESENCE_BURST_WINDOW,
 };
-pub use origin::{CheckOrigin, Origin};
+pub use origin::{CheckOrigin, InvalidOriginPattern, Origin};
 pub use outbox::OutboxError;
 pub use params::{Params, ParamsError};
 pub use phx_protocol::{Payload, Ref};
 pub use presence::{Presence, PresenceError, PresenceFetch};
 pub use pubsub::BroadcastError;
 pub use rate_limit::RateLimit;
+pub use session_limit::{DEFAULT_LONGPOLL_MAX_SESSIONS, DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS};
 
 /// Replaces the default panic hook with one that logs a single `tracing` error line
 /// (message and location, no backtrace). Channel panics are expected events in a

@@ -4,14 +4,18 @@
 //! §7.4) and waits until they were processed; `GET` takes what it wrote, or waits up to
 //! the window for something to arrive (§7.3). Sessions are named by signed tokens
 //! ([`crate::token`]), end after 1.5 windows without a GET (§7.5), and buffer at most
-//! `longpoll_max_buffered` messages between polls: a client that stops polling while
-//! traffic keeps coming has its session ended (its next GET gets a new session, 410,
-//! and phoenix.js rejoins) instead of growing memory without bound.
+//! `longpoll_max_buffered` messages and `outbound_bytes` bytes between polls: a client
+//! that stops polling while traffic keeps coming has its session ended (its next GET gets
+//! a new session, 410, and phoenix.js rejoins) instead of growing memory without bound.
+//!
+//! How many sessions live at once is capped too ([`crate::session_limit`]): a GET that
+//! would open one more than the endpoint or its client address may hold is answered 503
+//! or 429 before any origin or connect work.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use base64::engine::general_purpose::STANDARD;
@@ -20,16 +24,16 @@ use bytes::Bytes;
 use dashmap::DashMap;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use phx_protocol::Message;
-use tokio::sync::{mpsc, oneshot, Notify};
-use tokio_util::sync::CancellationToken;
+use tokio::sync::{mpsc, oneshot};
 
 use crate::connect::Transport;
 use crate::endpoint::{status_response, Body, Endpoint, SocketConfig};
-use crate::outbox::{Outbox, OutboxError};
+use crate::outbox::Outbox;
 use crate::params::Params;
+use crate::session_limit::{SessionLimit, SessionLimitError, SessionSlot};
 use crate::socket::{Driver, Flow, Socket};
 use crate::token::Signer;
 use crate::transport::{authorize, origin_allowed, Accepted};
@@ -43,59 +47,8 @@ const MAX_BASE64: usize = 10_000_000;
 const TOKEN_HEADER: &str = "x-phoenix-longpoll-token";
 const AUTH_TOKEN_HEADER: &str = "x-phoenix-authtoken";
 
-/// Messages waiting for the next GET of one session.
-#[derive(Debug)]
-pub(crate) struct LongPollBuffer {
-    queue: Mutex<VecDeque<Bytes>>,
-    notify: Notify,
-    max: usize,
-    /// Cancelled when the session ends, for whatever reason.
-    ended: CancellationToken,
-    /// Mirrors `ended` without its lock, for the per-subscriber check in `push`.
-    ended_flag: AtomicBool,
-}
-
-impl LongPollBuffer {
-    pub(crate) fn new(max: usize) -> Self {
-        Self {
-            queue: Mutex::new(VecDeque::new()),
-            notify: Notify::new(),
-            max,
-            ended: CancellationToken::new(),
-            ended_flag: AtomicBool::new(false),
-        }
-    }
-
-    /// Ends the session (cap exceeded, malformed input, inactivity, socket closed).
-    pub(crate) fn end(&self) {
-        self.ended_flag.store(true, Ordering::Release);
-        self.ended.cancel();
-    }
-
-    pub(crate) fn push(&self, frame: Bytes) -> Result<(), OutboxError> {
-        if self.ended_flag.load(Ordering::Acquire) {
-            return Err(OutboxError::Closed);
-        }
-        let mut queue = self.queue.lock().map_err(|_| OutboxError::Closed)?;
-        if queue.len() >= self.max {
-            drop(queue);
-            tracing::warn!(max = self.max, "long-poll buffer full: ending the session");
-            self.end();
-            return Err(OutboxError::Closed);
-        }
-        queue.push_back(frame);
-        drop(queue);
-        self.notify.notify_one();
-        Ok(())
-    }
-
-    pub(crate) fn take(&self) -> Vec<Bytes> {
-        self.queue
-            .lock()
-            .map(|mut q| q.drain(..).collect())
-            .unwrap_or_default()
-    }
-}
+mod buffer;
+pub(crate) use buffer::LongPollBuffer;
 
 /// One batch of POSTed lines and where to say they were processed.
 struct Dispatch {
@@ -131,22 +84,30 @@ impl Session {
 pub(crate) struct Sessions {
     signer: Signer,
     live: DashMap<u64, Arc<Session>>,
+    limit: Arc<SessionLimit>,
 }
 
 impl std::fmt::Debug for Sessions {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sessions")
             .field("live", &self.live.len())
+            .field("limit", &self.limit)
             .finish()
     }
 }
 
 impl Sessions {
-    pub(crate) fn new(secret: &[u8]) -> Self {
+    pub(crate) fn new(secret: &[u8], max_sessions: usize, max_per_address: usize) -> Self {
         Self {
             signer: Signer::new(secret),
             live: DashMap::new(),
+            limit: SessionLimit::new(max_sessions, max_per_address),
         }
+    }
+
+    /// Sessions alive now, those still in their connect hook included.
+    pub(crate) fn count(&self) -> usize {
+        self.limit.live()
     }
 
     fn find(&self, token: Option<&str>) -> Option<Arc<Session>> {
@@ -154,7 +115,21 @@ impl Sessions {
         self.live
             .get(&id)
             .map(|s| s.clone())
-            .filter(|s| !s.buffer.ended.is_cancelled())
+            .filter(|s| !s.buffer.ended().is_cancelled())
+    }
+}
+
+/// A session's registration: dropped when its task ends, however it ends (a panic
+/// included), it forgets the session and gives its slot back.
+struct Registration {
+    endpoint: Endpoint,
+    id: u64,
+    _slot: SessionSlot,
+}
+
+impl Drop for Registration {
+    fn drop(&mut self) {
+        self.endpoint.longpoll_sessions().live.remove(&self.id);
     }
 }
 
@@ -172,6 +147,27 @@ fn json_response(body: String) -> Response<Body> {
 
 fn status_json(status: u16) -> Response<Body> {
     json_response(format!(r#"{{"status":{status}}}"#))
+}
+
+/// A new session refused by a cap: 503 when the endpoint is full, 429 when the client's
+/// address is. The status travels in the HTTP status line only, with an empty body:
+/// phoenix.js reads a long-poll answer's status from its JSON body, and a JSON status it
+/// does not know (503, 429) makes it throw and stall for good, whereas a body that is
+/// not JSON counts as a network error, after which it reconnects with its backoff
+/// (10 ms growing to 5 s).
+fn session_refused(error: SessionLimitError) -> Response<Body> {
+    let status = match error {
+        SessionLimitError::Endpoint => StatusCode::SERVICE_UNAVAILABLE,
+        SessionLimitError::Address => StatusCode::TOO_MANY_REQUESTS,
+    };
+    let mut resp = status_response(status, "");
+    let headers = resp.headers_mut();
+    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
+    // Slots come free as idle sessions expire (1.5 to 3 windows, §7.5); phoenix.js
+    // ignores this and uses its own backoff, other clients may not.
+    headers.insert(RETRY_AFTER, HeaderValue::from_static("5"));
+    resp
 }
 
 fn messages_json(status: u16, token: &str, messages: &[Bytes]) -> Response<Body> {
@@ -233,23 +229,35 @@ pub(crate) async fn handle(
             headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
             resp
         }
-        Method::GET => {
-            if let Some(refused) = origin_refused(endpoint, config, &req) {
-                return refused;
-            }
-            match endpoint.longpoll_sessions().find(token.as_deref()) {
-                Some(session) => {
-                    poll(
-                        endpoint,
-                        config,
-                        session,
-                        token.as_deref().unwrap_or_default(),
-                    )
-                    .await
+        Method::GET => match endpoint.longpoll_sessions().find(token.as_deref()) {
+            Some(session) => {
+                if let Some(refused) = origin_refused(endpoint, config, &req) {
+                    return refused;
                 }
-                None => new_session(endpoint, config, req, peer, &params).await,
+                poll(
+                    endpoint,
+                    config,
+                    session,
+                    token.as_deref().unwrap_or_default(),
+                )
+                .await
             }
-        }
+            None => {
+                // The caps come first: a flood of token-less GETs costs a counter update
+                // each, not an origin check and a connect hook.
+                let slot = match endpoint.longpoll_sessions().limit.acquire(peer.ip()) {
+                    Ok(slot) => slot,
+                    Err(error) => {
+                        tracing::debug!(%error, %peer, "long-poll session refused");
+                        return session_refused(error);
+                    }
+                };
+                if let Some(refused) = origin_refused(endpoint, config, &req) {
+                    return refused;
+                }
+                new_session(endpoint, config, req, peer, &params, slot).await
+            }
+        },
         Method::POST => {
             if let Some(refused) = origin_refused(endpoint, config, &req) {
                 return refused;
@@ -278,6 +286,7 @@ async fn new_session(
     req: Request<Incoming>,
     peer: SocketAddr,
     params: &Params,
+    slot: SessionSlot,
 ) -> Response<Body> {
     let auth_token = config
         .auth_token_enabled()
@@ -302,7 +311,10 @@ async fn new_session(
     else {
         return status_json(403);
     };
-    let buffer = Arc::new(LongPollBuffer::new(config.max_buffered()));
+    let buffer = Arc::new(LongPollBuffer::bounded(
+        config.max_buffered(),
+        config.outbound_byte_limit(),
+    ));
     let (dispatch, dispatch_rx) = mpsc::channel(4);
     let session = Arc::new(Session {
         buffer: buffer.clone(),
@@ -316,12 +328,17 @@ async fn new_session(
         id = rand::random();
     }
     sessions.live.insert(id, session.clone());
+    let registration = Registration {
+        endpoint: endpoint.clone(),
+        id,
+        _slot: slot,
+    };
     let token = sessions.signer.sign(id);
-    let endpoint2 = endpoint.clone();
+    let task_endpoint = endpoint.clone();
     let config = config.clone();
     endpoint.tasks().spawn(async move {
-        run_session(endpoint2.clone(), config, accepted, session, dispatch_rx).await;
-        endpoint2.longpoll_sessions().live.remove(&id);
+        let _registration = registration;
+        run_session(task_endpoint, config, accepted, session, dispatch_rx).await;
     });
     messages_json(410, &token, &[])
 }
@@ -336,7 +353,7 @@ async fn poll(
     session.touch();
     let deadline = tokio::time::Instant::now() + config.window();
     loop {
-        let notified = session.buffer.notify.notified();
+        let notified = session.buffer.notified();
         let messages = session.buffer.take();
         if !messages.is_empty() {
             session.touch();
@@ -344,7 +361,7 @@ async fn poll(
         }
         tokio::select! {
             () = notified => {}
-            () = session.buffer.ended.cancelled() => {
+            () = session.buffer.ended().cancelled() => {
                 // Deliver what the session wrote before it ended, then it is gone.
                 let messages = session.buffer.take();
                 if !messages.is_empty() {
@@ -446,7 +463,7 @@ async fn run_session(
     let mut check = tokio::time::interval(inactivity);
     check.tick().await;
     session.touch();
-    let ended = session.buffer.ended.clone();
+    let ended = session.buffer.ended().clone();
     // POSTed lines not yet handed to the driver, and where to say they were processed.
     let mut lines: VecDeque<Line> = VecDeque::new();
     let mut waiting: Option<oneshot::Sender<()>> = None;

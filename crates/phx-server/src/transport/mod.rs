@@ -38,13 +38,16 @@ pub(crate) fn origin_allowed(
     config: &SocketConfig,
     headers: &HeaderMap,
 ) -> bool {
-    let origin = headers.get(ORIGIN).and_then(|v| v.to_str().ok());
+    // Raw bytes: a value that is not valid text is a present origin, never an absent one.
+    let origin = headers.get(ORIGIN);
     let target = RequestTarget {
         scheme: "http",
         host_header: headers.get(HOST).and_then(|v| v.to_str().ok()),
         endpoint_host: endpoint.host(),
     };
-    let allowed = config.origin_policy().allows(origin, target);
+    let allowed = config
+        .origin_policy()
+        .allows(origin.map(|v| v.as_bytes()), target);
     if !allowed {
         tracing::warn!(?origin, "origin refused by check_origin");
     }
