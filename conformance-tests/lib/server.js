@@ -1,5 +1,5 @@
 // Where the server under test lives: PHX_URL (any Phoenix-protocol server implementing
-// shared/CONFORMANCE.md, Phoenix included), or examples/conformance-server built and
+// docs/conformance.md, Phoenix included), or examples/conformance-server built and
 // started here on a free port.
 import { spawn, execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";

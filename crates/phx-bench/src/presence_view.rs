@@ -1,5 +1,5 @@
 //! One storm client's presence view, kept the way phoenix.js' `Presence` keeps it
-//! (PROTOCOL.md §6.4: metas matched by `phx_ref`, diffs queued until the first state) but
+//! (docs/protocol.md §6.4: metas matched by `phx_ref`, diffs queued until the first state) but
 //! reduced to what convergence needs: which refs are held and how many metas each user has.
 //!
 //! With N clients each seeing N users, the generator parses N² presence entries on the

@@ -5,7 +5,7 @@
 //! It contains no networking code, no async runtime and no clock: frames go in as bytes,
 //! messages come out, and the reverse. `phx-server` drives it.
 //!
-//! Section numbers (§) refer to `shared/PROTOCOL.md`.
+//! Section numbers (§) refer to `docs/protocol.md` in the repository.
 //!
 //! ```
 //! use phx_protocol::{Serializer, Outbound, PayloadRef, Ref};

@@ -3,7 +3,7 @@
 //! An [`Endpoint`] mounts sockets ([`SocketConfig`]) at paths; each socket has a connect
 //! hook ([`Connect`]) and channel routes (`"room:*"` → a [`Channel`]). The unmodified
 //! phoenix.js client connects to `<mount>/websocket` and sees exactly what a Phoenix 1.8
-//! server would send. Section numbers (§) refer to `shared/PROTOCOL.md`.
+//! server would send. Section numbers (§) refer to `docs/protocol.md` in the repository.
 //!
 //! ```no_run
 //! use phx_server::{AcceptAll, Channel, ChannelContext, Endpoint, HandleResult, Payload, SocketConfig};

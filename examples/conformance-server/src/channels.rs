@@ -1,4 +1,4 @@
-//! The `room:*`, `custom:*` and `presence:*` channels of CONFORMANCE.md.
+//! The `room:*`, `custom:*` and `presence:*` channels of docs/conformance.md.
 
 use async_trait::async_trait;
 use bytes::Bytes;

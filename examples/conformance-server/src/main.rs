@@ -1,4 +1,4 @@
-//! The conformance-server contract of `shared/CONFORMANCE.md`, on `phx-server`'s public
+//! The conformance-server contract of `docs/conformance.md`, on `phx-server`'s public
 //! API only: the sockets, channels and control routes `conformance-tests/` drives.
 
 mod channels;
@@ -20,7 +20,7 @@ use phx_server::{
 use serde_json::Value;
 
 #[derive(Parser, Debug)]
-#[command(about = "phx-server conformance server (shared/CONFORMANCE.md)")]
+#[command(about = "phx-server conformance server (docs/conformance.md)")]
 struct Args {
     /// Port to listen on (127.0.0.1).
     #[arg(long, default_value_t = 4010)]
@@ -29,7 +29,7 @@ struct Args {
     #[arg(long = "timeout-ms", default_value_t = 60_000)]
     timeout_ms: u64,
     /// Long-poll window in milliseconds (§7.3; sessions end after 1.5 windows without
-    /// a poll). Not part of CONFORMANCE.md: it lets the suite test the window quickly.
+    /// a poll). Optional in docs/conformance.md: it lets the suite test the window quickly.
     #[arg(long = "longpoll-window-ms", default_value_t = 10_000)]
     longpoll_window_ms: u64,
 }

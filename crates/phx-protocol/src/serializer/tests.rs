@@ -1,4 +1,4 @@
-//! V2 text frames: the examples of PROTOCOL.md §2.3 and the §10 session byte for byte, the
+//! V2 text frames: the examples of docs/protocol.md §2.3 and the §10 session byte for byte, the
 //! `vsn` table of §1.3, and the V2 decode errors. V1 and binary frames are tested in their
 //! own modules.
 
