@@ -86,8 +86,36 @@ impl Payload {
         Self::Json(PayloadRef::empty_object_raw().to_owned())
     }
     /// Serializes a value into a JSON payload.
-    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
+    ///
+    /// ```
+    /// #[derive(serde::Serialize)]
+    /// struct Msg { body: &'static str }
+    /// let payload = phx_protocol::Payload::json(&Msg { body: "hi" });
+    /// assert_eq!(payload.as_json(), Some(r#"{"body":"hi"}"#));
+    /// ```
+    ///
+    /// # Panics
+    ///
+    /// When `T`'s `Serialize` implementation fails, which for ordinary data only happens
+    /// with a map whose keys are not strings. Inside a channel callback the panic crashes
+    /// that channel (`phx_error`), as `Jason.encode!` raising would crash a Phoenix
+    /// channel; use [`Payload::try_json`] to handle the error instead.
+    pub fn json<T: serde::Serialize + ?Sized>(value: &T) -> Self {
+        match Self::try_json(value) {
+            Ok(payload) => payload,
+            Err(error) => panic!("payload does not serialize to JSON: {error}"),
+        }
+    }
+    /// Serializes a value into a JSON payload, returning the serializer's error.
+    pub fn try_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
         serde_json::value::to_raw_value(value).map(Self::Json)
+    }
+    /// The JSON text, for a JSON payload.
+    pub fn as_json(&self) -> Option<&str> {
+        match self {
+            Self::Json(raw) => Some(raw.get()),
+            Self::Binary(_) => None,
+        }
     }
     /// Borrowed view.
     pub fn as_ref(&self) -> PayloadRef<'_> {
@@ -102,6 +130,52 @@ impl Payload {
             Self::Json(raw) => serde_json::from_str(raw.get()).ok(),
             Self::Binary(_) => None,
         }
+    }
+}
+
+impl From<serde_json::Value> for Payload {
+    /// A JSON value always serializes: this cannot fail.
+    ///
+    /// ```
+    /// use phx_protocol::Payload;
+    /// let payload = Payload::from(serde_json::json!({"id": 1}));
+    /// assert_eq!(payload.as_json(), Some(r#"{"id":1}"#));
+    /// ```
+    fn from(value: serde_json::Value) -> Self {
+        Self::from(&value)
+    }
+}
+
+impl From<&serde_json::Value> for Payload {
+    fn from(value: &serde_json::Value) -> Self {
+        // `Value`'s Serialize never fails: its map keys are strings.
+        Self::json(value)
+    }
+}
+
+impl From<serde_json::Map<String, serde_json::Value>> for Payload {
+    fn from(map: serde_json::Map<String, serde_json::Value>) -> Self {
+        Self::from(serde_json::Value::Object(map))
+    }
+}
+
+impl From<Box<RawValue>> for Payload {
+    fn from(raw: Box<RawValue>) -> Self {
+        Self::Json(raw)
+    }
+}
+
+impl From<Bytes> for Payload {
+    /// A binary payload (V2 binary frames, §2.4).
+    fn from(bytes: Bytes) -> Self {
+        Self::Binary(bytes)
+    }
+}
+
+impl From<Vec<u8>> for Payload {
+    /// A binary payload (V2 binary frames, §2.4).
+    fn from(bytes: Vec<u8>) -> Self {
+        Self::Binary(Bytes::from(bytes))
     }
 }
 

@@ -2,14 +2,11 @@
 
 use std::net::SocketAddr;
 
-use async_trait::async_trait;
+use std::future::Future;
+
 use hyper::{HeaderMap, StatusCode, Uri};
-use serde_json::{Map, Value};
 
 use crate::params::Params;
-
-/// Socket-level assigns, set at connect and read by every channel of the socket.
-pub type Assigns = Map<String, Value>;
 
 /// Which transport a socket runs over.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -18,6 +15,8 @@ pub enum Transport {
     WebSocket,
     /// `<mount>/longpoll`.
     LongPoll,
+    /// An in-process socket made by [`crate::testing`] (Phoenix's `:channel_test`).
+    Test,
 }
 
 impl Transport {
@@ -26,6 +25,7 @@ impl Transport {
         match self {
             Self::WebSocket => ":websocket",
             Self::LongPoll => ":longpoll",
+            Self::Test => ":channel_test",
         }
     }
 }
@@ -45,14 +45,36 @@ pub struct ConnectInfo {
     pub transport: Transport,
 }
 
-/// An accepted connection: its assigns and optional socket id (§1.7).
+/// An accepted connection: its assigns and optional socket id (docs/protocol.md §1.7).
+///
+/// ```
+/// use phx_server::Connected;
+/// struct User { id: u64 }
+/// let connected = Connected::new(User { id: 42 }).with_id("user_socket:42");
+/// assert_eq!(connected.id.as_deref(), Some("user_socket:42"));
+/// ```
 #[derive(Clone, Debug, Default)]
-pub struct Connected {
-    /// Assigns every channel of the socket can read.
-    pub assigns: Assigns,
-    /// Socket id such as `users_socket:42`: broadcasting `disconnect` on it closes
-    /// every socket with that id.
+pub struct Connected<A> {
+    /// What every channel of the socket reads with
+    /// [`ChannelContext::assigns`](crate::ChannelContext::assigns) (Phoenix's
+    /// `socket.assigns`, typed).
+    pub assigns: A,
+    /// Socket id such as `user_socket:42`: `Endpoint::disconnect` on it closes every
+    /// socket with that id (Phoenix's `id/1`).
     pub id: Option<String>,
+}
+
+impl<A> Connected<A> {
+    /// Accepts with these assigns and no socket id.
+    pub fn new(assigns: A) -> Self {
+        Self { assigns, id: None }
+    }
+
+    /// Gives the socket an id.
+    pub fn with_id(mut self, id: impl Into<String>) -> Self {
+        self.id = Some(id.into());
+        self
+    }
 }
 
 /// A refused connection. WebSocket answers the upgrade with `status` (403 by default);
@@ -76,34 +98,49 @@ impl Refusal {
     }
 }
 
-/// The app's connect hook (Phoenix's `connect/3` + `id/1`).
+/// The app's connect hook (Phoenix's `connect/3` + `id/1` of a `UserSocket`).
+///
+/// `Assigns` is what a connection carries into every channel; channels of this socket
+/// declare the same type (`type Assigns`), and the compiler checks they agree.
 ///
 /// ```
 /// use phx_server::{Connect, ConnectInfo, Connected, Params, Refusal};
-/// struct Anyone;
-/// #[async_trait::async_trait]
-/// impl Connect for Anyone {
-///     async fn connect(&self, params: &Params, _info: &ConnectInfo) -> Result<Connected, Refusal> {
-///         if params.get_str("reject") == Some("true") {
-///             return Err(Refusal::forbidden());
+///
+/// struct UserSocket;
+///
+/// impl Connect for UserSocket {
+///     type Assigns = String; // the user's name
+///
+///     async fn connect(&self, params: &Params, _info: &ConnectInfo) -> Result<Connected<String>, Refusal> {
+///         match params.get_str("user") {
+///             Some(name) if !name.is_empty() => {
+///                 Ok(Connected::new(name.to_owned()).with_id(format!("user_socket:{name}")))
+///             }
+///             _ => Err(Refusal::forbidden()),
 ///         }
-///         Ok(Connected::default())
 ///     }
 /// }
 /// ```
-#[async_trait]
 pub trait Connect: Send + Sync + 'static {
-    /// Accept (with assigns and an optional id) or refuse.
-    async fn connect(&self, params: &Params, info: &ConnectInfo) -> Result<Connected, Refusal>;
+    /// The socket's assigns (use `()` for none).
+    type Assigns: Send + Sync + 'static;
+
+    /// Accepts (with assigns and an optional id) or refuses a connection.
+    fn connect(
+        &self,
+        params: &Params,
+        info: &ConnectInfo,
+    ) -> impl Future<Output = Result<Connected<Self::Assigns>, Refusal>> + Send;
 }
 
-/// Accepts every connection with empty assigns and no id.
+/// Accepts every connection with no assigns (`()`) and no id.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AcceptAll;
 
-#[async_trait]
 impl Connect for AcceptAll {
-    async fn connect(&self, _: &Params, _: &ConnectInfo) -> Result<Connected, Refusal> {
+    type Assigns = ();
+
+    async fn connect(&self, _: &Params, _: &ConnectInfo) -> Result<Connected<()>, Refusal> {
         Ok(Connected::default())
     }
 }

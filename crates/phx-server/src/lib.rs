@@ -2,72 +2,108 @@
 //!
 //! An [`Endpoint`] mounts sockets ([`SocketConfig`]) at paths; each socket has a connect
 //! hook ([`Connect`]) and channel routes (`"room:*"` → a [`Channel`]). The unmodified
-//! phoenix.js client connects to `<mount>/websocket` and sees exactly what a Phoenix 1.8
-//! server would send. Section numbers (§) refer to `docs/protocol.md` in the repository.
+//! phoenix.js client connects to `<mount>/websocket` (or `<mount>/longpoll`) and sees
+//! exactly what a Phoenix 1.8 server would send. Section numbers (§) refer to the wire
+//! specification in the repository, `docs/protocol.md`.
 //!
 //! ```no_run
-//! use phx_server::{AcceptAll, Channel, ChannelContext, Endpoint, HandleResult, Payload, SocketConfig};
+//! use phx_server::{AcceptAll, Channel, ChannelContext, Endpoint, HandleResult, JoinResult, Payload, SocketConfig};
 //!
 //! #[derive(Default)]
 //! struct Room;
 //!
-//! #[async_trait::async_trait]
 //! impl Channel for Room {
-//!     async fn join(&mut self, _t: &str, _p: Payload, _c: &mut ChannelContext<'_>) -> Result<Payload, Payload> {
+//!     type Assigns = ();
+//!     type Info = ();
+//!
+//!     async fn join(&mut self, _topic: &str, _payload: Payload, _ctx: &mut ChannelContext<'_, Self>) -> JoinResult {
 //!         Ok(Payload::empty_object())
 //!     }
-//!     async fn handle_in(&mut self, event: &str, payload: Payload, ctx: &mut ChannelContext<'_>) -> HandleResult {
+//!
+//!     async fn handle_in(&mut self, event: &str, payload: Payload, ctx: &mut ChannelContext<'_, Self>) -> HandleResult {
 //!         let _ = ctx.broadcast(event, payload);
 //!         HandleResult::ok_empty()
 //!     }
 //! }
 //!
-//! # async fn run() -> std::io::Result<()> {
-//! let endpoint = Endpoint::builder()
-//!     .socket("/socket", SocketConfig::new(AcceptAll).channel("room:*", Room::default))
-//!     .build();
-//! let listener = tokio::net::TcpListener::bind("127.0.0.1:4000").await?;
-//! endpoint.serve(listener).await
-//! # }
+//! #[tokio::main]
+//! async fn main() -> std::io::Result<()> {
+//!     let endpoint = Endpoint::builder()
+//!         .socket("/socket", SocketConfig::new(AcceptAll).channel("room:*", Room::default))
+//!         .build();
+//!     let listener = tokio::net::TcpListener::bind("127.0.0.1:4000").await?;
+//!     endpoint.serve(listener).await
+//! }
 //! ```
+//!
+//! # Module map
+//!
+//! Imports point one way, from the floor a module is on to the floors below it
+//! (`scripts/check-layers.py` checks it):
+//!
+//! | floor | modules | holds |
+//! |---|---|---|
+//! | 0 | `params`, `origin`, `rate_limit`, `outcome`, `state`, `http`, `phoenix_token` | values with no IO: connect params, origin rules, limits, callback results, app state |
+//! | 1 | `connect` | the [`Connect`] hook and what it sees |
+//! | 2 | `outbox` | where a socket's frames go: the WebSocket write queue, the long-poll buffer |
+//! | 3 | `pubsub` | [`PubSub`]: topics, subscribers, encode-once fan-out |
+//! | 4 | `presence` | the tracker, diffs, [`Presence`] |
+//! | 5 | `socket` | one connection's channel table and the state machine of §3, its driver |
+//! | 6 | `channel` | the [`Channel`] trait and [`ChannelContext`] users see |
+//! | 7 | `config` | [`SocketConfig`]: routes and options of a socket |
+//! | 8 | `transport` | WebSocket and long poll: bytes and HTTP in, messages to a socket |
+//! | 9 | `endpoint` | [`Endpoint`]: the server, mounts, accept loop |
+//! | 10 | [`testing`] | in-process sockets for tests |
 
-mod accept;
-mod channel;
+// Floors, lowest first (see the module map above): each module names only modules on
+// its own floor or below. `scripts/check-layers.py` checks it in the test command.
 mod connect;
-mod context;
-mod endpoint;
-mod longpoll;
+mod http;
 mod origin;
-mod outbox;
+mod outcome;
 mod params;
 pub mod phoenix_token;
-mod presence;
-mod pubsub;
 mod rate_limit;
-mod router;
-mod session_limit;
+mod state;
+
+mod outbox;
+
+mod pubsub;
+
+mod presence;
+
 mod socket;
-mod token;
+
+mod channel;
+
+mod config;
+
 mod transport;
 
-pub use channel::{
-    Channel, HandleResult, Info, InstanceId, JoinError, StopReason, TerminateReason,
-};
-pub use connect::{AcceptAll, Assigns, Connect, ConnectInfo, Connected, Refusal, Transport};
-pub use context::{ChannelContext, ChannelRef, PushError, ReplyRef};
+mod endpoint;
+
+pub mod testing;
+
+pub use channel::{Channel, ChannelContext, ChannelRef, ReplyRef};
+pub use config::{SocketConfig, DEFAULT_OUTBOUND_BYTES};
+pub use connect::{AcceptAll, Connect, ConnectInfo, Connected, Refusal, Transport};
 pub use endpoint::{
-    status_response, Body, Endpoint, EndpointBuilder, HttpHandler, SocketConfig,
-    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE, DEFAULT_OUTBOUND_BYTES,
+    Endpoint, EndpointBuilder, HttpHandler, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE,
     PRESENCE_BURST_LIMIT, PRESENCE_BURST_WINDOW,
 };
+pub use http::{status_response, Body};
 pub use origin::{CheckOrigin, InvalidOriginPattern, Origin};
 pub use outbox::OutboxError;
+pub use outcome::{HandleResult, JoinResult, StopReason, TerminateReason};
 pub use params::{Params, ParamsError};
 pub use phx_protocol::{Payload, Ref};
 pub use presence::{Presence, PresenceError, PresenceFetch};
-pub use pubsub::BroadcastError;
+pub use pubsub::{BroadcastError, InstanceId, PubSub};
 pub use rate_limit::RateLimit;
-pub use session_limit::{DEFAULT_LONGPOLL_MAX_SESSIONS, DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS};
+pub use socket::PushError;
+pub use transport::longpoll::limit::{
+    DEFAULT_LONGPOLL_MAX_SESSIONS, DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS,
+};
 
 /// Replaces the default panic hook with one that logs a single `tracing` error line
 /// (message and location, no backtrace). Channel panics are expected events in a

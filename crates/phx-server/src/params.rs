@@ -62,6 +62,12 @@ impl Params {
         Ok(Self(map))
     }
 
+    /// Params as a connect hook would get them, from a JSON object (what
+    /// `connect(UserSocket, %{...})` passes in Phoenix's tests).
+    pub fn from_map(map: Map<String, Value>) -> Self {
+        Self(map)
+    }
+
     /// A param by key.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.0.get(key)

@@ -1,7 +1,6 @@
 //! Once a disconnect reaches a socket, nothing more is written to it (issue 9, finding
 //! 9; docs/protocol.md §1.7): Phoenix closes the transport before the channel's reply.
 
-use async_trait::async_trait;
 use phx_server::{
     Channel, ChannelContext, Connect, ConnectInfo, Connected, HandleResult, Params, Payload,
     Refusal, SocketConfig,
@@ -15,9 +14,10 @@ use support::ws::{connect, heartbeat, ok, recv, send};
 /// Socket id from the `id` param.
 struct WithId;
 
-#[async_trait]
 impl Connect for WithId {
-    async fn connect(&self, params: &Params, _: &ConnectInfo) -> Result<Connected, Refusal> {
+    type Assigns = ();
+
+    async fn connect(&self, params: &Params, _: &ConnectInfo) -> Result<Connected<()>, Refusal> {
         Ok(Connected {
             id: params.get_str("id").map(str::to_owned),
             ..Connected::default()
@@ -29,13 +29,15 @@ impl Connect for WithId {
 #[derive(Default)]
 struct Kicker;
 
-#[async_trait]
 impl Channel for Kicker {
+    type Assigns = ();
+    type Info = ();
+
     async fn join(
         &mut self,
         _t: &str,
         _p: Payload,
-        _c: &mut ChannelContext<'_>,
+        _c: &mut ChannelContext<'_, Self>,
     ) -> Result<Payload, Payload> {
         Ok(Payload::empty_object())
     }
@@ -43,12 +45,12 @@ impl Channel for Kicker {
         &mut self,
         event: &str,
         _p: Payload,
-        ctx: &mut ChannelContext<'_>,
+        ctx: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         if event == "kick_me" {
             ctx.push("before", Payload::empty_object()).unwrap();
             let id = ctx.socket_id().unwrap().to_owned();
-            ctx.endpoint().disconnect(&id);
+            ctx.pubsub().disconnect(&id);
             let _ = ctx.push("after", Payload::empty_object());
         }
         HandleResult::ok_empty()

@@ -4,7 +4,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use phx_server::{AcceptAll, Channel, ChannelContext, HandleResult, Payload, SocketConfig};
 use serde_json::json;
 use tokio::sync::Notify;
@@ -16,13 +15,15 @@ use support::ws::{connect, ok, recv, send};
 /// `wait` blocks until the test releases it; `echo` answers at once.
 struct Slow(Arc<Notify>);
 
-#[async_trait]
 impl Channel for Slow {
+    type Assigns = ();
+    type Info = ();
+
     async fn join(
         &mut self,
         _t: &str,
         _p: Payload,
-        _c: &mut ChannelContext<'_>,
+        _c: &mut ChannelContext<'_, Self>,
     ) -> Result<Payload, Payload> {
         Ok(Payload::empty_object())
     }
@@ -30,7 +31,7 @@ impl Channel for Slow {
         &mut self,
         event: &str,
         p: Payload,
-        _ctx: &mut ChannelContext<'_>,
+        _ctx: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         if event == "wait" {
             self.0.notified().await;

@@ -2,7 +2,6 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
@@ -20,34 +19,37 @@ use support::start;
 
 struct TestConnect;
 
-#[async_trait]
 impl Connect for TestConnect {
-    async fn connect(&self, params: &Params, info: &ConnectInfo) -> Result<Connected, Refusal> {
+    /// The `authToken` phoenix.js passed, if any.
+    type Assigns = Option<String>;
+
+    async fn connect(
+        &self,
+        params: &Params,
+        info: &ConnectInfo,
+    ) -> Result<Connected<Option<String>>, Refusal> {
         if params.get_str("reject") == Some("true") {
             return Err(Refusal::forbidden());
         }
-        let mut c = Connected {
+        Ok(Connected {
+            assigns: info.auth_token.clone(),
             id: params.get_str("id").map(str::to_owned),
-            ..Connected::default()
-        };
-        if let Some(t) = &info.auth_token {
-            c.assigns
-                .insert("auth_token".into(), Value::String(t.clone()));
-        }
-        Ok(c)
+        })
     }
 }
 
 #[derive(Default)]
 struct Room;
 
-#[async_trait]
 impl Channel for Room {
+    type Assigns = Option<String>;
+    type Info = ();
+
     async fn join(
         &mut self,
         _t: &str,
         _p: Payload,
-        _c: &mut ChannelContext<'_>,
+        _c: &mut ChannelContext<'_, Self>,
     ) -> Result<Payload, Payload> {
         Ok(Payload::empty_object())
     }
@@ -55,18 +57,16 @@ impl Channel for Room {
         &mut self,
         event: &str,
         p: Payload,
-        ctx: &mut ChannelContext<'_>,
+        ctx: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         match event {
             "echo" => HandleResult::ok(p),
-            "token" => HandleResult::ok(
-                Payload::json(&json!({"t": ctx.assigns().get("auth_token")})).unwrap(),
-            ),
+            "token" => HandleResult::ok(Payload::json(&json!({"t": ctx.assigns()}))),
             "bin" => {
                 let Payload::Binary(b) = p else {
                     return HandleResult::error(Payload::empty_object());
                 };
-                HandleResult::ok(Payload::json(&json!({"len": b.len()})).unwrap())
+                HandleResult::ok(Payload::json(&json!({"len": b.len()})))
             }
             "shout" => {
                 let _ = ctx.broadcast("shout", p);
@@ -77,7 +77,7 @@ impl Channel for Room {
     }
 }
 
-fn config() -> SocketConfig {
+fn config() -> SocketConfig<Option<String>> {
     SocketConfig::new(TestConnect)
         .longpoll_window(Duration::from_millis(300))
         .channel("room:*", Room::default)

@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use phx_server::{
     AcceptAll, Channel, ChannelContext, Endpoint, HandleResult, Payload, SocketConfig,
     DEFAULT_OUTBOUND_BYTES,
@@ -32,13 +31,16 @@ const MESSAGES: usize = 640;
 #[derive(Default)]
 struct Room;
 
-#[async_trait]
 impl Channel for Room {
+    type Assigns = ();
+    type Info = ();
+    const INTERCEPTS: &'static [&'static str] = &["new_msg"];
+
     async fn join(
         &mut self,
         _topic: &str,
         _payload: Payload,
-        _ctx: &mut ChannelContext<'_>,
+        _ctx: &mut ChannelContext<'_, Self>,
     ) -> Result<Payload, Payload> {
         Ok(Payload::empty_object())
     }
@@ -47,13 +49,9 @@ impl Channel for Room {
         &mut self,
         _event: &str,
         _payload: Payload,
-        _ctx: &mut ChannelContext<'_>,
+        _ctx: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         HandleResult::NoReply
-    }
-
-    fn intercepts(&self) -> &'static [&'static str] {
-        &["new_msg"]
     }
 }
 
@@ -124,7 +122,7 @@ async fn idle_sessions_over_the_byte_budget_are_ended_and_memory_stays_bounded()
     // The clients stop polling; the stream goes on.
     let body = "x".repeat(MESSAGE_BYTES);
     for _ in 0..MESSAGES {
-        let payload = Payload::json(&json!({ "body": body })).unwrap();
+        let payload = Payload::json(&json!({ "body": body }));
         let _ = endpoint.broadcast(TOPIC, "new_msg", payload);
         // Pacing, not synchronisation: lets the sessions run between broadcasts, as
         // they would between messages of real senders.

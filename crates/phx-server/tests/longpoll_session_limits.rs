@@ -8,7 +8,6 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use phx_server::{Connect, ConnectInfo, Connected, Endpoint, Params, Refusal, SocketConfig};
 use tokio::sync::watch;
 
@@ -26,9 +25,14 @@ const WINDOW: Duration = Duration::from_millis(200);
 /// hold their slots instead of racing their expiry.
 struct Gate(watch::Receiver<bool>);
 
-#[async_trait]
 impl Connect for Gate {
-    async fn connect(&self, _params: &Params, _info: &ConnectInfo) -> Result<Connected, Refusal> {
+    type Assigns = ();
+
+    async fn connect(
+        &self,
+        _params: &Params,
+        _info: &ConnectInfo,
+    ) -> Result<Connected<()>, Refusal> {
         let mut open = self.0.clone();
         let _ = open.wait_for(|open| *open).await;
         Ok(Connected::default())

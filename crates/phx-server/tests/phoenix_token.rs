@@ -4,7 +4,6 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use hmac::{Hmac, KeyInit, Mac};
@@ -700,9 +699,14 @@ struct UserSocket {
     now: SystemTime,
 }
 
-#[async_trait]
 impl Connect for UserSocket {
-    async fn connect(&self, params: &Params, _info: &ConnectInfo) -> Result<Connected, Refusal> {
+    type Assigns = ();
+
+    async fn connect(
+        &self,
+        params: &Params,
+        _info: &ConnectInfo,
+    ) -> Result<Connected<()>, Refusal> {
         let options = VerifyOptions::default().now(self.now);
         let user_id = self
             .tokens

@@ -1,7 +1,6 @@
 //! The per-socket inbound rate limit (issue 9, finding 7): refusals past the rate, a
 //! close past the second threshold, heartbeats never limited.
 
-use async_trait::async_trait;
 use phx_server::{
     AcceptAll, Channel, ChannelContext, HandleResult, Payload, RateLimit, SocketConfig,
 };
@@ -14,13 +13,15 @@ use support::ws::{connect, heartbeat, recv, send};
 #[derive(Default)]
 struct Echo;
 
-#[async_trait]
 impl Channel for Echo {
+    type Assigns = ();
+    type Info = ();
+
     async fn join(
         &mut self,
         _t: &str,
         _p: Payload,
-        _c: &mut ChannelContext<'_>,
+        _c: &mut ChannelContext<'_, Self>,
     ) -> Result<Payload, Payload> {
         Ok(Payload::empty_object())
     }
@@ -28,7 +29,7 @@ impl Channel for Echo {
         &mut self,
         _event: &str,
         p: Payload,
-        _ctx: &mut ChannelContext<'_>,
+        _ctx: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         HandleResult::ok(p)
     }

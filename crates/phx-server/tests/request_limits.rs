@@ -7,7 +7,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use fastwebsockets::{Frame, OpCode, Payload as WsPayload};
 use http_body_util::Empty;
@@ -28,13 +27,15 @@ const PATIENCE: Duration = Duration::from_secs(30);
 #[derive(Default)]
 struct Room;
 
-#[async_trait]
 impl Channel for Room {
+    type Assigns = ();
+    type Info = ();
+
     async fn join(
         &mut self,
         _t: &str,
         _p: Payload,
-        _c: &mut ChannelContext<'_>,
+        _c: &mut ChannelContext<'_, Self>,
     ) -> Result<Payload, Payload> {
         Ok(Payload::empty_object())
     }
@@ -42,7 +43,7 @@ impl Channel for Room {
         &mut self,
         _e: &str,
         p: Payload,
-        _c: &mut ChannelContext<'_>,
+        _c: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         HandleResult::ok(p)
     }

@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use fastwebsockets::{Frame, OpCode, Payload as WsPayload};
 use phx_server::{AcceptAll, Channel, ChannelContext, HandleResult, Payload, SocketConfig};
 use serde_json::json;
@@ -29,13 +28,15 @@ struct Room;
 static HISTORY: std::sync::LazyLock<String> =
     std::sync::LazyLock::new(|| json!({ "history": "h".repeat(1_000_000) }).to_string());
 
-#[async_trait]
 impl Channel for Room {
+    type Assigns = ();
+    type Info = ();
+
     async fn join(
         &mut self,
         _t: &str,
         _p: Payload,
-        _c: &mut ChannelContext<'_>,
+        _c: &mut ChannelContext<'_, Self>,
     ) -> Result<Payload, Payload> {
         Ok(Payload::Json(
             serde_json::value::RawValue::from_string(HISTORY.clone()).unwrap(),
@@ -45,7 +46,7 @@ impl Channel for Room {
         &mut self,
         event: &str,
         p: Payload,
-        ctx: &mut ChannelContext<'_>,
+        ctx: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         if event == "big" {
             ctx.broadcast("big", p).unwrap();

@@ -4,7 +4,6 @@ use std::future::Future;
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use fastwebsockets::{Frame, OpCode, Payload as WsPayload, WebSocket};
 use http_body_util::Empty;
@@ -32,32 +31,34 @@ impl<F: Future<Output = ()> + Send + 'static> hyper::rt::Executor<F> for Executo
 /// Refuses `reject=true`; assigns the auth token.
 struct TestConnect;
 
-#[async_trait]
 impl Connect for TestConnect {
-    async fn connect(&self, params: &Params, info: &ConnectInfo) -> Result<Connected, Refusal> {
+    /// The `authToken` phoenix.js passed, if any.
+    type Assigns = Option<String>;
+
+    async fn connect(
+        &self,
+        params: &Params,
+        info: &ConnectInfo,
+    ) -> Result<Connected<Option<String>>, Refusal> {
         if params.get_str("reject") == Some("true") {
             return Err(Refusal::forbidden());
         }
-        let mut connected = Connected::default();
-        if let Some(token) = &info.auth_token {
-            connected
-                .assigns
-                .insert("auth_token".into(), Value::String(token.clone()));
-        }
-        Ok(connected)
+        Ok(Connected::new(info.auth_token.clone()))
     }
 }
 
 #[derive(Default)]
 struct Echo;
 
-#[async_trait]
 impl Channel for Echo {
+    type Assigns = Option<String>;
+    type Info = ();
+
     async fn join(
         &mut self,
         _t: &str,
         _p: Payload,
-        _c: &mut ChannelContext<'_>,
+        _c: &mut ChannelContext<'_, Self>,
     ) -> Result<Payload, Payload> {
         Ok(Payload::empty_object())
     }
@@ -65,23 +66,19 @@ impl Channel for Echo {
         &mut self,
         event: &str,
         p: Payload,
-        ctx: &mut ChannelContext<'_>,
+        ctx: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         match event {
             "echo" => HandleResult::ok(p),
             "token" => {
-                let token = ctx
-                    .assigns()
-                    .get("auth_token")
-                    .cloned()
-                    .unwrap_or(Value::Null);
-                HandleResult::ok(Payload::json(&json!({ "token": token })).unwrap())
+                let token = ctx.assigns().clone();
+                HandleResult::ok(Payload::json(&json!({ "token": token })))
             }
             "flood" => {
                 // 200 frames of 256 KiB each to this topic, whether the client reads or not.
                 let big = "x".repeat(256 * 1024);
                 for _ in 0..200 {
-                    let _ = ctx.broadcast("big", Payload::json(&json!({ "data": big })).unwrap());
+                    let _ = ctx.broadcast("big", Payload::json(&json!({ "data": big })));
                 }
                 HandleResult::NoReply
             }
@@ -90,7 +87,7 @@ impl Channel for Echo {
     }
 }
 
-fn default_config() -> SocketConfig {
+fn default_config() -> SocketConfig<Option<String>> {
     SocketConfig::new(TestConnect).channel("room:*", Echo::default)
 }
 
@@ -294,12 +291,17 @@ async fn idle_socket_is_closed_with_1002() {
 #[tokio::test]
 async fn disconnect_by_socket_id_closes_1001() {
     struct WithId;
-    #[async_trait]
     impl Connect for WithId {
-        async fn connect(&self, params: &Params, _: &ConnectInfo) -> Result<Connected, Refusal> {
+        type Assigns = Option<String>;
+
+        async fn connect(
+            &self,
+            params: &Params,
+            _: &ConnectInfo,
+        ) -> Result<Connected<Option<String>>, Refusal> {
             Ok(Connected {
+                assigns: None,
                 id: params.get_str("id").map(str::to_owned),
-                ..Connected::default()
             })
         }
     }
@@ -357,7 +359,7 @@ async fn queued_bytes_are_bounded_too_not_only_frames() {
     flood_until_closed(default_config).await;
 }
 
-async fn flood_until_closed(config: fn() -> SocketConfig) {
+async fn flood_until_closed(config: fn() -> SocketConfig<Option<String>>) {
     let (_e, port) = start(config).await;
     let mut ws = connect(port, "vsn=2.0.0", None).await.unwrap();
     send(&mut ws, json!(["3", "3", "room:a", "phx_join", {}])).await;

@@ -19,9 +19,13 @@
 //!     tokens: Token,
 //! }
 //!
-//! #[async_trait::async_trait]
+//! /// What channels of this socket know about the user.
+//! struct UserId(u64);
+//!
 //! impl Connect for UserSocket {
-//!     async fn connect(&self, params: &Params, _info: &ConnectInfo) -> Result<Connected, Refusal> {
+//!     type Assigns = UserId;
+//!
+//!     async fn connect(&self, params: &Params, _info: &ConnectInfo) -> Result<Connected<UserId>, Refusal> {
 //!         // Phoenix: Phoenix.Token.verify(socket, "user socket", token, max_age: 1_209_600)
 //!         let options = VerifyOptions::default().max_age(std::time::Duration::from_secs(1_209_600));
 //!         let user_id = match self.tokens.verify("user socket", params.get_str("token"), options) {
@@ -33,10 +37,7 @@
 //!                 return Err(Refusal::forbidden());
 //!             }
 //!         };
-//!         let mut connected = Connected::default();
-//!         connected.id = Some(format!("users_socket:{user_id}"));
-//!         connected.assigns.insert("user_id".to_owned(), user_id.into());
-//!         Ok(connected)
+//!         Ok(Connected::new(UserId(user_id)).with_id(format!("users_socket:{user_id}")))
 //!     }
 //! }
 //!

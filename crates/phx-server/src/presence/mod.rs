@@ -19,55 +19,62 @@ pub use tracker::{PresenceError, PresenceFetch};
 use phx_protocol::Payload;
 use serde_json::{Map, Value};
 
-use crate::channel::InstanceId;
-use crate::endpoint::Endpoint;
+use crate::pubsub::{InstanceId, PubSub};
 
-/// Presence of one channel's topic, from [`crate::ChannelContext::presence`].
+/// Presence of one channel's topic, from
+/// [`ChannelContext::presence`](crate::ChannelContext::presence).
 ///
-/// The usual pattern: track after the join reply, then push the list (§6.2).
+/// The usual pattern: track after the join reply, then push the list (docs/protocol.md
+/// §6.2), as Phoenix's `handle_info(:after_join, socket)` does.
 ///
 /// ```
-/// use phx_server::{Channel, ChannelContext, HandleResult, Info, Payload};
-/// use serde_json::{Map, Value};
+/// use phx_server::{Channel, ChannelContext, HandleResult, JoinResult, Payload};
+/// use serde_json::json;
 ///
 /// struct AfterJoin;
 ///
 /// #[derive(Default)]
-/// struct Room {
-///     user: String,
-/// }
+/// struct Room;
 ///
-/// #[async_trait::async_trait]
 /// impl Channel for Room {
-///     async fn join(&mut self, _t: &str, _p: Payload, ctx: &mut ChannelContext<'_>) -> Result<Payload, Payload> {
-///         self.user = "alice".into();
+///     type Assigns = String; // the user's name, from connect
+///     type Info = AfterJoin;
+///
+///     async fn join(&mut self, _topic: &str, _p: Payload, ctx: &mut ChannelContext<'_, Self>) -> JoinResult {
 ///         ctx.send_info(AfterJoin);
-///         Ok(Payload::empty_object())
+///         Ok(json!({}).into())
 ///     }
-///     async fn handle_info(&mut self, _info: Info, ctx: &mut ChannelContext<'_>) -> HandleResult {
-///         let mut meta = Map::new();
-///         meta.insert("online_at".into(), Value::from("1732400000"));
-///         let _ = ctx.presence().track(&self.user, meta);
-///         let state = ctx.presence().list();
-///         let _ = ctx.push("presence_state", state);
-///         HandleResult::NoReply
+///
+///     async fn handle_info(&mut self, _: AfterJoin, ctx: &mut ChannelContext<'_, Self>) -> HandleResult {
+///         let user = ctx.assigns().clone();
+///         let _ = ctx.presence().track(&user, json!({"online_at": "1732400000"}));
+///         let _ = ctx.push("presence_state", ctx.presence().list());
+///         HandleResult::noreply()
 ///     }
-///     async fn handle_in(&mut self, _e: &str, _p: Payload, _c: &mut ChannelContext<'_>) -> HandleResult {
-///         HandleResult::NoReply
+///
+///     async fn handle_in(&mut self, _e: &str, _p: Payload, _ctx: &mut ChannelContext<'_, Self>) -> HandleResult {
+///         HandleResult::noreply()
 ///     }
 /// }
 /// ```
 #[derive(Debug)]
 pub struct Presence<'a> {
-    endpoint: &'a Endpoint,
+    pubsub: &'a PubSub,
+    tracker: &'a Tracker,
     topic: &'a str,
     instance: InstanceId,
 }
 
 impl<'a> Presence<'a> {
-    pub(crate) fn new(endpoint: &'a Endpoint, topic: &'a str, instance: InstanceId) -> Self {
+    pub(crate) fn new(
+        pubsub: &'a PubSub,
+        tracker: &'a Tracker,
+        topic: &'a str,
+        instance: InstanceId,
+    ) -> Self {
         Self {
-            endpoint,
+            pubsub,
+            tracker,
             topic,
             instance,
         }
@@ -76,30 +83,36 @@ impl<'a> Presence<'a> {
     /// Tracks this channel under `key` with `meta` (a JSON object); returns the new
     /// meta's `phx_ref`. A channel tracked twice under one key is refused, as Phoenix
     /// answers `{:error, {:already_tracked, …}}`.
-    pub fn track(&mut self, key: &str, meta: Map<String, Value>) -> Result<String, PresenceError> {
-        self.endpoint
-            .tracker()
-            .track(self.endpoint.pubsub(), self.topic, key, self.instance, meta)
+    pub fn track(&self, key: &str, meta: impl Into<Value>) -> Result<String, PresenceError> {
+        let meta = object(meta.into())?;
+        self.tracker
+            .track(self.pubsub, self.topic, key, self.instance, meta)
     }
 
     /// Replaces this channel's meta under `key`: one diff with the new meta (carrying
     /// `phx_ref_prev`) in joins and the old one in leaves.
-    pub fn update(&mut self, key: &str, meta: Map<String, Value>) -> Result<String, PresenceError> {
-        self.endpoint
-            .tracker()
-            .update(self.endpoint.pubsub(), self.topic, key, self.instance, meta)
+    pub fn update(&self, key: &str, meta: impl Into<Value>) -> Result<String, PresenceError> {
+        let meta = object(meta.into())?;
+        self.tracker
+            .update(self.pubsub, self.topic, key, self.instance, meta)
     }
 
     /// Stops tracking this channel under `key` (a leave diff); no-op if not tracked.
-    pub fn untrack(&mut self, key: &str) {
-        self.endpoint
-            .tracker()
-            .untrack(self.endpoint.pubsub(), self.topic, key, self.instance)
+    pub fn untrack(&self, key: &str) {
+        self.tracker
+            .untrack(self.pubsub, self.topic, key, self.instance)
     }
 
     /// The topic's full presence map, `{key: {"metas": [...]}}`, decorated by the
     /// endpoint's [`PresenceFetch`] hook: the `presence_state` payload.
     pub fn list(&self) -> Payload {
-        self.endpoint.tracker().list(self.topic)
+        self.tracker.list(self.topic)
+    }
+}
+
+fn object(meta: Value) -> Result<Map<String, Value>, PresenceError> {
+    match meta {
+        Value::Object(map) => Ok(map),
+        _ => Err(PresenceError::MetaNotAnObject),
     }
 }

@@ -13,8 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::burst::{Burst, BurstPolicy, Merge};
-use crate::channel::InstanceId;
-use crate::pubsub::PubSub;
+use crate::pubsub::{InstanceId, PubSub};
 
 /// Why a presence call was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -25,6 +24,9 @@ pub enum PresenceError {
     /// `update` of a key this channel does not track.
     #[error("not tracked under {0:?}")]
     NotTracked(String),
+    /// Presence metas are JSON objects (Phoenix's maps).
+    #[error("presence metas must be JSON objects")]
+    MetaNotAnObject,
 }
 
 /// Decorates presence entries before they are sent (Phoenix's `fetch/2`): called once
@@ -347,7 +349,7 @@ impl Tracker {
             return;
         };
         if let Err(error) =
-            pubsub.broadcast(topic, event::PRESENCE_DIFF, Payload::Json(payload), None)
+            pubsub.broadcast_from(topic, event::PRESENCE_DIFF, Payload::Json(payload), None)
         {
             tracing::error!(%error, topic, "presence diff not broadcast");
         }
@@ -369,14 +371,14 @@ mod tests {
     use serde_json::{json, Value};
 
     use super::*;
-    use crate::longpoll::LongPollBuffer;
+    use crate::outbox::LongPollBuffer;
     use crate::outbox::Outbox;
     use crate::pubsub::{Subscriber, Target};
 
     /// A pubsub with one V2 listener on `topic`, whose frames the test reads.
     fn listener(pubsub: &PubSub, topic: &str) -> Arc<LongPollBuffer> {
         let buffer = Arc::new(LongPollBuffer::new(1000));
-        let inbox = crate::socket::SocketInbox::default();
+        let inbox: Arc<dyn crate::pubsub::Mailbox> = Arc::new(crate::socket::Inbox::default());
         pubsub.subscribe(
             topic,
             Subscriber {
@@ -384,7 +386,7 @@ mod tests {
                 target: Target::Channel {
                     outbox: Outbox::LongPoll(buffer.clone()),
                     serializer: Serializer::V2,
-                    inbox,
+                    mailbox: inbox,
                     intercepts: &[],
                 },
             },

@@ -212,8 +212,8 @@ impl Driver {
                 };
                 let mut socket = self.take_socket();
                 self.busy = Some(Box::pin(async move {
-                    socket.handle_message(msg).await;
-                    (socket, Flow::Continue)
+                    let flow = socket.handle_message(msg).await;
+                    (socket, flow)
                 }));
             } else {
                 let msg = self.inbox.recv().await;

@@ -11,7 +11,10 @@ use std::sync::Mutex;
 
 use tokio::sync::Notify;
 
+use std::sync::Arc;
+
 use super::SocketMsg;
+use crate::pubsub::{Broadcast, InstanceId, Mailbox};
 
 /// Messages an inbox holds at most. A socket that cannot keep up with its intercepted
 /// broadcasts and infos (its outbound queue is full, so it runs no callback) is closed
@@ -81,5 +84,15 @@ impl Inbox {
         if let Ok(mut queue) = self.queue.lock() {
             queue.clear();
         }
+    }
+}
+
+impl Mailbox for Inbox {
+    fn intercepted(&self, instance: InstanceId, broadcast: Arc<Broadcast>) {
+        let _ = self.send(SocketMsg::Intercepted(instance, broadcast));
+    }
+
+    fn disconnect(&self) {
+        let _ = self.send(SocketMsg::Disconnect);
     }
 }

@@ -1,49 +1,52 @@
-//! The per-connection socket: the channel table and the state machine of §3.
+//! The per-connection socket: the channel table and the state machine of
+//! docs/protocol.md §3.
 //!
 //! Transport-agnostic: the WebSocket and long-poll drivers feed it decoded messages and
-//! control messages, and it writes everything through its [`Outbox`]. All callbacks of
-//! all its channels run here, one at a time, so frames leave in the order they were
-//! produced (§3.8). Panics in channel code are caught per callback (§3.6).
+//! messages from other tasks, and it writes everything through its [`Outbox`]. All
+//! callbacks of all its channels run here, one at a time, so frames leave in the order
+//! they were produced (§3.8). Panics in channel code are caught per callback (§3.6).
+//!
+//! The socket sees a channel only through [`ErasedChannel`], which the channel layer
+//! implements for every [`Channel`](crate::Channel): that keeps this module below the
+//! user-facing channel API.
 
+use std::any::Any;
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::panic::AssertUnwindSafe;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use futures_util::FutureExt;
 use phx_protocol::{event, Message, Outbound, Payload, PayloadRef, Ref, Serializer};
 use serde_json::value::RawValue;
 
-use crate::channel::{Channel, HandleResult, Info, InstanceId, JoinRefs, TerminateReason};
-use crate::connect::Assigns;
-use crate::context::{ChannelContext, PushError};
-use crate::endpoint::{Endpoint, SocketConfig};
-use crate::outbox::Outbox;
-use crate::pubsub::{Broadcast, Subscriber, Target};
+use crate::outbox::{Outbox, OutboxError, CLOSE_SLOW_READER};
+use crate::outcome::{HandleResult, JoinResult, TerminateReason};
+use crate::presence::Tracker;
+use crate::pubsub::{Broadcast, InstanceId, Mailbox, PubSub, Subscriber, Target, CLOSE_DISCONNECT};
+use crate::state::State;
+
+mod driver;
+mod inbox;
+mod router;
+
+pub(crate) use driver::Driver;
+pub(crate) use inbox::Inbox;
+pub(crate) use router::{ChannelFactory, Router};
 
 /// Messages a socket receives from outside its transport.
 #[derive(Debug)]
 pub(crate) enum SocketMsg {
     /// An intercepted broadcast for one channel instance.
     Intercepted(InstanceId, Arc<Broadcast>),
-    /// An info for one channel instance.
-    Info(InstanceId, Info),
-    /// A broadcast on the socket's id topic (`disconnect`, §1.7).
-    Control(Arc<Broadcast>),
+    /// An info for one channel instance (`ChannelRef::send`).
+    Info(InstanceId, Box<dyn Any + Send>),
+    /// `disconnect` on the socket's id topic (§1.7); its outbox is already closed.
+    Disconnect,
     /// The inbox refused a message for lack of room: the socket is too slow.
     Overflowed,
 }
-
-impl std::fmt::Debug for dyn Channel {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("Channel")
-    }
-}
-
-mod driver;
-mod inbox;
-
-pub(crate) use driver::Driver;
-pub(crate) use inbox::Inbox;
 
 /// The sending side of a socket's inbox, cloned into subscriptions and channel refs.
 pub(crate) type SocketInbox = Arc<Inbox>;
@@ -56,19 +59,63 @@ pub(crate) enum Flow {
     Close(u16),
 }
 
-/// Close code for `disconnect` on the socket id (§1.7, Phoenix ≥ 1.8.8).
-pub(crate) const CLOSE_DISCONNECT: u16 = 1001;
+/// What every socket of an endpoint shares: PubSub, presence, app state.
+#[derive(Clone, Debug)]
+pub(crate) struct Hub {
+    pub(crate) pubsub: PubSub,
+    pub(crate) tracker: Arc<Tracker>,
+    pub(crate) state: State,
+}
 
-/// State shared by all channels of a socket; what [`ChannelContext`] borrows.
+/// The socket's settings, from its `SocketConfig`.
+#[derive(Clone, Debug)]
+pub(crate) struct SocketSettings {
+    pub(crate) router: Router,
+    pub(crate) max_channels: usize,
+}
+
+/// The join_refs of one channel instance (§3.2).
+#[derive(Clone, Debug)]
+pub(crate) struct JoinRefs {
+    /// As received with `phx_join` (null for V1): what §3.3/§3.4 compare and what
+    /// `phx_close`/`phx_error` carry.
+    pub(crate) stored: Option<Ref>,
+    /// `join_ref || ref`: what pushes and replies carry.
+    pub(crate) channel: Option<Ref>,
+}
+
+/// Why a push or reply was not sent.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PushError {
+    /// Pushes are refused while the channel is joining (Phoenix raises); send yourself
+    /// an info from `join` and push from `handle_info`.
+    #[error("cannot push before the channel has joined")]
+    NotJoined,
+    /// The serializer refused (a header field over 255 bytes, binary on V1, §2.4).
+    #[error(transparent)]
+    Encode(#[from] phx_protocol::EncodeError),
+    /// The transport refused or is gone.
+    #[error(transparent)]
+    Outbox(#[from] OutboxError),
+    /// Payloads must be JSON objects or binary (§5).
+    #[error("push payloads must be JSON objects or binary")]
+    NotAnObject,
+}
+
+/// State shared by all channels of a socket; what a channel's context borrows.
 #[derive(Debug)]
 pub(crate) struct SocketCore {
-    pub(crate) endpoint: Endpoint,
+    pub(crate) hub: Hub,
     pub(crate) serializer: Serializer,
     pub(crate) outbox: Outbox,
     pub(crate) inbox: SocketInbox,
-    pub(crate) assigns: Arc<Assigns>,
+    /// What connect assigned, of the socket's `Connect::Assigns` type.
+    pub(crate) assigns: Arc<dyn Any + Send + Sync>,
     pub(crate) id: Option<Arc<str>>,
-    pub(crate) deferred: VecDeque<(InstanceId, Info)>,
+    /// Infos a channel sent itself, run after the current callback.
+    pub(crate) deferred: VecDeque<(InstanceId, Box<dyn Any + Send>)>,
+    /// Set by a channel closing its own socket: the transport closes with this code.
+    pub(crate) stop: Option<u16>,
     /// Set once the socket is closing: pushes from `terminate` go nowhere.
     closed: bool,
     scratch: Vec<u8>,
@@ -126,11 +173,63 @@ impl SocketCore {
     }
 }
 
+/// What a channel callback sees of its socket: the socket's shared state and the
+/// identity of the channel instance being called.
+#[derive(Debug)]
+pub(crate) struct Scope<'a> {
+    pub(crate) core: &'a mut SocketCore,
+    pub(crate) topic: &'a str,
+    pub(crate) refs: &'a JoinRefs,
+    pub(crate) instance: InstanceId,
+    /// False during `join`: pushes are refused then.
+    pub(crate) joined: bool,
+    /// The `ref` of the client message being handled (`handle_in` only).
+    pub(crate) message_ref: Option<Option<Ref>>,
+}
+
+/// A boxed callback future borrowing the channel and the socket.
+pub(crate) type CallbackFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// A channel as the socket drives it (implemented for every `Channel` by the channel
+/// layer, which also turns the [`Scope`] into the channel's typed context).
+pub(crate) trait ErasedChannel: Send {
+    fn join<'a>(
+        &'a mut self,
+        topic: &'a str,
+        payload: Payload,
+        scope: Scope<'a>,
+    ) -> CallbackFuture<'a, JoinResult>;
+    fn handle_in<'a>(
+        &'a mut self,
+        event: &'a str,
+        payload: Payload,
+        scope: Scope<'a>,
+    ) -> CallbackFuture<'a, HandleResult>;
+    fn handle_out<'a>(
+        &'a mut self,
+        event: &'a str,
+        payload: &'a Payload,
+        scope: Scope<'a>,
+    ) -> CallbackFuture<'a, HandleResult>;
+    fn handle_info<'a>(
+        &'a mut self,
+        info: Box<dyn Any + Send>,
+        scope: Scope<'a>,
+    ) -> CallbackFuture<'a, HandleResult>;
+    fn terminate<'a>(
+        &'a mut self,
+        reason: TerminateReason,
+        scope: Scope<'a>,
+    ) -> CallbackFuture<'a, ()>;
+    /// Broadcast events this channel handles in `handle_out`.
+    fn intercepts(&self) -> &'static [&'static str];
+}
+
 struct Entry {
     topic: String,
     instance: InstanceId,
     refs: JoinRefs,
-    channel: Box<dyn Channel>,
+    channel: Box<dyn ErasedChannel>,
 }
 
 /// What a callback was asked to do.
@@ -141,12 +240,12 @@ enum Call {
         r#ref: Option<Ref>,
     },
     Out(Arc<Broadcast>),
-    Info(Info),
+    Info(Box<dyn Any + Send>),
 }
 
 pub(crate) struct Socket {
     core: SocketCore,
-    config: Arc<SocketConfig>,
+    settings: Arc<SocketSettings>,
     channels: HashMap<String, Entry>,
     /// The socket's own subscription to its id topic.
     id_subscription: Option<InstanceId>,
@@ -163,24 +262,24 @@ fn empty() -> &'static RawValue {
 
 impl Socket {
     pub(crate) fn new(
-        endpoint: Endpoint,
-        config: Arc<SocketConfig>,
+        hub: Hub,
+        settings: Arc<SocketSettings>,
         serializer: Serializer,
         outbox: Outbox,
-        assigns: Assigns,
+        assigns: Arc<dyn Any + Send + Sync>,
         id: Option<String>,
     ) -> (Self, SocketInbox) {
         let inbox = SocketInbox::default();
         let inbox_rx = inbox.clone();
         let id: Option<Arc<str>> = id.map(Into::into);
         let id_subscription = id.as_ref().map(|id| {
-            let instance = endpoint.next_instance();
-            endpoint.pubsub().subscribe(
+            let instance = hub.pubsub.next_instance();
+            hub.pubsub.subscribe(
                 id,
                 Subscriber {
                     instance,
                     target: Target::Socket {
-                        inbox: inbox.clone(),
+                        mailbox: inbox.clone() as Arc<dyn Mailbox>,
                         outbox: outbox.clone(),
                     },
                 },
@@ -188,19 +287,20 @@ impl Socket {
             instance
         });
         let core = SocketCore {
-            endpoint,
+            hub,
             serializer,
             outbox,
             inbox,
-            assigns: Arc::new(assigns),
+            assigns,
             id,
             deferred: VecDeque::new(),
+            stop: None,
             closed: false,
             scratch: Vec::new(),
         };
         let socket = Self {
             core,
-            config,
+            settings,
             channels: HashMap::new(),
             id_subscription,
         };
@@ -212,10 +312,10 @@ impl Socket {
     }
 
     /// Handles one decoded client message (§3).
-    pub(crate) async fn handle_message(&mut self, msg: Message) {
+    pub(crate) async fn handle_message(&mut self, msg: Message) -> Flow {
         if driver::is_heartbeat(&msg) {
             driver::answer_heartbeat(self.core.serializer, &self.core.outbox, &msg);
-            return;
+            return Flow::Continue;
         }
         match msg.event.as_str() {
             event::JOIN => self.join(msg).await,
@@ -223,16 +323,14 @@ impl Socket {
             _ => self.route(msg).await,
         }
         self.drain_deferred().await;
+        self.flow()
     }
 
     /// Handles a message from outside the transport.
     pub(crate) async fn handle_msg(&mut self, msg: SocketMsg) -> Flow {
         match msg {
-            SocketMsg::Control(b) if b.event == event::DISCONNECT => {
-                return Flow::Close(CLOSE_DISCONNECT)
-            }
-            SocketMsg::Control(_) => {}
-            SocketMsg::Overflowed => return Flow::Close(crate::outbox::CLOSE_SLOW_READER),
+            SocketMsg::Disconnect => return Flow::Close(CLOSE_DISCONNECT),
+            SocketMsg::Overflowed => return Flow::Close(CLOSE_SLOW_READER),
             SocketMsg::Intercepted(instance, b) => {
                 if let Some(topic) = self.topic_of(instance) {
                     self.call(&topic, Call::Out(b)).await;
@@ -241,7 +339,15 @@ impl Socket {
             SocketMsg::Info(instance, info) => self.core.deferred.push_back((instance, info)),
         }
         self.drain_deferred().await;
-        Flow::Continue
+        self.flow()
+    }
+
+    /// `Close` once a channel asked to close its socket.
+    fn flow(&self) -> Flow {
+        match self.core.stop {
+            Some(code) => Flow::Close(code),
+            None => Flow::Continue,
+        }
     }
 
     fn topic_of(&self, instance: InstanceId) -> Option<String> {
@@ -278,18 +384,15 @@ impl Socket {
             }
         };
 
-        let Some(factory) = self.config.router().route(&topic) else {
+        let Some(factory) = self.settings.router.route(&topic) else {
             let response = PayloadRef::Json(json(r#"{"reason":"unmatched topic"}"#));
             self.core
                 .reply(None, r#ref.as_ref(), &topic, "error", response);
             write_replaced_close(&mut self.core);
             return;
         };
-        if self.channels.len() >= self.config.channel_limit() {
-            tracing::error!(
-                max = self.config.channel_limit(),
-                "too many channels joined"
-            );
+        if self.channels.len() >= self.settings.max_channels {
+            tracing::error!(max = self.settings.max_channels, "too many channels joined");
             let response = PayloadRef::Json(json(r#"{"reason":"too many channels joined"}"#));
             self.core
                 .reply(join_ref.as_ref(), r#ref.as_ref(), &topic, "error", response);
@@ -298,12 +401,12 @@ impl Socket {
         }
 
         let mut channel = factory();
-        let instance = self.core.endpoint.next_instance();
+        let instance = self.core.hub.pubsub.next_instance();
         let refs = JoinRefs {
             stored: join_ref.clone(),
             channel: join_ref.clone().or_else(|| r#ref.clone()),
         };
-        let mut ctx = ChannelContext {
+        let scope = Scope {
             core: &mut self.core,
             topic: &topic,
             refs: &refs,
@@ -311,7 +414,7 @@ impl Socket {
             joined: false,
             message_ref: None,
         };
-        let result = AssertUnwindSafe(channel.join(&topic, payload, &mut ctx))
+        let result = AssertUnwindSafe(channel.join(&topic, payload, scope))
             .catch_unwind()
             .await;
         match result {
@@ -325,14 +428,14 @@ impl Socket {
                 );
                 write_replaced_close(&mut self.core);
                 // Subscribed only now, so no broadcast overtakes the join reply (§3.2).
-                self.core.endpoint.pubsub().subscribe(
+                self.core.hub.pubsub.subscribe(
                     &topic,
                     Subscriber {
                         instance,
                         target: Target::Channel {
                             outbox: self.core.outbox.clone(),
                             serializer: self.core.serializer,
-                            inbox: self.core.inbox.clone(),
+                            mailbox: self.core.inbox.clone() as Arc<dyn Mailbox>,
                             intercepts: channel.intercepts(),
                         },
                     },
@@ -356,7 +459,7 @@ impl Socket {
                     response.as_ref(),
                 );
                 write_replaced_close(&mut self.core);
-                self.core.endpoint.untrack_instance(instance);
+                self.untrack(instance);
             }
             Err(_panic) => {
                 tracing::error!(%topic, "channel join crashed");
@@ -364,7 +467,7 @@ impl Socket {
                 self.core
                     .reply(join_ref.as_ref(), r#ref.as_ref(), &topic, "error", response);
                 write_replaced_close(&mut self.core);
-                self.core.endpoint.untrack_instance(instance);
+                self.untrack(instance);
             }
         }
     }
@@ -455,7 +558,7 @@ impl Socket {
             Call::In { r#ref, .. } => Some(r#ref.clone()),
             _ => None,
         };
-        let mut ctx = ChannelContext {
+        let scope = Scope {
             core,
             topic: &entry.topic,
             refs: &entry.refs,
@@ -466,17 +569,17 @@ impl Socket {
         let channel = &mut entry.channel;
         let result = match call {
             Call::In { event, payload, .. } => {
-                AssertUnwindSafe(channel.handle_in(&event, payload, &mut ctx))
+                AssertUnwindSafe(channel.handle_in(&event, payload, scope))
                     .catch_unwind()
                     .await
             }
             Call::Out(b) => {
-                AssertUnwindSafe(channel.handle_out(&b.event, &b.payload, &mut ctx))
+                AssertUnwindSafe(channel.handle_out(&b.event, &b.payload, scope))
                     .catch_unwind()
                     .await
             }
             Call::Info(info) => {
-                AssertUnwindSafe(channel.handle_info(info, &mut ctx))
+                AssertUnwindSafe(channel.handle_info(info, scope))
                     .catch_unwind()
                     .await
             }
@@ -563,22 +666,29 @@ impl Socket {
         );
     }
 
+    fn untrack(&self, instance: InstanceId) {
+        self.core
+            .hub
+            .tracker
+            .untrack_instance_with(&self.core.hub.pubsub, instance);
+    }
+
     /// Untracks the presences of a channel that left the table, then unsubscribes it.
     ///
     /// In that order so the leave diff also reaches this socket's own client: phoenix.js
     /// hands null-join_ref frames to every channel object of the topic, and a new channel
     /// object (rejoin, second `Channel`) may already have queued this instance's join
-    /// diff; without the leave it would re-add the departed meta after its state.
-    fn forget(&mut self, entry: &Entry) {
-        self.core.endpoint.untrack_instance(entry.instance);
+    /// diff; without the leave it would re-add the departed meta after its state (§6.3).
+    fn forget(&self, entry: &Entry) {
+        self.untrack(entry.instance);
         self.core
-            .endpoint
-            .pubsub()
+            .hub
+            .pubsub
             .unsubscribe(&entry.topic, entry.instance);
     }
 
     async fn terminate(&mut self, entry: &mut Entry, reason: TerminateReason) {
-        let mut ctx = ChannelContext {
+        let scope = Scope {
             core: &mut self.core,
             topic: &entry.topic,
             refs: &entry.refs,
@@ -586,7 +696,7 @@ impl Socket {
             joined: true,
             message_ref: None,
         };
-        let fut = entry.channel.terminate(&reason, &mut ctx);
+        let fut = entry.channel.terminate(reason, scope);
         if AssertUnwindSafe(fut).catch_unwind().await.is_err() {
             tracing::error!(topic = %entry.topic, "channel terminate crashed");
         }
@@ -604,7 +714,7 @@ impl Socket {
             self.terminate(&mut entry, TerminateReason::Closed).await;
         }
         if let (Some(id), Some(instance)) = (&self.core.id, self.id_subscription.take()) {
-            self.core.endpoint.pubsub().unsubscribe(id, instance);
+            self.core.hub.pubsub.unsubscribe(id, instance);
         }
     }
 }
@@ -613,14 +723,10 @@ impl Drop for Socket {
     fn drop(&mut self) {
         // A transport task that was aborted never ran `close`: still release shared state.
         for entry in self.channels.values() {
-            self.core
-                .endpoint
-                .pubsub()
-                .unsubscribe(&entry.topic, entry.instance);
-            self.core.endpoint.untrack_instance(entry.instance);
+            self.forget(entry);
         }
         if let (Some(id), Some(instance)) = (&self.core.id, self.id_subscription.take()) {
-            self.core.endpoint.pubsub().unsubscribe(id, instance);
+            self.core.hub.pubsub.unsubscribe(id, instance);
         }
     }
 }

@@ -2,31 +2,32 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use phx_protocol::{Payload, Serializer};
 use serde_json::{json, Value};
 
 use super::*;
 use crate::connect::AcceptAll;
-use crate::longpoll::LongPollBuffer;
-use crate::{ChannelContext, HandleResult, Info, TerminateReason};
+use crate::outbox::LongPollBuffer;
+use crate::{Channel, ChannelContext, HandleResult, SocketConfig, TerminateReason};
 
 #[derive(Default)]
 struct TestChannel;
 
 struct Hello;
 
-#[async_trait]
 impl Channel for TestChannel {
+    type Assigns = ();
+    type Info = Hello;
+
     async fn join(
         &mut self,
         _topic: &str,
         p: Payload,
-        ctx: &mut ChannelContext<'_>,
+        ctx: &mut ChannelContext<'_, Self>,
     ) -> Result<Payload, Payload> {
         let params: Value = p.parse().unwrap_or(Value::Null);
         match params["mode"].as_str() {
-            Some("refuse") => return Err(Payload::json(&json!({"reason": "nope"})).unwrap()),
+            Some("refuse") => return Err(Payload::json(&json!({"reason": "nope"}))),
             Some("crash") => panic!("join crash"),
             Some("push") => assert_eq!(
                 ctx.push("early", Payload::empty_object()),
@@ -38,10 +39,8 @@ impl Channel for TestChannel {
         Ok(Payload::empty_object())
     }
 
-    async fn handle_info(&mut self, info: Info, ctx: &mut ChannelContext<'_>) -> HandleResult {
-        if info.downcast::<Hello>().is_ok() {
-            ctx.push("hello", Payload::empty_object()).unwrap();
-        }
+    async fn handle_info(&mut self, _: Hello, ctx: &mut ChannelContext<'_, Self>) -> HandleResult {
+        ctx.push("hello", Payload::empty_object()).unwrap();
         HandleResult::NoReply
     }
 
@@ -49,7 +48,7 @@ impl Channel for TestChannel {
         &mut self,
         event: &str,
         p: Payload,
-        ctx: &mut ChannelContext<'_>,
+        ctx: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         match event {
             "echo" => HandleResult::ok(p),
@@ -69,15 +68,15 @@ impl Channel for TestChannel {
         }
     }
 
-    async fn terminate(&mut self, reason: &TerminateReason, ctx: &mut ChannelContext<'_>) {
+    async fn terminate(&mut self, reason: TerminateReason, ctx: &mut ChannelContext<'_, Self>) {
         let _ = ctx.push(
             "bye",
-            Payload::json(&json!({"reason": format!("{reason:?}")})).unwrap(),
+            Payload::json(&json!({"reason": format!("{reason:?}")})),
         );
     }
 }
 
-use crate::channel::StopReason;
+use crate::outcome::StopReason;
 
 struct Harness {
     socket: Socket,
@@ -89,15 +88,27 @@ impl Harness {
     fn new(serializer: Serializer, max_channels: usize) -> Self {
         let config = SocketConfig::new(AcceptAll)
             .max_channels(max_channels)
-            .channel("room:*", TestChannel::default);
-        let endpoint = Endpoint::builder().build();
+            .channel("room:*", TestChannel::default)
+            .into_options();
+        let pubsub = PubSub::default();
+        let hub = Hub {
+            tracker: Arc::new(Tracker::new(
+                None,
+                crate::presence::BurstPolicy {
+                    limit: 1,
+                    window: std::time::Duration::ZERO,
+                },
+            )),
+            pubsub,
+            state: State::default(),
+        };
         let buffer = Arc::new(LongPollBuffer::new(10_000));
         let (socket, _inbox) = Socket::new(
-            endpoint,
-            Arc::new(config),
+            hub,
+            config.settings().clone(),
             serializer,
             Outbox::LongPoll(buffer.clone()),
-            Assigns::new(),
+            Arc::new(()),
             None,
         );
         Self {
@@ -351,5 +362,5 @@ async fn closing_terminates_channels_silently() {
     h.frames();
     h.socket.close().await;
     assert_eq!(h.frames(), Vec::<Value>::new());
-    assert_eq!(h.socket.core.endpoint.subscriber_count("room:1"), 0);
+    assert_eq!(h.socket.core.hub.pubsub.subscriber_count("room:1"), 0);
 }

@@ -1,6 +1,7 @@
 //! Transports: they turn a connection into decoded messages for a [`crate::socket`] and
 //! its outbox into bytes. Both share the connect-time checks below.
 
+pub(crate) mod longpoll;
 pub(crate) mod websocket;
 
 use std::net::SocketAddr;
@@ -10,16 +11,70 @@ use hyper::http::request::Parts;
 use hyper::{HeaderMap, Response, StatusCode};
 use phx_protocol::Serializer;
 
-use crate::connect::{ConnectInfo, Connected, Refusal, Transport};
-use crate::endpoint::{status_response, Body, Endpoint, SocketConfig};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::config::{Accepted, SocketOptions};
+use crate::connect::{ConnectInfo, Refusal, Transport};
+use crate::http::{status_response, Body};
 use crate::origin::RequestTarget;
+use crate::outbox::Outbox;
 use crate::params::{Params, ParamsError};
+use crate::socket::{Hub, Socket, SocketInbox};
+
+/// What the transports need from the endpoint that runs them.
+#[derive(Debug)]
+pub(crate) struct Services {
+    /// PubSub, presence and app state, for every socket.
+    pub(crate) hub: Hub,
+    /// The host `CheckOrigin::Host` compares with (`localhost` when none).
+    pub(crate) host: Option<String>,
+    /// Cancelled when the endpoint shuts down: sockets close with 1012.
+    pub(crate) shutdown: CancellationToken,
+    /// Every connection task, waited for at shutdown.
+    pub(crate) tasks: TaskTracker,
+    /// The long-poll sessions of every mount.
+    pub(crate) longpoll: longpoll::Sessions,
+}
+
+impl Services {
+    pub(crate) fn host(&self) -> Option<&str> {
+        self.host.as_deref()
+    }
+    pub(crate) fn shutdown_token(&self) -> &CancellationToken {
+        &self.shutdown
+    }
+    pub(crate) fn tasks(&self) -> &TaskTracker {
+        &self.tasks
+    }
+    pub(crate) fn longpoll_sessions(&self) -> &longpoll::Sessions {
+        &self.longpoll
+    }
+}
 
 /// A connection that passed origin check, vsn negotiation and the app's connect.
-#[derive(Debug)]
-pub(crate) struct Accepted {
+pub(crate) struct Authorized {
     pub(crate) serializer: Serializer,
-    pub(crate) connected: Connected,
+    pub(crate) connected: Accepted,
+}
+
+impl Authorized {
+    /// The socket for this connection, writing to `outbox`.
+    pub(crate) fn into_socket(
+        self,
+        services: &Services,
+        config: &SocketOptions,
+        outbox: Outbox,
+    ) -> (Socket, SocketInbox) {
+        Socket::new(
+            services.hub.clone(),
+            config.settings().clone(),
+            self.serializer,
+            outbox,
+            self.connected.assigns,
+            self.connected.id,
+        )
+    }
 }
 
 /// The answer to a socket request whose query is not acceptable connect params (§1.2):
@@ -34,8 +89,8 @@ pub(crate) fn params_refused(error: &ParamsError) -> Response<Body> {
 
 /// §1.5 for any request to a socket route (WebSocket, long-poll GET/POST/OPTIONS).
 pub(crate) fn origin_allowed(
-    endpoint: &Endpoint,
-    config: &SocketConfig,
+    services: &Services,
+    config: &SocketOptions,
     headers: &HeaderMap,
 ) -> bool {
     // Raw bytes: a value that is not valid text is a present origin, never an absent one.
@@ -43,7 +98,7 @@ pub(crate) fn origin_allowed(
     let target = RequestTarget {
         scheme: "http",
         host_header: headers.get(HOST).and_then(|v| v.to_str().ok()),
-        endpoint_host: endpoint.host(),
+        endpoint_host: services.host(),
     };
     let allowed = config
         .origin_policy()
@@ -56,15 +111,15 @@ pub(crate) fn origin_allowed(
 
 /// §1.3–§1.5 in Phoenix's order: origin, then `vsn`, then the app's connect hook.
 pub(crate) async fn authorize(
-    endpoint: &Endpoint,
-    config: &SocketConfig,
+    services: &Services,
+    config: &SocketOptions,
     head: &Parts,
     peer: SocketAddr,
     transport: Transport,
     auth_token: Option<String>,
     params: &Params,
-) -> Result<Accepted, Refusal> {
-    if !origin_allowed(endpoint, config, &head.headers) {
+) -> Result<Authorized, Refusal> {
+    if !origin_allowed(services, config, &head.headers) {
         return Err(Refusal::forbidden());
     }
     let vsn = match params.get("vsn") {
@@ -81,7 +136,7 @@ pub(crate) async fn authorize(
         transport,
     };
     let connected = config.connect_hook().connect(params, &info).await?;
-    Ok(Accepted {
+    Ok(Authorized {
         serializer,
         connected,
     })

@@ -25,12 +25,14 @@ use tokio::net::TcpStream;
 use tokio::time::Instant;
 use tokio_util::sync::ReusableBoxFuture;
 
+use crate::config::SocketOptions;
 use crate::connect::Transport;
-use crate::endpoint::{status_response, Body, Endpoint, SocketConfig};
+use crate::http::{status_response, Body};
+use crate::outbox::websocket::CLOSE_ABORT;
 use crate::outbox::{close_payload, ws_frame, Outbox, WsOut, WsQueue};
 use crate::params::Params;
-use crate::socket::{Driver, Flow, Socket};
-use crate::transport::{authorize, Accepted};
+use crate::socket::{Driver, Flow};
+use crate::transport::{authorize, Authorized, Services};
 
 const BEARER_PREFIX: &str = "base64url.bearer.phx.";
 
@@ -46,8 +48,8 @@ const LINGER: Duration = Duration::from_secs(2);
 
 /// Answers `GET <mount>/websocket`: checks, connect, upgrade (§1).
 pub(crate) async fn handle(
-    endpoint: &Endpoint,
-    config: &Arc<SocketConfig>,
+    services: &Arc<Services>,
+    config: &Arc<SocketOptions>,
     mut req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
@@ -69,7 +71,7 @@ pub(crate) async fn handle(
     };
     let (head, body) = req.into_parts();
     let accepted = authorize(
-        endpoint,
+        services,
         config,
         &head,
         peer,
@@ -90,11 +92,11 @@ pub(crate) async fn handle(
             return status_response(StatusCode::BAD_REQUEST, "");
         }
     };
-    let endpoint2 = endpoint.clone();
+    let services2 = services.clone();
     let config = config.clone();
-    endpoint.tasks().spawn(async move {
+    services.tasks().spawn(async move {
         match upgrade.await {
-            Ok(ws) => run(ws.into_inner(), endpoint2, config, accepted).await,
+            Ok(ws) => run(ws.into_inner(), services2, config, accepted).await,
             Err(error) => tracing::debug!(%error, "upgrade failed"),
         }
     });
@@ -115,7 +117,7 @@ struct Subprotocols {
 /// §1.6: pulls the bearer token out of `Sec-WebSocket-Protocol` and picks the
 /// subprotocol to answer (`phoenix` when the auth token is enabled). `Err` → 403.
 fn negotiate_subprotocols(
-    config: &SocketConfig,
+    config: &SocketOptions,
     req: &Request<Incoming>,
 ) -> Result<Subprotocols, ()> {
     let header = req
@@ -182,9 +184,9 @@ fn decode_token(encoded: &str) -> Option<String> {
 /// Recovers the TCP stream under hyper's upgrade so reads and writes need no lock.
 async fn run(
     io: TokioIo<hyper::upgrade::Upgraded>,
-    endpoint: Endpoint,
-    config: Arc<SocketConfig>,
-    accepted: Accepted,
+    services: Arc<Services>,
+    config: Arc<SocketOptions>,
+    accepted: Authorized,
 ) {
     match io.into_inner().downcast::<TokioIo<TcpStream>>() {
         Ok(parts) if parts.read_buf.is_empty() => {
@@ -193,16 +195,16 @@ async fn run(
             let hyper::upgrade::Parts { io, read_buf, .. } = parts;
             drop(read_buf);
             let (read, write) = io.into_inner().into_split();
-            drive(read, write, endpoint, config, accepted).await;
+            drive(read, write, services, config, accepted).await;
         }
         Ok(parts) => {
             let (read, write) = parts.io.into_inner().into_split();
             let read = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(parts.read_buf), read);
-            drive(read, write, endpoint, config, accepted).await;
+            drive(read, write, services, config, accepted).await;
         }
         Err(upgraded) => {
             let (read, write) = tokio::io::split(TokioIo::new(upgraded));
-            drive(read, write, endpoint, config, accepted).await;
+            drive(read, write, services, config, accepted).await;
         }
     }
 }
@@ -339,9 +341,9 @@ fn error_close_code(error: &WebSocketError) -> Option<u16> {
 async fn drive<R, W>(
     read: R,
     write: W,
-    endpoint: Endpoint,
-    config: Arc<SocketConfig>,
-    accepted: Accepted,
+    services: Arc<Services>,
+    config: Arc<SocketOptions>,
+    accepted: Authorized,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -352,20 +354,10 @@ async fn drive<R, W>(
         config.frame_limit(),
     ));
     let outbox = Outbox::WebSocket(queue.clone());
-    let Accepted {
-        serializer,
-        connected,
-    } = accepted;
-    let (socket, inbox) = Socket::new(
-        endpoint.clone(),
-        config.clone(),
-        serializer,
-        outbox,
-        connected.assigns,
-        connected.id,
-    );
+
+    let (socket, inbox) = accepted.into_socket(&services, &config, outbox);
     let mut driver = Driver::new(socket, inbox, config.inbound_limit());
-    let writer = endpoint.tasks().spawn(write_loop(write, queue.clone()));
+    let writer = services.tasks().spawn(write_loop(write, queue.clone()));
 
     let (mut ws, _unused_write) =
         fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);
@@ -396,7 +388,7 @@ async fn drive<R, W>(
         tokio::select! {
             biased;
             () = queue.killed().cancelled() => break None,
-            () = endpoint.shutdown_token().cancelled() => break Some(CLOSE_RESTART),
+            () = services.shutdown_token().cancelled() => break Some(CLOSE_RESTART),
             (reader, result) = &mut reading, if may_read => {
                 idle.as_mut().reset(Instant::now() + timeout);
                 let received = match result {
@@ -505,8 +497,11 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
             tokio::select! {
                 biased;
                 () = queue.killed().cancelled() => {
-                    let frame = ws_frame(OpCode::Close, &close_payload(queue.kill_code(), ""));
-                    let _ = tokio::time::timeout(LINGER, write.write_all(&frame)).await;
+                    // An abort drops the connection without a close frame.
+                    if queue.kill_code() != CLOSE_ABORT {
+                        let frame = ws_frame(OpCode::Close, &close_payload(queue.kill_code(), ""));
+                        let _ = tokio::time::timeout(LINGER, write.write_all(&frame)).await;
+                    }
                     let _ = tokio::time::timeout(LINGER, write.shutdown()).await;
                     return;
                 }

@@ -5,7 +5,9 @@ use phx_server::{Endpoint, SocketConfig};
 pub mod ws;
 
 /// Serves one socket at `/socket` on 127.0.0.1:<free port>.
-pub async fn start(config: impl Fn() -> SocketConfig) -> (Endpoint, u16) {
+pub async fn start<A: Send + Sync + 'static>(
+    config: impl Fn() -> SocketConfig<A>,
+) -> (Endpoint, u16) {
     let endpoint = Endpoint::builder().socket("/socket", config()).build();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let port = listener.local_addr().unwrap().port();

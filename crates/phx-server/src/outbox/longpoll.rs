@@ -10,7 +10,7 @@ use tokio::sync::futures::Notified;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::outbox::OutboxError;
+use super::OutboxError;
 
 /// Messages waiting for the next GET of one session.
 #[derive(Debug)]
@@ -57,13 +57,13 @@ impl LongPollBuffer {
     }
 
     /// Cancelled when the session ends.
-    pub(super) fn ended(&self) -> &CancellationToken {
+    pub(crate) fn ended(&self) -> &CancellationToken {
         &self.ended
     }
 
     /// Completes after the next push. Create it before [`LongPollBuffer::take`] so a
     /// push in between is not missed.
-    pub(super) fn notified(&self) -> Notified<'_> {
+    pub(crate) fn notified(&self) -> Notified<'_> {
         self.notify.notified()
     }
 

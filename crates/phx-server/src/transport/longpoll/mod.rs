@@ -29,14 +29,15 @@ use hyper::{Method, Request, Response, StatusCode};
 use phx_protocol::Message;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::config::SocketOptions;
 use crate::connect::Transport;
-use crate::endpoint::{status_response, Body, Endpoint, SocketConfig};
+use crate::http::{status_response, Body};
 use crate::outbox::Outbox;
 use crate::params::Params;
-use crate::session_limit::{SessionLimit, SessionLimitError, SessionSlot};
-use crate::socket::{Driver, Flow, Socket};
-use crate::token::Signer;
-use crate::transport::{authorize, origin_allowed, Accepted};
+use crate::socket::{Driver, Flow};
+use crate::transport::{authorize, origin_allowed, Authorized, Services};
+use limit::{SessionLimit, SessionLimitError, SessionSlot};
+use token::Signer;
 
 /// Lines of one POST that are used; the rest are ignored (§7.4, Phoenix ≥ 1.8.9).
 const MAX_BATCH: usize = 100;
@@ -47,8 +48,10 @@ const MAX_BASE64: usize = 10_000_000;
 const TOKEN_HEADER: &str = "x-phoenix-longpoll-token";
 const AUTH_TOKEN_HEADER: &str = "x-phoenix-authtoken";
 
-mod buffer;
-pub(crate) use buffer::LongPollBuffer;
+pub(crate) mod limit;
+mod token;
+
+use crate::outbox::LongPollBuffer;
 
 /// One batch of POSTed lines and where to say they were processed.
 struct Dispatch {
@@ -122,14 +125,14 @@ impl Sessions {
 /// A session's registration: dropped when its task ends, however it ends (a panic
 /// included), it forgets the session and gives its slot back.
 struct Registration {
-    endpoint: Endpoint,
+    services: Arc<Services>,
     id: u64,
     _slot: SessionSlot,
 }
 
 impl Drop for Registration {
     fn drop(&mut self) {
-        self.endpoint.longpoll_sessions().live.remove(&self.id);
+        self.services.longpoll_sessions().live.remove(&self.id);
     }
 }
 
@@ -189,8 +192,8 @@ fn messages_json(status: u16, token: &str, messages: &[Bytes]) -> Response<Body>
 
 /// Answers `<mount>/longpoll`.
 pub(crate) async fn handle(
-    endpoint: &Endpoint,
-    config: &Arc<SocketConfig>,
+    services: &Arc<Services>,
+    config: &Arc<SocketOptions>,
     req: Request<Incoming>,
     peer: SocketAddr,
 ) -> Response<Body> {
@@ -206,7 +209,7 @@ pub(crate) async fn handle(
         .or_else(|| params.get_str("token").map(str::to_owned));
     match *req.method() {
         Method::OPTIONS => {
-            if let Some(refused) = origin_refused(endpoint, config, &req) {
+            if let Some(refused) = origin_refused(services, config, &req) {
                 return refused;
             }
             let mut resp = status_response(StatusCode::OK, "");
@@ -229,13 +232,13 @@ pub(crate) async fn handle(
             headers.insert("access-control-allow-origin", HeaderValue::from_static("*"));
             resp
         }
-        Method::GET => match endpoint.longpoll_sessions().find(token.as_deref()) {
+        Method::GET => match services.longpoll_sessions().find(token.as_deref()) {
             Some(session) => {
-                if let Some(refused) = origin_refused(endpoint, config, &req) {
+                if let Some(refused) = origin_refused(services, config, &req) {
                     return refused;
                 }
                 poll(
-                    endpoint,
+                    services,
                     config,
                     session,
                     token.as_deref().unwrap_or_default(),
@@ -245,24 +248,24 @@ pub(crate) async fn handle(
             None => {
                 // The caps come first: a flood of token-less GETs costs a counter update
                 // each, not an origin check and a connect hook.
-                let slot = match endpoint.longpoll_sessions().limit.acquire(peer.ip()) {
+                let slot = match services.longpoll_sessions().limit.acquire(peer.ip()) {
                     Ok(slot) => slot,
                     Err(error) => {
                         tracing::debug!(%error, %peer, "long-poll session refused");
                         return session_refused(error);
                     }
                 };
-                if let Some(refused) = origin_refused(endpoint, config, &req) {
+                if let Some(refused) = origin_refused(services, config, &req) {
                     return refused;
                 }
-                new_session(endpoint, config, req, peer, &params, slot).await
+                new_session(services, config, req, peer, &params, slot).await
             }
         },
         Method::POST => {
-            if let Some(refused) = origin_refused(endpoint, config, &req) {
+            if let Some(refused) = origin_refused(services, config, &req) {
                 return refused;
             }
-            match endpoint.longpoll_sessions().find(token.as_deref()) {
+            match services.longpoll_sessions().find(token.as_deref()) {
                 Some(session) => publish(config, session, req).await,
                 None => status_json(410),
             }
@@ -272,17 +275,17 @@ pub(crate) async fn handle(
 }
 
 fn origin_refused(
-    endpoint: &Endpoint,
-    config: &SocketConfig,
+    services: &Arc<Services>,
+    config: &SocketOptions,
     req: &Request<Incoming>,
 ) -> Option<Response<Body>> {
-    (!origin_allowed(endpoint, config, req.headers())).then(|| status_json(403))
+    (!origin_allowed(services, config, req.headers())).then(|| status_json(403))
 }
 
 /// First GET (or a GET whose session is gone): connect and answer 410 with a token.
 async fn new_session(
-    endpoint: &Endpoint,
-    config: &Arc<SocketConfig>,
+    services: &Arc<Services>,
+    config: &Arc<SocketOptions>,
     req: Request<Incoming>,
     peer: SocketAddr,
     params: &Params,
@@ -299,7 +302,7 @@ async fn new_session(
         .flatten();
     let (head, _body) = req.into_parts();
     let Ok(accepted) = authorize(
-        endpoint,
+        services,
         config,
         &head,
         peer,
@@ -322,31 +325,31 @@ async fn new_session(
         last_poll: AtomicU64::new(0),
         epoch: Instant::now(),
     });
-    let sessions = endpoint.longpoll_sessions();
+    let sessions = services.longpoll_sessions();
     let mut id: u64 = rand::random();
     while sessions.live.contains_key(&id) {
         id = rand::random();
     }
     sessions.live.insert(id, session.clone());
     let registration = Registration {
-        endpoint: endpoint.clone(),
+        services: services.clone(),
         id,
         _slot: slot,
     };
     let token = sessions.signer.sign(id);
-    let task_endpoint = endpoint.clone();
+    let task_services = services.clone();
     let config = config.clone();
-    endpoint.tasks().spawn(async move {
+    services.tasks().spawn(async move {
         let _registration = registration;
-        run_session(task_endpoint, config, accepted, session, dispatch_rx).await;
+        run_session(task_services, config, accepted, session, dispatch_rx).await;
     });
     messages_json(410, &token, &[])
 }
 
 /// §7.3: buffered messages at once, else wait up to the window, else 204.
 async fn poll(
-    endpoint: &Endpoint,
-    config: &SocketConfig,
+    services: &Arc<Services>,
+    config: &SocketOptions,
     session: Arc<Session>,
     token: &str,
 ) -> Response<Body> {
@@ -369,7 +372,7 @@ async fn poll(
                 }
                 return messages_json(410, token, &[]);
             }
-            () = endpoint.shutdown_token().cancelled() => return messages_json(410, token, &[]),
+            () = services.shutdown_token().cancelled() => return messages_json(410, token, &[]),
             () = tokio::time::sleep_until(deadline) => {
                 session.touch();
                 return messages_json(204, token, &[]);
@@ -380,7 +383,7 @@ async fn poll(
 
 /// §7.4: ndjson (≤ 100 lines, base64 lines are binary frames) or one text message.
 async fn publish(
-    config: &SocketConfig,
+    config: &SocketOptions,
     session: Arc<Session>,
     req: Request<Incoming>,
 ) -> Response<Body> {
@@ -438,25 +441,14 @@ async fn publish(
 }
 
 async fn run_session(
-    endpoint: Endpoint,
-    config: Arc<SocketConfig>,
-    accepted: Accepted,
+    services: Arc<Services>,
+    config: Arc<SocketOptions>,
+    accepted: Authorized,
     session: Arc<Session>,
     mut dispatch: mpsc::Receiver<Dispatch>,
 ) {
-    let Accepted {
-        serializer,
-        connected,
-    } = accepted;
     let outbox = Outbox::LongPoll(session.buffer.clone());
-    let (socket, inbox) = Socket::new(
-        endpoint.clone(),
-        config.clone(),
-        serializer,
-        outbox,
-        connected.assigns,
-        connected.id,
-    );
+    let (socket, inbox) = accepted.into_socket(&services, &config, outbox);
     let mut driver = Driver::new(socket, inbox, config.inbound_limit());
     // §7.5: no GET for 1.5 windows ends the session (checked every 1.5 windows).
     let inactivity = config.window().mul_f32(1.5);
@@ -500,7 +492,7 @@ async fn run_session(
         tokio::select! {
             biased;
             () = ended.cancelled() => break,
-            () = endpoint.shutdown_token().cancelled() => break,
+            () = services.shutdown_token().cancelled() => break,
             batch = dispatch.recv(), if waiting.is_none() => {
                 let Some(Dispatch { lines: batch, done }) = batch else { break };
                 lines.extend(batch);

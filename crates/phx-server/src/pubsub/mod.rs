@@ -1,25 +1,51 @@
-//! Local PubSub: topic subscriptions and broadcast fan-out (§5).
+//! PubSub: topic subscriptions and broadcast fan-out (docs/protocol.md §5).
 //!
 //! A channel subscribes with "fastlane" data: its socket's [`Outbox`], serializer and
 //! intercepted events. A broadcast of an event the channel does not intercept is written
 //! straight to the socket, encoded once per (serializer, transport) for the whole
-//! fan-out; an intercepted one goes to the channel's `handle_out` through the socket task.
+//! fan-out; an intercepted one goes to the channel's `handle_out` through the socket's
+//! [`Mailbox`]. A socket with an id also subscribes to that id, for `disconnect`.
+//!
+//! This module knows nothing of sockets or channels beyond those two ways in: the
+//! socket layer implements [`Mailbox`].
 
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use phx_protocol::{Outbound, Payload, Serializer};
+use phx_protocol::{event, Outbound, Payload, Serializer};
 
-use crate::channel::InstanceId;
 use crate::outbox::{Outbox, ENCODINGS};
-use crate::socket::{SocketInbox, SocketMsg, CLOSE_DISCONNECT};
 
-/// A broadcast as intercepting channels and socket-id subscribers receive it.
+/// Close code for `disconnect` on a socket id (docs/protocol.md §1.7, Phoenix ≥ 1.8.8).
+pub(crate) const CLOSE_DISCONNECT: u16 = 1001;
+
+/// Channel identity within the process: tells a channel from the one that replaced it on
+/// the same topic (duplicate join, rejoin).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct InstanceId(pub(crate) u64);
+
+impl fmt::Display for InstanceId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "#{}", self.0)
+    }
+}
+
+/// A broadcast as intercepting channels receive it.
 #[derive(Debug)]
 pub(crate) struct Broadcast {
     pub(crate) event: String,
     pub(crate) payload: Payload,
+}
+
+/// How PubSub reaches a socket for what is not written straight to its outbox.
+pub(crate) trait Mailbox: Send + Sync + fmt::Debug {
+    /// An intercepted broadcast for one channel instance of the socket.
+    fn intercepted(&self, instance: InstanceId, broadcast: Arc<Broadcast>);
+    /// `disconnect` arrived on the socket's id topic; its outbox is already closed.
+    fn disconnect(&self);
 }
 
 #[derive(Debug)]
@@ -28,11 +54,17 @@ pub(crate) enum Target {
     Channel {
         outbox: Outbox,
         serializer: Serializer,
-        inbox: SocketInbox,
+        mailbox: Arc<dyn Mailbox>,
         intercepts: &'static [&'static str],
     },
-    /// A socket listening on its own id topic (§1.7).
-    Socket { inbox: SocketInbox, outbox: Outbox },
+    /// A socket listening on its own id topic (docs/protocol.md §1.7).
+    Socket {
+        mailbox: Arc<dyn Mailbox>,
+        outbox: Outbox,
+    },
+    /// Code that is not a channel, getting every broadcast of the topic through its
+    /// mailbox (a test probe).
+    Listener(Arc<dyn Mailbox>),
 }
 
 #[derive(Debug)]
@@ -44,26 +76,75 @@ pub(crate) struct Subscriber {
 /// Why a broadcast was not delivered to anyone.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BroadcastError {
-    /// Payloads of pushes and broadcasts must be objects or binary (§5).
+    /// Payloads of pushes and broadcasts must be objects or binary (docs/protocol.md §5).
     #[error("broadcast payloads must be JSON objects or binary")]
     NotAnObject,
 }
 
 #[derive(Debug, Default)]
-pub(crate) struct PubSub {
+struct Inner {
     topics: DashMap<String, Vec<Subscriber>>,
+    instances: AtomicU64,
+}
+
+/// The endpoint's PubSub (Phoenix's `Phoenix.PubSub` server): broadcast to a topic from
+/// anywhere. Cheap to clone.
+///
+/// Channels reach it with [`ChannelContext::pubsub`](crate::ChannelContext::pubsub), other
+/// code with [`Endpoint::pubsub`](crate::Endpoint::pubsub).
+///
+/// ```
+/// # async fn run(endpoint: phx_server::Endpoint) {
+/// let pubsub = endpoint.pubsub().clone();
+/// tokio::spawn(async move {
+///     // A background job announcing something to everyone in room:lobby.
+///     let _ = pubsub.broadcast("room:lobby", "announcement", serde_json::json!({"text": "hi"}));
+/// });
+/// # }
+/// ```
+#[derive(Clone, Debug, Default)]
+pub struct PubSub {
+    inner: Arc<Inner>,
 }
 
 impl PubSub {
+    /// Sends `event` with `payload` to every subscriber of `topic` (Phoenix's
+    /// `Endpoint.broadcast/3`). The payload must be a JSON object or binary.
+    pub fn broadcast(
+        &self,
+        topic: &str,
+        event: &str,
+        payload: impl Into<Payload>,
+    ) -> Result<(), BroadcastError> {
+        self.broadcast_from(topic, event, payload.into(), None)
+    }
+
+    /// Closes every socket whose connect gave it this id, with 1001 (Phoenix's
+    /// `Endpoint.broadcast(id, "disconnect", %{})`, docs/protocol.md §1.7).
+    pub fn disconnect(&self, socket_id: &str) {
+        let _ = self.broadcast(socket_id, event::DISCONNECT, Payload::empty_object());
+    }
+
+    /// Number of subscribers of a topic on this node.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.inner.topics.get(topic).map_or(0, |s| s.len())
+    }
+
+    /// A new channel or socket identity.
+    pub(crate) fn next_instance(&self) -> InstanceId {
+        InstanceId(self.inner.instances.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
     pub(crate) fn subscribe(&self, topic: &str, subscriber: Subscriber) {
-        self.topics
+        self.inner
+            .topics
             .entry(topic.to_owned())
             .or_default()
             .push(subscriber);
     }
 
     pub(crate) fn unsubscribe(&self, topic: &str, instance: InstanceId) {
-        let empty = match self.topics.get_mut(topic) {
+        let empty = match self.inner.topics.get_mut(topic) {
             Some(mut subs) => {
                 if let Some(at) = subs.iter().position(|s| s.instance == instance) {
                     subs.swap_remove(at);
@@ -73,17 +154,14 @@ impl PubSub {
             None => false,
         };
         if empty {
-            self.topics.remove_if(topic, |_, subs| subs.is_empty());
+            self.inner
+                .topics
+                .remove_if(topic, |_, subs| subs.is_empty());
         }
     }
 
-    /// Number of subscribers of a topic.
-    pub(crate) fn subscriber_count(&self, topic: &str) -> usize {
-        self.topics.get(topic).map_or(0, |s| s.len())
-    }
-
     /// Delivers to every subscriber of `topic` except `from` (`broadcast_from`).
-    pub(crate) fn broadcast(
+    pub(crate) fn broadcast_from(
         &self,
         topic: &str,
         event: &str,
@@ -95,7 +173,7 @@ impl PubSub {
                 return Err(BroadcastError::NotAnObject);
             }
         }
-        let Some(subs) = self.topics.get(topic) else {
+        let Some(subs) = self.inner.topics.get(topic) else {
             return Ok(());
         };
         let mut encoded: [Option<Option<Bytes>>; ENCODINGS] = Default::default();
@@ -120,16 +198,21 @@ impl PubSub {
                 // (Phoenix ignores other events there). The outbox is closed here, in
                 // the broadcaster's call, so nothing the socket produces afterwards is
                 // written, even a reply its own channel is about to send.
-                Target::Socket { inbox, outbox } => {
-                    if event == phx_protocol::event::DISCONNECT {
+                Target::Socket { mailbox, outbox } => {
+                    if event == event::DISCONNECT {
                         outbox.close(CLOSE_DISCONNECT);
-                        let _ = inbox.send(SocketMsg::Control(shared_broadcast()));
+                        mailbox.disconnect();
                     }
                 }
+                Target::Listener(mailbox) => {
+                    mailbox.intercepted(sub.instance, shared_broadcast());
+                }
                 Target::Channel {
-                    inbox, intercepts, ..
+                    mailbox,
+                    intercepts,
+                    ..
                 } if intercepts.contains(&event) => {
-                    let _ = inbox.send(SocketMsg::Intercepted(sub.instance, shared_broadcast()));
+                    mailbox.intercepted(sub.instance, shared_broadcast());
                 }
                 Target::Channel {
                     outbox, serializer, ..

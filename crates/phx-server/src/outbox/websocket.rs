@@ -1,23 +1,15 @@
-//! Where a socket's outgoing frames go, independent of the transport.
-//!
-//! A frame is encoded once by the serializer, wrapped once for the transport (a complete
-//! WebSocket frame, header included, or the bare text a long-poll GET returns) into
-//! [`Bytes`], and that same `Bytes` is handed to every subscriber that shares the
-//! encoding (§5): the fan-out path clones a reference count, never the data.
+//! The write queue of one WebSocket and its bounds (see [`WsQueue`]).
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use fastwebsockets::{Frame, OpCode, Payload as WsPayload};
-use phx_protocol::{FrameKind, Serializer};
+use bytes::Bytes;
 use tokio::sync::Notify;
 use tokio_util::sync::CancellationToken;
 
-use crate::connect::Transport;
-use crate::longpoll::LongPollBuffer;
+use super::{close_payload, OutboxError};
 
 /// One item of a WebSocket connection's write queue.
 #[derive(Debug)]
@@ -32,6 +24,10 @@ pub(crate) enum WsOut {
 /// overflows (more than `outbound_capacity` frames or `outbound_bytes` bytes):
 /// 1013 "try again later" (any non-1000 code makes phoenix.js reconnect).
 pub(crate) const CLOSE_SLOW_READER: u16 = 1013;
+
+/// The kill code of an abort: 1006 is never sent on the wire (RFC 6455 §7.4.1), the
+/// writer drops the connection instead of writing a close frame.
+pub(crate) const CLOSE_ABORT: u16 = 1006;
 
 /// The write queue of one WebSocket, shared by its socket task, its reader (pongs),
 /// every pubsub subscription of it, and its writer task.
@@ -131,6 +127,11 @@ impl WsQueue {
             .kill_code
             .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
         self.killed.cancel();
+    }
+
+    /// Drops the connection without a close frame (see [`super::Outbox::abort`]).
+    pub(crate) fn abort(&self) {
+        self.kill(CLOSE_ABORT);
     }
 
     pub(crate) fn kill_code(&self) -> u16 {
@@ -254,100 +255,4 @@ impl WsQueue {
     pub(crate) async fn space(&self) {
         self.space.notified().await;
     }
-}
-
-/// The sending side of one socket, cloned into every pubsub subscription of it.
-#[derive(Clone, Debug)]
-pub(crate) enum Outbox {
-    WebSocket(Arc<WsQueue>),
-    LongPoll(Arc<LongPollBuffer>),
-}
-
-/// Why a frame could not be queued.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-pub enum OutboxError {
-    /// The socket is gone.
-    #[error("socket closed")]
-    Closed,
-    /// Binary frames cannot be delivered over long poll (§2.5, §11.1).
-    #[error("binary payloads cannot be sent over long poll")]
-    BinaryOverLongPoll,
-}
-
-/// The (serializer, transport) pairs a broadcast is encoded for at most once each.
-pub(crate) const ENCODINGS: usize = 4;
-
-impl Outbox {
-    pub(crate) fn transport(&self) -> Transport {
-        match self {
-            Self::WebSocket(_) => Transport::WebSocket,
-            Self::LongPoll(_) => Transport::LongPoll,
-        }
-    }
-
-    /// Index of this outbox's encoding for `serializer`, `< ENCODINGS`.
-    pub(crate) fn encoding_index(&self, serializer: Serializer) -> usize {
-        let s = match serializer {
-            Serializer::V1 => 0,
-            Serializer::V2 => 1,
-        };
-        let t = match self {
-            Self::WebSocket(_) => 0,
-            Self::LongPoll(_) => 2,
-        };
-        s + t
-    }
-
-    /// Wraps one serializer output for this transport.
-    pub(crate) fn frame(&self, kind: FrameKind, encoded: &[u8]) -> Result<Bytes, OutboxError> {
-        match self {
-            Self::WebSocket(_) => Ok(ws_frame(
-                match kind {
-                    FrameKind::Text => OpCode::Text,
-                    FrameKind::Binary => OpCode::Binary,
-                },
-                encoded,
-            )),
-            Self::LongPoll(_) => match kind {
-                FrameKind::Text => Ok(Bytes::copy_from_slice(encoded)),
-                FrameKind::Binary => Err(OutboxError::BinaryOverLongPoll),
-            },
-        }
-    }
-
-    /// Ends the connection after what is already queued; nothing more is accepted. A
-    /// WebSocket gets a close frame with `code`; a long-poll session ends (its next
-    /// poll answers 410, §7).
-    pub(crate) fn close(&self, code: u16) {
-        match self {
-            Self::WebSocket(queue) => queue.close(code),
-            Self::LongPoll(buffer) => buffer.end(),
-        }
-    }
-
-    /// Queues a frame made by [`Outbox::frame`] of the same transport.
-    pub(crate) fn send(&self, frame: Bytes) -> Result<(), OutboxError> {
-        match self {
-            Self::WebSocket(queue) => queue.push(frame),
-            Self::LongPoll(buffer) => buffer.push(frame),
-        }
-    }
-}
-
-/// A complete server-to-client WebSocket frame (FIN set, unmasked).
-pub(crate) fn ws_frame(opcode: OpCode, payload: &[u8]) -> Bytes {
-    let mut head = [0u8; 14];
-    let size = Frame::new(true, opcode, None, WsPayload::Borrowed(payload)).fmt_head(&mut head);
-    let mut out = BytesMut::with_capacity(size + payload.len());
-    out.extend_from_slice(&head[..size]);
-    out.extend_from_slice(payload);
-    out.freeze()
-}
-
-/// A close frame's payload: the code, big-endian, then the reason.
-pub(crate) fn close_payload(code: u16, reason: &str) -> Bytes {
-    let mut out = BytesMut::with_capacity(2 + reason.len());
-    out.extend_from_slice(&code.to_be_bytes());
-    out.extend_from_slice(reason.as_bytes());
-    out.freeze()
 }

@@ -1,20 +1,21 @@
-//! Topic → channel routes: exact topics or `prefix*` patterns, first declared wins (§3.2).
+//! Topic → channel routes: exact topics or `prefix*` patterns, first declared wins (docs/protocol.md §3.2).
 
 use std::fmt;
 use std::sync::Arc;
 
-use crate::channel::Channel;
+use super::ErasedChannel;
 
 /// Makes a fresh channel instance for each join.
-pub(crate) type ChannelFactory = Arc<dyn Fn() -> Box<dyn Channel> + Send + Sync>;
+pub(crate) type ChannelFactory = Arc<dyn Fn() -> Box<dyn ErasedChannel> + Send + Sync>;
 
+#[derive(Clone)]
 enum Pattern {
     Exact(String),
     Prefix(String),
 }
 
 /// The channel routes of one socket.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub(crate) struct Router {
     routes: Vec<(Pattern, ChannelFactory)>,
 }

@@ -1,0 +1,130 @@
+//! The endpoint: sockets mounted at paths, the PubSub and presence they share, the app's
+//! state, and the HTTP server (Phoenix's `Endpoint`).
+
+mod accept;
+mod builder;
+mod http;
+mod server;
+
+use std::fmt;
+use std::sync::Arc;
+
+use phx_protocol::Payload;
+
+pub use builder::{
+    EndpointBuilder, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE, PRESENCE_BURST_LIMIT,
+    PRESENCE_BURST_WINDOW,
+};
+pub use http::HttpHandler;
+
+use crate::config::SocketOptions;
+use crate::pubsub::{BroadcastError, PubSub};
+use crate::transport::Services;
+use http::ErasedHttp;
+
+pub(crate) struct Shared {
+    max_request_line: usize,
+    max_header_bytes: usize,
+    mounts: Vec<(String, Arc<SocketOptions>)>,
+    http: Option<Arc<dyn ErasedHttp>>,
+    services: Arc<Services>,
+}
+
+/// A running set of sockets sharing one PubSub, one presence tracker and the app's state.
+/// Cheap to clone.
+///
+/// ```no_run
+/// use phx_server::{AcceptAll, Endpoint, SocketConfig};
+/// # #[derive(Default)] struct Room;
+/// # impl phx_server::Channel for Room {
+/// #     type Assigns = (); type Info = ();
+/// #     async fn join(&mut self, _: &str, _: phx_server::Payload, _: &mut phx_server::ChannelContext<'_, Self>) -> phx_server::JoinResult { Ok(phx_server::Payload::empty_object()) }
+/// #     async fn handle_in(&mut self, _: &str, _: phx_server::Payload, _: &mut phx_server::ChannelContext<'_, Self>) -> phx_server::HandleResult { phx_server::HandleResult::noreply() }
+/// # }
+/// # async fn run() -> std::io::Result<()> {
+/// let endpoint = Endpoint::builder()
+///     .socket("/socket", SocketConfig::new(AcceptAll).channel("room:*", Room::default))
+///     .build();
+/// let listener = tokio::net::TcpListener::bind("127.0.0.1:4000").await?;
+/// endpoint.serve(listener).await
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct Endpoint {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for Endpoint {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mounts: Vec<&str> = self.shared.mounts.iter().map(|(p, _)| p.as_str()).collect();
+        f.debug_struct("Endpoint")
+            .field("mounts", &mounts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Endpoint {
+    /// Starts building an endpoint.
+    pub fn builder() -> EndpointBuilder {
+        EndpointBuilder::default()
+    }
+
+    /// The endpoint's PubSub: broadcast from anywhere, cloneable into tasks.
+    pub fn pubsub(&self) -> &PubSub {
+        &self.shared.services.hub.pubsub
+    }
+
+    /// Broadcasts `event` with `payload` to every subscriber of `topic` (Phoenix's
+    /// `Endpoint.broadcast/3`).
+    pub fn broadcast(
+        &self,
+        topic: &str,
+        event: &str,
+        payload: impl Into<Payload>,
+    ) -> Result<(), BroadcastError> {
+        self.pubsub().broadcast(topic, event, payload)
+    }
+
+    /// Closes every socket whose connect gave it this id, with 1001
+    /// (docs/protocol.md §1.7).
+    pub fn disconnect(&self, socket_id: &str) {
+        self.pubsub().disconnect(socket_id);
+    }
+
+    /// Channels subscribed to a topic on this node.
+    pub fn subscriber_count(&self, topic: &str) -> usize {
+        self.pubsub().subscriber_count(topic)
+    }
+
+    /// The presence list of `topic`, as `presence_state` carries it.
+    pub fn presence_list(&self, topic: &str) -> Payload {
+        self.shared.services.hub.tracker.list(topic)
+    }
+
+    /// The app's state of type `T` (see [`EndpointBuilder::state`]).
+    pub fn state<T: Send + Sync + 'static>(&self) -> Option<&T> {
+        self.shared.services.hub.state.get::<T>()
+    }
+
+    /// Long-poll sessions alive now over all mounts, those whose connect hook is still
+    /// running included: the number [`EndpointBuilder::longpoll_max_sessions`] caps.
+    pub fn longpoll_session_count(&self) -> usize {
+        self.shared.services.longpoll.count()
+    }
+
+    /// The socket mounted at `path`, and what its transports share.
+    pub(crate) fn mount(&self, path: &str) -> Option<(&Arc<SocketOptions>, &Arc<Services>)> {
+        let path = path.trim_end_matches('/');
+        self.shared
+            .mounts
+            .iter()
+            .find(|(mount, _)| mount == path)
+            .map(|(_, options)| (options, &self.shared.services))
+    }
+
+    /// Stops accepting and closes every socket with 1012 (service restart), as
+    /// Phoenix's drainer does; clients reconnect elsewhere.
+    pub fn shutdown(&self) {
+        self.shared.services.shutdown.cancel();
+    }
+}
