@@ -4,14 +4,17 @@
 
 use std::net::IpAddr;
 
-use async_trait::async_trait;
-use phx_server::{Assigns, Connect, ConnectInfo, Connected, Params, Refusal};
-use serde_json::Value;
+use phx_server::{Connect, ConnectInfo, Connected, Params, Refusal};
 
-/// Assigns key of the peer's IP address (a string such as `"127.0.0.1"`).
-pub const PEER: &str = "peer";
+/// What a chat connection carries into every channel of its socket.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ChatClient {
+    /// The peer's IP address, IPv4-mapped addresses as IPv4; `None` when the transport
+    /// has no TCP peer (in-process tests).
+    pub peer: Option<IpAddr>,
+}
 
-/// Accepts every connection and records `assigns["peer"]`.
+/// Accepts every connection and records the peer's address.
 ///
 /// The address is the TCP peer's. Behind a reverse proxy that is the proxy, so every
 /// client shares one room-creation budget; `X-Forwarded-For` is not trusted because any
@@ -19,23 +22,18 @@ pub const PEER: &str = "peer";
 #[derive(Clone, Copy, Debug, Default)]
 pub struct ChatConnect;
 
-#[async_trait]
 impl Connect for ChatConnect {
-    async fn connect(&self, _params: &Params, info: &ConnectInfo) -> Result<Connected, Refusal> {
-        let mut assigns = Assigns::new();
-        if let Some(addr) = info.peer_addr {
-            assigns.insert(
-                PEER.into(),
-                Value::String(addr.ip().to_canonical().to_string()),
-            );
-        }
-        Ok(Connected { assigns, id: None })
-    }
-}
+    type Assigns = ChatClient;
 
-/// The peer address [`ChatConnect`] recorded, if any.
-pub fn peer(assigns: &Assigns) -> Option<IpAddr> {
-    assigns.get(PEER)?.as_str()?.parse().ok()
+    async fn connect(
+        &self,
+        _params: &Params,
+        info: &ConnectInfo,
+    ) -> Result<Connected<ChatClient>, Refusal> {
+        Ok(Connected::new(ChatClient {
+            peer: info.peer_addr.map(|addr| addr.ip().to_canonical()),
+        }))
+    }
 }
 
 #[cfg(test)]
@@ -53,7 +51,7 @@ mod tests {
         }
     }
 
-    async fn connect(peer_addr: Option<&str>) -> Assigns {
+    async fn connect(peer_addr: Option<&str>) -> ChatClient {
         let params = Params::default();
         ChatConnect
             .connect(&params, &info(peer_addr))
@@ -64,22 +62,19 @@ mod tests {
 
     #[tokio::test]
     async fn the_peer_ip_is_in_the_assigns() {
-        let assigns = connect(Some("192.0.2.7:50123")).await;
-        assert_eq!(assigns.get(PEER), Some(&Value::String("192.0.2.7".into())));
-        assert_eq!(peer(&assigns), "192.0.2.7".parse().ok());
+        let client = connect(Some("192.0.2.7:50123")).await;
+        assert_eq!(client.peer, "192.0.2.7".parse().ok());
 
-        let assigns = connect(Some("[2001:db8::1]:4000")).await;
-        assert_eq!(peer(&assigns), "2001:db8::1".parse().ok());
+        let client = connect(Some("[2001:db8::1]:4000")).await;
+        assert_eq!(client.peer, "2001:db8::1".parse().ok());
 
         // An IPv4 client on a dual-stack listener is recorded as IPv4.
-        let assigns = connect(Some("[::ffff:192.0.2.7]:4000")).await;
-        assert_eq!(peer(&assigns), "192.0.2.7".parse().ok());
+        let client = connect(Some("[::ffff:192.0.2.7]:4000")).await;
+        assert_eq!(client.peer, "192.0.2.7".parse().ok());
     }
 
     #[tokio::test]
-    async fn no_peer_address_means_no_peer_assign() {
-        let assigns = connect(None).await;
-        assert!(assigns.is_empty());
-        assert_eq!(peer(&assigns), None);
+    async fn no_peer_address_means_no_peer() {
+        assert_eq!(connect(None).await, ChatClient::default());
     }
 }

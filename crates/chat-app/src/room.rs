@@ -5,32 +5,26 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
-use async_trait::async_trait;
-use phx_server::{Channel, ChannelContext, HandleResult, Info, Payload};
+use phx_server::{Channel, ChannelContext, HandleResult, JoinResult, Payload};
 use serde::Deserialize;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
-use crate::connect;
+use crate::connect::ChatClient;
 use crate::directory::{OpenError, RoomDirectory};
 use crate::limit::RateLimit;
 use crate::store::{Store, StoredMessage};
 use crate::validate;
 
-fn payload(value: Value) -> Payload {
-    // `json!` objects always serialize.
-    Payload::json(&value).expect("JSON value")
-}
-
 fn reason(text: impl Into<String>) -> Payload {
-    payload(json!({ "reason": text.into() }))
+    json!({ "reason": text.into() }).into()
 }
 
 fn messages(list: &[StoredMessage]) -> Payload {
-    payload(json!({ "messages": list }))
+    json!({ "messages": list }).into()
 }
 
 /// Sent to itself from `join`: track presence and push the list once joined.
-struct AfterJoin;
+pub struct AfterJoin;
 
 /// One user in one room.
 pub struct RoomChannel {
@@ -84,14 +78,16 @@ struct History {
     limit: Option<Value>,
 }
 
-#[async_trait]
 impl Channel for RoomChannel {
+    type Assigns = ChatClient;
+    type Info = AfterJoin;
+
     async fn join(
         &mut self,
         topic: &str,
         p: Payload,
-        ctx: &mut ChannelContext<'_>,
-    ) -> Result<Payload, Payload> {
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> JoinResult {
         let raw_room = topic.strip_prefix("room:").unwrap_or(topic);
         self.room = validate::room(raw_room).map_err(reason)?;
         let name = p.parse::<JoinParams>().and_then(|j| j.username);
@@ -102,7 +98,10 @@ impl Channel for RoomChannel {
         self.typing_key = typing_key(&self.room, &self.username);
         // No address (not a TCP peer): one shared budget, so a gap here cannot be used to
         // create rooms without limit.
-        let peer = connect::peer(ctx.assigns()).unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        let peer = ctx
+            .assigns()
+            .peer
+            .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
         // The room is created on first join; the reply carries its recent history.
         let recent = async {
             self.rooms.open(&self.room, peer, Instant::now()).await?;
@@ -122,27 +121,27 @@ impl Channel for RoomChannel {
         Ok(messages(&recent))
     }
 
-    async fn handle_info(&mut self, info: Info, ctx: &mut ChannelContext<'_>) -> HandleResult {
-        if info.downcast::<AfterJoin>().is_ok() {
-            let online_at = SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs());
-            let mut meta = Map::new();
-            meta.insert("online_at".into(), Value::String(online_at.to_string()));
-            if let Err(error) = ctx.presence().track(&self.username, meta) {
-                tracing::warn!(%error, "presence track failed");
-            }
-            let state = ctx.presence().list();
-            let _ = ctx.push("presence_state", state);
+    async fn handle_info(
+        &mut self,
+        _: AfterJoin,
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> HandleResult {
+        let online_at = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let meta = json!({ "online_at": online_at.to_string() });
+        if let Err(error) = ctx.presence().track(&self.username, meta) {
+            tracing::warn!(%error, "presence track failed");
         }
-        HandleResult::NoReply
+        let _ = ctx.push("presence_state", ctx.presence().list());
+        HandleResult::noreply()
     }
 
     async fn handle_in(
         &mut self,
         event: &str,
         p: Payload,
-        ctx: &mut ChannelContext<'_>,
+        ctx: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         match event {
             "new_msg" => {
@@ -158,10 +157,10 @@ impl Channel for RoomChannel {
                 match self.store.insert(&self.room, &self.username, &body).await {
                     Ok(message) => {
                         let id = message.id;
-                        if let Err(error) = ctx.broadcast("new_msg", payload(json!(message))) {
+                        if let Err(error) = ctx.broadcast("new_msg", json!(message)) {
                             tracing::error!(%error, "broadcast failed");
                         }
-                        HandleResult::ok(payload(json!({ "id": id })))
+                        HandleResult::ok(json!({ "id": id }))
                     }
                     // Includes a timeout, after which the message may still be stored:
                     // the sender has no ack and may retry (see `TimeoutStore`).
@@ -198,8 +197,7 @@ impl Channel for RoomChannel {
                     .typing
                     .try_acquire(self.typing_key.as_str(), Instant::now())
                 {
-                    let _ =
-                        ctx.broadcast_from("typing", payload(json!({ "username": self.username })));
+                    let _ = ctx.broadcast_from("typing", json!({ "username": self.username }));
                 }
                 HandleResult::NoReply
             }

@@ -2,7 +2,6 @@
 
 use std::path::{Path, PathBuf};
 
-use async_trait::async_trait;
 use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -57,7 +56,6 @@ fn content_type(path: &Path) -> &'static str {
     }
 }
 
-#[async_trait]
 impl HttpHandler for Web {
     async fn call(&self, req: Request<Incoming>, _endpoint: &Endpoint) -> Response<Body> {
         if req.method() != Method::GET && req.method() != Method::HEAD {

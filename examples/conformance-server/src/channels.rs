@@ -1,20 +1,27 @@
 //! The `room:*`, `custom:*` and `presence:*` channels of docs/conformance.md.
 
-use async_trait::async_trait;
 use bytes::Bytes;
-use phx_server::{Channel, ChannelContext, HandleResult, Info, Payload, TerminateReason};
+use phx_server::{
+    Channel, ChannelContext, HandleResult, JoinResult, Payload, StopReason, TerminateReason,
+};
 use serde_json::{json, Map, Value};
-
-fn payload(value: Value) -> Payload {
-    // A `json!` object always serializes.
-    Payload::json(&value).expect("JSON value")
-}
 
 fn object(p: &Payload) -> Map<String, Value> {
     p.parse::<Map<String, Value>>().unwrap_or_default()
 }
 
-struct AfterJoin;
+/// What a connection carries into every channel (the suite's `user_id` param and the
+/// `authToken` phoenix.js passed).
+#[derive(Debug, Default)]
+pub struct Client {
+    /// The `user_id` connect param; also names the socket (`user_sockets:<id>`).
+    pub user_id: Option<String>,
+    /// The decoded `authToken`, if any.
+    pub auth_token: Option<String>,
+}
+
+/// Sent to itself from `join`: announce and push once joined.
+pub struct AfterJoin;
 
 /// `room:*`.
 #[derive(Default)]
@@ -22,49 +29,50 @@ pub struct Room {
     user: Value,
 }
 
-#[async_trait]
 impl Channel for Room {
+    type Assigns = Client;
+    type Info = AfterJoin;
+    const INTERCEPTS: &'static [&'static str] = &["new_msg"];
+
     async fn join(
         &mut self,
         _topic: &str,
         p: Payload,
-        ctx: &mut ChannelContext<'_>,
-    ) -> Result<Payload, Payload> {
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> JoinResult {
         self.user = object(&p).remove("user").unwrap_or(Value::Null);
         ctx.send_info(AfterJoin);
         Ok(Payload::empty_object())
     }
 
-    async fn handle_info(&mut self, info: Info, ctx: &mut ChannelContext<'_>) -> HandleResult {
-        if info.downcast::<AfterJoin>().is_ok() {
-            let _ = ctx.broadcast("user_entered", payload(json!({ "user": self.user })));
-            let assigns = ctx.assigns();
-            let joined = json!({
-                "status": "connected",
-                "user_id": assigns.get("user_id").cloned().unwrap_or(Value::Null),
-                "auth_token": assigns.get("auth_token").cloned().unwrap_or(Value::Null),
-            });
-            let _ = ctx.push("joined", payload(joined));
-        }
-        HandleResult::NoReply
-    }
-
-    fn intercepts(&self) -> &'static [&'static str] {
-        &["new_msg"]
+    async fn handle_info(
+        &mut self,
+        _: AfterJoin,
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> HandleResult {
+        let _ = ctx.broadcast("user_entered", json!({ "user": self.user }));
+        let client = ctx.assigns();
+        let joined = json!({
+            "status": "connected",
+            "user_id": client.user_id,
+            "auth_token": client.auth_token,
+        });
+        let _ = ctx.push("joined", joined);
+        HandleResult::noreply()
     }
 
     async fn handle_out(
         &mut self,
         event: &str,
         p: &Payload,
-        ctx: &mut ChannelContext<'_>,
+        ctx: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         let mut map = object(p);
         map.insert(
             "transport".into(),
             Value::String(ctx.transport().as_atom().into()),
         );
-        let _ = ctx.push(event, payload(Value::Object(map)));
+        let _ = ctx.push(event, map);
         HandleResult::NoReply
     }
 
@@ -72,7 +80,7 @@ impl Channel for Room {
         &mut self,
         event: &str,
         p: Payload,
-        ctx: &mut ChannelContext<'_>,
+        ctx: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         match event {
             "new_msg" => {
@@ -94,11 +102,11 @@ impl Channel for Room {
                     .unwrap_or("push")
                     .to_owned();
                 let inner = map.get("payload").cloned().unwrap_or_else(|| json!({}));
-                let _ = ctx.push(&event, payload(inner));
+                let _ = ctx.push(&event, inner);
                 HandleResult::ok_empty()
             }
             "boom" => panic!("boom requested by the client"),
-            "stop" => HandleResult::stop(),
+            "stop" => HandleResult::stop(StopReason::Normal),
             "binary_event" => {
                 let Payload::Binary(bytes) = p else {
                     panic!("binary_event needs a binary payload");
@@ -117,9 +125,9 @@ impl Channel for Room {
         }
     }
 
-    async fn terminate(&mut self, reason: &TerminateReason, ctx: &mut ChannelContext<'_>) {
-        if *reason != TerminateReason::Crashed {
-            let _ = ctx.push("you_left", payload(json!({ "message": "bye!" })));
+    async fn terminate(&mut self, reason: TerminateReason, ctx: &mut ChannelContext<'_, Self>) {
+        if reason != TerminateReason::Crashed {
+            let _ = ctx.push("you_left", json!({ "message": "bye!" }));
         }
     }
 }
@@ -128,17 +136,19 @@ impl Channel for Room {
 #[derive(Default)]
 pub struct Custom;
 
-#[async_trait]
 impl Channel for Custom {
+    type Assigns = Client;
+    type Info = ();
+
     async fn join(
         &mut self,
         _topic: &str,
         p: Payload,
-        _ctx: &mut ChannelContext<'_>,
-    ) -> Result<Payload, Payload> {
+        _ctx: &mut ChannelContext<'_, Self>,
+    ) -> JoinResult {
         match object(&p).get("action").and_then(Value::as_str) {
-            Some("ok") => Ok(payload(json!({"action": "ok"}))),
-            Some("ignore") => Err(payload(json!({"action": "ignore"}))),
+            Some("ok") => Ok(json!({"action": "ok"}).into()),
+            Some("ignore") => Err(json!({"action": "ignore"}).into()),
             _ => panic!("join crashed on purpose"),
         }
     }
@@ -147,16 +157,17 @@ impl Channel for Custom {
         &mut self,
         event: &str,
         _p: Payload,
-        _ctx: &mut ChannelContext<'_>,
+        _ctx: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         match event {
-            "close" => HandleResult::stop(),
+            "close" => HandleResult::stop(StopReason::Normal),
             other => panic!("no handle_in for {other:?}"),
         }
     }
 }
 
-struct TrackAfterJoin {
+/// Sent to itself from `join`: track with this meta once joined.
+pub struct TrackAfterJoin {
     meta: Map<String, Value>,
 }
 
@@ -166,19 +177,21 @@ pub struct PresenceRoom {
     user: String,
 }
 
-#[async_trait]
 impl Channel for PresenceRoom {
+    type Assigns = Client;
+    type Info = TrackAfterJoin;
+
     async fn join(
         &mut self,
         _topic: &str,
         p: Payload,
-        ctx: &mut ChannelContext<'_>,
-    ) -> Result<Payload, Payload> {
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> JoinResult {
         let mut map = object(&p);
         self.user = match map.remove("user") {
             Some(Value::String(s)) => s,
             Some(other) => other.to_string(),
-            None => return Err(payload(json!({"reason": "user required"}))),
+            None => return Err(json!({"reason": "user required"}).into()),
         };
         let meta = match map.remove("meta") {
             Some(Value::Object(meta)) => meta,
@@ -188,27 +201,28 @@ impl Channel for PresenceRoom {
         Ok(Payload::empty_object())
     }
 
-    async fn handle_info(&mut self, info: Info, ctx: &mut ChannelContext<'_>) -> HandleResult {
-        if let Ok(track) = info.downcast::<TrackAfterJoin>() {
-            if let Err(error) = ctx.presence().track(&self.user, track.meta) {
-                tracing::warn!(%error, "track failed");
-            }
-            let state = ctx.presence().list();
-            let _ = ctx.push("presence_state", state);
+    async fn handle_info(
+        &mut self,
+        track: TrackAfterJoin,
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> HandleResult {
+        if let Err(error) = ctx.presence().track(&self.user, track.meta) {
+            tracing::warn!(%error, "track failed");
         }
-        HandleResult::NoReply
+        let _ = ctx.push("presence_state", ctx.presence().list());
+        HandleResult::noreply()
     }
 
     async fn handle_in(
         &mut self,
         event: &str,
         p: Payload,
-        ctx: &mut ChannelContext<'_>,
+        ctx: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         match event {
             "update" => match ctx.presence().update(&self.user, object(&p)) {
                 Ok(_) => HandleResult::ok_empty(),
-                Err(error) => HandleResult::error(payload(json!({"reason": error.to_string()}))),
+                Err(error) => HandleResult::error(json!({"reason": error.to_string()})),
             },
             "untrack" => {
                 ctx.presence().untrack(&self.user);

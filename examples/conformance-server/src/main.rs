@@ -7,7 +7,6 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use anyhow::Context;
-use async_trait::async_trait;
 use bytes::Bytes;
 use clap::Parser;
 use http_body_util::BodyExt;
@@ -15,7 +14,7 @@ use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
 use phx_server::{
     status_response, Body, CheckOrigin, Connect, ConnectInfo, Connected, Endpoint, HttpHandler,
-    Params, Payload, Refusal, SocketConfig, Transport,
+    Params, Refusal, SocketConfig, Transport,
 };
 use serde_json::Value;
 
@@ -37,35 +36,36 @@ struct Args {
 /// The connect hook of every mount.
 struct TestConnect;
 
-#[async_trait]
 impl Connect for TestConnect {
-    async fn connect(&self, params: &Params, info: &ConnectInfo) -> Result<Connected, Refusal> {
+    type Assigns = channels::Client;
+
+    async fn connect(
+        &self,
+        params: &Params,
+        info: &ConnectInfo,
+    ) -> Result<Connected<channels::Client>, Refusal> {
         if params.get_str("reject") == Some("true") {
             return Err(Refusal::forbidden());
         }
         if params.get_str("ratelimit") == Some("true") {
             return Err(match info.transport {
-                Transport::WebSocket => Refusal::with_status(StatusCode::TOO_MANY_REQUESTS),
                 Transport::LongPoll => Refusal::forbidden(),
+                _ => Refusal::with_status(StatusCode::TOO_MANY_REQUESTS),
             });
         }
-        let mut connected = Connected::default();
-        if let Some(user_id) = params.get_str("user_id") {
-            connected.id = Some(format!("user_sockets:{user_id}"));
-            connected
-                .assigns
-                .insert("user_id".into(), Value::String(user_id.to_owned()));
-        }
-        if let Some(token) = &info.auth_token {
-            connected
-                .assigns
-                .insert("auth_token".into(), Value::String(token.clone()));
+        let user_id = params.get_str("user_id").map(str::to_owned);
+        let mut connected = Connected::new(channels::Client {
+            user_id: user_id.clone(),
+            auth_token: info.auth_token.clone(),
+        });
+        if let Some(user_id) = user_id {
+            connected = connected.with_id(format!("user_sockets:{user_id}"));
         }
         Ok(connected)
     }
 }
 
-fn socket(timeout: Duration, window: Duration) -> SocketConfig {
+fn socket(timeout: Duration, window: Duration) -> SocketConfig<channels::Client> {
     SocketConfig::new(TestConnect)
         .timeout(timeout)
         .longpoll_window(window)
@@ -85,7 +85,6 @@ fn query_param(req: &Request<Incoming>, key: &str) -> Option<String> {
         .map(str::to_owned)
 }
 
-#[async_trait]
 impl HttpHandler for Control {
     async fn call(&self, req: Request<Incoming>, endpoint: &Endpoint) -> Response<Body> {
         if req.method() != Method::POST {
@@ -109,13 +108,14 @@ impl HttpHandler for Control {
                     Ok(collected) => collected.to_bytes(),
                     Err(_) => return status_response(StatusCode::BAD_REQUEST, "unreadable body"),
                 };
-                let payload = match serde_json::from_slice::<Value>(&body) {
-                    Ok(value) => Payload::json(&value),
-                    Err(_) => return status_response(StatusCode::BAD_REQUEST, "body must be JSON"),
+                let Ok(payload) = serde_json::from_slice::<Value>(&body) else {
+                    return status_response(StatusCode::BAD_REQUEST, "body must be JSON");
                 };
-                match payload.map(|p| endpoint.broadcast(&topic, &event, p)) {
-                    Ok(Ok(())) => status_response(StatusCode::NO_CONTENT, ""),
-                    _ => status_response(StatusCode::BAD_REQUEST, "payload must be a JSON object"),
+                match endpoint.broadcast(&topic, &event, payload) {
+                    Ok(()) => status_response(StatusCode::NO_CONTENT, ""),
+                    Err(_) => {
+                        status_response(StatusCode::BAD_REQUEST, "payload must be a JSON object")
+                    }
                 }
             }
             _ => status_response(StatusCode::NOT_FOUND, ""),
