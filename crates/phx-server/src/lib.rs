@@ -84,12 +84,21 @@ mod endpoint;
 
 pub mod testing;
 
+/// Running several nodes as one: the adapter boundary and the Redis adapter.
+///
+/// See [`EndpointBuilder::cluster`] and the `Adapter` docs for writing another adapter.
+pub mod cluster {
+    pub use crate::pubsub::adapter::{Adapter, Inbound};
+    pub use crate::pubsub::redis::{RedisAdapter, RedisUrlError};
+}
+
 pub use channel::{Channel, ChannelContext, ChannelRef, ReplyRef};
 pub use config::{SocketConfig, DEFAULT_OUTBOUND_BYTES};
 pub use connect::{AcceptAll, Connect, ConnectInfo, Connected, Refusal, Transport};
 pub use endpoint::{
-    Endpoint, EndpointBuilder, HttpHandler, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE,
-    PRESENCE_BURST_LIMIT, PRESENCE_BURST_WINDOW,
+    Endpoint, EndpointBuilder, HttpHandler, CLUSTER_DOWN_AFTER, CLUSTER_HEARTBEAT,
+    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE, PRESENCE_BURST_LIMIT,
+    PRESENCE_BURST_WINDOW,
 };
 pub use http::{status_response, Body};
 pub use origin::{CheckOrigin, InvalidOriginPattern, Origin};

@@ -12,6 +12,7 @@ use clap::Parser;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
+use phx_server::cluster::RedisAdapter;
 use phx_server::{
     status_response, Body, CheckOrigin, Connect, ConnectInfo, Connected, Endpoint, HttpHandler,
     Params, Refusal, SocketConfig, Transport,
@@ -31,6 +32,18 @@ struct Args {
     /// a poll). Optional in docs/conformance.md: it lets the suite test the window quickly.
     #[arg(long = "longpoll-window-ms", default_value_t = 10_000)]
     longpoll_window_ms: u64,
+    /// Join a cluster through this Redis (`redis://127.0.0.1:6379`); unset: one node.
+    #[arg(long = "redis-url")]
+    redis_url: Option<String>,
+    /// This node's name in the cluster.
+    #[arg(long = "node-name")]
+    node_name: Option<String>,
+    /// Cluster heartbeat period in milliseconds (default 1500).
+    #[arg(long = "cluster-heartbeat-ms", default_value_t = 1_500)]
+    cluster_heartbeat_ms: u64,
+    /// Milliseconds of silence after which another node is declared down (default 5000).
+    #[arg(long = "cluster-down-ms", default_value_t = 5_000)]
+    cluster_down_ms: u64,
 }
 
 /// The connect hook of every mount.
@@ -136,7 +149,7 @@ async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
     let timeout = Duration::from_millis(args.timeout_ms);
     let window = Duration::from_millis(args.longpoll_window_ms);
-    let endpoint = Endpoint::builder()
+    let mut builder = Endpoint::builder()
         // Every suite client comes from 127.0.0.1, and the long-poll run holds 200 of
         // them at once (plus sessions of earlier tests still expiring): one address
         // here stands for many users.
@@ -147,8 +160,17 @@ async fn main() -> anyhow::Result<()> {
             "/ws/open",
             socket(timeout, window).check_origin(CheckOrigin::Disabled),
         )
-        .http(Control)
-        .build();
+        .http(Control);
+    if let Some(url) = &args.redis_url {
+        builder = builder
+            .cluster(RedisAdapter::new(url, "phx-conformance").context("--redis-url")?)
+            .cluster_heartbeat(Duration::from_millis(args.cluster_heartbeat_ms))
+            .cluster_down_after(Duration::from_millis(args.cluster_down_ms));
+        if let Some(name) = &args.node_name {
+            builder = builder.node_name(name.clone());
+        }
+    }
+    let endpoint = builder.build();
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await

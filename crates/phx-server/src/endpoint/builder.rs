@@ -10,7 +10,9 @@ use tokio_util::task::TaskTracker;
 use super::http::{ErasedHttp, HttpAdapter, HttpHandler};
 use super::{Endpoint, Shared};
 use crate::config::{SocketConfig, SocketOptions};
+use crate::presence::replica::{Cluster, NodeInbound, ReplicaPolicy};
 use crate::presence::{BurstPolicy, PresenceFetch, Tracker};
+use crate::pubsub::adapter::Adapter;
 use crate::pubsub::PubSub;
 use crate::socket::Hub;
 use crate::state::State;
@@ -46,6 +48,10 @@ pub struct EndpointBuilder {
     secret_key_base: Option<Vec<u8>>,
     presence_burst_window: Option<Duration>,
     presence_burst_limit: Option<usize>,
+    cluster: Option<Arc<dyn Adapter>>,
+    node_name: Option<String>,
+    cluster_heartbeat: Duration,
+    cluster_down_after: Duration,
     max_request_line: Option<usize>,
     max_header_bytes: Option<usize>,
     longpoll_max_sessions: usize,
@@ -63,6 +69,10 @@ impl Default for EndpointBuilder {
             secret_key_base: None,
             presence_burst_window: None,
             presence_burst_limit: None,
+            cluster: None,
+            node_name: None,
+            cluster_heartbeat: CLUSTER_HEARTBEAT,
+            cluster_down_after: CLUSTER_DOWN_AFTER,
             max_request_line: None,
             max_header_bytes: None,
             longpoll_max_sessions: DEFAULT_LONGPOLL_MAX_SESSIONS,
@@ -201,6 +211,47 @@ impl EndpointBuilder {
         self
     }
 
+    /// Makes this endpoint one node of a cluster (Phoenix's PubSub adapter plus a
+    /// distributed presence tracker): broadcasts, presence and `disconnect` span every
+    /// node that uses the same adapter settings. Without it the endpoint is a single
+    /// node and needs nothing else.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// use phx_server::cluster::RedisAdapter;
+    /// let endpoint = phx_server::Endpoint::builder()
+    ///     .cluster(RedisAdapter::new("redis://127.0.0.1:6379", "chat")?)
+    ///     .node_name("chat-1")
+    ///     .build();
+    /// # let _ = endpoint;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn cluster(mut self, adapter: impl Adapter) -> Self {
+        self.cluster = Some(Arc::new(adapter));
+        self
+    }
+
+    /// This node's name in logs and in other nodes' logs (default: the host name and
+    /// process id).
+    pub fn node_name(mut self, name: impl Into<String>) -> Self {
+        self.node_name = Some(name.into());
+        self
+    }
+
+    /// How often this node tells the others it is alive (default [`CLUSTER_HEARTBEAT`]).
+    pub fn cluster_heartbeat(mut self, every: Duration) -> Self {
+        self.cluster_heartbeat = every.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long a silent node is given before its presences leave (default
+    /// [`CLUSTER_DOWN_AFTER`]).
+    pub fn cluster_down_after(mut self, after: Duration) -> Self {
+        self.cluster_down_after = after;
+        self
+    }
+
     /// Finishes the endpoint. Called inside a tokio runtime, it also starts the task that
     /// flushes merged presence diffs; outside one, presence diffs are never merged.
     pub fn build(self) -> Endpoint {
@@ -225,8 +276,37 @@ impl EndpointBuilder {
             .unwrap_or(DEFAULT_MAX_HEADER_BYTES)
             .max(max_request_line.saturating_add(2));
         let pubsub = PubSub::default();
+        let tracker = Arc::new(Tracker::new(self.fetch, burst_policy));
+        let clustered = match (&runtime, self.cluster) {
+            (Some(_), Some(adapter)) => {
+                let name = self.node_name.unwrap_or_else(default_node_name);
+                tracker.join_cluster(Cluster::new(
+                    adapter.clone(),
+                    pubsub.node(),
+                    name.clone(),
+                    ReplicaPolicy {
+                        heartbeat: self.cluster_heartbeat,
+                        down_after: self.cluster_down_after,
+                    },
+                ));
+                pubsub.set_adapter(adapter.clone());
+                adapter.start(Arc::new(NodeInbound {
+                    pubsub: pubsub.clone(),
+                    tracker: tracker.clone(),
+                }));
+                tracing::info!(node = %name, "cluster: this endpoint is one node of a cluster");
+                true
+            }
+            (None, Some(_)) => {
+                tracing::error!(
+                    "cluster: an endpoint built outside a tokio runtime stays a single node"
+                );
+                false
+            }
+            _ => false,
+        };
         let hub = Hub {
-            tracker: Arc::new(Tracker::new(self.fetch, burst_policy)),
+            tracker,
             pubsub,
             state: self.state,
         };
@@ -249,6 +329,24 @@ impl EndpointBuilder {
                 }),
             }),
         };
+        if let (Some(runtime), true) = (&runtime, clustered) {
+            // Heartbeats and down detection; a weak reference ends it with the endpoint.
+            let shared = Arc::downgrade(&endpoint.shared);
+            let every = self.cluster_heartbeat;
+            runtime.spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                loop {
+                    tick.tick().await;
+                    let Some(shared) = shared.upgrade() else {
+                        break;
+                    };
+                    let hub = &shared.services.hub;
+                    hub.tracker
+                        .cluster_tick(&hub.pubsub, std::time::Instant::now());
+                }
+            });
+        }
         if let (Some(runtime), false) = (runtime, window.is_zero()) {
             // Holds only a weak reference: the task ends with the endpoint.
             let shared = Arc::downgrade(&endpoint.shared);
@@ -267,4 +365,21 @@ impl EndpointBuilder {
         }
         endpoint
     }
+}
+
+/// Default heartbeat period of a cluster node (see [`EndpointBuilder::cluster_heartbeat`]):
+/// 1.5 s, Phoenix.Tracker's `broadcast_period`.
+pub const CLUSTER_HEARTBEAT: Duration = Duration::from_millis(1500);
+
+/// Default silence after which a node is declared down and its presences leave (see
+/// [`EndpointBuilder::cluster_down_after`]): 5 s. Phoenix.Tracker waits 30 s
+/// (`down_period`); a node of a phx-rs cluster behind one Redis is on one network, and
+/// users of a node that died should not look online for half a minute.
+pub const CLUSTER_DOWN_AFTER: Duration = Duration::from_secs(5);
+
+fn default_node_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_owned())
+        .unwrap_or_else(|_| "node".to_owned());
+    format!("{host}:{}", std::process::id())
 }

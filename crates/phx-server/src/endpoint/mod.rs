@@ -12,8 +12,8 @@ use std::sync::Arc;
 use phx_protocol::Payload;
 
 pub use builder::{
-    EndpointBuilder, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE, PRESENCE_BURST_LIMIT,
-    PRESENCE_BURST_WINDOW,
+    EndpointBuilder, CLUSTER_DOWN_AFTER, CLUSTER_HEARTBEAT, DEFAULT_MAX_HEADER_BYTES,
+    DEFAULT_MAX_REQUEST_LINE, PRESENCE_BURST_LIMIT, PRESENCE_BURST_WINDOW,
 };
 pub use http::HttpHandler;
 

@@ -9,6 +9,7 @@
 //! encoded once per serializer for the whole fan-out like any broadcast (§5).
 
 mod burst;
+pub(crate) mod replica;
 mod tracker;
 
 pub(crate) use burst::BurstPolicy;

@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU16, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
@@ -13,6 +13,7 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::burst::{Burst, BurstPolicy, Merge};
+use super::replica::{Change, Cluster};
 use crate::pubsub::{InstanceId, PubSub};
 
 /// Why a presence call was refused.
@@ -36,8 +37,15 @@ pub trait PresenceFetch: Send + Sync + 'static {
     fn fetch(&self, topic: &str, entries: &mut Map<String, Value>);
 }
 
+/// Who a meta belongs to: a channel of this node, or another node of the cluster.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Owner {
+    Local(InstanceId),
+    Remote(u64),
+}
+
 struct Meta {
-    instance: InstanceId,
+    owner: Owner,
     phx_ref: String,
     /// The meta object with `phx_ref` (and `phx_ref_prev`) as JSON text.
     json: Box<RawValue>,
@@ -57,6 +65,8 @@ pub(crate) struct Tracker {
     /// When diffs of one topic are merged (only under a burst, see [`super::burst`]).
     burst_policy: BurstPolicy,
     bursts: DashMap<String, Burst<Diff>>,
+    /// Replication to the other nodes, when in a cluster (see [`super::replica`]).
+    pub(super) cluster: OnceLock<Cluster>,
 }
 
 impl fmt::Debug for Tracker {
@@ -142,6 +152,19 @@ impl Tracker {
             fetch,
             burst_policy,
             bursts: DashMap::new(),
+            cluster: OnceLock::new(),
+        }
+    }
+
+    /// Replicates this tracker to the other nodes of a cluster (once).
+    pub(crate) fn join_cluster(&self, cluster: Cluster) {
+        let _ = self.cluster.set(cluster);
+    }
+
+    /// Sends this node's changes to the others (in a cluster).
+    fn replicate(&self, changes: Vec<Change>) {
+        if let Some(cluster) = self.cluster.get() {
+            cluster.publish_delta(changes);
         }
     }
 
@@ -175,14 +198,15 @@ impl Tracker {
     ) -> Result<String, PresenceError> {
         let phx_ref = self.next_ref();
         let json = Self::meta_json(meta, &phx_ref, None);
+        let owner = Owner::Local(instance);
         {
             let mut state = self.topics.entry(topic.to_owned()).or_default();
             let metas = state.entry(key.to_owned()).or_default();
-            if metas.iter().any(|m| m.instance == instance) {
+            if metas.iter().any(|m| m.owner == owner) {
                 return Err(PresenceError::AlreadyTracked(key.to_owned()));
             }
             metas.push(Meta {
-                instance,
+                owner,
                 phx_ref: phx_ref.clone(),
                 json: json.clone(),
             });
@@ -191,6 +215,7 @@ impl Tracker {
             .entry(instance)
             .or_default()
             .push((topic.to_owned(), key.to_owned()));
+        self.replicate(vec![Change::join(topic, key, &phx_ref, &json)]);
         self.broadcast(pubsub, topic, Diff::join(key, json));
         Ok(phx_ref)
     }
@@ -204,31 +229,38 @@ impl Tracker {
         meta: Map<String, Value>,
     ) -> Result<String, PresenceError> {
         let phx_ref = self.next_ref();
-        let diff = {
+        let owner = Owner::Local(instance);
+        let (diff, changes) = {
             let mut state = self
                 .topics
                 .get_mut(topic)
                 .ok_or_else(|| PresenceError::NotTracked(key.to_owned()))?;
             let slot = state
                 .get_mut(key)
-                .and_then(|metas| metas.iter_mut().find(|m| m.instance == instance))
+                .and_then(|metas| metas.iter_mut().find(|m| m.owner == owner))
                 .ok_or_else(|| PresenceError::NotTracked(key.to_owned()))?;
             let json = Self::meta_json(meta, &phx_ref, Some(&slot.phx_ref));
             let old = std::mem::replace(&mut slot.json, json.clone());
-            slot.phx_ref = phx_ref.clone();
+            let old_ref = std::mem::replace(&mut slot.phx_ref, phx_ref.clone());
+            let changes = vec![
+                Change::leave(topic, key, &old_ref),
+                Change::join(topic, key, &phx_ref, &json),
+            ];
             let mut diff = Diff::join(key, json);
             diff.leaves.insert(key.to_owned(), vec![old]);
-            diff
+            (diff, changes)
         };
+        self.replicate(changes);
         self.broadcast(pubsub, topic, diff);
         Ok(phx_ref)
     }
 
     pub(crate) fn untrack(&self, pubsub: &PubSub, topic: &str, key: &str, instance: InstanceId) {
-        if let Some(left) = self.remove(topic, key, instance) {
+        if let Some((left_ref, left)) = self.remove(topic, key, Owner::Local(instance), None) {
             if let Some(mut pairs) = self.by_instance.get_mut(&instance) {
                 pairs.retain(|(t, k)| !(t == topic && k == key));
             }
+            self.replicate(vec![Change::leave(topic, key, &left_ref)]);
             self.broadcast(pubsub, topic, Diff::leave(key, left));
         }
     }
@@ -240,24 +272,37 @@ impl Tracker {
             return;
         };
         let mut per_topic: HashMap<&str, Diff> = HashMap::new();
+        let mut changes = Vec::new();
         for (topic, key) in &pairs {
-            if let Some(left) = self.remove(topic, key, instance) {
+            if let Some((left_ref, left)) = self.remove(topic, key, Owner::Local(instance), None) {
+                changes.push(Change::leave(topic, key, &left_ref));
                 per_topic
                     .entry(topic)
                     .or_default()
                     .merge(Diff::leave(key, left));
             }
         }
+        self.replicate(changes);
         for (topic, diff) in per_topic {
             self.broadcast(pubsub, topic, diff);
         }
     }
 
-    fn remove(&self, topic: &str, key: &str, instance: InstanceId) -> Option<Box<RawValue>> {
+    /// Removes the meta of `owner` under `topic`/`key` (the one with `phx_ref`, if
+    /// given); returns its ref and JSON.
+    fn remove(
+        &self,
+        topic: &str,
+        key: &str,
+        owner: Owner,
+        phx_ref: Option<&str>,
+    ) -> Option<(String, Box<RawValue>)> {
         let mut state = self.topics.get_mut(topic)?;
         let metas = state.get_mut(key)?;
-        let at = metas.iter().position(|m| m.instance == instance)?;
-        let left = metas.remove(at).json;
+        let at = metas
+            .iter()
+            .position(|m| m.owner == owner && phx_ref.is_none_or(|r| m.phx_ref == r))?;
+        let left = metas.remove(at);
         if metas.is_empty() {
             state.remove(key);
         }
@@ -266,7 +311,66 @@ impl Tracker {
         if topic_empty {
             self.topics.remove_if(topic, |_, s| s.is_empty());
         }
-        Some(left)
+        Some((left.phx_ref, left.json))
+    }
+
+    /// Adds a meta another node owns; `false` if it is already there.
+    pub(super) fn insert_remote(
+        &self,
+        pubsub: &PubSub,
+        node: u64,
+        topic: &str,
+        key: &str,
+        phx_ref: &str,
+        json: Box<RawValue>,
+    ) -> bool {
+        {
+            let mut state = self.topics.entry(topic.to_owned()).or_default();
+            let metas = state.entry(key.to_owned()).or_default();
+            if metas.iter().any(|m| m.phx_ref == phx_ref) {
+                return false;
+            }
+            metas.push(Meta {
+                owner: Owner::Remote(node),
+                phx_ref: phx_ref.to_owned(),
+                json: json.clone(),
+            });
+        }
+        self.broadcast(pubsub, topic, Diff::join(key, json));
+        true
+    }
+
+    /// Removes a meta another node owned; `false` if it was not there.
+    pub(super) fn remove_remote(
+        &self,
+        pubsub: &PubSub,
+        node: u64,
+        topic: &str,
+        key: &str,
+        phx_ref: &str,
+    ) -> bool {
+        match self.remove(topic, key, Owner::Remote(node), Some(phx_ref)) {
+            Some((_, left)) => {
+                self.broadcast(pubsub, topic, Diff::leave(key, left));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every meta this node owns, for a state message to the other nodes.
+    pub(super) fn local_entries(&self) -> Vec<Change> {
+        let mut out = Vec::new();
+        for topic in self.topics.iter() {
+            for (key, metas) in topic.value() {
+                for meta in metas {
+                    if let Owner::Local(_) = meta.owner {
+                        out.push(Change::join(topic.key(), key, &meta.phx_ref, &meta.json));
+                    }
+                }
+            }
+        }
+        out
     }
 
     /// `{key: {"metas": [...]}}` for the whole topic.
@@ -348,8 +452,9 @@ impl Tracker {
         let Ok(payload) = RawValue::from_string(text) else {
             return;
         };
+        // Local only: every node computes the diffs of replicated changes itself.
         if let Err(error) =
-            pubsub.broadcast_from(topic, event::PRESENCE_DIFF, Payload::Json(payload), None)
+            pubsub.broadcast_local(topic, event::PRESENCE_DIFF, Payload::Json(payload))
         {
             tracing::error!(%error, topic, "presence diff not broadcast");
         }

@@ -9,15 +9,20 @@
 //! This module knows nothing of sockets or channels beyond those two ways in: the
 //! socket layer implements [`Mailbox`].
 
+pub(crate) mod adapter;
+pub(crate) mod redis;
+pub(crate) mod wire;
+
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use bytes::Bytes;
 use dashmap::DashMap;
 use phx_protocol::{event, Outbound, Payload, Serializer};
 
 use crate::outbox::{Outbox, ENCODINGS};
+use adapter::Adapter;
 
 /// Close code for `disconnect` on a socket id (docs/protocol.md §1.7, Phoenix ≥ 1.8.8).
 pub(crate) const CLOSE_DISCONNECT: u16 = 1001;
@@ -81,10 +86,26 @@ pub enum BroadcastError {
     NotAnObject,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 struct Inner {
     topics: DashMap<String, Vec<Subscriber>>,
     instances: AtomicU64,
+    /// This node's id in the cluster: random per process start, so a restarted node is
+    /// a new node to the others.
+    node: u64,
+    /// The cluster, when there is one (set once, when the endpoint is built).
+    adapter: OnceLock<Arc<dyn Adapter>>,
+}
+
+impl Default for Inner {
+    fn default() -> Self {
+        Self {
+            topics: DashMap::new(),
+            instances: AtomicU64::new(0),
+            node: rand::random::<u64>().max(1),
+            adapter: OnceLock::new(),
+        }
+    }
 }
 
 /// The endpoint's PubSub (Phoenix's `Phoenix.PubSub` server): broadcast to a topic from
@@ -135,11 +156,36 @@ impl PubSub {
         InstanceId(self.inner.instances.fetch_add(1, Ordering::Relaxed) + 1)
     }
 
+    /// This node's id in the cluster.
+    pub(crate) fn node(&self) -> u64 {
+        self.inner.node
+    }
+
+    /// Joins a cluster: from now on broadcasts also go to other nodes, and this node
+    /// receives theirs for the topics it has subscribers of. Once only.
+    pub(crate) fn set_adapter(&self, adapter: Arc<dyn Adapter>) {
+        for topic in self.inner.topics.iter() {
+            adapter.subscribe(topic.key());
+        }
+        let _ = self.inner.adapter.set(adapter);
+    }
+
+    pub(crate) fn adapter(&self) -> Option<&Arc<dyn Adapter>> {
+        self.inner.adapter.get()
+    }
+
     pub(crate) fn subscribe(&self, topic: &str, subscriber: Subscriber) {
+        // The adapter hears of a topic's first subscriber under the topic's lock, so
+        // it never sees "first subscriber" and "last left" out of order.
         self.inner
             .topics
             .entry(topic.to_owned())
-            .or_default()
+            .or_insert_with(|| {
+                if let Some(adapter) = self.adapter() {
+                    adapter.subscribe(topic);
+                }
+                Vec::new()
+            })
             .push(subscriber);
     }
 
@@ -154,13 +200,41 @@ impl PubSub {
             None => false,
         };
         if empty {
-            self.inner
-                .topics
-                .remove_if(topic, |_, subs| subs.is_empty());
+            self.inner.topics.remove_if(topic, |_, subs| {
+                let last = subs.is_empty();
+                if let (true, Some(adapter)) = (last, self.adapter()) {
+                    adapter.unsubscribe(topic);
+                }
+                last
+            });
         }
     }
 
-    /// Delivers to every subscriber of `topic` except `from` (`broadcast_from`).
+    /// A broadcast from another node: delivered to this node's subscribers only.
+    pub(crate) fn deliver_remote(&self, data: Bytes) {
+        match wire::decode_broadcast(data) {
+            Ok(remote) if remote.node == self.inner.node => {}
+            Ok(remote) => {
+                let _ = self.fan_out(&remote.topic, &remote.event, remote.payload, None);
+            }
+            Err(error) => tracing::warn!(%error, "broadcast from another node not understood"),
+        }
+    }
+
+    /// Delivers to this node's subscribers only (presence diffs: every node computes
+    /// its own from the replicated state, as Phoenix.Tracker does).
+    pub(crate) fn broadcast_local(
+        &self,
+        topic: &str,
+        event: &str,
+        payload: Payload,
+    ) -> Result<(), BroadcastError> {
+        check_object(&payload)?;
+        self.fan_out(topic, event, payload, None)
+    }
+
+    /// Delivers to every subscriber of `topic` except `from` (`broadcast_from`), on this
+    /// node and, in a cluster, on every other node subscribed to the topic.
     pub(crate) fn broadcast_from(
         &self,
         topic: &str,
@@ -168,11 +242,24 @@ impl PubSub {
         payload: Payload,
         from: Option<InstanceId>,
     ) -> Result<(), BroadcastError> {
-        if let Payload::Json(raw) = &payload {
-            if !raw.get().trim_start().starts_with('{') {
-                return Err(BroadcastError::NotAnObject);
-            }
+        check_object(&payload)?;
+        if let Some(adapter) = self.adapter() {
+            adapter.publish(
+                topic,
+                wire::encode_broadcast(self.inner.node, topic, event, payload.as_ref()),
+            );
         }
+        self.fan_out(topic, event, payload, from)
+    }
+
+    /// Delivers to this node's subscribers of `topic`, but `from`.
+    fn fan_out(
+        &self,
+        topic: &str,
+        event: &str,
+        payload: Payload,
+        from: Option<InstanceId>,
+    ) -> Result<(), BroadcastError> {
         let Some(subs) = self.inner.topics.get(topic) else {
             return Ok(());
         };
@@ -228,6 +315,15 @@ impl PubSub {
             }
         }
         Ok(())
+    }
+}
+
+fn check_object(payload: &Payload) -> Result<(), BroadcastError> {
+    match payload {
+        Payload::Json(raw) if !raw.get().trim_start().starts_with('{') => {
+            Err(BroadcastError::NotAnObject)
+        }
+        _ => Ok(()),
     }
 }
 

@@ -1,0 +1,547 @@
+//! Presence across nodes, in the manner of Phoenix.Tracker.
+//!
+//! Each node owns the presences of its own sockets. Its changes travel to the other nodes
+//! as numbered deltas on the cluster's control channel; every node applies them to its
+//! view and sends its own local `presence_diff`s, so each node's `presence_state` lists
+//! everyone once replication caught up.
+//!
+//! - **Heartbeats** every `heartbeat` (1.5 s by default) carry the node's last delta
+//!   number. A node silent for `down_after` (5 s here; Phoenix's is 30 s) is declared
+//!   down: its presences leave, and clients see ordinary leave diffs.
+//! - **Gaps.** The engine may lose messages (Redis pub/sub is fire-and-forget). A delta or
+//!   heartbeat whose number is not the next expected one makes the receiver ask that
+//!   node for its whole state, which replaces the receiver's view of it (the difference
+//!   goes out as diffs). So nodes never disagree for longer than a heartbeat or two.
+//! - **Joining.** A node that comes up, or whose link comes back, asks every node for its
+//!   state and sends its own; a node heard of for the first time is asked too. A node
+//!   that was paused past `down_after` is a stranger when it speaks again, and its
+//!   presences come back the same way.
+//!
+//! Messages (after the [`wire`](crate::pubsub::wire) header, kinds 2–5):
+//!
+//! ```text
+//! heartbeat:      seq:u64 | name:str16
+//! delta:          seq:u64 | count:u32 | change*
+//! state request:  target:u64 (0: every node)
+//! state:          seq:u64 | name:str16 | count:u32 | join*
+//! change:         op:u8 (1 join, 2 leave) | topic:str16 | key:str16 | phx_ref:str16 | meta:bytes32 (joins)
+//! ```
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use serde_json::value::RawValue;
+
+use super::tracker::Tracker;
+use crate::pubsub::adapter::{Adapter, Inbound};
+use crate::pubsub::wire::{kind, Reader, WireError, Writer};
+use crate::pubsub::PubSub;
+
+/// Replication settings.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct ReplicaPolicy {
+    pub(crate) heartbeat: Duration,
+    pub(crate) down_after: Duration,
+}
+
+/// One presence change, as it travels to other nodes.
+#[derive(Clone, Debug)]
+pub(crate) enum Change {
+    Join {
+        topic: String,
+        key: String,
+        phx_ref: String,
+        meta: Box<RawValue>,
+    },
+    Leave {
+        topic: String,
+        key: String,
+        phx_ref: String,
+    },
+}
+
+impl PartialEq for Change {
+    fn eq(&self, other: &Self) -> bool {
+        match (self, other) {
+            (
+                Self::Join {
+                    topic,
+                    key,
+                    phx_ref,
+                    meta,
+                },
+                Self::Join {
+                    topic: t,
+                    key: k,
+                    phx_ref: r,
+                    meta: m,
+                },
+            ) => topic == t && key == k && phx_ref == r && meta.get() == m.get(),
+            (
+                Self::Leave {
+                    topic,
+                    key,
+                    phx_ref,
+                },
+                Self::Leave {
+                    topic: t,
+                    key: k,
+                    phx_ref: r,
+                },
+            ) => topic == t && key == k && phx_ref == r,
+            _ => false,
+        }
+    }
+}
+
+impl Change {
+    pub(crate) fn join(topic: &str, key: &str, phx_ref: &str, meta: &RawValue) -> Self {
+        Self::Join {
+            topic: topic.to_owned(),
+            key: key.to_owned(),
+            phx_ref: phx_ref.to_owned(),
+            meta: meta.to_owned(),
+        }
+    }
+    pub(crate) fn leave(topic: &str, key: &str, phx_ref: &str) -> Self {
+        Self::Leave {
+            topic: topic.to_owned(),
+            key: key.to_owned(),
+            phx_ref: phx_ref.to_owned(),
+        }
+    }
+}
+
+const OP_JOIN: u8 = 1;
+const OP_LEAVE: u8 = 2;
+
+fn write_changes(writer: &mut Writer, changes: &[Change]) {
+    writer.u32(u32::try_from(changes.len()).unwrap_or(u32::MAX));
+    for change in changes {
+        match change {
+            Change::Join {
+                topic,
+                key,
+                phx_ref,
+                meta,
+            } => {
+                writer.u8(OP_JOIN).str16(topic).str16(key).str16(phx_ref);
+                writer.bytes32(meta.get().as_bytes());
+            }
+            Change::Leave {
+                topic,
+                key,
+                phx_ref,
+            } => {
+                writer.u8(OP_LEAVE).str16(topic).str16(key).str16(phx_ref);
+            }
+        }
+    }
+}
+
+fn read_changes(reader: &mut Reader) -> Result<Vec<Change>, WireError> {
+    let count = reader.u32()? as usize;
+    // Each change takes at least 7 bytes: a count beyond that is a lie, not a reason
+    // to allocate.
+    let mut changes = Vec::with_capacity(count.min(4096));
+    for _ in 0..count {
+        let op = reader.u8()?;
+        let (topic, key, phx_ref) = (reader.str16()?, reader.str16()?, reader.str16()?);
+        changes.push(match op {
+            OP_JOIN => {
+                let meta = reader.bytes32()?;
+                let text = String::from_utf8(meta.to_vec()).map_err(|_| WireError::NotUtf8)?;
+                Change::Join {
+                    topic,
+                    key,
+                    phx_ref,
+                    meta: RawValue::from_string(text).map_err(|_| WireError::NotJson)?,
+                }
+            }
+            OP_LEAVE => Change::Leave {
+                topic,
+                key,
+                phx_ref,
+            },
+            other => return Err(WireError::Kind(other)),
+        });
+    }
+    Ok(changes)
+}
+
+/// What this node knows of another.
+#[derive(Debug)]
+struct RemoteNode {
+    name: String,
+    /// The last delta number applied.
+    seq: u64,
+    last_seen: Instant,
+    /// Its presences in this node's view: phx_ref → (topic, key).
+    presences: HashMap<String, (String, String)>,
+    /// When this node last asked it for its state (asks at most once a heartbeat).
+    asked_at: Option<Instant>,
+}
+
+/// A tracker's replication (see the module docs).
+#[derive(Debug)]
+pub(crate) struct Cluster {
+    adapter: Arc<dyn Adapter>,
+    node: u64,
+    name: String,
+    policy: ReplicaPolicy,
+    /// The last delta number sent; held while publishing so numbers go out in order.
+    seq: Mutex<u64>,
+    remotes: Mutex<HashMap<u64, RemoteNode>>,
+}
+
+impl Cluster {
+    pub(crate) fn new(
+        adapter: Arc<dyn Adapter>,
+        node: u64,
+        name: String,
+        policy: ReplicaPolicy,
+    ) -> Self {
+        Self {
+            adapter,
+            node,
+            name,
+            policy,
+            seq: Mutex::new(0),
+            remotes: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Sends this node's changes, numbered.
+    pub(crate) fn publish_delta(&self, changes: Vec<Change>) {
+        if changes.is_empty() {
+            return;
+        }
+        let Ok(mut seq) = self.seq.lock() else {
+            return;
+        };
+        *seq += 1;
+        let mut writer = Writer::new(kind::PRESENCE_DELTA, self.node);
+        writer.u64(*seq);
+        write_changes(&mut writer, &changes);
+        self.adapter.publish_control(writer.finish());
+    }
+
+    fn publish_heartbeat(&self) {
+        let Ok(seq) = self.seq.lock() else {
+            return;
+        };
+        let mut writer = Writer::new(kind::PRESENCE_HEARTBEAT, self.node);
+        writer.u64(*seq).str16(&self.name);
+        self.adapter.publish_control(writer.finish());
+    }
+
+    fn publish_state(&self, tracker: &Tracker) {
+        let Ok(seq) = self.seq.lock() else {
+            return;
+        };
+        let entries = tracker.local_entries();
+        let mut writer = Writer::new(kind::PRESENCE_STATE, self.node);
+        writer.u64(*seq).str16(&self.name);
+        write_changes(&mut writer, &entries);
+        self.adapter.publish_control(writer.finish());
+    }
+
+    fn request_state(&self, target: u64) {
+        let mut writer = Writer::new(kind::PRESENCE_STATE_REQUEST, self.node);
+        writer.u64(target);
+        self.adapter.publish_control(writer.finish());
+    }
+
+    /// Asks `node` for its state unless asked within the last heartbeat.
+    fn ask(&self, remote: &mut RemoteNode, node: u64, now: Instant) {
+        let recently = remote
+            .asked_at
+            .is_some_and(|at| now.saturating_duration_since(at) < self.policy.heartbeat);
+        if !recently {
+            remote.asked_at = Some(now);
+            self.request_state(node);
+        }
+    }
+}
+
+/// Node-level operations of a clustered tracker.
+impl Tracker {
+    /// Every heartbeat: send ours, and declare down the nodes silent for too long.
+    pub(crate) fn cluster_tick(&self, pubsub: &PubSub, now: Instant) {
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        cluster.publish_heartbeat();
+        let down: Vec<(u64, RemoteNode)> = match cluster.remotes.lock() {
+            Ok(mut remotes) => {
+                let silent: Vec<u64> = remotes
+                    .iter()
+                    .filter(|(_, r)| {
+                        now.saturating_duration_since(r.last_seen) > cluster.policy.down_after
+                    })
+                    .map(|(id, _)| *id)
+                    .collect();
+                silent
+                    .into_iter()
+                    .filter_map(|id| remotes.remove(&id).map(|r| (id, r)))
+                    .collect()
+            }
+            Err(_) => Vec::new(),
+        };
+        for (id, remote) in down {
+            tracing::warn!(
+                node = %remote.name,
+                presences = remote.presences.len(),
+                "cluster node silent for {:?}: declared down, its presences leave",
+                cluster.policy.down_after
+            );
+            for (phx_ref, (topic, key)) in remote.presences {
+                self.remove_remote(pubsub, id, &topic, &key, &phx_ref);
+            }
+        }
+    }
+
+    /// The link to the other nodes is (back) up: exchange states.
+    pub(crate) fn cluster_link_up(&self) {
+        if let Some(cluster) = self.cluster.get() {
+            cluster.request_state(0);
+            cluster.publish_state(self);
+        }
+    }
+
+    /// A control message from the cluster.
+    pub(crate) fn cluster_message(&self, pubsub: &PubSub, data: Bytes, now: Instant) {
+        let Some(cluster) = self.cluster.get() else {
+            return;
+        };
+        let result = (|| -> Result<(), WireError> {
+            let (mut reader, kind, node) = Reader::open(data)?;
+            if node == cluster.node {
+                return Ok(());
+            }
+            match kind {
+                kind::PRESENCE_HEARTBEAT => {
+                    let seq = reader.u64()?;
+                    let name = reader.str16()?;
+                    self.on_heartbeat(cluster, node, seq, name, now);
+                }
+                kind::PRESENCE_DELTA => {
+                    let seq = reader.u64()?;
+                    let changes = read_changes(&mut reader)?;
+                    self.on_delta(pubsub, cluster, node, seq, changes, now);
+                }
+                kind::PRESENCE_STATE_REQUEST => {
+                    let target = reader.u64()?;
+                    if target == 0 || target == cluster.node {
+                        cluster.publish_state(self);
+                    }
+                }
+                kind::PRESENCE_STATE => {
+                    let seq = reader.u64()?;
+                    let name = reader.str16()?;
+                    let entries = read_changes(&mut reader)?;
+                    self.on_state(pubsub, cluster, node, seq, name, entries, now);
+                }
+                other => return Err(WireError::Kind(other)),
+            }
+            Ok(())
+        })();
+        if let Err(error) = result {
+            tracing::warn!(%error, "cluster control message not understood");
+        }
+    }
+
+    fn on_heartbeat(&self, cluster: &Cluster, node: u64, seq: u64, name: String, now: Instant) {
+        let Ok(mut remotes) = cluster.remotes.lock() else {
+            return;
+        };
+        match remotes.get_mut(&node) {
+            Some(remote) => {
+                remote.last_seen = now;
+                if seq > remote.seq {
+                    // Deltas were lost on the way.
+                    cluster.ask(remote, node, now);
+                }
+            }
+            None => {
+                tracing::info!(node = %name, "cluster node heard from: asking for its presences");
+                let remote = remotes.entry(node).or_insert(RemoteNode {
+                    name,
+                    seq: 0,
+                    last_seen: now,
+                    presences: HashMap::new(),
+                    asked_at: None,
+                });
+                cluster.ask(remote, node, now);
+            }
+        }
+    }
+
+    fn on_delta(
+        &self,
+        pubsub: &PubSub,
+        cluster: &Cluster,
+        node: u64,
+        seq: u64,
+        changes: Vec<Change>,
+        now: Instant,
+    ) {
+        let Ok(mut remotes) = cluster.remotes.lock() else {
+            return;
+        };
+        let Some(remote) = remotes.get_mut(&node) else {
+            // A stranger: its state will bring everything, this delta included.
+            drop(remotes);
+            cluster.request_state(node);
+            return;
+        };
+        remote.last_seen = now;
+        if seq <= remote.seq {
+            return; // already applied (a state overtook it)
+        }
+        if seq != remote.seq + 1 {
+            cluster.ask(remote, node, now);
+            return;
+        }
+        remote.seq = seq;
+        for change in changes {
+            match change {
+                Change::Join {
+                    topic,
+                    key,
+                    phx_ref,
+                    meta,
+                } => {
+                    if self.insert_remote(pubsub, node, &topic, &key, &phx_ref, meta) {
+                        remote.presences.insert(phx_ref, (topic, key));
+                    }
+                }
+                Change::Leave {
+                    topic,
+                    key,
+                    phx_ref,
+                } => {
+                    remote.presences.remove(&phx_ref);
+                    self.remove_remote(pubsub, node, &topic, &key, &phx_ref);
+                }
+            }
+        }
+    }
+
+    /// Replaces this node's view of `node` with its full state.
+    #[allow(clippy::too_many_arguments)]
+    fn on_state(
+        &self,
+        pubsub: &PubSub,
+        cluster: &Cluster,
+        node: u64,
+        seq: u64,
+        name: String,
+        entries: Vec<Change>,
+        now: Instant,
+    ) {
+        let Ok(mut remotes) = cluster.remotes.lock() else {
+            return;
+        };
+        let remote = remotes.entry(node).or_insert_with(|| {
+            tracing::info!(node = %name, "cluster node joined");
+            RemoteNode {
+                name: name.clone(),
+                seq: 0,
+                last_seen: now,
+                presences: HashMap::new(),
+                asked_at: None,
+            }
+        });
+        remote.last_seen = now;
+        remote.seq = seq;
+        remote.asked_at = None;
+        let mut current: HashSet<String> = HashSet::new();
+        for change in entries {
+            if let Change::Join {
+                topic,
+                key,
+                phx_ref,
+                meta,
+            } = change
+            {
+                current.insert(phx_ref.clone());
+                if !remote.presences.contains_key(&phx_ref)
+                    && self.insert_remote(pubsub, node, &topic, &key, &phx_ref, meta)
+                {
+                    remote.presences.insert(phx_ref, (topic, key));
+                }
+            }
+        }
+        let gone: Vec<String> = remote
+            .presences
+            .keys()
+            .filter(|phx_ref| !current.contains(*phx_ref))
+            .cloned()
+            .collect();
+        for phx_ref in gone {
+            if let Some((topic, key)) = remote.presences.remove(&phx_ref) {
+                self.remove_remote(pubsub, node, &topic, &key, &phx_ref);
+            }
+        }
+    }
+}
+
+/// What the adapter delivers to: broadcasts to the local PubSub, control messages to
+/// the tracker.
+pub(crate) struct NodeInbound {
+    pub(crate) pubsub: PubSub,
+    pub(crate) tracker: Arc<Tracker>,
+}
+
+impl Inbound for NodeInbound {
+    fn topic_message(&self, _topic: &str, message: Bytes) {
+        self.pubsub.deliver_remote(message);
+    }
+
+    fn control_message(&self, message: Bytes) {
+        self.tracker
+            .cluster_message(&self.pubsub, message, Instant::now());
+    }
+
+    fn link(&self, up: bool) {
+        if up {
+            self.tracker.cluster_link_up();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn changes_round_trip() {
+        let meta = RawValue::from_string(r#"{"phx_ref":"r1","online_at":"1"}"#.into()).unwrap();
+        let changes = vec![
+            Change::join("room:1", "ann", "r1", &meta),
+            Change::leave("room:1", "bob", "r0"),
+        ];
+        let mut writer = Writer::new(kind::PRESENCE_DELTA, 5);
+        writer.u64(3);
+        write_changes(&mut writer, &changes);
+        let (mut reader, kind, node) = Reader::open(writer.finish()).unwrap();
+        assert_eq!(
+            (kind, node, reader.u64().unwrap()),
+            (kind::PRESENCE_DELTA, 5, 3)
+        );
+        assert_eq!(read_changes(&mut reader).unwrap(), changes);
+        assert!(reader.is_empty());
+    }
+
+    #[test]
+    fn a_lying_count_is_an_error_not_an_allocation() {
+        let mut writer = Writer::new(kind::PRESENCE_DELTA, 5);
+        writer.u64(1).u32(u32::MAX);
+        let (mut reader, _, _) = Reader::open(writer.finish()).unwrap();
+        reader.u64().unwrap();
+        assert_eq!(read_changes(&mut reader), Err(WireError::Truncated));
+    }
+}

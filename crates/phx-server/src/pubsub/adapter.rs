@@ -1,0 +1,47 @@
+//! The cluster boundary: how a node's PubSub and presence tracker reach other nodes
+//! (Phoenix's `Phoenix.PubSub.Adapter`).
+//!
+//! Local delivery never goes through an adapter: a broadcast is written to this node's
+//! subscribers first, encoded once per serializer, then handed to the adapter as one
+//! compact [`wire`](super::wire) envelope for the other nodes. An adapter only moves
+//! bytes: it knows topics (to subscribe a node only to topics it has local subscribers
+//! for) and a control channel every node listens on (presence replication). The Redis
+//! adapter ([`RedisAdapter`](super::redis::RedisAdapter)) is one; another engine (NATS,
+//! say) implements [`Adapter`] the same way — publish and subscribe per topic, one
+//! control subject — without touching channels or presence.
+
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+/// A cluster transport between the nodes of one application.
+///
+/// Every method is called from inside the server's hot paths (a broadcast, a join): it
+/// must return at once, queueing the work (and dropping it, counted, when the engine is
+/// unreachable and its queue full: nothing may grow without bound while it is away).
+pub trait Adapter: Send + Sync + fmt::Debug + 'static {
+    /// Sends a topic message to every other node subscribed to `topic`. Fire and forget;
+    /// messages of one node to one topic arrive in the order they were sent.
+    fn publish(&self, topic: &str, message: Bytes);
+    /// This node got its first local subscriber of `topic`: receive the topic's messages.
+    fn subscribe(&self, topic: &str);
+    /// This node's last local subscriber of `topic` left.
+    fn unsubscribe(&self, topic: &str);
+    /// Sends a control message (presence replication) to every node, this one included.
+    fn publish_control(&self, message: Bytes);
+    /// Starts delivering what arrives to `inbound`; called once, when the endpoint is
+    /// built inside a tokio runtime.
+    fn start(&self, inbound: Arc<dyn Inbound>);
+}
+
+/// Where an adapter delivers what it receives.
+pub trait Inbound: Send + Sync + 'static {
+    /// A topic message from another node (or this one: the receiver drops its own).
+    fn topic_message(&self, topic: &str, message: Bytes);
+    /// A control message.
+    fn control_message(&self, message: Bytes);
+    /// The link to the engine came up (again, after an outage: resubscribed) or went
+    /// down.
+    fn link(&self, up: bool);
+}

@@ -1,0 +1,404 @@
+//! The Redis cluster adapter, on redis-rs (the `redis` crate, 1.x).
+//!
+//! Redis PUBLISH/SUBSCRIBE carries the messages: one Redis channel per topic
+//! (`<prefix>:t:<topic>`), which a node subscribes to while it has local subscribers of the
+//! topic, and one control channel (`<prefix>:control`) every node listens on. Redis
+//! pub/sub is fire-and-forget: the presence layer numbers its messages to notice what
+//! was lost and resynchronises.
+//!
+//! One task owns both connections (a subscriber connection and a command connection):
+//! publishes are queued in a bounded queue and sent in order, batched into pipelines;
+//! when Redis is unreachable the queue is drained and its messages dropped (counted),
+//! the task reconnects with backoff, resubscribes every topic, and tells the node the
+//! link is back (which resynchronises presence). Nothing grows while Redis is away.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::StreamExt;
+use tokio::sync::mpsc;
+
+use super::adapter::{Adapter, Inbound};
+
+/// Publishes waiting for the connection, at most; past it they are dropped (a node that
+/// cannot reach Redis keeps serving its own sockets).
+const QUEUE: usize = 65_536;
+/// Messages sent in one pipeline.
+const BATCH: usize = 512;
+/// Channels per SUBSCRIBE command when (re)subscribing.
+const SUBSCRIBE_BATCH: usize = 1_000;
+/// How long one Redis command may take before the link counts as broken.
+const COMMAND_TIMEOUT: Duration = Duration::from_secs(5);
+/// Ping period on an idle subscriber connection (finds half-open connections).
+const PING_EVERY: Duration = Duration::from_secs(5);
+const BACKOFF_MIN: Duration = Duration::from_millis(100);
+const BACKOFF_MAX: Duration = Duration::from_secs(5);
+
+enum Command {
+    Publish(String, Bytes),
+    Subscribe(String),
+    Unsubscribe(String),
+}
+
+struct Shared {
+    client: redis::Client,
+    /// The address, password masked, for logs.
+    address: String,
+    prefix: String,
+    /// Topics with local subscribers: the truth the subscriber connection follows.
+    wanted: Mutex<HashSet<String>>,
+    commands: mpsc::Sender<Command>,
+    queue: Mutex<Option<mpsc::Receiver<Command>>>,
+    dropped: AtomicU64,
+    up: AtomicBool,
+}
+
+/// A cluster adapter on Redis pub/sub (see the module docs).
+///
+/// ```no_run
+/// # fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// use phx_server::cluster::RedisAdapter;
+/// use phx_server::Endpoint;
+/// let redis = RedisAdapter::new("redis://127.0.0.1:6379", "my_app")?;
+/// let endpoint = Endpoint::builder().cluster(redis).build();
+/// # let _ = endpoint;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RedisAdapter {
+    shared: Arc<Shared>,
+}
+
+impl fmt::Debug for RedisAdapter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RedisAdapter")
+            .field("address", &self.shared.address)
+            .field("prefix", &self.shared.prefix)
+            .field("up", &self.shared.up.load(Ordering::Relaxed))
+            .finish()
+    }
+}
+
+/// Why a Redis adapter could not be made.
+#[derive(Debug, thiserror::Error)]
+#[error("invalid Redis URL {url:?}: {reason}")]
+pub struct RedisUrlError {
+    url: String,
+    reason: String,
+}
+
+impl RedisAdapter {
+    /// An adapter for the Redis at `url` (`redis://[:password@]host:port[/db]`). Nodes of
+    /// one application share a `prefix` (several applications can share one Redis with
+    /// different prefixes). Nothing connects until the endpoint is built.
+    pub fn new(url: &str, prefix: &str) -> Result<Self, RedisUrlError> {
+        let address = mask(url);
+        let client = redis::Client::open(url).map_err(|error| RedisUrlError {
+            url: address.clone(),
+            reason: error.to_string(),
+        })?;
+        let (commands, queue) = mpsc::channel(QUEUE);
+        Ok(Self {
+            shared: Arc::new(Shared {
+                client,
+                address,
+                prefix: prefix.to_owned(),
+                wanted: Mutex::new(HashSet::new()),
+                commands,
+                queue: Mutex::new(Some(queue)),
+                dropped: AtomicU64::new(0),
+                up: AtomicBool::new(false),
+            }),
+        })
+    }
+
+    /// Whether the link to Redis is up now.
+    pub fn is_up(&self) -> bool {
+        self.shared.up.load(Ordering::Relaxed)
+    }
+
+    /// Messages dropped so far because Redis was unreachable.
+    pub fn dropped(&self) -> u64 {
+        self.shared.dropped.load(Ordering::Relaxed)
+    }
+
+    fn send(&self, command: Command) {
+        if self.shared.commands.try_send(command).is_err() {
+            self.shared.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+/// The URL with its password replaced by `***`.
+fn mask(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{}:***{}", &url[..scheme + 3], user, &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
+impl Shared {
+    fn topic_channel(&self, topic: &str) -> String {
+        format!("{}:t:{topic}", self.prefix)
+    }
+    fn control_channel(&self) -> String {
+        format!("{}:control", self.prefix)
+    }
+}
+
+impl Adapter for RedisAdapter {
+    fn publish(&self, topic: &str, message: Bytes) {
+        self.send(Command::Publish(self.shared.topic_channel(topic), message));
+    }
+
+    fn subscribe(&self, topic: &str) {
+        if let Ok(mut wanted) = self.shared.wanted.lock() {
+            wanted.insert(topic.to_owned());
+        }
+        self.send(Command::Subscribe(topic.to_owned()));
+    }
+
+    fn unsubscribe(&self, topic: &str) {
+        if let Ok(mut wanted) = self.shared.wanted.lock() {
+            wanted.remove(topic);
+        }
+        self.send(Command::Unsubscribe(topic.to_owned()));
+    }
+
+    fn publish_control(&self, message: Bytes) {
+        self.send(Command::Publish(self.shared.control_channel(), message));
+    }
+
+    fn start(&self, inbound: Arc<dyn Inbound>) {
+        let queue = self.shared.queue.lock().ok().and_then(|mut q| q.take());
+        let Some(queue) = queue else {
+            tracing::error!("a Redis adapter can serve one endpoint only");
+            return;
+        };
+        tokio::spawn(run(self.shared.clone(), queue, inbound));
+    }
+}
+
+/// The adapter's task: connect, serve, reconnect.
+async fn run(shared: Arc<Shared>, mut queue: mpsc::Receiver<Command>, inbound: Arc<dyn Inbound>) {
+    let mut backoff = BACKOFF_MIN;
+    let mut last_error: Option<String> = None;
+    loop {
+        match serve(&shared, &mut queue, &inbound).await {
+            Served::Closed => return,
+            Served::LinkLost(error) => {
+                tracing::warn!(redis = %shared.address, %error, "cluster link to Redis lost; local sockets keep working, reconnecting");
+                last_error = Some(error);
+                backoff = BACKOFF_MIN;
+            }
+            Served::NoConnection(error) => {
+                if last_error.as_deref() != Some(error.as_str()) {
+                    tracing::warn!(redis = %shared.address, %error, "cannot reach Redis for the cluster link; retrying with backoff");
+                    last_error = Some(error);
+                }
+            }
+        }
+        // Down: drop what would be published, keep retrying.
+        let deadline = tokio::time::Instant::now() + backoff;
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => break,
+                command = queue.recv() => match command {
+                    None => return,
+                    Some(Command::Publish(..)) => {
+                        shared.dropped.fetch_add(1, Ordering::Relaxed);
+                    }
+                    // The wanted set is the truth; it is replayed on reconnect.
+                    Some(_) => {}
+                },
+            }
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+enum Served {
+    /// The endpoint is gone.
+    Closed,
+    /// Could not connect.
+    NoConnection(String),
+    /// Was connected, then lost the link.
+    LinkLost(String),
+}
+
+async fn serve(
+    shared: &Shared,
+    queue: &mut mpsc::Receiver<Command>,
+    inbound: &Arc<dyn Inbound>,
+) -> Served {
+    let connect = async {
+        let pubsub = shared.client.get_async_pubsub().await?;
+        let commands = shared.client.get_multiplexed_async_connection().await?;
+        Ok::<_, redis::RedisError>((pubsub, commands))
+    };
+    let (pubsub, mut commands) = match tokio::time::timeout(COMMAND_TIMEOUT, connect).await {
+        Ok(Ok(pair)) => pair,
+        Ok(Err(error)) => return Served::NoConnection(error.to_string()),
+        Err(_) => return Served::NoConnection("connection timed out".to_owned()),
+    };
+    let (mut sink, mut stream) = pubsub.split();
+    // Subscribe to the control channel and every wanted topic, in batches.
+    let mut channels = vec![shared.control_channel()];
+    if let Ok(wanted) = shared.wanted.lock() {
+        channels.extend(wanted.iter().map(|t| shared.topic_channel(t)));
+    }
+    for chunk in channels.chunks(SUBSCRIBE_BATCH) {
+        match tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(chunk)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Served::NoConnection(error.to_string()),
+            Err(_) => return Served::NoConnection("SUBSCRIBE timed out".to_owned()),
+        }
+    }
+    shared.up.store(true, Ordering::Relaxed);
+    tracing::info!(redis = %shared.address, topics = channels.len() - 1, "cluster link to Redis up");
+    inbound.link(true);
+    let control = shared.control_channel();
+    let topic_prefix = format!("{}:t:", shared.prefix);
+    let mut ping = tokio::time::interval(PING_EVERY);
+    ping.tick().await;
+    let lost = loop {
+        tokio::select! {
+            command = queue.recv() => {
+                let Some(command) = command else {
+                    shared.up.store(false, Ordering::Relaxed);
+                    return Served::Closed;
+                };
+                let mut batch = vec![command];
+                while batch.len() < BATCH {
+                    match queue.try_recv() {
+                        Ok(command) => batch.push(command),
+                        Err(_) => break,
+                    }
+                }
+                if let Err(error) = execute(shared, &mut sink, &mut commands, batch).await {
+                    break error;
+                }
+            }
+            message = stream.next() => {
+                let Some(message) = message else {
+                    break "the subscriber connection closed".to_owned();
+                };
+                let channel = message.get_channel_name();
+                let payload = Bytes::copy_from_slice(message.get_payload_bytes());
+                if channel == control {
+                    inbound.control_message(payload);
+                } else if let Some(topic) = channel.strip_prefix(&topic_prefix) {
+                    inbound.topic_message(topic, payload);
+                }
+            }
+            _ = ping.tick() => {
+                match tokio::time::timeout(COMMAND_TIMEOUT, sink.ping::<redis::Value>()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(error)) => break error.to_string(),
+                    Err(_) => break "PING timed out".to_owned(),
+                }
+            }
+        }
+    };
+    shared.up.store(false, Ordering::Relaxed);
+    inbound.link(false);
+    Served::LinkLost(lost)
+}
+
+/// Sends a batch in order: publishes pipelined on the command connection, subscription
+/// changes on the subscriber connection, following the wanted set.
+async fn execute(
+    shared: &Shared,
+    sink: &mut redis::aio::PubSubSink,
+    commands: &mut redis::aio::MultiplexedConnection,
+    batch: Vec<Command>,
+) -> Result<(), String> {
+    let mut pipe = redis::pipe();
+    let mut publishes = 0;
+    let mut subscribe = Vec::new();
+    let mut unsubscribe = Vec::new();
+    for command in batch {
+        match command {
+            Command::Publish(channel, message) => {
+                pipe.cmd("PUBLISH")
+                    .arg(channel)
+                    .arg(message.as_ref())
+                    .ignore();
+                publishes += 1;
+            }
+            Command::Subscribe(topic) => subscribe.push(topic),
+            Command::Unsubscribe(topic) => unsubscribe.push(topic),
+        }
+    }
+    if publishes > 0 {
+        match tokio::time::timeout(COMMAND_TIMEOUT, pipe.exec_async(commands)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(error.to_string()),
+            Err(_) => return Err("PUBLISH timed out".to_owned()),
+        }
+    }
+    // Follow the wanted set, whatever order the commands came in.
+    let (on, off): (Vec<String>, Vec<String>) = match shared.wanted.lock() {
+        Ok(wanted) => (
+            subscribe
+                .into_iter()
+                .filter(|t| wanted.contains(t))
+                .map(|t| shared.topic_channel(&t))
+                .collect(),
+            unsubscribe
+                .into_iter()
+                .filter(|t| !wanted.contains(t))
+                .map(|t| shared.topic_channel(&t))
+                .collect(),
+        ),
+        Err(_) => (Vec::new(), Vec::new()),
+    };
+    if !on.is_empty() {
+        match tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(&on)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(error.to_string()),
+            Err(_) => return Err("SUBSCRIBE timed out".to_owned()),
+        }
+    }
+    if !off.is_empty() {
+        match tokio::time::timeout(COMMAND_TIMEOUT, sink.unsubscribe(&off)).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(error.to_string()),
+            Err(_) => return Err("UNSUBSCRIBE timed out".to_owned()),
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_the_logs() {
+        assert_eq!(
+            mask("redis://:s3cret@127.0.0.1:6379/0"),
+            "redis://:***@127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            mask("redis://user:s3cret@host:1"),
+            "redis://user:***@host:1"
+        );
+        assert_eq!(mask("redis://127.0.0.1:6379"), "redis://127.0.0.1:6379");
+    }
+
+    #[test]
+    fn a_bad_url_is_a_typed_error_naming_it() {
+        let error = RedisAdapter::new("http://nope", "app").unwrap_err();
+        assert!(error.to_string().contains("http://nope"), "{error}");
+    }
+}
