@@ -65,6 +65,7 @@ mod params;
 pub mod phoenix_token;
 mod rate_limit;
 mod state;
+mod telemetry;
 
 mod outbox;
 
@@ -96,9 +97,9 @@ pub use channel::{Channel, ChannelContext, ChannelRef, ReplyRef};
 pub use config::{SocketConfig, DEFAULT_OUTBOUND_BYTES};
 pub use connect::{AcceptAll, Connect, ConnectInfo, Connected, Refusal, Transport};
 pub use endpoint::{
-    Endpoint, EndpointBuilder, HttpHandler, CLUSTER_DOWN_AFTER, CLUSTER_HEARTBEAT,
-    DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE, PRESENCE_BURST_LIMIT,
-    PRESENCE_BURST_WINDOW,
+    Drain, Endpoint, EndpointBuilder, HttpHandler, ServerApi, CLUSTER_DOWN_AFTER,
+    CLUSTER_HEARTBEAT, DEFAULT_API_BODY_LIMIT, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE,
+    PRESENCE_BURST_LIMIT, PRESENCE_BURST_WINDOW,
 };
 pub use http::{status_response, Body};
 pub use origin::{CheckOrigin, InvalidOriginPattern, Origin};

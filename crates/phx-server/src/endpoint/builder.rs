@@ -1,12 +1,17 @@
 //! Building an endpoint: its sockets, state, HTTP routes and limits.
 
 use std::fmt;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Duration;
 
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::api::ServerApi;
+use super::drain::Drain;
+use super::health::ReadyCheckFn;
 use super::http::{ErasedHttp, HttpAdapter, HttpHandler};
 use super::{Endpoint, Shared};
 use crate::config::{SocketConfig, SocketOptions};
@@ -16,6 +21,7 @@ use crate::pubsub::adapter::Adapter;
 use crate::pubsub::PubSub;
 use crate::socket::Hub;
 use crate::state::State;
+use crate::telemetry::Telemetry;
 use crate::transport::longpoll::limit::{
     DEFAULT_LONGPOLL_MAX_SESSIONS, DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS,
 };
@@ -49,6 +55,11 @@ pub struct EndpointBuilder {
     presence_burst_window: Option<Duration>,
     presence_burst_limit: Option<usize>,
     cluster: Option<Arc<dyn Adapter>>,
+    metrics: bool,
+    health: bool,
+    ready_checks: Vec<(String, ReadyCheckFn)>,
+    api: Option<ServerApi>,
+    drain: Drain,
     node_name: Option<String>,
     cluster_heartbeat: Duration,
     cluster_down_after: Duration,
@@ -70,6 +81,11 @@ impl Default for EndpointBuilder {
             presence_burst_window: None,
             presence_burst_limit: None,
             cluster: None,
+            metrics: false,
+            health: false,
+            ready_checks: Vec::new(),
+            api: None,
+            drain: Drain::default(),
             node_name: None,
             cluster_heartbeat: CLUSTER_HEARTBEAT,
             cluster_down_after: CLUSTER_DOWN_AFTER,
@@ -211,6 +227,58 @@ impl EndpointBuilder {
         self
     }
 
+    /// Counts what the server does in Prometheus form and serves it at `GET /metrics`
+    /// (the series are listed in the README, "Operating"). Installs the process-wide
+    /// `metrics` recorder; an app that installs its own recorder before building the
+    /// endpoint gets the same series there instead, without this.
+    pub fn metrics(mut self, enabled: bool) -> Self {
+        self.metrics = enabled;
+        self
+    }
+
+    /// Serves `GET /healthz` (200 while the process runs) and `GET /readyz` (200 when it
+    /// should get traffic: listening, not draining, cluster link up when clustered, and
+    /// every [`EndpointBuilder::ready_check`]; else 503 with `{"status":"unavailable",
+    /// "down": {what: why}}`).
+    pub fn health(mut self, enabled: bool) -> Self {
+        self.health = enabled;
+        self
+    }
+
+    /// Adds a readiness condition named `name` (a database, another service): `check`
+    /// answers `Ok(())` when it is usable, `Err(why)` when not; it gets 2 s. Implies
+    /// [`EndpointBuilder::health`].
+    ///
+    /// ```
+    /// let endpoint = phx_server::Endpoint::builder()
+    ///     .ready_check("store", || async { Ok(()) })
+    ///     .build();
+    /// # let _ = endpoint;
+    /// ```
+    pub fn ready_check<F, Fut>(mut self, name: &str, check: F) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.health = true;
+        self.ready_checks
+            .push((name.to_owned(), super::health::ready_check(check)));
+        self
+    }
+
+    /// Serves the server API (`/api/broadcast`, `/api/disconnect`, `/api/presence`, see
+    /// [`ServerApi`]). Without it (the default) those paths are the app's like any other.
+    pub fn server_api(mut self, api: ServerApi) -> Self {
+        self.api = Some(api);
+        self
+    }
+
+    /// How a shutdown closes sockets (default: 10 000 every 2 s within 30 s).
+    pub fn drain(mut self, drain: Drain) -> Self {
+        self.drain = drain;
+        self
+    }
+
     /// Makes this endpoint one node of a cluster (Phoenix's PubSub adapter plus a
     /// distributed presence tracker): broadcasts, presence and `disconnect` span every
     /// node that uses the same adapter settings. Without it the endpoint is a single
@@ -275,7 +343,10 @@ impl EndpointBuilder {
             .max_header_bytes
             .unwrap_or(DEFAULT_MAX_HEADER_BYTES)
             .max(max_request_line.saturating_add(2));
-        let pubsub = PubSub::default();
+        let prometheus = self.metrics.then(install_prometheus).flatten();
+        // After the recorder is installed: the handles bind to it.
+        let telemetry = Arc::new(Telemetry::new());
+        let pubsub = PubSub::with_telemetry(telemetry.clone());
         let tracker = Arc::new(Tracker::new(self.fetch, burst_policy));
         let clustered = match (&runtime, self.cluster) {
             (Some(_), Some(adapter)) => {
@@ -306,6 +377,7 @@ impl EndpointBuilder {
             _ => false,
         };
         let hub = Hub {
+            telemetry,
             tracker,
             pubsub,
             state: self.state,
@@ -316,11 +388,20 @@ impl EndpointBuilder {
                 max_header_bytes,
                 mounts: self.mounts,
                 http: self.http,
+                prometheus,
+                health: self.health,
+                ready_checks: self.ready_checks,
+                api: self.api,
+                drain: self.drain,
+                listening: AtomicBool::new(false),
+                draining: AtomicBool::new(false),
+                stop_accepting: CancellationToken::new(),
                 services: Arc::new(Services {
                     hub,
                     host: self.host,
                     shutdown: CancellationToken::new(),
                     tasks: TaskTracker::new(),
+                    sockets: Default::default(),
                     longpoll: Sessions::new(
                         &secret,
                         self.longpoll_max_sessions,
@@ -382,4 +463,23 @@ fn default_node_name() -> String {
         .map(|h| h.trim().to_owned())
         .unwrap_or_else(|_| "node".to_owned());
     format!("{host}:{}", std::process::id())
+}
+
+/// Installs the Prometheus recorder; `None` (logged) if another recorder is installed.
+fn install_prometheus() -> Option<PrometheusHandle> {
+    match PrometheusBuilder::new()
+        .set_buckets_for_metric(
+            Matcher::Full("phx_handle_in_duration_seconds".to_owned()),
+            &[
+                0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0,
+            ],
+        )
+        .and_then(PrometheusBuilder::install_recorder)
+    {
+        Ok(handle) => Some(handle),
+        Err(error) => {
+            tracing::error!(%error, "metrics: Prometheus recorder not installed; /metrics is off");
+            None
+        }
+    }
 }

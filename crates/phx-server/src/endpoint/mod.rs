@@ -2,19 +2,27 @@
 //! state, and the HTTP server (Phoenix's `Endpoint`).
 
 mod accept;
+mod api;
 mod builder;
+mod drain;
+mod health;
 mod http;
 mod server;
 
 use std::fmt;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
+
+use tokio_util::sync::CancellationToken;
 
 use phx_protocol::Payload;
 
+pub use api::{ServerApi, DEFAULT_API_BODY_LIMIT};
 pub use builder::{
     EndpointBuilder, CLUSTER_DOWN_AFTER, CLUSTER_HEARTBEAT, DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_MAX_REQUEST_LINE, PRESENCE_BURST_LIMIT, PRESENCE_BURST_WINDOW,
 };
+pub use drain::Drain;
 pub use http::HttpHandler;
 
 use crate::config::SocketOptions;
@@ -27,7 +35,20 @@ pub(crate) struct Shared {
     max_header_bytes: usize,
     mounts: Vec<(String, Arc<SocketOptions>)>,
     http: Option<Arc<dyn ErasedHttp>>,
+    /// The Prometheus recorder's handle, when `metrics(true)` installed one.
+    prometheus: Option<metrics_exporter_prometheus::PrometheusHandle>,
     services: Arc<Services>,
+    /// `/healthz` and `/readyz` are served.
+    health: bool,
+    ready_checks: Vec<(String, health::ReadyCheckFn)>,
+    api: Option<ServerApi>,
+    drain: Drain,
+    /// The accept loop runs.
+    listening: AtomicBool,
+    /// A shutdown began: not ready any more.
+    draining: AtomicBool,
+    /// Cancelled by [`Endpoint::shutdown`]: the accept loop stops and the drain begins.
+    stop_accepting: CancellationToken,
 }
 
 /// A running set of sockets sharing one PubSub, one presence tracker and the app's state.
@@ -122,9 +143,22 @@ impl Endpoint {
             .map(|(_, options)| (options, &self.shared.services))
     }
 
-    /// Stops accepting and closes every socket with 1012 (service restart), as
-    /// Phoenix's drainer does; clients reconnect elsewhere.
+    /// Starts a graceful shutdown, as Phoenix's drainer does: readiness turns false,
+    /// the endpoint stops accepting, then [`Endpoint::serve`] closes the sockets in
+    /// batches with 1012 (service restart; see [`Drain`]) and returns when they are
+    /// gone. Clients reconnect elsewhere, gradually.
     pub fn shutdown(&self) {
-        self.shared.services.shutdown.cancel();
+        self.shared.draining.store(true, Ordering::Release);
+        self.shared.stop_accepting.cancel();
+    }
+
+    /// Whether a shutdown has begun.
+    pub fn is_draining(&self) -> bool {
+        self.shared.draining.load(Ordering::Acquire)
+    }
+
+    /// Live sockets of this node, over all mounts and transports.
+    pub fn socket_count(&self) -> usize {
+        self.shared.services.sockets.len()
     }
 }

@@ -3,6 +3,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
@@ -18,10 +19,13 @@ use crate::http::{status_response, Body};
 use crate::transport::{longpoll, websocket};
 
 impl Endpoint {
-    /// Serves HTTP on `listener` until [`Endpoint::shutdown`]; then drains sockets
-    /// (close 1012) and returns once they are gone (at most 30 s).
+    /// Serves HTTP on `listener` until [`Endpoint::shutdown`]; then drains the sockets
+    /// (close 1012, in batches, see [`Drain`](crate::Drain)) and returns once they are
+    /// gone, within the drain's budget.
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
         let mut backoff = AcceptBackoff::default();
+        let stop = &self.shared.stop_accepting;
+        self.shared.listening.store(true, Ordering::Release);
         loop {
             let (stream, peer) = tokio::select! {
                 accepted = listener.accept() => match accepted {
@@ -35,12 +39,12 @@ impl Endpoint {
                         }
                         tokio::select! {
                             () = tokio::time::sleep(retry.after) => {}
-                            () = self.shared.services.shutdown.cancelled() => break,
+                            () = stop.cancelled() => break,
                         }
                         continue;
                     }
                 },
-                () = self.shared.services.shutdown.cancelled() => break,
+                () = stop.cancelled() => break,
             };
             if let Some(recovered) = backoff.succeeded(Instant::now()) {
                 tracing::info!(
@@ -56,9 +60,26 @@ impl Endpoint {
                 .tasks
                 .spawn(async move { endpoint.serve_connection(stream, peer).await });
         }
+        self.shared.listening.store(false, Ordering::Release);
+        drop(listener);
+        let started = tokio::time::Instant::now();
+        let deadline = started + self.shared.drain.budget;
+        let drained = self.drain_sockets(deadline).await;
+        // What is left (the budget ran out, or HTTP requests in flight) ends now.
+        self.shared.services.shutdown.cancel();
         self.shared.services.tasks.close();
-        let _ =
-            tokio::time::timeout(Duration::from_secs(30), self.shared.services.tasks.wait()).await;
+        let _ = tokio::time::timeout_at(
+            deadline.max(tokio::time::Instant::now() + Duration::from_secs(1)),
+            self.shared.services.tasks.wait(),
+        )
+        .await;
+        tracing::info!(
+            closed = drained.closed,
+            batches = drained.batches,
+            closed_at_once = drained.left,
+            took_ms = started.elapsed().as_millis() as u64,
+            "endpoint stopped"
+        );
         Ok(())
     }
 
@@ -95,6 +116,31 @@ impl Endpoint {
             return status_response(StatusCode::URI_TOO_LONG, "request line too long");
         }
         let path = req.uri().path().to_owned();
+        match path.as_str() {
+            "/healthz" if self.shared.health => return self.healthz(),
+            "/readyz" if self.shared.health => return self.readyz().await,
+            "/metrics" => {
+                if let Some(prometheus) = &self.shared.prometheus {
+                    prometheus.run_upkeep();
+                    let mut resp = Response::new(Body::from(prometheus.render()));
+                    resp.headers_mut().insert(
+                        hyper::header::CONTENT_TYPE,
+                        hyper::header::HeaderValue::from_static(
+                            "text/plain; version=0.0.4; charset=utf-8",
+                        ),
+                    );
+                    return resp;
+                }
+            }
+            _ => {}
+        }
+        let req = match &self.shared.api {
+            Some(api) if path.starts_with("/api/") => match self.server_api(api, req).await {
+                Ok(resp) => return resp,
+                Err(req) => req,
+            },
+            _ => req,
+        };
         for (mount, config) in &self.shared.mounts {
             let Some(rest) = path.strip_prefix(mount.as_str()) else {
                 continue;

@@ -63,6 +63,9 @@ pub(crate) struct WsQueue {
     hard_cap: usize,
     /// Cancelled when the connection must end at once (slow reader, peer gone).
     killed: CancellationToken,
+    /// Cancelled once a close frame is queued: the socket task ends too.
+    closing: CancellationToken,
+    close_code: AtomicU16,
     kill_code: AtomicU16,
     /// No frame is accepted any more: a close is queued, or the socket task is done.
     /// The writer flushes what is queued and stops.
@@ -115,6 +118,8 @@ impl WsQueue {
             max_bytes,
             hard_cap: max_bytes.saturating_mul(4).saturating_add(max_message),
             killed: CancellationToken::new(),
+            closing: CancellationToken::new(),
+            close_code: AtomicU16::new(0),
             kill_code: AtomicU16::new(0),
             finished: AtomicBool::new(false),
         }
@@ -180,8 +185,20 @@ impl WsQueue {
             items.closing = true;
             items.queue.push_back(WsOut::Close(close_payload(code, "")));
         }
+        self.close_code.store(code, Ordering::Release);
         self.finished.store(true, Ordering::Release);
         self.ready.notify_one();
+        self.closing.cancel();
+    }
+
+    /// The code of the close queued by [`WsQueue::close`].
+    pub(crate) fn close_code(&self) -> u16 {
+        self.close_code.load(Ordering::Acquire)
+    }
+
+    /// Cancelled once a close is queued (by the server, a disconnect, a drain).
+    pub(crate) fn closing(&self) -> &CancellationToken {
+        &self.closing
     }
 
     /// Queues the echo of the client's close frame (RFC 6455 §5.5.1), unless a close is

@@ -507,6 +507,10 @@ impl Inbound for NodeInbound {
     }
 
     fn link(&self, up: bool) {
+        self.pubsub
+            .telemetry()
+            .cluster_link
+            .set(if up { 1.0 } else { 0.0 });
         if up {
             self.tracker.cluster_link_up();
         }

@@ -215,6 +215,7 @@ impl Tracker {
             .entry(instance)
             .or_default()
             .push((topic.to_owned(), key.to_owned()));
+        pubsub.telemetry().presence_entries.increment(1.0);
         self.replicate(vec![Change::join(topic, key, &phx_ref, &json)]);
         self.broadcast(pubsub, topic, Diff::join(key, json));
         Ok(phx_ref)
@@ -260,6 +261,7 @@ impl Tracker {
             if let Some(mut pairs) = self.by_instance.get_mut(&instance) {
                 pairs.retain(|(t, k)| !(t == topic && k == key));
             }
+            pubsub.telemetry().presence_entries.decrement(1.0);
             self.replicate(vec![Change::leave(topic, key, &left_ref)]);
             self.broadcast(pubsub, topic, Diff::leave(key, left));
         }
@@ -282,6 +284,10 @@ impl Tracker {
                     .merge(Diff::leave(key, left));
             }
         }
+        pubsub
+            .telemetry()
+            .presence_entries
+            .decrement(changes.len() as f64);
         self.replicate(changes);
         for (topic, diff) in per_topic {
             self.broadcast(pubsub, topic, diff);
@@ -336,6 +342,7 @@ impl Tracker {
                 json: json.clone(),
             });
         }
+        pubsub.telemetry().presence_entries.increment(1.0);
         self.broadcast(pubsub, topic, Diff::join(key, json));
         true
     }
@@ -351,6 +358,7 @@ impl Tracker {
     ) -> bool {
         match self.remove(topic, key, Owner::Remote(node), Some(phx_ref)) {
             Some((_, left)) => {
+                pubsub.telemetry().presence_entries.decrement(1.0);
                 self.broadcast(pubsub, topic, Diff::leave(key, left));
                 true
             }

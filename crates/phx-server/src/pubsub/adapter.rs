@@ -30,6 +30,10 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
     fn unsubscribe(&self, topic: &str);
     /// Sends a control message (presence replication) to every node, this one included.
     fn publish_control(&self, message: Bytes);
+    /// Whether the link to the engine is up now (readiness; default: always).
+    fn is_up(&self) -> bool {
+        true
+    }
     /// Starts delivering what arrives to `inbound`; called once, when the endpoint is
     /// built inside a tokio runtime.
     fn start(&self, inbound: Arc<dyn Inbound>);

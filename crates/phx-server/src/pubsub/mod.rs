@@ -22,6 +22,7 @@ use dashmap::DashMap;
 use phx_protocol::{event, Outbound, Payload, Serializer};
 
 use crate::outbox::{Outbox, ENCODINGS};
+use crate::telemetry::Telemetry;
 use adapter::Adapter;
 
 /// Close code for `disconnect` on a socket id (docs/protocol.md §1.7, Phoenix ≥ 1.8.8).
@@ -95,6 +96,7 @@ struct Inner {
     node: u64,
     /// The cluster, when there is one (set once, when the endpoint is built).
     adapter: OnceLock<Arc<dyn Adapter>>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl Default for Inner {
@@ -104,6 +106,7 @@ impl Default for Inner {
             instances: AtomicU64::new(0),
             node: rand::random::<u64>().max(1),
             adapter: OnceLock::new(),
+            telemetry: Arc::new(Telemetry::new()),
         }
     }
 }
@@ -154,6 +157,21 @@ impl PubSub {
     /// A new channel or socket identity.
     pub(crate) fn next_instance(&self) -> InstanceId {
         InstanceId(self.inner.instances.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// A PubSub counting into `telemetry`.
+    pub(crate) fn with_telemetry(telemetry: Arc<Telemetry>) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                telemetry,
+                ..Inner::default()
+            }),
+        }
+    }
+
+    /// The endpoint's metric handles.
+    pub(crate) fn telemetry(&self) -> &Telemetry {
+        &self.inner.telemetry
     }
 
     /// This node's id in the cluster.
@@ -260,9 +278,12 @@ impl PubSub {
         payload: Payload,
         from: Option<InstanceId>,
     ) -> Result<(), BroadcastError> {
+        let telemetry = &self.inner.telemetry;
+        telemetry.broadcasts.increment(1);
         let Some(subs) = self.inner.topics.get(topic) else {
             return Ok(());
         };
+        let (mut delivered, mut dropped) = (0u64, 0u64);
         let mut encoded: [Option<Option<Bytes>>; ENCODINGS] = Default::default();
         let mut shared: Option<Arc<Broadcast>> = None;
         let mut scratch = Vec::new();
@@ -309,10 +330,17 @@ impl PubSub {
                         encode_broadcast(outbox, *serializer, topic, event, &payload, &mut scratch)
                     });
                     if let Some(frame) = frame {
-                        let _ = outbox.send(frame.clone());
+                        match outbox.send(frame.clone()) {
+                            Ok(()) => delivered += 1,
+                            Err(_) => dropped += 1,
+                        }
                     }
                 }
             }
+        }
+        telemetry.deliveries.increment(delivered);
+        if dropped > 0 {
+            telemetry.frames_dropped.increment(dropped);
         }
         Ok(())
     }

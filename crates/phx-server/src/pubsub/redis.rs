@@ -178,6 +178,10 @@ impl Adapter for RedisAdapter {
         self.send(Command::Publish(self.shared.control_channel(), message));
     }
 
+    fn is_up(&self) -> bool {
+        self.shared.up.load(Ordering::Relaxed)
+    }
+
     fn start(&self, inbound: Arc<dyn Inbound>) {
         let queue = self.shared.queue.lock().ok().and_then(|mut q| q.take());
         let Some(queue) = queue else {

@@ -14,6 +14,7 @@
 use std::collections::VecDeque;
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use phx_protocol::{event, Message, Outbound, Payload, PayloadRef, Serializer};
@@ -22,6 +23,7 @@ use serde_json::value::RawValue;
 use super::{Flow, Socket, SocketInbox};
 use crate::outbox::Outbox;
 use crate::rate_limit::{RateLimit, RateLimiter, Verdict};
+use crate::telemetry::Telemetry;
 
 /// Client messages waiting while a callback runs, at most (and [`MAX_PENDING_BYTES`]).
 const MAX_PENDING: usize = 32;
@@ -66,6 +68,7 @@ pub(crate) struct Driver {
     outbox: Outbox,
     inbox: SocketInbox,
     limiter: Option<RateLimiter>,
+    telemetry: Arc<Telemetry>,
 }
 
 impl std::fmt::Debug for Driver {
@@ -133,6 +136,7 @@ pub(crate) fn answer_heartbeat(serializer: Serializer, outbox: &Outbox, msg: &Me
 impl Driver {
     pub(crate) fn new(socket: Socket, inbox: SocketInbox, limit: Option<RateLimit>) -> Self {
         Self {
+            telemetry: socket.core.hub.telemetry.clone(),
             serializer: socket.serializer(),
             outbox: socket.core.outbox.clone(),
             socket: Some(socket),
@@ -158,6 +162,7 @@ impl Driver {
     /// waits its turn (see [`Driver::step`]). `Close` when the client ignores its rate
     /// limit.
     pub(crate) fn receive(&mut self, msg: Message, now: Instant) -> Flow {
+        self.telemetry.message_in(self.outbox.transport());
         if is_heartbeat(&msg) {
             answer_heartbeat(self.serializer, &self.outbox, &msg);
             return Flow::Continue;

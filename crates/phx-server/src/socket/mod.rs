@@ -26,6 +26,7 @@ use crate::outcome::{HandleResult, JoinResult, TerminateReason};
 use crate::presence::Tracker;
 use crate::pubsub::{Broadcast, InstanceId, Mailbox, PubSub, Subscriber, Target, CLOSE_DISCONNECT};
 use crate::state::State;
+use crate::telemetry::{RouteTelemetry, Telemetry};
 
 mod driver;
 mod inbox;
@@ -62,6 +63,7 @@ pub(crate) enum Flow {
 /// What every socket of an endpoint shares: PubSub, presence, app state.
 #[derive(Clone, Debug)]
 pub(crate) struct Hub {
+    pub(crate) telemetry: Arc<Telemetry>,
     pub(crate) pubsub: PubSub,
     pub(crate) tracker: Arc<Tracker>,
     pub(crate) state: State,
@@ -133,7 +135,9 @@ impl SocketCore {
         if self.scratch.capacity() > 64 * 1024 {
             self.scratch = Vec::new();
         }
-        Ok(self.outbox.send(frame)?)
+        self.outbox.send(frame)?;
+        self.hub.telemetry.messages_out.increment(1);
+        Ok(())
     }
 
     /// Writes a message the socket itself produced; failures are logged, not raised
@@ -230,6 +234,7 @@ struct Entry {
     instance: InstanceId,
     refs: JoinRefs,
     channel: Box<dyn ErasedChannel>,
+    telemetry: Arc<RouteTelemetry>,
 }
 
 /// What a callback was asked to do.
@@ -384,14 +389,18 @@ impl Socket {
             }
         };
 
-        let Some(factory) = self.settings.router.route(&topic) else {
+        let Some((route, factory)) = self.settings.router.route(&topic) else {
+            self.core.hub.telemetry.unmatched_joins.increment(1);
             let response = PayloadRef::Json(json(r#"{"reason":"unmatched topic"}"#));
             self.core
                 .reply(None, r#ref.as_ref(), &topic, "error", response);
             write_replaced_close(&mut self.core);
             return;
         };
+        let telemetry = self.core.hub.telemetry.route(route);
+        telemetry.joins.increment(1);
         if self.channels.len() >= self.settings.max_channels {
+            telemetry.join_errors.increment(1);
             tracing::error!(max = self.settings.max_channels, "too many channels joined");
             let response = PayloadRef::Json(json(r#"{"reason":"too many channels joined"}"#));
             self.core
@@ -440,6 +449,7 @@ impl Socket {
                         },
                     },
                 );
+                telemetry.joined.increment(1.0);
                 self.channels.insert(
                     topic.clone(),
                     Entry {
@@ -447,10 +457,12 @@ impl Socket {
                         instance,
                         refs,
                         channel,
+                        telemetry,
                     },
                 );
             }
             Ok(Err(response)) => {
+                telemetry.join_errors.increment(1);
                 self.core.reply(
                     join_ref.as_ref(),
                     r#ref.as_ref(),
@@ -462,6 +474,7 @@ impl Socket {
                 self.untrack(instance);
             }
             Err(_panic) => {
+                telemetry.join_errors.increment(1);
                 tracing::error!(%topic, "channel join crashed");
                 let response = PayloadRef::Json(json(r#"{"reason":"join crashed"}"#));
                 self.core
@@ -569,9 +582,12 @@ impl Socket {
         let channel = &mut entry.channel;
         let result = match call {
             Call::In { event, payload, .. } => {
-                AssertUnwindSafe(channel.handle_in(&event, payload, scope))
+                let started = std::time::Instant::now();
+                let result = AssertUnwindSafe(channel.handle_in(&event, payload, scope))
                     .catch_unwind()
-                    .await
+                    .await;
+                entry.telemetry.handle_in.record(started.elapsed());
+                result
             }
             Call::Out(b) => {
                 AssertUnwindSafe(channel.handle_out(&b.event, &b.payload, scope))
@@ -680,6 +696,7 @@ impl Socket {
     /// object (rejoin, second `Channel`) may already have queued this instance's join
     /// diff; without the leave it would re-add the departed meta after its state (§6.3).
     fn forget(&self, entry: &Entry) {
+        entry.telemetry.joined.decrement(1.0);
         self.untrack(entry.instance);
         self.core
             .hub

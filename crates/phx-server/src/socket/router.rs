@@ -17,7 +17,8 @@ enum Pattern {
 /// The channel routes of one socket.
 #[derive(Clone, Default)]
 pub(crate) struct Router {
-    routes: Vec<(Pattern, ChannelFactory)>,
+    /// Each route with the pattern as written (the metrics' `route` label).
+    routes: Vec<(Pattern, String, ChannelFactory)>,
 }
 
 impl fmt::Debug for Router {
@@ -25,7 +26,7 @@ impl fmt::Debug for Router {
         let patterns: Vec<String> = self
             .routes
             .iter()
-            .map(|(p, _)| match p {
+            .map(|(p, _, _)| match p {
                 Pattern::Exact(t) => t.clone(),
                 Pattern::Prefix(t) => format!("{t}*"),
             })
@@ -36,20 +37,22 @@ impl fmt::Debug for Router {
 
 impl Router {
     pub(crate) fn add(&mut self, pattern: &str, factory: ChannelFactory) {
+        let label = pattern.to_owned();
         let pattern = match pattern.strip_suffix('*') {
             Some(prefix) => Pattern::Prefix(prefix.to_owned()),
             None => Pattern::Exact(pattern.to_owned()),
         };
-        self.routes.push((pattern, factory));
+        self.routes.push((pattern, label, factory));
     }
 
-    pub(crate) fn route(&self, topic: &str) -> Option<&ChannelFactory> {
-        self.routes.iter().find_map(|(pattern, factory)| {
+    /// The first route matching `topic`: its pattern as written, and its factory.
+    pub(crate) fn route(&self, topic: &str) -> Option<(&str, &ChannelFactory)> {
+        self.routes.iter().find_map(|(pattern, label, factory)| {
             let hit = match pattern {
                 Pattern::Exact(t) => t == topic,
                 Pattern::Prefix(p) => topic.starts_with(p.as_str()),
             };
-            hit.then_some(factory)
+            hit.then_some((label.as_str(), factory))
         })
     }
 }

@@ -92,6 +92,7 @@ impl Harness {
             .into_options();
         let pubsub = PubSub::default();
         let hub = Hub {
+            telemetry: Arc::new(Telemetry::new()),
             tracker: Arc::new(Tracker::new(
                 None,
                 crate::presence::BurstPolicy {

@@ -5,6 +5,9 @@ pub(crate) mod longpoll;
 pub(crate) mod websocket;
 
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
 
 use hyper::header::{HOST, ORIGIN};
 use hyper::http::request::Parts;
@@ -35,6 +38,48 @@ pub(crate) struct Services {
     pub(crate) tasks: TaskTracker,
     /// The long-poll sessions of every mount.
     pub(crate) longpoll: longpoll::Sessions,
+    /// Every live socket, for the drain.
+    pub(crate) sockets: Sockets,
+}
+
+/// Every live socket's outbox, so a drain can close them a batch at a time.
+#[derive(Debug, Default)]
+pub(crate) struct Sockets {
+    live: DashMap<u64, Outbox>,
+    next: AtomicU64,
+}
+
+/// A socket's place in [`Sockets`], given back when dropped.
+#[derive(Debug)]
+pub(crate) struct Registration<'a> {
+    sockets: &'a Sockets,
+    id: u64,
+}
+
+impl Sockets {
+    pub(crate) fn register(&self, outbox: Outbox) -> Registration<'_> {
+        let id = self.next.fetch_add(1, Ordering::Relaxed);
+        self.live.insert(id, outbox);
+        Registration { sockets: self, id }
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.live.len()
+    }
+
+    /// Takes up to `n` sockets out of the registry (to be closed).
+    pub(crate) fn take(&self, n: usize) -> Vec<Outbox> {
+        let ids: Vec<u64> = self.live.iter().take(n).map(|e| *e.key()).collect();
+        ids.into_iter()
+            .filter_map(|id| self.live.remove(&id).map(|(_, outbox)| outbox))
+            .collect()
+    }
+}
+
+impl Drop for Registration<'_> {
+    fn drop(&mut self) {
+        self.sockets.live.remove(&self.id);
+    }
 }
 
 impl Services {

@@ -32,6 +32,7 @@ use crate::outbox::websocket::CLOSE_ABORT;
 use crate::outbox::{close_payload, ws_frame, Outbox, WsOut, WsQueue};
 use crate::params::Params;
 use crate::socket::{Driver, Flow};
+use crate::telemetry::CloseReason;
 use crate::transport::{authorize, Authorized, Services};
 
 const BEARER_PREFIX: &str = "base64url.bearer.phx.";
@@ -357,6 +358,9 @@ async fn drive<R, W>(
 
     let (socket, inbox) = accepted.into_socket(&services, &config, outbox);
     let mut driver = Driver::new(socket, inbox, config.inbound_limit());
+    let telemetry = services.hub.telemetry.clone();
+    telemetry.socket_opened(Transport::WebSocket);
+    let registration = services.sockets.register(Outbox::WebSocket(queue.clone()));
     let writer = services.tasks().spawn(write_loop(write, queue.clone()));
 
     let (mut ws, _unused_write) =
@@ -388,6 +392,9 @@ async fn drive<R, W>(
         tokio::select! {
             biased;
             () = queue.killed().cancelled() => break None,
+            // A close is already queued (disconnect, drain, a channel closing its
+            // socket): its code is the one sent.
+            () = queue.closing().cancelled() => break Some(queue.close_code()),
             () = services.shutdown_token().cancelled() => break Some(CLOSE_RESTART),
             (reader, result) = &mut reading, if may_read => {
                 idle.as_mut().reset(Instant::now() + timeout);
@@ -451,6 +458,14 @@ async fn drive<R, W>(
     if let Some(code) = close {
         queue.close(code);
     }
+    // A killed queue carries the reason: 1013 a slow reader, 1011 a peer gone mid-write.
+    let reason = match (close, queue.kill_code()) {
+        (Some(code), _) => Some(code),
+        (None, 1013) => Some(1013),
+        (None, _) => None,
+    };
+    telemetry.socket_closed(Transport::WebSocket, CloseReason::from_code(reason));
+    drop(registration);
     driver.close().await;
     queue.finish();
     if close.is_some() {

@@ -35,6 +35,7 @@ use crate::http::{status_response, Body};
 use crate::outbox::Outbox;
 use crate::params::Params;
 use crate::socket::{Driver, Flow};
+use crate::telemetry::CloseReason;
 use crate::transport::{authorize, origin_allowed, Authorized, Services};
 use limit::{SessionLimit, SessionLimitError, SessionSlot};
 use token::Signer;
@@ -450,6 +451,12 @@ async fn run_session(
     let outbox = Outbox::LongPoll(session.buffer.clone());
     let (socket, inbox) = accepted.into_socket(&services, &config, outbox);
     let mut driver = Driver::new(socket, inbox, config.inbound_limit());
+    let telemetry = services.hub.telemetry.clone();
+    telemetry.socket_opened(Transport::LongPoll);
+    telemetry.longpoll_sessions.increment(1.0);
+    let registration = services
+        .sockets
+        .register(Outbox::LongPoll(session.buffer.clone()));
     // §7.5: no GET for 1.5 windows ends the session (checked every 1.5 windows).
     let inactivity = config.window().mul_f32(1.5);
     let mut check = tokio::time::interval(inactivity);
@@ -513,5 +520,8 @@ async fn run_session(
     }
     drop(waiting);
     driver.close().await;
+    telemetry.longpoll_sessions.decrement(1.0);
+    telemetry.socket_closed(Transport::LongPoll, CloseReason::Client);
+    drop(registration);
     session.buffer.end();
 }
