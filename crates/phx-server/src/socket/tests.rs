@@ -1,20 +1,31 @@
 //! The §3 state machine driven directly: messages in, frames out, no network.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
+use futures_util::FutureExt;
 use phx_protocol::{Payload, Serializer};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::*;
 use crate::connect::AcceptAll;
 use crate::longpoll::LongPollBuffer;
-use crate::{ChannelContext, HandleResult, Info, TerminateReason};
+use crate::{ChannelContext, ChannelRef, HandleResult, Info, TerminateReason};
+
+/// The channel refs handed out by `ref` events, for the test to message channels with.
+type Refs = Arc<Mutex<Vec<ChannelRef>>>;
 
 #[derive(Default)]
-struct TestChannel;
+struct TestChannel {
+    refs: Refs,
+    /// Join mode `fragile`: `terminate` panics.
+    crash_in_terminate: bool,
+}
 
 struct Hello;
+
+/// An info sent through a [`ChannelRef`]: answered with a `pong` push.
+struct Ping(u32);
 
 #[async_trait]
 impl Channel for TestChannel {
@@ -32,15 +43,35 @@ impl Channel for TestChannel {
                 ctx.push("early", Payload::empty_object()),
                 Err(PushError::NotJoined)
             ),
+            Some("fragile") => self.crash_in_terminate = true,
             _ => {}
         }
         ctx.send_info(Hello);
         Ok(Payload::empty_object())
     }
 
+    fn intercepts(&self) -> &'static [&'static str] {
+        &["shout"]
+    }
+
+    async fn handle_out(
+        &mut self,
+        event: &str,
+        payload: &Payload,
+        ctx: &mut ChannelContext<'_>,
+    ) -> HandleResult {
+        ctx.push(&format!("{event}_out"), payload.clone()).unwrap();
+        HandleResult::NoReply
+    }
+
     async fn handle_info(&mut self, info: Info, ctx: &mut ChannelContext<'_>) -> HandleResult {
-        if info.downcast::<Hello>().is_ok() {
+        let Err(info) = info.downcast::<Hello>() else {
             ctx.push("hello", Payload::empty_object()).unwrap();
+            return HandleResult::NoReply;
+        };
+        if let Ok(ping) = info.downcast::<Ping>() {
+            ctx.push("pong", Payload::json(&json!({"n": ping.0})).unwrap())
+                .unwrap();
         }
         HandleResult::NoReply
     }
@@ -53,8 +84,19 @@ impl Channel for TestChannel {
     ) -> HandleResult {
         match event {
             "echo" => HandleResult::ok(p),
+            "heartbeat" => HandleResult::ok(Payload::json(&json!({"seen_by": "channel"})).unwrap()),
             "push_then_reply" => {
                 ctx.push("pushed", Payload::empty_object()).unwrap();
+                HandleResult::ok_empty()
+            }
+            "track" => {
+                let key: Value = p.parse().unwrap_or(Value::Null);
+                let key = key["key"].as_str().unwrap_or("alice");
+                ctx.presence().track(key, Map::new()).unwrap();
+                HandleResult::ok_empty()
+            }
+            "ref" => {
+                self.refs.lock().unwrap().push(ctx.channel_ref());
                 HandleResult::ok_empty()
             }
             "stop" => HandleResult::Stop {
@@ -70,6 +112,9 @@ impl Channel for TestChannel {
     }
 
     async fn terminate(&mut self, reason: &TerminateReason, ctx: &mut ChannelContext<'_>) {
+        if self.crash_in_terminate {
+            panic!("terminate crash");
+        }
         let _ = ctx.push(
             "bye",
             Payload::json(&json!({"reason": format!("{reason:?}")})).unwrap(),
@@ -81,29 +126,54 @@ use crate::channel::StopReason;
 
 struct Harness {
     socket: Socket,
+    inbox: SocketInbox,
+    endpoint: Endpoint,
     buffer: Arc<LongPollBuffer>,
     serializer: Serializer,
+    refs: Refs,
 }
 
 impl Harness {
     fn new(serializer: Serializer, max_channels: usize) -> Self {
+        Self::on(Endpoint::builder().build(), serializer, max_channels, None)
+    }
+
+    /// A V2 socket with this socket id on its own endpoint.
+    fn with_id(id: &str) -> Self {
+        Self::on(Endpoint::builder().build(), Serializer::V2, 100, Some(id))
+    }
+
+    /// A socket on `endpoint`, which other harnesses may share.
+    fn on(
+        endpoint: Endpoint,
+        serializer: Serializer,
+        max_channels: usize,
+        id: Option<&str>,
+    ) -> Self {
+        let refs = Refs::default();
+        let channel_refs = refs.clone();
         let config = SocketConfig::new(AcceptAll)
             .max_channels(max_channels)
-            .channel("room:*", TestChannel::default);
-        let endpoint = Endpoint::builder().build();
+            .channel("room:*", move || TestChannel {
+                refs: channel_refs.clone(),
+                crash_in_terminate: false,
+            });
         let buffer = Arc::new(LongPollBuffer::new(10_000));
-        let (socket, _inbox) = Socket::new(
-            endpoint,
+        let (socket, inbox) = Socket::new(
+            endpoint.clone(),
             Arc::new(config),
             serializer,
             Outbox::LongPoll(buffer.clone()),
             Assigns::new(),
-            None,
+            id.map(str::to_owned),
         );
         Self {
             socket,
+            inbox,
+            endpoint,
             buffer,
             serializer,
+            refs,
         }
     }
 
@@ -115,12 +185,29 @@ impl Harness {
         self.socket.handle_message(msg).await;
     }
 
+    /// Hands the next inbox message to the socket, as the transport's loop does.
+    async fn deliver(&mut self) -> Flow {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), self.inbox.recv())
+            .await
+            .expect("a message in the socket's inbox");
+        self.socket.handle_msg(msg).await
+    }
+
+    /// Whether a message waits in the inbox (taking it if so).
+    fn inbox_has_a_message(&self) -> bool {
+        self.inbox.recv().now_or_never().is_some()
+    }
+
     fn frames(&self) -> Vec<Value> {
         self.buffer
             .take()
             .iter()
             .map(|b| serde_json::from_slice(b).expect("JSON frame"))
             .collect()
+    }
+
+    fn channel_ref(&self, at: usize) -> ChannelRef {
+        self.refs.lock().unwrap()[at].clone()
     }
 }
 
@@ -352,4 +439,332 @@ async fn closing_terminates_channels_silently() {
     h.socket.close().await;
     assert_eq!(h.frames(), Vec::<Value>::new());
     assert_eq!(h.socket.core.endpoint.subscriber_count("room:1"), 0);
+}
+
+fn unmatched() -> Value {
+    json!({"response": {"reason": "unmatched topic"}, "status": "error"})
+}
+
+// --- The socket id topic (§1.7) ---
+
+#[tokio::test]
+async fn a_broadcast_other_than_disconnect_on_the_socket_id_leaves_the_socket_open() {
+    let mut h = Harness::with_id("user_socket:1");
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.frames();
+    // Phoenix's socket ignores every other broadcast on its id topic.
+    h.endpoint
+        .broadcast("user_socket:1", "refresh", Payload::empty_object())
+        .unwrap();
+    assert_eq!(h.deliver().await, Flow::Continue);
+    assert_eq!(
+        h.frames(),
+        Vec::<Value>::new(),
+        "nothing reaches the client"
+    );
+    h.send(json!(["3", "4", "room:1", "echo", {"still": "open"}]))
+        .await;
+    assert_eq!(
+        h.frames(),
+        vec![json!([
+            "3",
+            "4",
+            "room:1",
+            "phx_reply",
+            ok(json!({"still": "open"}))
+        ])]
+    );
+    h.endpoint.disconnect("user_socket:1");
+    assert_eq!(h.deliver().await, Flow::Close(CLOSE_DISCONNECT));
+}
+
+#[tokio::test]
+async fn close_unsubscribes_the_socket_id_topic() {
+    let mut h = Harness::with_id("user_socket:1");
+    assert_eq!(h.endpoint.subscriber_count("user_socket:1"), 1);
+    h.socket.close().await;
+    assert_eq!(h.endpoint.subscriber_count("user_socket:1"), 0);
+    // A disconnect now finds no one: nothing queues for the closed socket.
+    h.endpoint.disconnect("user_socket:1");
+    assert!(!h.inbox_has_a_message());
+}
+
+// --- Releasing shared state when the transport task ends without `close` ---
+
+/// Joins room:1 and room:2 on `h` and tracks a presence on each.
+async fn join_and_track(h: &mut Harness) {
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.send(json!(["3", "4", "room:1", "track", {"key": "gone"}]))
+        .await;
+    h.send(json!(["5", "5", "room:2", "phx_join", {}])).await;
+    h.send(json!(["5", "6", "room:2", "track", {"key": "gone"}]))
+        .await;
+    h.frames();
+}
+
+/// What an observer on room:1 must see once `gone`'s socket is dropped: its leave diff.
+async fn assert_released(endpoint: &Endpoint, observer: &mut Harness) {
+    for topic in ["room:1", "room:2"] {
+        assert_eq!(
+            endpoint.tracker().key_count(topic),
+            0,
+            "{topic}: presence untracked"
+        );
+    }
+    assert_eq!(endpoint.subscriber_count("room:1"), 1, "only the observer");
+    assert_eq!(endpoint.subscriber_count("room:2"), 0);
+    assert_eq!(endpoint.subscriber_count("user_socket:gone"), 0);
+    let frames = observer.frames();
+    let diffs: Vec<&Value> = frames.iter().filter(|f| f[3] == "presence_diff").collect();
+    assert_eq!(diffs.len(), 1, "one leave diff for room:1: {frames:?}");
+    assert_eq!(diffs[0][4]["joins"], json!({}));
+    assert!(diffs[0][4]["leaves"]["gone"]["metas"].is_array());
+}
+
+/// An endpoint without presence batching (diffs go out at once), an observer joined to
+/// room:1 on it, and the socket id `user_socket:gone` socket to end.
+fn endpoint_with_observer() -> (Endpoint, Harness, Harness) {
+    let endpoint = Endpoint::builder()
+        .presence_batch_window(std::time::Duration::ZERO)
+        .build();
+    let observer = Harness::on(endpoint.clone(), Serializer::V2, 100, None);
+    let gone = Harness::on(
+        endpoint.clone(),
+        Serializer::V2,
+        100,
+        Some("user_socket:gone"),
+    );
+    (endpoint, observer, gone)
+}
+
+#[tokio::test]
+async fn dropping_a_socket_without_close_untracks_and_unsubscribes_its_channels() {
+    let (endpoint, mut observer, mut gone) = endpoint_with_observer();
+    observer
+        .send(json!(["1", "1", "room:1", "phx_join", {}]))
+        .await;
+    join_and_track(&mut gone).await;
+    observer.frames();
+    assert_eq!(endpoint.tracker().key_count("room:1"), 1);
+    drop(gone);
+    assert_released(&endpoint, &mut observer).await;
+}
+
+#[tokio::test]
+async fn an_aborted_transport_task_still_releases_its_channels() {
+    let (endpoint, mut observer, mut gone) = endpoint_with_observer();
+    observer
+        .send(json!(["1", "1", "room:1", "phx_join", {}]))
+        .await;
+    let (joined, is_joined) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        join_and_track(&mut gone).await;
+        let _ = joined.send(());
+        std::future::pending::<()>().await;
+        drop(gone);
+    });
+    is_joined.await.unwrap();
+    observer.frames();
+    assert_eq!(endpoint.tracker().key_count("room:1"), 1);
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert_released(&endpoint, &mut observer).await;
+}
+
+#[tokio::test]
+async fn a_panicking_transport_task_still_releases_its_channels() {
+    let (endpoint, mut observer, mut gone) = endpoint_with_observer();
+    observer
+        .send(json!(["1", "1", "room:1", "phx_join", {}]))
+        .await;
+    let (joined, is_joined) = tokio::sync::oneshot::channel();
+    let (go_on, proceed) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        join_and_track(&mut gone).await;
+        let _ = joined.send(());
+        let _ = proceed.await;
+        panic!("transport task panics while holding its socket");
+    });
+    is_joined.await.unwrap();
+    observer.frames();
+    assert_eq!(endpoint.tracker().key_count("room:1"), 1);
+    go_on.send(()).unwrap();
+    assert!(task.await.unwrap_err().is_panic());
+    assert_released(&endpoint, &mut observer).await;
+}
+
+// --- The heartbeat guard (§3.1) ---
+
+#[tokio::test]
+async fn an_event_named_heartbeat_on_a_channel_topic_reaches_the_channel() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.frames();
+    h.send(json!(["3", "4", "room:1", "heartbeat", {}])).await;
+    assert_eq!(
+        h.frames(),
+        vec![json!([
+            "3",
+            "4",
+            "room:1",
+            "phx_reply",
+            ok(json!({"seen_by": "channel"}))
+        ])]
+    );
+}
+
+#[tokio::test]
+async fn phx_join_on_the_phoenix_topic_gets_the_unmatched_topic_error() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    // Phoenix answers only `heartbeat` on `phoenix` itself; a join there is routed like
+    // any other topic and, with no route, gets the ignore reply (null join_ref).
+    h.send(json!(["3", "3", "phoenix", "phx_join", {}])).await;
+    h.send(json!(["3", "4", "phoenix", "other", {}])).await;
+    assert_eq!(
+        h.frames(),
+        vec![
+            json!([null, "3", "phoenix", "phx_reply", unmatched()]),
+            json!([null, "4", "phoenix", "phx_reply", unmatched()]),
+        ]
+    );
+}
+
+// --- Infos and intercepted broadcasts ---
+
+#[tokio::test]
+async fn after_close_channel_refs_report_the_socket_gone_and_queue_nothing() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.send(json!(["3", "4", "room:1", "ref", {}])).await;
+    let channel = h.channel_ref(0);
+    assert!(channel.send(Ping(1)), "the socket is alive");
+    h.socket.close().await;
+    assert!(!h.inbox_has_a_message(), "close drops what was queued");
+    assert!(
+        !channel.send(Ping(2)),
+        "documented: false once the socket is gone"
+    );
+    assert!(!h.inbox_has_a_message(), "nothing queues after close");
+}
+
+#[tokio::test]
+async fn infos_sent_through_a_channel_ref_reach_handle_info() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.send(json!(["3", "4", "room:1", "ref", {}])).await;
+    h.frames();
+    let channel = h.channel_ref(0);
+    let sent = tokio::spawn(async move { channel.send(Ping(7)) });
+    assert!(sent.await.unwrap());
+    assert_eq!(h.deliver().await, Flow::Continue);
+    assert_eq!(
+        h.frames(),
+        vec![json!(["3", null, "room:1", "pong", {"n": 7}])]
+    );
+}
+
+#[tokio::test]
+async fn infos_for_a_channel_that_was_replaced_do_not_reach_its_successor() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.send(json!(["3", "4", "room:1", "ref", {}])).await;
+    h.send(json!(["6", "6", "room:1", "phx_join", {}])).await;
+    h.frames();
+    assert!(h.channel_ref(0).send(Ping(1)));
+    assert_eq!(h.deliver().await, Flow::Continue);
+    assert_eq!(h.frames(), Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn an_intercepted_broadcast_reaches_handle_out_and_others_go_straight_out() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.frames();
+    let payload = || Payload::json(&json!({"a": 1})).unwrap();
+    h.endpoint.broadcast("room:1", "plain", payload()).unwrap();
+    assert_eq!(
+        h.frames(),
+        vec![json!([null, null, "room:1", "plain", {"a": 1}])]
+    );
+    h.endpoint.broadcast("room:1", "shout", payload()).unwrap();
+    assert_eq!(h.frames(), Vec::<Value>::new(), "held for handle_out");
+    assert_eq!(h.deliver().await, Flow::Continue);
+    assert_eq!(
+        h.frames(),
+        vec![json!(["3", null, "room:1", "shout_out", {"a": 1}])]
+    );
+}
+
+// --- Duplicate joins whose new join fails (§3.5) ---
+
+#[tokio::test]
+async fn a_refused_duplicate_join_still_closes_the_old_channel_after_its_reply() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.frames();
+    h.send(json!(["6", "6", "room:1", "phx_join", {"mode": "refuse"}]))
+        .await;
+    h.send(json!(["3", "7", "room:1", "echo", {}])).await;
+    assert_eq!(
+        h.frames(),
+        vec![
+            json!(["6", "6", "room:1", "phx_reply", {"response": {"reason": "nope"}, "status": "error"}]),
+            json!(["3", "3", "room:1", "phx_close", {}]),
+            json!([null, "7", "room:1", "phx_reply", unmatched()]),
+        ],
+        "error reply, old close (no terminate push), then the topic is not joined"
+    );
+    assert_eq!(h.endpoint.subscriber_count("room:1"), 0);
+}
+
+#[tokio::test]
+async fn a_crashed_duplicate_join_still_closes_the_old_channel_after_its_reply() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.send(json!(["3", "4", "room:1", "track", {}])).await;
+    h.frames();
+    h.send(json!(["6", "6", "room:1", "phx_join", {"mode": "crash"}]))
+        .await;
+    assert_eq!(
+        h.frames(),
+        vec![
+            json!(["6", "6", "room:1", "phx_reply", {"response": {"reason": "join crashed"}, "status": "error"}]),
+            json!(["3", "3", "room:1", "phx_close", {}]),
+        ]
+    );
+    assert_eq!(h.endpoint.subscriber_count("room:1"), 0);
+    assert_eq!(h.endpoint.tracker().key_count("room:1"), 0);
+}
+
+// --- A crash inside terminate (§3.6) ---
+
+#[tokio::test]
+async fn a_crash_inside_terminate_ends_only_that_channel() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {"mode": "fragile"}]))
+        .await;
+    h.send(json!(["5", "5", "room:2", "phx_join", {"mode": "fragile"}]))
+        .await;
+    h.send(json!(["7", "7", "room:3", "phx_join", {}])).await;
+    h.frames();
+    h.send(json!(["3", "8", "room:1", "phx_leave", {}])).await;
+    h.send(json!(["5", "9", "room:2", "boom", {}])).await;
+    h.send(json!(["7", "10", "room:3", "echo", {}])).await;
+    assert_eq!(
+        h.frames(),
+        vec![
+            json!(["3", "8", "room:1", "phx_reply", ok(json!({}))]),
+            json!(["3", "3", "room:1", "phx_close", {}]),
+            json!(["5", "5", "room:2", "phx_error", {"reason": "channel_crash"}]),
+            json!(["7", "10", "room:3", "phx_reply", ok(json!({}))]),
+        ]
+    );
+    assert_eq!(h.endpoint.subscriber_count("room:1"), 0);
+    assert_eq!(h.endpoint.subscriber_count("room:2"), 0);
+    // Closing runs every terminate even when one of them panics.
+    h.send(json!(["9", "9", "room:4", "phx_join", {"mode": "fragile"}]))
+        .await;
+    h.socket.close().await;
+    assert_eq!(h.endpoint.subscriber_count("room:3"), 0);
+    assert_eq!(h.endpoint.subscriber_count("room:4"), 0);
 }
