@@ -10,14 +10,17 @@ use serde_json::{json, Map, Value};
 use super::*;
 use crate::connect::AcceptAll;
 use crate::longpoll::LongPollBuffer;
-use crate::{ChannelContext, ChannelRef, HandleResult, Info, TerminateReason};
+use crate::{ChannelContext, ChannelRef, HandleResult, Info, ReplyRef, TerminateReason};
 
 /// The channel refs handed out by `ref` events, for the test to message channels with.
 type Refs = Arc<Mutex<Vec<ChannelRef>>>;
+/// The reply refs taken by `reply_later` events, for the test to answer with.
+type Replies = Arc<Mutex<Vec<ReplyRef>>>;
 
 #[derive(Default)]
 struct TestChannel {
     refs: Refs,
+    replies: Replies,
     /// Join mode `fragile`: `terminate` panics.
     crash_in_terminate: bool,
 }
@@ -26,6 +29,61 @@ struct Hello;
 
 /// An info sent through a [`ChannelRef`]: answered with a `pong` push.
 struct Ping(u32);
+
+/// An info asking whether `reply_ref` is available outside `handle_in` (pushed back).
+struct AskReplyRef;
+
+/// A channel that keeps every default callback.
+struct PlainChannel;
+
+#[async_trait]
+impl Channel for PlainChannel {
+    async fn join(
+        &mut self,
+        _topic: &str,
+        _p: Payload,
+        _ctx: &mut ChannelContext<'_>,
+    ) -> Result<Payload, Payload> {
+        Ok(Payload::empty_object())
+    }
+
+    async fn handle_in(
+        &mut self,
+        _event: &str,
+        _p: Payload,
+        _ctx: &mut ChannelContext<'_>,
+    ) -> HandleResult {
+        HandleResult::NoReply
+    }
+}
+
+/// A channel that intercepts `shout` but keeps the default `handle_out`.
+struct InterceptingChannel;
+
+#[async_trait]
+impl Channel for InterceptingChannel {
+    async fn join(
+        &mut self,
+        _topic: &str,
+        _p: Payload,
+        _ctx: &mut ChannelContext<'_>,
+    ) -> Result<Payload, Payload> {
+        Ok(Payload::empty_object())
+    }
+
+    fn intercepts(&self) -> &'static [&'static str] {
+        &["shout"]
+    }
+
+    async fn handle_in(
+        &mut self,
+        _event: &str,
+        _p: Payload,
+        _ctx: &mut ChannelContext<'_>,
+    ) -> HandleResult {
+        HandleResult::NoReply
+    }
+}
 
 #[async_trait]
 impl Channel for TestChannel {
@@ -69,6 +127,12 @@ impl Channel for TestChannel {
             ctx.push("hello", Payload::empty_object()).unwrap();
             return HandleResult::NoReply;
         };
+        if info.is::<AskReplyRef>() {
+            let has = ctx.reply_ref().is_some();
+            ctx.push("reply_ref", Payload::json(&json!({"some": has})).unwrap())
+                .unwrap();
+            return HandleResult::NoReply;
+        }
         if let Ok(ping) = info.downcast::<Ping>() {
             ctx.push("pong", Payload::json(&json!({"n": ping.0})).unwrap())
                 .unwrap();
@@ -98,6 +162,39 @@ impl Channel for TestChannel {
             "ref" => {
                 self.refs.lock().unwrap().push(ctx.channel_ref());
                 HandleResult::ok_empty()
+            }
+            "reply_later" => {
+                let reply = ctx.reply_ref().expect("a reply ref inside handle_in");
+                self.replies.lock().unwrap().push(reply);
+                HandleResult::NoReply
+            }
+            "whoami" => {
+                let topic = ctx.topic().to_owned();
+                HandleResult::ok(
+                    Payload::json(&json!({
+                        "topic": topic,
+                        "join_ref": ctx.join_ref().and_then(Ref::as_str),
+                        "socket_id": ctx.socket_id(),
+                        "transport": ctx.transport().as_atom(),
+                        "serializer": format!("{:?}", ctx.serializer()),
+                        "user": ctx.assigns().get("user"),
+                        "subscribers": ctx.endpoint().subscriber_count(&topic),
+                    }))
+                    .unwrap(),
+                )
+            }
+            "broadcast" => HandleResult::ok(
+                Payload::json(&json!({"ok": ctx.broadcast("news", p).is_ok()})).unwrap(),
+            ),
+            "broadcast_from" => HandleResult::ok(
+                Payload::json(&json!({"ok": ctx.broadcast_from("news", p).is_ok()})).unwrap(),
+            ),
+            "push" => {
+                let pushed = match ctx.push("pushed", p) {
+                    Ok(()) => "ok".to_owned(),
+                    Err(error) => error.to_string(),
+                };
+                HandleResult::ok(Payload::json(&json!({"push": pushed})).unwrap())
             }
             "stop" => HandleResult::Stop {
                 reason: StopReason::Normal,
@@ -131,6 +228,7 @@ struct Harness {
     buffer: Arc<LongPollBuffer>,
     serializer: Serializer,
     refs: Refs,
+    replies: Replies,
 }
 
 impl Harness {
@@ -151,20 +249,26 @@ impl Harness {
         id: Option<&str>,
     ) -> Self {
         let refs = Refs::default();
-        let channel_refs = refs.clone();
+        let replies = Replies::default();
+        let (channel_refs, channel_replies) = (refs.clone(), replies.clone());
         let config = SocketConfig::new(AcceptAll)
             .max_channels(max_channels)
             .channel("room:*", move || TestChannel {
                 refs: channel_refs.clone(),
+                replies: channel_replies.clone(),
                 crash_in_terminate: false,
-            });
+            })
+            .channel("plain:*", || PlainChannel)
+            .channel("intercepting:*", || InterceptingChannel);
+        let mut assigns = Assigns::new();
+        assigns.insert("user".into(), json!("alice"));
         let buffer = Arc::new(LongPollBuffer::new(10_000));
         let (socket, inbox) = Socket::new(
             endpoint.clone(),
             Arc::new(config),
             serializer,
             Outbox::LongPoll(buffer.clone()),
-            Assigns::new(),
+            assigns,
             id.map(str::to_owned),
         );
         Self {
@@ -174,6 +278,7 @@ impl Harness {
             buffer,
             serializer,
             refs,
+            replies,
         }
     }
 
@@ -767,4 +872,167 @@ async fn a_crash_inside_terminate_ends_only_that_channel() {
     h.socket.close().await;
     assert_eq!(h.endpoint.subscriber_count("room:3"), 0);
     assert_eq!(h.endpoint.subscriber_count("room:4"), 0);
+}
+
+// --- What a callback can do (ChannelContext) and the default callbacks ---
+
+#[tokio::test]
+async fn the_context_describes_the_channel_and_its_socket() {
+    let mut h = Harness::with_id("user_socket:7");
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.frames();
+    h.send(json!(["3", "4", "room:1", "whoami", {}])).await;
+    let whoami = json!({
+        "topic": "room:1",
+        "join_ref": "3",
+        "socket_id": "user_socket:7",
+        "transport": ":longpoll",
+        "serializer": "V2",
+        "user": "alice",
+        "subscribers": 1,
+    });
+    assert_eq!(
+        h.frames(),
+        vec![json!(["3", "4", "room:1", "phx_reply", ok(whoami)])]
+    );
+}
+
+#[tokio::test]
+async fn broadcast_reaches_every_subscriber_and_broadcast_from_all_but_the_sender() {
+    let endpoint = Endpoint::builder().build();
+    let mut a = Harness::on(endpoint.clone(), Serializer::V2, 100, None);
+    let mut b = Harness::on(endpoint, Serializer::V2, 100, None);
+    a.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    b.send(json!(["5", "5", "room:1", "phx_join", {}])).await;
+    a.frames();
+    b.frames();
+    a.send(json!(["3", "4", "room:1", "broadcast_from", {"n": 1}]))
+        .await;
+    let news = |n: u32| json!([null, null, "room:1", "news", {"n": n}]);
+    assert_eq!(
+        a.frames(),
+        vec![json!([
+            "3",
+            "4",
+            "room:1",
+            "phx_reply",
+            ok(json!({"ok": true}))
+        ])]
+    );
+    assert_eq!(b.frames(), vec![news(1)]);
+    a.send(json!(["3", "5", "room:1", "broadcast", {"n": 2}]))
+        .await;
+    assert_eq!(
+        a.frames(),
+        vec![
+            news(2),
+            json!(["3", "5", "room:1", "phx_reply", ok(json!({"ok": true}))])
+        ]
+    );
+    assert_eq!(b.frames(), vec![news(2)]);
+    // Broadcast payloads must be objects (§5).
+    a.send(json!(["3", "6", "room:1", "broadcast_from", [1]]))
+        .await;
+    assert_eq!(
+        a.frames(),
+        vec![json!([
+            "3",
+            "6",
+            "room:1",
+            "phx_reply",
+            ok(json!({"ok": false}))
+        ])]
+    );
+    assert_eq!(b.frames(), Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn pushes_take_objects_only() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.frames();
+    h.send(json!(["3", "4", "room:1", "push", {"a": 1}])).await;
+    h.send(json!(["3", "5", "room:1", "push", [1]])).await;
+    h.send(json!(["3", "6", "room:1", "push", "text"])).await;
+    let refused = ok(json!({"push": PushError::NotAnObject.to_string()}));
+    assert_eq!(
+        h.frames(),
+        vec![
+            json!(["3", null, "room:1", "pushed", {"a": 1}]),
+            json!(["3", "4", "room:1", "phx_reply", ok(json!({"push": "ok"}))]),
+            json!(["3", "5", "room:1", "phx_reply", refused]),
+            json!(["3", "6", "room:1", "phx_reply", refused]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_reply_ref_answers_the_message_later_from_another_task() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.frames();
+    h.send(json!(["3", "4", "room:1", "reply_later", {}])).await;
+    assert_eq!(h.frames(), Vec::<Value>::new(), "no reply yet");
+    let reply = h.replies.lock().unwrap().remove(0);
+    let answered =
+        tokio::spawn(
+            async move { reply.reply("ok", Payload::json(&json!({"later": true})).unwrap()) },
+        );
+    assert_eq!(answered.await.unwrap(), Ok(()));
+    assert_eq!(
+        h.frames(),
+        vec![json!([
+            "3",
+            "4",
+            "room:1",
+            "phx_reply",
+            ok(json!({"later": true}))
+        ])]
+    );
+    // Outside handle_in there is no message to answer.
+    h.send(json!(["3", "5", "room:1", "ref", {}])).await;
+    h.frames();
+    assert!(h.channel_ref(0).send(AskReplyRef));
+    h.deliver().await;
+    assert_eq!(
+        h.frames(),
+        vec![json!(["3", null, "room:1", "reply_ref", {"some": false}])]
+    );
+}
+
+#[tokio::test]
+async fn channels_intercept_nothing_by_default() {
+    assert!(PlainChannel.intercepts().is_empty());
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "plain:1", "phx_join", {}])).await;
+    h.frames();
+    h.endpoint
+        .broadcast("plain:1", "shout", Payload::empty_object())
+        .unwrap();
+    assert_eq!(
+        h.frames(),
+        vec![json!([null, null, "plain:1", "shout", {}])]
+    );
+    assert!(!h.inbox_has_a_message());
+}
+
+#[tokio::test]
+async fn the_default_handle_out_pushes_the_intercepted_broadcast_unchanged() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "intercepting:1", "phx_join", {}]))
+        .await;
+    h.frames();
+    h.endpoint
+        .broadcast(
+            "intercepting:1",
+            "shout",
+            Payload::json(&json!({"a": 1})).unwrap(),
+        )
+        .unwrap();
+    assert_eq!(h.deliver().await, Flow::Continue);
+    // Pushed by the channel: it carries the channel's join_ref.
+    assert_eq!(
+        h.frames(),
+        vec![json!(["3", null, "intercepting:1", "shout", {"a": 1}])]
+    );
 }
