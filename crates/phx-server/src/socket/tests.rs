@@ -159,6 +159,12 @@ impl Channel for TestChannel {
                 ctx.presence().track(key, Map::new()).unwrap();
                 HandleResult::ok_empty()
             }
+            "untrack" => {
+                let key: Value = p.parse().unwrap_or(Value::Null);
+                ctx.presence()
+                    .untrack(key["key"].as_str().unwrap_or("alice"));
+                HandleResult::ok_empty()
+            }
             "ref" => {
                 self.refs.lock().unwrap().push(ctx.channel_ref());
                 HandleResult::ok_empty()
@@ -1035,4 +1041,103 @@ async fn the_default_handle_out_pushes_the_intercepted_broadcast_unchanged() {
         h.frames(),
         vec![json!(["3", null, "intercepting:1", "shout", {"a": 1}])]
     );
+}
+
+// --- Presence and fan-out across sockets ---
+
+#[tokio::test]
+async fn a_channel_that_untracks_one_key_still_leaves_the_others_when_it_ends() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    for (r, event, key) in [
+        ("4", "track", "a"),
+        ("5", "track", "b"),
+        ("6", "track", "c"),
+        ("7", "untrack", "b"),
+    ] {
+        h.send(json!(["3", r, "room:1", event, {"key": key}])).await;
+    }
+    assert_eq!(h.endpoint.tracker().key_count("room:1"), 2);
+    h.send(json!(["3", "8", "room:1", "phx_leave", {}])).await;
+    assert_eq!(
+        h.endpoint.tracker().key_count("room:1"),
+        0,
+        "a and c leave with the channel"
+    );
+}
+
+/// The text of each WebSocket frame queued on `queue` (unmasked server frames).
+fn ws_texts(queue: &crate::outbox::WsQueue) -> Vec<Value> {
+    let mut items = Vec::new();
+    queue.take(&mut items, usize::MAX);
+    items
+        .into_iter()
+        .map(|item| {
+            let crate::outbox::WsOut::Frame(frame) = item else {
+                panic!("a data frame expected");
+            };
+            assert_eq!(frame[0], 0x81, "FIN + text opcode");
+            let (len, at) = match frame[1] {
+                126 => (usize::from(u16::from_be_bytes([frame[2], frame[3]])), 4),
+                127 => panic!("test frames are small"),
+                len => (usize::from(len), 2),
+            };
+            assert_eq!(frame.len(), at + len, "one whole frame");
+            serde_json::from_slice(&frame[at..]).expect("JSON frame")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_broadcast_reaches_each_subscriber_in_its_own_serializer_and_transport() {
+    let endpoint = Endpoint::builder().build();
+    let config = Arc::new(SocketConfig::new(AcceptAll).channel("plain:*", || PlainChannel));
+    let mut long_polls = Vec::new();
+    let mut web_sockets = Vec::new();
+    let mut sockets = Vec::new();
+    for serializer in [Serializer::V1, Serializer::V2] {
+        let buffer = Arc::new(LongPollBuffer::new(100));
+        let queue = Arc::new(crate::outbox::WsQueue::new(100, 1 << 20));
+        for outbox in [
+            Outbox::LongPoll(buffer.clone()),
+            Outbox::WebSocket(queue.clone()),
+        ] {
+            let (mut socket, _inbox) = Socket::new(
+                endpoint.clone(),
+                config.clone(),
+                serializer,
+                outbox,
+                Assigns::new(),
+                None,
+            );
+            let join = match serializer {
+                Serializer::V1 => {
+                    r#"{"topic":"plain:1","event":"phx_join","payload":{},"ref":"1"}"#
+                }
+                Serializer::V2 => r#"["1","1","plain:1","phx_join",{}]"#,
+            };
+            socket
+                .handle_message(serializer.decode_text(join.as_bytes()).unwrap())
+                .await;
+            sockets.push(socket);
+        }
+        buffer.take();
+        ws_texts(&queue);
+        long_polls.push(buffer);
+        web_sockets.push(queue);
+    }
+    endpoint
+        .broadcast("plain:1", "news", Payload::json(&json!({"n": 1})).unwrap())
+        .unwrap();
+    let v1 = json!({"event": "news", "payload": {"n": 1}, "ref": null, "topic": "plain:1"});
+    let v2 = json!([null, null, "plain:1", "news", {"n": 1}]);
+    for (at, expected) in [v1, v2].into_iter().enumerate() {
+        let polled: Vec<Value> = long_polls[at]
+            .take()
+            .iter()
+            .map(|b| serde_json::from_slice(b).expect("bare JSON text for long poll"))
+            .collect();
+        assert_eq!(polled, vec![expected.clone()]);
+        assert_eq!(ws_texts(&web_sockets[at]), vec![expected]);
+    }
 }
