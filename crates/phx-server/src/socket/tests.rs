@@ -1141,3 +1141,41 @@ async fn a_broadcast_reaches_each_subscriber_in_its_own_serializer_and_transport
         assert_eq!(ws_texts(&web_sockets[at]), vec![expected]);
     }
 }
+
+#[tokio::test]
+async fn a_presence_change_right_after_a_diff_waits_for_the_window_across_flush_ticks() {
+    // A long window, so the whole test runs inside the first one.
+    let endpoint = Endpoint::builder()
+        .presence_batch_window(std::time::Duration::from_secs(60))
+        .build();
+    let mut observer = Harness::on(endpoint.clone(), Serializer::V2, 100, None);
+    let mut member = Harness::on(endpoint.clone(), Serializer::V2, 100, None);
+    observer
+        .send(json!(["1", "1", "room:1", "phx_join", {}]))
+        .await;
+    member
+        .send(json!(["3", "3", "room:1", "phx_join", {}]))
+        .await;
+    observer.frames();
+    let diffs = |h: &Harness| {
+        h.frames()
+            .into_iter()
+            .filter(|f| f[3] == "presence_diff")
+            .count()
+    };
+    member
+        .send(json!(["3", "4", "room:1", "track", {"key": "a"}]))
+        .await;
+    assert_eq!(
+        diffs(&observer),
+        1,
+        "the first change after a quiet window goes out at once"
+    );
+    // The flusher's tick inside the window must keep the topic's throttle state.
+    endpoint.tracker().flush_due(endpoint.pubsub());
+    member
+        .send(json!(["3", "5", "room:1", "track", {"key": "b"}]))
+        .await;
+    endpoint.tracker().flush_due(endpoint.pubsub());
+    assert_eq!(diffs(&observer), 0, "held until the window ends");
+}
