@@ -425,11 +425,15 @@ async fn a_session_that_buffers_past_its_cap_is_ended() {
 
 #[tokio::test]
 async fn disconnect_by_id_ends_a_long_poll_session() {
-    let (endpoint, port) = start(config).await;
+    // A 60 s window: the session would only end by inactivity after 90 s, far beyond the
+    // 5 s this test waits, so the 410 proves the disconnect ended it.
+    let (endpoint, port) = start(|| config().longpoll_window(Duration::from_secs(60))).await;
     let token = open_session(port, "id=u9").await;
+    let alive = post(port, &token, "[null,\"1\",\"phoenix\",\"heartbeat\",{}]").await;
+    assert_eq!(alive, json!({"status": 200}), "the session is live before");
     endpoint.disconnect("u9");
     assert_eq!(
-        until_gone(port, &token, Duration::from_millis(20)).await,
+        until_gone(port, &token, Duration::from_millis(100)).await,
         410
     );
 }

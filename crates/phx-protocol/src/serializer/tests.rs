@@ -501,3 +501,14 @@ fn v2_status_and_topic_are_escaped_in_replies() {
         r#"[null,null,"a\\b","phx_reply",{"response":{},"status":"not \"ok\"\u0001"}]"#,
     );
 }
+
+#[test]
+fn ref_as_str_gives_the_unescaped_text_of_string_refs_only() {
+    let m = Serializer::V2
+        .decode_text(br#"["a\"b", 7, "t", "e", {}]"#)
+        .unwrap();
+    assert_eq!(m.join_ref.as_ref().and_then(Ref::as_str), Some("a\"b"));
+    assert_eq!(m.r#ref.as_ref().and_then(Ref::as_str), None, "a number");
+    assert_eq!(Ref::from("").as_str(), Some(""));
+    assert_eq!(Ref::from(String::from("42")).as_str(), Some("42"));
+}

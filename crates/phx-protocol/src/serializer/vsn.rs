@@ -67,7 +67,9 @@ impl Version {
 
 /// A number part: ASCII digits only, no leading zero (`0` itself is fine).
 fn number(part: &str) -> Option<u64> {
-    if part.is_empty() || !part.bytes().all(|b| b.is_ascii_digit()) || leading_zero(part) {
+    // The digit check keeps out the `+` that `u64::from_str` accepts; the empty part
+    // fails to parse below.
+    if !part.bytes().all(|b| b.is_ascii_digit()) || leading_zero(part) {
         return None;
     }
     // Overflow only for numbers far beyond any real version: refusing them changes

@@ -143,6 +143,12 @@ impl Endpoint {
             .map(|(_, options)| (options, &self.shared.services))
     }
 
+    /// What every socket shares (tests drive sockets directly).
+    #[cfg(test)]
+    pub(crate) fn hub(&self) -> &crate::socket::Hub {
+        &self.shared.services.hub
+    }
+
     /// Starts a graceful shutdown, as Phoenix's drainer does: readiness turns false,
     /// the endpoint stops accepting, then [`Endpoint::serve`] closes the sockets in
     /// batches with 1012 (service restart; see [`Drain`]) and returns when they are

@@ -133,3 +133,6 @@ pub(crate) fn close_payload(code: u16, reason: &str) -> Bytes {
     out.extend_from_slice(reason.as_bytes());
     out.freeze()
 }
+
+#[cfg(test)]
+mod tests;

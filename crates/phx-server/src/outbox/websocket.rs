@@ -91,8 +91,7 @@ pub(crate) const SLOW_READER_GRACE: Duration = Duration::from_secs(3);
 impl Items {
     /// The backlog is over the budget: whether it has been, with no take by the writer,
     /// for longer than the grace period. Reads the clock only in this rare case.
-    fn stuck_over_budget(&mut self) -> bool {
-        let now = Instant::now();
+    fn stuck_over_budget(&mut self, now: Instant) -> bool {
         match self.over_budget {
             Some((taken, since)) if taken == self.taken => {
                 now.saturating_duration_since(since) > SLOW_READER_GRACE
@@ -150,6 +149,15 @@ impl WsQueue {
     /// Queues a frame within the bounds; past them the reader is too slow and the
     /// connection is killed (1013) rather than buffered without bound.
     pub(crate) fn push(&self, frame: Bytes) -> Result<(), OutboxError> {
+        self.push_at(frame, Instant::now)
+    }
+
+    /// [`WsQueue::push`] with the clock as an argument (read only when over budget).
+    pub(crate) fn push_at(
+        &self,
+        frame: Bytes,
+        now: impl FnOnce() -> Instant,
+    ) -> Result<(), OutboxError> {
         // `kill` sets the code before cancelling: an atomic load answers "killed?"
         // without the token's lock, once per subscriber per broadcast.
         if self.kill_code.load(Ordering::Acquire) != 0 || self.finished.load(Ordering::Acquire) {
@@ -161,7 +169,7 @@ impl WsQueue {
         }
         if items.queue.len() >= self.capacity
             || items.bytes > self.hard_cap
-            || (items.bytes > self.max_bytes && items.stuck_over_budget())
+            || (items.bytes > self.max_bytes && items.stuck_over_budget(now()))
         {
             drop(items);
             self.kill(CLOSE_SLOW_READER);

@@ -1,23 +1,99 @@
 //! The §3 state machine driven directly: messages in, frames out, no network.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use futures_util::FutureExt;
 use phx_protocol::{Payload, Serializer};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::*;
-use crate::connect::AcceptAll;
 use crate::outbox::LongPollBuffer;
-use crate::{Channel, ChannelContext, HandleResult, SocketConfig, TerminateReason};
+use crate::outcome::StopReason;
+use crate::{
+    Channel, ChannelContext, ChannelRef, Endpoint, HandleResult, ReplyRef, SocketConfig,
+    TerminateReason,
+};
+
+/// The channel refs handed out by `ref` events, for the test to message channels with.
+type Refs = Arc<Mutex<Vec<ChannelRef<TestInfo>>>>;
+/// The reply refs taken by `reply_later` events, for the test to answer with.
+type Replies = Arc<Mutex<Vec<ReplyRef>>>;
 
 #[derive(Default)]
-struct TestChannel;
+struct TestChannel {
+    refs: Refs,
+    replies: Replies,
+    /// Join mode `fragile`: `terminate` panics.
+    crash_in_terminate: bool,
+}
 
-struct Hello;
+/// What the test channel receives in `handle_info`.
+enum TestInfo {
+    /// Sent to itself from `join`: pushes `hello`.
+    Hello,
+    /// Sent through a [`ChannelRef`]: answered with a `pong` push.
+    Ping(u32),
+    /// Asks whether `reply_ref` is available outside `handle_in` (pushed back).
+    AskReplyRef,
+}
+
+/// A channel that keeps every default callback.
+struct PlainChannel;
+
+impl Channel for PlainChannel {
+    type Assigns = String;
+    type Info = ();
+
+    async fn join(
+        &mut self,
+        _topic: &str,
+        _p: Payload,
+        _ctx: &mut ChannelContext<'_, Self>,
+    ) -> Result<Payload, Payload> {
+        Ok(Payload::empty_object())
+    }
+
+    async fn handle_in(
+        &mut self,
+        _event: &str,
+        _p: Payload,
+        _ctx: &mut ChannelContext<'_, Self>,
+    ) -> HandleResult {
+        HandleResult::NoReply
+    }
+}
+
+/// A channel that intercepts `shout` but keeps the default `handle_out`.
+struct InterceptingChannel;
+
+impl Channel for InterceptingChannel {
+    type Assigns = String;
+    type Info = ();
+    const INTERCEPTS: &'static [&'static str] = &["shout"];
+
+    async fn join(
+        &mut self,
+        _topic: &str,
+        _p: Payload,
+        _ctx: &mut ChannelContext<'_, Self>,
+    ) -> Result<Payload, Payload> {
+        Ok(Payload::empty_object())
+    }
+
+    async fn handle_in(
+        &mut self,
+        _event: &str,
+        _p: Payload,
+        _ctx: &mut ChannelContext<'_, Self>,
+    ) -> HandleResult {
+        HandleResult::NoReply
+    }
+}
 
 impl Channel for TestChannel {
-    type Assigns = ();
-    type Info = Hello;
+    type Assigns = String;
+    type Info = TestInfo;
+    const INTERCEPTS: &'static [&'static str] = &["shout"];
 
     async fn join(
         &mut self,
@@ -33,14 +109,36 @@ impl Channel for TestChannel {
                 ctx.push("early", Payload::empty_object()),
                 Err(PushError::NotJoined)
             ),
+            Some("fragile") => self.crash_in_terminate = true,
             _ => {}
         }
-        ctx.send_info(Hello);
+        ctx.send_info(TestInfo::Hello);
         Ok(Payload::empty_object())
     }
 
-    async fn handle_info(&mut self, _: Hello, ctx: &mut ChannelContext<'_, Self>) -> HandleResult {
-        ctx.push("hello", Payload::empty_object()).unwrap();
+    async fn handle_out(
+        &mut self,
+        event: &str,
+        payload: &Payload,
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> HandleResult {
+        ctx.push(&format!("{event}_out"), payload.clone()).unwrap();
+        HandleResult::NoReply
+    }
+
+    async fn handle_info(
+        &mut self,
+        info: TestInfo,
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> HandleResult {
+        match info {
+            TestInfo::Hello => ctx.push("hello", Payload::empty_object()).unwrap(),
+            TestInfo::AskReplyRef => {
+                let has = ctx.reply_ref().is_some();
+                ctx.push("reply_ref", json!({"some": has})).unwrap();
+            }
+            TestInfo::Ping(n) => ctx.push("pong", json!({"n": n})).unwrap(),
+        }
         HandleResult::NoReply
     }
 
@@ -52,9 +150,56 @@ impl Channel for TestChannel {
     ) -> HandleResult {
         match event {
             "echo" => HandleResult::ok(p),
+            "heartbeat" => HandleResult::ok(Payload::json(&json!({"seen_by": "channel"}))),
             "push_then_reply" => {
                 ctx.push("pushed", Payload::empty_object()).unwrap();
                 HandleResult::ok_empty()
+            }
+            "track" => {
+                let key: Value = p.parse().unwrap_or(Value::Null);
+                let key = key["key"].as_str().unwrap_or("alice");
+                ctx.presence().track(key, Map::new()).unwrap();
+                HandleResult::ok_empty()
+            }
+            "untrack" => {
+                let key: Value = p.parse().unwrap_or(Value::Null);
+                ctx.presence()
+                    .untrack(key["key"].as_str().unwrap_or("alice"));
+                HandleResult::ok_empty()
+            }
+            "ref" => {
+                self.refs.lock().unwrap().push(ctx.channel_ref());
+                HandleResult::ok_empty()
+            }
+            "reply_later" => {
+                let reply = ctx.reply_ref().expect("a reply ref inside handle_in");
+                self.replies.lock().unwrap().push(reply);
+                HandleResult::NoReply
+            }
+            "whoami" => {
+                let topic = ctx.topic().to_owned();
+                HandleResult::ok(Payload::json(&json!({
+                    "topic": topic,
+                    "join_ref": ctx.join_ref().and_then(Ref::as_str),
+                    "socket_id": ctx.socket_id(),
+                    "transport": ctx.transport().as_atom(),
+                    "serializer": format!("{:?}", ctx.serializer()),
+                    "user": ctx.assigns(),
+                    "subscribers": ctx.pubsub().subscriber_count(&topic),
+                })))
+            }
+            "broadcast" => HandleResult::ok(Payload::json(
+                &json!({"ok": ctx.broadcast("news", p).is_ok()}),
+            )),
+            "broadcast_from" => HandleResult::ok(Payload::json(
+                &json!({"ok": ctx.broadcast_from("news", p).is_ok()}),
+            )),
+            "push" => {
+                let pushed = match ctx.push("pushed", p) {
+                    Ok(()) => "ok".to_owned(),
+                    Err(error) => error.to_string(),
+                };
+                HandleResult::ok(Payload::json(&json!({"push": pushed})))
             }
             "stop" => HandleResult::Stop {
                 reason: StopReason::Normal,
@@ -69,6 +214,9 @@ impl Channel for TestChannel {
     }
 
     async fn terminate(&mut self, reason: TerminateReason, ctx: &mut ChannelContext<'_, Self>) {
+        if self.crash_in_terminate {
+            panic!("terminate crash");
+        }
         let _ = ctx.push(
             "bye",
             Payload::json(&json!({"reason": format!("{reason:?}")})),
@@ -76,46 +224,78 @@ impl Channel for TestChannel {
     }
 }
 
-use crate::outcome::StopReason;
+/// Assigns every socket the user `alice`.
+struct WithUser;
+
+impl crate::Connect for WithUser {
+    type Assigns = String;
+
+    async fn connect(
+        &self,
+        _: &crate::Params,
+        _: &crate::ConnectInfo,
+    ) -> Result<crate::Connected<String>, crate::Refusal> {
+        Ok(crate::Connected::new("alice".to_owned()))
+    }
+}
 
 struct Harness {
     socket: Socket,
+    inbox: SocketInbox,
+    endpoint: Endpoint,
     buffer: Arc<LongPollBuffer>,
     serializer: Serializer,
+    refs: Refs,
+    replies: Replies,
 }
 
 impl Harness {
     fn new(serializer: Serializer, max_channels: usize) -> Self {
-        let config = SocketConfig::new(AcceptAll)
+        Self::on(Endpoint::builder().build(), serializer, max_channels, None)
+    }
+
+    /// A V2 socket with this socket id on its own endpoint.
+    fn with_id(id: &str) -> Self {
+        Self::on(Endpoint::builder().build(), Serializer::V2, 100, Some(id))
+    }
+
+    /// A socket on `endpoint`, which other harnesses may share.
+    fn on(
+        endpoint: Endpoint,
+        serializer: Serializer,
+        max_channels: usize,
+        id: Option<&str>,
+    ) -> Self {
+        let refs = Refs::default();
+        let replies = Replies::default();
+        let (channel_refs, channel_replies) = (refs.clone(), replies.clone());
+        let config = SocketConfig::new(WithUser)
             .max_channels(max_channels)
-            .channel("room:*", TestChannel::default)
-            .into_options();
-        let pubsub = PubSub::default();
-        let hub = Hub {
-            telemetry: Arc::new(Telemetry::new()),
-            tracker: Arc::new(Tracker::new(
-                None,
-                crate::presence::BurstPolicy {
-                    limit: 1,
-                    window: std::time::Duration::ZERO,
-                },
-            )),
-            pubsub,
-            state: State::default(),
-        };
+            .channel("room:*", move || TestChannel {
+                refs: channel_refs.clone(),
+                replies: channel_replies.clone(),
+                crash_in_terminate: false,
+            })
+            .channel("plain:*", || PlainChannel)
+            .channel("intercepting:*", || InterceptingChannel);
+        let options = config.into_options();
         let buffer = Arc::new(LongPollBuffer::new(10_000));
-        let (socket, _inbox) = Socket::new(
-            hub,
-            config.settings().clone(),
+        let (socket, inbox) = Socket::new(
+            endpoint.hub().clone(),
+            options.settings().clone(),
             serializer,
             Outbox::LongPoll(buffer.clone()),
-            Arc::new(()),
-            None,
+            Arc::new("alice".to_owned()),
+            id.map(str::to_owned),
         );
         Self {
             socket,
+            inbox,
+            endpoint,
             buffer,
             serializer,
+            refs,
+            replies,
         }
     }
 
@@ -127,12 +307,29 @@ impl Harness {
         self.socket.handle_message(msg).await;
     }
 
+    /// Hands the next inbox message to the socket, as the transport's loop does.
+    async fn deliver(&mut self) -> Flow {
+        let msg = tokio::time::timeout(std::time::Duration::from_secs(10), self.inbox.recv())
+            .await
+            .expect("a message in the socket's inbox");
+        self.socket.handle_msg(msg).await
+    }
+
+    /// Whether a message waits in the inbox (taking it if so).
+    fn inbox_has_a_message(&self) -> bool {
+        self.inbox.recv().now_or_never().is_some()
+    }
+
     fn frames(&self) -> Vec<Value> {
         self.buffer
             .take()
             .iter()
             .map(|b| serde_json::from_slice(b).expect("JSON frame"))
             .collect()
+    }
+
+    fn channel_ref(&self, at: usize) -> ChannelRef<TestInfo> {
+        self.refs.lock().unwrap()[at].clone()
     }
 }
 
@@ -364,4 +561,639 @@ async fn closing_terminates_channels_silently() {
     h.socket.close().await;
     assert_eq!(h.frames(), Vec::<Value>::new());
     assert_eq!(h.socket.core.hub.pubsub.subscriber_count("room:1"), 0);
+}
+
+fn unmatched() -> Value {
+    json!({"response": {"reason": "unmatched topic"}, "status": "error"})
+}
+
+// --- The socket id topic (§1.7) ---
+
+#[tokio::test]
+async fn a_broadcast_other_than_disconnect_on_the_socket_id_leaves_the_socket_open() {
+    let mut h = Harness::with_id("user_socket:1");
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.frames();
+    // Phoenix's socket ignores every other broadcast on its id topic.
+    h.endpoint
+        .broadcast("user_socket:1", "refresh", Payload::empty_object())
+        .unwrap();
+    assert!(
+        !h.inbox_has_a_message(),
+        "not even queued for the socket task"
+    );
+    assert_eq!(
+        h.frames(),
+        Vec::<Value>::new(),
+        "nothing reaches the client"
+    );
+    h.send(json!(["3", "4", "room:1", "echo", {"still": "open"}]))
+        .await;
+    assert_eq!(
+        h.frames(),
+        vec![json!([
+            "3",
+            "4",
+            "room:1",
+            "phx_reply",
+            ok(json!({"still": "open"}))
+        ])]
+    );
+    h.endpoint.disconnect("user_socket:1");
+    assert_eq!(h.deliver().await, Flow::Close(CLOSE_DISCONNECT));
+}
+
+#[tokio::test]
+async fn close_unsubscribes_the_socket_id_topic() {
+    let mut h = Harness::with_id("user_socket:1");
+    assert_eq!(h.endpoint.subscriber_count("user_socket:1"), 1);
+    h.socket.close().await;
+    assert_eq!(h.endpoint.subscriber_count("user_socket:1"), 0);
+    // A disconnect now finds no one: nothing queues for the closed socket.
+    h.endpoint.disconnect("user_socket:1");
+    assert!(!h.inbox_has_a_message());
+}
+
+// --- Releasing shared state when the transport task ends without `close` ---
+
+/// Joins room:1 and room:2 on `h` and tracks a presence on each.
+async fn join_and_track(h: &mut Harness) {
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.send(json!(["3", "4", "room:1", "track", {"key": "gone"}]))
+        .await;
+    h.send(json!(["5", "5", "room:2", "phx_join", {}])).await;
+    h.send(json!(["5", "6", "room:2", "track", {"key": "gone"}]))
+        .await;
+    h.frames();
+}
+
+/// What an observer on room:1 must see once `gone`'s socket is dropped: its leave diff.
+async fn assert_released(endpoint: &Endpoint, observer: &mut Harness) {
+    for topic in ["room:1", "room:2"] {
+        assert_eq!(
+            endpoint.hub().tracker.key_count(topic),
+            0,
+            "{topic}: presence untracked"
+        );
+    }
+    assert_eq!(endpoint.subscriber_count("room:1"), 1, "only the observer");
+    assert_eq!(endpoint.subscriber_count("room:2"), 0);
+    assert_eq!(endpoint.subscriber_count("user_socket:gone"), 0);
+    let frames = observer.frames();
+    let diffs: Vec<&Value> = frames.iter().filter(|f| f[3] == "presence_diff").collect();
+    assert_eq!(diffs.len(), 1, "one leave diff for room:1: {frames:?}");
+    assert_eq!(diffs[0][4]["joins"], json!({}));
+    assert!(diffs[0][4]["leaves"]["gone"]["metas"].is_array());
+}
+
+/// An endpoint without presence batching (diffs go out at once), an observer joined to
+/// room:1 on it, and the socket id `user_socket:gone` socket to end.
+fn endpoint_with_observer() -> (Endpoint, Harness, Harness) {
+    let endpoint = Endpoint::builder()
+        .presence_burst_window(std::time::Duration::ZERO)
+        .build();
+    let observer = Harness::on(endpoint.clone(), Serializer::V2, 100, None);
+    let gone = Harness::on(
+        endpoint.clone(),
+        Serializer::V2,
+        100,
+        Some("user_socket:gone"),
+    );
+    (endpoint, observer, gone)
+}
+
+#[tokio::test]
+async fn dropping_a_socket_without_close_untracks_and_unsubscribes_its_channels() {
+    let (endpoint, mut observer, mut gone) = endpoint_with_observer();
+    observer
+        .send(json!(["1", "1", "room:1", "phx_join", {}]))
+        .await;
+    join_and_track(&mut gone).await;
+    observer.frames();
+    assert_eq!(endpoint.hub().tracker.key_count("room:1"), 1);
+    drop(gone);
+    assert_released(&endpoint, &mut observer).await;
+}
+
+#[tokio::test]
+async fn an_aborted_transport_task_still_releases_its_channels() {
+    let (endpoint, mut observer, mut gone) = endpoint_with_observer();
+    observer
+        .send(json!(["1", "1", "room:1", "phx_join", {}]))
+        .await;
+    let (joined, is_joined) = tokio::sync::oneshot::channel();
+    let task = tokio::spawn(async move {
+        join_and_track(&mut gone).await;
+        let _ = joined.send(());
+        std::future::pending::<()>().await;
+        drop(gone);
+    });
+    is_joined.await.unwrap();
+    observer.frames();
+    assert_eq!(endpoint.hub().tracker.key_count("room:1"), 1);
+    task.abort();
+    assert!(task.await.unwrap_err().is_cancelled());
+    assert_released(&endpoint, &mut observer).await;
+}
+
+#[tokio::test]
+async fn a_panicking_transport_task_still_releases_its_channels() {
+    let (endpoint, mut observer, mut gone) = endpoint_with_observer();
+    observer
+        .send(json!(["1", "1", "room:1", "phx_join", {}]))
+        .await;
+    let (joined, is_joined) = tokio::sync::oneshot::channel();
+    let (go_on, proceed) = tokio::sync::oneshot::channel::<()>();
+    let task = tokio::spawn(async move {
+        join_and_track(&mut gone).await;
+        let _ = joined.send(());
+        let _ = proceed.await;
+        panic!("transport task panics while holding its socket");
+    });
+    is_joined.await.unwrap();
+    observer.frames();
+    assert_eq!(endpoint.hub().tracker.key_count("room:1"), 1);
+    go_on.send(()).unwrap();
+    assert!(task.await.unwrap_err().is_panic());
+    assert_released(&endpoint, &mut observer).await;
+}
+
+// --- The heartbeat guard (§3.1) ---
+
+#[tokio::test]
+async fn an_event_named_heartbeat_on_a_channel_topic_reaches_the_channel() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.frames();
+    h.send(json!(["3", "4", "room:1", "heartbeat", {}])).await;
+    assert_eq!(
+        h.frames(),
+        vec![json!([
+            "3",
+            "4",
+            "room:1",
+            "phx_reply",
+            ok(json!({"seen_by": "channel"}))
+        ])]
+    );
+}
+
+#[tokio::test]
+async fn phx_join_on_the_phoenix_topic_gets_the_unmatched_topic_error() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    // Phoenix answers only `heartbeat` on `phoenix` itself; a join there is routed like
+    // any other topic and, with no route, gets the ignore reply (null join_ref).
+    h.send(json!(["3", "3", "phoenix", "phx_join", {}])).await;
+    h.send(json!(["3", "4", "phoenix", "other", {}])).await;
+    assert_eq!(
+        h.frames(),
+        vec![
+            json!([null, "3", "phoenix", "phx_reply", unmatched()]),
+            json!([null, "4", "phoenix", "phx_reply", unmatched()]),
+        ]
+    );
+}
+
+// --- Infos and intercepted broadcasts ---
+
+#[tokio::test]
+async fn after_close_channel_refs_report_the_socket_gone_and_queue_nothing() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.send(json!(["3", "4", "room:1", "ref", {}])).await;
+    let channel = h.channel_ref(0);
+    assert!(channel.send(TestInfo::Ping(1)), "the socket is alive");
+    h.socket.close().await;
+    assert!(!h.inbox_has_a_message(), "close drops what was queued");
+    assert!(
+        !channel.send(TestInfo::Ping(2)),
+        "documented: false once the socket is gone"
+    );
+    assert!(!h.inbox_has_a_message(), "nothing queues after close");
+}
+
+#[tokio::test]
+async fn infos_sent_through_a_channel_ref_reach_handle_info() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.send(json!(["3", "4", "room:1", "ref", {}])).await;
+    h.frames();
+    let channel = h.channel_ref(0);
+    let sent = tokio::spawn(async move { channel.send(TestInfo::Ping(7)) });
+    assert!(sent.await.unwrap());
+    assert_eq!(h.deliver().await, Flow::Continue);
+    assert_eq!(
+        h.frames(),
+        vec![json!(["3", null, "room:1", "pong", {"n": 7}])]
+    );
+}
+
+#[tokio::test]
+async fn infos_for_a_channel_that_was_replaced_do_not_reach_its_successor() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.send(json!(["3", "4", "room:1", "ref", {}])).await;
+    h.send(json!(["6", "6", "room:1", "phx_join", {}])).await;
+    h.frames();
+    assert!(h.channel_ref(0).send(TestInfo::Ping(1)));
+    assert_eq!(h.deliver().await, Flow::Continue);
+    assert_eq!(h.frames(), Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn an_intercepted_broadcast_reaches_handle_out_and_others_go_straight_out() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.frames();
+    let payload = || Payload::json(&json!({"a": 1}));
+    h.endpoint.broadcast("room:1", "plain", payload()).unwrap();
+    assert_eq!(
+        h.frames(),
+        vec![json!([null, null, "room:1", "plain", {"a": 1}])]
+    );
+    h.endpoint.broadcast("room:1", "shout", payload()).unwrap();
+    assert_eq!(h.frames(), Vec::<Value>::new(), "held for handle_out");
+    assert_eq!(h.deliver().await, Flow::Continue);
+    assert_eq!(
+        h.frames(),
+        vec![json!(["3", null, "room:1", "shout_out", {"a": 1}])]
+    );
+}
+
+// --- Duplicate joins whose new join fails (§3.5) ---
+
+#[tokio::test]
+async fn a_refused_duplicate_join_still_closes_the_old_channel_after_its_reply() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.frames();
+    h.send(json!(["6", "6", "room:1", "phx_join", {"mode": "refuse"}]))
+        .await;
+    h.send(json!(["3", "7", "room:1", "echo", {}])).await;
+    assert_eq!(
+        h.frames(),
+        vec![
+            json!(["6", "6", "room:1", "phx_reply", {"response": {"reason": "nope"}, "status": "error"}]),
+            json!(["3", "3", "room:1", "phx_close", {}]),
+            json!([null, "7", "room:1", "phx_reply", unmatched()]),
+        ],
+        "error reply, old close (no terminate push), then the topic is not joined"
+    );
+    assert_eq!(h.endpoint.subscriber_count("room:1"), 0);
+}
+
+#[tokio::test]
+async fn a_crashed_duplicate_join_still_closes_the_old_channel_after_its_reply() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.send(json!(["3", "4", "room:1", "track", {}])).await;
+    h.frames();
+    h.send(json!(["6", "6", "room:1", "phx_join", {"mode": "crash"}]))
+        .await;
+    let (diffs, frames): (Vec<Value>, Vec<Value>) = h
+        .frames()
+        .into_iter()
+        .partition(|f| f[3] == "presence_diff");
+    assert_eq!(
+        frames,
+        vec![
+            json!(["6", "6", "room:1", "phx_reply", {"response": {"reason": "join crashed"}, "status": "error"}]),
+            json!(["3", "3", "room:1", "phx_close", {}]),
+        ]
+    );
+    // The old channel's presence left (its own client sees the leave too, §6.3).
+    assert!(diffs.iter().any(|d| d[4]["leaves"].get("alice").is_some()));
+    assert_eq!(h.endpoint.subscriber_count("room:1"), 0);
+    assert_eq!(h.endpoint.hub().tracker.key_count("room:1"), 0);
+}
+
+// --- A crash inside terminate (§3.6) ---
+
+#[tokio::test]
+async fn a_crash_inside_terminate_ends_only_that_channel() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {"mode": "fragile"}]))
+        .await;
+    h.send(json!(["5", "5", "room:2", "phx_join", {"mode": "fragile"}]))
+        .await;
+    h.send(json!(["7", "7", "room:3", "phx_join", {}])).await;
+    h.frames();
+    h.send(json!(["3", "8", "room:1", "phx_leave", {}])).await;
+    h.send(json!(["5", "9", "room:2", "boom", {}])).await;
+    h.send(json!(["7", "10", "room:3", "echo", {}])).await;
+    assert_eq!(
+        h.frames(),
+        vec![
+            json!(["3", "8", "room:1", "phx_reply", ok(json!({}))]),
+            json!(["3", "3", "room:1", "phx_close", {}]),
+            json!(["5", "5", "room:2", "phx_error", {"reason": "channel_crash"}]),
+            json!(["7", "10", "room:3", "phx_reply", ok(json!({}))]),
+        ]
+    );
+    assert_eq!(h.endpoint.subscriber_count("room:1"), 0);
+    assert_eq!(h.endpoint.subscriber_count("room:2"), 0);
+    // Closing runs every terminate even when one of them panics.
+    h.send(json!(["9", "9", "room:4", "phx_join", {"mode": "fragile"}]))
+        .await;
+    h.socket.close().await;
+    assert_eq!(h.endpoint.subscriber_count("room:3"), 0);
+    assert_eq!(h.endpoint.subscriber_count("room:4"), 0);
+}
+
+// --- What a callback can do (ChannelContext) and the default callbacks ---
+
+#[tokio::test]
+async fn the_context_describes_the_channel_and_its_socket() {
+    let mut h = Harness::with_id("user_socket:7");
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.frames();
+    h.send(json!(["3", "4", "room:1", "whoami", {}])).await;
+    let whoami = json!({
+        "topic": "room:1",
+        "join_ref": "3",
+        "socket_id": "user_socket:7",
+        "transport": ":longpoll",
+        "serializer": "V2",
+        "user": "alice",
+        "subscribers": 1,
+    });
+    assert_eq!(
+        h.frames(),
+        vec![json!(["3", "4", "room:1", "phx_reply", ok(whoami)])]
+    );
+}
+
+#[tokio::test]
+async fn broadcast_reaches_every_subscriber_and_broadcast_from_all_but_the_sender() {
+    let endpoint = Endpoint::builder().build();
+    let mut a = Harness::on(endpoint.clone(), Serializer::V2, 100, None);
+    let mut b = Harness::on(endpoint, Serializer::V2, 100, None);
+    a.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    b.send(json!(["5", "5", "room:1", "phx_join", {}])).await;
+    a.frames();
+    b.frames();
+    a.send(json!(["3", "4", "room:1", "broadcast_from", {"n": 1}]))
+        .await;
+    let news = |n: u32| json!([null, null, "room:1", "news", {"n": n}]);
+    assert_eq!(
+        a.frames(),
+        vec![json!([
+            "3",
+            "4",
+            "room:1",
+            "phx_reply",
+            ok(json!({"ok": true}))
+        ])]
+    );
+    assert_eq!(b.frames(), vec![news(1)]);
+    a.send(json!(["3", "5", "room:1", "broadcast", {"n": 2}]))
+        .await;
+    assert_eq!(
+        a.frames(),
+        vec![
+            news(2),
+            json!(["3", "5", "room:1", "phx_reply", ok(json!({"ok": true}))])
+        ]
+    );
+    assert_eq!(b.frames(), vec![news(2)]);
+    // Broadcast payloads must be objects (§5).
+    a.send(json!(["3", "6", "room:1", "broadcast_from", [1]]))
+        .await;
+    assert_eq!(
+        a.frames(),
+        vec![json!([
+            "3",
+            "6",
+            "room:1",
+            "phx_reply",
+            ok(json!({"ok": false}))
+        ])]
+    );
+    assert_eq!(b.frames(), Vec::<Value>::new());
+}
+
+#[tokio::test]
+async fn pushes_take_objects_only() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.frames();
+    h.send(json!(["3", "4", "room:1", "push", {"a": 1}])).await;
+    h.send(json!(["3", "5", "room:1", "push", [1]])).await;
+    h.send(json!(["3", "6", "room:1", "push", "text"])).await;
+    let refused = ok(json!({"push": PushError::NotAnObject.to_string()}));
+    assert_eq!(
+        h.frames(),
+        vec![
+            json!(["3", null, "room:1", "pushed", {"a": 1}]),
+            json!(["3", "4", "room:1", "phx_reply", ok(json!({"push": "ok"}))]),
+            json!(["3", "5", "room:1", "phx_reply", refused]),
+            json!(["3", "6", "room:1", "phx_reply", refused]),
+        ]
+    );
+}
+
+#[tokio::test]
+async fn a_reply_ref_answers_the_message_later_from_another_task() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    h.frames();
+    h.send(json!(["3", "4", "room:1", "reply_later", {}])).await;
+    assert_eq!(h.frames(), Vec::<Value>::new(), "no reply yet");
+    let reply = h.replies.lock().unwrap().remove(0);
+    let answered =
+        tokio::spawn(async move { reply.reply("ok", Payload::json(&json!({"later": true}))) });
+    assert_eq!(answered.await.unwrap(), Ok(()));
+    assert_eq!(
+        h.frames(),
+        vec![json!([
+            "3",
+            "4",
+            "room:1",
+            "phx_reply",
+            ok(json!({"later": true}))
+        ])]
+    );
+    // Outside handle_in there is no message to answer.
+    h.send(json!(["3", "5", "room:1", "ref", {}])).await;
+    h.frames();
+    assert!(h.channel_ref(0).send(TestInfo::AskReplyRef));
+    h.deliver().await;
+    assert_eq!(
+        h.frames(),
+        vec![json!(["3", null, "room:1", "reply_ref", {"some": false}])]
+    );
+}
+
+#[tokio::test]
+async fn channels_intercept_nothing_by_default() {
+    assert!(<PlainChannel as Channel>::INTERCEPTS.is_empty());
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "plain:1", "phx_join", {}])).await;
+    h.frames();
+    h.endpoint
+        .broadcast("plain:1", "shout", Payload::empty_object())
+        .unwrap();
+    assert_eq!(
+        h.frames(),
+        vec![json!([null, null, "plain:1", "shout", {}])]
+    );
+    assert!(!h.inbox_has_a_message());
+}
+
+#[tokio::test]
+async fn the_default_handle_out_pushes_the_intercepted_broadcast_unchanged() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "intercepting:1", "phx_join", {}]))
+        .await;
+    h.frames();
+    h.endpoint
+        .broadcast("intercepting:1", "shout", Payload::json(&json!({"a": 1})))
+        .unwrap();
+    assert_eq!(h.deliver().await, Flow::Continue);
+    // Pushed by the channel: it carries the channel's join_ref.
+    assert_eq!(
+        h.frames(),
+        vec![json!(["3", null, "intercepting:1", "shout", {"a": 1}])]
+    );
+}
+
+// --- Presence and fan-out across sockets ---
+
+#[tokio::test]
+async fn a_channel_that_untracks_one_key_still_leaves_the_others_when_it_ends() {
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "room:1", "phx_join", {}])).await;
+    for (r, event, key) in [
+        ("4", "track", "a"),
+        ("5", "track", "b"),
+        ("6", "track", "c"),
+        ("7", "untrack", "b"),
+    ] {
+        h.send(json!(["3", r, "room:1", event, {"key": key}])).await;
+    }
+    assert_eq!(h.endpoint.hub().tracker.key_count("room:1"), 2);
+    h.send(json!(["3", "8", "room:1", "phx_leave", {}])).await;
+    assert_eq!(
+        h.endpoint.hub().tracker.key_count("room:1"),
+        0,
+        "a and c leave with the channel"
+    );
+}
+
+/// The text of each WebSocket frame queued on `queue` (unmasked server frames).
+fn ws_texts(queue: &crate::outbox::WsQueue) -> Vec<Value> {
+    let mut items = Vec::new();
+    queue.take(&mut items, usize::MAX);
+    items
+        .into_iter()
+        .map(|item| {
+            let crate::outbox::WsOut::Frame(frame) = item else {
+                panic!("a data frame expected");
+            };
+            assert_eq!(frame[0], 0x81, "FIN + text opcode");
+            let (len, at) = match frame[1] {
+                126 => (usize::from(u16::from_be_bytes([frame[2], frame[3]])), 4),
+                127 => panic!("test frames are small"),
+                len => (usize::from(len), 2),
+            };
+            assert_eq!(frame.len(), at + len, "one whole frame");
+            serde_json::from_slice(&frame[at..]).expect("JSON frame")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn a_broadcast_reaches_each_subscriber_in_its_own_serializer_and_transport() {
+    let endpoint = Endpoint::builder().build();
+    let config = SocketConfig::new(WithUser)
+        .channel("plain:*", || PlainChannel)
+        .into_options();
+    let mut long_polls = Vec::new();
+    let mut web_sockets = Vec::new();
+    let mut sockets = Vec::new();
+    for serializer in [Serializer::V1, Serializer::V2] {
+        let buffer = Arc::new(LongPollBuffer::new(100));
+        let queue = Arc::new(crate::outbox::WsQueue::new(100, 1 << 20, 1 << 20));
+        for outbox in [
+            Outbox::LongPoll(buffer.clone()),
+            Outbox::WebSocket(queue.clone()),
+        ] {
+            let (mut socket, _inbox) = Socket::new(
+                endpoint.hub().clone(),
+                config.settings().clone(),
+                serializer,
+                outbox,
+                Arc::new("alice".to_owned()),
+                None,
+            );
+            let join = match serializer {
+                Serializer::V1 => {
+                    r#"{"topic":"plain:1","event":"phx_join","payload":{},"ref":"1"}"#
+                }
+                Serializer::V2 => r#"["1","1","plain:1","phx_join",{}]"#,
+            };
+            socket
+                .handle_message(serializer.decode_text(join.as_bytes()).unwrap())
+                .await;
+            sockets.push(socket);
+        }
+        buffer.take();
+        ws_texts(&queue);
+        long_polls.push(buffer);
+        web_sockets.push(queue);
+    }
+    endpoint
+        .broadcast("plain:1", "news", Payload::json(&json!({"n": 1})))
+        .unwrap();
+    let v1 = json!({"event": "news", "payload": {"n": 1}, "ref": null, "topic": "plain:1"});
+    let v2 = json!([null, null, "plain:1", "news", {"n": 1}]);
+    for (at, expected) in [v1, v2].into_iter().enumerate() {
+        let polled: Vec<Value> = long_polls[at]
+            .take()
+            .iter()
+            .map(|b| serde_json::from_slice(b).expect("bare JSON text for long poll"))
+            .collect();
+        assert_eq!(polled, vec![expected.clone()]);
+        assert_eq!(ws_texts(&web_sockets[at]), vec![expected]);
+    }
+}
+
+#[tokio::test]
+async fn a_presence_change_right_after_a_diff_waits_for_the_window_across_flush_ticks() {
+    // A long window, so the whole test runs inside the first one.
+    // One diff per window on its own, so the second change is held.
+    let endpoint = Endpoint::builder()
+        .presence_burst_window(std::time::Duration::from_secs(60))
+        .presence_burst_limit(1)
+        .build();
+    let mut observer = Harness::on(endpoint.clone(), Serializer::V2, 100, None);
+    let mut member = Harness::on(endpoint.clone(), Serializer::V2, 100, None);
+    observer
+        .send(json!(["1", "1", "room:1", "phx_join", {}]))
+        .await;
+    member
+        .send(json!(["3", "3", "room:1", "phx_join", {}]))
+        .await;
+    observer.frames();
+    let diffs = |h: &Harness| {
+        h.frames()
+            .into_iter()
+            .filter(|f| f[3] == "presence_diff")
+            .count()
+    };
+    member
+        .send(json!(["3", "4", "room:1", "track", {"key": "a"}]))
+        .await;
+    assert_eq!(
+        diffs(&observer),
+        1,
+        "the first change after a quiet window goes out at once"
+    );
+    // The flusher's tick inside the window must keep the topic's throttle state.
+    endpoint.hub().tracker.flush_due(endpoint.pubsub());
+    member
+        .send(json!(["3", "5", "room:1", "track", {"key": "b"}]))
+        .await;
+    endpoint.hub().tracker.flush_due(endpoint.pubsub());
+    assert_eq!(diffs(&observer), 0, "held until the window ends");
 }

@@ -1,0 +1,180 @@
+//! The WebSocket write queue's bounds: frames and bytes, measured on what is queued.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use super::websocket::SLOW_READER_GRACE;
+use super::*;
+
+fn frame(len: usize) -> Bytes {
+    Bytes::from(vec![b'x'; len])
+}
+
+/// Takes everything queued; returns the frame sizes.
+fn drain(queue: &WsQueue) -> Vec<usize> {
+    let mut items = Vec::new();
+    queue.take(&mut items, usize::MAX);
+    items
+        .iter()
+        .map(|item| match item {
+            WsOut::Frame(f) | WsOut::Close(f) => f.len(),
+        })
+        .collect()
+}
+
+#[test]
+fn a_backlog_within_the_budget_is_queued_and_a_frame_over_it_still_fits_once() {
+    // Budget 10, largest message 0: hard cap 40.
+    let queue = WsQueue::new(100, 10, 0);
+    assert_eq!(queue.push(frame(4)), Ok(()));
+    assert_eq!(queue.push(frame(6)), Ok(()), "4 + 6 = the budget");
+    assert_eq!(
+        queue.push(frame(30)),
+        Ok(()),
+        "the backlog was within the budget"
+    );
+    assert_eq!(queue.kill_code(), 0);
+    assert_eq!(drain(&queue), vec![4, 6, 30]);
+}
+
+#[test]
+fn a_lone_frame_larger_than_the_budget_reaches_a_client_that_reads() {
+    let queue = WsQueue::new(100, 10, 0);
+    assert_eq!(queue.push(frame(500)), Ok(()));
+    assert_eq!(queue.kill_code(), 0, "a client that reads gets it");
+    assert_eq!(drain(&queue), vec![500]);
+    assert_eq!(queue.push(frame(500)), Ok(()), "and the next one");
+}
+
+#[test]
+fn past_the_hard_cap_the_reader_is_closed_at_once() {
+    // Hard cap: 4 × 10 + 5 = 45 bytes of backlog.
+    let queue = WsQueue::new(100, 10, 5);
+    assert_eq!(queue.push(frame(46)), Ok(()), "an empty queue takes it");
+    assert_eq!(queue.push(frame(1)), Err(OutboxError::Closed));
+    assert_eq!(queue.kill_code(), CLOSE_SLOW_READER);
+    assert!(queue.killed().is_cancelled());
+}
+
+#[test]
+fn over_the_budget_is_tolerated_while_the_writer_takes_frames() {
+    let queue = WsQueue::new(100, 10, 100);
+    let t0 = Instant::now();
+    let late = t0 + SLOW_READER_GRACE + Duration::from_secs(1);
+    assert_eq!(queue.push_at(frame(20), || t0), Ok(()));
+    // Over the budget: the grace starts.
+    assert_eq!(queue.push_at(frame(20), || t0), Ok(()));
+    // The writer takes one frame: it progresses, so later pushes start a new grace.
+    let mut items = Vec::new();
+    queue.take(&mut items, 1);
+    assert_eq!(queue.push_at(frame(5), || late), Ok(()));
+    assert_eq!(queue.kill_code(), 0);
+}
+
+#[test]
+fn over_the_budget_with_a_stuck_writer_for_the_grace_period_is_a_slow_reader() {
+    let queue = WsQueue::new(100, 10, 100);
+    let t0 = Instant::now();
+    assert_eq!(queue.push_at(frame(20), || t0), Ok(()));
+    assert_eq!(queue.push_at(frame(5), || t0), Ok(()), "the grace starts");
+    let within = t0 + SLOW_READER_GRACE - Duration::from_millis(1);
+    assert_eq!(queue.push_at(frame(5), || within), Ok(()));
+    let after = t0 + SLOW_READER_GRACE + Duration::from_millis(1);
+    assert_eq!(queue.push_at(frame(5), || after), Err(OutboxError::Closed));
+    assert_eq!(queue.kill_code(), CLOSE_SLOW_READER);
+}
+
+#[test]
+fn frames_taken_by_the_writer_return_their_bytes_to_the_budget() {
+    let queue = WsQueue::new(100, 10, 0);
+    for _ in 0..5 {
+        assert_eq!(queue.push(frame(6)), Ok(()));
+        assert_eq!(queue.push(frame(4)), Ok(()));
+        assert!(queue.has_room() || drain(&queue).len() == 2);
+        drain(&queue);
+        assert!(queue.has_room());
+    }
+    assert_eq!(queue.kill_code(), 0);
+}
+
+#[test]
+fn backpressure_starts_at_half_the_budget_or_half_the_frames() {
+    let queue = WsQueue::new(100, 10, 0);
+    queue.push(frame(5)).unwrap();
+    assert!(queue.has_room(), "5 of 10 bytes: at half, still room");
+    queue.push(frame(1)).unwrap();
+    assert!(!queue.has_room(), "over half the bytes");
+    drain(&queue);
+    assert!(queue.has_room());
+    let queue = WsQueue::new(4, 1 << 20, 0);
+    queue.push(frame(1)).unwrap();
+    queue.push(frame(1)).unwrap();
+    assert!(queue.has_room(), "2 of 4 frames");
+    queue.push(frame(1)).unwrap();
+    assert!(!queue.has_room(), "3 of 4 frames");
+}
+
+#[test]
+fn the_frame_count_is_bounded_too() {
+    let queue = WsQueue::new(2, 1 << 20, 0);
+    assert_eq!(queue.push(frame(1)), Ok(()));
+    assert_eq!(queue.push(frame(1)), Ok(()));
+    assert_eq!(queue.push(frame(1)), Err(OutboxError::Closed));
+    assert_eq!(queue.kill_code(), CLOSE_SLOW_READER);
+}
+
+#[test]
+fn take_moves_at_most_the_asked_number_of_items_in_order() {
+    let queue = WsQueue::new(100, 1 << 20, 0);
+    for len in 1..=5 {
+        queue.push(frame(len)).unwrap();
+    }
+    let mut items = Vec::new();
+    assert!(!queue.take(&mut items, 3));
+    let lens: Vec<usize> = items
+        .iter()
+        .map(|item| match item {
+            WsOut::Frame(f) | WsOut::Close(f) => f.len(),
+        })
+        .collect();
+    assert_eq!(lens, vec![1, 2, 3]);
+    assert_eq!(drain(&queue), vec![4, 5]);
+}
+
+#[test]
+fn a_close_goes_after_what_is_queued_and_nothing_follows_it() {
+    let queue = WsQueue::new(100, 1 << 20, 0);
+    queue.push(frame(3)).unwrap();
+    queue.close(1001);
+    queue.close(1000);
+    assert_eq!(queue.push(frame(1)), Err(OutboxError::Closed));
+    assert_eq!(queue.close_code(), 1001, "the first close wins");
+    assert!(queue.closing().is_cancelled());
+    // The frame, then the close payload (2-byte code).
+    assert_eq!(drain(&queue), vec![3, 2]);
+}
+
+#[test]
+fn nothing_is_queued_once_the_socket_finished() {
+    let queue = WsQueue::new(100, 1 << 20, 0);
+    queue.push(frame(2)).unwrap();
+    queue.finish();
+    assert_eq!(queue.push(frame(1)), Err(OutboxError::Closed));
+    let mut items = Vec::new();
+    assert!(
+        queue.take(&mut items, 10),
+        "the writer learns the socket finished"
+    );
+    assert_eq!(items.len(), 1);
+}
+
+#[test]
+fn nothing_is_queued_once_the_connection_was_killed_and_the_first_code_wins() {
+    let queue = WsQueue::new(100, 1 << 20, 0);
+    queue.push(frame(2)).unwrap();
+    queue.kill(1001);
+    queue.kill(CLOSE_SLOW_READER);
+    assert_eq!(queue.kill_code(), 1001);
+    assert_eq!(queue.push(frame(1)), Err(OutboxError::Closed));
+}
