@@ -98,6 +98,8 @@ impl<A> fmt::Debug for SocketConfig<A> {
 
 /// A socket's options with its types erased: what the transports read.
 pub(crate) struct SocketOptions {
+    /// Where the endpoint mounted it (`/socket`), for logs.
+    pub(crate) mount: String,
     connect: Box<dyn ErasedConnect>,
     settings: Arc<SocketSettings>,
     check_origin: CheckOrigin,
@@ -133,6 +135,7 @@ impl<A: Send + Sync + 'static> SocketConfig<A> {
     /// poll both on.
     pub fn new<C: Connect<Assigns = A>>(connect: C) -> Self {
         Self::from_options(SocketOptions {
+            mount: String::new(),
             connect: Box::new(ConnectAdapter(connect)),
             settings: Arc::new(SocketSettings {
                 router: Router::default(),

@@ -68,6 +68,43 @@ impl Params {
         Self(map)
     }
 
+    /// The params as JSON for a log line, with the values of secret-looking keys
+    /// (`password`, `token`, `secret`, `key`, anywhere in the name) replaced by
+    /// `[FILTERED]`, as Phoenix's `filter_parameters` does; at most 512 bytes.
+    pub(crate) fn filtered(&self) -> String {
+        fn filter(value: &Value) -> Value {
+            match value {
+                Value::Object(map) => Value::Object(
+                    map.iter()
+                        .map(|(k, v)| {
+                            let lower = k.to_ascii_lowercase();
+                            let secret = ["password", "token", "secret", "key"]
+                                .iter()
+                                .any(|s| lower.contains(s));
+                            let v = if secret {
+                                Value::String("[FILTERED]".into())
+                            } else {
+                                filter(v)
+                            };
+                            (k.clone(), v)
+                        })
+                        .collect(),
+                ),
+                other => other.clone(),
+            }
+        }
+        let mut text = filter(&Value::Object(self.0.clone())).to_string();
+        if text.len() > 512 {
+            let mut end = 512;
+            while !text.is_char_boundary(end) {
+                end -= 1;
+            }
+            text.truncate(end);
+            text.push('…');
+        }
+        text
+    }
+
     /// A param by key.
     pub fn get(&self, key: &str) -> Option<&Value> {
         self.0.get(key)

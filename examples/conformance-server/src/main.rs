@@ -44,6 +44,12 @@ struct Args {
     /// Milliseconds of silence after which another node is declared down (default 5000).
     #[arg(long = "cluster-down-ms", default_value_t = 5_000)]
     cluster_down_ms: u64,
+    /// Sockets closed per drain batch on SIGTERM/SIGINT.
+    #[arg(long = "drain-batch", default_value_t = 10_000)]
+    drain_batch: usize,
+    /// Milliseconds between drain batches.
+    #[arg(long = "drain-interval-ms", default_value_t = 2_000)]
+    drain_interval_ms: u64,
 }
 
 /// The connect hook of every mount.
@@ -150,6 +156,12 @@ async fn main() -> anyhow::Result<()> {
     let timeout = Duration::from_millis(args.timeout_ms);
     let window = Duration::from_millis(args.longpoll_window_ms);
     let mut builder = Endpoint::builder()
+        .health(true)
+        .drain(phx_server::Drain::new(
+            args.drain_batch,
+            Duration::from_millis(args.drain_interval_ms),
+            Duration::from_secs(30),
+        ))
         // Every suite client comes from 127.0.0.1, and the long-poll run holds 200 of
         // them at once (plus sessions of earlier tests still expiring): one address
         // here stands for many users.
@@ -179,9 +191,21 @@ async fn main() -> anyhow::Result<()> {
     println!("conformance-server listening on ws://{local}");
     let shutdown = endpoint.clone();
     tokio::spawn(async move {
-        let _ = tokio::signal::ctrl_c().await;
+        wait_for_signal().await;
         shutdown.shutdown();
     });
     endpoint.serve(listener).await?;
     Ok(())
+}
+
+/// SIGTERM (what a deploy sends) or SIGINT.
+async fn wait_for_signal() {
+    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+    else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = tokio::signal::ctrl_c() => {}
+    }
 }

@@ -124,7 +124,9 @@ impl EndpointBuilder {
     /// `path/longpoll` (docs/protocol.md §1.1), Phoenix's `socket "/socket", UserSocket`.
     pub fn socket<A: Send + Sync + 'static>(mut self, path: &str, config: SocketConfig<A>) -> Self {
         let path = path.trim_end_matches('/').to_owned();
-        self.mounts.push((path, Arc::new(config.into_options())));
+        let mut options = config.into_options();
+        options.mount = path.clone();
+        self.mounts.push((path, Arc::new(options)));
         self
     }
 

@@ -1,6 +1,7 @@
 //! Graceful drain, like Phoenix's socket drainer: on shutdown the endpoint stops
-//! accepting, turns not ready, then closes its sockets a batch at a time with 1012
-//! ("service restart") so clients reconnect elsewhere gradually instead of all at once.
+//! accepting, turns not ready, waits one batch interval (so load balancers see it not
+//! ready), then closes its sockets a batch at a time with 1012 ("service restart") so
+//! clients reconnect elsewhere gradually instead of all at once.
 
 use std::time::Duration;
 
@@ -71,6 +72,9 @@ impl Endpoint {
             batches: 0,
             left: 0,
         };
+        // Readiness is already false: one interval lets load balancers notice before
+        // the first sockets close.
+        tokio::time::sleep_until(deadline.min(Instant::now() + plan.batch_interval)).await;
         loop {
             let batch = sockets.take(plan.batch_size);
             if batch.is_empty() {

@@ -93,6 +93,7 @@ fn json(text: &'static str) -> &'static RawValue {
 }
 
 /// Writes a reply straight to the outbox, without the socket (it may be busy).
+/// Returns whether it was queued.
 fn reply(
     serializer: Serializer,
     outbox: &Outbox,
@@ -100,7 +101,7 @@ fn reply(
     join_ref: bool,
     status: &str,
     response: &'static str,
-) {
+) -> bool {
     let mut buf = Vec::new();
     let reply = Outbound::Reply {
         join_ref: if join_ref {
@@ -118,8 +119,12 @@ fn reply(
         .map_err(|e| e.to_string())
         .and_then(|kind| outbox.frame(kind, &buf).map_err(|e| e.to_string()))
         .and_then(|frame| outbox.send(frame).map_err(|e| e.to_string()));
-    if let Err(error) = written {
-        tracing::debug!(%error, "reply not written");
+    match written {
+        Ok(()) => true,
+        Err(error) => {
+            tracing::debug!(%error, "reply not written");
+            false
+        }
     }
 }
 
@@ -129,8 +134,8 @@ pub(crate) fn is_heartbeat(msg: &Message) -> bool {
 }
 
 /// Writes the reply to a heartbeat.
-pub(crate) fn answer_heartbeat(serializer: Serializer, outbox: &Outbox, msg: &Message) {
-    reply(serializer, outbox, msg, false, "ok", "{}");
+pub(crate) fn answer_heartbeat(serializer: Serializer, outbox: &Outbox, msg: &Message) -> bool {
+    reply(serializer, outbox, msg, false, "ok", "{}")
 }
 
 impl Driver {
@@ -164,7 +169,9 @@ impl Driver {
     pub(crate) fn receive(&mut self, msg: Message, now: Instant) -> Flow {
         self.telemetry.message_in(self.outbox.transport());
         if is_heartbeat(&msg) {
-            answer_heartbeat(self.serializer, &self.outbox, &msg);
+            if answer_heartbeat(self.serializer, &self.outbox, &msg) {
+                self.telemetry.messages_out.increment(1);
+            }
             return Flow::Continue;
         }
         if let Some(limiter) = &mut self.limiter {
@@ -211,7 +218,9 @@ impl Driver {
                     Pending::Message(msg) => msg,
                     Pending::Refused(msg) => {
                         let response = r#"{"reason":"rate limited"}"#;
-                        reply(self.serializer, &self.outbox, &msg, true, "error", response);
+                        if reply(self.serializer, &self.outbox, &msg, true, "error", response) {
+                            self.telemetry.messages_out.increment(1);
+                        }
                         return Flow::Continue;
                     }
                 };

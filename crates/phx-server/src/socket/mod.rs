@@ -319,7 +319,9 @@ impl Socket {
     /// Handles one decoded client message (§3).
     pub(crate) async fn handle_message(&mut self, msg: Message) -> Flow {
         if driver::is_heartbeat(&msg) {
-            driver::answer_heartbeat(self.core.serializer, &self.core.outbox, &msg);
+            if driver::answer_heartbeat(self.core.serializer, &self.core.outbox, &msg) {
+                self.core.hub.telemetry.messages_out.increment(1);
+            }
             return Flow::Continue;
         }
         match msg.event.as_str() {
@@ -423,9 +425,23 @@ impl Socket {
             joined: false,
             message_ref: None,
         };
+        let started = std::time::Instant::now();
         let result = AssertUnwindSafe(channel.join(&topic, payload, scope))
             .catch_unwind()
             .await;
+        let socket_id = self.core.id.as_deref().unwrap_or("");
+        match &result {
+            Ok(Ok(_)) => {
+                tracing::info!(%topic, socket_id, "JOINED {topic} in {:?}", started.elapsed())
+            }
+            Ok(Err(_)) => tracing::info!(
+                %topic,
+                socket_id,
+                "REFUSED JOIN {topic} in {:?}",
+                started.elapsed()
+            ),
+            Err(_) => {}
+        }
         match result {
             Ok(Ok(reply)) => {
                 self.core.reply(
@@ -507,6 +523,7 @@ impl Socket {
             return;
         };
         self.forget(&entry);
+        tracing::debug!(topic = %entry.topic, socket_id = self.core.id.as_deref().unwrap_or(""), "LEFT");
         let ok = PayloadRef::Json(empty());
         self.core.reply(
             entry.refs.channel.as_ref(),

@@ -180,7 +180,30 @@ pub(crate) async fn authorize(
         auth_token,
         transport,
     };
-    let connected = config.connect_hook().connect(params, &info).await?;
+    let started = std::time::Instant::now();
+    let connected = match config.connect_hook().connect(params, &info).await {
+        Ok(connected) => connected,
+        Err(refusal) => {
+            tracing::info!(
+                transport = transport.as_atom(),
+                status = refusal.status.as_u16(),
+                params = %params.filtered(),
+                "REFUSED CONNECTION TO {} in {:?}",
+                config.mount,
+                started.elapsed()
+            );
+            return Err(refusal);
+        }
+    };
+    tracing::info!(
+        transport = transport.as_atom(),
+        serializer = ?serializer,
+        socket_id = connected.id.as_deref().unwrap_or(""),
+        params = %params.filtered(),
+        "CONNECTED TO {} in {:?}",
+        config.mount,
+        started.elapsed()
+    );
     Ok(Authorized {
         serializer,
         connected,

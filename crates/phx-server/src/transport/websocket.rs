@@ -356,6 +356,7 @@ async fn drive<R, W>(
     ));
     let outbox = Outbox::WebSocket(queue.clone());
 
+    let socket_id = accepted.connected.id.clone().unwrap_or_default();
     let (socket, inbox) = accepted.into_socket(&services, &config, outbox);
     let mut driver = Driver::new(socket, inbox, config.inbound_limit());
     let telemetry = services.hub.telemetry.clone();
@@ -464,7 +465,9 @@ async fn drive<R, W>(
         (None, 1013) => Some(1013),
         (None, _) => None,
     };
-    telemetry.socket_closed(Transport::WebSocket, CloseReason::from_code(reason));
+    let reason = CloseReason::from_code(reason);
+    tracing::debug!(socket_id, ?reason, "DISCONNECTED");
+    telemetry.socket_closed(Transport::WebSocket, reason);
     drop(registration);
     driver.close().await;
     queue.finish();

@@ -5,6 +5,7 @@ use phx_server::{Endpoint, SocketConfig};
 pub mod ws;
 
 /// Serves one socket at `/socket` on 127.0.0.1:<free port>.
+#[allow(dead_code)] // not every test file starts its endpoint this way
 pub async fn start<A: Send + Sync + 'static>(
     config: impl Fn() -> SocketConfig<A>,
 ) -> (Endpoint, u16) {

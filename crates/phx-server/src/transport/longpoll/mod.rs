@@ -449,6 +449,7 @@ async fn run_session(
     mut dispatch: mpsc::Receiver<Dispatch>,
 ) {
     let outbox = Outbox::LongPoll(session.buffer.clone());
+    let socket_id = accepted.connected.id.clone().unwrap_or_default();
     let (socket, inbox) = accepted.into_socket(&services, &config, outbox);
     let mut driver = Driver::new(socket, inbox, config.inbound_limit());
     let telemetry = services.hub.telemetry.clone();
@@ -521,6 +522,7 @@ async fn run_session(
     drop(waiting);
     driver.close().await;
     telemetry.longpoll_sessions.decrement(1.0);
+    tracing::debug!(socket_id, "DISCONNECTED (long poll)");
     telemetry.socket_closed(Transport::LongPoll, CloseReason::Client);
     drop(registration);
     session.buffer.end();
