@@ -92,6 +92,9 @@ pub use endpoint::{
     PRESENCE_BURST_LIMIT, PRESENCE_BURST_WINDOW,
 };
 pub use http::{status_response, Body};
+/// The hyper this crate is built on, so that [`HttpHandler`]s name the same `Request`,
+/// `Response` and header types without a dependency line of their own.
+pub use hyper;
 pub use origin::{CheckOrigin, InvalidOriginPattern, Origin};
 pub use outbox::OutboxError;
 pub use outcome::{HandleResult, JoinResult, StopReason, TerminateReason};

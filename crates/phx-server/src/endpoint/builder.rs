@@ -116,7 +116,7 @@ impl EndpointBuilder {
         self
     }
 
-    /// The host [`CheckOrigin::Host`] compares origins with (Phoenix's `url: [host: …]`;
+    /// The host [`CheckOrigin::Host`](crate::CheckOrigin::Host) compares origins with (Phoenix's `url: [host: …]`;
     /// default `localhost`, as in Phoenix). The request's own `Host` header is never
     /// used: a DNS-rebinding page sends the attacker's host there.
     pub fn host(mut self, host: impl Into<String>) -> Self {
