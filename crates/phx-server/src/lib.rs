@@ -138,6 +138,11 @@ pub mod testing;
 
 pub mod guide;
 
+/// The crate README's example, compiled as a doctest so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use channel::{Channel, ChannelContext, ChannelRef, ReplyRef};
 pub use config::{SocketConfig, DEFAULT_OUTBOUND_BYTES};
 pub use connect::{AcceptAll, Connect, ConnectInfo, Connected, Refusal, Transport};
