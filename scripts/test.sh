@@ -1,13 +1,25 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine, installing what is missing first:
-# formatting and lints, Rust unit/property/integration tests (PostgreSQL at
-# 127.0.0.1:5432), the conformance suite (real phoenix.js against our server), and the
-# browser end-to-end tests (Debian's chromium driven by playwright-core).
+# formatting and lints, phx-server's module layers, the docs (rustdoc, the README's
+# example), Rust unit/property/integration tests and doctests (PostgreSQL at
+# 127.0.0.1:5432), the crates' publish dry-run, the examples and the conformance suite
+# through real phoenix.js, and the browser end-to-end tests (Debian's chromium driven by
+# playwright-core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
 
-step() { printf '\n==> %s\n' "$*"; }
+# Each step prints how long the one before it took.
+step_name=""
+step_started=$SECONDS
+step() {
+  if [ -n "$step_name" ]; then
+    printf '    (%s: %d s)\n' "$step_name" $((SECONDS - step_started))
+  fi
+  step_name="$*"
+  step_started=$SECONDS
+  [ "$*" = "done" ] || printf '\n==> %s\n' "$*"
+}
 
 step "system packages"
 if [ ! -x /usr/bin/chromium ]; then
@@ -30,10 +42,19 @@ fi
 step "npm packages"
 (cd conformance-tests && npm ci --no-audit --no-fund --loglevel=error)
 (cd js-client && npm ci --no-audit --no-fund --loglevel=error)
+(cd examples/hello && npm ci --no-audit --no-fund --loglevel=error)
+(cd examples/token-auth && npm ci --no-audit --no-fund --loglevel=error)
 
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
+
+step "phx-server module layers (no import cycles)"
+python3 scripts/check-layers.py crates/phx-server/src
+
+step "docs: rustdoc with -D warnings, the README's example is examples/hello"
+RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p phx-protocol -p phx-server
+python3 scripts/check-readme-example.py
 
 step "phx-protocol stays sans-IO"
 if cargo tree -p phx-protocol -e normal --prefix none | grep -E '^(tokio|hyper|fastwebsockets) '; then
@@ -41,12 +62,22 @@ if cargo tree -p phx-protocol -e normal --prefix none | grep -E '^(tokio|hyper|f
   exit 1
 fi
 
-step "Rust tests"
+step "Rust tests (doctests included: the guide's snippets)"
 cargo build --workspace --locked
 cargo test --workspace --locked
+
+step "publishable crates (cargo publish --dry-run: package and build phx-protocol, phx-server)"
+# --allow-dirty: this checks the packaging of the tree as it is, committed or not.
+cargo publish --dry-run --locked --allow-dirty -p phx-protocol -p phx-server
+
+step "examples through phoenix.js (examples/hello, examples/token-auth)"
+(cd examples/hello && npm test)
+(cd examples/token-auth && npm test)
 
 step "conformance suite (phoenix.js against examples/conformance-server)"
 (cd conformance-tests && npm test)
 
 step "chat app: browser end-to-end and server tests"
 (cd js-client && npm test)
+
+step "done"

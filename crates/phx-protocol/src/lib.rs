@@ -32,4 +32,9 @@ pub mod presence;
 pub mod serializer;
 
 pub use message::{Message, Outbound, Payload, PayloadRef, Ref};
+
+/// The crate README's example, compiled as a doctest so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
 pub use serializer::{DecodeError, EncodeError, FrameKind, Serializer, VsnError};

@@ -72,6 +72,23 @@ impl From<String> for Ref {
 
 /// A message payload: a JSON value (kept as raw text, never re-parsed on the way
 /// through) or binary bytes (V2 binary frames, §2.4).
+///
+/// Whatever a channel sends or replies converts into one:
+///
+/// ```
+/// use phx_protocol::Payload;
+/// use serde_json::json;
+///
+/// let from_value: Payload = json!({"body": "hi"}).into(); // a JSON object
+/// let from_bytes: Payload = vec![1u8, 2, 3].into();        // a binary frame
+/// #[derive(serde::Serialize)]
+/// struct Message { id: u64 }
+/// let from_struct = Payload::json(&Message { id: 7 });   // any Serialize type
+///
+/// assert_eq!(from_value.as_json(), Some(r#"{"body":"hi"}"#));
+/// assert!(matches!(from_bytes, Payload::Binary(_)));
+/// assert_eq!(from_struct.parse::<serde_json::Value>(), Some(json!({"id": 7})));
+/// ```
 #[derive(Clone, Debug)]
 pub enum Payload {
     /// JSON text of the payload (an object in practice).

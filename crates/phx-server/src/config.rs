@@ -166,6 +166,35 @@ impl<A: Send + Sync + 'static> SocketConfig<A> {
     /// Routes topics matching `pattern` (`"room:lobby"` exactly or `"room:*"` by prefix;
     /// the first matching route wins) to a new channel made by `factory` per join
     /// (Phoenix's `channel "room:*", RoomChannel`).
+    ///
+    /// `factory` is any function making a channel: `Room::default`, or a closure that
+    /// hands each new channel what it shares with the others.
+    ///
+    /// ```
+    /// # use phx_server::{AcceptAll, Channel, ChannelContext, HandleResult, JoinResult, Payload, SocketConfig};
+    /// use std::sync::{atomic::AtomicU64, Arc};
+    ///
+    /// struct Room {
+    ///     messages: Arc<AtomicU64>, // counted over every room
+    /// }
+    /// # impl Channel for Room {
+    /// #     type Assigns = (); type Info = ();
+    /// #     async fn join(&mut self, _: &str, _: Payload, _: &mut ChannelContext<'_, Self>) -> JoinResult { Ok(Payload::empty_object()) }
+    /// #     async fn handle_in(&mut self, _: &str, _: Payload, _: &mut ChannelContext<'_, Self>) -> HandleResult { HandleResult::noreply() }
+    /// # }
+    /// # #[derive(Default)] struct Lobby;
+    /// # impl Channel for Lobby {
+    /// #     type Assigns = (); type Info = ();
+    /// #     async fn join(&mut self, _: &str, _: Payload, _: &mut ChannelContext<'_, Self>) -> JoinResult { Ok(Payload::empty_object()) }
+    /// #     async fn handle_in(&mut self, _: &str, _: Payload, _: &mut ChannelContext<'_, Self>) -> HandleResult { HandleResult::noreply() }
+    /// # }
+    ///
+    /// let messages = Arc::new(AtomicU64::new(0));
+    /// let socket = SocketConfig::new(AcceptAll)
+    ///     .channel("room:lobby", Lobby::default) // first match wins: before "room:*"
+    ///     .channel("room:*", move || Room { messages: messages.clone() });
+    /// # let _ = socket;
+    /// ```
     pub fn channel<C, F>(mut self, pattern: &str, factory: F) -> Self
     where
         C: Channel<Assigns = A>,

@@ -8,7 +8,13 @@ use hyper::{HeaderMap, StatusCode, Uri};
 
 use crate::params::Params;
 
-/// Which transport a socket runs over.
+/// Which transport a socket runs over ([`ConnectInfo::transport`],
+/// [`ChannelContext::transport`](crate::ChannelContext::transport)).
+///
+/// ```
+/// use phx_server::Transport;
+/// assert_eq!(Transport::LongPoll.as_atom(), ":longpoll");
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
 pub enum Transport {
     /// `<mount>/websocket`.
@@ -31,6 +37,33 @@ impl Transport {
 }
 
 /// What the connect hook may look at besides params: Phoenix's `connect_info` (§1.2).
+///
+/// ```
+/// use phx_server::{Connect, ConnectInfo, Connected, Params, Refusal, Transport};
+/// use std::net::IpAddr;
+///
+/// /// Who is on the other end, for the channels' logs and limits.
+/// struct Client {
+///     ip: Option<IpAddr>,
+///     user_agent: String,
+///     polling: bool,
+/// }
+///
+/// struct ClientSocket;
+///
+/// impl Connect for ClientSocket {
+///     type Assigns = Client;
+///
+///     async fn connect(&self, _: &Params, info: &ConnectInfo) -> Result<Connected<Client>, Refusal> {
+///         let user_agent = info.headers.get("user-agent").and_then(|v| v.to_str().ok());
+///         Ok(Connected::new(Client {
+///             ip: info.peer_addr.map(|addr| addr.ip()),
+///             user_agent: user_agent.unwrap_or_default().to_owned(),
+///             polling: info.transport == Transport::LongPoll,
+///         }))
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct ConnectInfo {
     /// The peer's address.
@@ -79,6 +112,16 @@ impl<A> Connected<A> {
 
 /// A refused connection. WebSocket answers the upgrade with `status` (403 by default);
 /// long poll answers `{"status":403}` whatever the status (§1.4).
+///
+/// ```
+/// use phx_server::hyper::StatusCode;
+/// use phx_server::Refusal;
+///
+/// assert_eq!(Refusal::forbidden().status, 403);
+/// // Phoenix's `error_handler` mapping a reason to a status:
+/// let busy = Refusal::with_status(StatusCode::TOO_MANY_REQUESTS);
+/// assert_eq!(busy.status, 429);
+/// ```
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Refusal {
     /// HTTP status for the WebSocket upgrade.
@@ -133,7 +176,28 @@ pub trait Connect: Send + Sync + 'static {
     ) -> impl Future<Output = Result<Connected<Self::Assigns>, Refusal>> + Send;
 }
 
-/// Accepts every connection with no assigns (`()`) and no id.
+/// Accepts every connection with no assigns (`()`) and no id: a socket that needs no
+/// authentication, or a start before writing a [`Connect`] hook.
+///
+/// ```
+/// # use phx_server::{Channel, ChannelContext, HandleResult, JoinResult, Payload};
+/// # #[derive(Default)]
+/// # struct Lobby;
+/// # impl Channel for Lobby {
+/// #     type Assigns = (); // what AcceptAll assigns
+/// #     type Info = ();
+/// #     async fn join(&mut self, _: &str, _: Payload, _: &mut ChannelContext<'_, Self>) -> JoinResult {
+/// #         Ok(Payload::empty_object())
+/// #     }
+/// #     async fn handle_in(&mut self, _: &str, _: Payload, _: &mut ChannelContext<'_, Self>) -> HandleResult {
+/// #         HandleResult::noreply()
+/// #     }
+/// # }
+/// use phx_server::{AcceptAll, SocketConfig};
+/// // Channels of this socket declare `type Assigns = ();`.
+/// let socket = SocketConfig::new(AcceptAll).channel("lobby", Lobby::default);
+/// # let _ = socket;
+/// ```
 #[derive(Clone, Copy, Debug, Default)]
 pub struct AcceptAll;
 

@@ -4,7 +4,17 @@ use bytes::Bytes;
 use http_body_util::Full;
 use hyper::{Response, StatusCode};
 
-/// Response body type used by the endpoint and HTTP handlers.
+/// Response body type used by the endpoint and HTTP handlers: the whole body in one
+/// buffer.
+///
+/// ```
+/// use phx_server::hyper::Response;
+/// use phx_server::Body;
+///
+/// let page: Response<Body> = Response::new(Body::from("<h1>hello</h1>"));
+/// let bytes: Response<Body> = Response::new(Body::from(vec![1u8, 2, 3]));
+/// # let _ = (page, bytes);
+/// ```
 pub type Body = Full<Bytes>;
 
 /// A response with a status and a text body.

@@ -1,45 +1,96 @@
 //! A Phoenix Channels server on hyper 1 and fastwebsockets.
 //!
-//! An [`Endpoint`] mounts sockets ([`SocketConfig`]) at paths; each socket has a connect
-//! hook ([`Connect`]) and channel routes (`"room:*"` → a [`Channel`]). The unmodified
-//! phoenix.js client connects to `<mount>/websocket` (or `<mount>/longpoll`) and sees
-//! exactly what a Phoenix 1.8 server would send. Section numbers (§) refer to the wire
-//! specification in the repository, `docs/protocol.md`.
+//! phx-server speaks the Phoenix Channels wire protocol exactly, so the unmodified
+//! `phoenix` npm client (phoenix.js 1.8) and existing Phoenix frontends connect to it as
+//! to a Phoenix 1.8 server: WebSocket and long poll, the V1 and V2 serializers, binary
+//! frames, replies, broadcasts, intercepts and presence. The API keeps Phoenix's names:
+//! an [`Endpoint`] mounts sockets ([`SocketConfig`]); a socket's [`Connect`] hook is
+//! `connect/3` and `id/1`; a [`Channel`] has `join`, `handle_in`, `handle_out`,
+//! `handle_info` and `terminate`, and does its work through a [`ChannelContext`].
 //!
 //! ```no_run
-//! use phx_server::{AcceptAll, Channel, ChannelContext, Endpoint, HandleResult, JoinResult, Payload, SocketConfig};
+//! use phx_server::{
+//!     AcceptAll, Channel, ChannelContext, Endpoint, HandleResult, JoinResult, Payload, SocketConfig,
+//! };
+//! use serde_json::json;
 //!
 //! #[derive(Default)]
-//! struct Room;
+//! struct RoomChannel;
 //!
-//! impl Channel for Room {
-//!     type Assigns = ();
-//!     type Info = ();
+//! impl Channel for RoomChannel {
+//!     type Assigns = (); // what the connect hook assigned: nothing, with AcceptAll
+//!     type Info = ();    // messages for handle_info: none
 //!
-//!     async fn join(&mut self, _topic: &str, _payload: Payload, _ctx: &mut ChannelContext<'_, Self>) -> JoinResult {
-//!         Ok(Payload::empty_object())
+//!     async fn join(
+//!         &mut self,
+//!         _topic: &str,
+//!         _payload: Payload,
+//!         _ctx: &mut ChannelContext<'_, Self>,
+//!     ) -> JoinResult {
+//!         Ok(json!({}).into())
 //!     }
 //!
-//!     async fn handle_in(&mut self, event: &str, payload: Payload, ctx: &mut ChannelContext<'_, Self>) -> HandleResult {
-//!         let _ = ctx.broadcast(event, payload);
-//!         HandleResult::ok_empty()
+//!     async fn handle_in(
+//!         &mut self,
+//!         event: &str,
+//!         payload: Payload,
+//!         ctx: &mut ChannelContext<'_, Self>,
+//!     ) -> HandleResult {
+//!         match event {
+//!             "new_msg" => {
+//!                 let _ = ctx.broadcast("new_msg", payload);
+//!                 HandleResult::ok_empty()
+//!             }
+//!             _ => HandleResult::error(json!({"reason": "unknown event"})),
+//!         }
 //!     }
 //! }
 //!
 //! #[tokio::main]
 //! async fn main() -> std::io::Result<()> {
-//!     let endpoint = Endpoint::builder()
-//!         .socket("/socket", SocketConfig::new(AcceptAll).channel("room:*", Room::default))
-//!         .build();
+//!     let socket = SocketConfig::new(AcceptAll).channel("room:*", RoomChannel::default);
+//!     let endpoint = Endpoint::builder().socket("/socket", socket).build();
 //!     let listener = tokio::net::TcpListener::bind("127.0.0.1:4000").await?;
 //!     endpoint.serve(listener).await
 //! }
 //! ```
 //!
+//! and in the browser, nothing phx-specific:
+//!
+//! ```js
+//! import { Socket } from "phoenix";
+//! const socket = new Socket("/socket");
+//! socket.connect();
+//! const channel = socket.channel("room:lobby");
+//! channel.on("new_msg", (msg) => console.log(msg));
+//! channel.join().receive("ok", () => channel.push("new_msg", { body: "hi" }));
+//! ```
+//!
+//! # The guide
+//!
+//! The [`guide`] walks through everything a Phoenix app's sockets and channels do, one
+//! page per topic, every snippet compiled and run as a test:
+//! [sockets and auth](guide::sockets), [channels and their lifecycle](guide::channels),
+//! [broadcasting](guide::broadcasting), [presence](guide::presence),
+//! [long poll](guide::long_poll), [limits](guide::limits), [logging](guide::logging),
+//! [testing a channel](guide::testing), and [coming from Phoenix](guide::coming_from_phoenix)
+//! (every Phoenix construct and its phx-server name).
+//!
+//! Two runnable examples are in the repository: `examples/hello` (a room with replies,
+//! broadcasts, presence and a phoenix.js page; the README's example) and
+//! `examples/token-auth` (a Phoenix `UserSocket` with [`phoenix_token`] auth). The wire
+//! specification, `docs/protocol.md`, is in the repository too; section numbers (§) in
+//! these docs refer to it.
+//!
+//! # Logging
+//!
+//! phx-server logs through `tracing` and **prints nothing unless the program installs a
+//! subscriber**; see [`guide::logging`].
+//!
 //! # Module map
 //!
-//! Imports point one way, from the floor a module is on to the floors below it
-//! (`scripts/check-layers.py` checks it):
+//! For contributors: imports point one way, from the floor a module is on to the floors
+//! below it (`scripts/check-layers.py` checks it in the test command):
 //!
 //! | floor | modules | holds |
 //! |---|---|---|
@@ -54,6 +105,7 @@
 //! | 8 | `transport` | WebSocket and long poll: bytes and HTTP in, messages to a socket |
 //! | 9 | `endpoint` | [`Endpoint`]: the server, mounts, accept loop |
 //! | 10 | [`testing`] | in-process sockets for tests |
+//! | — | [`guide`] | documentation only: no code, imports nothing |
 
 // Floors, lowest first (see the module map above): each module names only modules on
 // its own floor or below. `scripts/check-layers.py` checks it in the test command.
@@ -93,6 +145,13 @@ pub mod cluster {
     pub use crate::pubsub::redis::{RedisAdapter, RedisUrlError};
 }
 
+pub mod guide;
+
+/// The crate README's example, compiled as a doctest so it cannot rot.
+#[doc = include_str!("../README.md")]
+#[cfg(doctest)]
+pub struct ReadmeDoctests;
+
 pub use channel::{Channel, ChannelContext, ChannelRef, ReplyRef};
 pub use config::{SocketConfig, DEFAULT_OUTBOUND_BYTES};
 pub use connect::{AcceptAll, Connect, ConnectInfo, Connected, Refusal, Transport};
@@ -102,6 +161,9 @@ pub use endpoint::{
     PRESENCE_BURST_LIMIT, PRESENCE_BURST_WINDOW,
 };
 pub use http::{status_response, Body};
+/// The hyper this crate is built on, so that [`HttpHandler`]s name the same `Request`,
+/// `Response` and header types without a dependency line of their own.
+pub use hyper;
 pub use origin::{CheckOrigin, InvalidOriginPattern, Origin};
 pub use outbox::OutboxError;
 pub use outcome::{HandleResult, JoinResult, StopReason, TerminateReason};
@@ -119,6 +181,13 @@ pub use transport::longpoll::limit::{
 /// (message and location, no backtrace). Channel panics are expected events in a
 /// Phoenix-style server (§3.6): the channel answers `phx_error` and the socket lives on,
 /// so binaries usually want them in the log, not as multi-line stderr dumps.
+///
+/// Call it once, after installing a `tracing` subscriber (see [`guide::logging`]):
+///
+/// ```
+/// tracing_subscriber::fmt().init();
+/// phx_server::log_panics();
+/// ```
 pub fn log_panics() {
     std::panic::set_hook(Box::new(|info| {
         let message = info

@@ -10,6 +10,23 @@ use phx_protocol::Payload;
 /// What `join` answers: `Ok(response)` replies `{"status": "ok", "response": response}` and
 /// starts the channel; `Err(response)` replies status `error` and drops it (Phoenix's
 /// `{:ok, reply, socket}` and `{:error, reply}`).
+///
+/// ```
+/// use phx_server::{JoinResult, Payload};
+/// use serde_json::json;
+///
+/// fn authorize(topic: &str, user_rooms: &[&str]) -> JoinResult {
+///     match topic.strip_prefix("room:") {
+///         Some(room) if user_rooms.contains(&room) => Ok(json!({"room": room}).into()),
+///         _ => Err(json!({"reason": "unauthorized"}).into()),
+///     }
+/// }
+///
+/// assert!(authorize("room:lobby", &["lobby"]).is_ok());
+/// let refused = authorize("room:admins", &["lobby"]).unwrap_err();
+/// assert_eq!(refused.as_json(), Some(r#"{"reason":"unauthorized"}"#));
+/// # let _: Payload = Payload::empty_object();
+/// ```
 pub type JoinResult = Result<Payload, Payload>;
 
 /// The outcome of `handle_in`, `handle_out` or `handle_info`.
@@ -94,7 +111,21 @@ impl HandleResult {
     }
 }
 
-/// Why a channel stops (Phoenix's stop reasons).
+/// Why a channel stops (Phoenix's stop reasons): clean reasons close the channel
+/// (`phx_close`, the client does not rejoin), [`StopReason::Error`] errors it
+/// (`phx_error`, the client rejoins). See docs/protocol.md §3.6 and
+/// [the guide](crate::guide::channels#stopping-a-channel-phx_close-and-phx_error).
+///
+/// ```
+/// use phx_server::{HandleResult, StopReason};
+///
+/// // {:stop, {:shutdown, :kicked}, socket}
+/// let kicked = HandleResult::stop(StopReason::ShutdownWith("kicked".into()));
+/// // {:stop, :invalid_state, socket}: the client sees phx_error and rejoins.
+/// let broken = HandleResult::stop(StopReason::Error("invalid_state".into()));
+/// assert!(StopReason::ShutdownWith("kicked".into()).is_clean());
+/// # let _ = (kicked, broken);
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StopReason {
     /// `:normal` → `phx_close`; the client does not rejoin.
@@ -115,6 +146,36 @@ impl StopReason {
 }
 
 /// Why `terminate` is called.
+///
+/// ```
+/// use phx_server::{Channel, ChannelContext, HandleResult, JoinResult, Payload, TerminateReason};
+///
+/// #[derive(Default)]
+/// struct Room;
+///
+/// impl Channel for Room {
+///     type Assigns = ();
+///     type Info = ();
+/// #   async fn join(&mut self, _: &str, _: Payload, _: &mut ChannelContext<'_, Self>) -> JoinResult {
+/// #       Ok(Payload::empty_object())
+/// #   }
+/// #   async fn handle_in(&mut self, _: &str, _: Payload, _: &mut ChannelContext<'_, Self>) -> HandleResult {
+/// #       HandleResult::noreply()
+/// #   }
+///     // join and handle_in as usual ...
+///
+///     async fn terminate(&mut self, reason: TerminateReason, ctx: &mut ChannelContext<'_, Self>) {
+///         match reason {
+///             // The socket is still there: this push reaches the client (after phx_close).
+///             TerminateReason::Left | TerminateReason::Stopped(_) => {
+///                 let _ = ctx.push("goodbye", serde_json::json!({}));
+///             }
+///             TerminateReason::Crashed => tracing::warn!(topic = ctx.topic(), "room crashed"),
+///             TerminateReason::Closed => {} // the connection is gone
+///         }
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum TerminateReason {
     /// The client sent `phx_leave` (`{:shutdown, :left}`).

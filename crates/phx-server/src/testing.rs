@@ -85,7 +85,36 @@ pub struct Frame {
     pub payload: Value,
 }
 
-/// An in-process client of one socket (see the module docs).
+/// An in-process client of one socket (see the module docs and
+/// [the guide](crate::guide::testing)).
+///
+/// ```
+/// use phx_server::testing::TestSocket;
+/// use phx_server::{Connect, ConnectInfo, Connected, Endpoint, Params, Refusal, SocketConfig};
+/// use serde_json::json;
+///
+/// struct TokenSocket;
+/// impl Connect for TokenSocket {
+///     type Assigns = ();
+///     async fn connect(&self, p: &Params, _: &ConnectInfo) -> Result<Connected<()>, Refusal> {
+///         match p.get_str("token") {
+///             Some("letmein") => Ok(Connected::new(())),
+///             _ => Err(Refusal::forbidden()),
+///         }
+///     }
+/// }
+///
+/// # #[tokio::main(flavor = "current_thread")]
+/// # async fn main() {
+/// let endpoint = Endpoint::builder().socket("/socket", SocketConfig::new(TokenSocket)).build();
+/// assert!(TestSocket::connect(&endpoint, "/socket", json!({"token": "nope"})).await.is_err());
+/// let mut socket = TestSocket::connect(&endpoint, "/socket", json!({"token": "letmein"}))
+///     .await
+///     .unwrap();
+/// // No channel routes on this socket: every join is refused as Phoenix refuses it.
+/// assert_eq!(socket.join("room:1", json!({})).await, Err(json!({"reason": "unmatched topic"})));
+/// # }
+/// ```
 pub struct TestSocket {
     to_socket: mpsc::UnboundedSender<Message>,
     buffer: Arc<LongPollBuffer>,

@@ -221,13 +221,30 @@ impl<'a, C: Channel> ChannelContext<'a, C> {
     /// it already sent; nothing written afterwards reaches the client, this callback's
     /// reply included (as with `disconnect`, docs/protocol.md §1.7). phoenix.js
     /// reconnects unless the code is 1000. A long-poll session ends.
+    ///
+    /// ```
+    /// # use phx_server::{Channel, ChannelContext, HandleResult, JoinResult, Payload};
+    /// # #[derive(Default)] struct Room;
+    /// # impl Channel for Room {
+    /// #   type Assigns = (); type Info = ();
+    /// #   async fn join(&mut self, _: &str, _: Payload, _: &mut ChannelContext<'_, Self>) -> JoinResult { Ok(Payload::empty_object()) }
+    /// async fn handle_in(&mut self, event: &str, _: Payload, ctx: &mut ChannelContext<'_, Self>) -> HandleResult {
+    ///     if event == "flood" {
+    ///         ctx.close_socket(1008); // policy violation: phoenix.js reconnects with backoff
+    ///     }
+    ///     HandleResult::noreply()
+    /// }
+    /// # }
+    /// ```
     pub fn close_socket(&mut self, code: u16) {
         self.scope.core.outbox.close(code);
         self.scope.core.stop.get_or_insert(code);
     }
 
     /// Drops this socket's connection at once, without a close frame: what the client
-    /// sees when Phoenix kills the transport process (phoenix.js reconnects).
+    /// sees when Phoenix kills the transport process (phoenix.js reconnects). Nothing
+    /// queued for the client is written. See [`ChannelContext::close_socket`] for the
+    /// orderly close.
     pub fn kill_socket(&mut self) {
         self.scope.core.outbox.abort();
         self.scope.core.stop.get_or_insert(KILLED);

@@ -62,7 +62,9 @@ use crate::outcome::{HandleResult, JoinResult, TerminateReason};
 /// Rust shapes two things differently from Phoenix: the channel is a value with `&mut
 /// self` instead of an immutable `socket` threaded through every return (what Phoenix
 /// keeps in `socket.assigns` per channel, keep in the struct's fields), and callbacks are
-/// `async fn` returning a result instead of a tuple with the new socket.
+/// `async fn` returning a result instead of a tuple with the new socket. The
+/// [channels guide](crate::guide::channels) walks through every callback, the order
+/// they run in, and what the client sees when a channel stops or crashes.
 pub trait Channel: Send + Sized + 'static {
     /// What the socket's connect hook assigned (`Connect::Assigns`).
     type Assigns: Send + Sync + 'static;
@@ -96,7 +98,8 @@ pub trait Channel: Send + Sized + 'static {
     ) -> impl Future<Output = HandleResult> + Send;
 
     /// An intercepted broadcast (one of [`INTERCEPTS`](Channel::INTERCEPTS)). The
-    /// default pushes it unchanged.
+    /// default pushes it unchanged. Example:
+    /// [intercepting broadcasts](crate::guide::broadcasting#intercepting-broadcasts).
     fn handle_out(
         &mut self,
         event: &str,
@@ -110,7 +113,8 @@ pub trait Channel: Send + Sized + 'static {
     }
 
     /// A message from [`ChannelContext::send_info`] or a [`ChannelRef`] (Phoenix's
-    /// `handle_info`). The default ignores it.
+    /// `handle_info`). The default ignores it. Examples: [`ChannelRef`] (a timer),
+    /// [`Presence`](crate::Presence) (tracking after the join reply).
     fn handle_info(
         &mut self,
         info: Self::Info,
@@ -122,7 +126,8 @@ pub trait Channel: Send + Sized + 'static {
 
     /// The channel is ending. Pushes made here are still written (after `phx_close` on
     /// a normal stop or leave, before `phx_error` on a crash); on socket close they go
-    /// nowhere. Not called when a duplicate join replaces the channel (§3.5).
+    /// nowhere. Not called when a duplicate join replaces the channel (§3.5), nor when
+    /// `join` refused. Example: [`TerminateReason`].
     fn terminate(
         &mut self,
         reason: TerminateReason,

@@ -93,6 +93,35 @@ impl<I: Send + 'static> ChannelRef<I> {
 /// Replies to one client message later, from any task (Phoenix's `socket_ref/1` and
 /// `reply/2`); get one with [`ChannelContext::reply_ref`](crate::ChannelContext::reply_ref)
 /// in `handle_in`, and return [`HandleResult::noreply`](crate::HandleResult::noreply).
+///
+/// ```
+/// use phx_server::{Channel, ChannelContext, HandleResult, JoinResult, Payload};
+/// use serde_json::json;
+///
+/// #[derive(Default)]
+/// struct Search;
+///
+/// impl Channel for Search {
+///     type Assigns = ();
+///     type Info = ();
+///
+///     async fn join(&mut self, _t: &str, _p: Payload, _c: &mut ChannelContext<'_, Self>) -> JoinResult {
+///         Ok(Payload::empty_object())
+///     }
+///
+///     async fn handle_in(&mut self, _e: &str, query: Payload, ctx: &mut ChannelContext<'_, Self>) -> HandleResult {
+///         let Some(reply) = ctx.reply_ref() else {
+///             return HandleResult::noreply(); // only absent outside handle_in
+///         };
+///         // The socket goes on with its other messages while the search runs.
+///         tokio::spawn(async move {
+///             let hits = json!({"query": query.parse::<serde_json::Value>(), "hits": []});
+///             let _ = reply.reply("ok", hits);
+///         });
+///         HandleResult::noreply()
+///     }
+/// }
+/// ```
 #[derive(Clone, Debug)]
 pub struct ReplyRef {
     outbox: Outbox,

@@ -44,7 +44,31 @@ pub const DEFAULT_MAX_REQUEST_LINE: usize = 10_000;
 /// headers); hyper's own default would be about 400 KiB.
 pub const DEFAULT_MAX_HEADER_BYTES: usize = 64 * 1024;
 
-/// Builds an [`Endpoint`].
+/// Builds an [`Endpoint`]: its sockets, state, HTTP routes and limits (Phoenix's
+/// endpoint module and its config).
+///
+/// ```
+/// use phx_server::{AcceptAll, CheckOrigin, Endpoint, SocketConfig};
+/// # use phx_server::{status_response, Body, HttpHandler};
+/// # use phx_server::hyper::{body::Incoming, Request, Response, StatusCode};
+/// # struct Pages;
+/// # impl HttpHandler for Pages {
+/// #     async fn call(&self, _: Request<Incoming>, _: &Endpoint) -> Response<Body> {
+/// #         status_response(StatusCode::OK, "")
+/// #     }
+/// # }
+/// struct Repo; // the app's database pool, say
+///
+/// let endpoint = Endpoint::builder()
+///     .host("chat.example.com") // what CheckOrigin::Host compares with
+///     .secret_key_base(std::env::var("SECRET_KEY_BASE").unwrap_or_default())
+///     .state(Repo)
+///     .socket("/socket", SocketConfig::new(AcceptAll))
+///     .socket("/admin/socket", SocketConfig::new(AcceptAll).check_origin(CheckOrigin::Conn))
+///     .http(Pages)
+///     .build();
+/// # let _ = endpoint;
+/// ```
 pub struct EndpointBuilder {
     mounts: Vec<(String, Arc<SocketOptions>)>,
     state: State,
@@ -144,7 +168,7 @@ impl EndpointBuilder {
         self
     }
 
-    /// The host [`CheckOrigin::Host`] compares origins with (Phoenix's `url: [host: …]`;
+    /// The host [`CheckOrigin::Host`](crate::CheckOrigin::Host) compares origins with (Phoenix's `url: [host: …]`;
     /// default `localhost`, as in Phoenix). The request's own `Host` header is never
     /// used: a DNS-rebinding page sends the attacker's host there.
     pub fn host(mut self, host: impl Into<String>) -> Self {

@@ -96,7 +96,12 @@ impl Endpoint {
     }
 
     /// Broadcasts `event` with `payload` to every subscriber of `topic` (Phoenix's
-    /// `Endpoint.broadcast/3`).
+    /// `Endpoint.broadcast/3`). The payload must be a JSON object or binary.
+    ///
+    /// ```
+    /// # let endpoint = phx_server::Endpoint::builder().build();
+    /// let _ = endpoint.broadcast("room:lobby", "announcement", serde_json::json!({"text": "hi"}));
+    /// ```
     pub fn broadcast(
         &self,
         topic: &str,
@@ -107,7 +112,14 @@ impl Endpoint {
     }
 
     /// Closes every socket whose connect gave it this id, with 1001
-    /// (docs/protocol.md §1.7).
+    /// (docs/protocol.md §1.7; Phoenix's `Endpoint.broadcast(id, "disconnect", %{})`).
+    /// phoenix.js reconnects, and the connect hook decides again.
+    ///
+    /// ```
+    /// # let endpoint = phx_server::Endpoint::builder().build();
+    /// // The user logged out: close all their tabs' sockets (id from `Connected::with_id`).
+    /// endpoint.disconnect("user_socket:42");
+    /// ```
     pub fn disconnect(&self, socket_id: &str) {
         self.pubsub().disconnect(socket_id);
     }
@@ -118,6 +130,12 @@ impl Endpoint {
     }
 
     /// The presence list of `topic`, as `presence_state` carries it.
+    ///
+    /// ```
+    /// # let endpoint = phx_server::Endpoint::builder().build();
+    /// // Nobody tracked yet: an empty map.
+    /// assert_eq!(endpoint.presence_list("room:lobby").as_json(), Some("{}"));
+    /// ```
     pub fn presence_list(&self, topic: &str) -> Payload {
         self.shared.services.hub.tracker.list(topic)
     }
@@ -153,6 +171,17 @@ impl Endpoint {
     /// the endpoint stops accepting, then [`Endpoint::serve`] closes the sockets in
     /// batches with 1012 (service restart; see [`Drain`]) and returns when they are
     /// gone. Clients reconnect elsewhere, gradually.
+    ///
+    /// ```no_run
+    /// # async fn run(endpoint: phx_server::Endpoint) -> std::io::Result<()> {
+    /// let stopper = endpoint.clone();
+    /// tokio::spawn(async move {
+    ///     let _ = tokio::signal::ctrl_c().await;
+    ///     stopper.shutdown();
+    /// });
+    /// endpoint.serve(tokio::net::TcpListener::bind("0.0.0.0:4000").await?).await
+    /// # }
+    /// ```
     pub fn shutdown(&self) {
         self.shared.draining.store(true, Ordering::Release);
         self.shared.stop_accepting.cancel();

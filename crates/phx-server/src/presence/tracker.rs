@@ -17,6 +17,27 @@ use super::replica::{Change, Cluster};
 use crate::pubsub::{InstanceId, PubSub};
 
 /// Why a presence call was refused.
+///
+/// ```
+/// # use phx_server::{Channel, ChannelContext, HandleResult, JoinResult, Payload};
+/// use phx_server::PresenceError;
+/// # #[derive(Default)] struct Room;
+/// # impl Channel for Room {
+/// #   type Assigns = (); type Info = ();
+/// #   async fn join(&mut self, _: &str, _: Payload, _: &mut ChannelContext<'_, Self>) -> JoinResult { Ok(Payload::empty_object()) }
+/// #   async fn handle_in(&mut self, _: &str, _: Payload, ctx: &mut ChannelContext<'_, Self>) -> HandleResult {
+/// match ctx.presence().track("ann", serde_json::json!({"status": "online"})) {
+///     Ok(_phx_ref) => {}
+///     // A second track of the same key from this channel: update it instead.
+///     Err(PresenceError::AlreadyTracked(key)) => {
+///         let _ = ctx.presence().update(&key, serde_json::json!({"status": "online"}));
+///     }
+///     Err(error) => tracing::warn!(%error, "presence not tracked"),
+/// }
+/// #     HandleResult::noreply()
+/// #   }
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PresenceError {
     /// This channel is already tracked under that key (use `update`).
@@ -32,6 +53,28 @@ pub enum PresenceError {
 
 /// Decorates presence entries before they are sent (Phoenix's `fetch/2`): called once
 /// per list and once per diff, with only the keys concerned, never once per client.
+/// Give it to [`EndpointBuilder::presence_fetch`](crate::EndpointBuilder::presence_fetch).
+///
+/// ```
+/// use phx_server::{Endpoint, PresenceFetch};
+/// use serde_json::{json, Map, Value};
+///
+/// /// Adds each user's display name beside their metas.
+/// struct DisplayNames;
+///
+/// impl PresenceFetch for DisplayNames {
+///     fn fetch(&self, _topic: &str, entries: &mut Map<String, Value>) {
+///         for (user_id, entry) in entries.iter_mut() {
+///             if let Some(entry) = entry.as_object_mut() {
+///                 entry.insert("name".into(), json!(format!("User {user_id}")));
+///             }
+///         }
+///     }
+/// }
+///
+/// let endpoint = Endpoint::builder().presence_fetch(DisplayNames).build();
+/// # let _ = endpoint;
+/// ```
 pub trait PresenceFetch: Send + Sync + 'static {
     /// `entries` maps each key to `{"metas": [...]}`; add fields beside `metas`.
     fn fetch(&self, topic: &str, entries: &mut Map<String, Value>);

@@ -80,6 +80,16 @@ pub(crate) struct Subscriber {
 }
 
 /// Why a broadcast was not delivered to anyone.
+///
+/// ```
+/// use phx_server::{BroadcastError, Endpoint};
+/// use serde_json::json;
+///
+/// let endpoint = Endpoint::builder().build();
+/// assert_eq!(endpoint.broadcast("room:1", "n", json!(7)), Err(BroadcastError::NotAnObject));
+/// // A topic nobody joined is not an error.
+/// assert_eq!(endpoint.broadcast("room:1", "n", json!({"n": 7})), Ok(()));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum BroadcastError {
     /// Payloads of pushes and broadcasts must be objects or binary (docs/protocol.md §5).

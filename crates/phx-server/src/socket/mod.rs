@@ -87,6 +87,29 @@ pub(crate) struct JoinRefs {
 }
 
 /// Why a push or reply was not sent.
+///
+/// Most code ignores it (`let _ = ctx.push(...)`): a push fails when the client is
+/// gone or too slow, and the socket is closing then anyway. The cases worth a look are
+/// mistakes in the channel: pushing from `join`, or a payload that is not an object.
+///
+/// ```
+/// # use phx_server::{Channel, ChannelContext, HandleResult, JoinResult, Payload};
+/// use phx_server::PushError;
+/// use serde_json::json;
+/// # #[derive(Default)] struct Room;
+/// # impl Channel for Room {
+/// #   type Assigns = (); type Info = ();
+/// async fn join(&mut self, _: &str, _: Payload, ctx: &mut ChannelContext<'_, Self>) -> JoinResult {
+///     // Too early: send yourself an info and push from handle_info.
+///     assert_eq!(ctx.push("hello", json!({})), Err(PushError::NotJoined));
+///     Ok(Payload::empty_object())
+/// }
+/// #   async fn handle_in(&mut self, _: &str, _: Payload, ctx: &mut ChannelContext<'_, Self>) -> HandleResult {
+/// #       assert_eq!(ctx.push("n", json!(7)), Err(PushError::NotAnObject));
+/// #       HandleResult::noreply()
+/// #   }
+/// # }
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum PushError {
     /// Pushes are refused while the channel is joining (Phoenix raises); send yourself
