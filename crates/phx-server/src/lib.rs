@@ -94,16 +94,16 @@
 //!
 //! | floor | modules | holds |
 //! |---|---|---|
-//! | 0 | `params`, `origin`, `rate_limit`, `outcome`, `state`, `http`, `phoenix_token` | values with no IO: connect params, origin rules, limits, callback results, app state |
+//! | 0 | `params`, `origin`, `rate_limit`, `outcome`, `state`, `http`, `telemetry`, `phoenix_token` | values with no IO: connect params, origin rules, limits, callback results, app state, metric handles |
 //! | 1 | `connect` | the [`Connect`] hook and what it sees |
 //! | 2 | `outbox` | where a socket's frames go: the WebSocket write queue, the long-poll buffer |
-//! | 3 | `pubsub` | [`PubSub`]: topics, subscribers, encode-once fan-out |
-//! | 4 | `presence` | the tracker, diffs, [`Presence`] |
+//! | 3 | `pubsub` | [`PubSub`]: topics, subscribers, encode-once fan-out; the cluster [`Adapter`](cluster::Adapter) boundary, the envelope between nodes, the Redis adapter |
+//! | 4 | `presence` | the tracker, diffs, [`Presence`]; replication across nodes |
 //! | 5 | `socket` | one connection's channel table and the state machine of §3, its driver |
 //! | 6 | `channel` | the [`Channel`] trait and [`ChannelContext`] users see |
 //! | 7 | `config` | [`SocketConfig`]: routes and options of a socket |
 //! | 8 | `transport` | WebSocket and long poll: bytes and HTTP in, messages to a socket |
-//! | 9 | `endpoint` | [`Endpoint`]: the server, mounts, accept loop |
+//! | 9 | `endpoint` | [`Endpoint`]: the server, mounts, accept loop, health, server API, drain |
 //! | 10 | [`testing`] | in-process sockets for tests |
 //! | — | [`guide`] | documentation only: no code, imports nothing |
 
