@@ -214,6 +214,10 @@ impl Driver {
             }
             if let Some(next) = self.pending.pop_front() {
                 self.pending_bytes -= payload_len(next.message());
+                if self.pending.is_empty() {
+                    // An idle socket keeps no queue allocation.
+                    self.pending = VecDeque::new();
+                }
                 let msg = match next {
                     Pending::Message(msg) => msg,
                     Pending::Refused(msg) => {

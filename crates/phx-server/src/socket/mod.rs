@@ -143,7 +143,6 @@ pub(crate) struct SocketCore {
     pub(crate) stop: Option<u16>,
     /// Set once the socket is closing: pushes from `terminate` go nowhere.
     closed: bool,
-    scratch: Vec<u8>,
 }
 
 impl SocketCore {
@@ -152,12 +151,10 @@ impl SocketCore {
         if self.closed {
             return Ok(());
         }
-        self.scratch.clear();
-        let kind = self.serializer.encode(msg, &mut self.scratch)?;
-        let frame = self.outbox.frame(kind, &self.scratch)?;
-        if self.scratch.capacity() > 64 * 1024 {
-            self.scratch = Vec::new();
-        }
+        // A fresh buffer per frame: an idle socket keeps none.
+        let mut encoded = Vec::new();
+        let kind = self.serializer.encode(msg, &mut encoded)?;
+        let frame = self.outbox.frame(kind, &encoded)?;
         self.outbox.send(frame)?;
         self.hub.telemetry.messages_out.increment(1);
         Ok(())
@@ -324,7 +321,6 @@ impl Socket {
             deferred: VecDeque::new(),
             stop: None,
             closed: false,
-            scratch: Vec::new(),
         };
         let socket = Self {
             core,

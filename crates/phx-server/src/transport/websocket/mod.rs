@@ -1,12 +1,13 @@
 //! The WebSocket transport (`<mount>/websocket`) on hyper + fastwebsockets.
 //!
-//! Per connection: one socket task that reads frames and runs the [`Socket`], and one
-//! writer task that drains the bounded write queue. fastwebsockets' `read_frame` is not
-//! cancel safe, so it is never raced in a `select!` arm directly: one read future is
-//! kept alive across loop iterations (in a [`ReusableBoxFuture`]) and only dropped when
-//! the connection is ending anyway. Writes bypass fastwebsockets: server frames are
-//! unmasked, so a complete frame is encoded once into `Bytes` and shared by every
-//! subscriber of a broadcast (see [`crate::outbox`]).
+//! fastwebsockets performs the upgrade. Per connection, one socket task reads frames
+//! with our own [`frame::FrameReader`] (cancel safe, and holding no buffer while the
+//! socket is idle) and runs the [`Socket`](crate::socket::Socket); one writer task
+//! drains the bounded write queue. Server frames are unmasked, so a complete frame is
+//! encoded once into `Bytes` and shared by every subscriber of a broadcast (see
+//! [`crate::outbox`]).
+
+mod frame;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -15,7 +16,7 @@ use std::time::Duration;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
 use base64::engine::{DecodePaddingMode, Engine};
 use bytes::{Bytes, BytesMut};
-use fastwebsockets::{Frame, OpCode, Payload as WsPayload, Role, WebSocketError, WebSocketRead};
+use fastwebsockets::OpCode;
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, SEC_WEBSOCKET_PROTOCOL};
 use hyper::{Method, Request, Response, StatusCode};
@@ -23,7 +24,8 @@ use hyper_util::rt::TokioIo;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpStream;
 use tokio::time::Instant;
-use tokio_util::sync::ReusableBoxFuture;
+
+use frame::{ClientFrame, FrameReader, ReadError};
 
 use crate::config::SocketOptions;
 use crate::connect::Transport;
@@ -190,70 +192,21 @@ async fn run(
     accepted: Authorized,
 ) {
     match io.into_inner().downcast::<TokioIo<TcpStream>>() {
-        Ok(parts) if parts.read_buf.is_empty() => {
-            // `read_buf` is a view into hyper's 8 KiB connection buffer: drop it now, or
+        Ok(parts) => {
+            // `read_buf` is a view into hyper's 8 KiB connection buffer: copy out what
+            // the client sent past the upgrade request (if anything) and let it go, or
             // it stays allocated for the life of the socket.
             let hyper::upgrade::Parts { io, read_buf, .. } = parts;
+            let leftover = Bytes::copy_from_slice(&read_buf);
             drop(read_buf);
             let (read, write) = io.into_inner().into_split();
-            drive(read, write, services, config, accepted).await;
-        }
-        Ok(parts) => {
-            let (read, write) = parts.io.into_inner().into_split();
-            let read = tokio::io::AsyncReadExt::chain(std::io::Cursor::new(parts.read_buf), read);
-            drive(read, write, services, config, accepted).await;
+            drive(read, write, leftover, services, config, accepted).await;
         }
         Err(upgraded) => {
             let (read, write) = tokio::io::split(TokioIo::new(upgraded));
-            drive(read, write, services, config, accepted).await;
+            drive(read, write, Bytes::new(), services, config, accepted).await;
         }
     }
-}
-
-struct Reader<R> {
-    ws: WebSocketRead<R>,
-    queue: Arc<WsQueue>,
-}
-
-/// A frame detached from the reader's buffer (fastwebsockets ties frames to `&mut self`).
-struct OwnedFrame {
-    fin: bool,
-    opcode: OpCode,
-    /// Whether the client masked it (RFC 6455 §5.1: every client frame must be).
-    masked: bool,
-    payload: Bytes,
-}
-
-type ReadOutput<R> = (Reader<R>, Result<OwnedFrame, WebSocketError>);
-
-async fn read_next<R: AsyncRead + Unpin + 'static>(mut reader: Reader<R>) -> ReadOutput<R> {
-    let result = read_owned(&mut reader).await;
-    (reader, result)
-}
-
-async fn read_owned<R: AsyncRead + Unpin + 'static>(
-    reader: &mut Reader<R>,
-) -> Result<OwnedFrame, WebSocketError> {
-    let queue = &reader.queue;
-    let mut frame = reader
-        .ws
-        .read_frame(&mut |frame: Frame<'static>| std::future::ready(obligated(queue, frame)))
-        .await?;
-    Ok(OwnedFrame {
-        fin: frame.fin,
-        opcode: frame.opcode,
-        masked: is_masked(&mut frame),
-        payload: into_bytes(frame.payload),
-    })
-}
-
-/// Queues what fastwebsockets says must be answered: the echo of a close frame (pongs are
-/// ours to send, within the outbound bound: auto-pong is off).
-fn obligated(queue: &WsQueue, frame: Frame<'static>) -> Result<(), std::io::Error> {
-    if frame.opcode == OpCode::Close {
-        queue.echo_close(Bytes::copy_from_slice(&frame.payload));
-    }
-    Ok(())
 }
 
 /// What one received frame amounts to.
@@ -262,31 +215,18 @@ enum Received {
     /// Answer with a pong carrying the same payload.
     Ping(Bytes),
     Nothing,
-    ClientClose,
+    /// The client's close frame, to echo (RFC 6455 §5.5.1).
+    ClientClose(Bytes),
     Fail(u16),
 }
 
-/// fastwebsockets keeps the masking key private; the header it would write back tells
-/// whether the frame had one.
-fn is_masked(frame: &mut Frame<'_>) -> bool {
-    let mut head = [0u8; 14];
-    frame.fmt_head(&mut head);
-    head[1] & 0x80 != 0
-}
-
-fn into_bytes(payload: WsPayload<'_>) -> Bytes {
-    match payload {
-        WsPayload::Bytes(b) => b.freeze(),
-        other => Bytes::copy_from_slice(&other),
-    }
-}
-
-/// Reassembles fragmented messages with a cap on their total size (fastwebsockets 0.10
-/// caps single frames only) and validates UTF-8 across fragments.
-fn classify(frame: OwnedFrame, partial: &mut Option<(OpCode, BytesMut)>, limit: usize) -> Received {
-    if !frame.masked {
-        return Received::Fail(CLOSE_PROTOCOL_ERROR);
-    }
+/// Reassembles fragmented messages with a cap on their total size and validates UTF-8
+/// across fragments.
+fn classify(
+    frame: ClientFrame,
+    partial: &mut Option<(OpCode, BytesMut)>,
+    limit: usize,
+) -> Received {
     match frame.opcode {
         OpCode::Text | OpCode::Binary => {
             if partial.is_some() {
@@ -319,29 +259,16 @@ fn classify(frame: OwnedFrame, partial: &mut Option<(OpCode, BytesMut)>, limit: 
             }
             Received::Message(opcode, buf.freeze())
         }
-        OpCode::Close => Received::ClientClose,
+        OpCode::Close => Received::ClientClose(frame.payload),
         OpCode::Ping => Received::Ping(frame.payload),
         OpCode::Pong => Received::Nothing,
-    }
-}
-
-fn error_close_code(error: &WebSocketError) -> Option<u16> {
-    match error {
-        WebSocketError::InvalidUTF8 => Some(CLOSE_INVALID_UTF8),
-        WebSocketError::FrameTooLarge => Some(CLOSE_TOO_BIG),
-        WebSocketError::UnexpectedEOF
-        | WebSocketError::IoError(_)
-        | WebSocketError::ConnectionClosed
-        | WebSocketError::SendError(_) => None,
-        // fastwebsockets already queued its own 1002 close for a bad close code.
-        WebSocketError::InvalidCloseCode => None,
-        _ => Some(CLOSE_PROTOCOL_ERROR),
     }
 }
 
 async fn drive<R, W>(
     read: R,
     write: W,
+    leftover: Bytes,
     services: Arc<Services>,
     config: Arc<SocketOptions>,
     accepted: Authorized,
@@ -364,18 +291,8 @@ async fn drive<R, W>(
     let registration = services.sockets.register(Outbox::WebSocket(queue.clone()));
     let writer = services.tasks().spawn(write_loop(write, queue.clone()));
 
-    let (mut ws, _unused_write) =
-        fastwebsockets::after_handshake_split(read, tokio::io::sink(), Role::Server);
     let limit = config.frame_limit();
-    // fastwebsockets refuses frames of `max_message_size` bytes or more: one more, so a
-    // single frame and a fragmented message of exactly `limit` bytes are both accepted.
-    ws.set_max_message_size(limit.saturating_add(1));
-    ws.set_auto_pong(false);
-    let mut reading = ReusableBoxFuture::new(read_next(Reader {
-        ws,
-        queue: queue.clone(),
-    }));
-    let mut spare: Option<Reader<R>> = None;
+    let mut reader = FrameReader::new(read, limit, leftover);
     let timeout = config.idle_timeout();
     let idle = tokio::time::sleep(timeout);
     tokio::pin!(idle);
@@ -397,17 +314,12 @@ async fn drive<R, W>(
             // socket): its code is the one sent.
             () = queue.closing().cancelled() => break Some(queue.close_code()),
             () = services.shutdown_token().cancelled() => break Some(CLOSE_RESTART),
-            (reader, result) = &mut reading, if may_read => {
+            result = reader.next_frame(), if may_read => {
                 idle.as_mut().reset(Instant::now() + timeout);
                 let received = match result {
                     Ok(frame) => classify(frame, &mut partial, limit),
-                    Err(error) => {
-                        tracing::debug!(%error, "websocket read ended");
-                        match error_close_code(&error) {
-                            Some(code) => Received::Fail(code),
-                            None => Received::ClientClose,
-                        }
-                    }
+                    Err(ReadError::Close(code)) => Received::Fail(code),
+                    Err(ReadError::Gone) => break None,
                 };
                 match received {
                     Received::Nothing => {}
@@ -416,11 +328,11 @@ async fn drive<R, W>(
                         // client that pings and never reads is closed as a slow reader.
                         let _ = queue.push(ws_frame(OpCode::Pong, &payload));
                     }
-                    Received::ClientClose => break None,
-                    Received::Fail(code) => {
-                        spare = Some(reader);
-                        break Some(code);
+                    Received::ClientClose(payload) => {
+                        queue.echo_close(payload);
+                        break None;
                     }
+                    Received::Fail(code) => break Some(code),
                     Received::Message(opcode, data) => {
                         let decoded = match opcode {
                             OpCode::Binary => driver.serializer().decode_binary(&data),
@@ -431,20 +343,17 @@ async fn drive<R, W>(
                                 if let Flow::Close(code) =
                                     driver.receive(message, std::time::Instant::now())
                                 {
-                                    spare = Some(reader);
                                     break Some(code);
                                 }
                             }
                             Err(error) => {
                                 // §2.6: Phoenix crashes the transport → close 1011.
                                 tracing::info!(%error, "malformed frame: closing the socket");
-                                spare = Some(reader);
                                 break Some(CLOSE_INTERNAL);
                             }
                         }
                     }
                 }
-                reading.set(read_next(reader));
             }
             flow = driver.step(room) => {
                 if let Flow::Close(code) = flow {
@@ -475,15 +384,16 @@ async fn drive<R, W>(
         // Read until the client's close frame (or EOF) so the connection is not reset
         // under the close frame we sent.
         let linger = async move {
-            let mut reader = match spare {
-                Some(reader) => reader,
-                None => (&mut reading).await.0,
-            };
             loop {
-                match read_owned(&mut reader).await {
+                match reader.next_frame().await {
                     Ok(frame) if frame.opcode == OpCode::Close => break,
                     Ok(_) => {}
-                    Err(_) => break,
+                    Err(ReadError::Gone) => break,
+                    // Framing is lost: read the rest as bytes until the client closes.
+                    Err(ReadError::Close(_)) => {
+                        reader.discard().await;
+                        break;
+                    }
                 }
             }
         };
