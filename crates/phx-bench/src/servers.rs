@@ -94,10 +94,15 @@ pub async fn spawn(
 
 pub async fn ours(timeout_ms: u64) -> anyhow::Result<Server> {
     let t = timeout_ms.to_string();
+    let mut args = vec!["--port", "0", "--timeout-ms", &t];
+    // PHX_BENCH_METRICS=1 measures with the Prometheus counters on.
+    if std::env::var_os("PHX_BENCH_METRICS").is_some() {
+        args.push("--metrics");
+    }
     spawn(
         "phx-rs",
         "conformance-server",
-        &["--port", "0", "--timeout-ms", &t],
+        &args,
         &[("RUST_LOG", "error".into())],
     )
     .await

@@ -44,6 +44,9 @@ struct Args {
     /// Milliseconds of silence after which another node is declared down (default 5000).
     #[arg(long = "cluster-down-ms", default_value_t = 5_000)]
     cluster_down_ms: u64,
+    /// Count in Prometheus form and serve GET /metrics.
+    #[arg(long)]
+    metrics: bool,
     /// Sockets closed per drain batch on SIGTERM/SIGINT.
     #[arg(long = "drain-batch", default_value_t = 10_000)]
     drain_batch: usize,
@@ -156,6 +159,7 @@ async fn main() -> anyhow::Result<()> {
     let timeout = Duration::from_millis(args.timeout_ms);
     let window = Duration::from_millis(args.longpoll_window_ms);
     let mut builder = Endpoint::builder()
+        .metrics(args.metrics)
         .health(true)
         .drain(phx_server::Drain::new(
             args.drain_batch,
