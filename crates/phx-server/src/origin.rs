@@ -510,6 +510,8 @@ mod tests {
         assert_eq!(host_of("http://a.com:-1"), None);
         assert_eq!(host_of("http://a.com:80:80"), None);
         assert_eq!(host_of("http://a.com:8o"), None);
+        // More than five digits is never a port a browser sends, whatever its value.
+        assert_eq!(host_of("http://a.com:000080"), None);
     }
 
     #[test]

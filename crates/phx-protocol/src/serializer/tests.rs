@@ -512,3 +512,21 @@ fn ref_as_str_gives_the_unescaped_text_of_string_refs_only() {
     assert_eq!(Ref::from("").as_str(), Some(""));
     assert_eq!(Ref::from(String::from("42")).as_str(), Some("42"));
 }
+
+#[test]
+fn payloads_built_from_json_values_keep_their_text_and_binary_has_none() {
+    let json = Payload::from(serde_json::json!({"a": [1, "b"]}));
+    assert_eq!(json.as_json(), Some(r#"{"a":[1,"b"]}"#));
+    let from_map = Payload::from(serde_json::Map::new());
+    assert_eq!(from_map.as_json(), Some("{}"));
+    let binary = Payload::from(vec![1u8, 2]);
+    assert_eq!(binary.as_json(), None);
+    assert!(matches!(binary, Payload::Binary(ref b) if b[..] == [1, 2]));
+    #[derive(serde::Serialize)]
+    struct Msg {
+        body: &'static str,
+    }
+    assert_eq!(Payload::json(&Msg { body: "hi" }).as_json(), Some(r#"{"body":"hi"}"#));
+    let bad: std::collections::HashMap<Vec<u8>, u8> = [(vec![1], 1)].into_iter().collect();
+    assert!(Payload::try_json(&bad).is_err(), "non-string map keys do not serialize");
+}
