@@ -176,6 +176,48 @@ fn insert(root: &mut Map<String, Value>, head: &str, path: &[&str], value: Value
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn log_lines_filter_secret_looking_keys_at_any_depth() {
+        let p = Params::from_query("user=ann&token=t0k&auth[password]=pw&auth[name]=x&apiKey=k")
+            .unwrap();
+        let logged: Value = serde_json::from_str(&p.filtered()).unwrap();
+        assert_eq!(
+            logged,
+            json!({
+                "user": "ann",
+                "token": "[FILTERED]",
+                "auth": {"password": "[FILTERED]", "name": "x"},
+                "apiKey": "[FILTERED]"
+            })
+        );
+    }
+
+    #[test]
+    fn log_lines_are_cut_at_512_bytes_on_a_character_boundary() {
+        let short = Params::from_query("a=b").unwrap().filtered();
+        assert_eq!(short, r#"{"a":"b"}"#, "short params are whole");
+        // {"a":"…"} is 8 bytes around the value.
+        let exact = Params::from_query(&format!("a={}", "x".repeat(512 - 8))).unwrap();
+        assert_eq!(
+            exact.filtered().len(),
+            512,
+            "exactly 512 bytes are kept whole"
+        );
+        let long = Params::from_query(&format!("a={}", "é".repeat(400)))
+            .unwrap()
+            .filtered();
+        assert!(long.ends_with('…'));
+        let body = long.strip_suffix('…').unwrap();
+        assert!(body.len() <= 512 && body.len() >= 510, "{}", body.len());
+    }
+
+    #[test]
+    fn brackets_that_do_not_follow_a_name_are_literal() {
+        let p = Params::from_query("[a]=1&a[b]x=2").unwrap();
+        assert_eq!(p.get_str("[a]"), Some("1"));
+        assert_eq!(p.get_str("a[b]x"), Some("2"));
+    }
+
     use super::*;
     use serde_json::json;
 

@@ -526,7 +526,13 @@ fn payloads_built_from_json_values_keep_their_text_and_binary_has_none() {
     struct Msg {
         body: &'static str,
     }
-    assert_eq!(Payload::json(&Msg { body: "hi" }).as_json(), Some(r#"{"body":"hi"}"#));
+    assert_eq!(
+        Payload::json(&Msg { body: "hi" }).as_json(),
+        Some(r#"{"body":"hi"}"#)
+    );
     let bad: std::collections::HashMap<Vec<u8>, u8> = [(vec![1], 1)].into_iter().collect();
-    assert!(Payload::try_json(&bad).is_err(), "non-string map keys do not serialize");
+    assert!(
+        Payload::try_json(&bad).is_err(),
+        "non-string map keys do not serialize"
+    );
 }
