@@ -1197,3 +1197,154 @@ async fn a_presence_change_right_after_a_diff_waits_for_the_window_across_flush_
     endpoint.hub().tracker.flush_due(endpoint.pubsub());
     assert_eq!(diffs(&observer), 0, "held until the window ends");
 }
+
+// --- The driver: backpressure bounds and close (issue 16's mutation-test misses) ---
+
+/// A channel counting its `terminate` calls.
+struct TerminateProbe(Arc<std::sync::atomic::AtomicUsize>);
+
+impl Channel for TerminateProbe {
+    type Assigns = String;
+    type Info = ();
+
+    async fn join(
+        &mut self,
+        _: &str,
+        _: Payload,
+        _: &mut ChannelContext<'_, Self>,
+    ) -> Result<Payload, Payload> {
+        Ok(Payload::empty_object())
+    }
+
+    async fn handle_in(
+        &mut self,
+        _: &str,
+        _: Payload,
+        _: &mut ChannelContext<'_, Self>,
+    ) -> HandleResult {
+        HandleResult::NoReply
+    }
+
+    async fn terminate(&mut self, _: TerminateReason, _: &mut ChannelContext<'_, Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// A driver over a V2 socket whose `probe:*` channels count their terminations.
+fn driver() -> (Driver, Arc<std::sync::atomic::AtomicUsize>, Endpoint) {
+    let terminated = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counter = terminated.clone();
+    let options = SocketConfig::new(WithUser)
+        .channel("probe:*", move || TerminateProbe(counter.clone()))
+        .into_options();
+    let endpoint = Endpoint::builder().build();
+    let (socket, inbox) = Socket::new(
+        endpoint.hub().clone(),
+        options.settings().clone(),
+        Serializer::V2,
+        Outbox::LongPoll(Arc::new(LongPollBuffer::new(10_000))),
+        Arc::new("alice".to_owned()),
+        None,
+    );
+    (Driver::new(socket, inbox, None), terminated, endpoint)
+}
+
+/// A client push on a joined-or-not topic with a JSON string payload of `len` bytes.
+fn push_of(len: usize) -> Message {
+    let body = "x".repeat(len.saturating_sub(2));
+    Serializer::V2
+        .decode_text(
+            json!([null, "1", "probe:1", "ev", body])
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("valid frame")
+}
+
+#[tokio::test]
+async fn the_driver_stops_reading_at_32_waiting_messages() {
+    let (mut driver, _, _endpoint) = driver();
+    let now = std::time::Instant::now();
+    for _ in 0..31 {
+        driver.receive(push_of(10), now);
+    }
+    assert!(
+        driver.accepts(),
+        "31 small messages leave room for one more"
+    );
+    driver.receive(push_of(10), now);
+    assert!(!driver.accepts(), "32 waiting messages stop reading");
+}
+
+#[tokio::test]
+async fn the_driver_counts_waiting_payload_bytes_up_to_one_mebibyte() {
+    let (mut driver, _, _endpoint) = driver();
+    let now = std::time::Instant::now();
+    // Far above any small constant, far below the budget: still reading.
+    driver.receive(push_of(64 * 1024), now);
+    assert!(driver.accepts(), "64 KiB waiting is under the 1 MiB budget");
+    // Exactly the budget in total is still accepted; one byte more is not.
+    driver.receive(push_of(1024 * 1024 - 64 * 1024), now);
+    assert!(
+        driver.accepts(),
+        "exactly 1 MiB waiting is still under the bound"
+    );
+    driver.receive(push_of(1), now);
+    assert!(
+        !driver.accepts(),
+        "past 1 MiB waiting the driver stops reading"
+    );
+}
+
+#[tokio::test]
+async fn running_a_waiting_message_gives_its_bytes_back() {
+    let (mut driver, _, _endpoint) = driver();
+    let now = std::time::Instant::now();
+    driver.receive(push_of(1024 * 1024 + 1), now);
+    assert!(
+        !driver.accepts(),
+        "one message over the budget stops reading"
+    );
+    // The push goes to an unjoined topic: answered with an error, and done.
+    let step = tokio::time::timeout(std::time::Duration::from_secs(10), driver.step(true));
+    assert!(matches!(
+        step.await.expect("the step finishes"),
+        Flow::Continue
+    ));
+    assert!(driver.accepts(), "its bytes no longer count once it ran");
+    driver.receive(push_of(1024 * 1024), now);
+    assert!(
+        driver.accepts(),
+        "nothing of it is left over: a whole budget fits again"
+    );
+    for _ in 0..30 {
+        driver.receive(push_of(10), now);
+    }
+    assert!(
+        driver.accepts(),
+        "and the message count started again from zero"
+    );
+}
+
+#[tokio::test]
+async fn closing_the_driver_terminates_its_channels() {
+    let (mut driver, terminated, endpoint) = driver();
+    let join = Serializer::V2
+        .decode_text(
+            json!(["1", "1", "probe:1", "phx_join", {}])
+                .to_string()
+                .as_bytes(),
+        )
+        .expect("valid frame");
+    driver.receive(join, std::time::Instant::now());
+    let step = tokio::time::timeout(std::time::Duration::from_secs(10), driver.step(true));
+    step.await.expect("the join runs");
+    assert_eq!(endpoint.hub().pubsub.subscriber_count("probe:1"), 1);
+    driver.close().await;
+    assert_eq!(
+        terminated.load(std::sync::atomic::Ordering::SeqCst),
+        1,
+        "close runs terminate (dropping the socket would only release it)"
+    );
+    assert_eq!(endpoint.hub().pubsub.subscriber_count("probe:1"), 0);
+}
