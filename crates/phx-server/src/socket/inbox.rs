@@ -96,3 +96,52 @@ impl Mailbox for Inbox {
         let _ = self.send(SocketMsg::Disconnect);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt;
+
+    use super::*;
+
+    #[test]
+    fn an_inbox_holds_exactly_its_capacity_then_overflows() {
+        let inbox = Inbox::default();
+        for n in 0..INBOX_CAPACITY {
+            assert!(
+                inbox.send(SocketMsg::Disconnect).is_ok(),
+                "message {n} fits"
+            );
+        }
+        assert!(
+            inbox
+                .recv()
+                .now_or_never()
+                .is_some_and(|m| matches!(m, SocketMsg::Disconnect)),
+            "a full inbox still hands out its messages"
+        );
+        assert!(
+            inbox.send(SocketMsg::Disconnect).is_ok(),
+            "taking one made room"
+        );
+        assert!(
+            inbox.send(SocketMsg::Disconnect).is_err(),
+            "one past the capacity is refused"
+        );
+        assert!(
+            matches!(inbox.recv().now_or_never(), Some(SocketMsg::Overflowed)),
+            "and the socket is told it overflowed before anything else"
+        );
+    }
+
+    #[test]
+    fn a_closed_inbox_refuses_and_drops_what_it_held() {
+        let inbox = Inbox::default();
+        assert!(inbox.send(SocketMsg::Disconnect).is_ok());
+        inbox.close();
+        assert!(inbox.send(SocketMsg::Disconnect).is_err());
+        assert!(
+            inbox.recv().now_or_never().is_none(),
+            "nothing left to take"
+        );
+    }
+}
