@@ -1341,3 +1341,104 @@ async fn closing_the_driver_terminates_its_channels() {
     );
     assert_eq!(endpoint.hub().pubsub.subscriber_count("probe:1"), 0);
 }
+
+// --- Exact routes and app state (mutation-test misses) ---
+
+/// The app state the `state:*` channel reads.
+struct Greeting(&'static str);
+
+/// Answers its join with the endpoint's [`Greeting`], if any.
+struct StateReader;
+
+impl Channel for StateReader {
+    type Assigns = String;
+    type Info = ();
+
+    async fn join(
+        &mut self,
+        _: &str,
+        _: Payload,
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> Result<Payload, Payload> {
+        let greeting = ctx.state::<Greeting>().map(|g| g.0);
+        Ok(Payload::json(&json!({ "greeting": greeting })))
+    }
+
+    async fn handle_in(
+        &mut self,
+        _: &str,
+        _: Payload,
+        _: &mut ChannelContext<'_, Self>,
+    ) -> HandleResult {
+        HandleResult::NoReply
+    }
+}
+
+/// A V2 socket on `endpoint` with an exact `lobby` route and a `state:*` route; returns
+/// it with the buffer its frames go to.
+fn socket_with_routes(endpoint: &Endpoint) -> (Socket, SocketInbox, Arc<LongPollBuffer>) {
+    let options = SocketConfig::new(WithUser)
+        .channel("lobby", || PlainChannel)
+        .channel("state:*", || StateReader)
+        .into_options();
+    let buffer = Arc::new(LongPollBuffer::new(10_000));
+    let (socket, inbox) = Socket::new(
+        endpoint.hub().clone(),
+        options.settings().clone(),
+        Serializer::V2,
+        Outbox::LongPoll(buffer.clone()),
+        Arc::new("alice".to_owned()),
+        None,
+    );
+    (socket, inbox, buffer)
+}
+
+async fn join_reply(socket: &mut Socket, buffer: &LongPollBuffer, topic: &str) -> Value {
+    let frame = json!(["1", "1", topic, "phx_join", {}]).to_string();
+    let msg = Serializer::V2
+        .decode_text(frame.as_bytes())
+        .expect("valid frame");
+    socket.handle_message(msg).await;
+    let frames: Vec<Value> = buffer
+        .take()
+        .iter()
+        .map(|b| serde_json::from_slice(b).expect("JSON frame"))
+        .collect();
+    frames
+        .into_iter()
+        .find(|f| f[3] == "phx_reply")
+        .map(|f| f[4].clone())
+        .expect("a join reply")
+}
+
+#[tokio::test]
+async fn an_exact_route_matches_its_topic_only() {
+    let endpoint = Endpoint::builder().build();
+    let (mut socket, _inbox, buffer) = socket_with_routes(&endpoint);
+    assert_eq!(
+        join_reply(&mut socket, &buffer, "lobby").await,
+        ok(json!({}))
+    );
+    assert_eq!(
+        join_reply(&mut socket, &buffer, "lobby:2").await,
+        unmatched(),
+        "an exact route is not a prefix"
+    );
+}
+
+#[tokio::test]
+async fn channels_read_the_app_state_given_to_the_endpoint() {
+    let endpoint = Endpoint::builder().state(Greeting("hello")).build();
+    let (mut socket, _inbox, buffer) = socket_with_routes(&endpoint);
+    assert_eq!(
+        join_reply(&mut socket, &buffer, "state:1").await,
+        ok(json!({"greeting": "hello"}))
+    );
+    let bare = Endpoint::builder().build();
+    let (mut socket, _inbox, buffer) = socket_with_routes(&bare);
+    assert_eq!(
+        join_reply(&mut socket, &buffer, "state:1").await,
+        ok(json!({"greeting": null})),
+        "no state given: None"
+    );
+}
