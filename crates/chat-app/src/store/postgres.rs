@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use tokio_postgres::{NoTls, Row};
 
-use super::{migrate, rfc3339, Store, StoreError, StoredMessage};
+use super::{migrate, pg_error, rfc3339, Store, StoreError, StoredMessage};
 
 /// How long a call waits for a connection before answering `Unavailable`: a database
 /// outage turns into quick error replies, never a hang. Pooled connections are verified
@@ -47,9 +47,25 @@ fn to_message(row: &Row) -> StoredMessage {
 
 impl PostgresStore {
     /// Connects (pool of `pool_size`), runs migrations, and returns the store.
+    ///
+    /// Errors say what is wrong in the operator's terms (see [`super::explain_pg_error`]):
+    /// a missing database or role by name, the host and port that refused, the part of
+    /// the connection string that does not parse.
     pub async fn connect(database_url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = database_url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(pg_error::explain(&e, None)))?;
         let store = Self::connect_lazy(database_url, pool_size)?;
-        let mut client = store.pool.get().await.map_err(unavailable)?;
+        let mut client = store.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => {
+                StoreError::Unavailable(pg_error::explain(&e, Some(&config)))
+            }
+            deadpool_postgres::PoolError::Timeout(_) => StoreError::Unavailable(format!(
+                "no answer from {} within {POOL_TIMEOUT:?}",
+                pg_error::target(&config)
+            )),
+            other => unavailable(other),
+        })?;
         let applied = migrate(&mut client).await?;
         if !applied.is_empty() {
             tracing::info!(?applied, "migrations applied");
@@ -59,7 +75,9 @@ impl PostgresStore {
 
     /// A pool that connects on first use, without running migrations.
     pub fn connect_lazy(database_url: &str, pool_size: usize) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = database_url.parse().map_err(unavailable)?;
+        let mut config: tokio_postgres::Config = database_url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(pg_error::explain(&e, None)))?;
         config.connect_timeout(POOL_TIMEOUT);
         let manager = Manager::from_config(
             config,
@@ -160,5 +178,20 @@ impl Store for PostgresStore {
 
     fn describe(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.simple_query("").await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn pool_status(&self) -> Option<super::PoolStatus> {
+        let status = self.pool.status();
+        Some(super::PoolStatus {
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        })
     }
 }
