@@ -136,7 +136,7 @@ async fn run(config: Config) -> Result<(), String> {
         metrics = config.metrics,
         drain = %format!("{} every {:?} within {:?}", drain.batch_size, drain.batch_interval, drain.budget),
         log_format = %config.log_format,
-        "chat-app started on http://{local}"
+        "chat-app listening on http://{local}"
     );
 
     let shutdown = endpoint.clone();

@@ -81,7 +81,7 @@ impl App {
                 .unwrap_or_else(|_| {
                     panic!("chat-app did not start; its log:\n{}", seen.join("\n"))
                 });
-            if let Some(rest) = line.split("started on http://").nth(1) {
+            if let Some(rest) = line.split("listening on http://").nth(1) {
                 let addr = rest.split_whitespace().next().unwrap().to_owned();
                 return Self {
                     child,
