@@ -60,9 +60,15 @@ async fn run(config: Config) -> Result<(), String> {
     let timeout = config.store_timeout();
     let (store, counts, database): (Arc<dyn Store>, _, String) = match config.database_url() {
         Some(url) => {
-            let described = url
-                .parse::<tokio_postgres::Config>()
-                .map(|c| chat_app::store::describe_pg(&c))
+            let described = chat_app::store::split_sslmode(url)
+                .ok()
+                .and_then(|(url, mode)| {
+                    let config = url.parse::<tokio_postgres::Config>().ok()?;
+                    Some(format!(
+                        "{} tls={mode:?}",
+                        chat_app::store::describe_pg(&config)
+                    ))
+                })
                 .unwrap_or_default();
             let store = PostgresStore::connect(url, config.pool_size)
                 .await

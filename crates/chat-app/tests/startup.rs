@@ -34,6 +34,9 @@ fn run_to_exit(args: &[&str], env: &[(&str, String)]) -> (Option<i32>, String) {
     )
 }
 
+/// (name, arguments, environment, the expected error text).
+type Case<'a> = (&'a str, Vec<&'a str>, Vec<(&'a str, String)>, String);
+
 #[tokio::test]
 async fn each_bad_configuration_exits_non_zero_with_its_message() {
     // The PostgreSQL rows need the server: say so if it is down, do not skip.
@@ -45,7 +48,7 @@ async fn each_bad_configuration_exits_non_zero_with_its_message() {
     let no_page = std::env::temp_dir().join("chat-app-no-such-page-dir");
     let no_phoenix = page_dir(false);
     let s = |v: &str| v.to_owned();
-    let cases: Vec<(&str, Vec<&str>, Vec<(&str, String)>, String)> = vec![
+    let cases: Vec<Case> = vec![
         (
             "bad bind",
             vec!["--bind", "0.0.0.0:80"],
@@ -134,7 +137,36 @@ async fn each_bad_configuration_exits_non_zero_with_its_message() {
                 "DATABASE_URL",
                 s("postgres://postgres@127.0.0.1/chat?sslmode=always"),
             )],
-            s("invalid value for option `sslmode`"),
+            s(r#"sslmode="always" is not one of disable"#),
+        ),
+        (
+            // The local server has TLS (a self-signed certificate): require gets as far
+            // as the database check, verify-full refuses the certificate.
+            "sslmode=require reaches the server over TLS",
+            vec![],
+            vec![(
+                "DATABASE_URL",
+                s("postgres://postgres@127.0.0.1:5432/chat_no_such_db?sslmode=require"),
+            )],
+            s(r#"database "chat_no_such_db" does not exist"#),
+        ),
+        (
+            "sslmode=verify-full refuses an unknown issuer",
+            vec![],
+            vec![(
+                "DATABASE_URL",
+                s("postgres://postgres@127.0.0.1:5432/postgres?sslmode=verify-full"),
+            )],
+            s("error performing TLS handshake: invalid peer certificate: UnknownIssuer"),
+        ),
+        (
+            "missing sslrootcert",
+            vec![],
+            vec![(
+                "DATABASE_URL",
+                s("postgres://postgres@127.0.0.1:5432/postgres?sslmode=verify-full&sslrootcert=/no/such/ca.pem"),
+            )],
+            s("sslrootcert=/no/such/ca.pem: cannot read it"),
         ),
     ];
     let mut failures = Vec::new();

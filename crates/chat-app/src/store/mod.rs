@@ -6,6 +6,7 @@ mod migrate;
 mod pg_error;
 mod postgres;
 mod timeout;
+mod tls;
 
 use async_trait::async_trait;
 use serde::Serialize;
@@ -16,6 +17,7 @@ pub use migrate::{migrate, MIGRATIONS};
 pub use pg_error::{describe as describe_pg, explain as explain_pg_error};
 pub use postgres::PostgresStore;
 pub use timeout::{TimeoutStore, DEFAULT_STORE_TIMEOUT};
+pub use tls::{split_sslmode, TlsMode};
 
 /// A stored chat message, as the room channel sends it.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]

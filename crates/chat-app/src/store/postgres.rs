@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use tokio_postgres::{NoTls, Row};
 
-use super::{migrate, pg_error, rfc3339, Store, StoreError, StoredMessage};
+use super::{migrate, pg_error, rfc3339, tls, Store, StoreError, StoredMessage};
 
 /// How long a call waits for a connection before answering `Unavailable`: a database
 /// outage turns into quick error replies, never a hang. Pooled connections are verified
@@ -52,7 +52,8 @@ impl PostgresStore {
     /// a missing database or role by name, the host and port that refused, the part of
     /// the connection string that does not parse.
     pub async fn connect(database_url: &str, pool_size: usize) -> Result<Self, StoreError> {
-        let config: tokio_postgres::Config = database_url
+        let (url, _) = tls::split_sslmode(database_url).map_err(StoreError::Unavailable)?;
+        let config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Unavailable(pg_error::explain(&e, None)))?;
         let store = Self::connect_lazy(database_url, pool_size)?;
@@ -75,17 +76,26 @@ impl PostgresStore {
 
     /// A pool that connects on first use, without running migrations.
     pub fn connect_lazy(database_url: &str, pool_size: usize) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = database_url
+        let (url, mode) = tls::split_sslmode(database_url).map_err(StoreError::Unavailable)?;
+        let mut config: tokio_postgres::Config = url
             .parse()
             .map_err(|e| StoreError::Unavailable(pg_error::explain(&e, None)))?;
         config.connect_timeout(POOL_TIMEOUT);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Verified,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Verified,
+        };
+        let manager = match tls::connector(&mode).map_err(StoreError::Unavailable)? {
+            Some(connector) => {
+                if mode == tls::TlsMode::Require {
+                    tracing::warn!(
+                        "sslmode=require: TLS without verifying the server's certificate \
+                         (as libpq); use sslmode=verify-full to authenticate the server"
+                    );
+                }
+                Manager::from_config(config, connector, manager_config)
+            }
+            None => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
             .runtime(Runtime::Tokio1)

@@ -76,11 +76,11 @@ impl App {
         });
         let mut seen = Vec::new();
         loop {
-            let line = rx
-                .recv_timeout(Duration::from_secs(30))
-                .unwrap_or_else(|_| {
-                    panic!("chat-app did not start; its log:\n{}", seen.join("\n"))
-                });
+            let Ok(line) = rx.recv_timeout(Duration::from_secs(30)) else {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("chat-app did not start; its log:\n{}", seen.join("\n"));
+            };
             if let Some(rest) = line.split("listening on http://").nth(1) {
                 let addr = rest.split_whitespace().next().unwrap().to_owned();
                 return Self {
