@@ -93,6 +93,7 @@ test("metrics move by exactly what a session does; the output is Prometheus text
     assert.equal(delta('phx_messages_in_total{transport="websocket"}'), 7);
     assert.equal(after.get('phx_channels_joined{route="room:*"}'), 2);
     assert.equal(delta('chat_store_duration_seconds_count{op="insert"}'), 3);
+    assert.equal(delta('chat_store_duration_seconds_bucket{op="insert",le="+Inf"}'), 3, "a histogram");
     assert.equal(delta('chat_store_errors_total{op="insert"}'), 0);
   } finally {
     await chat.stop();
