@@ -211,3 +211,85 @@ async fn localhost_and_ipv6_binds_serve_and_empty_database_url_means_memory() {
         assert_eq!(get(&app.addr, "/health").await.0, 404, "/health is gone");
     }
 }
+
+#[tokio::test]
+async fn json_logs_and_a_start_line_without_the_database_password() {
+    let db = support::TestDb::new().await;
+    // Trust authentication ignores the password; the log must not show it anyway.
+    let url = db
+        .url()
+        .replace("postgres@", "postgres:hunter2-not-logged@");
+    assert!(url.contains("hunter2-not-logged"), "{url}");
+    // Twice: the second start finds the schema in place (where PostgreSQL would send a
+    // NOTICE about `schema_migrations` without `client_min_messages = warning`).
+    for _ in 0..2 {
+        start_with_json_logs(&db, &url);
+    }
+}
+
+fn start_with_json_logs(db: &support::TestDb, url: &str) {
+    let mut cmd = command();
+    cmd.env("STATIC_DIR", page_dir(true))
+        .env("DATABASE_URL", url)
+        .env("LOG_FORMAT", "json")
+        .env("PORT", "0");
+    let mut child = cmd.spawn().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        use std::io::BufRead;
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line);
+        }
+    });
+    let mut lines = Vec::new();
+    let start = loop {
+        let Ok(line) = rx.recv_timeout(std::time::Duration::from_secs(30)) else {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("no start line: {lines:?}");
+        };
+        let value: serde_json::Value = serde_json::from_str(&line)
+            .unwrap_or_else(|e| panic!("not a JSON log line ({e}): {line}"));
+        lines.push(line);
+        if value["fields"]["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("chat-app listening on http://"))
+        {
+            break value;
+        }
+    };
+    let _ = child.kill();
+    let _ = child.wait();
+    let fields = &start["fields"];
+    let database = fields["database"].as_str().unwrap();
+    assert!(
+        database.starts_with(&format!("postgres://postgres@127.0.0.1:5432/{}", db.name)),
+        "{database}"
+    );
+    assert!(database.contains("password set"), "{database}");
+    for key in [
+        "version",
+        "listen",
+        "static_dir",
+        "origin",
+        "api",
+        "metrics",
+        "drain",
+    ] {
+        assert!(!fields[key].is_null(), "the start line has {key}: {start}");
+    }
+    assert!(
+        lines.iter().all(|l| !l.contains("hunter2-not-logged")),
+        "the password is never logged: {lines:?}"
+    );
+    assert!(
+        lines
+            .iter()
+            .all(|l| !l.contains("NOTICE") && !l.contains("already exists")),
+        "no PostgreSQL notice: {lines:?}"
+    );
+}
