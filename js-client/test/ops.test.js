@@ -140,3 +140,35 @@ test("without API_KEY the server API is off and says so", async () => {
     await chat.stop();
   }
 });
+
+test("SIGTERM drains: every socket closes with 1012 in batches, readiness goes first, exit 0", async () => {
+  const chat = await startChat({ env: { DRAIN_BATCH: "1", DRAIN_INTERVAL_MS: "500", DRAIN_BUDGET_MS: "10000" } });
+  try {
+    const closes = [];
+    for (let i = 0; i < 3; i++) {
+      const s = client(chat.url);
+      s.onClose((event) => closes.push(event.code));
+      // No reconnect after the drain: the server is going away.
+      s.reconnectTimer.scheduleTimeout = () => {};
+      assert.equal(await join(s.channel(`room:drain${i}`, { username: "ann" })), true);
+    }
+    const exited = new Promise((resolve) => chat.child.on("exit", (code) => resolve(code)));
+    chat.child.kill("SIGTERM");
+    // Readiness turns false (503, or refused: the listener is closed) while every socket
+    // is still open: the first batch waits one interval.
+    const deadline = Date.now() + 30000;
+    let ready;
+    while ((ready = await fetch(chat.url + "/readyz").then((r) => r.status, () => "refused")) === 200) {
+      assert.ok(Date.now() < deadline, "readyz stayed 200 after SIGTERM");
+      await new Promise((r) => setTimeout(r, 5));
+    }
+    assert.equal(closes.length, 0, `sockets closed before readiness went false (readyz: ${ready})`);
+    assert.equal(await exited, 0);
+    assert.deepEqual(closes, [1012, 1012, 1012]);
+    const stopped = chat.logs.find((l) => l.includes("chat-app stopped"));
+    assert.ok(stopped && /store_calls=\d+/.test(stopped), chat.logs.join("\n"));
+    assert.ok(chat.logs.some((l) => /endpoint stopped.*closed=3.*batches=3/.test(l)), chat.logs.join("\n"));
+  } finally {
+    await chat.stop();
+  }
+});
