@@ -46,6 +46,7 @@ export async function startChat({ databaseUrl, port = 0, env: extraEnv = {} } = 
   return {
     url,
     logs,
+    child,
     stop: async () => {
       child.kill("SIGKILL");
       await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.on("exit", r)));

@@ -12,6 +12,7 @@ use crate::limit::Rate;
 #[derive(Parser, Debug, Clone)]
 #[command(
     name = "chat-app",
+    version,
     about = "phx-rs chat: Phoenix Channels rooms with presence and history"
 )]
 pub struct Config {
@@ -19,12 +20,14 @@ pub struct Config {
     #[arg(long, env = "PORT", default_value_t = 4000)]
     pub port: u16,
 
-    /// Address to bind.
-    #[arg(long, env = "BIND", default_value = "0.0.0.0")]
-    pub bind: String,
+    /// Address to bind: an IPv4 or IPv6 address (`0.0.0.0`, `127.0.0.1`, `::`, `::1`)
+    /// or `localhost` (127.0.0.1).
+    #[arg(long, env = "BIND", default_value = "0.0.0.0", value_parser = parse_bind)]
+    pub bind: std::net::IpAddr,
 
-    /// PostgreSQL URL for history (e.g. postgres://postgres@127.0.0.1:5432/chat).
-    /// Unset: history is kept in memory and lost on restart.
+    /// PostgreSQL URL for history (e.g. postgres://postgres@127.0.0.1:5432/chat;
+    /// `?sslmode=require` or `verify-full` for TLS). Unset or empty: history is kept in
+    /// memory and lost on restart.
     #[arg(long, env = "DATABASE_URL")]
     pub database_url: Option<String>,
 
@@ -48,9 +51,11 @@ pub struct Config {
     #[arg(long, env = "PHX_HOST", value_parser = parse_host)]
     pub host: Option<String>,
 
-    /// Directory of the browser page (`js-client/`, after `npm ci` there).
-    #[arg(long, env = "STATIC_DIR", default_value = concat!(env!("CARGO_MANIFEST_DIR"), "/../../js-client"))]
-    pub static_dir: PathBuf,
+    /// Directory of the browser page (`js-client/`, after `npm ci` there). Default:
+    /// `js-client` in the working directory, else next to the binary, else two levels
+    /// up from it (`target/debug/chat-app` in a checkout).
+    #[arg(long, env = "STATIC_DIR")]
+    pub static_dir: Option<PathBuf>,
 
     /// Deadline of every store call, in milliseconds; past it the client gets
     /// `unavailable` (a database partition must not hold a socket).
@@ -86,9 +91,54 @@ pub struct Config {
     #[arg(long, env = "JOIN_RATE_LIMIT", default_value_t = 10)]
     pub join_rate_limit: u32,
 
-    /// Log filter (`info`, `debug`, `chat_app=debug,phx_server=info`…); `RUST_LOG` style.
-    #[arg(long = "log", env = "LOG_LEVEL", default_value = "info")]
-    pub log_level: String,
+    /// Log filter (`info`, `debug`, `chat_app=debug,phx_server=info`…), `RUST_LOG`
+    /// syntax. `--log`/`LOG_LEVEL` wins over `RUST_LOG`; neither set: `RUST_LOG`, else
+    /// `info`. An invalid filter stops start-up.
+    #[arg(long = "log", env = "LOG_LEVEL")]
+    pub log_level: Option<String>,
+
+    /// Log format: `text` or `json` (one JSON object per line).
+    #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    pub log_format: String,
+
+    // --- Operating (docs/operating.md) ---
+    /// Bearer key of the server API (`/api/broadcast`, `/api/disconnect`,
+    /// `/api/presence`). Unset or empty: the API is off.
+    #[arg(long, env = "API_KEY", hide_env_values = true)]
+    pub api_key: Option<String>,
+
+    /// Serve Prometheus metrics at `GET /metrics` (`false` to turn off).
+    #[arg(long, env = "METRICS", default_value_t = true, action = clap::ArgAction::Set)]
+    pub metrics: bool,
+
+    /// Sockets closed per batch when draining on SIGTERM/SIGINT.
+    #[arg(long, env = "DRAIN_BATCH", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub drain_batch: u64,
+
+    /// Milliseconds between drain batches.
+    #[arg(long, env = "DRAIN_INTERVAL_MS", default_value_t = 2_000)]
+    pub drain_interval_ms: u64,
+
+    /// Milliseconds the whole drain may take; what is left then closes at once.
+    #[arg(long, env = "DRAIN_BUDGET_MS", default_value_t = 30_000)]
+    pub drain_budget_ms: u64,
+}
+
+fn parse_bind(value: &str) -> Result<std::net::IpAddr, String> {
+    if value == "localhost" {
+        return Ok(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    value
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .parse()
+        .map_err(|_| {
+            format!(
+                "{value:?} is not an address to bind: expected an IPv4 or IPv6 address \
+                 (`0.0.0.0`, `127.0.0.1`, `::`, `::1`) or `localhost`; the port is `--port`"
+            )
+        })
 }
 
 /// What `--check-origin` / `CHECK_ORIGIN` says.
@@ -160,6 +210,69 @@ impl Config {
 }
 
 impl Config {
+    /// `DATABASE_URL`, with an empty value meaning unset (memory).
+    pub fn database_url(&self) -> Option<&str> {
+        self.database_url
+            .as_deref()
+            .filter(|url| !url.trim().is_empty())
+    }
+
+    /// The server API key, with an empty value meaning unset (API off).
+    pub fn api_key(&self) -> Option<&str> {
+        self.api_key.as_deref().filter(|key| !key.is_empty())
+    }
+
+    /// The drain plan.
+    pub fn drain(&self) -> phx_server::Drain {
+        phx_server::Drain::new(
+            usize::try_from(self.drain_batch).unwrap_or(usize::MAX),
+            Duration::from_millis(self.drain_interval_ms),
+            Duration::from_millis(self.drain_budget_ms),
+        )
+    }
+
+    /// The static dir: `--static-dir`, else the first of `./js-client`,
+    /// `<binary dir>/js-client`, `<binary dir>/../../js-client` that holds `index.html`.
+    /// `Err` lists where it looked.
+    pub fn static_dir(&self) -> Result<PathBuf, String> {
+        if let Some(dir) = &self.static_dir {
+            return Ok(dir.clone());
+        }
+        let mut tried = vec![PathBuf::from("js-client")];
+        if let Some(bin) = std::env::current_exe()
+            .ok()
+            .and_then(|p| p.parent().map(PathBuf::from))
+        {
+            tried.push(bin.join("js-client"));
+            tried.push(bin.join("../../js-client"));
+        }
+        tried
+            .iter()
+            .find(|dir| dir.join("index.html").is_file())
+            .cloned()
+            .ok_or_else(|| {
+                let list: Vec<String> = tried.iter().map(|p| p.display().to_string()).collect();
+                format!(
+                    "the browser page (js-client/) was not found in {}: run from the \
+                     repository root or set STATIC_DIR / --static-dir",
+                    list.join(", ")
+                )
+            })
+    }
+
+    /// The log filter: `--log`/`LOG_LEVEL`, else `RUST_LOG`, else `info`; refused when
+    /// it does not parse.
+    pub fn log_filter(&self) -> Result<tracing_subscriber::EnvFilter, String> {
+        let (source, filter) = match (&self.log_level, std::env::var("RUST_LOG")) {
+            (Some(filter), _) => ("--log/LOG_LEVEL", filter.clone()),
+            (None, Ok(filter)) if !filter.is_empty() => ("RUST_LOG", filter),
+            _ => return Ok(tracing_subscriber::EnvFilter::new("info")),
+        };
+        tracing_subscriber::EnvFilter::builder()
+            .parse(&filter)
+            .map_err(|e| format!("invalid log filter {filter:?} in {source}: {e}"))
+    }
+
     /// The deadline of every store call.
     pub fn store_timeout(&self) -> Duration {
         Duration::from_millis(self.store_timeout_ms)
@@ -296,13 +409,46 @@ mod tests {
         let config = Config::parse_from(["chat-app"]);
         assert_eq!(config.pool_size, 10);
         assert_eq!(config.check_origin, OriginSetting::ConfiguredHosts);
-        assert!(config.static_dir.ends_with("js-client"));
+        assert!(config.static_dir.is_none());
+        assert!(config.metrics);
+        assert!(config.api_key().is_none());
+        assert_eq!(config.drain(), phx_server::Drain::default());
         assert_eq!(config.store_timeout(), crate::store::DEFAULT_STORE_TIMEOUT);
         assert_eq!(config.room_creation(), crate::limit::DEFAULT_ROOM_CREATION);
         assert_eq!(
             config.typing(),
             Rate::one_per(crate::limit::DEFAULT_TYPING_INTERVAL)
         );
+    }
+
+    #[test]
+    fn bind_takes_addresses_and_localhost_and_echoes_bad_values() {
+        let bind = |v: &str| Config::try_parse_from(["chat-app", "--bind", v]).map(|c| c.bind);
+        assert_eq!(bind("localhost").unwrap().to_string(), "127.0.0.1");
+        assert_eq!(bind("::").unwrap().to_string(), "::");
+        assert_eq!(bind("[::1]").unwrap().to_string(), "::1");
+        let error = bind("0.0.0.0:4000").unwrap_err().to_string();
+        assert!(
+            error.contains("\"0.0.0.0:4000\" is not an address"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn empty_database_url_and_api_key_mean_unset() {
+        let config = Config::parse_from(["chat-app", "--database-url", "", "--api-key", ""]);
+        assert!(config.database_url().is_none());
+        assert!(config.api_key().is_none());
+    }
+
+    #[test]
+    fn an_invalid_log_filter_is_refused() {
+        let config = Config::parse_from(["chat-app", "--log", "chat_app=loud"]);
+        let error = config.log_filter().unwrap_err();
+        assert!(error.contains("--log"), "{error}");
+        assert!(Config::parse_from(["chat-app", "--log", "debug"])
+            .log_filter()
+            .is_ok());
     }
 
     #[test]

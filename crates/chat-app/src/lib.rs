@@ -12,11 +12,13 @@
 //! - `store`: history behind one trait (PostgreSQL or memory), every call bounded by
 //!   `TimeoutStore`.
 //! - `config`: flags and environment; `web`: the page's static files.
+//! - `ops`: metrics, health, server API and drain switched on from the configuration.
 
 pub mod config;
 pub mod connect;
 pub mod directory;
 pub mod limit;
+pub mod ops;
 pub mod room;
 pub mod store;
 pub mod validate;

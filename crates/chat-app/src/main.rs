@@ -1,70 +1,101 @@
 //! `chat-app`: wiring only (configuration, store, endpoint, signals).
 
 use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::time::Instant;
 
-use anyhow::Context;
 use chat_app::config::{describe_policy, Config};
 use chat_app::connect::ChatConnect;
 use chat_app::directory::RoomDirectory;
 use chat_app::limit::RateLimit;
 use chat_app::room::RoomChannel;
-use chat_app::store::{MemoryStore, PostgresStore, Store, TimeoutStore};
+use chat_app::store::{MemoryStore, MeteredStore, PostgresStore, Store, TimeoutStore};
 use chat_app::web::Web;
 use clap::Parser;
 use phx_server::{Endpoint, SocketConfig};
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+/// An ordinary configuration or start-up error: one line on stderr, exit 1, no
+/// backtrace (clap's own usage errors exit 2 the same way).
+fn main() -> ExitCode {
     let config = Config::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(&config.log_level)),
-        )
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(runtime) => runtime,
+        Err(e) => return fail(&format!("starting the runtime: {e}")),
+    };
+    match runtime.block_on(run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => fail(&message),
+    }
+}
+
+fn fail(message: &str) -> ExitCode {
+    eprintln!("chat-app: error: {message}");
+    ExitCode::FAILURE
+}
+
+async fn run(config: Config) -> Result<(), String> {
+    let started = Instant::now();
+    init_logs(&config)?;
     phx_server::log_panics();
+
+    let static_dir = config.static_dir()?;
+    let web = Web::new(&static_dir);
+    if !static_dir.join("index.html").is_file() {
+        return Err(format!(
+            "{} has no index.html: STATIC_DIR / --static-dir must name the js-client/ directory",
+            static_dir.display()
+        ));
+    }
+    if !web.phoenix_module().is_file() {
+        return Err(format!(
+            "{} is missing: run `npm ci --omit=dev` in {} (scripts/run-chat.sh does)",
+            web.phoenix_module().display(),
+            static_dir.display()
+        ));
+    }
 
     // Every store call is bounded, whichever store: see `TimeoutStore`.
     let timeout = config.store_timeout();
-    let store: Arc<dyn Store> = match &config.database_url {
+    let (store, counts, database): (Arc<dyn Store>, _, String) = match config.database_url() {
         Some(url) => {
+            let described = chat_app::store::split_sslmode(url)
+                .ok()
+                .and_then(|(url, mode)| {
+                    let config = url.parse::<tokio_postgres::Config>().ok()?;
+                    Some(format!(
+                        "{} tls={mode:?}",
+                        chat_app::store::describe_pg(&config)
+                    ))
+                })
+                .unwrap_or_default();
             let store = PostgresStore::connect(url, config.pool_size)
                 .await
-                .context("connecting to PostgreSQL (DATABASE_URL)")?;
-            tracing::info!(
-                pool_size = config.pool_size,
-                "history is stored in PostgreSQL"
-            );
-            Arc::new(TimeoutStore::new(store, timeout))
+                .map_err(|e| format!("DATABASE_URL: {e}"))?;
+            let store = MeteredStore::new(TimeoutStore::new(store, timeout));
+            let counts = store.counts();
+            (Arc::new(store), counts, described)
         }
         None => {
             tracing::warn!(
                 "DATABASE_URL is not set: history is kept in memory and is NOT persisted"
             );
-            Arc::new(TimeoutStore::new(MemoryStore::new(), timeout))
+            let store = MeteredStore::new(TimeoutStore::new(MemoryStore::new(), timeout));
+            let counts = store.counts();
+            (Arc::new(store), counts, "memory (not persisted)".to_owned())
         }
     };
 
-    let web = Web::new(&config.static_dir);
-    if !web.phoenix_module().exists() {
-        tracing::error!(
-            path = %web.phoenix_module().display(),
-            "phoenix.js not found: run `npm ci` in js-client/ (the README's run command does)"
-        );
-    }
-
     // Bind first: the origin policy names the port, which `PORT=0` only tells now.
-    let addr: SocketAddr = format!("{}:{}", config.bind, config.port)
-        .parse()
-        .context("--bind/--port")?;
+    let addr = SocketAddr::new(config.bind, config.port);
     let listener = tokio::net::TcpListener::bind(addr)
         .await
-        .with_context(|| format!("binding {addr}"))?;
-    let local = listener.local_addr()?;
+        .map_err(|e| format!("cannot listen on {addr} (--bind/--port): {e}"))?;
+    let local = listener
+        .local_addr()
+        .map_err(|e| format!("listening socket: {e}"))?;
     let origin_policy = config.origin_policy(local.port());
-    tracing::info!("origin check: {}", describe_policy(&origin_policy));
 
     let room_store = store.clone();
     let rooms = Arc::new(RoomDirectory::new(store.clone(), config.room_creation()));
@@ -79,7 +110,7 @@ async fn main() -> anyhow::Result<()> {
         join_rate_limit = config.join_rate_limit,
         "chat limits in force (SECURITY.md)"
     );
-    let mut socket = SocketConfig::new(ChatConnect).check_origin(origin_policy);
+    let mut socket = SocketConfig::new(ChatConnect).check_origin(origin_policy.clone());
     if let Some(limit) = config.inbound_limit() {
         socket = socket.rate_limit(limit);
     }
@@ -93,19 +124,64 @@ async fn main() -> anyhow::Result<()> {
     if let Some(secret) = &config.secret_key_base {
         builder = builder.secret_key_base(secret.as_bytes().to_vec());
     }
+    builder = chat_app::ops::switch_on(builder, &config, store.clone());
     let endpoint = builder.build();
+    chat_app::ops::spawn_pool_gauges(store.clone());
+
+    let drain = config.drain();
     tracing::info!(
-        "chat-app listening on http://{local} (store: {})",
-        store.describe()
+        version = env!("CARGO_PKG_VERSION"),
+        listen = %local,
+        database = %database,
+        pool_size = config.pool_size,
+        static_dir = %static_dir.display(),
+        origin = %describe_policy(&origin_policy),
+        host = config.host.as_deref().unwrap_or("-"),
+        secret_key_base = if config.secret_key_base.is_some() { "set" } else { "random per start" },
+        api = if config.api_key().is_some() { "on (key set)" } else { "off" },
+        metrics = config.metrics,
+        drain = %format!("{} every {:?} within {:?}", drain.batch_size, drain.batch_interval, drain.budget),
+        log_format = %config.log_format,
+        "chat-app listening on http://{local}"
     );
 
     let shutdown = endpoint.clone();
     tokio::spawn(async move {
         wait_for_signal().await;
-        tracing::info!("shutting down: closing sockets with 1012");
+        tracing::info!(
+            sockets = shutdown.socket_count(),
+            "signal received: draining (closing sockets with 1012)"
+        );
         shutdown.shutdown();
     });
-    endpoint.serve(listener).await?;
+    endpoint
+        .serve(listener)
+        .await
+        .map_err(|e| format!("serving: {e}"))?;
+    tracing::info!(
+        uptime_s = started.elapsed().as_secs(),
+        store_calls = counts.calls.load(Ordering::Relaxed),
+        store_errors = counts.errors.load(Ordering::Relaxed),
+        messages_stored = counts.stored.load(Ordering::Relaxed),
+        "chat-app stopped"
+    );
+    Ok(())
+}
+
+/// Text (coloured on a terminal) or JSON lines on stderr; the filter from `--log`,
+/// else `RUST_LOG`, else `info` (see `Config::log_filter`).
+fn init_logs(config: &Config) -> Result<(), String> {
+    let filter = config.log_filter()?;
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if config.log_format == "json" {
+        builder.json().init();
+    } else {
+        builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init();
+    }
     Ok(())
 }
 

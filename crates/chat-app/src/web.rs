@@ -9,7 +9,8 @@ use hyper::{Method, Request, Response, StatusCode};
 use phx_server::{status_response, Body, Endpoint, HttpHandler};
 
 /// Serves `/` (index.html), `/assets/*` (the page's files) and `/assets/phoenix.mjs`
-/// (the `phoenix` npm package exactly as installed), plus `/health`.
+/// (the `phoenix` npm package exactly as installed). Health is the endpoint's
+/// `/healthz` and `/readyz` (docs/operating.md).
 #[derive(Debug, Clone)]
 pub struct Web {
     root: PathBuf,
@@ -60,9 +61,6 @@ impl HttpHandler for Web {
     async fn call(&self, req: Request<Incoming>, _endpoint: &Endpoint) -> Response<Body> {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return status_response(StatusCode::METHOD_NOT_ALLOWED, "");
-        }
-        if req.uri().path() == "/health" {
-            return status_response(StatusCode::OK, "ok");
         }
         let Some(file) = self.resolve(req.uri().path()) else {
             return status_response(StatusCode::NOT_FOUND, "not found");

@@ -157,9 +157,9 @@ fn the_default_policy_allows_only_the_apps_own_hosts() {
     assert!(
         app.log
             .iter()
-            .any(|line| line.contains("origin check")
+            .any(|line| line.contains("origin=only pages from")
                 && line.contains(&format!("//localhost:{port}"))),
-        "the policy is logged at start: {:?}",
+        "the policy is on the start line: {:?}",
         app.log
     );
     let own = format!("127.0.0.1:{port}");

@@ -20,6 +20,12 @@ const LOCK_KEY: i64 = 0x7068_785f_7273; // "phx_rs"
 pub async fn migrate(client: &mut Client) -> Result<Vec<String>, StoreError> {
     let fail = |e: tokio_postgres::Error| StoreError::Migration(e.to_string());
     let tx = client.transaction().await.map_err(fail)?;
+    // `CREATE TABLE IF NOT EXISTS` on an existing table raises a NOTICE ("relation
+    // already exists, skipping") that the server sends and the log would show on every
+    // start: nothing below warning level is worth a line here.
+    tx.batch_execute("SET LOCAL client_min_messages = warning")
+        .await
+        .map_err(fail)?;
     tx.execute("SELECT pg_advisory_xact_lock($1)", &[&LOCK_KEY])
         .await
         .map_err(fail)?;

@@ -1,17 +1,23 @@
 //! Message history behind one trait: PostgreSQL, or memory when no `DATABASE_URL` is set.
 
 mod memory;
+mod metered;
 mod migrate;
+mod pg_error;
 mod postgres;
 mod timeout;
+mod tls;
 
 use async_trait::async_trait;
 use serde::Serialize;
 
 pub use memory::MemoryStore;
+pub use metered::{MeteredStore, StoreCounts};
 pub use migrate::{migrate, MIGRATIONS};
+pub use pg_error::{describe as describe_pg, explain as explain_pg_error};
 pub use postgres::PostgresStore;
 pub use timeout::{TimeoutStore, DEFAULT_STORE_TIMEOUT};
+pub use tls::{split_sslmode, TlsMode};
 
 /// A stored chat message, as the room channel sends it.
 #[derive(Clone, Debug, Serialize, PartialEq, Eq)]
@@ -68,6 +74,26 @@ pub trait Store: Send + Sync + 'static {
     ) -> Result<Vec<StoredMessage>, StoreError>;
     /// `"memory"` or `"postgres"`.
     fn describe(&self) -> &'static str;
+    /// Whether the store is usable now (`/readyz`): one round trip for PostgreSQL; the
+    /// memory store is always ready.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+    /// The connection pool now, for metrics (`None`: no pool).
+    fn pool_status(&self) -> Option<PoolStatus> {
+        None
+    }
+}
+
+/// A connection pool's use (`chat_pg_pool_*` metrics).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PoolStatus {
+    /// Connections open now.
+    pub size: usize,
+    /// Open connections idle now.
+    pub available: usize,
+    /// Calls waiting for a connection now.
+    pub waiting: usize,
 }
 
 /// Formats a UTC timestamp the way messages carry it.

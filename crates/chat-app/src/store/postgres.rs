@@ -6,7 +6,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use tokio_postgres::{NoTls, Row};
 
-use super::{migrate, rfc3339, Store, StoreError, StoredMessage};
+use super::{migrate, pg_error, rfc3339, tls, Store, StoreError, StoredMessage};
 
 /// How long a call waits for a connection before answering `Unavailable`: a database
 /// outage turns into quick error replies, never a hang. Pooled connections are verified
@@ -47,9 +47,26 @@ fn to_message(row: &Row) -> StoredMessage {
 
 impl PostgresStore {
     /// Connects (pool of `pool_size`), runs migrations, and returns the store.
+    ///
+    /// Errors say what is wrong in the operator's terms (see [`super::explain_pg_error`]):
+    /// a missing database or role by name, the host and port that refused, the part of
+    /// the connection string that does not parse.
     pub async fn connect(database_url: &str, pool_size: usize) -> Result<Self, StoreError> {
+        let (url, _) = tls::split_sslmode(database_url).map_err(StoreError::Unavailable)?;
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(pg_error::explain(&e, None)))?;
         let store = Self::connect_lazy(database_url, pool_size)?;
-        let mut client = store.pool.get().await.map_err(unavailable)?;
+        let mut client = store.pool.get().await.map_err(|e| match e {
+            deadpool_postgres::PoolError::Backend(e) => {
+                StoreError::Unavailable(pg_error::explain(&e, Some(&config)))
+            }
+            deadpool_postgres::PoolError::Timeout(_) => StoreError::Unavailable(format!(
+                "no answer from {} within {POOL_TIMEOUT:?}",
+                pg_error::target(&config)
+            )),
+            other => unavailable(other),
+        })?;
         let applied = migrate(&mut client).await?;
         if !applied.is_empty() {
             tracing::info!(?applied, "migrations applied");
@@ -59,15 +76,26 @@ impl PostgresStore {
 
     /// A pool that connects on first use, without running migrations.
     pub fn connect_lazy(database_url: &str, pool_size: usize) -> Result<Self, StoreError> {
-        let mut config: tokio_postgres::Config = database_url.parse().map_err(unavailable)?;
+        let (url, mode) = tls::split_sslmode(database_url).map_err(StoreError::Unavailable)?;
+        let mut config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|e| StoreError::Unavailable(pg_error::explain(&e, None)))?;
         config.connect_timeout(POOL_TIMEOUT);
-        let manager = Manager::from_config(
-            config,
-            NoTls,
-            ManagerConfig {
-                recycling_method: RecyclingMethod::Verified,
-            },
-        );
+        let manager_config = ManagerConfig {
+            recycling_method: RecyclingMethod::Verified,
+        };
+        let manager = match tls::connector(&mode).map_err(StoreError::Unavailable)? {
+            Some(connector) => {
+                if mode == tls::TlsMode::Require {
+                    tracing::warn!(
+                        "sslmode=require: TLS without verifying the server's certificate \
+                         (as libpq); use sslmode=verify-full to authenticate the server"
+                    );
+                }
+                Manager::from_config(config, connector, manager_config)
+            }
+            None => Manager::from_config(config, NoTls, manager_config),
+        };
         let pool = Pool::builder(manager)
             .max_size(pool_size.max(1))
             .runtime(Runtime::Tokio1)
@@ -160,5 +188,20 @@ impl Store for PostgresStore {
 
     fn describe(&self) -> &'static str {
         "postgres"
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        let client = self.client().await?;
+        client.simple_query("").await.map_err(unavailable)?;
+        Ok(())
+    }
+
+    fn pool_status(&self) -> Option<super::PoolStatus> {
+        let status = self.pool.status();
+        Some(super::PoolStatus {
+            size: status.size,
+            available: status.available,
+            waiting: status.waiting,
+        })
     }
 }

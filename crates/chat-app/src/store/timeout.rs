@@ -108,6 +108,14 @@ impl<S: Store> Store for TimeoutStore<S> {
     fn describe(&self) -> &'static str {
         self.inner.describe()
     }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.bounded(self.inner.ping()).await
+    }
+
+    fn pool_status(&self) -> Option<super::PoolStatus> {
+        self.inner.pool_status()
+    }
 }
 
 #[cfg(test)]

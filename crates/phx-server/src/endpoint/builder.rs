@@ -492,10 +492,14 @@ fn default_node_name() -> String {
 }
 
 /// Installs the Prometheus recorder; `None` (logged) if another recorder is installed.
+///
+/// Every series named `*_duration_seconds` (`phx_handle_in_duration_seconds`, and an
+/// app's own, such as the chat app's store latency) is a histogram with these buckets,
+/// so it can be summed over nodes; other histograms are summaries.
 fn install_prometheus() -> Option<PrometheusHandle> {
     match PrometheusBuilder::new()
         .set_buckets_for_metric(
-            Matcher::Full("phx_handle_in_duration_seconds".to_owned()),
+            Matcher::Suffix("_duration_seconds".to_owned()),
             &[
                 0.000_1, 0.000_5, 0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1.0, 5.0,
             ],
