@@ -13,6 +13,7 @@
 //!   `TimeoutStore`.
 //! - `config`: flags and environment; `web`: the page's static files.
 
+pub mod accounts;
 pub mod config;
 pub mod connect;
 pub mod directory;

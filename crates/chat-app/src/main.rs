@@ -5,7 +5,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use chat_app::config::{describe_policy, Config};
-use chat_app::connect::ChatConnect;
 use chat_app::directory::RoomDirectory;
 use chat_app::limit::RateLimit;
 use chat_app::room::RoomChannel;
@@ -79,20 +78,31 @@ async fn main() -> anyhow::Result<()> {
         join_rate_limit = config.join_rate_limit,
         "chat limits in force (SECURITY.md)"
     );
-    let mut socket = SocketConfig::new(ChatConnect).check_origin(origin_policy);
+    // Accounts (issue 14): sessions signed with the endpoint's secret.
+    let secret = chat_app::accounts::wiring::secret(config.secret_key_base.as_deref());
+    let accounts =
+        chat_app::accounts::wiring::account_store(config.database_url.as_deref(), config.pool_size)
+            .await?;
+    let sessions = chat_app::accounts::session::Sessions::new(&secret, accounts.clone());
+    let connect = chat_app::accounts::session::SessionConnect::new(sessions.clone());
+    let user_channel = chat_app::accounts::wiring::user_channel(&accounts, &store, &rooms);
+    let mut socket = SocketConfig::new(connect).check_origin(origin_policy);
     if let Some(limit) = config.inbound_limit() {
         socket = socket.rate_limit(limit);
     }
-    let socket = socket.channel("room:*", move || {
-        RoomChannel::new(room_store.clone(), rooms.clone(), typing.clone())
-    });
+    let room_accounts = accounts.clone();
+    let socket = socket
+        .channel("room:*", move || {
+            RoomChannel::new(room_store.clone(), rooms.clone(), typing.clone())
+                .with_accounts(room_accounts.clone())
+        })
+        .channel("user:*", user_channel);
+    let web = chat_app::accounts::api::AccountsHttp::new(sessions, web);
     let mut builder = Endpoint::builder().socket("/socket", socket).http(web);
     if let Some(host) = &config.host {
         builder = builder.host(host.clone());
     }
-    if let Some(secret) = &config.secret_key_base {
-        builder = builder.secret_key_base(secret.as_bytes().to_vec());
-    }
+    builder = builder.secret_key_base(secret);
     let endpoint = builder.build();
     tracing::info!(
         "chat-app listening on http://{local} (store: {})",
