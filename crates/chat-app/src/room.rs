@@ -138,7 +138,8 @@ impl Channel for RoomChannel {
                 }
             }
             if self.guest {
-                // A guest never takes a registered name; messages carry the guest mark.
+                // A guest never takes a registered name (presence carries the guest mark;
+                // messages keep the bare name, as before accounts).
                 match accounts.user_by_fold(&names::fold(&self.username)).await {
                     Ok(None) => {}
                     Ok(Some(_)) => return Err(reason("this name belongs to a registered user")),
@@ -147,7 +148,6 @@ impl Channel for RoomChannel {
                         return Err(reason("unavailable"));
                     }
                 }
-                self.username = format!("{} (guest)", self.username);
             }
         } else {
             self.presence_key = self.username.clone();

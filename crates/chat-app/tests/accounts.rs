@@ -364,6 +364,10 @@ async fn logout_closes_every_socket_of_the_user_and_no_other() {
     );
     let (status, _) = post(addr, "/api/logout", json!({"token": ann_token})).await;
     assert_eq!(status, 401);
+    let (status, _) = post(addr, "/api/session", json!({"token": ann_token})).await;
+    assert_eq!(status, 401);
+    let (status, body) = post(addr, "/api/session", json!({"token": bob_token})).await;
+    assert_eq!((status, &body["user"]["username"]), (200, &json!("bob")));
 }
 
 #[tokio::test]
@@ -541,11 +545,12 @@ async fn guests_keep_to_public_rooms_under_unregistered_names() {
     let sent = g.push("room:lobby", "new_msg", json!({"body": "hi"})).await;
     assert_eq!(sent.status, "ok");
     let seen = g.assert_push("room:lobby", "new_msg").await;
-    assert_eq!(seen["username"], "zed (guest)");
+    assert_eq!(seen["username"], "zed");
     let state = g.assert_push("room:lobby", "presence_state").await;
     let (key, entry) = state.as_object().unwrap().iter().next().unwrap();
     assert!(key.starts_with("guest:"), "{key}");
     assert_eq!(entry["metas"][0]["guest"], true);
+    assert_eq!(entry["metas"][0]["username"], "zed");
 }
 
 #[tokio::test]

@@ -9,6 +9,7 @@
 //!   long), or 429 when the attempts of that username or that client address are spent.
 //! - `POST /api/logout` `{"token"}` → 200 `{}`: ends every session of the user and
 //!   closes every socket of `user_socket:<id>` (1001).
+//! - `POST /api/session` `{"token"}` → 200 `{"user"}` while the session lasts, else 401.
 //!
 //! Bodies over [`MAX_BODY`] bytes are refused (413). Hashing runs on the blocking pool,
 //! at most [`MAX_HASHING`] at a time.
@@ -261,6 +262,22 @@ impl<H: HttpHandler> AccountsHttp<H> {
     }
 }
 
+impl<H: HttpHandler> AccountsHttp<H> {
+    /// Whether a token is still a session: the page asks after its socket closed.
+    async fn session(&self, body: Bytes) -> Response<Body> {
+        let token = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned));
+        match self.sessions.verify(token.as_deref()).await {
+            Some(user) => json_response(
+                StatusCode::OK,
+                json!({ "user": { "id": user.id, "username": user.username } }),
+            ),
+            None => error(StatusCode::UNAUTHORIZED, "not signed in"),
+        }
+    }
+}
+
 fn credentials(body: &[u8]) -> Option<(String, String)> {
     let c: Credentials = serde_json::from_slice(body).ok()?;
     match (c.username?, c.password?) {
@@ -292,6 +309,7 @@ impl<H: HttpHandler> HttpHandler for AccountsHttp<H> {
             "register" => self.register(peer, body).await,
             "login" => self.login(peer, body).await,
             "logout" => self.logout(body, endpoint).await,
+            "session" => self.session(body).await,
             _ => error(StatusCode::NOT_FOUND, "no such API"),
         }
     }
