@@ -97,7 +97,9 @@ async fn main() -> anyhow::Result<()> {
                 .with_accounts(room_accounts.clone())
         })
         .channel("user:*", user_channel);
-    let web = chat_app::accounts::api::AccountsHttp::new(sessions, web);
+    let limits =
+        chat_app::accounts::wiring::limits(config.register_burst, config.login_address_burst);
+    let web = chat_app::accounts::api::AccountsHttp::with_limits(sessions, web, limits);
     let mut builder = Endpoint::builder().socket("/socket", socket).http(web);
     if let Some(host) = &config.host {
         builder = builder.host(host.clone());
