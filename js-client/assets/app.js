@@ -285,7 +285,7 @@ function renderSidebar() {
       li.className = r.room === state.room ? "current" : "";
       const kind = document.createElement("span");
       kind.className = "kind";
-      kind.textContent = r.kind === "dm" ? "@" : r.kind === "private" ? "🔒" : "#";
+      kind.textContent = r.kind === "dm" ? "@" : r.kind === "private" ? "◆" : "#";
       const title = document.createElement("span");
       title.className = "title";
       title.textContent = r.title;
@@ -304,7 +304,30 @@ function renderSidebar() {
   $("invite-form").hidden = current?.kind !== "private";
 }
 
+async function refreshDirectory() {
+  try {
+    const res = await fetch("/api/rooms");
+    const { rooms } = await res.json();
+    $("directory").replaceChildren(
+      ...rooms.map(({ room, members, online }) => {
+        const li = document.createElement("li");
+        li.dataset.room = room;
+        li.textContent = `#${room}`;
+        const counts = document.createElement("span");
+        counts.className = "counts";
+        counts.textContent = `${online} online · ${members} ${members === 1 ? "member" : "members"}`;
+        li.append(counts);
+        li.addEventListener("click", () => switchRoom(room));
+        return li;
+      }),
+    );
+  } catch {
+    // The directory is a convenience: the sidebar works without it.
+  }
+}
+
 function refreshRooms() {
+  refreshDirectory();
   state.userChannel?.push("rooms", {}).receive("ok", ({ rooms }) => {
     state.rooms = rooms;
     renderSidebar();

@@ -74,6 +74,10 @@ test("two accounts and a guest: private room, invitation, DM, unread badges, swi
   await impostor.waitForFunction(() => document.querySelector("#login-error").textContent.includes("registered"));
   await impostorContext.close();
 
+  // The directory lists the public room with its counts (ann, bob and the guest online).
+  await ann.page.click(`#room-list li[data-room="${lobby}"]`);
+  await ann.page.waitForFunction((r) => document.querySelector(`#directory li[data-room="${r}"] .counts`)?.textContent === "3 online · 2 members", lobby);
+
   // ann creates a private room and invites bob.
   await ann.page.fill("#new-room", team);
   await ann.page.press("#new-room", "Enter");

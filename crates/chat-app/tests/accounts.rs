@@ -577,3 +577,43 @@ async fn another_users_topic_is_refused_and_presence_is_one_entry_per_account() 
     assert_eq!(entry["metas"][0]["username"], "ann");
     assert_eq!(state.as_object().unwrap().len(), 1);
 }
+
+#[tokio::test]
+async fn the_directory_lists_public_rooms_with_member_and_online_counts() {
+    let app = app();
+    let addr = serve(&app.endpoint).await;
+    let (ann_id, ann_token) = user(&app, "ann").await;
+    let mut ann = signed_in(&app, &ann_token).await;
+    let mut g = guest(&app).await;
+    ann.join("room:lobby", json!({})).await.unwrap();
+    g.join("room:lobby", json!({"username": "zed"}))
+        .await
+        .unwrap();
+    ann.join(&format!("user:{ann_id}"), json!({}))
+        .await
+        .unwrap();
+    let reply = ann
+        .push(
+            &format!("user:{ann_id}"),
+            "create_private",
+            json!({"room": "hidden"}),
+        )
+        .await;
+    assert_eq!(reply.status, "ok");
+    g.assert_push("room:lobby", "presence_state").await;
+
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(b"GET /api/rooms HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.unwrap();
+    let (_, body) = response.split_once("\r\n\r\n").unwrap();
+    let body: Value = serde_json::from_str(body).unwrap();
+    // Private rooms are not listed; the guest is online but not a member.
+    assert_eq!(
+        body,
+        json!({"rooms": [{"room": "lobby", "members": 1, "online": 2}]})
+    );
+}

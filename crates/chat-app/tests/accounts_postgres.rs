@@ -70,6 +70,11 @@ async fn the_postgres_account_store_keeps_the_rules() {
     assert_eq!(store.members("secret").await.unwrap(), vec![ann.id]);
     store.mark_read(ann.id, "secret", 7).await.unwrap();
     store.mark_read(ann.id, "secret", 3).await.unwrap(); // never moves back
+    assert!(store.claim_room("lobby", RoomKind::Public).await.unwrap());
+    assert_eq!(
+        store.public_rooms(10).await.unwrap(),
+        vec![("lobby".to_owned(), 1)]
+    );
     let list = store.memberships(ann.id).await.unwrap();
     assert_eq!(store.membership_count(ann.id).await.unwrap(), 2);
     assert_eq!(

@@ -44,7 +44,8 @@ pub async fn authorize(
         accounts.add_member(room, b).await?;
         return Ok(RoomKind::Dm);
     }
-    match accounts.room_kind(room).await? {
+    let kind = accounts.room_kind(room).await?;
+    match kind {
         Some(RoomKind::Private) => {
             let user = user.ok_or(Denied::Unauthorized)?;
             if accounts.is_member(room, user.id).await? {
@@ -55,6 +56,10 @@ pub async fn authorize(
         }
         Some(RoomKind::Dm) => Err(Denied::Unauthorized),
         Some(RoomKind::Public) | None => {
+            // Recorded, so that the directory lists it.
+            if kind.is_none() {
+                accounts.claim_room(room, RoomKind::Public).await?;
+            }
             if let Some(user) = user {
                 // A public room joined by a signed-in user goes into their list, within
                 // the per-user bound.

@@ -9,6 +9,8 @@
 //!   long), or 429 when the attempts of that username or that client address are spent.
 //! - `POST /api/logout` `{"token"}` → 200 `{}`: ends every session of the user and
 //!   closes every socket of `user_socket:<id>` (1001).
+//! - `GET /api/rooms` → `{"rooms": [{"room", "members", "online"}]}`: the public room
+//!   directory (at most [`DIRECTORY_MAX`]), most online first.
 //! - `POST /api/session` `{"token"}` → 200 `{"user"}` while the session lasts, else 401.
 //!
 //! Bodies over [`MAX_BODY`] bytes are refused (413). Hashing runs on the blocking pool,
@@ -33,6 +35,8 @@ use super::{names, password, User};
 use crate::limit::{address_key, Rate, RateLimit};
 use crate::validate;
 
+/// Most rooms `GET /api/rooms` lists.
+pub const DIRECTORY_MAX: usize = 100;
 /// Largest request body of the API, in bytes.
 pub const MAX_BODY: usize = 4096;
 /// Password hashes computed at once (Argon2id takes 19 MiB and tens of ms each).
@@ -263,6 +267,29 @@ impl<H: HttpHandler> AccountsHttp<H> {
 }
 
 impl<H: HttpHandler> AccountsHttp<H> {
+    /// The public room directory: member and online counts, most online first.
+    async fn directory(&self, endpoint: &Endpoint) -> Response<Body> {
+        let rooms = match self.sessions.store().public_rooms(DIRECTORY_MAX).await {
+            Ok(rooms) => rooms,
+            Err(e) => {
+                tracing::warn!(error = %e, "directory: store unavailable");
+                return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+            }
+        };
+        let mut list: Vec<Value> = rooms
+            .into_iter()
+            .map(|(room, members)| {
+                let online = endpoint
+                    .presence_list(&format!("room:{room}"))
+                    .parse::<serde_json::Map<String, Value>>()
+                    .map_or(0, |m| m.len());
+                json!({ "room": room, "members": members, "online": online })
+            })
+            .collect();
+        list.sort_by_key(|r| std::cmp::Reverse(r["online"].as_u64().unwrap_or(0)));
+        json_response(StatusCode::OK, json!({ "rooms": list }))
+    }
+
     /// Whether a token is still a session: the page asks after its socket closed.
     async fn session(&self, body: Bytes) -> Response<Body> {
         let token = serde_json::from_slice::<Value>(&body)
@@ -292,6 +319,9 @@ impl<H: HttpHandler> HttpHandler for AccountsHttp<H> {
         let Some(route) = path.strip_prefix("/api/") else {
             return self.inner.call(req, endpoint).await;
         };
+        if route == "rooms" && req.method() == Method::GET {
+            return self.directory(endpoint).await;
+        }
         if req.method() != Method::POST {
             return error(StatusCode::METHOD_NOT_ALLOWED, "use POST");
         }

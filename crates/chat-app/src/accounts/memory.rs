@@ -158,6 +158,19 @@ impl AccountStore for MemoryAccounts {
         Ok(self.lock().reads.get(&user_id).map_or(0, HashMap::len))
     }
 
+    async fn public_rooms(&self, limit: usize) -> Result<Vec<(String, usize)>, StoreError> {
+        let s = self.lock();
+        let mut list: Vec<(String, usize)> = s
+            .kinds
+            .iter()
+            .filter(|(_, kind)| **kind == RoomKind::Public)
+            .map(|(room, _)| (room.clone(), s.members.get(room).map_or(0, HashSet::len)))
+            .collect();
+        list.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        list.truncate(limit);
+        Ok(list)
+    }
+
     async fn mark_read(&self, user_id: i64, room: &str, id: i64) -> Result<(), StoreError> {
         let mut s = self.lock();
         if let Some(pos) = s.reads.get_mut(&user_id).and_then(|r| r.get_mut(room)) {

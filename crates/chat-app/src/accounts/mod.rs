@@ -97,6 +97,9 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn memberships(&self, user_id: i64) -> Result<Vec<Membership>, StoreError>;
     /// Number of rooms the user created or was invited to (bounded per user).
     async fn membership_count(&self, user_id: i64) -> Result<usize, StoreError>;
+    /// Up to `limit` public rooms (recorded at their first join since accounts exist)
+    /// with their member counts, most members first.
+    async fn public_rooms(&self, limit: usize) -> Result<Vec<(String, usize)>, StoreError>;
     /// Advances the read position (never moves it back).
     async fn mark_read(&self, user_id: i64, room: &str, id: i64) -> Result<(), StoreError>;
 }

@@ -205,6 +205,22 @@ impl AccountStore for PostgresAccounts {
         Ok(row.map_or(0, |r| usize::try_from(r.get::<_, i64>(0)).unwrap_or(0)))
     }
 
+    async fn public_rooms(&self, limit: usize) -> Result<Vec<(String, usize)>, StoreError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(self
+            .all(
+                "SELECT a.room, count(m.user_id) AS members
+                 FROM room_access a LEFT JOIN memberships m ON m.room = a.room
+                 WHERE a.kind = 'public'
+                 GROUP BY a.room ORDER BY members DESC, a.room LIMIT $1",
+                &[&limit],
+            )
+            .await?
+            .iter()
+            .map(|r| (r.get(0), usize::try_from(r.get::<_, i64>(1)).unwrap_or(0)))
+            .collect())
+    }
+
     async fn mark_read(&self, user_id: i64, room: &str, id: i64) -> Result<(), StoreError> {
         self.all(
             "UPDATE memberships SET last_read_id = GREATEST(last_read_id, $3)
