@@ -80,9 +80,12 @@ async fn main() -> anyhow::Result<()> {
     );
     // Accounts (issue 14): sessions signed with the endpoint's secret.
     let secret = chat_app::accounts::wiring::secret(config.secret_key_base.as_deref());
-    let accounts =
-        chat_app::accounts::wiring::account_store(config.database_url.as_deref(), config.pool_size)
-            .await?;
+    let accounts = chat_app::accounts::wiring::account_store(
+        config.database_url.as_deref(),
+        config.pool_size,
+        timeout,
+    )
+    .await?;
     let sessions = chat_app::accounts::session::Sessions::new(&secret, accounts.clone());
     let connect = chat_app::accounts::session::SessionConnect::new(sessions.clone());
     let user_channel = chat_app::accounts::wiring::user_channel(&accounts, &store, &rooms);

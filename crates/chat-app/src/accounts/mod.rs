@@ -16,6 +16,7 @@ pub mod names;
 pub mod password;
 pub mod postgres;
 pub mod session;
+pub mod timeout;
 pub mod user_channel;
 pub mod wiring;
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use rand::RngCore;
 
+use super::timeout::TimeoutAccounts;
 use super::user_channel::UserChannel;
 use super::{AccountStore, MemoryAccounts, PostgresAccounts};
 use crate::directory::RoomDirectory;
@@ -27,9 +28,11 @@ pub fn secret(configured: Option<&str>) -> Vec<u8> {
 }
 
 /// Accounts in PostgreSQL when `database_url` is set, else in memory (logged).
+/// Every call is bounded by `timeout` (the store timeout, as for history).
 pub async fn account_store(
     database_url: Option<&str>,
     pool_size: usize,
+    timeout: std::time::Duration,
 ) -> anyhow::Result<Arc<dyn AccountStore>> {
     match database_url {
         Some(url) => {
@@ -37,13 +40,16 @@ pub async fn account_store(
                 .await
                 .context("connecting to PostgreSQL for accounts (DATABASE_URL)")?;
             tracing::info!("accounts are stored in PostgreSQL");
-            Ok(Arc::new(store))
+            Ok(Arc::new(TimeoutAccounts::new(store, timeout)))
         }
         None => {
             tracing::warn!(
                 "DATABASE_URL is not set: accounts are kept in memory and are NOT persisted"
             );
-            Ok(Arc::new(MemoryAccounts::new()))
+            Ok(Arc::new(TimeoutAccounts::new(
+                MemoryAccounts::new(),
+                timeout,
+            )))
         }
     }
 }
