@@ -12,6 +12,8 @@
 //! - `store`: history behind one trait (PostgreSQL or memory), every call bounded by
 //!   `TimeoutStore`.
 //! - `config`: flags and environment; `web`: the page's static files.
+//! - `accounts`: registration and login (`/api/`), sessions, private rooms, DMs, the
+//!   personal `user:<id>` topic, read positions (issue 14).
 
 pub mod accounts;
 pub mod config;

@@ -150,13 +150,16 @@ impl Drop for Killed {
     }
 }
 
-#[test]
-fn a_password_is_never_in_the_log_or_a_table_in_clear() {
-    let rt = tokio::runtime::Runtime::new().unwrap();
-    let db = rt.block_on(TestDb::new());
+/// Starts the binary with `DATABASE_URL` (or none): the child, its log so far and its
+/// port, and the channel that receives the rest of the log.
+fn start(database_url: Option<String>) -> (Killed, Vec<String>, u16, mpsc::Receiver<String>) {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chat-app"));
+    match database_url {
+        Some(url) => command.env("DATABASE_URL", url),
+        None => command.env_remove("DATABASE_URL"),
+    };
     let mut child = Killed(
-        Command::new(env!("CARGO_BIN_EXE_chat-app"))
-            .env("DATABASE_URL", db.url())
+        command
             .env("PORT", "0")
             .env("BIND", "127.0.0.1")
             .env("LOG_LEVEL", "debug")
@@ -195,6 +198,28 @@ fn a_password_is_never_in_the_log_or_a_table_in_clear() {
             break port;
         }
     };
+    (child, log, port, received)
+}
+
+#[test]
+fn with_nothing_configured_accounts_are_in_memory_and_the_log_says_so() {
+    let (child, mut log, _, received) = start(None);
+    drop(child);
+    while let Ok(line) = received.recv_timeout(Duration::from_millis(500)) {
+        log.push(line);
+    }
+    assert!(
+        log.iter()
+            .any(|l| l.contains("accounts are kept in memory")),
+        "{log:?}"
+    );
+}
+
+#[test]
+fn a_password_is_never_in_the_log_or_a_table_in_clear() {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let db = rt.block_on(TestDb::new());
+    let (child, mut log, port, received) = start(Some(db.url()));
     let body = format!(r#"{{"username":"ann","password":"{PASSWORD}"}}"#);
     assert_eq!(post(port, "/api/register", &body), 201);
     assert_eq!(post(port, "/api/login", &body), 200);
