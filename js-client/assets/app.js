@@ -302,6 +302,7 @@ function renderSidebar() {
   );
   const current = state.rooms.find((r) => r.room === state.room);
   $("invite-form").hidden = current?.kind !== "private";
+  $("leave-room").hidden = !current || current.kind === "dm";
 }
 
 async function refreshDirectory() {
@@ -362,6 +363,7 @@ function startSignedIn(session, room) {
   channel.on("read", ({ room }) => setUnread(room, 0));
   channel.on("invited", refreshRooms);
   channel.on("dm", refreshRooms);
+  channel.on("left", refreshRooms);
   channel.join().receive("ok", ({ rooms }) => {
     state.rooms = rooms;
     renderSidebar();
@@ -450,6 +452,15 @@ $("new-room-form").addEventListener("submit", (e) => {
       switchRoom(created);
     })
     .receive("error", ({ reason }) => ($("sidebar-error").textContent = reason));
+});
+
+$("leave-room").addEventListener("click", () => {
+  const room = state.room;
+  state.userChannel?.push("leave_room", { room }).receive("ok", () => {
+    leaveRoom();
+    state.room = null;
+    switchRoom(state.rooms.find((r) => r.room !== room)?.room ?? "lobby");
+  });
 });
 
 $("invite-form").addEventListener("submit", (e) => {

@@ -133,6 +133,12 @@ test("two accounts and a guest: private room, invitation, DM, unread badges, swi
   await send(bob.page, "still here");
   await hasBody(bob.page, "still here");
 
+  // bob leaves the private room: it drops from his list, and he cannot rejoin it.
+  await bob.page.click(`#room-list li[data-room="${team}"]`);
+  await hasBody(bob.page, "welcome to the team");
+  await bob.page.click("#leave-room");
+  await bob.page.waitForFunction((r) => !document.querySelector(`#room-list li[data-room="${r}"]`), team);
+
   // Logging in again works (the login form, not registration).
   await ann.context.close();
   const again = await account(`ann${tag}`, lobby, "#login-button");

@@ -453,6 +453,18 @@ async fn private_rooms_admit_members_only() {
     assert_eq!(invited["by"], "ann");
     let joined = bob.join("room:secret", json!({})).await.unwrap();
     assert_eq!(joined["messages"][0]["body"], "for members");
+
+    // Leaving: every tab of bob hears it, and bob is a non-member again.
+    bob.leave("room:secret").await;
+    let reply = bob
+        .push(&bob_topic, "leave_room", json!({"room": "secret"}))
+        .await;
+    assert_eq!(reply.status, "ok");
+    assert_eq!(
+        bob.assert_push(&bob_topic, "left").await,
+        json!({"room": "secret"})
+    );
+    assert_eq!(bob.join("room:secret", json!({})).await, unauthorized());
 }
 
 #[tokio::test]

@@ -115,6 +115,17 @@ impl AccountStore for MemoryAccounts {
         Ok(new)
     }
 
+    async fn remove_member(&self, room: &str, user_id: i64) -> Result<(), StoreError> {
+        let mut s = self.lock();
+        if let Some(members) = s.members.get_mut(room) {
+            members.remove(&user_id);
+        }
+        if let Some(reads) = s.reads.get_mut(&user_id) {
+            reads.remove(room);
+        }
+        Ok(())
+    }
+
     async fn is_member(&self, room: &str, user_id: i64) -> Result<bool, StoreError> {
         Ok(self
             .lock()

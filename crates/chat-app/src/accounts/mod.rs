@@ -90,6 +90,8 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn claim_room(&self, room: &str, kind: RoomKind) -> Result<bool, StoreError>;
     /// Adds a member: `true` if new.
     async fn add_member(&self, room: &str, user_id: i64) -> Result<bool, StoreError>;
+    /// Removes a member (the room leaves their list; a private room must invite again).
+    async fn remove_member(&self, room: &str, user_id: i64) -> Result<(), StoreError>;
     /// Whether the user is a member of the room.
     async fn is_member(&self, room: &str, user_id: i64) -> Result<bool, StoreError>;
     /// Members' ids of a room.

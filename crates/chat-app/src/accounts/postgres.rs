@@ -155,6 +155,15 @@ impl AccountStore for PostgresAccounts {
             .is_some())
     }
 
+    async fn remove_member(&self, room: &str, user_id: i64) -> Result<(), StoreError> {
+        self.all(
+            "DELETE FROM memberships WHERE room = $1 AND user_id = $2",
+            &[&room, &user_id],
+        )
+        .await?;
+        Ok(())
+    }
+
     async fn is_member(&self, room: &str, user_id: i64) -> Result<bool, StoreError> {
         Ok(self
             .one(

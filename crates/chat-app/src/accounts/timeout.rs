@@ -86,6 +86,12 @@ impl<S: AccountStore> AccountStore for TimeoutAccounts<S> {
             .map_err(|_| StoreError::TimedOut(self.timeout))?
     }
 
+    async fn remove_member(&self, room: &str, user_id: i64) -> Result<(), StoreError> {
+        tokio::time::timeout(self.timeout, self.inner.remove_member(room, user_id))
+            .await
+            .map_err(|_| StoreError::TimedOut(self.timeout))?
+    }
+
     async fn is_member(&self, room: &str, user_id: i64) -> Result<bool, StoreError> {
         tokio::time::timeout(self.timeout, self.inner.is_member(room, user_id))
             .await
@@ -161,6 +167,9 @@ mod tests {
             std::future::pending().await
         }
         async fn add_member(&self, _room: &str, _user_id: i64) -> Result<bool, StoreError> {
+            std::future::pending().await
+        }
+        async fn remove_member(&self, _room: &str, _user_id: i64) -> Result<(), StoreError> {
             std::future::pending().await
         }
         async fn is_member(&self, _room: &str, _user_id: i64) -> Result<bool, StoreError> {

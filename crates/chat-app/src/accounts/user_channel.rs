@@ -1,7 +1,8 @@
 //! The personal topic `user:<id>`: only its owner may join. The join reply is the
 //! sidebar (my rooms and DMs, unread counts, latest activity first); pushes keep it live
 //! (`activity`: a new message in one of my rooms, `read`: a read position moved in another
-//! tab, `invited`, `dm`). Events: `create_private`, `invite`, `open_dm`.
+//! tab, `invited`, `dm`, `left`). Events: `rooms`, `create_private`, `invite`, `open_dm`,
+//! `leave_room`.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -282,7 +283,21 @@ impl Channel for UserChannel {
             }
             ("invite", Some(room), Some(username)) => self.invite(room, username).await,
             ("open_dm", _, Some(username)) => self.open_dm(username).await,
-            ("create_private" | "invite" | "open_dm", _, _) => {
+            ("leave_room", Some(room), _) => {
+                match self.accounts.remove_member(room, self.user_id).await {
+                    // Every tab of mine hears it (its sidebar drops the room).
+                    Ok(()) => Ok((
+                        json!({ "room": room }),
+                        Some(Note {
+                            user_id: self.user_id,
+                            event: "left",
+                            payload: json!({ "room": room }),
+                        }),
+                    )),
+                    Err(e) => Err(unavailable(e)),
+                }
+            }
+            ("create_private" | "invite" | "open_dm" | "leave_room", _, _) => {
                 Err("missing room or username".into())
             }
             _ => Err(format!("unknown event {event:?}")),
