@@ -19,6 +19,10 @@ const state = {
   noOlder: false,
   typing: new Map(), // username → timer
   lastTypingSent: 0,
+  // Accounts: the session ({token, user}) from /api/, the user:<id> channel, the sidebar.
+  session: JSON.parse(localStorage.getItem("phx-chat:session") ?? "null"),
+  userChannel: null,
+  rooms: [], // [{room, kind, title, unread, latest_id}], latest activity first
 };
 
 // ---- validation (the server is authoritative; this only saves a round trip) ----
@@ -41,11 +45,14 @@ function setStatus(text) {
 
 function connect() {
   if (state.socket) return;
-  const socket = new Socket("/socket", {});
+  // The token is read on every (re)connect, so a logged-out tab stops sending it.
+  const socket = new Socket("/socket", { params: () => (state.session ? { token: state.session.token } : {}) });
   socket.onOpen(() => setStatus("online"));
   socket.onError(() => setStatus("reconnecting"));
-  socket.onClose(() => {
+  socket.onClose((event) => {
     if (state.socket === socket) setStatus("reconnecting");
+    // 1001: the server closed every socket of this user (a logout in another tab).
+    if (state.socket === socket && state.session && event?.code === 1001) checkSession();
   });
   setStatus("connecting");
   socket.connect();
@@ -102,20 +109,41 @@ function addMessages(list, { keepScroll = false } = {}) {
 }
 
 function renderPresence() {
+  // One entry per account (`user:<id>`) or guest (`guest:<id>`), a meta per tab.
   const people = state.presence
-    .list((name, { metas }) => ({ name, tabs: metas.length }))
+    .list((key, { metas }) => ({
+      key,
+      name: metas[0]?.username ?? key,
+      guest: metas[0]?.guest ?? !key.startsWith("user:"),
+      tabs: metas.length,
+    }))
     .sort((a, b) => a.name.localeCompare(b.name));
   const ul = $("presence");
   ul.replaceChildren(
-    ...people.map(({ name, tabs }) => {
+    ...people.map(({ key, name, guest, tabs }) => {
+      const me = state.session ? key === `user:${state.session.user.id}` : guest && name === state.username;
       const li = document.createElement("li");
-      li.className = name === state.username ? "me" : "";
+      li.className = me ? "me" : "";
       li.dataset.user = name;
       const dot = document.createElement("span");
       dot.className = "dot";
-      const label = document.createElement("span");
-      label.textContent = name + (name === state.username ? " (you)" : "");
+      let label = document.createElement("span");
+      if (state.session && !guest && !me) {
+        // A registered user's name opens a direct message.
+        label = document.createElement("button");
+        label.type = "button";
+        label.className = "dm";
+        label.title = `Message ${name}`;
+        label.addEventListener("click", () => openDm(name));
+      }
+      label.textContent = name + (me ? " (you)" : "");
       li.append(dot, label);
+      if (guest) {
+        const mark = document.createElement("span");
+        mark.className = "guest-mark";
+        mark.textContent = "guest";
+        li.append(mark);
+      }
       if (tabs > 1) {
         const count = document.createElement("span");
         count.className = "tabs";
@@ -166,7 +194,10 @@ function joinRoom(username, room) {
   const channel = state.socket.channel(`room:${room}`, () => ({ username: state.username }));
   const presence = new Presence(channel);
   presence.onSync(renderPresence);
-  channel.on("new_msg", (m) => addMessages([m]));
+  channel.on("new_msg", (m) => {
+    addMessages([m]);
+    markRead(channel, m.id);
+  });
   channel.on("typing", ({ username: who }) => {
     if (who === state.username) return;
     clearTimeout(state.typing.get(who));
@@ -186,8 +217,12 @@ function joinRoom(username, room) {
       // Also on every rejoin: the reply carries the latest messages, merged by id.
       $("login").hidden = true;
       $("chat").hidden = false;
-      $("room-name").textContent = `#${room}`;
+      const entry = state.rooms.find((r) => r.room === room);
+      $("room-name").textContent = entry?.kind === "dm" ? `@${entry.title}` : `#${room}`;
       addMessages(messages ?? []);
+      const last = (messages ?? []).at(-1);
+      if (last) markRead(channel, last.id);
+      if (state.session) refreshRooms();
       if ((messages ?? []).length < HISTORY_PAGE) state.noOlder = true;
       setStatus("online");
       $("body").focus();
@@ -196,7 +231,13 @@ function joinRoom(username, room) {
       // Don't let phoenix.js rejoin forever with a name the server refuses.
       channel.leave();
       if (state.channel === channel) state.channel = null;
-      showLogin(reason === "unavailable" ? "The chat is unavailable right now, try again soon." : reason);
+      const text = reason === "unavailable" ? "The chat is unavailable right now, try again soon." : reason;
+      if (state.session) {
+        // Signed in: stay, say why (e.g. "unauthorized" for a private room).
+        $("sidebar-error").textContent = `#${room}: ${text}`;
+        return;
+      }
+      showLogin(text);
     });
   state.channel = channel;
   state.presence = presence;
@@ -218,6 +259,227 @@ function loadOlder() {
     .receive("timeout", () => ($("history-status").textContent = "Could not load history (timeout)."));
   setTimeout(() => (state.loadingOlder = false), 300);
 }
+
+// ---- accounts: sessions, the sidebar (user:<id>), private rooms, DMs ----
+
+function markRead(channel, id) {
+  if (!state.session || channel !== state.channel || document.visibilityState === "hidden") return;
+  channel.push("read", { id });
+  setUnread(state.room, 0);
+}
+
+function setUnread(room, unread) {
+  const entry = state.rooms.find((r) => r.room === room);
+  if (entry && entry.unread !== unread) {
+    entry.unread = unread;
+    renderSidebar();
+  }
+}
+
+function renderSidebar() {
+  const ul = $("room-list");
+  ul.replaceChildren(
+    ...state.rooms.map((r) => {
+      const li = document.createElement("li");
+      li.dataset.room = r.room;
+      li.className = r.room === state.room ? "current" : "";
+      const kind = document.createElement("span");
+      kind.className = "kind";
+      kind.textContent = r.kind === "dm" ? "@" : r.kind === "private" ? "◆" : "#";
+      const title = document.createElement("span");
+      title.className = "title";
+      title.textContent = r.title;
+      li.append(kind, title);
+      if (r.unread > 0) {
+        const badge = document.createElement("span");
+        badge.className = "badge";
+        badge.textContent = r.unread >= 100 ? "99+" : String(r.unread);
+        li.append(badge);
+      }
+      li.addEventListener("click", () => switchRoom(r.room));
+      return li;
+    }),
+  );
+  const current = state.rooms.find((r) => r.room === state.room);
+  $("invite-form").hidden = current?.kind !== "private";
+  $("leave-room").hidden = !current || current.kind === "dm";
+}
+
+async function refreshDirectory() {
+  try {
+    const res = await fetch("/api/rooms");
+    const { rooms } = await res.json();
+    $("directory").replaceChildren(
+      ...rooms.map(({ room, members, online }) => {
+        const li = document.createElement("li");
+        li.dataset.room = room;
+        li.textContent = `#${room}`;
+        const counts = document.createElement("span");
+        counts.className = "counts";
+        counts.textContent = `${online} online · ${members} ${members === 1 ? "member" : "members"}`;
+        li.append(counts);
+        li.addEventListener("click", () => switchRoom(room));
+        return li;
+      }),
+    );
+  } catch {
+    // The directory is a convenience: the sidebar works without it.
+  }
+}
+
+function refreshRooms() {
+  refreshDirectory();
+  state.userChannel?.push("rooms", {}).receive("ok", ({ rooms }) => {
+    state.rooms = rooms;
+    renderSidebar();
+  });
+}
+
+function switchRoom(room) {
+  // No reload: leave one channel, join the other (the hash keeps the link shareable).
+  $("sidebar-error").textContent = "";
+  if (roomFromHash() !== room) history.replaceState(null, "", `#${encodeURIComponent(room)}`);
+  joinRoom(state.username, room);
+  renderSidebar();
+}
+
+function startSignedIn(session, room) {
+  state.session = session;
+  localStorage.setItem("phx-chat:session", JSON.stringify(session));
+  state.username = session.user.username;
+  $("chat").classList.add("signed-in");
+  $("sidebar").hidden = false;
+  $("me").textContent = session.user.username;
+  connect();
+  const channel = state.socket.channel(`user:${session.user.id}`, {});
+  channel.on("activity", ({ room, id }) => {
+    const entry = state.rooms.find((r) => r.room === room);
+    if (!entry) return refreshRooms();
+    entry.latest_id = id;
+    if (room !== state.room) entry.unread += 1;
+    state.rooms.sort((a, b) => b.latest_id - a.latest_id);
+    renderSidebar();
+  });
+  channel.on("read", ({ room }) => setUnread(room, 0));
+  channel.on("invited", refreshRooms);
+  channel.on("dm", refreshRooms);
+  channel.on("left", refreshRooms);
+  channel.join().receive("ok", ({ rooms }) => {
+    state.rooms = rooms;
+    renderSidebar();
+  });
+  state.userChannel = channel;
+  joinRoom(session.user.username, room);
+}
+
+function signOutLocally(message = "") {
+  state.session = null;
+  localStorage.removeItem("phx-chat:session");
+  leaveRoom();
+  state.userChannel?.leave();
+  state.userChannel = null;
+  state.rooms = [];
+  state.socket?.disconnect();
+  state.socket = null;
+  $("chat").classList.remove("signed-in");
+  $("sidebar").hidden = true;
+  setStatus("offline");
+  showLogin();
+  $("account-error").textContent = message;
+}
+
+async function api(path, body) {
+  try {
+    const res = await fetch(`/api/${path}`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, body: await res.json().catch(() => ({})) };
+  } catch {
+    return { status: 0, body: { error: "the server cannot be reached" } };
+  }
+}
+
+async function checkSession() {
+  if (!state.session) return;
+  const { status } = await api("session", { token: state.session.token });
+  if (status === 401) signOutLocally("You were logged out.");
+}
+
+function openDm(username) {
+  state.userChannel
+    ?.push("open_dm", { username })
+    .receive("ok", ({ room }) => {
+      refreshRooms();
+      switchRoom(room);
+    })
+    .receive("error", ({ reason }) => ($("sidebar-error").textContent = reason));
+}
+
+async function accountSubmit(path) {
+  const username = $("acct-username").value.trim();
+  const password = $("acct-password").value;
+  $("account-error").textContent = "";
+  const { status, body } = await api(path, { username, password });
+  if (status === 200 || status === 201) {
+    $("acct-password").value = "";
+    startSignedIn(body, roomFromHash());
+  } else {
+    $("account-error").textContent = body.error ?? `error ${status}`;
+  }
+}
+
+$("account-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  accountSubmit("login");
+});
+$("register-button").addEventListener("click", () => accountSubmit("register"));
+$("logout").addEventListener("click", async () => {
+  if (state.session) await api("logout", { token: state.session.token });
+  signOutLocally();
+});
+
+$("new-room-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const room = $("new-room").value.trim();
+  if (!room) return;
+  state.userChannel
+    ?.push("create_private", { room })
+    .receive("ok", ({ room: created }) => {
+      $("new-room").value = "";
+      refreshRooms();
+      switchRoom(created);
+    })
+    .receive("error", ({ reason }) => ($("sidebar-error").textContent = reason));
+});
+
+$("leave-room").addEventListener("click", () => {
+  const room = state.room;
+  state.userChannel?.push("leave_room", { room }).receive("ok", () => {
+    leaveRoom();
+    state.room = null;
+    switchRoom(state.rooms.find((r) => r.room !== room)?.room ?? "lobby");
+  });
+});
+
+$("invite-form").addEventListener("submit", (e) => {
+  e.preventDefault();
+  const username = $("invite-username").value.trim();
+  if (!username || !state.room) return;
+  state.userChannel
+    ?.push("invite", { room: state.room, username })
+    .receive("ok", () => {
+      $("invite-username").value = "";
+      $("sidebar-error").textContent = `${username} was invited.`;
+    })
+    .receive("error", ({ reason }) => ($("sidebar-error").textContent = reason));
+});
+
+document.addEventListener("visibilitychange", () => {
+  const last = state.messages.at(-1);
+  if (document.visibilityState === "visible" && last && state.channel) markRead(state.channel, last.id);
+});
 
 // ---- wiring ----
 
@@ -245,7 +507,10 @@ $("login-form").addEventListener("submit", (e) => {
 window.addEventListener("hashchange", () => {
   const room = roomFromHash();
   $("room").value = room;
-  if (state.channel && room !== state.room && ROOM.test(room)) joinRoom(state.username, room);
+  if (state.channel && room !== state.room && ROOM.test(room)) {
+    joinRoom(state.username, room);
+    if (state.session) renderSidebar();
+  }
 });
 
 $("composer").addEventListener("submit", (e) => {
@@ -285,5 +550,13 @@ $("messages").addEventListener("scroll", () => {
   if ($("messages").scrollTop < 40) loadOlder();
 });
 
-if (localStorage.getItem("phx-chat:username")) $("username").focus();
+if (state.session) {
+  // A stored session: check it, then sign in without asking again.
+  const stored = state.session;
+  state.session = null;
+  api("session", { token: stored.token }).then(({ status }) => {
+    if (status === 200) startSignedIn(stored, roomFromHash());
+    else localStorage.removeItem("phx-chat:session");
+  });
+} else if (localStorage.getItem("phx-chat:username")) $("username").focus();
 else $("username").select();

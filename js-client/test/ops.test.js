@@ -124,7 +124,13 @@ test("the server API broadcasts to phoenix.js subscribers and refuses bad reques
 
     const presence = await fetch(chat.url + "/api/presence?topic=room:api", { headers: { authorization: `Bearer ${KEY}` } });
     assert.equal(presence.status, 200);
-    assert.deepEqual(Object.keys(await presence.json()), ["ann"]);
+    // A guest is keyed by a per-connection guest id; the name is in its meta.
+    const list = await presence.json();
+    assert.equal(Object.keys(list).length, 1);
+    assert.deepEqual(
+      Object.values(list).map((entry) => entry.metas.map((m) => m.username)),
+      [["ann"]],
+    );
   } finally {
     await chat.stop();
   }
@@ -168,6 +174,47 @@ test("SIGTERM drains: every socket closes with 1012 in batches, readiness goes f
     const stopped = chat.logs.find((l) => l.includes("chat-app stopped"));
     assert.ok(stopped && /store_calls=\d+/.test(stopped), chat.logs.join("\n"));
     assert.ok(chat.logs.some((l) => /endpoint stopped.*closed=3.*batches=3/.test(l)), chat.logs.join("\n"));
+  } finally {
+    await chat.stop();
+  }
+});
+
+test("the server API's disconnect closes every socket of that user with 1001, and no other", async () => {
+  const chat = await startChat({ env: { API_KEY: KEY } });
+  try {
+    const account = async (username) => {
+      const res = await fetch(chat.url + "/api/register", {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ username, password: "correct horse battery" }),
+      });
+      assert.equal(res.status, 201);
+      return res.json();
+    };
+    const ann = await account("annapi");
+    const bob = await account("bobapi");
+    // Raw sockets, so the close code is seen as sent (phoenix.js would reconnect).
+    const open = (token) =>
+      new Promise((resolve, reject) => {
+        const ws = new WebSocket(chat.url.replace(/^http/, "ws") + `/socket/websocket?vsn=2.0.0&token=${token}`);
+        ws.on("open", () => resolve(ws));
+        ws.on("error", reject);
+      });
+    const closed = (ws) => new Promise((resolve) => ws.on("close", (code) => resolve(code)));
+    const [tab1, tab2, other] = await Promise.all([open(ann.token), open(ann.token), open(bob.token)]);
+    const codes = Promise.all([closed(tab1), closed(tab2)]);
+    let otherClosed = false;
+    other.on("close", () => (otherClosed = true));
+
+    const res = await api(chat.url, "/api/disconnect", { socket_id: `user_socket:${ann.user.id}` });
+    assert.equal(res.status, 200);
+    assert.deepEqual(await codes, [1001, 1001]);
+    // The other user's socket still answers a heartbeat.
+    const reply = new Promise((resolve) => other.on("message", (data) => resolve(JSON.parse(data))));
+    other.send(JSON.stringify([null, "1", "phoenix", "heartbeat", {}]));
+    assert.deepEqual((await reply).slice(0, 4), [null, "1", "phoenix", "phx_reply"]);
+    assert.equal(otherClosed, false);
+    other.close();
   } finally {
     await chat.stop();
   }

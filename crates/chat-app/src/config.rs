@@ -91,6 +91,16 @@ pub struct Config {
     #[arg(long, env = "JOIN_RATE_LIMIT", default_value_t = 10)]
     pub join_rate_limit: u32,
 
+    /// Accounts: registrations one client address (IPv6: /64) may make at once (then
+    /// one per minute).
+    #[arg(long, env = "REGISTER_BURST", default_value_t = 5)]
+    pub register_burst: u32,
+
+    /// Accounts: login attempts one client address may make at once (then one per 3 s;
+    /// per username: 5, then one per minute).
+    #[arg(long, env = "LOGIN_ADDRESS_BURST", default_value_t = 20)]
+    pub login_address_burst: u32,
+
     /// Log filter (`info`, `debug`, `chat_app=debug,phx_server=info`…), `RUST_LOG`
     /// syntax. `--log`/`LOG_LEVEL` wins over `RUST_LOG`; neither set: `RUST_LOG`, else
     /// `info`. An invalid filter stops start-up.

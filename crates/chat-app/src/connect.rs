@@ -12,6 +12,23 @@ pub struct ChatClient {
     /// The peer's IP address, IPv4-mapped addresses as IPv4; `None` when the transport
     /// has no TCP peer (in-process tests).
     pub peer: Option<IpAddr>,
+    /// The signed-in user (a valid session token), `None` for a guest.
+    pub user: Option<crate::accounts::session::SessionUser>,
+    /// A random id per connection: a guest's presence key.
+    pub guest_id: String,
+}
+
+impl ChatClient {
+    /// A client at `peer`, a guest with a fresh guest id.
+    pub fn guest(peer: Option<IpAddr>) -> Self {
+        use rand::Rng;
+        let id: u64 = rand::thread_rng().gen();
+        Self {
+            peer,
+            user: None,
+            guest_id: format!("{id:016x}"),
+        }
+    }
 }
 
 /// Accepts every connection and records the peer's address.
@@ -30,9 +47,9 @@ impl Connect for ChatConnect {
         _params: &Params,
         info: &ConnectInfo,
     ) -> Result<Connected<ChatClient>, Refusal> {
-        Ok(Connected::new(ChatClient {
-            peer: info.peer_addr.map(|addr| addr.ip().to_canonical()),
-        }))
+        Ok(Connected::new(ChatClient::guest(
+            info.peer_addr.map(|addr| addr.ip().to_canonical()),
+        )))
     }
 }
 
@@ -75,6 +92,8 @@ mod tests {
 
     #[tokio::test]
     async fn no_peer_address_means_no_peer() {
-        assert_eq!(connect(None).await, ChatClient::default());
+        let client = connect(None).await;
+        assert_eq!(client.peer, None);
+        assert_eq!(client.user, None);
     }
 }

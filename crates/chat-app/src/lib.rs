@@ -13,7 +13,10 @@
 //!   `TimeoutStore`.
 //! - `config`: flags and environment; `web`: the page's static files.
 //! - `ops`: metrics, health, server API and drain switched on from the configuration.
+//! - `accounts`: registration and login (`/api/`), sessions, private rooms, DMs, the
+//!   personal `user:<id>` topic, read positions.
 
+pub mod accounts;
 pub mod config;
 pub mod connect;
 pub mod directory;

@@ -7,7 +7,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chat_app::config::{describe_policy, Config};
-use chat_app::connect::ChatConnect;
 use chat_app::directory::RoomDirectory;
 use chat_app::limit::RateLimit;
 use chat_app::room::RoomChannel;
@@ -110,20 +109,34 @@ async fn run(config: Config) -> Result<(), String> {
         join_rate_limit = config.join_rate_limit,
         "chat limits in force (SECURITY.md)"
     );
-    let mut socket = SocketConfig::new(ChatConnect).check_origin(origin_policy.clone());
+    // Accounts: sessions signed with the endpoint's secret.
+    let secret = chat_app::accounts::wiring::secret(config.secret_key_base.as_deref());
+    let accounts =
+        chat_app::accounts::wiring::account_store(config.database_url(), config.pool_size, timeout)
+            .await
+            .map_err(|e| format!("{e:#}"))?;
+    let sessions = chat_app::accounts::session::Sessions::new(&secret, accounts.clone());
+    let connect = chat_app::accounts::session::SessionConnect::new(sessions.clone());
+    let user_channel = chat_app::accounts::wiring::user_channel(&accounts, &store, &rooms);
+    let mut socket = SocketConfig::new(connect).check_origin(origin_policy.clone());
     if let Some(limit) = config.inbound_limit() {
         socket = socket.rate_limit(limit);
     }
-    let socket = socket.channel("room:*", move || {
-        RoomChannel::new(room_store.clone(), rooms.clone(), typing.clone())
-    });
+    let room_accounts = accounts.clone();
+    let socket = socket
+        .channel("room:*", move || {
+            RoomChannel::new(room_store.clone(), rooms.clone(), typing.clone())
+                .with_accounts(room_accounts.clone())
+        })
+        .channel("user:*", user_channel);
+    let limits =
+        chat_app::accounts::wiring::limits(config.register_burst, config.login_address_burst);
+    let web = chat_app::accounts::api::AccountsHttp::with_limits(sessions, web, limits);
     let mut builder = Endpoint::builder().socket("/socket", socket).http(web);
     if let Some(host) = &config.host {
         builder = builder.host(host.clone());
     }
-    if let Some(secret) = &config.secret_key_base {
-        builder = builder.secret_key_base(secret.as_bytes().to_vec());
-    }
+    builder = builder.secret_key_base(secret);
     builder = chat_app::ops::switch_on(builder, &config, store.clone());
     let endpoint = builder.build();
     chat_app::ops::spawn_pool_gauges(store.clone());

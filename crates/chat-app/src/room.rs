@@ -9,6 +9,8 @@ use phx_server::{Channel, ChannelContext, HandleResult, JoinResult, Payload};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
+use crate::accounts::access::{self, Denied};
+use crate::accounts::{names, AccountStore};
 use crate::connect::ChatClient;
 use crate::directory::{OpenError, RoomDirectory};
 use crate::limit::RateLimit;
@@ -35,6 +37,12 @@ pub struct RoomChannel {
     username: String,
     /// This user's key in `typing`, built once at join.
     typing_key: String,
+    /// Accounts (issue 14): `None` keeps every room public and every user a guest.
+    accounts: Option<Arc<dyn AccountStore>>,
+    /// Presence key: `user:<id>` or `guest:<guest id>`; and the meta's guest mark.
+    presence_key: String,
+    guest: bool,
+    user_id: Option<i64>,
 }
 
 impl RoomChannel {
@@ -52,7 +60,18 @@ impl RoomChannel {
             room: String::new(),
             username: String::new(),
             typing_key: String::new(),
+            accounts: None,
+            presence_key: String::new(),
+            guest: true,
+            user_id: None,
         }
+    }
+
+    /// With accounts: signed-in users join under their account name, rooms may be
+    /// private or DMs (see `accounts::access`), guests keep to public rooms.
+    pub fn with_accounts(mut self, accounts: Arc<dyn AccountStore>) -> Self {
+        self.accounts = Some(accounts);
+        self
     }
 }
 
@@ -65,6 +84,11 @@ fn typing_key(room: &str, username: &str) -> String {
 #[derive(Deserialize)]
 struct JoinParams {
     username: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Read {
+    id: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -90,11 +114,44 @@ impl Channel for RoomChannel {
     ) -> JoinResult {
         let raw_room = topic.strip_prefix("room:").unwrap_or(topic);
         self.room = validate::room(raw_room).map_err(reason)?;
-        let name = p.parse::<JoinParams>().and_then(|j| j.username);
-        let Some(Value::String(name)) = name else {
-            return Err(reason("username is required"));
-        };
-        self.username = validate::username(&name).map_err(reason)?;
+        if let Some(user) = ctx.assigns().user.clone() {
+            self.username = user.username;
+            self.presence_key = format!("user:{}", user.id);
+            self.guest = false;
+            self.user_id = Some(user.id);
+        } else {
+            let name = p.parse::<JoinParams>().and_then(|j| j.username);
+            let Some(Value::String(name)) = name else {
+                return Err(reason("username is required"));
+            };
+            self.username = validate::username(&name).map_err(reason)?;
+            self.presence_key = format!("guest:{}", ctx.assigns().guest_id);
+        }
+        if let Some(accounts) = &self.accounts {
+            let kind = access::authorize(accounts.as_ref(), &self.room, ctx.assigns()).await;
+            match kind {
+                Ok(_) => {}
+                Err(Denied::Unauthorized) => return Err(reason("unauthorized")),
+                Err(Denied::Store(error)) => {
+                    tracing::warn!(%error, room = %self.room, "join: account store unavailable");
+                    return Err(reason("unavailable"));
+                }
+            }
+            if self.guest {
+                // A guest never takes a registered name (presence carries the guest mark;
+                // messages keep the bare name, as before accounts).
+                match accounts.user_by_fold(&names::fold(&self.username)).await {
+                    Ok(None) => {}
+                    Ok(Some(_)) => return Err(reason("this name belongs to a registered user")),
+                    Err(error) => {
+                        tracing::warn!(%error, "join: account store unavailable");
+                        return Err(reason("unavailable"));
+                    }
+                }
+            }
+        } else {
+            self.presence_key = self.username.clone();
+        }
         self.typing_key = typing_key(&self.room, &self.username);
         // No address (not a TCP peer): one shared budget, so a gap here cannot be used to
         // create rooms without limit.
@@ -129,8 +186,12 @@ impl Channel for RoomChannel {
         let online_at = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs());
-        let meta = json!({ "online_at": online_at.to_string() });
-        if let Err(error) = ctx.presence().track(&self.username, meta) {
+        let meta = json!({
+            "online_at": online_at.to_string(),
+            "username": self.username,
+            "guest": self.guest,
+        });
+        if let Err(error) = ctx.presence().track(&self.presence_key, meta) {
             tracing::warn!(%error, "presence track failed");
         }
         let _ = ctx.push("presence_state", ctx.presence().list());
@@ -160,6 +221,7 @@ impl Channel for RoomChannel {
                         if let Err(error) = ctx.broadcast("new_msg", json!(message)) {
                             tracing::error!(%error, "broadcast failed");
                         }
+                        self.notify_members(id, ctx).await;
                         HandleResult::ok(json!({ "id": id }))
                     }
                     // Includes a timeout, after which the message may still be stored:
@@ -190,6 +252,32 @@ impl Channel for RoomChannel {
                     }
                 }
             }
+            "read" => {
+                // The page has shown messages up to `id`: the read position advances
+                // (stored server-side, so every tab and device sees it).
+                let id = p
+                    .parse::<Read>()
+                    .and_then(|r| r.id)
+                    .and_then(|v| v.as_i64());
+                let (Some(accounts), Some(user), Some(id)) = (&self.accounts, self.user_id, id)
+                else {
+                    return HandleResult::error(reason("read takes an id, signed in"));
+                };
+                match accounts.mark_read(user, &self.room, id).await {
+                    Ok(()) => {
+                        let _ = ctx.pubsub().broadcast(
+                            &format!("user:{user}"),
+                            "read",
+                            json!({ "room": self.room, "last_read_id": id }),
+                        );
+                        HandleResult::ok(json!({}))
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "read: account store unavailable");
+                        HandleResult::error(reason("unavailable"))
+                    }
+                }
+            }
             "typing" => {
                 // Fire-and-forget in the page, so extras are dropped without a reply. Keyed
                 // by user and room, not by channel: ten tabs of one user share one budget.
@@ -202,6 +290,29 @@ impl Channel for RoomChannel {
                 HandleResult::NoReply
             }
             _ => HandleResult::error(reason(format!("unknown event {event:?}"))),
+        }
+    }
+}
+
+impl RoomChannel {
+    /// Tells every member's `user:<id>` topic that the room has a new message (the
+    /// sidebar's unread counts and order), at most `MAX_MEMBERS` of them.
+    async fn notify_members(&self, id: i64, ctx: &mut ChannelContext<'_, Self>) {
+        let Some(accounts) = &self.accounts else {
+            return;
+        };
+        let members = match accounts.members(&self.room).await {
+            Ok(members) => members,
+            Err(error) => {
+                tracing::warn!(%error, "new_msg: members unavailable");
+                return;
+            }
+        };
+        let note = json!({ "room": self.room, "id": id, "username": self.username });
+        for member in members.into_iter().take(crate::accounts::MAX_MEMBERS) {
+            let _ = ctx
+                .pubsub()
+                .broadcast(&format!("user:{member}"), "activity", note.clone());
         }
     }
 }

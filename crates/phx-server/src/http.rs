@@ -17,6 +17,12 @@ use hyper::{Response, StatusCode};
 /// ```
 pub type Body = Full<Bytes>;
 
+/// The TCP peer of a request, in the extensions of every request an
+/// [`HttpHandler`](crate::HttpHandler) receives from a served endpoint (e.g. to rate-limit
+/// logins per client address).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PeerAddr(pub std::net::SocketAddr);
+
 /// A response with a status and a text body.
 ///
 /// ```

@@ -160,7 +160,7 @@ pub use endpoint::{
     CLUSTER_HEARTBEAT, DEFAULT_API_BODY_LIMIT, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE,
     PRESENCE_BURST_LIMIT, PRESENCE_BURST_WINDOW,
 };
-pub use http::{status_response, Body};
+pub use http::{status_response, Body, PeerAddr};
 /// The hyper this crate is built on, so that [`HttpHandler`]s name the same `Request`,
 /// `Response` and header types without a dependency line of their own.
 pub use hyper;

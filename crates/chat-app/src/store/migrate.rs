@@ -6,10 +6,16 @@ use super::StoreError;
 
 /// Every migration, in order: (version, SQL). Embedded so the binary works from any
 /// directory.
-pub const MIGRATIONS: &[(&str, &str)] = &[(
-    "0001_create_rooms_and_messages",
-    include_str!("../../../../migrations/0001_create_rooms_and_messages.sql"),
-)];
+pub const MIGRATIONS: &[(&str, &str)] = &[
+    (
+        "0001_create_rooms_and_messages",
+        include_str!("../../../../migrations/0001_create_rooms_and_messages.sql"),
+    ),
+    (
+        "0002_create_accounts",
+        include_str!("../../../../migrations/0002_create_accounts.sql"),
+    ),
+];
 
 /// Any constant: the advisory lock that serializes concurrent migrators.
 const LOCK_KEY: i64 = 0x7068_785f_7273; // "phx_rs"

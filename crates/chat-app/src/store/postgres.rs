@@ -109,6 +109,11 @@ impl PostgresStore {
         Ok(Self { pool })
     }
 
+    /// The pool, for the account store to share the connection settings and migrations.
+    pub fn into_pool(self) -> Pool {
+        self.pool
+    }
+
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(unavailable)
     }

@@ -15,7 +15,7 @@ use tokio::net::TcpListener;
 
 use super::accept::AcceptBackoff;
 use super::Endpoint;
-use crate::http::{status_response, Body};
+use crate::http::{status_response, Body, PeerAddr};
 use crate::transport::{longpoll, websocket};
 
 impl Endpoint {
@@ -155,6 +155,8 @@ impl Endpoint {
                 _ => {}
             }
         }
+        let mut req = req;
+        req.extensions_mut().insert(PeerAddr(peer));
         match &self.shared.http {
             Some(handler) => handler.call(req, self).await,
             None => status_response(StatusCode::NOT_FOUND, ""),

@@ -1,0 +1,346 @@
+//! The JSON account API under `/api/`, in front of the page's handler:
+//!
+//! - `POST /api/register` `{"username", "password"}` → 201 `{"token", "user": {"id", "username"}}`,
+//!   or 422 `{"error"}` (name taken, also after case and confusable folding; password
+//!   too short, too long or too common).
+//! - `POST /api/login` `{"username", "password"}` → 200 as above, or 401
+//!   `{"error": "invalid username or password"}`, the same for an unknown user and a
+//!   wrong password (an unknown user is checked against a dummy hash, so it takes as
+//!   long), or 429 when the attempts of that username or that client address are spent.
+//! - `POST /api/logout` `{"token"}` → 200 `{}`: ends every session of the user and
+//!   closes every socket of `user_socket:<id>` (1001).
+//! - `GET /api/rooms` → `{"rooms": [{"room", "members", "online"}]}`: the public room
+//!   directory (at most [`DIRECTORY_MAX`]), most online first.
+//! - `POST /api/session` `{"token"}` → 200 `{"user"}` while the session lasts, else 401.
+//!
+//! Bodies over [`MAX_BODY`] bytes are refused (413). Hashing runs on the blocking pool,
+//! at most [`MAX_HASHING`] at a time.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Limited};
+use hyper::body::Incoming;
+use hyper::header::CONTENT_TYPE;
+use hyper::{Method, Request, Response, StatusCode};
+use phx_server::{Body, Endpoint, HttpHandler, PeerAddr};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use tokio::sync::Semaphore;
+
+use super::session::Sessions;
+use super::{names, password, User};
+use crate::limit::{address_key, Rate, RateLimit};
+use crate::validate;
+
+/// Most rooms `GET /api/rooms` lists.
+pub const DIRECTORY_MAX: usize = 100;
+/// Largest request body of the API, in bytes.
+pub const MAX_BODY: usize = 4096;
+/// Password hashes computed at once (Argon2id takes 19 MiB and tens of ms each).
+pub const MAX_HASHING: usize = 4;
+/// Login attempts per username: 5 at once, then one per minute.
+pub const LOGIN_PER_USERNAME: Rate = Rate {
+    burst: 5,
+    period: Duration::from_secs(60),
+};
+/// Login attempts per client address (IPv6: per /64): 20 at once, then one per 3 s.
+pub const LOGIN_PER_ADDRESS: Rate = Rate {
+    burst: 20,
+    period: Duration::from_secs(3),
+};
+/// Registrations per client address: 5 at once, then one per minute.
+pub const REGISTER_PER_ADDRESS: Rate = Rate {
+    burst: 5,
+    period: Duration::from_secs(60),
+};
+
+const INVALID_LOGIN: &str = "invalid username or password";
+
+/// Login and registration limits (defaults above).
+#[derive(Clone, Copy, Debug)]
+pub struct ApiLimits {
+    /// Login attempts per username.
+    pub login_per_username: Rate,
+    /// Login attempts per client address.
+    pub login_per_address: Rate,
+    /// Registrations per client address.
+    pub register_per_address: Rate,
+}
+
+impl Default for ApiLimits {
+    fn default() -> Self {
+        Self {
+            login_per_username: LOGIN_PER_USERNAME,
+            login_per_address: LOGIN_PER_ADDRESS,
+            register_per_address: REGISTER_PER_ADDRESS,
+        }
+    }
+}
+
+/// The account API wrapped around another handler (the page), which gets every request
+/// not under `/api/`.
+pub struct AccountsHttp<H> {
+    inner: H,
+    sessions: Sessions,
+    login_by_name: RateLimit<String>,
+    login_by_addr: RateLimit<IpAddr>,
+    register_by_addr: RateLimit<IpAddr>,
+    hashing: Arc<Semaphore>,
+}
+
+#[derive(Deserialize)]
+struct Credentials {
+    username: Option<Value>,
+    password: Option<Value>,
+}
+
+fn json_response(status: StatusCode, body: Value) -> Response<Body> {
+    let mut resp = Response::new(Body::from(body.to_string()));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        "application/json; charset=utf-8"
+            .parse()
+            .expect("static header"),
+    );
+    resp
+}
+
+fn error(status: StatusCode, text: impl Into<String>) -> Response<Body> {
+    json_response(status, json!({ "error": text.into() }))
+}
+
+impl<H: HttpHandler> AccountsHttp<H> {
+    /// The API with the default limits, in front of `inner`.
+    pub fn new(sessions: Sessions, inner: H) -> Self {
+        Self::with_limits(sessions, inner, ApiLimits::default())
+    }
+
+    /// The same with other limits (tests).
+    pub fn with_limits(sessions: Sessions, inner: H, limits: ApiLimits) -> Self {
+        Self {
+            inner,
+            sessions,
+            login_by_name: RateLimit::new(limits.login_per_username),
+            login_by_addr: RateLimit::new(limits.login_per_address),
+            register_by_addr: RateLimit::new(limits.register_per_address),
+            hashing: Arc::new(Semaphore::new(MAX_HASHING)),
+        }
+    }
+
+    async fn hash(&self, pass: String) -> Option<String> {
+        let _permit = self.hashing.acquire().await.ok()?;
+        tokio::task::spawn_blocking(move || password::hash(&pass))
+            .await
+            .ok()
+    }
+
+    async fn verify(&self, pass: String, phc: String) -> bool {
+        let Ok(_permit) = self.hashing.acquire().await else {
+            return false;
+        };
+        tokio::task::spawn_blocking(move || password::verify(&pass, &phc))
+            .await
+            .unwrap_or(false)
+    }
+
+    async fn session_reply(&self, status: StatusCode, user: &User) -> Response<Body> {
+        match self.sessions.create(user).await {
+            Ok(token) => json_response(
+                status,
+                json!({ "token": token, "user": { "id": user.id, "username": user.username } }),
+            ),
+            Err(e) => {
+                tracing::warn!(error = %e, "session: store unavailable");
+                error(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+        }
+    }
+
+    async fn register(&self, peer: IpAddr, body: Bytes) -> Response<Body> {
+        let Some((name, pass)) = credentials(&body) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected {\"username\", \"password\"}",
+            );
+        };
+        if !self
+            .register_by_addr
+            .try_acquire(&address_key(peer), Instant::now())
+        {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many attempts: try later",
+            );
+        }
+        let name = match validate::username(&name) {
+            Ok(name) => name,
+            Err(why) => return error(StatusCode::UNPROCESSABLE_ENTITY, why),
+        };
+        if let Err(why) = password::check(&pass, &name) {
+            return error(StatusCode::UNPROCESSABLE_ENTITY, why);
+        }
+        let fold = names::fold(&name);
+        let store = self.sessions.store();
+        match store.user_by_fold(&fold).await {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                return error(StatusCode::UNPROCESSABLE_ENTITY, "this username is taken")
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "register: store unavailable");
+                return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+            }
+        }
+        let Some(phc) = self.hash(pass).await else {
+            return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+        };
+        match store.create_user(&name, &fold, &phc).await {
+            Ok(Some(user)) => {
+                tracing::info!(user_id = user.id, "account registered");
+                self.session_reply(StatusCode::CREATED, &user).await
+            }
+            Ok(None) => error(StatusCode::UNPROCESSABLE_ENTITY, "this username is taken"),
+            Err(e) => {
+                tracing::warn!(error = %e, "register: store unavailable");
+                error(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
+            }
+        }
+    }
+
+    async fn login(&self, peer: IpAddr, body: Bytes) -> Response<Body> {
+        let Some((name, pass)) = credentials(&body) else {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "expected {\"username\", \"password\"}",
+            );
+        };
+        let fold = names::fold(&name);
+        let now = Instant::now();
+        // Both budgets are spent by every attempt; either one empty refuses.
+        let by_addr = self.login_by_addr.try_acquire(&address_key(peer), now);
+        let by_name = self.login_by_name.try_acquire(fold.as_str(), now);
+        if !(by_addr && by_name) {
+            return error(
+                StatusCode::TOO_MANY_REQUESTS,
+                "too many attempts: try later",
+            );
+        }
+        if pass.len() > password::PASSWORD_MAX_BYTES {
+            return error(StatusCode::UNAUTHORIZED, INVALID_LOGIN);
+        }
+        let user = match self.sessions.store().user_by_fold(&fold).await {
+            Ok(user) => user,
+            Err(e) => {
+                tracing::warn!(error = %e, "login: store unavailable");
+                return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+            }
+        };
+        let phc = user.as_ref().map_or_else(
+            || password::dummy_hash().to_owned(),
+            |u| u.password_hash.clone(),
+        );
+        let ok = self.verify(pass, phc).await;
+        match user {
+            Some(user) if ok => self.session_reply(StatusCode::OK, &user).await,
+            _ => error(StatusCode::UNAUTHORIZED, INVALID_LOGIN),
+        }
+    }
+
+    async fn logout(&self, body: Bytes, endpoint: &Endpoint) -> Response<Body> {
+        let token = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned));
+        let Some(user) = self.sessions.verify(token.as_deref()).await else {
+            return error(StatusCode::UNAUTHORIZED, "not signed in");
+        };
+        if let Err(e) = self.sessions.store().delete_sessions(user.id).await {
+            tracing::warn!(error = %e, "logout: store unavailable");
+            return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+        }
+        endpoint.disconnect(&format!("user_socket:{}", user.id));
+        json_response(StatusCode::OK, json!({}))
+    }
+}
+
+impl<H: HttpHandler> AccountsHttp<H> {
+    /// The public room directory: member and online counts, most online first.
+    async fn directory(&self, endpoint: &Endpoint) -> Response<Body> {
+        let rooms = match self.sessions.store().public_rooms(DIRECTORY_MAX).await {
+            Ok(rooms) => rooms,
+            Err(e) => {
+                tracing::warn!(error = %e, "directory: store unavailable");
+                return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+            }
+        };
+        let mut list: Vec<Value> = rooms
+            .into_iter()
+            .map(|(room, members)| {
+                let online = endpoint
+                    .presence_list(&format!("room:{room}"))
+                    .parse::<serde_json::Map<String, Value>>()
+                    .map_or(0, |m| m.len());
+                json!({ "room": room, "members": members, "online": online })
+            })
+            .collect();
+        list.sort_by_key(|r| std::cmp::Reverse(r["online"].as_u64().unwrap_or(0)));
+        json_response(StatusCode::OK, json!({ "rooms": list }))
+    }
+
+    /// Whether a token is still a session: the page asks after its socket closed.
+    async fn session(&self, body: Bytes) -> Response<Body> {
+        let token = serde_json::from_slice::<Value>(&body)
+            .ok()
+            .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned));
+        match self.sessions.verify(token.as_deref()).await {
+            Some(user) => json_response(
+                StatusCode::OK,
+                json!({ "user": { "id": user.id, "username": user.username } }),
+            ),
+            None => error(StatusCode::UNAUTHORIZED, "not signed in"),
+        }
+    }
+}
+
+fn credentials(body: &[u8]) -> Option<(String, String)> {
+    let c: Credentials = serde_json::from_slice(body).ok()?;
+    match (c.username?, c.password?) {
+        (Value::String(u), Value::String(p)) => Some((u, p)),
+        _ => None,
+    }
+}
+
+impl<H: HttpHandler> HttpHandler for AccountsHttp<H> {
+    async fn call(&self, req: Request<Incoming>, endpoint: &Endpoint) -> Response<Body> {
+        let path = req.uri().path().to_owned();
+        let Some(route) = path.strip_prefix("/api/") else {
+            return self.inner.call(req, endpoint).await;
+        };
+        if route == "rooms" && req.method() == Method::GET {
+            return self.directory(endpoint).await;
+        }
+        if req.method() != Method::POST {
+            return error(StatusCode::METHOD_NOT_ALLOWED, "use POST");
+        }
+        let peer = req
+            .extensions()
+            .get::<PeerAddr>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| {
+                p.0.ip().to_canonical()
+            });
+        let Ok(body) = Limited::new(req.into_body(), MAX_BODY).collect().await else {
+            return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
+        };
+        let body = body.to_bytes();
+        match route {
+            "register" => self.register(peer, body).await,
+            "login" => self.login(peer, body).await,
+            "logout" => self.logout(body, endpoint).await,
+            "session" => self.session(body).await,
+            _ => error(StatusCode::NOT_FOUND, "no such API"),
+        }
+    }
+}

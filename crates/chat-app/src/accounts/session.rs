@@ -1,0 +1,126 @@
+//! Sessions: a login creates a random session id recorded in the [`AccountStore`] and
+//! returns a `Phoenix.Token` (signed with the endpoint's `secret_key_base`, salt
+//! `"user socket"`) carrying `{"uid": id, "sid": session}`. The page gives it to
+//! phoenix.js as the `token` connect param. A token is accepted while it is younger than
+//! [`TOKEN_MAX_AGE`] and its session exists: logout deletes the user's sessions and
+//! disconnects `user_socket:<id>`, so no tab reconnects with the old token.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use phx_server::phoenix_token::{Token, VerifyOptions};
+use rand::RngCore;
+use serde_json::json;
+
+use super::{AccountStore, User};
+
+/// How long a session token is valid (as Phoenix apps commonly use: two weeks).
+pub const TOKEN_MAX_AGE: Duration = Duration::from_secs(14 * 24 * 3600);
+
+const SALT: &str = "user socket";
+
+/// Issues and checks session tokens.
+#[derive(Clone)]
+pub struct Sessions {
+    tokens: Token,
+    store: Arc<dyn AccountStore>,
+    max_age: Duration,
+}
+
+/// The user a valid token names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SessionUser {
+    /// User id.
+    pub id: i64,
+    /// Username.
+    pub username: String,
+}
+
+impl Sessions {
+    /// Sessions signed with `secret_key_base`, valid for [`TOKEN_MAX_AGE`].
+    pub fn new(secret_key_base: &[u8], store: Arc<dyn AccountStore>) -> Self {
+        Self {
+            tokens: Token::new(secret_key_base),
+            store,
+            max_age: TOKEN_MAX_AGE,
+        }
+    }
+
+    /// The same with another lifetime (tests).
+    pub fn with_max_age(mut self, max_age: Duration) -> Self {
+        self.max_age = max_age;
+        self
+    }
+
+    /// The account store.
+    pub fn store(&self) -> &Arc<dyn AccountStore> {
+        &self.store
+    }
+
+    /// A new session for `user`: its token.
+    pub async fn create(&self, user: &User) -> Result<String, crate::store::StoreError> {
+        let mut bytes = [0u8; 18];
+        rand::thread_rng().fill_bytes(&mut bytes);
+        let sid: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        self.store.create_session(&sid, user.id).await?;
+        Ok(self.tokens.sign(SALT, &json!({"uid": user.id, "sid": sid})))
+    }
+
+    /// The user of a token, if it is authentic, unexpired and its session not ended.
+    pub async fn verify(&self, token: Option<&str>) -> Option<SessionUser> {
+        let options = VerifyOptions::default().max_age(self.max_age);
+        let data = self.tokens.verify(SALT, token, options).ok()?;
+        let uid = data.get("uid")?.as_i64()?;
+        let sid = data.get("sid")?.as_str()?;
+        match self.store.session_user(sid).await {
+            Ok(Some(owner)) if owner == uid => {}
+            Ok(_) => return None,
+            Err(error) => {
+                tracing::warn!(%error, "session check: store unavailable");
+                return None;
+            }
+        }
+        let user = self.store.user_by_id(uid).await.ok()??;
+        Some(SessionUser {
+            id: user.id,
+            username: user.username,
+        })
+    }
+}
+
+/// The chat socket's connect hook with accounts: a valid `token` param signs the user
+/// in (socket id `user_socket:<id>`); no token is a guest; a token that is tampered
+/// with, expired or logged out is refused (403), and the page drops it.
+#[derive(Clone)]
+pub struct SessionConnect {
+    sessions: Sessions,
+}
+
+impl SessionConnect {
+    /// Checks tokens with `sessions`.
+    pub fn new(sessions: Sessions) -> Self {
+        Self { sessions }
+    }
+}
+
+impl phx_server::Connect for SessionConnect {
+    type Assigns = crate::connect::ChatClient;
+
+    async fn connect(
+        &self,
+        params: &phx_server::Params,
+        info: &phx_server::ConnectInfo,
+    ) -> Result<phx_server::Connected<Self::Assigns>, phx_server::Refusal> {
+        let mut client =
+            crate::connect::ChatClient::guest(info.peer_addr.map(|a| a.ip().to_canonical()));
+        let Some(token) = params.get_str("token") else {
+            return Ok(phx_server::Connected::new(client));
+        };
+        let Some(user) = self.sessions.verify(Some(token)).await else {
+            return Err(phx_server::Refusal::forbidden());
+        };
+        let id = format!("user_socket:{}", user.id);
+        client.user = Some(user);
+        Ok(phx_server::Connected::new(client).with_id(id))
+    }
+}

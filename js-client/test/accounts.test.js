@@ -1,0 +1,182 @@
+// Accounts and authorization through phoenix.js in Node against the real chat app:
+// the /api/ account endpoints, private rooms, DMs, user:<id> topics, guests, tokens, and
+// logout closing every socket of that user and no other.
+import { test, before, after } from "node:test";
+import assert from "node:assert/strict";
+import { Socket } from "phoenix";
+import WebSocket from "ws";
+import { startChat } from "../lib/chat-server.js";
+
+const PATIENCE_MS = 30000;
+const PASSWORD = "correct horse battery";
+let chat;
+const sockets = [];
+
+before(async () => {
+  chat = await startChat({ env: { REGISTER_BURST: "100", LOGIN_ADDRESS_BURST: "100" } });
+});
+after(async () => {
+  sockets.forEach((s) => s.disconnect());
+  await chat?.stop();
+});
+
+async function api(path, body) {
+  const res = await fetch(`${chat.url}/api/${path}`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, body: await res.json().catch(() => null) };
+}
+
+async function register(username) {
+  const { status, body } = await api("register", { username, password: PASSWORD });
+  assert.equal(status, 201, JSON.stringify(body));
+  return body;
+}
+
+/** A connected socket (resolves once open) or the error if the server refuses it. */
+function connect(params = {}) {
+  const socket = new Socket(chat.url.replace(/^http/, "ws") + "/socket", {
+    transport: WebSocket,
+    params,
+    reconnectAfterMs: () => 60000,
+    timeout: PATIENCE_MS,
+  });
+  sockets.push(socket);
+  const closes = [];
+  socket.onClose((event) => closes.push(event.code));
+  return new Promise((resolve) => {
+    socket.onOpen(() => resolve({ socket, closes, ok: true }));
+    socket.onError(() => resolve({ socket, closes, ok: false }));
+    socket.connect();
+  });
+}
+
+function join(socket, topic, payload = {}) {
+  const channel = socket.channel(topic, payload);
+  return new Promise((resolve) =>
+    channel
+      .join()
+      .receive("ok", (reply) => resolve({ channel, reply, ok: true }))
+      .receive("error", (reply) => {
+        channel.leave();
+        resolve({ channel, reply, ok: false });
+      }),
+  );
+}
+
+function push(channel, event, payload) {
+  return new Promise((resolve) =>
+    channel
+      .push(event, payload)
+      .receive("ok", (r) => resolve({ status: "ok", ...r }))
+      .receive("error", (r) => resolve({ status: "error", ...r }))
+      .receive("timeout", () => resolve({ status: "timeout" })),
+  );
+}
+
+const until = async (check, what) => {
+  const deadline = Date.now() + PATIENCE_MS;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+};
+
+const UNAUTHORIZED = { reason: "unauthorized" };
+
+test("accounts: confusable names refused, login answers alike, every authorization rule", async () => {
+  const tag = Date.now().toString(36);
+  const ann = await register(`ann${tag}`);
+  const bob = await register(`bob${tag}`);
+  const cat = await register(`cat${tag}`);
+
+  const dup = await api("register", { username: `ANN${tag}`, password: PASSWORD });
+  assert.equal(dup.status, 422);
+  const confusable = await api("register", { username: `\u0430nn${tag}`, password: PASSWORD });
+  assert.deepEqual(confusable, { status: 422, body: { error: "this username is taken" } });
+  const wrong = await api("login", { username: `ann${tag}`, password: "not the password" });
+  const unknown = await api("login", { username: `nobody${tag}`, password: PASSWORD });
+  assert.deepEqual(wrong, { status: 401, body: { error: "invalid username or password" } });
+  assert.deepEqual(unknown, wrong);
+
+  const a = await connect({ token: ann.token });
+  const b = await connect({ token: bob.token });
+  const c = await connect({ token: cat.token });
+  const g = await connect();
+  assert.ok(a.ok && b.ok && c.ok && g.ok);
+
+  const annTopic = `user:${ann.user.id}`;
+  const bobTopic = `user:${bob.user.id}`;
+  const annMe = await join(a.socket, annTopic);
+  const bobMe = await join(b.socket, bobTopic);
+  assert.ok(annMe.ok && bobMe.ok);
+  assert.deepEqual(annMe.reply.user, { id: ann.user.id, username: `ann${tag}` });
+  // Another user's topic, and a guest's attempt at any.
+  assert.deepEqual((await join(c.socket, annTopic)).reply, UNAUTHORIZED);
+  assert.deepEqual((await join(g.socket, annTopic)).reply, UNAUTHORIZED);
+
+  // A private room: only members join and read it.
+  const room = `secret-${tag}`;
+  assert.equal((await push(annMe.channel, "create_private", { room })).status, "ok");
+  const annRoom = await join(a.socket, `room:${room}`);
+  await push(annRoom.channel, "new_msg", { body: "members only" });
+  const bobTry = await join(b.socket, `room:${room}`);
+  assert.deepEqual(bobTry.reply, UNAUTHORIZED);
+  assert.equal(bobTry.reply.messages, undefined, "no history for a non-member");
+  assert.deepEqual((await join(g.socket, `room:${room}`, { username: "zed" })).reply, UNAUTHORIZED);
+
+  // Inviting into a room you are not in.
+  const catMe = await join(c.socket, `user:${cat.user.id}`);
+  const catInvite = await push(catMe.channel, "invite", { room, username: `cat${tag}` });
+  assert.deepEqual([catInvite.status, catInvite.reason], ["error", "unauthorized"]);
+
+  // A member invites: bob hears it on his topic, joins and reads the history.
+  const invited = [];
+  bobMe.channel.on("invited", (p) => invited.push(p));
+  assert.equal((await push(annMe.channel, "invite", { room, username: `bob${tag}` })).status, "ok");
+  await until(() => invited.length === 1, "the invitation");
+  const bobRoom = await join(b.socket, `room:${room}`);
+  assert.deepEqual(bobRoom.reply.messages.map((m) => m.body), ["members only"]);
+
+  // A DM: the two users only.
+  const dm = await push(annMe.channel, "open_dm", { username: `bob${tag}` });
+  assert.equal(dm.status, "ok");
+  assert.deepEqual((await join(c.socket, `room:${dm.room}`)).reply, UNAUTHORIZED);
+  assert.deepEqual((await join(g.socket, `room:${dm.room}`, { username: "zed" })).reply, UNAUTHORIZED);
+  const activity = [];
+  bobMe.channel.on("activity", (p) => activity.push(p));
+  const annDm = await join(a.socket, `room:${dm.room}`);
+  const sent = await push(annDm.channel, "new_msg", { body: "psst" });
+  await until(() => activity.some((x) => x.id === sent.id), "bob's unread activity");
+  const list = await push(bobMe.channel, "rooms", {});
+  assert.equal(list.rooms[0].room, dm.room, "latest activity first");
+  assert.equal(list.rooms[0].unread, 1);
+
+  // Guests: public rooms under a name no account has.
+  assert.equal((await join(g.socket, `room:lobby-${tag}`, { username: `guest${tag}` })).ok, true);
+  assert.deepEqual((await join(g.socket, `room:lobby-${tag}`, { username: `BOB${tag}` })).reply, {
+    reason: "this name belongs to a registered user",
+  });
+});
+
+test("tampered tokens are refused; logout closes every socket of that user and no other", async () => {
+  const tag = Date.now().toString(36);
+  const ann = await register(`lo${tag}`);
+  const bob = await register(`other${tag}`);
+  const tampered = ann.token.slice(0, -3) + (ann.token.endsWith("AAA") ? "BBB" : "AAA");
+  assert.equal((await connect({ token: tampered })).ok, false);
+  assert.equal((await connect({ token: "garbage" })).ok, false);
+
+  const tab1 = await connect({ token: ann.token });
+  const tab2 = await connect({ token: ann.token });
+  const other = await connect({ token: bob.token });
+  assert.ok(tab1.ok && tab2.ok && other.ok);
+  assert.equal((await api("logout", { token: ann.token })).status, 200);
+  await until(() => tab1.closes.includes(1001) && tab2.closes.includes(1001), "both of ann's sockets closed with 1001");
+  await new Promise((r) => setTimeout(r, 200));
+  assert.deepEqual(other.closes, [], "bob's socket stays open");
+  assert.equal((await connect({ token: ann.token })).ok, false, "the logged-out token no longer connects");
+  assert.equal((await api("session", { token: ann.token })).status, 401);
+});
