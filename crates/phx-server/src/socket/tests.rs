@@ -1442,3 +1442,102 @@ async fn channels_read_the_app_state_given_to_the_endpoint() {
         "no state given: None"
     );
 }
+
+// --- A channel ending its own socket (ChannelContext::close_socket / kill_socket) ---
+
+/// `close` pushes then closes the socket with 4001; `kill` pushes then kills it.
+struct Ender;
+
+impl Channel for Ender {
+    type Assigns = String;
+    type Info = ();
+
+    async fn join(
+        &mut self,
+        _: &str,
+        _: Payload,
+        _: &mut ChannelContext<'_, Self>,
+    ) -> Result<Payload, Payload> {
+        Ok(Payload::empty_object())
+    }
+
+    async fn handle_in(
+        &mut self,
+        event: &str,
+        _: Payload,
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> HandleResult {
+        let _ = ctx.push("last", Payload::empty_object());
+        match event {
+            "close" => ctx.close_socket(4001),
+            _ => ctx.kill_socket(),
+        }
+        HandleResult::noreply()
+    }
+}
+
+/// Runs `event` on a joined `end:1` channel of a WebSocket-backed socket; returns the
+/// socket's queue and the flow the socket reported.
+async fn end_with(event: &str) -> (Arc<crate::outbox::WsQueue>, Flow) {
+    let endpoint = Endpoint::builder().build();
+    let options = SocketConfig::new(WithUser)
+        .channel("end:*", || Ender)
+        .into_options();
+    let queue = Arc::new(crate::outbox::WsQueue::new(100, 1 << 20, 1 << 20));
+    let (mut socket, _inbox) = Socket::new(
+        endpoint.hub().clone(),
+        options.settings().clone(),
+        Serializer::V2,
+        Outbox::WebSocket(queue.clone()),
+        Arc::new("alice".to_owned()),
+        None,
+    );
+    for frame in [
+        json!(["1", "1", "end:1", "phx_join", {}]),
+        json!(["1", "2", "end:1", event, {}]),
+    ] {
+        let msg = Serializer::V2
+            .decode_text(frame.to_string().as_bytes())
+            .expect("valid frame");
+        let flow = socket.handle_message(msg).await;
+        if frame[3] != "phx_join" {
+            return (queue, flow);
+        }
+    }
+    unreachable!()
+}
+
+#[tokio::test]
+async fn close_socket_closes_in_order_with_its_code() {
+    let (queue, flow) = end_with("close").await;
+    assert_eq!(flow, Flow::Close(4001));
+    assert_eq!(queue.close_code(), 4001);
+    assert!(
+        !queue.killed().is_cancelled(),
+        "an orderly close, not a kill"
+    );
+    let mut items = Vec::new();
+    queue.take(&mut items, usize::MAX);
+    let close = items
+        .iter()
+        .position(|i| matches!(i, crate::outbox::WsOut::Close(_)));
+    let last = items.iter().position(|i| match i {
+        crate::outbox::WsOut::Frame(f) => f.windows(6).any(|w| w == b"\"last\""),
+        crate::outbox::WsOut::Close(_) => false,
+    });
+    assert!(
+        matches!((last, close), (Some(l), Some(c)) if l < c),
+        "the push made before the close goes out first, then the close frame"
+    );
+}
+
+#[tokio::test]
+async fn kill_socket_aborts_the_transport_without_a_close_frame() {
+    let (queue, flow) = end_with("kill").await;
+    assert!(matches!(flow, Flow::Close(_)), "the socket ends");
+    assert!(
+        queue.killed().is_cancelled(),
+        "the writer is stopped at once: nothing queued is written"
+    );
+    assert_eq!(queue.kill_code(), crate::outbox::websocket::CLOSE_ABORT);
+}
