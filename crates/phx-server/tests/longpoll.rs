@@ -437,3 +437,20 @@ async fn disconnect_by_id_ends_a_long_poll_session() {
         410
     );
 }
+
+#[tokio::test]
+async fn longpoll_false_leaves_only_the_websocket_route() {
+    let (endpoint, port) = start(|| config().longpoll(false)).await;
+    for method in ["GET", "POST"] {
+        let resp = http(port, method, "/socket/longpoll?vsn=2.0.0", &[], "").await;
+        assert_eq!(resp.status, 404, "{method} /socket/longpoll is not routed");
+    }
+    assert_eq!(
+        endpoint.longpoll_session_count(),
+        0,
+        "no session was opened"
+    );
+    // The WebSocket route of the same socket still upgrades.
+    let ws = support::ws::connect(port, "vsn=2.0.0").await;
+    assert!(ws.is_ok(), "the WebSocket transport stays on");
+}
