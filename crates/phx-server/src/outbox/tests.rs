@@ -178,3 +178,29 @@ fn nothing_is_queued_once_the_connection_was_killed_and_the_first_code_wins() {
     assert_eq!(queue.kill_code(), 1001);
     assert_eq!(queue.push(frame(1)), Err(OutboxError::Closed));
 }
+
+#[test]
+fn a_backlog_of_exactly_the_hard_cap_still_takes_a_frame() {
+    // Hard cap: 4 × 10 + 5 = 45 bytes; the clock never moves, so only the cap counts.
+    let queue = WsQueue::new(100, 10, 5);
+    let t0 = Instant::now();
+    assert_eq!(queue.push_at(frame(45), || t0), Ok(()));
+    assert_eq!(
+        queue.push_at(frame(1), || t0),
+        Ok(()),
+        "45 queued is not over the cap"
+    );
+    assert_eq!(queue.kill_code(), 0);
+    assert_eq!(queue.push_at(frame(1), || t0), Err(OutboxError::Closed));
+}
+
+#[test]
+fn the_slow_reader_grace_is_not_over_at_exactly_its_length() {
+    let queue = WsQueue::new(100, 10, 100);
+    let t0 = Instant::now();
+    assert_eq!(queue.push_at(frame(20), || t0), Ok(()));
+    assert_eq!(queue.push_at(frame(5), || t0), Ok(()), "the grace starts");
+    let exactly = t0 + SLOW_READER_GRACE;
+    assert_eq!(queue.push_at(frame(5), || exactly), Ok(()));
+    assert_eq!(queue.kill_code(), 0);
+}
