@@ -1541,3 +1541,56 @@ async fn kill_socket_aborts_the_transport_without_a_close_frame() {
     );
     assert_eq!(queue.kill_code(), crate::outbox::websocket::CLOSE_ABORT);
 }
+
+// --- Fan-out counts deliveries and drops (phx_deliveries_total, phx_frames_dropped_total) ---
+
+#[test]
+fn a_fan_out_counts_what_it_delivered_and_what_it_dropped() {
+    use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+    let recorder = DebuggingRecorder::new();
+    let snapshotter = recorder.snapshotter();
+    metrics::with_local_recorder(&recorder, || {
+        // The counters bind to the recorder active when they are made.
+        let pubsub = PubSub::with_telemetry(Arc::new(crate::telemetry::Telemetry::new()));
+        let channel = |queue: &Arc<crate::outbox::WsQueue>| crate::pubsub::Subscriber {
+            instance: pubsub.next_instance(),
+            target: crate::pubsub::Target::Channel {
+                outbox: Outbox::WebSocket(queue.clone()),
+                serializer: Serializer::V2,
+                mailbox: Arc::new(crate::socket::inbox::Inbox::default()),
+                intercepts: &[],
+            },
+        };
+        let queue = || Arc::new(crate::outbox::WsQueue::new(100, 1 << 20, 1 << 20));
+        let (open, killed) = (queue(), queue());
+        killed.kill(1011);
+        for queue in [&open, &open, &killed] {
+            pubsub.subscribe("room:1", channel(queue));
+        }
+        pubsub
+            .broadcast("room:1", "news", Payload::empty_object())
+            .expect("broadcast");
+    });
+    // One snapshot: taking one resets the debugging recorder's counters.
+    let snapshot = snapshotter.snapshot().into_vec();
+    let counter = |name: &str| {
+        snapshot
+            .iter()
+            .find(|(key, ..)| key.key().name() == name)
+            .map(|(.., value)| match value {
+                DebugValue::Counter(n) => *n,
+                other => panic!("{name} is not a counter: {other:?}"),
+            })
+    };
+    assert_eq!(
+        counter("phx_deliveries_total"),
+        Some(2),
+        "two open outboxes"
+    );
+    assert_eq!(
+        counter("phx_frames_dropped_total"),
+        Some(1),
+        "one killed connection"
+    );
+}
