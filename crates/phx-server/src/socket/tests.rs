@@ -1552,13 +1552,13 @@ fn a_fan_out_counts_what_it_delivered_and_what_it_dropped() {
     let snapshotter = recorder.snapshotter();
     metrics::with_local_recorder(&recorder, || {
         // The counters bind to the recorder active when they are made.
-        let pubsub = PubSub::with_telemetry(Arc::new(crate::telemetry::Telemetry::new()));
-        let channel = |queue: &Arc<crate::outbox::WsQueue>| crate::pubsub::Subscriber {
+        let pubsub = PubSub::with_telemetry(Arc::new(Telemetry::new()));
+        let channel = |queue: &Arc<crate::outbox::WsQueue>| Subscriber {
             instance: pubsub.next_instance(),
-            target: crate::pubsub::Target::Channel {
+            target: Target::Channel {
                 outbox: Outbox::WebSocket(queue.clone()),
                 serializer: Serializer::V2,
-                mailbox: Arc::new(crate::socket::inbox::Inbox::default()),
+                mailbox: Arc::new(inbox::Inbox::default()),
                 intercepts: &[],
             },
         };
