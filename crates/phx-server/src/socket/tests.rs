@@ -1558,7 +1558,7 @@ fn a_fan_out_counts_what_it_delivered_and_what_it_dropped() {
             target: Target::Channel {
                 outbox: Outbox::WebSocket(queue.clone()),
                 serializer: Serializer::V2,
-                mailbox: Arc::new(inbox::Inbox::default()),
+                mailbox: Arc::new(Inbox::default()),
                 intercepts: &[],
             },
         };
