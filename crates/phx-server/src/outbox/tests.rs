@@ -204,3 +204,44 @@ fn the_slow_reader_grace_is_not_over_at_exactly_its_length() {
     assert_eq!(queue.push_at(frame(5), || exactly), Ok(()));
     assert_eq!(queue.kill_code(), 0);
 }
+
+#[test]
+fn a_backlog_of_exactly_the_budget_does_not_start_the_grace() {
+    let queue = WsQueue::new(100, 10, 100);
+    let t0 = Instant::now();
+    assert_eq!(queue.push_at(frame(10), || t0), Ok(()));
+    // 10 queued is the budget, not over it: no grace starts here.
+    assert_eq!(queue.push_at(frame(1), || t0), Ok(()));
+    // Over the budget for the first time now, long after t0: the grace starts now.
+    let later = t0 + SLOW_READER_GRACE + Duration::from_millis(1);
+    assert_eq!(queue.push_at(frame(1), || later), Ok(()));
+    assert_eq!(queue.kill_code(), 0);
+}
+
+#[test]
+fn taking_one_frame_gives_back_exactly_its_bytes() {
+    // Budget 10: backpressure above 5 bytes.
+    let queue = WsQueue::new(100, 10, 0);
+    assert_eq!(queue.push(frame(4)), Ok(()));
+    assert_eq!(queue.push(frame(6)), Ok(()));
+    queue.take(&mut Vec::new(), 1);
+    assert!(
+        !queue.has_room(),
+        "6 bytes still queued: over half the budget"
+    );
+    queue.take(&mut Vec::new(), 1);
+    assert!(queue.has_room());
+}
+
+#[test]
+fn the_clients_close_is_echoed_after_what_is_queued_and_ends_the_queue() {
+    let queue = WsQueue::new(100, 1 << 20, 0);
+    assert_eq!(queue.push(frame(3)), Ok(()));
+    queue.echo_close(Bytes::from_static(b"\x03\xe8bye"));
+    let mut out = Vec::new();
+    assert!(queue.take(&mut out, usize::MAX), "the socket is finished");
+    assert!(
+        matches!(&out[..], [WsOut::Frame(f), WsOut::Close(c)] if f.len() == 3 && &c[..] == b"\x03\xe8bye")
+    );
+    assert_eq!(queue.push(frame(1)), Err(OutboxError::Closed));
+}
