@@ -245,3 +245,19 @@ fn the_clients_close_is_echoed_after_what_is_queued_and_ends_the_queue() {
     );
     assert_eq!(queue.push(frame(1)), Err(OutboxError::Closed));
 }
+
+#[tokio::test]
+async fn taking_frames_wakes_a_socket_waiting_for_space() {
+    let queue = std::sync::Arc::new(WsQueue::new(100, 10, 0));
+    assert_eq!(queue.push(frame(8)), Ok(()));
+    let waiting = {
+        let queue = queue.clone();
+        tokio::spawn(async move { queue.space().await })
+    };
+    tokio::task::yield_now().await;
+    queue.take(&mut Vec::new(), usize::MAX);
+    tokio::time::timeout(Duration::from_secs(10), waiting)
+        .await
+        .expect("woken once the writer took frames")
+        .expect("the waiting task ends");
+}
