@@ -1,5 +1,6 @@
 //! The WebSocket write queue's bounds: frames and bytes, measured on what is queued.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -248,7 +249,7 @@ fn the_clients_close_is_echoed_after_what_is_queued_and_ends_the_queue() {
 
 #[tokio::test]
 async fn taking_frames_wakes_a_socket_waiting_for_space() {
-    let queue = std::sync::Arc::new(WsQueue::new(100, 10, 0));
+    let queue = Arc::new(WsQueue::new(100, 10, 0));
     assert_eq!(queue.push(frame(8)), Ok(()));
     let waiting = {
         let queue = queue.clone();
