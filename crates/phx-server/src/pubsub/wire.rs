@@ -239,6 +239,17 @@ mod tests {
     }
 
     #[test]
+    fn an_over_long_topic_is_cut_at_a_character_boundary() {
+        // "é" takes bytes 65 534..65 536: the cut at 65 535 would split it.
+        let topic = format!("{}ézz", "a".repeat(65_534));
+        let raw = RawValue::from_string("{}".to_owned()).unwrap();
+        let data = encode_broadcast(1, &topic, "e", PayloadRef::Json(&raw));
+        let decoded = decode_broadcast(data).unwrap();
+        assert_eq!(decoded.topic, "a".repeat(65_534));
+        assert_eq!(decoded.event, "e", "the fields after it are intact");
+    }
+
+    #[test]
     fn the_envelope_is_versioned_and_compact() {
         let raw = RawValue::from_string("{}".to_owned()).unwrap();
         let data = encode_broadcast(1, "t", "e", PayloadRef::Json(&raw));
