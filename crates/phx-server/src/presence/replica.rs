@@ -160,6 +160,10 @@ pub(crate) struct Cluster {
     /// The last delta number sent; held while publishing so numbers go out in order.
     seq: Mutex<u64>,
     remotes: Mutex<HashMap<u64, RemoteNode>>,
+    /// When the last heartbeat tick ran: a tick far later than the previous one means
+    /// this node itself was stalled (SIGSTOP, a suspended VM), not that the others fell
+    /// silent.
+    last_tick: Mutex<Option<Instant>>,
 }
 
 impl Cluster {
@@ -176,6 +180,7 @@ impl Cluster {
             policy,
             seq: Mutex::new(0),
             remotes: Mutex::new(HashMap::new()),
+            last_tick: Mutex::new(None),
         }
     }
 
@@ -220,6 +225,17 @@ impl Cluster {
         self.adapter.publish_control(writer.finish());
     }
 
+    /// Records this tick; true when the previous one is more than two heartbeats (or the
+    /// down period, if shorter) ago, i.e. this node's own clock ran without it.
+    fn woke_from_stall(&self, now: Instant) -> bool {
+        let Ok(mut last) = self.last_tick.lock() else {
+            return false;
+        };
+        let previous = last.replace(now);
+        let limit = (self.policy.heartbeat * 2).min(self.policy.down_after);
+        previous.is_some_and(|at| now.saturating_duration_since(at) > limit)
+    }
+
     /// Asks `node` for its state unless asked within the last heartbeat.
     fn ask(&self, remote: &mut RemoteNode, node: u64, now: Instant) {
         let recently = remote
@@ -240,6 +256,23 @@ impl Tracker {
             return;
         };
         cluster.publish_heartbeat();
+        if cluster.woke_from_stall(now) {
+            // What this node did not hear while it was stopped says nothing about the
+            // others: give every known node a fresh down period, and exchange states
+            // (the others may have declared this node down; deltas may be lost).
+            tracing::warn!(
+                "this node was stalled past its heartbeat: not declaring other nodes down, resynchronising presences"
+            );
+            if let Ok(mut remotes) = cluster.remotes.lock() {
+                for remote in remotes.values_mut() {
+                    remote.last_seen = now;
+                    remote.asked_at = None;
+                }
+            }
+            cluster.request_state(0);
+            cluster.publish_state(self);
+            return;
+        }
         let down: Vec<(u64, RemoteNode)> = match cluster.remotes.lock() {
             Ok(mut remotes) => {
                 let silent: Vec<u64> = remotes
@@ -508,6 +541,35 @@ mod tests {
             format!("{changes:?}")
         );
         assert!(reader.is_empty());
+    }
+
+    #[derive(Debug)]
+    struct Silent;
+    impl Adapter for Silent {
+        fn publish(&self, _: &str, _: Bytes) {}
+        fn subscribe(&self, _: &str) {}
+        fn unsubscribe(&self, _: &str) {}
+        fn publish_control(&self, _: Bytes) {}
+        fn start(&self, _: Arc<dyn Inbound>) {}
+    }
+
+    #[test]
+    fn a_late_tick_means_this_node_stalled() {
+        let policy = ReplicaPolicy {
+            heartbeat: Duration::from_millis(1_500),
+            down_after: Duration::from_secs(5),
+        };
+        let cluster = Cluster::new(Arc::new(Silent), 1, "a".into(), policy);
+        let t0 = Instant::now();
+        assert!(
+            !cluster.woke_from_stall(t0),
+            "the first tick has nothing to compare"
+        );
+        assert!(!cluster.woke_from_stall(t0 + Duration::from_millis(1_600)));
+        assert!(!cluster.woke_from_stall(t0 + Duration::from_millis(3_400)));
+        // SIGSTOP for 8 s, then SIGCONT.
+        assert!(cluster.woke_from_stall(t0 + Duration::from_millis(11_400)));
+        assert!(!cluster.woke_from_stall(t0 + Duration::from_millis(12_900)));
     }
 
     #[test]

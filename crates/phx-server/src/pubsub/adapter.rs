@@ -11,6 +11,8 @@
 //! control subject — without touching channels or presence.
 
 use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
@@ -26,6 +28,14 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
     fn publish(&self, topic: &str, message: Bytes);
     /// This node got its first local subscriber of `topic`: receive the topic's messages.
     fn subscribe(&self, topic: &str);
+    /// Resolves once the engine confirmed that this node receives `topic` (after
+    /// [`subscribe`](Self::subscribe)); `None` when there is nothing to wait for
+    /// (confirmed already, or the link is down and the node serves locally). A join is
+    /// replied to only after this, so a broadcast another node sends right after the
+    /// reply is not missed. Default: nothing to wait for.
+    fn subscribed(&self, _topic: &str) -> Option<Subscribed> {
+        None
+    }
     /// This node's last local subscriber of `topic` left.
     fn unsubscribe(&self, topic: &str);
     /// Sends a control message (presence replication) to every node, this one included.
@@ -38,6 +48,9 @@ pub trait Adapter: Send + Sync + fmt::Debug + 'static {
     /// built inside a tokio runtime.
     fn start(&self, inbound: Arc<dyn Inbound>);
 }
+
+/// A wait for a subscription's confirmation (see [`Adapter::subscribed`]).
+pub type Subscribed = Pin<Box<dyn Future<Output = ()> + Send>>;
 
 /// Where an adapter delivers what it receives.
 pub trait Inbound: Send + Sync + 'static {

@@ -13,9 +13,11 @@ pub(crate) mod adapter;
 pub(crate) mod redis;
 pub(crate) mod wire;
 
+use std::collections::HashMap;
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
@@ -106,6 +108,9 @@ struct Inner {
     node: u64,
     /// The cluster, when there is one (set once, when the endpoint is built).
     adapter: OnceLock<Arc<dyn Adapter>>,
+    /// Joins in a cluster waiting for the engine to confirm their topic's subscription,
+    /// per topic (one per join in progress): the topic stays subscribed meanwhile.
+    pending: Mutex<HashMap<String, usize>>,
     telemetry: Arc<Telemetry>,
 }
 
@@ -116,7 +121,51 @@ impl Default for Inner {
             instances: AtomicU64::new(0),
             node: rand::random::<u64>().max(1),
             adapter: OnceLock::new(),
+            pending: Mutex::new(HashMap::new()),
             telemetry: Arc::new(Telemetry::new()),
+        }
+    }
+}
+
+/// How long a join waits for its topic's subscription on the cluster engine at most;
+/// past it, the join is replied to anyway (the subscription completes later).
+pub(crate) const JOIN_SUBSCRIBE_WAIT: Duration = Duration::from_secs(5);
+
+/// A join waiting for its topic's cluster subscription (see [`PubSub::prepare_remote`]).
+pub(crate) struct RemoteJoin {
+    pubsub: PubSub,
+    topic: String,
+    wait: Option<adapter::Subscribed>,
+}
+
+impl RemoteJoin {
+    /// Waits for the engine's confirmation, at most [`JOIN_SUBSCRIBE_WAIT`].
+    pub(crate) async fn confirmed(&mut self) {
+        if let Some(wait) = self.wait.take() {
+            let _ = tokio::time::timeout(JOIN_SUBSCRIBE_WAIT, wait).await;
+        }
+    }
+}
+
+impl Drop for RemoteJoin {
+    fn drop(&mut self) {
+        let inner = &self.pubsub.inner;
+        if let Ok(mut pending) = inner.pending.lock() {
+            if let Some(count) = pending.get_mut(&self.topic) {
+                *count -= 1;
+                if *count == 0 {
+                    pending.remove(&self.topic);
+                }
+            }
+        }
+        // The join failed or its socket went away before subscribing locally: undo.
+        // Lock order as in `unsubscribe`: the topic, then `pending`.
+        if let dashmap::Entry::Vacant(_) = inner.topics.entry(self.topic.clone()) {
+            if let (false, Some(adapter)) =
+                (self.pubsub.joins_pending(&self.topic), inner.adapter.get())
+            {
+                adapter.unsubscribe(&self.topic);
+            }
         }
     }
 }
@@ -231,11 +280,40 @@ impl PubSub {
             self.inner.topics.remove_if(topic, |_, subs| {
                 let last = subs.is_empty();
                 if let (true, Some(adapter)) = (last, self.adapter()) {
+                    if self.joins_pending(topic) {
+                        // A join is waiting for this very subscription.
+                        return last;
+                    }
                     adapter.unsubscribe(topic);
                 }
                 last
             });
         }
+    }
+
+    fn joins_pending(&self, topic: &str) -> bool {
+        self.inner
+            .pending
+            .lock()
+            .map(|pending| pending.contains_key(topic))
+            .unwrap_or(false)
+    }
+
+    /// Before a join is replied to in a cluster: subscribes this node to `topic` on the
+    /// engine and returns a wait for the engine's confirmation, so that a broadcast
+    /// another node sends right after the reply reaches this node. Without a cluster:
+    /// nothing. The guard undoes the subscription if no local subscriber follows.
+    pub(crate) fn prepare_remote(&self, topic: &str) -> Option<RemoteJoin> {
+        let adapter = self.adapter()?;
+        if let Ok(mut pending) = self.inner.pending.lock() {
+            *pending.entry(topic.to_owned()).or_default() += 1;
+        }
+        adapter.subscribe(topic);
+        Some(RemoteJoin {
+            pubsub: self.clone(),
+            topic: topic.to_owned(),
+            wait: adapter.subscribed(topic),
+        })
     }
 
     /// A broadcast from another node: delivered to this node's subscribers only.

@@ -12,7 +12,7 @@
 //! the task reconnects with backoff, resubscribes every topic, and tells the node the
 //! link is back (which resynchronises presence). Nothing grows while Redis is away.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -20,9 +20,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::StreamExt;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
-use super::adapter::{Adapter, Inbound};
+use super::adapter::{Adapter, Inbound, Subscribed};
 
 /// Publishes waiting for the connection, at most; past it they are dropped (a node that
 /// cannot reach Redis keeps serving its own sockets).
@@ -38,6 +38,36 @@ const PING_EVERY: Duration = Duration::from_secs(5);
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(5);
 
+#[derive(Default)]
+struct Confirmed {
+    topics: HashSet<String>,
+    waiters: HashMap<String, Vec<oneshot::Sender<()>>>,
+}
+
+impl Shared {
+    fn confirm<'a>(&self, topics: impl IntoIterator<Item = &'a str>) {
+        if let Ok(mut confirmed) = self.confirmed.lock() {
+            for topic in topics {
+                confirmed.topics.insert(topic.to_owned());
+                // Dropping the senders wakes the waiters.
+                confirmed.waiters.remove(topic);
+            }
+        }
+    }
+    fn unconfirm(&self, topic: &str) {
+        if let Ok(mut confirmed) = self.confirmed.lock() {
+            confirmed.topics.remove(topic);
+            confirmed.waiters.remove(topic);
+        }
+    }
+    /// The link dropped: nothing is confirmed, nobody waits.
+    fn unconfirm_all(&self) {
+        if let Ok(mut confirmed) = self.confirmed.lock() {
+            *confirmed = Confirmed::default();
+        }
+    }
+}
+
 enum Command {
     Publish(String, Bytes),
     Subscribe(String),
@@ -51,6 +81,10 @@ struct Shared {
     prefix: String,
     /// Topics with local subscribers: the truth the subscriber connection follows.
     wanted: Mutex<HashSet<String>>,
+    /// Which wanted topics Redis confirmed on the current connection, and the joins
+    /// waiting for a confirmation (at most one waiter per join in progress; all woken
+    /// when the link drops).
+    confirmed: Mutex<Confirmed>,
     commands: mpsc::Sender<Command>,
     queue: Mutex<Option<mpsc::Receiver<Command>>>,
     dropped: AtomicU64,
@@ -109,6 +143,7 @@ impl RedisAdapter {
                 address,
                 prefix: prefix.to_owned(),
                 wanted: Mutex::new(HashSet::new()),
+                confirmed: Mutex::new(Confirmed::default()),
                 commands,
                 queue: Mutex::new(Some(queue)),
                 dropped: AtomicU64::new(0),
@@ -161,17 +196,43 @@ impl Adapter for RedisAdapter {
     }
 
     fn subscribe(&self, topic: &str) {
-        if let Ok(mut wanted) = self.shared.wanted.lock() {
-            wanted.insert(topic.to_owned());
+        let new = match self.shared.wanted.lock() {
+            Ok(mut wanted) => wanted.insert(topic.to_owned()),
+            Err(_) => false,
+        };
+        if new {
+            self.send(Command::Subscribe(topic.to_owned()));
         }
-        self.send(Command::Subscribe(topic.to_owned()));
+    }
+
+    fn subscribed(&self, topic: &str) -> Option<Subscribed> {
+        if !self.is_up() {
+            return None;
+        }
+        let mut confirmed = self.shared.confirmed.lock().ok()?;
+        if confirmed.topics.contains(topic) {
+            return None;
+        }
+        let (tx, rx) = oneshot::channel::<()>();
+        confirmed
+            .waiters
+            .entry(topic.to_owned())
+            .or_default()
+            .push(tx);
+        Some(Box::pin(async move {
+            let _ = rx.await;
+        }))
     }
 
     fn unsubscribe(&self, topic: &str) {
-        if let Ok(mut wanted) = self.shared.wanted.lock() {
-            wanted.remove(topic);
+        let gone = match self.shared.wanted.lock() {
+            Ok(mut wanted) => wanted.remove(topic),
+            Err(_) => false,
+        };
+        if gone {
+            self.shared.unconfirm(topic);
+            self.send(Command::Unsubscribe(topic.to_owned()));
         }
-        self.send(Command::Unsubscribe(topic.to_owned()));
     }
 
     fn publish_control(&self, message: Bytes) {
@@ -257,9 +318,11 @@ async fn serve(
     let (mut sink, mut stream) = pubsub.split();
     // Subscribe to the control channel and every wanted topic, in batches.
     let mut channels = vec![shared.control_channel()];
-    if let Ok(wanted) = shared.wanted.lock() {
-        channels.extend(wanted.iter().map(|t| shared.topic_channel(t)));
-    }
+    let topics: Vec<String> = match shared.wanted.lock() {
+        Ok(wanted) => wanted.iter().cloned().collect(),
+        Err(_) => Vec::new(),
+    };
+    channels.extend(topics.iter().map(|t| shared.topic_channel(t)));
     for chunk in channels.chunks(SUBSCRIBE_BATCH) {
         match tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(chunk)).await {
             Ok(Ok(())) => {}
@@ -267,6 +330,7 @@ async fn serve(
             Err(_) => return Served::NoConnection("SUBSCRIBE timed out".to_owned()),
         }
     }
+    shared.confirm(topics.iter().map(String::as_str));
     shared.up.store(true, Ordering::Relaxed);
     tracing::info!(redis = %shared.address, topics = channels.len() - 1, "cluster link to Redis up");
     inbound.link(true);
@@ -314,6 +378,7 @@ async fn serve(
         }
     };
     shared.up.store(false, Ordering::Relaxed);
+    shared.unconfirm_all();
     inbound.link(false);
     Served::LinkLost(lost)
 }
@@ -356,7 +421,6 @@ async fn execute(
             subscribe
                 .into_iter()
                 .filter(|t| wanted.contains(t))
-                .map(|t| shared.topic_channel(&t))
                 .collect(),
             unsubscribe
                 .into_iter()
@@ -367,8 +431,10 @@ async fn execute(
         Err(_) => (Vec::new(), Vec::new()),
     };
     if !on.is_empty() {
-        match tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(&on)).await {
-            Ok(Ok(())) => {}
+        let channels: Vec<String> = on.iter().map(|t| shared.topic_channel(t)).collect();
+        // redis-rs returns once Redis acknowledged the SUBSCRIBE.
+        match tokio::time::timeout(COMMAND_TIMEOUT, sink.subscribe(&channels)).await {
+            Ok(Ok(())) => shared.confirm(on.iter().map(String::as_str)),
             Ok(Err(error)) => return Err(error.to_string()),
             Err(_) => return Err("SUBSCRIBE timed out".to_owned()),
         }

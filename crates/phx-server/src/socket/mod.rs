@@ -463,6 +463,12 @@ impl Socket {
         }
         match result {
             Ok(Ok(reply)) => {
+                // In a cluster, the reply waits until other nodes' broadcasts to the
+                // topic reach this node (the engine confirmed the subscription).
+                let mut remote = self.core.hub.pubsub.prepare_remote(&topic);
+                if let Some(remote) = remote.as_mut() {
+                    remote.confirmed().await;
+                }
                 self.core.reply(
                     join_ref.as_ref(),
                     r#ref.as_ref(),
@@ -484,6 +490,7 @@ impl Socket {
                         },
                     },
                 );
+                drop(remote);
                 telemetry.joined.increment(1.0);
                 self.channels.insert(
                     topic.clone(),
