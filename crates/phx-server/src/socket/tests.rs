@@ -1230,21 +1230,31 @@ impl Channel for TerminateProbe {
     }
 }
 
+/// Alice's V2 socket on `endpoint` with `config`'s routes, writing to `outbox`.
+fn alice_socket(
+    endpoint: &Endpoint,
+    config: SocketConfig<String>,
+    outbox: Outbox,
+) -> (Socket, SocketInbox) {
+    Socket::new(
+        endpoint.hub().clone(),
+        config.into_options().settings().clone(),
+        Serializer::V2,
+        outbox,
+        Arc::new("alice".to_owned()),
+        None,
+    )
+}
+
 /// A driver over a V2 socket whose `probe:*` channels count their terminations.
 fn driver() -> (Driver, Arc<std::sync::atomic::AtomicUsize>, Endpoint) {
     let terminated = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let counter = terminated.clone();
-    let options = SocketConfig::new(WithUser)
-        .channel("probe:*", move || TerminateProbe(counter.clone()))
-        .into_options();
     let endpoint = Endpoint::builder().build();
-    let (socket, inbox) = Socket::new(
-        endpoint.hub().clone(),
-        options.settings().clone(),
-        Serializer::V2,
+    let (socket, inbox) = alice_socket(
+        &endpoint,
+        SocketConfig::new(WithUser).channel("probe:*", move || TerminateProbe(counter.clone())),
         Outbox::LongPoll(Arc::new(LongPollBuffer::new(10_000))),
-        Arc::new("alice".to_owned()),
-        None,
     );
     (Driver::new(socket, inbox, None), terminated, endpoint)
 }
@@ -1377,19 +1387,11 @@ impl Channel for StateReader {
 /// A V2 socket on `endpoint` with an exact `lobby` route and a `state:*` route; returns
 /// it with the buffer its frames go to.
 fn socket_with_routes(endpoint: &Endpoint) -> (Socket, SocketInbox, Arc<LongPollBuffer>) {
-    let options = SocketConfig::new(WithUser)
-        .channel("lobby", || PlainChannel)
-        .channel("state:*", || StateReader)
-        .into_options();
     let buffer = Arc::new(LongPollBuffer::new(10_000));
-    let (socket, inbox) = Socket::new(
-        endpoint.hub().clone(),
-        options.settings().clone(),
-        Serializer::V2,
-        Outbox::LongPoll(buffer.clone()),
-        Arc::new("alice".to_owned()),
-        None,
-    );
+    let config = SocketConfig::new(WithUser)
+        .channel("lobby", || PlainChannel)
+        .channel("state:*", || StateReader);
+    let (socket, inbox) = alice_socket(endpoint, config, Outbox::LongPoll(buffer.clone()));
     (socket, inbox, buffer)
 }
 
@@ -1480,17 +1482,11 @@ impl Channel for Ender {
 /// socket's queue and the flow the socket reported.
 async fn end_with(event: &str) -> (Arc<crate::outbox::WsQueue>, Flow) {
     let endpoint = Endpoint::builder().build();
-    let options = SocketConfig::new(WithUser)
-        .channel("end:*", || Ender)
-        .into_options();
     let queue = Arc::new(crate::outbox::WsQueue::new(100, 1 << 20, 1 << 20));
-    let (mut socket, _inbox) = Socket::new(
-        endpoint.hub().clone(),
-        options.settings().clone(),
-        Serializer::V2,
+    let (mut socket, _inbox) = alice_socket(
+        &endpoint,
+        SocketConfig::new(WithUser).channel("end:*", || Ender),
         Outbox::WebSocket(queue.clone()),
-        Arc::new("alice".to_owned()),
-        None,
     );
     for frame in [
         json!(["1", "1", "end:1", "phx_join", {}]),
