@@ -40,6 +40,13 @@ pub fn new_wave(connections: usize) {
     FIRST_ADDRESS.fetch_add(connections.div_ceil(PER_ADDRESS), Ordering::Relaxed);
 }
 
+/// Starts this process's connections at source address number `first` (load generators
+/// split over several processes give each its own range, so their ephemeral ports never
+/// collide).
+pub fn set_first_address(first: usize) {
+    FIRST_ADDRESS.store(first, Ordering::Relaxed);
+}
+
 /// Source addresses 127.0.x.y (x.y from the current wave on) so N is not capped by one
 /// address's ephemeral ports.
 pub fn source_for(i: usize) -> IpAddr {

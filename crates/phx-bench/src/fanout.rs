@@ -52,6 +52,46 @@ pub async fn run(
     messages: usize,
     path: &str,
 ) -> anyhow::Result<Result> {
+    let shape = Shape {
+        subscribers,
+        publishers,
+        messages,
+    };
+    run_spread(&[server], &[], server.name, run, shape, path).await
+}
+
+/// How many subscribers, publishers and messages per publisher a fan-out run has.
+#[derive(Clone, Copy)]
+pub struct Shape {
+    pub subscribers: usize,
+    pub publishers: usize,
+    pub messages: usize,
+}
+
+/// The fan-out with subscriber `i` on `servers[i % servers.len()]` and every publisher
+/// posting to `servers[0]`; the server CPU is summed over the servers and `extra_pids`
+/// (a cluster's engine, say), so a cluster and one node doing the same work compare.
+pub async fn run_spread(
+    servers: &[&Server],
+    extra_pids: &[u32],
+    label: &str,
+    run: usize,
+    shape: Shape,
+    path: &str,
+) -> anyhow::Result<Result> {
+    let Shape {
+        subscribers,
+        publishers,
+        messages,
+    } = shape;
+    anyhow::ensure!(!servers.is_empty(), "no server to run against");
+    let pids: Vec<u32> = servers
+        .iter()
+        .map(|s| s.pid())
+        .chain(extra_pids.iter().copied())
+        .collect();
+    let cpu_of =
+        |pids: &[u32]| -> anyhow::Result<Duration> { pids.iter().map(|&pid| cpu_time(pid)).sum() };
     new_wave(subscribers);
     let expected = (subscribers * publishers * messages) as u64;
     let delivered = Arc::new(AtomicU64::new(0));
@@ -65,7 +105,7 @@ pub async fn run(
             lat_tx.clone(),
             ready_tx.clone(),
         );
-        let (addr, path) = (server.addr, path.to_owned());
+        let (addr, path) = (servers[i % servers.len()].addr, path.to_owned());
         tokio::spawn(async move {
             let conn = async {
                 let _permit = gate.acquire().await?;
@@ -112,20 +152,19 @@ pub async fn run(
     }
     anyhow::ensure!(
         ready == subscribers,
-        "[{}] only {ready}/{subscribers} subscribers joined (first error: {})",
-        server.name,
+        "[{label}] only {ready}/{subscribers} subscribers joined (first error: {})",
         first_error.as_deref().unwrap_or("timeout")
     );
 
-    let cpu_before = cpu_time(server.pid())?;
+    let cpu_before = cpu_of(&pids)?;
     let own_before = own_cpu_time()?;
     let started = Instant::now();
     let mut pubs = Vec::new();
     for p in 0..publishers {
-        let addr = server.addr;
-        pubs.push(tokio::spawn(
-            async move { publish(addr, p, messages).await },
-        ));
+        let addr = servers[0].addr;
+        pubs.push(tokio::spawn(async move {
+            publish(addr, TOPIC, p, messages).await
+        }));
     }
     for p in pubs {
         p.await.context("publisher")??;
@@ -150,13 +189,10 @@ pub async fn run(
         progress_at.saturating_duration_since(started)
     }
     .as_secs_f64();
-    let cpu = cpu_time(server.pid())?.saturating_sub(cpu_before);
+    let cpu = cpu_of(&pids)?.saturating_sub(cpu_before);
     let own_cpu = own_cpu_time()?.saturating_sub(own_before);
     if got < expected {
-        println!(
-            "fanout [{}]: only {got} of {expected} messages delivered",
-            server.name
-        );
+        println!("fanout [{label}]: only {got} of {expected} messages delivered");
     }
 
     let mut histogram = Histogram::<u64>::new_with_bounds(1_000, 120_000_000_000, 3)?;
@@ -173,7 +209,7 @@ pub async fn run(
     }
     let ms = |q: f64| histogram.value_at_quantile(q) as f64 / 1e6;
     Ok(Result {
-        server: server.name.to_owned(),
+        server: label.to_owned(),
         run,
         subscribers,
         publishers,
@@ -193,14 +229,20 @@ pub async fn run(
     })
 }
 
-/// One publisher: M sequential POSTs on a keep-alive connection.
-async fn publish(addr: std::net::SocketAddr, p: usize, messages: usize) -> anyhow::Result<()> {
+/// One publisher: M sequential POSTs to `topic` on a keep-alive connection, each payload
+/// carrying its send time.
+pub async fn publish(
+    addr: std::net::SocketAddr,
+    topic: &str,
+    p: usize,
+    messages: usize,
+) -> anyhow::Result<()> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     for seq in 0..messages {
         let body = format!(r#"{{"p":{p},"seq":{seq},"t":"{}"}}"#, now_nanos());
-        let req = hyper::Request::post(format!("/test/broadcast?topic={TOPIC}&event=bench"))
+        let req = hyper::Request::post(format!("/test/broadcast?topic={topic}&event=bench"))
             .header("host", addr.to_string())
             .header("content-type", "application/json")
             .body(Full::new(Bytes::from(body)))?;

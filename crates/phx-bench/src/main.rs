@@ -5,6 +5,7 @@
 
 mod chat;
 mod client;
+mod cluster;
 mod connections;
 mod fanout;
 mod presence_view;
@@ -79,6 +80,35 @@ enum Command {
     Storm {
         #[arg(long, default_value_t = 2_000)]
         n: usize,
+    },
+    /// Fan-out over 3 nodes on a private Redis next to one node (the cost of
+    /// clustering), then `hold` sockets over the 3 nodes and one broadcast to all.
+    Cluster {
+        #[arg(long, default_value_t = 3_000)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 2)]
+        publishers: usize,
+        #[arg(long, default_value_t = 200)]
+        messages: usize,
+        /// One node / cluster pairs (the ratio reported is their median).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Sockets held over the 3 nodes (0: skip); 51 000 keeps each process under a
+        /// 20 000 open-file limit.
+        #[arg(long, default_value_t = 0)]
+        hold: usize,
+    },
+    /// Internal: one load-generator process of `cluster --hold` (holds `n` sockets).
+    #[command(hide = true)]
+    Hold {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long)]
+        n: usize,
+        #[arg(long = "first-address")]
+        first_address: usize,
+        #[arg(long)]
+        path: String,
     },
     /// U users in R chat rooms with PostgreSQL history.
     Chat {
@@ -270,6 +300,16 @@ fn write(report: &Report, out: &std::path::Path) -> anyhow::Result<PathBuf> {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
+    if let Command::Hold {
+        addr,
+        n,
+        first_address,
+        path,
+    } = &cli.command
+    {
+        raise_fd_limit(*n as u64 + 1_000)?;
+        return cluster::hold(*addr, *n, *first_address, path).await;
+    }
     let mut report = Report {
         machine: proc_stats::machine(),
         ..Report::default()
@@ -317,6 +357,26 @@ async fn main() -> anyhow::Result<()> {
             raise_fd_limit(n as u64 + 1_000)?;
             run_storm(&mut report, n).await?;
         }
+        Command::Cluster {
+            subscribers,
+            publishers,
+            messages,
+            runs,
+            hold,
+        } => {
+            report.size =
+                format!("cluster s={subscribers} p={publishers} m={messages} hold={hold}");
+            // The nodes inherit this limit: each holds a third of the sockets.
+            raise_fd_limit((subscribers.max(hold / 3) + 1_000) as u64)?;
+            let shape = fanout::Shape {
+                subscribers,
+                publishers,
+                messages,
+            };
+            let hold = (hold > 0).then_some(hold);
+            report.cluster = Some(cluster::run(runs, shape, hold, OURS_PATH).await?);
+        }
+        Command::Hold { .. } => anyhow::bail!("`hold` returned above"),
         Command::Chat {
             users,
             rooms,

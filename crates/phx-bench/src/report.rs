@@ -7,7 +7,7 @@ use hdrhistogram::Histogram;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use crate::{chat, connections, fanout, storm};
+use crate::{chat, cluster, connections, fanout, storm};
 
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -21,6 +21,7 @@ pub struct Report {
     pub fanout_cpu_ratios: Vec<f64>,
     pub storm: Option<storm::Result>,
     pub chat: Option<chat::Result>,
+    pub cluster: Option<cluster::Result>,
 }
 
 impl Report {
@@ -99,6 +100,51 @@ impl Report {
                 "## chat (PostgreSQL)\n\n{} users in {} rooms for {:.0} s: {} messages stored ({:.0}/s; {} rows in the database), reply latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; chat-app CPU {:.0} µs per stored message (PostgreSQL's not included).\n",
                 c.users, c.rooms, c.seconds, c.stored, c.stored_per_sec, c.rows_in_database, c.p50_ms, c.p99_ms, c.p999_ms, c.server_cpu_us_per_message
             );
+        }
+        if let Some(c) = &self.cluster {
+            if let Some(f) = c.fanout.first() {
+                let _ = writeln!(
+                    md,
+                    "## cluster\n\n{} subscribers ({} per node in the cluster), {} publishers × {} messages posted to node 1; server CPU summed over the nodes and Redis.\n\n| servers | run | delivered | msgs/s | p50 | p99 | server CPU | CPU/delivered |\n|---|---|---|---|---|---|---|---|",
+                    f.subscribers, f.subscribers / c.nodes.max(1), f.publishers, f.messages_each
+                );
+                for f in &c.fanout {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {} | {} | {:.0} | {:.2} ms | {:.2} ms | {:.0} ms | {:.0} ns |",
+                        f.server,
+                        f.run,
+                        f.delivered,
+                        f.delivered_per_sec,
+                        f.p50_ms,
+                        f.p99_ms,
+                        f.server_cpu_ms,
+                        f.server_cpu_ns_per_delivered
+                    );
+                }
+                if let Some(r) = c.cpu_ratio {
+                    let _ = writeln!(
+                        md,
+                        "\nCluster / one node, CPU per delivered message: **{r:.2}×** (median).\n"
+                    );
+                }
+            }
+            if let Some(h) = &c.hold {
+                let _ = writeln!(
+                    md,
+                    "{} sockets held by {} nodes ({} failed to join); one broadcast reached {} of them in {:.0} ms.\n\n| node | sockets | RSS per socket | RSS |\n|---|---|---|---|",
+                    h.sockets, c.nodes, h.failed, h.received, h.broadcast_ms
+                );
+                for (k, (sockets, per, rss)) in h.per_node.iter().enumerate() {
+                    let _ = writeln!(
+                        md,
+                        "| {} | {sockets} | {:.1} KiB | {rss:.0} MiB |",
+                        k + 1,
+                        per / 1024.0
+                    );
+                }
+                md.push('\n');
+            }
         }
         md
     }

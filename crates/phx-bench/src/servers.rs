@@ -108,6 +108,59 @@ pub async fn ours(timeout_ms: u64) -> anyhow::Result<Server> {
     .await
 }
 
+/// A conformance-server node of a cluster joined through `redis_url`.
+pub async fn node(redis_url: &str, name: &str) -> anyhow::Result<Server> {
+    spawn(
+        "phx-rs node",
+        "conformance-server",
+        &[
+            "--port",
+            "0",
+            "--timeout-ms",
+            "3600000",
+            "--redis-url",
+            redis_url,
+            "--node-name",
+            name,
+        ],
+        &[("RUST_LOG", "error".into())],
+    )
+    .await
+}
+
+/// A private `redis-server` on a free port, keeping nothing on disk.
+pub async fn redis() -> anyhow::Result<(Child, u16)> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let child = Command::new("redis-server")
+        .args([
+            "--port",
+            &port.to_string(),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .context("starting redis-server (install Debian's redis-server package)")?;
+    for _ in 0..100 {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .is_ok()
+        {
+            return Ok((child, port));
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    bail!("redis-server did not listen on 127.0.0.1:{port} within 5 s")
+}
+
 pub async fn floor() -> anyhow::Result<Server> {
     spawn("floor", "floor-server", &["--port", "0"], &[]).await
 }
