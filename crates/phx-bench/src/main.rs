@@ -214,8 +214,8 @@ async fn run_storm(report: &mut Report, n: usize) -> anyhow::Result<()> {
     let server = servers::ours(3_600_000).await?;
     let r = storm::run(&server, n, OURS_PATH).await?;
     println!(
-        "storm: {} clients; first wave converged in {:.2} s; after dropping all: rejoined in {:.2} s, converged in {:.2} s (server CPU {:.2} s, generator CPU {:.2} s)",
-        r.clients, r.initial_converged_s, r.rejoined_s, r.converged_s, r.server_cpu_s, r.generator_cpu_s
+        "storm: {} clients; first wave converged in {:.2} s; after dropping all: rejoined in {:.2} s, every presence_state received in {:.2} s (server CPU {:.2} s to there), every list converged in {:.2} s (server CPU {:.2} s, generator CPU {:.2} s)",
+        r.clients, r.initial_converged_s, r.rejoined_s, r.states_written_s, r.server_cpu_to_states_s, r.converged_s, r.server_cpu_s, r.generator_cpu_s
     );
     report.storm = Some(r);
     server.stop().await;

@@ -90,8 +90,8 @@ impl Report {
         if let Some(s) = &self.storm {
             let _ = writeln!(
                 md,
-                "## storm\n\n{} clients: first wave converged in {:.2} s; after all dropped at once, all rejoined in {:.2} s and every presence list converged in {:.2} s (converged: {}). Server CPU {:.2} s, generator CPU {:.2} s from the drop to convergence.\n",
-                s.clients, s.initial_converged_s, s.rejoined_s, s.converged_s, s.all_converged, s.server_cpu_s, s.generator_cpu_s
+                "## storm\n\n{} clients: first wave converged in {:.2} s; after all dropped at once, all rejoined in {:.2} s, every `presence_state` was received in {:.2} s (the server's side: server CPU {:.2} s), and every presence list converged in {:.2} s (converged: {}). Server CPU {:.2} s, generator CPU {:.2} s from the drop to convergence.\n",
+                s.clients, s.initial_converged_s, s.rejoined_s, s.states_written_s, s.server_cpu_to_states_s, s.converged_s, s.all_converged, s.server_cpu_s, s.generator_cpu_s
             );
         }
         if let Some(c) = &self.chat {

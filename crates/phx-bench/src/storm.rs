@@ -21,6 +21,11 @@ pub struct Result {
     pub rejoined_s: f64,
     pub converged_s: f64,
     pub all_converged: bool,
+    /// From the drop until every client had its `presence_state` frame (seen by its event
+    /// name, before the client parses it): the server's side of the storm.
+    pub states_written_s: f64,
+    /// Server CPU time from the drop until every `presence_state` was received.
+    pub server_cpu_to_states_s: f64,
     /// Server CPU time from the drop until every list converged.
     pub server_cpu_s: f64,
     /// The load generator's own CPU time over the same span (it shares the cores).
@@ -38,7 +43,15 @@ struct Wave {
     gate: Arc<Semaphore>,
     joined: Arc<AtomicUsize>,
     converged: Arc<AtomicUsize>,
+    states: Arc<AtomicUsize>,
     stop: watch::Receiver<bool>,
+}
+
+/// Whether a V2 frame is a `presence_state` push: its event is the fourth element, near
+/// the start, so only the head is searched (the state itself can be megabytes).
+fn is_presence_state(frame: &[u8]) -> bool {
+    let head = &frame[..frame.len().min(256)];
+    head.windows(16).any(|w| w == b"\"presence_state\"")
 }
 
 /// One client: join, then apply presence frames until `stop`; counts itself in
@@ -51,7 +64,15 @@ async fn client(i: usize, mut wave: Wave) {
             .ok()?;
         let mut view = View::default();
         let payload = serde_json::json!({"user": format!("u{i}"), "meta": {}});
-        conn.join(TOPIC, payload, |f| view.handle(f)).await.ok()?;
+        let states = &wave.states;
+        conn.join(TOPIC, payload, |f| {
+            if is_presence_state(f) {
+                states.fetch_add(1, Ordering::Relaxed);
+            }
+            view.handle(f)
+        })
+        .await
+        .ok()?;
         Some((conn, view))
     };
     let Some((mut conn, mut view)) = conn.await else {
@@ -64,6 +85,9 @@ async fn client(i: usize, mut wave: Wave) {
         let Ok(Some(frame)) = conn.next_text().await else {
             break;
         };
+        if is_presence_state(&frame) {
+            wave.states.fetch_add(1, Ordering::Relaxed);
+        }
         view.handle(&frame);
         let now = view.converged(wave.n);
         if now != counted {
@@ -80,12 +104,13 @@ async fn client(i: usize, mut wave: Wave) {
     }
 }
 
-type Started = (
-    Vec<tokio::task::JoinHandle<()>>,
-    Arc<AtomicUsize>,
-    Arc<AtomicUsize>,
-    watch::Sender<bool>,
-);
+struct Started {
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    joined: Arc<AtomicUsize>,
+    converged: Arc<AtomicUsize>,
+    states: Arc<AtomicUsize>,
+    stop: watch::Sender<bool>,
+}
 
 async fn wave(n: usize, server: &Server, path: &str) -> Started {
     new_wave(n);
@@ -97,12 +122,19 @@ async fn wave(n: usize, server: &Server, path: &str) -> Started {
         gate: Arc::new(Semaphore::new(512)),
         joined: Arc::new(AtomicUsize::new(0)),
         converged: Arc::new(AtomicUsize::new(0)),
+        states: Arc::new(AtomicUsize::new(0)),
         stop,
     };
     let tasks = (0..n)
         .map(|i| tokio::spawn(client(i, wave.clone())))
         .collect();
-    (tasks, wave.joined, wave.converged, stop_tx)
+    Started {
+        tasks,
+        joined: wave.joined,
+        converged: wave.converged,
+        states: wave.states,
+        stop: stop_tx,
+    }
 }
 
 async fn wait_until(what: impl Fn() -> bool, limit: Duration) -> Option<Duration> {
@@ -118,7 +150,8 @@ async fn wait_until(what: impl Fn() -> bool, limit: Duration) -> Option<Duration
 
 pub async fn run(server: &Server, n: usize, path: &str) -> anyhow::Result<Result> {
     let started = Instant::now();
-    let (tasks, _joined, converged, _stop) = wave(n, server, path).await;
+    let first = wave(n, server, path).await;
+    let (tasks, converged) = (first.tasks, first.converged);
     let initial = wait_until(
         || converged.load(Ordering::Relaxed) == n,
         Duration::from_secs(300),
@@ -135,13 +168,21 @@ pub async fn run(server: &Server, n: usize, path: &str) -> anyhow::Result<Result
     }
     let storm = Instant::now();
     let (server_cpu, own_cpu) = (cpu_time(server.pid())?, own_cpu_time()?);
-    let (_tasks, joined, converged, stop) = wave(n, server, path).await;
+    let second = wave(n, server, path).await;
+    let (joined, converged, states) = (&second.joined, &second.converged, &second.states);
     let rejoined = wait_until(
         || joined.load(Ordering::Relaxed) == n,
         Duration::from_secs(300),
     )
     .await
     .map(|_| storm.elapsed());
+    let written = wait_until(
+        || states.load(Ordering::Relaxed) >= n,
+        Duration::from_secs(300),
+    )
+    .await
+    .map(|_| storm.elapsed());
+    let server_cpu_to_states = cpu_time(server.pid())?.saturating_sub(server_cpu);
     let done = wait_until(
         || converged.load(Ordering::Relaxed) == n,
         Duration::from_secs(300),
@@ -150,13 +191,15 @@ pub async fn run(server: &Server, n: usize, path: &str) -> anyhow::Result<Result
     .map(|_| storm.elapsed());
     let server_cpu = cpu_time(server.pid())?.saturating_sub(server_cpu);
     let own_cpu = own_cpu_time()?.saturating_sub(own_cpu);
-    let _ = stop.send(true);
+    let _ = second.stop.send(true);
     Ok(Result {
         clients: n,
         initial_converged_s: initial.as_secs_f64(),
         rejoined_s: rejoined.map_or(f64::NAN, |d| d.as_secs_f64()),
         converged_s: done.map_or(f64::NAN, |d| d.as_secs_f64()),
         all_converged: done.is_some(),
+        states_written_s: written.map_or(f64::NAN, |d| d.as_secs_f64()),
+        server_cpu_to_states_s: server_cpu_to_states.as_secs_f64(),
         server_cpu_s: server_cpu.as_secs_f64(),
         generator_cpu_s: own_cpu.as_secs_f64(),
     })
