@@ -19,7 +19,7 @@ before(async () => {
   cluster = await startCluster({ nodes: 3 });
   nodes = cluster.nodes;
 });
-after(async () => cluster.stop());
+after(async () => cluster?.stop());
 afterEach(() => disconnectAll());
 
 /** How long the cluster may take to notice a node is gone: the down period plus slack. */
