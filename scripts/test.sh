@@ -3,8 +3,8 @@
 # formatting and lints, phx-server's module layers, the docs (rustdoc, the README's
 # example), Rust unit/property/integration tests and doctests (PostgreSQL at
 # 127.0.0.1:5432), the crates' publish dry-run, the examples and the conformance suite
-# through real phoenix.js, and the browser end-to-end tests (Debian's chromium driven by
-# playwright-core).
+# through real phoenix.js (a Redis cluster of real nodes included: Debian's redis-server),
+# and the browser end-to-end tests (Debian's chromium driven by playwright-core).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -27,6 +27,15 @@ if [ ! -x /usr/bin/chromium ]; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
   else
     echo "chromium is missing: install Debian's chromium package (apt-get install chromium)" >&2
+    exit 1
+  fi
+fi
+# The conformance suite's cluster tests start their own redis-server on a free port.
+if ! command -v redis-server >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
+  else
+    echo "redis-server is missing: install Debian's redis-server package (apt-get install redis-server)" >&2
     exit 1
   fi
 fi
@@ -74,7 +83,7 @@ step "examples through phoenix.js (examples/hello, examples/token-auth)"
 (cd examples/hello && npm test)
 (cd examples/token-auth && npm test)
 
-step "conformance suite (phoenix.js against examples/conformance-server)"
+step "conformance suite (phoenix.js against examples/conformance-server, one node and clustered on Redis)"
 (cd conformance-tests && npm test)
 
 step "chat app: browser end-to-end and server tests"

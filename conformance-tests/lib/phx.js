@@ -21,19 +21,24 @@ export class MemoryStorage {
 }
 
 import { test } from "node:test";
+import { clusterMode, clusterPeer } from "./server.js";
 
 /**
  * PHX_TRANSPORT=longpoll runs every phoenix.js-driven test over long poll (§7): the
  * sockets use `transport: LongPoll`, those tests are named "[long poll] …", and the
  * raw-WebSocket tests (which test the wire itself) are not defined in that run.
+ * PHX_CLUSTER=1 does the same with consecutive phoenix.js sockets on two nodes of a
+ * cluster ("[cluster] …"): the raw tests talk to one node and would check nothing more.
  */
 export const viaLongPoll = process.env.PHX_TRANSPORT === "longpoll";
-export const jsTest = (name, ...rest) => test(viaLongPoll ? `[long poll] ${name}` : name, ...rest);
-export const rawTest = viaLongPoll ? () => {} : test;
+const prefix = [viaLongPoll && "[long poll]", clusterMode && "[cluster]"].filter(Boolean).join(" ");
+export const jsTest = (name, ...rest) => test(prefix ? `${prefix} ${name}` : name, ...rest);
+export const rawTest = viaLongPoll || clusterMode ? () => {} : test;
 /** Long-poll window for servers started by the suite in long-poll mode (fast expiry). */
 export const serverOptions = viaLongPoll ? { longpollWindowMs: 1000 } : {};
 
 const live = new Set();
+let sockets = 0;
 
 /**
  * How long a test waits for something that should happen (a frame, a close, a state):
@@ -47,9 +52,13 @@ export const PATIENCE_MS = 20000;
  * A phoenix.js Socket on `<base><mount>` with fast reconnects for tests. Joins and pushes
  * time out after 30 s (phoenix.js' default 10 s can pass on a loaded machine: the test
  * would then see a spurious "timeout" instead of the reply that is on its way).
+ * In cluster mode (`base` is a cluster's first node) every second socket goes to the
+ * cluster's second node instead, so a test's clients sit on both.
  */
 export function phxSocket(base, opts = {}, mount = "/ws") {
-  const socket = new Socket(`${base}${mount}`, {
+  const peer = clusterPeer(base);
+  const url = peer && sockets++ % 2 === 1 ? peer : base;
+  const socket = new Socket(`${url}${mount}`, {
     transport: viaLongPoll ? LongPoll : WebSocket,
     reconnectAfterMs: () => 50,
     rejoinAfterMs: () => 50,

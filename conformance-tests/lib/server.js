@@ -17,7 +17,7 @@ function build() {
 }
 
 /** A TCP port that was free a moment ago (the server binds it right after). */
-function freePort() {
+export function freePort() {
   return new Promise((resolve, reject) => {
     const srv = net.createServer();
     srv.unref();
@@ -34,31 +34,36 @@ const children = new Set();
 process.on("exit", () => {
   for (const child of children) child.kill("SIGKILL");
 });
+for (const signal of ["SIGINT", "SIGTERM"]) {
+  process.once(signal, () => process.exit(130));
+}
+
+/** Kills `child` (with SIGKILL) when this process exits, unless released first. */
+export function adopt(child) {
+  children.add(child);
+  return () => children.delete(child);
+}
+
+/** SIGKILLs `child` (a paused one too) and resolves once it is gone. */
+export async function killChild(child) {
+  children.delete(child);
+  if (child.exitCode !== null || child.signalCode !== null) return;
+  const gone = new Promise((r) => child.once("exit", r));
+  child.kill("SIGKILL");
+  await gone;
+}
 
 /**
- * Starts a server (or uses PHX_URL / PHX_URL_SHORT_TIMEOUT). Returns {ws, http, stop}.
- * A server with a short idle timeout (`timeoutMs` < 60 000) is a second instance: with
- * PHX_URL set it must be given as PHX_URL_SHORT_TIMEOUT, or this rejects with a message
- * saying so (the idle-timeout tests then fail, they never skip).
+ * Builds (once) and starts `target/debug/conformance-server` with `args`, on a port it
+ * found free. Resolves with {ws, http, child} once the server printed its `listening`
+ * line.
  */
-export async function startServer({ timeoutMs = 60000, longpollWindowMs = 10000 } = {}) {
-  const short = timeoutMs < 60000;
-  const given = short ? process.env.PHX_URL_SHORT_TIMEOUT : process.env.PHX_URL;
-  if (process.env.PHX_URL) {
-    if (!given) {
-      throw new Error(
-        `PHX_URL is set but PHX_URL_SHORT_TIMEOUT is not: the idle-timeout tests need a second ` +
-          `server instance started with an idle timeout of ${timeoutMs} ms`,
-      );
-    }
-    return { ws: given, http: given.replace(/^ws/, "http"), stop: async () => {} };
-  }
+export async function launch(args, { port } = {}) {
   build();
   const bin = path.join(repoRoot, "target/debug/conformance-server");
-  const port = await freePort();
-  const args = ["--port", String(port), "--timeout-ms", String(timeoutMs), "--longpoll-window-ms", String(longpollWindowMs)];
-  const child = spawn(bin, args, { stdio: ["ignore", "pipe", "inherit"] });
-  children.add(child);
+  port ??= await freePort();
+  const child = spawn(bin, ["--port", String(port), ...args], { stdio: ["ignore", "pipe", "inherit"] });
+  adopt(child);
   const url = await new Promise((resolve, reject) => {
     // Generous: the first start after a build can be slow on a loaded machine.
     const timer = setTimeout(() => reject(new Error("conformance-server printed no 'listening' line in 120 s")), 120000);
@@ -72,16 +77,64 @@ export async function startServer({ timeoutMs = 60000, longpollWindowMs = 10000 
       resolve(/(ws:\/\/[^\s]+)/.exec(line)?.[1] ?? `ws://127.0.0.1:${port}`);
     });
   });
-  return {
-    ws: url,
-    http: url.replace(/^ws/, "http"),
-    stop: async () => {
-      children.delete(child);
-      if (child.exitCode !== null || child.signalCode !== null) return;
-      child.kill("SIGKILL");
-      await new Promise((r) => child.on("exit", r));
-    },
-  };
+  return { ws: url, http: url.replace(/^ws/, "http"), child };
+}
+
+/**
+ * PHX_CLUSTER=1: every server a test file asks for is two nodes of one cluster (each
+ * server its own private Redis), and phoenix.js sockets alternate between them (see
+ * phxSocket in phx.js). With PHX_URL set, PHX_URL_2 names the second node.
+ */
+export const clusterMode = process.env.PHX_CLUSTER === "1";
+
+// base URL of a first node → base URL of its second node.
+const peers = new Map();
+
+/** The other node of the cluster whose first node is `base`, if any. */
+export function clusterPeer(base) {
+  return peers.get(base);
+}
+
+/**
+ * Starts a server (or uses PHX_URL / PHX_URL_SHORT_TIMEOUT). Returns {ws, http, stop}
+ * (and {ws2, http2} in cluster mode: the second node). A server with a short idle timeout
+ * (`timeoutMs` < 60 000) is a second instance: with PHX_URL set it must be given as
+ * PHX_URL_SHORT_TIMEOUT, or this rejects with a message saying so (the idle-timeout tests
+ * then fail, they never skip).
+ */
+export async function startServer({ timeoutMs = 60000, longpollWindowMs = 10000 } = {}) {
+  const short = timeoutMs < 60000;
+  const given = short ? process.env.PHX_URL_SHORT_TIMEOUT : process.env.PHX_URL;
+  if (process.env.PHX_URL) {
+    if (!given) {
+      throw new Error(
+        `PHX_URL is set but PHX_URL_SHORT_TIMEOUT is not: the idle-timeout tests need a second ` +
+          `server instance started with an idle timeout of ${timeoutMs} ms`,
+      );
+    }
+    const server = { ws: given, http: given.replace(/^ws/, "http"), stop: async () => {} };
+    if (clusterMode && !short) {
+      const second = process.env.PHX_URL_2;
+      if (!second) {
+        throw new Error("PHX_CLUSTER=1 and PHX_URL are set but PHX_URL_2 is not: cluster mode needs a second node of PHX_URL's cluster");
+      }
+      peers.set(given, second);
+      Object.assign(server, { ws2: second, http2: second.replace(/^ws/, "http") });
+    }
+    return server;
+  }
+  const args = ["--timeout-ms", String(timeoutMs), "--longpoll-window-ms", String(longpollWindowMs)];
+  if (clusterMode) {
+    const { startCluster } = await import("./cluster.js");
+    // The library's default timings: nothing here stops a node, and a loaded machine
+    // must not make a node look down.
+    const cluster = await startCluster({ nodes: 2, heartbeatMs: 1500, downMs: 5000, args });
+    const [a, b] = cluster.nodes;
+    peers.set(a.ws, b.ws);
+    return { ws: a.ws, http: a.http, ws2: b.ws, http2: b.http, cluster, stop: () => cluster.stop() };
+  }
+  const { ws, http, child } = await launch(args);
+  return { ws, http, stop: () => killChild(child) };
 }
 
 /** POST /test/disconnect?id=... */

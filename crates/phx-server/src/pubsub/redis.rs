@@ -307,7 +307,7 @@ async fn serve(
 ) -> Served {
     let connect = async {
         let pubsub = shared.client.get_async_pubsub().await?;
-        let commands = shared.client.get_multiplexed_async_connection().await?;
+        let commands = command_connection(&shared.client).await?;
         Ok::<_, redis::RedisError>((pubsub, commands))
     };
     let (pubsub, mut commands) = match tokio::time::timeout(COMMAND_TIMEOUT, connect).await {
@@ -381,6 +381,21 @@ async fn serve(
     shared.unconfirm_all();
     inbound.link(false);
     Served::LinkLost(lost)
+}
+
+/// The connection publishes go on. Its replies may take up to [`COMMAND_TIMEOUT`], like
+/// every other command here: redis-rs' own default (500 ms) would count a pipeline that a
+/// busy node or a busy Redis answers in 0.6 s as a lost link, which drops every queued
+/// message and makes every node resynchronise presence.
+async fn command_connection(
+    client: &redis::Client,
+) -> redis::RedisResult<redis::aio::MultiplexedConnection> {
+    let config = redis::AsyncConnectionConfig::new()
+        .set_connection_timeout(Some(COMMAND_TIMEOUT))
+        .set_response_timeout(Some(COMMAND_TIMEOUT));
+    client
+        .get_multiplexed_async_connection_with_config(&config)
+        .await
 }
 
 /// Sends a batch in order: publishes pipelined on the command connection, subscription
@@ -470,5 +485,62 @@ mod tests {
     fn a_bad_url_is_a_typed_error_naming_it() {
         let error = RedisAdapter::new("http://nope", "app").unwrap_err();
         assert!(error.to_string().contains("http://nope"), "{error}");
+    }
+
+    /// A stand-in Redis that answers every command, PUBLISH `delay` late.
+    async fn slow_redis(delay: Duration) -> std::net::SocketAddr {
+        use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let (read, mut write) = stream.into_split();
+                    let mut read = BufReader::new(read);
+                    let mut line = String::new();
+                    // Commands are RESP arrays of bulk strings: *N, then N × ($len, bytes).
+                    loop {
+                        line.clear();
+                        if read.read_line(&mut line).await.unwrap_or(0) == 0 {
+                            return;
+                        }
+                        let count: usize = line.trim_start_matches('*').trim().parse().unwrap();
+                        let mut args = Vec::new();
+                        for _ in 0..count {
+                            line.clear();
+                            read.read_line(&mut line).await.unwrap();
+                            let len: usize = line.trim_start_matches('$').trim().parse().unwrap();
+                            let mut arg = vec![0; len + 2];
+                            read.read_exact(&mut arg).await.unwrap();
+                            arg.truncate(len);
+                            args.push(arg);
+                        }
+                        let reply: &[u8] = if args[0].eq_ignore_ascii_case(b"PUBLISH") {
+                            tokio::time::sleep(delay).await;
+                            b":0\r\n"
+                        } else {
+                            b"+OK\r\n"
+                        };
+                        if write.write_all(reply).await.is_err() {
+                            return;
+                        }
+                    }
+                });
+            }
+        });
+        addr
+    }
+
+    #[tokio::test]
+    async fn a_publish_answered_in_a_second_is_no_lost_link() {
+        // Slower than redis-rs' default response timeout (500 ms), well inside ours.
+        let addr = slow_redis(Duration::from_millis(1_000)).await;
+        let client = redis::Client::open(format!("redis://{addr}")).unwrap();
+        let mut commands = command_connection(&client).await.unwrap();
+        let mut pipe = redis::pipe();
+        pipe.cmd("PUBLISH").arg("app:t:room").arg("hi").ignore();
+        pipe.exec_async(&mut commands)
+            .await
+            .expect("a slow reply within COMMAND_TIMEOUT is not an error");
     }
 }
