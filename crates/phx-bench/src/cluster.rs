@@ -145,9 +145,14 @@ pub async fn run(
 }
 
 fn print_fanout(r: &fanout::Result, run: usize) {
+    let each: Vec<String> = r
+        .server_cpu_ms_by_process
+        .iter()
+        .map(|ms| format!("{ms:.0}"))
+        .collect();
     println!(
-        "cluster fanout [{}] run {run}: {} delivered in {:.2} s ({:.0}/s), latency p50 {:.2} ms p99 {:.2} ms, server CPU {:.0} ms = {:.0} ns/delivered",
-        r.server, r.delivered, r.seconds, r.delivered_per_sec, r.p50_ms, r.p99_ms, r.server_cpu_ms, r.server_cpu_ns_per_delivered
+        "cluster fanout [{}] run {run}: {} delivered in {:.2} s ({:.0}/s), latency p50 {:.2} ms p99 {:.2} ms, server CPU {:.0} ms (per process: {} ms) = {:.0} ns/delivered",
+        r.server, r.delivered, r.seconds, r.delivered_per_sec, r.p50_ms, r.p99_ms, r.server_cpu_ms, each.join(" + "), r.server_cpu_ns_per_delivered
     );
 }
 

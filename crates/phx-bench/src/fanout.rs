@@ -35,6 +35,8 @@ pub struct Result {
     pub p999_ms: f64,
     pub max_ms: f64,
     pub server_cpu_ms: f64,
+    /// The server CPU per process (the nodes in order, then the extra processes), ms.
+    pub server_cpu_ms_by_process: Vec<f64>,
     pub server_cpu_ns_per_delivered: f64,
     /// The load generator's own CPU time over the same span (it shares the cores).
     pub generator_cpu_ms: f64,
@@ -90,8 +92,9 @@ pub async fn run_spread(
         .map(|s| s.pid())
         .chain(extra_pids.iter().copied())
         .collect();
-    let cpu_of =
-        |pids: &[u32]| -> anyhow::Result<Duration> { pids.iter().map(|&pid| cpu_time(pid)).sum() };
+    let cpu_each = |pids: &[u32]| -> anyhow::Result<Vec<Duration>> {
+        pids.iter().map(|&pid| cpu_time(pid)).collect()
+    };
     new_wave(subscribers);
     let expected = (subscribers * publishers * messages) as u64;
     let delivered = Arc::new(AtomicU64::new(0));
@@ -156,7 +159,7 @@ pub async fn run_spread(
         first_error.as_deref().unwrap_or("timeout")
     );
 
-    let cpu_before = cpu_of(&pids)?;
+    let cpu_before = cpu_each(&pids)?;
     let own_before = own_cpu_time()?;
     let started = Instant::now();
     let mut pubs = Vec::new();
@@ -189,7 +192,12 @@ pub async fn run_spread(
         progress_at.saturating_duration_since(started)
     }
     .as_secs_f64();
-    let cpu = cpu_of(&pids)?.saturating_sub(cpu_before);
+    let by_process: Vec<Duration> = cpu_each(&pids)?
+        .into_iter()
+        .zip(&cpu_before)
+        .map(|(after, before)| after.saturating_sub(*before))
+        .collect();
+    let cpu: Duration = by_process.iter().sum();
     let own_cpu = own_cpu_time()?.saturating_sub(own_before);
     if got < expected {
         println!("fanout [{label}]: only {got} of {expected} messages delivered");
@@ -223,6 +231,7 @@ pub async fn run_spread(
         p999_ms: ms(0.999),
         max_ms: histogram.max() as f64 / 1e6,
         server_cpu_ms: cpu.as_secs_f64() * 1e3,
+        server_cpu_ms_by_process: by_process.iter().map(|d| d.as_secs_f64() * 1e3).collect(),
         server_cpu_ns_per_delivered: cpu.as_nanos() as f64 / got.max(1) as f64,
         generator_cpu_ms: own_cpu.as_secs_f64() * 1e3,
         histogram: Some(histogram),
