@@ -14,19 +14,55 @@ pub struct Server {
     pub name: &'static str,
     pub addr: SocketAddr,
     child: Child,
+    /// Under heaptrack the child is its wrapper script; this is the server itself.
+    profiled: Option<u32>,
 }
 
 impl Server {
     pub fn pid(&self) -> u32 {
-        self.child.id().unwrap_or(0)
+        self.profiled.or(self.child.id()).unwrap_or(0)
     }
 
     pub async fn stop(mut self) {
+        if let Some(pid) = self.profiled {
+            // SIGTERM lets the server exit normally, so heaptrack writes its whole profile.
+            let _ = Command::new("kill").arg(pid.to_string()).status().await;
+            if tokio::time::timeout(Duration::from_secs(120), self.child.wait())
+                .await
+                .is_ok()
+            {
+                return;
+            }
+        }
         let _ = self.child.kill().await;
     }
 }
 
+/// The first descendant of `pid` whose command name is `name` (the server under a
+/// wrapper script), from /proc's `children` lists.
+fn descendant(pid: u32, name: &str) -> Option<u32> {
+    let children = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+    for child in children
+        .split_whitespace()
+        .filter_map(|c| c.parse::<u32>().ok())
+    {
+        let comm = std::fs::read_to_string(format!("/proc/{child}/comm")).unwrap_or_default();
+        if name.starts_with(comm.trim()) {
+            return Some(child);
+        }
+        if let Some(found) = descendant(child, name) {
+            return Some(found);
+        }
+    }
+    None
+}
+
+/// Where the servers' release binaries are: this workspace's `target/release`, or
+/// `PHX_BENCH_BIN_DIR` (another checkout's, to measure an older commit the same way).
 pub fn target_dir() -> PathBuf {
+    if let Some(dir) = std::env::var_os("PHX_BENCH_BIN_DIR") {
+        return PathBuf::from(dir);
+    }
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
     root.join("target/release")
 }
@@ -39,7 +75,17 @@ pub async fn spawn(
     envs: &[(&str, String)],
 ) -> anyhow::Result<Server> {
     let path = target_dir().join(bin);
-    let mut cmd = Command::new(&path);
+    // PHX_BENCH_HEAPTRACK=DIR runs the server under heaptrack, its profile written to
+    // DIR/<bin>.<pid>.zst (`heaptrack_print` reads it; Debian's heaptrack package).
+    let heaptrack = std::env::var_os("PHX_BENCH_HEAPTRACK").map(PathBuf::from);
+    let mut cmd = match &heaptrack {
+        Some(dir) => {
+            let mut cmd = Command::new("heaptrack");
+            cmd.arg("-o").arg(dir.join(bin)).arg(&path);
+            cmd
+        }
+        None => Command::new(&path),
+    };
     cmd.args(args)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -89,7 +135,21 @@ pub async fn spawn(
     };
     // Keep draining output so the child never blocks on a full pipe.
     tokio::spawn(async move { while rx.recv().await.is_some() {} });
-    Ok(Server { name, addr, child })
+    let profiled = match heaptrack {
+        Some(_) => Some(
+            child
+                .id()
+                .and_then(|wrapper| descendant(wrapper, bin))
+                .context("the server under heaptrack")?,
+        ),
+        None => None,
+    };
+    Ok(Server {
+        name,
+        addr,
+        child,
+        profiled,
+    })
 }
 
 pub async fn ours(timeout_ms: u64) -> anyhow::Result<Server> {
