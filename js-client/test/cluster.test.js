@@ -35,9 +35,9 @@ function freePort() {
   });
 }
 
-/** A `redis-server` of this test's own, on a free port, persisting nothing. */
-async function startRedis() {
-  const port = await freePort();
+/** A `redis-server` of this test's own, on a free port (or `port`), persisting nothing. */
+async function startRedis(port) {
+  port ??= await freePort();
   const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
     stdio: ["ignore", "pipe", "pipe"],
   });
@@ -65,6 +65,7 @@ async function startRedis() {
   });
   return {
     url: `redis://127.0.0.1:${port}`,
+    port,
     stop: async () => {
       child.kill("SIGKILL");
       await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.on("exit", r)));
@@ -298,4 +299,47 @@ test("a cluster node without DATABASE_URL or SECRET_KEY_BASE is refused with the
   } finally {
     await single.stop();
   }
+});
+
+// The faults of docs/cluster.md, last: they stop and kill nodes and Redis.
+
+test("a stopped node's users leave the other lists and return when it resumes; a killed node's leave", async () => {
+  const room = "cluster-faults";
+  const a = await member(nodes[0], room, "a");
+  const b = await member(nodes[1], room, "b");
+  const c = await member(nodes[2], room, "c");
+  await until(() => [a, b, c].every((u) => names(u).join() === "a,b,c"), "a, b and c in every list");
+
+  nodes[2].child.kill("SIGSTOP");
+  try {
+    await until(() => [a, b].every((u) => names(u).join() === "a,b"), "c to leave once node 3 is silent past CLUSTER_DOWN_MS");
+  } finally {
+    nodes[2].child.kill("SIGCONT");
+  }
+  await until(() => [a, b, c].every((u) => names(u).join() === "a,b,c"), "c back on every list, and node 3 still listing a and b");
+  const { id } = await push(c.channel, "new_msg", { body: "resumed" });
+  await until(() => [a, b].every((u) => u.messages.some((m) => m.id === id)), "node 3's message after it resumed");
+
+  nodes[2].child.kill("SIGKILL");
+  await until(() => [a, b].every((u) => names(u).join() === "a,b"), "c to leave once node 3 is killed");
+});
+
+test("with Redis gone each node serves its own; when it is back, presence and broadcasts span the nodes again", async () => {
+  const room = "cluster-redis";
+  const a = await member(nodes[0], room, "a");
+  const b = await member(nodes[1], room, "b");
+  await until(() => [a, b].every((u) => names(u).join() === "a,b"), "a and b in both lists");
+
+  await redis.stop();
+  for (const node of nodes.slice(0, 2)) await until(() => node.logs.some((l) => /cluster link to Redis lost/.test(l)), "the link loss in the log");
+  const { id: alone } = await push(a.channel, "new_msg", { body: "while Redis is away" });
+  await until(() => a.messages.some((m) => m.id === alone), "node 1's own broadcast while Redis is away");
+  await until(() => names(a).join() === "a" && names(b).join() === "b", "each node to declare the other down");
+
+  redis = await startRedis(redis.port);
+  await until(() => [a, b].every((u) => names(u).join() === "a,b"), "both lists whole again once Redis is back");
+  const { id } = await push(b.channel, "new_msg", { body: "Redis is back" });
+  await until(() => a.messages.some((m) => m.id === id), "node 2's message on node 1 once Redis is back");
+  assert.ok(!b.messages.some((m) => m.id === alone), "what was sent while Redis was away is not replayed live");
+  assert.deepEqual(psql(`SELECT body FROM messages WHERE id = ${alone}`), [["while Redis is away"]], "but it is stored");
 });
