@@ -162,6 +162,14 @@ const psql = (sql) =>
     .filter(Boolean)
     .map((line) => line.split("\t"));
 
+/** The whole presence list, keys and metas (phx_ref, username), in a stable order. */
+const fullList = (user) =>
+  JSON.stringify(
+    user.presence
+      .list((key, { metas }) => [key, metas.map((m) => [m.phx_ref, m.username]).sort()])
+      .sort(([x], [y]) => (x < y ? -1 : 1)),
+  );
+
 const names = (user) =>
   user.presence
     .list((_key, { metas }) => metas.map((m) => m.username))
@@ -212,8 +220,10 @@ test("messages sent concurrently on every node are stored, and reach everyone on
     for (const m of u.messages) assert.deepEqual(rows.get(m.id), { username: m.username, body: m.body }, "what is shown is what is stored");
   }
 
-  // Presence is still one list everywhere.
+  // Presence is still one list everywhere: same keys, same metas (phx_refs), not just
+  // the same names.
   for (const u of users) assert.deepEqual(names(u), everyone, `${u.username}'s presence list`);
+  for (const u of users) assert.equal(fullList(u), fullList(users[0]), `${u.username}'s list is ${users[0].username}'s`);
 
   // History on join: the same from every node, and the latest of the database.
   const late = await Promise.all(nodes.map((node, i) => member(node, room, `late${i}`)));
@@ -275,6 +285,9 @@ test("a node whose Redis is unreachable at start still serves its own sockets", 
     await until(() => lonely.logs.some((l) => /cannot reach Redis/.test(l)), "the log to say Redis is unreachable");
     assert.ok(lonely.logs.some((l) => /cluster on/.test(l)), "the start-up log says the cluster is on");
     assert.ok(!lonely.logs.some((l) => l.includes("hunter2")), "the Redis password is never logged");
+    const ready = await fetch(`${lonely.url}/readyz`);
+    assert.equal(ready.status, 503, "not ready while the cluster link is down");
+    assert.ok((await ready.json()).down.cluster, "/readyz names the cluster link");
     const ann = await member(lonely, "cluster-alone", "ann");
     const { id } = await push(ann.channel, "new_msg", { body: "still here" });
     await until(() => ann.messages.some((m) => m.id === id), "the node's own broadcast");
@@ -330,6 +343,7 @@ test("with Redis gone each node serves its own; when it is back, presence and br
   const b = await member(nodes[1], room, "b");
   await until(() => [a, b].every((u) => names(u).join() === "a,b"), "a and b in both lists");
 
+  for (const node of nodes.slice(0, 2)) assert.equal((await fetch(`${node.url}/readyz`)).status, 200, "ready while linked");
   await redis.stop();
   for (const node of nodes.slice(0, 2)) await until(() => node.logs.some((l) => /cluster link to Redis lost/.test(l)), "the link loss in the log");
   const { id: alone } = await push(a.channel, "new_msg", { body: "while Redis is away" });
