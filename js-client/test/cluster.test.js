@@ -176,7 +176,7 @@ const names = (user) =>
     .flat()
     .sort();
 
-test("messages sent concurrently on every node are stored, and reach everyone once, in order", async () => {
+test("messages sent concurrently on every node are stored, and reach everyone once, in order", async (t) => {
   const room = "cluster";
   const users = [];
   for (let i = 0; i < NODES * SENDERS_PER_NODE; i++) users.push(await member(nodes[i % NODES], room, `u${i}`));
@@ -191,6 +191,7 @@ test("messages sent concurrently on every node are stored, and reach everyone on
   }
 
   // Every user sends its numbered messages at once; all pushes are in flight together.
+  const sent = performance.now();
   const acks = await Promise.all(
     users.flatMap((u) =>
       Array.from({ length: MESSAGES_PER_SENDER }, (_, n) => push(u.channel, "new_msg", { body: `${u.username}#${n}` }).then((r) => ({ id: r.id, username: u.username, body: `${u.username}#${n}` }))),
@@ -208,6 +209,8 @@ test("messages sent concurrently on every node are stored, and reach everyone on
   // Every user (sender included) receives every message exactly once, each sender's in
   // the order sent.
   await until(() => users.every((u) => u.messages.length >= total), "every user to receive every message");
+  // A figure for the report, not an assertion.
+  t.diagnostic(`${total} messages from ${users.length} senders on ${NODES} nodes stored and delivered to all in ${Math.round(performance.now() - sent)} ms`);
   await new Promise((r) => setTimeout(r, 300)); // a duplicate would arrive by now
   const ackedIds = acks.map((a) => a.id).sort((a, b) => a - b);
   for (const u of users) {
