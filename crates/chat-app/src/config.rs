@@ -111,6 +111,29 @@ pub struct Config {
     #[arg(long, env = "LOG_FORMAT", default_value = "text", value_parser = ["text", "json"])]
     pub log_format: String,
 
+    // --- Cluster (docs/cluster.md) ---
+    /// Redis URL (`redis://[:password@]host:port[/db]`) through which this node joins a
+    /// cluster of chat-app nodes: broadcasts, presence, typing and disconnects then span
+    /// every node. Needs `DATABASE_URL` and `SECRET_KEY_BASE`, the same on every node.
+    /// Unset or empty: a single node, no Redis needed.
+    #[arg(long, env = "REDIS_URL", hide_env_values = true)]
+    pub redis_url: Option<String>,
+
+    /// This node's name in its own and the other nodes' logs. Default: the host name and
+    /// the listening port (`web-1:4000`).
+    #[arg(long, env = "NODE_NAME")]
+    pub node_name: Option<String>,
+
+    /// Milliseconds between this node's heartbeats to the others (clustered only).
+    #[arg(long, env = "CLUSTER_HEARTBEAT_MS", default_value_t = 1500,
+          value_parser = clap::value_parser!(u64).range(10..))]
+    pub cluster_heartbeat_ms: u64,
+
+    /// Milliseconds of silence after which another node counts as down and its users
+    /// leave every presence list (clustered only); at least twice the heartbeat period.
+    #[arg(long, env = "CLUSTER_DOWN_MS", default_value_t = 5000)]
+    pub cluster_down_ms: u64,
+
     // --- Operating (docs/operating.md) ---
     /// Bearer key of the server API (`/api/broadcast`, `/api/disconnect`,
     /// `/api/presence`). Unset or empty: the API is off.
@@ -314,6 +337,130 @@ impl Config {
     }
 }
 
+/// The cluster settings of a node that joins one (see [`Config::cluster`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClusterSettings {
+    /// The Redis URL, as configured (it may hold a password: log [`Self::redis_address`]).
+    pub redis_url: String,
+    /// `--node-name`, if set.
+    pub node_name: Option<String>,
+    /// Heartbeat period.
+    pub heartbeat: Duration,
+    /// Silence after which another node is down.
+    pub down_after: Duration,
+}
+
+impl ClusterSettings {
+    /// The Redis address for logs: the URL with any password replaced by `***`.
+    pub fn redis_address(&self) -> String {
+        mask_password(&self.redis_url)
+    }
+
+    /// The node name: `--node-name`, else `<host name>:<port>` (the port is the bound
+    /// one, stable across restarts unlike a process id, and distinct for nodes sharing
+    /// a host).
+    pub fn node_name(&self, port: u16) -> String {
+        if let Some(name) = &self.node_name {
+            return name.clone();
+        }
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .map(|h| h.trim().to_owned())
+            .filter(|h| !h.is_empty())
+            .or_else(|| std::env::var("HOSTNAME").ok().filter(|h| !h.is_empty()))
+            .unwrap_or_else(|| "node".to_owned());
+        format!("{host}:{port}")
+    }
+}
+
+/// Why a configuration cannot start a cluster node.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ClusterConfigError {
+    /// History in memory is per process: the nodes would show different histories,
+    /// with colliding ids.
+    #[error(
+        "REDIS_URL/--redis-url is set but DATABASE_URL is not: a cluster keeps history \
+         in one PostgreSQL shared by every node (in memory each node would have its own \
+         history and message ids). Set DATABASE_URL to the same database on every node, \
+         or unset REDIS_URL for a single node"
+    )]
+    NeedsDatabase,
+    /// A random secret per node: a session token (or long-poll token) signed by one
+    /// node is refused by the others, so signed-in users would be logged out whenever
+    /// they reconnect to another node.
+    #[error(
+        "REDIS_URL/--redis-url is set but SECRET_KEY_BASE is not: every node must check \
+         the session tokens the others sign, so set SECRET_KEY_BASE to the same secret \
+         on every node, or unset REDIS_URL for a single node"
+    )]
+    NeedsSecret,
+    /// A down period shorter than two heartbeats declares a healthy node down when a
+    /// single heartbeat is late (Phoenix.Tracker refuses the same).
+    #[error(
+        "CLUSTER_DOWN_MS ({down_ms}) must be at least twice CLUSTER_HEARTBEAT_MS \
+         ({heartbeat_ms}), or one late heartbeat declares a healthy node down"
+    )]
+    DownWithinTwoHeartbeats {
+        /// `--cluster-down-ms`.
+        down_ms: u64,
+        /// `--cluster-heartbeat-ms`.
+        heartbeat_ms: u64,
+    },
+}
+
+impl Config {
+    /// The cluster this node joins: `None` without `REDIS_URL` (or with an empty one),
+    /// a single node exactly as without the flag. Refused when the rest of the
+    /// configuration would make the nodes disagree (see [`ClusterConfigError`]).
+    pub fn cluster(&self) -> Result<Option<ClusterSettings>, ClusterConfigError> {
+        let Some(url) = self
+            .redis_url
+            .as_deref()
+            .map(str::trim)
+            .filter(|url| !url.is_empty())
+        else {
+            return Ok(None);
+        };
+        if self.database_url().is_none() {
+            return Err(ClusterConfigError::NeedsDatabase);
+        }
+        if self
+            .secret_key_base
+            .as_deref()
+            .is_none_or(|secret| secret.is_empty())
+        {
+            return Err(ClusterConfigError::NeedsSecret);
+        }
+        if self.cluster_down_ms < self.cluster_heartbeat_ms.saturating_mul(2) {
+            return Err(ClusterConfigError::DownWithinTwoHeartbeats {
+                down_ms: self.cluster_down_ms,
+                heartbeat_ms: self.cluster_heartbeat_ms,
+            });
+        }
+        Ok(Some(ClusterSettings {
+            redis_url: url.to_owned(),
+            node_name: self
+                .node_name
+                .clone()
+                .filter(|name| !name.trim().is_empty()),
+            heartbeat: Duration::from_millis(self.cluster_heartbeat_ms),
+            down_after: Duration::from_millis(self.cluster_down_ms),
+        }))
+    }
+}
+
+/// `scheme://user:***@host…` for `scheme://user:password@host…`; anything else as is.
+fn mask_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let userinfo = &url[scheme + 3..at];
+            let user = userinfo.split(':').next().unwrap_or("");
+            format!("{}{user}:***{}", &url[..scheme + 3], &url[at..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// One line for the start-up log: which origins may open a socket.
 pub fn describe_policy(policy: &CheckOrigin) -> String {
     match policy {
@@ -441,6 +588,151 @@ mod tests {
         assert!(
             error.contains("\"0.0.0.0:4000\" is not an address"),
             "{error}"
+        );
+    }
+
+    const DB: &str = "postgres://postgres@127.0.0.1:5432/chat";
+
+    fn cluster_of(args: &[&str]) -> Result<Option<ClusterSettings>, ClusterConfigError> {
+        let mut all = vec!["chat-app"];
+        all.extend_from_slice(args);
+        Config::try_parse_from(all).unwrap().cluster()
+    }
+
+    #[test]
+    fn without_redis_url_the_node_is_single_and_needs_nothing_else() {
+        assert_eq!(cluster_of(&[]), Ok(None));
+        assert_eq!(cluster_of(&["--redis-url", ""]), Ok(None));
+        assert_eq!(cluster_of(&["--redis-url", "  "]), Ok(None));
+        let config = Config::parse_from(["chat-app"]);
+        assert_eq!(config.cluster_heartbeat_ms, 1500);
+        assert_eq!(config.cluster_down_ms, 5000);
+    }
+
+    #[test]
+    fn cluster_flags_are_read() {
+        let settings = cluster_of(&[
+            "--redis-url",
+            "redis://127.0.0.1:6390",
+            "--database-url",
+            DB,
+            "--secret-key-base",
+            "s",
+            "--node-name",
+            "chat-2",
+            "--cluster-heartbeat-ms",
+            "200",
+            "--cluster-down-ms",
+            "900",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(
+            settings,
+            ClusterSettings {
+                redis_url: "redis://127.0.0.1:6390".to_owned(),
+                node_name: Some("chat-2".to_owned()),
+                heartbeat: Duration::from_millis(200),
+                down_after: Duration::from_millis(900),
+            }
+        );
+        assert_eq!(settings.node_name(4001), "chat-2");
+        // The defaults of phx-server's builder.
+        let settings = cluster_of(&[
+            "--redis-url",
+            "redis://r:6379",
+            "--database-url",
+            DB,
+            "--secret-key-base",
+            "s",
+        ])
+        .unwrap()
+        .unwrap();
+        assert_eq!(settings.heartbeat, phx_server::CLUSTER_HEARTBEAT);
+        assert_eq!(settings.down_after, phx_server::CLUSTER_DOWN_AFTER);
+        let name = settings.node_name(4002);
+        assert!(
+            name.ends_with(":4002") && name.len() > ":4002".len(),
+            "{name}"
+        );
+    }
+
+    #[test]
+    fn a_cluster_without_a_shared_database_or_secret_is_refused() {
+        let error =
+            cluster_of(&["--redis-url", "redis://r:6379", "--secret-key-base", "s"]).unwrap_err();
+        assert_eq!(error, ClusterConfigError::NeedsDatabase);
+        assert!(error.to_string().contains("DATABASE_URL"), "{error}");
+        // An empty DATABASE_URL is unset.
+        assert_eq!(
+            cluster_of(&[
+                "--redis-url",
+                "redis://r",
+                "--database-url",
+                "",
+                "--secret-key-base",
+                "s"
+            ]),
+            Err(ClusterConfigError::NeedsDatabase)
+        );
+        let error =
+            cluster_of(&["--redis-url", "redis://r:6379", "--database-url", DB]).unwrap_err();
+        assert_eq!(error, ClusterConfigError::NeedsSecret);
+        assert!(error.to_string().contains("SECRET_KEY_BASE"), "{error}");
+    }
+
+    #[test]
+    fn a_down_period_under_two_heartbeats_and_tiny_heartbeats_are_refused() {
+        let base = [
+            "--redis-url",
+            "redis://r",
+            "--database-url",
+            DB,
+            "--secret-key-base",
+            "s",
+        ];
+        let mut args = base.to_vec();
+        args.extend([
+            "--cluster-heartbeat-ms",
+            "1000",
+            "--cluster-down-ms",
+            "1999",
+        ]);
+        assert!(matches!(
+            cluster_of(&args),
+            Err(ClusterConfigError::DownWithinTwoHeartbeats {
+                down_ms: 1999,
+                heartbeat_ms: 1000
+            })
+        ));
+        args.pop();
+        args.push("2000");
+        assert!(cluster_of(&args).is_ok(), "twice the heartbeat is enough");
+        assert!(
+            Config::try_parse_from(["chat-app", "--cluster-heartbeat-ms", "0"]).is_err(),
+            "a zero heartbeat must be refused"
+        );
+    }
+
+    #[test]
+    fn redis_passwords_never_reach_the_logs() {
+        let settings = |url: &str| ClusterSettings {
+            redis_url: url.to_owned(),
+            node_name: None,
+            heartbeat: Duration::from_secs(1),
+            down_after: Duration::from_secs(5),
+        };
+        assert_eq!(
+            settings("redis://:s3cret@127.0.0.1:6379/0").redis_address(),
+            "redis://:***@127.0.0.1:6379/0"
+        );
+        assert_eq!(
+            settings("rediss://user:p@ss@host:1").redis_address(),
+            "rediss://user:***@host:1"
+        );
+        assert_eq!(
+            settings("redis://127.0.0.1:6379").redis_address(),
+            "redis://127.0.0.1:6379"
         );
     }
 

@@ -13,7 +13,12 @@ use chat_app::room::RoomChannel;
 use chat_app::store::{MemoryStore, MeteredStore, PostgresStore, Store, TimeoutStore};
 use chat_app::web::Web;
 use clap::Parser;
+use phx_server::cluster::RedisAdapter;
 use phx_server::{Endpoint, SocketConfig};
+
+/// The Redis channel prefix of chat-app nodes: every node of one cluster uses it. Redis
+/// pub/sub ignores the database number, so two chat clusters need two Redis servers.
+const CLUSTER_PREFIX: &str = "phx-chat";
 
 /// An ordinary configuration or start-up error: one line on stderr, exit 1, no
 /// backtrace (clap's own usage errors exit 2 the same way).
@@ -54,6 +59,10 @@ async fn run(config: Config) -> Result<(), String> {
             static_dir.display()
         ));
     }
+
+    // Checked before connecting to anything: a cluster whose nodes would disagree (own
+    // history, own session secret) is refused outright.
+    let cluster = config.cluster().map_err(|e| e.to_string())?;
 
     // Every store call is bounded, whichever store: see `TimeoutStore`.
     let timeout = config.store_timeout();
@@ -137,6 +146,34 @@ async fn run(config: Config) -> Result<(), String> {
         builder = builder.host(host.clone());
     }
     builder = builder.secret_key_base(secret);
+    let cluster_line = match &cluster {
+        Some(settings) => {
+            // No connection is made here: the adapter connects in the background and
+            // retries with backoff, so an unreachable Redis delays nothing and this node
+            // serves its own sockets meanwhile (logged by phx-server until the link is up).
+            let adapter = RedisAdapter::new(&settings.redis_url, CLUSTER_PREFIX)
+                .map_err(|e| format!("REDIS_URL: {e}"))?;
+            let node = settings.node_name(local.port());
+            tracing::info!(
+                redis = %settings.redis_address(),
+                node = %node,
+                heartbeat_ms = config.cluster_heartbeat_ms,
+                down_ms = config.cluster_down_ms,
+                "cluster on: broadcasts, presence, typing and disconnects span every node \
+                 of this Redis; until Redis answers, this node serves its own sockets and retries"
+            );
+            builder = builder
+                .cluster(adapter)
+                .node_name(node.clone())
+                .cluster_heartbeat(settings.heartbeat)
+                .cluster_down_after(settings.down_after);
+            format!("on (node {node}, redis {})", settings.redis_address())
+        }
+        None => {
+            tracing::info!("cluster off: a single node (set REDIS_URL to join a cluster)");
+            "off".to_owned()
+        }
+    };
     builder = chat_app::ops::switch_on(builder, &config, store.clone());
     let endpoint = builder.build();
     chat_app::ops::spawn_pool_gauges(store.clone());
@@ -146,6 +183,7 @@ async fn run(config: Config) -> Result<(), String> {
         version = env!("CARGO_PKG_VERSION"),
         listen = %local,
         database = %database,
+        cluster = %cluster_line,
         pool_size = config.pool_size,
         static_dir = %static_dir.display(),
         origin = %describe_policy(&origin_policy),
