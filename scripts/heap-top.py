@@ -28,7 +28,6 @@ def name_of(frames):
     cleaned = [re.sub(r"::h[0-9a-f]{16}$", "", demangled(f)) for f in frames]
     for f in cleaned:
         if any(o in f for o in OURS):
-            dep = next((g for g in cleaned if not g.startswith(PLUMBING) and g is not f), None)
             return f
     for f in cleaned:
         if not f.startswith(PLUMBING):
@@ -42,14 +41,12 @@ def main():
     out = subprocess.run(
         ["heaptrack_print", "-f", profile, "--print-peaks", "1", "--print-allocators", "0",
          "--print-temporary", "0", "--print-leaks", "0", "--print-histogram", "0",
-         "--peak-limit", "1", "--sub-peak-limit", "200"],
+         "--peak-limit", "20", "--sub-peak-limit", "200"],
         capture_output=True, text=True, check=True).stdout
     entries = []
     current = None
     for line in out.splitlines():
         m = re.match(r"^\s*([\d.]+)([KMG]?)B? consumed over (\d+) calls from:?", line)
-        if m and line.startswith("  ") is False and "peak memory" not in line:
-            pass
         m = re.match(r"^(\s*)([\d.]+)([KMG]?) consumed over (\d+) calls from", line)
         if m:
             scale = {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}[m.group(3)]
@@ -59,7 +56,7 @@ def main():
         m = re.match(r"^\s+(\S.*)$", line)
         if current is not None and m and not line.strip().startswith(("at ", "in ")):
             current[2].append(m.group(1).strip())
-    peak = re.search(r"PEAK MEMORY CONSUMERS\n([\d.]+)([KMG]?) peak memory consumed", out)
+    peak = re.search(r"peak heap memory consumption: ([\d.]+)([KMG]?)", out)
     merged = {}
     for size, calls, frames in entries:
         key = name_of(frames)
@@ -67,7 +64,8 @@ def main():
         merged[key] = (s + size, c + calls)
     if peak:
         total = float(peak.group(1)) * {"": 1, "K": 1e3, "M": 1e6, "G": 1e9}[peak.group(2)]
-        print(f"heap at peak: {total / 1e6:.1f} MB = {total / sockets:.0f} B per socket ({sockets} sockets)")
+        print(f"peak heap: {total / 1e6:.1f} MB = {total / sockets:.0f} B per socket ({sockets} sockets);"
+              " below, each site's own peak (they peak together while every socket is open)")
     print("| bytes per socket | allocations per socket | site |\n|---|---|---|")
     for key, (size, calls) in sorted(merged.items(), key=lambda kv: -kv[1][0])[:top]:
         print(f"| {size / sockets:.0f} | {calls / sockets:.2f} | `{key[:110]}` |")
