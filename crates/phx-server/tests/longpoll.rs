@@ -408,6 +408,23 @@ async fn inactive_sessions_end_and_later_posts_get_410() {
 }
 
 #[tokio::test]
+async fn a_session_that_keeps_polling_outlives_its_inactivity_limit() {
+    // A 1 s window: the session ends after 1.5 s without a GET. Five back-to-back empty
+    // polls span 5 s, more than three times that; each GET counts as activity when it
+    // starts and when it ends, so the session lives on and the token stays the same.
+    let (_e, port) = start(|| config().longpoll_window(Duration::from_secs(1))).await;
+    let token = open_session(port, "").await;
+    for round in 0..5 {
+        let path = format!("/socket/longpoll?vsn=2.0.0&token={token}");
+        let body = http(port, "GET", &path, &[], "").await.json();
+        assert_eq!(body["status"], 204, "poll {round}: {body}");
+        assert_eq!(body["token"], Value::String(token.clone()), "poll {round}");
+    }
+    let alive = post(port, &token, "[null,\"1\",\"phoenix\",\"heartbeat\",{}]").await;
+    assert_eq!(alive, json!({"status": 200}));
+}
+
+#[tokio::test]
 async fn a_session_that_buffers_past_its_cap_is_ended() {
     let (_e, port) = start(|| config().longpoll_max_buffered(5)).await;
     let token = open_session(port, "").await;
