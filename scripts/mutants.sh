@@ -73,7 +73,7 @@ for group in "${MUTANT_GROUPS[@]}"; do
   set +e
   nice -n "$NICE" cargo mutants \
     --package "$package" "${files[@]}" \
-    --test-tool cargo $(for t in $targets; do printf -- '--cargo-test-arg=%s ' "$t"; done) \
+    --test-tool cargo $(for t in $targets; do printf -- '--cargo-arg=%s ' "$t"; done) \
     $([ -n "${IN_PLACE:-}" ] || printf -- '--jobs %s' "$JOBS") --timeout "$TIMEOUT" \
     --output "$dir" --no-shuffle ${IN_PLACE:+--in-place}
   status=$?
