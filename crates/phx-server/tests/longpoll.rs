@@ -77,9 +77,11 @@ impl Channel for Room {
     }
 }
 
+/// A 1 s window: a session ends after 1.5 s without a GET. Shorter windows made the
+/// suite fail on a loaded machine (a test's next GET came later than the limit).
 fn config() -> SocketConfig<Option<String>> {
     SocketConfig::new(TestConnect)
-        .longpoll_window(Duration::from_millis(300))
+        .longpoll_window(Duration::from_secs(1))
         .channel("room:*", Room::default)
 }
 
@@ -399,7 +401,7 @@ async fn auth_token_header_reaches_connect() {
 async fn inactive_sessions_end_and_later_posts_get_410() {
     let (_e, port) = start(config).await;
     let token = open_session(port, "").await;
-    // No GET for 1.5 windows (450 ms here): the session ends within 2 × 1.5 windows.
+    // No GET for 1.5 windows (1.5 s here): the session ends within 2 × 1.5 windows.
     // POSTs do not count as activity; only GETs do.
     assert_eq!(
         until_gone(port, &token, Duration::from_millis(100)).await,
