@@ -8,6 +8,7 @@ mod client;
 mod cluster;
 mod connections;
 mod fanout;
+mod latency;
 mod presence_view;
 mod proc_stats;
 mod report;
@@ -109,6 +110,34 @@ enum Command {
         first_address: usize,
         #[arg(long)]
         path: String,
+    },
+    /// Latency at a fixed offered rate (open loop): `topic`, S subscribers in one topic ×
+    /// R server broadcasts/s (phx-rs and the floor); `rooms`, ROOMS × PER_ROOM subscribers
+    /// each pushing ROOM_RATE messages/s into its room (phx-rs).
+    Latency {
+        /// `topic`, `rooms` or `both`.
+        #[arg(long, default_value = "both")]
+        shape: String,
+        #[arg(long, default_value_t = 10_000)]
+        subscribers: usize,
+        /// Broadcasts per second in the topic shape.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        #[arg(long, default_value_t = 100)]
+        per_room: usize,
+        /// Messages per second each room member pushes.
+        #[arg(long, default_value_t = 1.0)]
+        room_rate: f64,
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Runs of each shape (the medians are reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Skip the floor in the topic shape.
+        #[arg(long)]
+        no_floor: bool,
     },
     /// U users in R chat rooms with PostgreSQL history.
     Chat {
@@ -377,6 +406,43 @@ async fn main() -> anyhow::Result<()> {
             report.cluster = Some(cluster::run(runs, shape, hold, OURS_PATH).await?);
         }
         Command::Hold { .. } => anyhow::bail!("`hold` returned above"),
+        Command::Latency {
+            shape,
+            subscribers,
+            rate,
+            rooms,
+            per_room,
+            room_rate,
+            seconds,
+            runs,
+            no_floor,
+        } => {
+            let topic = latency::Shape::Topic { subscribers, rate };
+            let room_shape = latency::Shape::Rooms {
+                rooms,
+                per_room,
+                rate: room_rate,
+            };
+            let (topic, room_shape) = match shape.as_str() {
+                "topic" => (Some(topic), None),
+                "rooms" => (None, Some(room_shape)),
+                "both" => (Some(topic), Some(room_shape)),
+                other => anyhow::bail!("--shape {other}: expected topic, rooms or both"),
+            };
+            report.size = format!(
+                "latency shape={shape} s={subscribers} rate={rate} rooms={rooms}x{per_room} room_rate={room_rate} seconds={seconds}"
+            );
+            raise_fd_limit((subscribers.max(rooms * per_room) + 1_000) as u64)?;
+            let opts = latency::Options {
+                topic,
+                rooms: room_shape,
+                seconds,
+                runs,
+                floor: !no_floor,
+            };
+            report.latency = latency::run_all(opts, OURS_PATH).await?;
+            report.latency_medians = latency::medians(&report.latency);
+        }
         Command::Chat {
             users,
             rooms,
