@@ -11,7 +11,8 @@
 //! Two shapes:
 //! - `topic`: S subscribers in one topic, one publisher posting R broadcasts/s to the
 //!   server's `POST /test/broadcast` (a pool of keep-alive HTTP connections, a new one
-//!   opened when every open one still waits for its answer). Runs against the floor too.
+//!   opened when every open one still waits for its answer), from a thread of its own.
+//!   Runs against the floor too.
 //! - `rooms`: R rooms × K subscribers, every subscriber pushing `new_msg` into its room at
 //!   M/s (the conformance server's `room:*` channel broadcasts it to every member,
 //!   sender included, through its `handle_out` intercept). phx-rs only: the floor has no
@@ -519,14 +520,24 @@ pub async fn run_one(
 
     let publish_via = match shape {
         Shape::Topic { rate, .. } => {
-            publish_http(
-                server.addr,
-                rate,
-                messages_each,
-                clock,
-                sinks.send_lag.clone(),
-            )
-            .await?;
+            // The publisher gets a thread and runtime of its own: on the main runtime its
+            // timer would wait behind the receivers' 10 000 sockets, which is the
+            // generator's lag, not the server's latency.
+            let (lag, addr) = (sinks.send_lag.clone(), server.addr);
+            let (tx, rx) = tokio::sync::oneshot::channel();
+            std::thread::Builder::new()
+                .name("publisher".into())
+                .spawn(move || {
+                    let r = tokio::runtime::Builder::new_current_thread()
+                        .enable_all()
+                        .build()
+                        .map_err(anyhow::Error::from)
+                        .and_then(|rt| {
+                            rt.block_on(publish_http(addr, rate, messages_each, clock, lag))
+                        });
+                    let _ = tx.send(r);
+                })?;
+            rx.await.context("publisher thread")??;
             "POST /test/broadcast (keep-alive HTTP/1.1 pool, open loop)"
         }
         Shape::Rooms { .. } => {

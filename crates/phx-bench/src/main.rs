@@ -6,6 +6,7 @@
 mod chat;
 mod client;
 mod cluster;
+mod compare;
 mod connections;
 mod fanout;
 mod latency;
@@ -29,8 +30,15 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Directory for results.json, results.md and latency.svg.
-    #[arg(long, default_value = "bench-results")]
+    #[arg(long, default_value = "bench-results", global = true)]
     out: PathBuf,
+    /// An earlier results.json (or its directory) to compare with; by default the newest
+    /// one under `--out` of the same size.
+    #[arg(long, global = true)]
+    compare: Option<PathBuf>,
+    /// Mark a figure worse when it moved the bad way by more than this many %.
+    #[arg(long, default_value_t = 10.0, global = true)]
+    threshold: f64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -308,12 +316,40 @@ async fn run_chat(
     Ok(())
 }
 
-fn write(report: &Report, out: &std::path::Path) -> anyhow::Result<PathBuf> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let dir = out.join(stamp.to_string());
+/// Writes the results under `<date>-<commit>-<scenario>` and compares them with an
+/// earlier run (`against`, or the newest of the same size under `out`).
+fn write(
+    report: &Report,
+    out: &std::path::Path,
+    scenario: &str,
+    against: Option<&std::path::Path>,
+    threshold: f64,
+) -> anyhow::Result<PathBuf> {
+    let dir = compare::result_dir(out, &report.date, &report.commit, scenario);
     std::fs::create_dir_all(&dir)?;
+    let previous = match against {
+        Some(p) if p.is_dir() => Some(p.join("results.json")),
+        Some(p) => Some(p.to_owned()),
+        None => compare::previous(out, &report.size, &dir),
+    };
+    if let Some(previous) = previous {
+        let old: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(&previous)
+                .with_context(|| format!("reading {}", previous.display()))?,
+        )
+        .with_context(|| format!("parsing {}", previous.display()))?;
+        let new = serde_json::to_value(report)?;
+        let changes = compare::compare(&old, &new, threshold);
+        let md = compare::markdown(&changes, &previous.display().to_string(), threshold);
+        println!("\n{md}");
+        std::fs::write(dir.join("comparison.md"), md)?;
+    } else {
+        println!(
+            "\nno earlier results of size {:?} under {} to compare with",
+            report.size,
+            out.display()
+        );
+    }
     std::fs::write(
         dir.join("results.json"),
         serde_json::to_string_pretty(report)?,
@@ -339,9 +375,28 @@ async fn main() -> anyhow::Result<()> {
         raise_fd_limit(*n as u64 + 1_000)?;
         return cluster::hold(*addr, *n, *first_address, path).await;
     }
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
     let mut report = Report {
         machine: proc_stats::machine(),
+        date: compare::date(unix),
+        commit: compare::commit(),
         ..Report::default()
+    };
+    let scenario = match &cli.command {
+        Command::All { size, .. } => match size {
+            Size::Small => "small",
+            Size::Large => "large",
+            Size::Full => "full",
+        },
+        Command::Connections { .. } => "connections",
+        Command::Fanout { .. } => "fanout",
+        Command::Storm { .. } => "storm",
+        Command::Cluster { .. } => "cluster",
+        Command::Hold { .. } => "hold",
+        Command::Latency { .. } => "latency",
+        Command::Chat { .. } => "chat",
     };
     match cli.command {
         Command::All {
@@ -365,6 +420,27 @@ async fn main() -> anyhow::Result<()> {
             run_fanout(&mut report, s, 2, 200, runs).await?;
             run_storm(&mut report, storm_n).await?;
             run_chat(&mut report, users, 10, 20, &postgres).await?;
+            // Latency at a fixed offered load: one topic (vs the floor), then rooms.
+            let (subscribers, rooms, per_room, seconds) = match size {
+                Size::Small => (2_000, 20, 20, 10.0),
+                Size::Large | Size::Full => (10_000, 100, 20, 20.0),
+            };
+            let opts = latency::Options {
+                topic: Some(latency::Shape::Topic {
+                    subscribers,
+                    rate: 10.0,
+                }),
+                rooms: Some(latency::Shape::Rooms {
+                    rooms,
+                    per_room,
+                    rate: 1.0,
+                }),
+                seconds,
+                runs: 1,
+                floor: true,
+            };
+            report.latency = latency::run_all(opts, OURS_PATH).await?;
+            report.latency_medians = latency::medians(&report.latency);
         }
         Command::Connections { n, rooms } => {
             report.size = format!("connections n={n}");
@@ -454,7 +530,13 @@ async fn main() -> anyhow::Result<()> {
             run_chat(&mut report, users, rooms, seconds, &postgres).await?;
         }
     }
-    let dir = write(&report, &cli.out)?;
+    let dir = write(
+        &report,
+        &cli.out,
+        scenario,
+        cli.compare.as_deref(),
+        cli.threshold,
+    )?;
     println!("\n{}", report.markdown());
     println!("results: {}", dir.display());
     Ok(())

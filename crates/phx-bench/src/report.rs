@@ -12,6 +12,9 @@ use crate::{chat, cluster, connections, fanout, latency, storm};
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub machine: String,
+    /// UTC date of the run and the checkout's short commit (`-dirty` with local changes).
+    pub date: String,
+    pub commit: String,
     pub size: String,
     pub connections: Vec<connections::Result>,
     pub fanout: Vec<fanout::Result>,
@@ -33,8 +36,8 @@ impl Report {
         let mut md = String::new();
         let _ = writeln!(
             md,
-            "# phx-bench ({})\n\nMachine: {}\n",
-            self.size, self.machine
+            "# phx-bench ({})\n\nMachine: {}; {}, commit {}\n",
+            self.size, self.machine, self.date, self.commit
         );
         if !self.connections.is_empty() {
             let _ = writeln!(md, "## connections\n\n| server | sockets | rooms | RSS before | RSS after | per connection | connect+join/s | server CPU per connection |\n|---|---|---|---|---|---|---|---|");
