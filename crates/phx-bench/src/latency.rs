@@ -41,11 +41,14 @@ use crate::servers::{self, Server};
 pub enum Shape {
     /// `subscribers` in one topic, `rate` server broadcasts per second.
     Topic { subscribers: usize, rate: f64 },
-    /// `rooms` × `per_room` subscribers, each pushing `rate` messages per second.
+    /// `rooms` × `per_room` subscribers, each pushing `rate` messages per second as
+    /// `event`: `new_msg` (broadcast to every member through the channel's `handle_out`
+    /// intercept) or `broadcast_from` (to every other member, not intercepted).
     Rooms {
         rooms: usize,
         per_room: usize,
         rate: f64,
+        event: &'static str,
     },
 }
 
@@ -53,7 +56,23 @@ impl Shape {
     pub fn name(&self) -> &'static str {
         match self {
             Shape::Topic { .. } => "topic",
-            Shape::Rooms { .. } => "rooms",
+            Shape::Rooms {
+                event: "new_msg", ..
+            } => "rooms",
+            Shape::Rooms { .. } => "rooms-broadcast_from",
+        }
+    }
+
+    /// How many subscribers receive each publish.
+    fn receivers(&self) -> usize {
+        match *self {
+            Shape::Topic { subscribers, .. } => subscribers,
+            Shape::Rooms {
+                per_room,
+                event: "broadcast_from",
+                ..
+            } => per_room.saturating_sub(1),
+            Shape::Rooms { per_room, .. } => per_room,
         }
     }
 
@@ -65,9 +84,10 @@ impl Shape {
                 rooms,
                 per_room,
                 rate,
+                ..
             } => {
                 let publishes = (rooms * per_room) as f64 * rate;
-                (publishes, publishes * per_room as f64)
+                (publishes, publishes * self.receivers() as f64)
             }
         }
     }
@@ -401,7 +421,7 @@ pub async fn run_one(
                         }
                     }
                 }
-                Shape::Rooms { rate, .. } => {
+                Shape::Rooms { rate, event, .. } => {
                     let (mut read, mut write) = conn.split();
                     // The writer: `messages_each` pushes on this subscriber's schedule,
                     // spread evenly over the period across subscribers.
@@ -421,7 +441,7 @@ pub async fn run_one(
                             let sent = Instant::now();
                             let _ = lag.send(sent.saturating_duration_since(at).as_nanos() as u64);
                             let text = format!(
-                                r#"["{join_ref}","{}","{topic}","new_msg",{{"seq":{k},"t":"{}","s":"{}"}}]"#,
+                                r#"["{join_ref}","{}","{topic}","{event}",{{"seq":{k},"t":"{}","s":"{}"}}]"#,
                                 k + 1_000_000,
                                 clock.epoch(at),
                                 now_nanos()
@@ -481,7 +501,7 @@ pub async fn run_one(
     let (publishes_per_sec, offered) = shape.offered();
     let expected = match shape {
         Shape::Topic { .. } => messages_each * subscribers as u64,
-        Shape::Rooms { .. } => messages_each * (subscribers * per_room) as u64,
+        Shape::Rooms { .. } => messages_each * (subscribers * shape.receivers()) as u64,
     };
     let pids = [server.pid()];
     let cpu_before = cpu_time(pids[0])?;
@@ -540,9 +560,13 @@ pub async fn run_one(
             rx.await.context("publisher thread")??;
             "POST /test/broadcast (keep-alive HTTP/1.1 pool, open loop)"
         }
-        Shape::Rooms { .. } => {
+        Shape::Rooms { event, .. } => {
             tokio::time::sleep_until((start + Duration::from_secs_f64(seconds)).into()).await;
-            "each subscriber's own socket: new_msg push, broadcast by the room (open loop)"
+            if event == "new_msg" {
+                "each subscriber's own socket: new_msg push, broadcast by the room to all (open loop)"
+            } else {
+                "each subscriber's own socket: broadcast_from push, to the room's other members (open loop)"
+            }
         }
     };
     // Wait for the last deliveries; give up once nothing has arrived for 5 s.
@@ -730,8 +754,18 @@ mod tests {
             rooms: 100,
             per_room: 100,
             rate: 1.0,
+            event: "new_msg",
         }
         .offered();
         assert_eq!((publishes, deliveries), (10_000.0, 1_000_000.0));
+        // broadcast_from leaves the sender out.
+        let (_, deliveries) = Shape::Rooms {
+            rooms: 100,
+            per_room: 100,
+            rate: 1.0,
+            event: "broadcast_from",
+        }
+        .offered();
+        assert_eq!(deliveries, 990_000.0);
     }
 }

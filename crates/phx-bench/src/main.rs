@@ -138,6 +138,10 @@ enum Command {
         /// Messages per second each room member pushes.
         #[arg(long, default_value_t = 1.0)]
         room_rate: f64,
+        /// What members push: `new_msg` (to all, through the room's `handle_out`
+        /// intercept) or `broadcast_from` (to the others, not intercepted).
+        #[arg(long, default_value = "new_msg")]
+        room_event: String,
         #[arg(long, default_value_t = 20.0)]
         seconds: f64,
         /// Runs of each shape (the medians are reported).
@@ -434,6 +438,7 @@ async fn main() -> anyhow::Result<()> {
                     rooms,
                     per_room,
                     rate: 1.0,
+                    event: "new_msg",
                 }),
                 seconds,
                 runs: 1,
@@ -489,15 +494,22 @@ async fn main() -> anyhow::Result<()> {
             rooms,
             per_room,
             room_rate,
+            room_event,
             seconds,
             runs,
             no_floor,
         } => {
             let topic = latency::Shape::Topic { subscribers, rate };
+            let event = match room_event.as_str() {
+                "new_msg" => "new_msg",
+                "broadcast_from" => "broadcast_from",
+                other => anyhow::bail!("--room-event {other}: expected new_msg or broadcast_from"),
+            };
             let room_shape = latency::Shape::Rooms {
                 rooms,
                 per_room,
                 rate: room_rate,
+                event,
             };
             let (topic, room_shape) = match shape.as_str() {
                 "topic" => (Some(topic), None),
@@ -506,7 +518,7 @@ async fn main() -> anyhow::Result<()> {
                 other => anyhow::bail!("--shape {other}: expected topic, rooms or both"),
             };
             report.size = format!(
-                "latency shape={shape} s={subscribers} rate={rate} rooms={rooms}x{per_room} room_rate={room_rate} seconds={seconds}"
+                "latency shape={shape} s={subscribers} rate={rate} rooms={rooms}x{per_room} room_rate={room_rate} room_event={room_event} seconds={seconds}"
             );
             raise_fd_limit((subscribers.max(rooms * per_room) + 1_000) as u64)?;
             let opts = latency::Options {
