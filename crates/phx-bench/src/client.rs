@@ -164,6 +164,19 @@ impl Conn {
     }
 }
 
+/// The read half of a split [`Conn`].
+pub type ReadHalf = fastwebsockets::WebSocketRead<tokio::io::ReadHalf<TokioIo<Upgraded>>>;
+/// The write half of a split [`Conn`] (frames are masked, as a client's must be).
+pub type WriteHalf = fastwebsockets::WebSocketWrite<tokio::io::WriteHalf<TokioIo<Upgraded>>>;
+
+impl Conn {
+    /// Splits the connection so one task can send on a schedule while another reads:
+    /// a read cancelled by a timer could lose a partly read frame, a split cannot.
+    pub fn split(self) -> (ReadHalf, WriteHalf) {
+        self.ws.split(tokio::io::split)
+    }
+}
+
 /// Extracts the number in `"t":"<digits>"` from a frame without parsing all of it.
 pub fn send_time(text: &[u8]) -> Option<u64> {
     let at = text.windows(5).position(|w| w == b"\"t\":\"")?;

@@ -6,8 +6,10 @@
 mod chat;
 mod client;
 mod cluster;
+mod compare;
 mod connections;
 mod fanout;
+mod latency;
 mod presence_view;
 mod proc_stats;
 mod report;
@@ -28,8 +30,15 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
     /// Directory for results.json, results.md and latency.svg.
-    #[arg(long, default_value = "bench-results")]
+    #[arg(long, default_value = "bench-results", global = true)]
     out: PathBuf,
+    /// An earlier results.json (or its directory) to compare with; by default the newest
+    /// one under `--out` of the same size.
+    #[arg(long, global = true)]
+    compare: Option<PathBuf>,
+    /// Mark a figure worse when it moved the bad way by more than this many %.
+    #[arg(long, default_value_t = 10.0, global = true)]
+    threshold: f64,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -109,6 +118,38 @@ enum Command {
         first_address: usize,
         #[arg(long)]
         path: String,
+    },
+    /// Latency at a fixed offered rate (open loop): `topic`, S subscribers in one topic ×
+    /// R server broadcasts/s (phx-rs and the floor); `rooms`, ROOMS × PER_ROOM subscribers
+    /// each pushing ROOM_RATE messages/s into its room (phx-rs).
+    Latency {
+        /// `topic`, `rooms` or `both`.
+        #[arg(long, default_value = "both")]
+        shape: String,
+        #[arg(long, default_value_t = 10_000)]
+        subscribers: usize,
+        /// Broadcasts per second in the topic shape.
+        #[arg(long, default_value_t = 10.0)]
+        rate: f64,
+        #[arg(long, default_value_t = 100)]
+        rooms: usize,
+        #[arg(long, default_value_t = 100)]
+        per_room: usize,
+        /// Messages per second each room member pushes.
+        #[arg(long, default_value_t = 1.0)]
+        room_rate: f64,
+        /// What members push: `new_msg` (to all, through the room's `handle_out`
+        /// intercept) or `broadcast_from` (to the others, not intercepted).
+        #[arg(long, default_value = "new_msg")]
+        room_event: String,
+        #[arg(long, default_value_t = 20.0)]
+        seconds: f64,
+        /// Runs of each shape (the medians are reported).
+        #[arg(long, default_value_t = 3)]
+        runs: usize,
+        /// Skip the floor in the topic shape.
+        #[arg(long)]
+        no_floor: bool,
     },
     /// U users in R chat rooms with PostgreSQL history.
     Chat {
@@ -279,12 +320,40 @@ async fn run_chat(
     Ok(())
 }
 
-fn write(report: &Report, out: &std::path::Path) -> anyhow::Result<PathBuf> {
-    let stamp = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)?
-        .as_secs();
-    let dir = out.join(stamp.to_string());
+/// Writes the results under `<date>-<commit>-<scenario>` and compares them with an
+/// earlier run (`against`, or the newest of the same size under `out`).
+fn write(
+    report: &Report,
+    out: &std::path::Path,
+    scenario: &str,
+    against: Option<&std::path::Path>,
+    threshold: f64,
+) -> anyhow::Result<PathBuf> {
+    let dir = compare::result_dir(out, &report.date, &report.commit, scenario);
     std::fs::create_dir_all(&dir)?;
+    let previous = match against {
+        Some(p) if p.is_dir() => Some(p.join("results.json")),
+        Some(p) => Some(p.to_owned()),
+        None => compare::previous(out, &report.size, &dir),
+    };
+    if let Some(previous) = previous {
+        let old: serde_json::Value = serde_json::from_str(
+            &std::fs::read_to_string(&previous)
+                .with_context(|| format!("reading {}", previous.display()))?,
+        )
+        .with_context(|| format!("parsing {}", previous.display()))?;
+        let new = serde_json::to_value(report)?;
+        let changes = compare::compare(&old, &new, threshold);
+        let md = compare::markdown(&changes, &previous.display().to_string(), threshold);
+        println!("\n{md}");
+        std::fs::write(dir.join("comparison.md"), md)?;
+    } else {
+        println!(
+            "\nno earlier results of size {:?} under {} to compare with",
+            report.size,
+            out.display()
+        );
+    }
     std::fs::write(
         dir.join("results.json"),
         serde_json::to_string_pretty(report)?,
@@ -310,9 +379,28 @@ async fn main() -> anyhow::Result<()> {
         raise_fd_limit(*n as u64 + 1_000)?;
         return cluster::hold(*addr, *n, *first_address, path).await;
     }
+    let unix = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_secs();
     let mut report = Report {
         machine: proc_stats::machine(),
+        date: compare::date(unix),
+        commit: compare::commit(),
         ..Report::default()
+    };
+    let scenario = match &cli.command {
+        Command::All { size, .. } => match size {
+            Size::Small => "small",
+            Size::Large => "large",
+            Size::Full => "full",
+        },
+        Command::Connections { .. } => "connections",
+        Command::Fanout { .. } => "fanout",
+        Command::Storm { .. } => "storm",
+        Command::Cluster { .. } => "cluster",
+        Command::Hold { .. } => "hold",
+        Command::Latency { .. } => "latency",
+        Command::Chat { .. } => "chat",
     };
     match cli.command {
         Command::All {
@@ -336,6 +424,28 @@ async fn main() -> anyhow::Result<()> {
             run_fanout(&mut report, s, 2, 200, runs).await?;
             run_storm(&mut report, storm_n).await?;
             run_chat(&mut report, users, 10, 20, &postgres).await?;
+            // Latency at a fixed offered load: one topic (vs the floor), then rooms.
+            let (subscribers, rooms, per_room, seconds) = match size {
+                Size::Small => (2_000, 20, 20, 10.0),
+                Size::Large | Size::Full => (10_000, 100, 20, 20.0),
+            };
+            let opts = latency::Options {
+                topic: Some(latency::Shape::Topic {
+                    subscribers,
+                    rate: 10.0,
+                }),
+                rooms: Some(latency::Shape::Rooms {
+                    rooms,
+                    per_room,
+                    rate: 1.0,
+                    event: "new_msg",
+                }),
+                seconds,
+                runs: 1,
+                floor: true,
+            };
+            report.latency = latency::run_all(opts, OURS_PATH).await?;
+            report.latency_medians = latency::medians(&report.latency);
         }
         Command::Connections { n, rooms } => {
             report.size = format!("connections n={n}");
@@ -377,6 +487,50 @@ async fn main() -> anyhow::Result<()> {
             report.cluster = Some(cluster::run(runs, shape, hold, OURS_PATH).await?);
         }
         Command::Hold { .. } => anyhow::bail!("`hold` returned above"),
+        Command::Latency {
+            shape,
+            subscribers,
+            rate,
+            rooms,
+            per_room,
+            room_rate,
+            room_event,
+            seconds,
+            runs,
+            no_floor,
+        } => {
+            let topic = latency::Shape::Topic { subscribers, rate };
+            let event = match room_event.as_str() {
+                "new_msg" => "new_msg",
+                "broadcast_from" => "broadcast_from",
+                other => anyhow::bail!("--room-event {other}: expected new_msg or broadcast_from"),
+            };
+            let room_shape = latency::Shape::Rooms {
+                rooms,
+                per_room,
+                rate: room_rate,
+                event,
+            };
+            let (topic, room_shape) = match shape.as_str() {
+                "topic" => (Some(topic), None),
+                "rooms" => (None, Some(room_shape)),
+                "both" => (Some(topic), Some(room_shape)),
+                other => anyhow::bail!("--shape {other}: expected topic, rooms or both"),
+            };
+            report.size = format!(
+                "latency shape={shape} s={subscribers} rate={rate} rooms={rooms}x{per_room} room_rate={room_rate} room_event={room_event} seconds={seconds}"
+            );
+            raise_fd_limit((subscribers.max(rooms * per_room) + 1_000) as u64)?;
+            let opts = latency::Options {
+                topic,
+                rooms: room_shape,
+                seconds,
+                runs,
+                floor: !no_floor,
+            };
+            report.latency = latency::run_all(opts, OURS_PATH).await?;
+            report.latency_medians = latency::medians(&report.latency);
+        }
         Command::Chat {
             users,
             rooms,
@@ -388,7 +542,13 @@ async fn main() -> anyhow::Result<()> {
             run_chat(&mut report, users, rooms, seconds, &postgres).await?;
         }
     }
-    let dir = write(&report, &cli.out)?;
+    let dir = write(
+        &report,
+        &cli.out,
+        scenario,
+        cli.compare.as_deref(),
+        cli.threshold,
+    )?;
     println!("\n{}", report.markdown());
     println!("results: {}", dir.display());
     Ok(())

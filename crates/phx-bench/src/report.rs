@@ -7,11 +7,14 @@ use hdrhistogram::Histogram;
 use plotters::prelude::*;
 use serde::Serialize;
 
-use crate::{chat, cluster, connections, fanout, storm};
+use crate::{chat, cluster, connections, fanout, latency, storm};
 
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
     pub machine: String,
+    /// UTC date of the run and the checkout's short commit (`-dirty` with local changes).
+    pub date: String,
+    pub commit: String,
     pub size: String,
     pub connections: Vec<connections::Result>,
     pub fanout: Vec<fanout::Result>,
@@ -22,6 +25,10 @@ pub struct Report {
     pub storm: Option<storm::Result>,
     pub chat: Option<chat::Result>,
     pub cluster: Option<cluster::Result>,
+    /// Every run of the latency scenario.
+    pub latency: Vec<latency::Result>,
+    /// Their medians per shape and server.
+    pub latency_medians: Vec<latency::Median>,
 }
 
 impl Report {
@@ -29,8 +36,8 @@ impl Report {
         let mut md = String::new();
         let _ = writeln!(
             md,
-            "# phx-bench ({})\n\nMachine: {}\n",
-            self.size, self.machine
+            "# phx-bench ({})\n\nMachine: {}; {}, commit {}\n",
+            self.size, self.machine, self.date, self.commit
         );
         if !self.connections.is_empty() {
             let _ = writeln!(md, "## connections\n\n| server | sockets | rooms | RSS before | RSS after | per connection | connect+join/s | server CPU per connection |\n|---|---|---|---|---|---|---|---|");
@@ -145,6 +152,33 @@ impl Report {
                 }
                 md.push('\n');
             }
+        }
+        if let Some(first) = self.latency.first() {
+            let _ = writeln!(
+                md,
+                "## latency at a fixed offered load\n\nOpen loop: latency runs from each message's scheduled send time, so a late send counts against it. The load generator's lag is reported, not subtracted: \"send lag\" is how late sends left against their schedule, \"generator lag\" how late a 1 ms timer woke in the generator (whose receivers share that runtime). Published via: topic shape, {}.\n\n| shape | server | run | subscribers | publishes/s | deliveries/s offered | delivered | p50 | p99 | p99.9 | max | p99 from actual send | send lag p99 / max | generator lag p99 / max | server CPU/delivered |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+                self.latency.iter().find(|r| r.shape == "topic").map_or(first.publish_via.as_str(), |r| r.publish_via.as_str())
+            );
+            for r in &self.latency {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {} | {:.0} | {:.0} | {}{} | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} / {:.2} ms | {:.2} / {:.2} ms | {:.0} ns |",
+                    r.shape, r.server, r.run, r.subscribers, r.publishes_per_sec, r.offered_deliveries_per_sec,
+                    r.delivered, if r.delivered < r.expected { format!(" of {}", r.expected) } else { String::new() },
+                    r.p50_ms, r.p99_ms, r.p999_ms, r.max_ms, r.p99_from_send_ms,
+                    r.send_lag_p99_ms, r.send_lag_max_ms, r.generator_lag_p99_ms, r.generator_lag_max_ms,
+                    r.server_cpu_ns_per_delivered
+                );
+            }
+            let _ = writeln!(md, "\n| shape | server | runs | p50 | p99 | p99.9 | max | p99 from actual send | send lag p99 | deliveries missing (worst run) |\n|---|---|---|---|---|---|---|---|---|---|");
+            for m in &self.latency_medians {
+                let _ = writeln!(
+                    md,
+                    "| {} | {} | {} | {:.2} ms | **{:.2} ms** | {:.2} ms | {:.2} ms | {:.2} ms | {:.2} ms | {} |",
+                    m.shape, m.server, m.runs, m.p50_ms, m.p99_ms, m.p999_ms, m.max_ms, m.p99_from_send_ms, m.send_lag_p99_ms, m.worst_missing
+                );
+            }
+            md.push_str("\nMedians over the runs; target p99 ≤ 10 ms for the topic shape at 10 000 subscribers × 10/s.\n\n");
         }
         md
     }
