@@ -9,7 +9,8 @@
 # Environment: JOBS (parallel builds, default 1), NICE (default 19), TIMEOUT (seconds per
 # mutant's test run, default 60), OUT (results, default target/mutants), IN_PLACE=1
 # (mutate this checkout itself and reuse its target/ instead of building a copy from
-# scratch: only in a scratch clone, never in a tree you are editing).
+# scratch: only in a scratch clone, never in a tree you are editing), ITERATE=1 (test only
+# the mutants the last run in OUT missed or has not reached).
 # Per group the results are in $OUT/<group>/mutants.out/{caught,missed,timeout,unviable}.txt.
 # Mutants that cannot change behaviour are excluded in .cargo/mutants.toml, each with
 # its reason.
@@ -18,14 +19,14 @@ cd "$(dirname "$0")/.."
 
 # The groups: name | package | file globs (paths from the workspace root) | the test
 # targets run against each mutant. When a file is renamed or moved, update its glob here.
-# The last three groups run the unit tests and only the integration tests that reach
-# their modules: linking phx-server's ~20 integration test binaries per mutant would make
-# a group take hours here, and fewer tests can only lower a score, never raise it.
+# The last three groups build and run the unit tests and only the integration tests
+# that reach their modules (cargo-mutants builds every test target otherwise, ~20 binaries
+# of phx-server per mutant: hours per group here). Fewer tests can only lower a score.
 MUTANT_GROUPS=(
   "protocol|phx-protocol|crates/phx-protocol/src/**|--tests"
   "socket|phx-server|crates/phx-server/src/socket/** crates/phx-server/src/channel/** crates/phx-server/src/outcome.rs|--tests"
   "pubsub-outbox|phx-server|crates/phx-server/src/pubsub/mod.rs crates/phx-server/src/pubsub/wire.rs crates/phx-server/src/outbox/**|--tests"
-  "presence|phx-server|crates/phx-server/src/presence/tracker.rs crates/phx-server/src/presence/burst.rs crates/phx-server/src/presence/replica.rs|--lib"
+  "presence|phx-server|crates/phx-server/src/presence/tracker.rs crates/phx-server/src/presence/burst.rs crates/phx-server/src/presence/replica.rs|--lib --test cluster_in_process"
   "longpoll-token|phx-server|crates/phx-server/src/transport/longpoll/**|--lib --test longpoll --test longpoll_buffer_limits --test longpoll_session_limits --test origin --test request_limits"
   "origin-params|phx-server|crates/phx-server/src/origin.rs crates/phx-server/src/params.rs crates/phx-server/src/rate_limit.rs|--lib"
 )
@@ -75,7 +76,7 @@ for group in "${MUTANT_GROUPS[@]}"; do
     --package "$package" "${files[@]}" \
     --test-tool cargo $(for t in $targets; do printf -- '--cargo-arg=%s ' "$t"; done) \
     $([ -n "${IN_PLACE:-}" ] || printf -- '--jobs %s' "$JOBS") --timeout "$TIMEOUT" \
-    --output "$dir" --no-shuffle ${IN_PLACE:+--in-place}
+    --output "$dir" --no-shuffle ${IN_PLACE:+--in-place} ${ITERATE:+--iterate}
   status=$?
   set -e
   if [ "$status" -ne 0 ] && [ "$status" -ne 2 ] && [ "$status" -ne 3 ]; then
