@@ -801,4 +801,155 @@ mod tests {
         let list: Value = serde_json::from_str(list.get()).unwrap();
         assert_eq!(list["eve"]["user"], json!({"name": "EVE"}));
     }
+    /// The `phx_ref`s of `key`'s metas in `topic`'s list, in order.
+    fn refs(tracker: &Tracker, topic: &str, key: &str) -> Vec<String> {
+        let Payload::Json(list) = tracker.list(topic) else {
+            panic!("a list is JSON")
+        };
+        let list: Value = serde_json::from_str(list.get()).unwrap();
+        list[key]["metas"]
+            .as_array()
+            .map(|metas| {
+                metas
+                    .iter()
+                    .map(|m| m["phx_ref"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn raw(v: Value) -> Box<RawValue> {
+        RawValue::from_string(v.to_string()).unwrap()
+    }
+
+    #[test]
+    fn untracking_one_topic_leaves_the_instance_s_other_topics_to_its_end() {
+        let pubsub = PubSub::default();
+        let tracker = Tracker::new(None, EXACT);
+        let out_b = listener(&pubsub, "b");
+        for topic in ["a", "b"] {
+            tracker
+                .track(&pubsub, topic, "k", InstanceId(7), Map::new())
+                .unwrap();
+        }
+        tracker.untrack(&pubsub, "a", "k", InstanceId(7));
+        assert_eq!(tracker.key_count("a"), 0);
+        diffs(&out_b);
+        // The instance ends: its presence in "b" must still leave.
+        tracker.untrack_instance_with(&pubsub, InstanceId(7));
+        assert_eq!(tracker.key_count("b"), 0);
+        assert_eq!(diffs(&out_b).len(), 1, "one leave diff for b");
+    }
+
+    #[test]
+    fn remote_metas_are_added_once_and_removed_only_by_their_node_and_ref() {
+        let pubsub = PubSub::default();
+        let tracker = Tracker::new(None, EXACT);
+        let out = listener(&pubsub, "t");
+        let local = tracker
+            .track(&pubsub, "t", "k", InstanceId(1), Map::new())
+            .unwrap();
+        // A meta's JSON carries its phx_ref, as the owner node rendered it.
+        assert!(tracker.insert_remote(
+            &pubsub,
+            9,
+            "t",
+            "k",
+            "r1",
+            raw(json!({"n": 1, "phx_ref": "r1"}))
+        ));
+        assert!(
+            !tracker.insert_remote(
+                &pubsub,
+                9,
+                "t",
+                "k",
+                "r1",
+                raw(json!({"n": 1, "phx_ref": "r1"}))
+            ),
+            "the same ref twice is one meta"
+        );
+        assert!(tracker.insert_remote(
+            &pubsub,
+            9,
+            "t",
+            "k",
+            "r2",
+            raw(json!({"n": 2, "phx_ref": "r2"}))
+        ));
+        assert_eq!(refs(&tracker, "t", "k"), [local.as_str(), "r1", "r2"]);
+        assert_eq!(diffs(&out).len(), 3, "one join diff per new meta");
+
+        // Node 9's r2, not its earlier r1 nor the local meta.
+        assert!(tracker.remove_remote(&pubsub, 9, "t", "k", "r2"));
+        assert_eq!(refs(&tracker, "t", "k"), [local.as_str(), "r1"]);
+        assert_eq!(
+            diffs(&out),
+            vec![json!({"joins": {}, "leaves": {"k": {"metas": [{"n": 2, "phx_ref": "r2"}]}}})]
+        );
+        // Another node cannot remove node 9's meta, nor anyone a ref that is not there.
+        assert!(!tracker.remove_remote(&pubsub, 8, "t", "k", "r1"));
+        assert!(!tracker.remove_remote(&pubsub, 9, "t", "k", "r9"));
+        assert!(!tracker.remove_remote(&pubsub, 9, "t", "k", &local));
+        assert_eq!(refs(&tracker, "t", "k"), [local.as_str(), "r1"]);
+        assert!(diffs(&out).is_empty());
+    }
+
+    #[test]
+    fn local_entries_are_this_node_s_own_metas_only() {
+        let pubsub = PubSub::default();
+        let tracker = Tracker::new(None, EXACT);
+        let mine = tracker
+            .track(&pubsub, "t", "a", InstanceId(1), meta(json!({"x": 1})))
+            .unwrap();
+        tracker.insert_remote(&pubsub, 9, "t", "b", "r1", raw(json!({"phx_ref": "r1"})));
+        let entries = tracker.local_entries();
+        assert_eq!(entries.len(), 1, "{entries:?}");
+        let Change::Join {
+            topic,
+            key,
+            phx_ref,
+            meta,
+        } = &entries[0]
+        else {
+            panic!("a join: {entries:?}")
+        };
+        assert_eq!((topic.as_str(), key.as_str()), ("t", "a"));
+        assert_eq!(phx_ref, &mine);
+        assert_eq!(
+            serde_json::from_str::<Value>(meta.get()).unwrap(),
+            json!({"x": 1, "phx_ref": mine})
+        );
+    }
+
+    #[test]
+    fn flush_due_sends_the_diffs_a_burst_held_back() {
+        let pubsub = PubSub::default();
+        let window = Duration::from_millis(300);
+        let tracker = Tracker::new(None, BurstPolicy { limit: 1, window });
+        let out = listener(&pubsub, "t");
+        for (i, key) in ["a", "b", "c"].into_iter().enumerate() {
+            tracker
+                .track(&pubsub, "t", key, InstanceId(i as u64 + 1), Map::new())
+                .unwrap();
+        }
+        // "a" went out alone; "b" and "c" (unless this thread was paused for a whole
+        // window between the tracks) wait for the window's end, which only the flusher
+        // acts on.
+        std::thread::sleep(window + Duration::from_millis(100));
+        tracker.flush_due(&pubsub);
+        let mut joined: Vec<String> = diffs(&out)
+            .iter()
+            .flat_map(|d| {
+                d["joins"]
+                    .as_object()
+                    .unwrap()
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        joined.sort();
+        assert_eq!(joined, ["a", "b", "c"]);
+    }
 }
