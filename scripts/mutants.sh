@@ -56,6 +56,12 @@ count() { # lines of a result file, 0 when absent
   if [ -f "$1" ]; then grep -c . "$1" || true; else echo 0; fi
 }
 
+# In place, cargo-mutants restores each mutated file with its old modification time, so
+# cargo could take the last mutant's build for up to date: make every source newer.
+if [ -n "${IN_PLACE:-}" ]; then
+  find crates examples -name '*.rs' -exec touch {} +
+fi
+
 rows=()
 for group in "${MUTANT_GROUPS[@]}"; do
   IFS='|' read -r name package globs targets <<<"$group"
