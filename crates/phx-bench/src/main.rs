@@ -90,6 +90,10 @@ enum Command {
         seconds: u64,
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
         postgres: String,
+        /// Offered messages per second, all users together (default: closed loop, each
+        /// user sending as soon as its previous message was acknowledged).
+        #[arg(long)]
+        rate: Option<f64>,
     },
 }
 
@@ -198,6 +202,7 @@ async fn run_chat(
     rooms: usize,
     seconds: u64,
     admin: &str,
+    rate: Option<f64>,
 ) -> anyhow::Result<()> {
     let db = format!("phx_bench_{}", std::process::id());
     let (client, conn) = tokio_postgres::connect(admin, tokio_postgres::NoTls)
@@ -232,7 +237,15 @@ async fn run_chat(
             ],
         )
         .await?;
-        let r = chat::run(&server, users, rooms, Duration::from_secs(seconds), &url).await;
+        let r = chat::run(
+            &server,
+            users,
+            rooms,
+            Duration::from_secs(seconds),
+            &url,
+            rate,
+        )
+        .await;
         server.stop().await;
         r
     }
@@ -241,6 +254,9 @@ async fn run_chat(
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
         .await?;
     let r = result.map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    if let Some(rate) = r.offered_per_sec {
+        print!("chat at {rate:.0}/s offered: ");
+    }
     println!(
         "chat: {} users in {} rooms: {} stored in {:.0} s ({:.0}/s, {} rows), reply p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms, chat-app CPU {:.0} µs per message",
         r.users, r.rooms, r.stored, r.seconds, r.stored_per_sec, r.rows_in_database, r.p50_ms, r.p99_ms, r.p999_ms, r.server_cpu_us_per_message
@@ -295,7 +311,7 @@ async fn main() -> anyhow::Result<()> {
             run_connections(&mut report, n, n / 50).await?;
             run_fanout(&mut report, s, 2, 200, runs).await?;
             run_storm(&mut report, storm_n).await?;
-            run_chat(&mut report, users, 10, 20, &postgres).await?;
+            run_chat(&mut report, users, 10, 20, &postgres, None).await?;
         }
         Command::Connections { n, rooms } => {
             report.size = format!("connections n={n}");
@@ -322,10 +338,14 @@ async fn main() -> anyhow::Result<()> {
             rooms,
             seconds,
             postgres,
+            rate,
         } => {
-            report.size = format!("chat u={users}");
+            report.size = match rate {
+                Some(rate) => format!("chat u={users} rate={rate}"),
+                None => format!("chat u={users}"),
+            };
             raise_fd_limit(users as u64 + 1_000)?;
-            run_chat(&mut report, users, rooms, seconds, &postgres).await?;
+            run_chat(&mut report, users, rooms, seconds, &postgres, rate).await?;
         }
     }
     let dir = write(&report, &cli.out)?;
