@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use rand::RngCore;
 
+use super::members_cache::MembersCache;
 use super::timeout::TimeoutAccounts;
 use super::user_channel::UserChannel;
 use super::{AccountStore, MemoryAccounts, PostgresAccounts};
@@ -40,7 +41,11 @@ pub async fn account_store(
                 .await
                 .context("connecting to PostgreSQL for accounts (DATABASE_URL)")?;
             tracing::info!("accounts are stored in PostgreSQL");
-            Ok(Arc::new(TimeoutAccounts::new(store, timeout)))
+            // Members kept between messages: see `MembersCache` (one lookup per message
+            // was most of a stored message's cost).
+            Ok(Arc::new(MembersCache::new(TimeoutAccounts::new(
+                store, timeout,
+            ))))
         }
         None => {
             tracing::warn!(
