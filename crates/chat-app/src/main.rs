@@ -10,7 +10,9 @@ use chat_app::config::{describe_policy, Config};
 use chat_app::directory::RoomDirectory;
 use chat_app::limit::RateLimit;
 use chat_app::room::RoomChannel;
-use chat_app::store::{MemoryStore, MeteredStore, PostgresStore, Store, TimeoutStore};
+use chat_app::store::{
+    MemoryStore, MeteredStore, PostgresStore, Store, TimeoutStore, WriterConfig,
+};
 use chat_app::web::Web;
 use clap::Parser;
 use phx_server::{Endpoint, SocketConfig};
@@ -69,7 +71,13 @@ async fn run(config: Config) -> Result<(), String> {
                     ))
                 })
                 .unwrap_or_default();
-            let store = PostgresStore::connect(url, config.pool_size)
+            // A batch's statement gets the same deadline as a store call, so a writer
+            // stuck behind a partition lets go when its senders do.
+            let writer = WriterConfig {
+                deadline: timeout,
+                ..WriterConfig::default()
+            };
+            let store = PostgresStore::connect_with(url, config.pool_size, writer)
                 .await
                 .map_err(|e| format!("DATABASE_URL: {e}"))?;
             let store = MeteredStore::new(TimeoutStore::new(store, timeout));
