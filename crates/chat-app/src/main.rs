@@ -10,7 +10,9 @@ use chat_app::config::{describe_policy, Config};
 use chat_app::directory::RoomDirectory;
 use chat_app::limit::RateLimit;
 use chat_app::room::RoomChannel;
-use chat_app::store::{MemoryStore, MeteredStore, PostgresStore, Store, TimeoutStore};
+use chat_app::store::{
+    MemoryStore, MeteredStore, PostgresStore, Store, TimeoutStore, WriterConfig,
+};
 use chat_app::web::Web;
 use clap::Parser;
 use phx_server::cluster::RedisAdapter;
@@ -78,7 +80,13 @@ async fn run(config: Config) -> Result<(), String> {
                     ))
                 })
                 .unwrap_or_default();
-            let store = PostgresStore::connect(url, config.pool_size)
+            // A batch's statement gets the same deadline as a store call, so a writer
+            // stuck behind a partition lets go when its senders do.
+            let writer = WriterConfig {
+                deadline: timeout,
+                ..WriterConfig::default()
+            };
+            let store = PostgresStore::connect_with(url, config.pool_size, writer)
                 .await
                 .map_err(|e| format!("DATABASE_URL: {e}"))?;
             let store = MeteredStore::new(TimeoutStore::new(store, timeout));
@@ -120,10 +128,14 @@ async fn run(config: Config) -> Result<(), String> {
     );
     // Accounts: sessions signed with the endpoint's secret.
     let secret = chat_app::accounts::wiring::secret(config.secret_key_base.as_deref());
-    let accounts =
-        chat_app::accounts::wiring::account_store(config.database_url(), config.pool_size, timeout)
-            .await
-            .map_err(|e| format!("{e:#}"))?;
+    let accounts = chat_app::accounts::wiring::account_store(
+        config.database_url(),
+        config.pool_size,
+        timeout,
+        cluster.is_some(),
+    )
+    .await
+    .map_err(|e| format!("{e:#}"))?;
     let sessions = chat_app::accounts::session::Sessions::new(&secret, accounts.clone());
     let connect = chat_app::accounts::session::SessionConnect::new(sessions.clone());
     let user_channel = chat_app::accounts::wiring::user_channel(&accounts, &store, &rooms);

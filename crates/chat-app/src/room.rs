@@ -14,7 +14,7 @@ use crate::accounts::{names, AccountStore};
 use crate::connect::ChatClient;
 use crate::directory::{OpenError, RoomDirectory};
 use crate::limit::RateLimit;
-use crate::store::{Store, StoredMessage};
+use crate::store::{Announce, Store, StoreError, StoredMessage};
 use crate::validate;
 
 fn reason(text: impl Into<String>) -> Payload {
@@ -34,6 +34,8 @@ pub struct RoomChannel {
     rooms: Arc<RoomDirectory>,
     typing: Arc<RateLimit<String>>,
     room: String,
+    /// The joined topic (`room:<name>`), where messages are broadcast.
+    topic: String,
     username: String,
     /// This user's key in `typing`, built once at join.
     typing_key: String,
@@ -58,6 +60,7 @@ impl RoomChannel {
             rooms,
             typing,
             room: String::new(),
+            topic: String::new(),
             username: String::new(),
             typing_key: String::new(),
             accounts: None,
@@ -114,6 +117,7 @@ impl Channel for RoomChannel {
     ) -> JoinResult {
         let raw_room = topic.strip_prefix("room:").unwrap_or(topic);
         self.room = validate::room(raw_room).map_err(reason)?;
+        self.topic = topic.to_owned();
         if let Some(user) = ctx.assigns().user.clone() {
             self.username = user.username;
             self.presence_key = format!("user:{}", user.id);
@@ -214,15 +218,29 @@ impl Channel for RoomChannel {
                     Err(why) => return HandleResult::error(reason(why)),
                 };
                 // Stored first, broadcast only once stored: nothing is shown that is not
-                // stored, and nothing acknowledged is lost.
-                match self.store.insert(&self.room, &self.username, &body).await {
+                // stored, and nothing acknowledged is lost. The store runs the broadcast
+                // (in id order with the room's other messages: two senders woken by one
+                // group commit could otherwise broadcast in either order), then answers.
+                let (pubsub, topic) = (ctx.pubsub().clone(), self.topic.clone());
+                let announce: Announce = Box::new(move |message| {
+                    if let Err(error) = pubsub.broadcast(&topic, "new_msg", json!(message)) {
+                        tracing::error!(%error, "broadcast failed");
+                    }
+                });
+                let stored = self
+                    .store
+                    .insert_announced(&self.room, &self.username, &body, announce)
+                    .await;
+                match stored {
                     Ok(message) => {
                         let id = message.id;
-                        if let Err(error) = ctx.broadcast("new_msg", json!(message)) {
-                            tracing::error!(%error, "broadcast failed");
-                        }
                         self.notify_members(id, ctx).await;
                         HandleResult::ok(json!({ "id": id }))
+                    }
+                    Err(error @ StoreError::Busy(_)) => {
+                        // Debug only: under overload this is every message, and the reply says it.
+                        tracing::debug!(%error, room = %self.room, "new_msg: store busy");
+                        HandleResult::error(reason("busy, try again"))
                     }
                     // Includes a timeout, after which the message may still be stored:
                     // the sender has no ack and may retry (see `TimeoutStore`).

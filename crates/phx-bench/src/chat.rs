@@ -1,5 +1,11 @@
 //! `chat`: U users in R rooms of the chat app (PostgreSQL history) sending `new_msg` as
-//! fast as replies come back; stored messages per second and reply latency.
+//! fast as replies come back (closed loop: the saturation rate), or at a fixed offered
+//! rate (`--rate`); stored messages per second and reply latency.
+//!
+//! At a fixed rate each user sends on its own schedule (every `users / rate` seconds,
+//! phases spread evenly) and latency counts from the *scheduled* send, not the actual
+//! one: a reply that comes late delays that user's next send, and the wait is charged to
+//! the latency instead of being hidden (no coordinated omission).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -15,6 +21,8 @@ use crate::servers::Server;
 #[derive(Debug, Serialize)]
 pub struct Result {
     pub users: usize,
+    /// Offered messages per second (`None`: closed loop, as fast as replies come).
+    pub offered_per_sec: Option<f64>,
     pub rooms: usize,
     pub seconds: f64,
     pub stored: u64,
@@ -33,7 +41,9 @@ pub async fn run(
     rooms: usize,
     duration: Duration,
     database_url: &str,
+    rate: Option<f64>,
 ) -> anyhow::Result<Result> {
+    let interval = rate.map(|r| Duration::from_secs_f64(users as f64 / r.max(1e-3)));
     new_wave(users);
     let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1_000,
@@ -69,8 +79,21 @@ pub async fn run(
             tokio::time::sleep_until(started.into()).await;
             let mut stored = 0;
             let mut local = Vec::new();
+            let mut scheduled =
+                interval.map(|every| started + every.mul_f64(i as f64 / users as f64));
             while Instant::now() < end {
-                let sent = Instant::now();
+                let sent = match (&mut scheduled, interval) {
+                    (Some(at), Some(every)) => {
+                        let this = *at;
+                        *at += every;
+                        if this >= end {
+                            break;
+                        }
+                        tokio::time::sleep_until(this.into()).await;
+                        this
+                    }
+                    _ => Instant::now(),
+                };
                 let Ok(r) = conn
                     .send(
                         Some(&j),
@@ -124,6 +147,7 @@ pub async fn run(
     let ms = |q: f64| h.value_at_quantile(q) as f64 / 1e6;
     Ok(Result {
         users,
+        offered_per_sec: rate,
         rooms,
         seconds,
         stored,

@@ -161,6 +161,10 @@ enum Command {
         seconds: u64,
         #[arg(long, default_value = "postgres://postgres@127.0.0.1:5432/postgres")]
         postgres: String,
+        /// Offered messages per second, all users together (default: closed loop, each
+        /// user sending as soon as its previous message was acknowledged).
+        #[arg(long)]
+        rate: Option<f64>,
     },
 }
 
@@ -269,6 +273,7 @@ async fn run_chat(
     rooms: usize,
     seconds: u64,
     admin: &str,
+    rate: Option<f64>,
 ) -> anyhow::Result<()> {
     let db = format!("phx_bench_{}", std::process::id());
     let (client, conn) = tokio_postgres::connect(admin, tokio_postgres::NoTls)
@@ -303,7 +308,15 @@ async fn run_chat(
             ],
         )
         .await?;
-        let r = chat::run(&server, users, rooms, Duration::from_secs(seconds), &url).await;
+        let r = chat::run(
+            &server,
+            users,
+            rooms,
+            Duration::from_secs(seconds),
+            &url,
+            rate,
+        )
+        .await;
         server.stop().await;
         r
     }
@@ -312,6 +325,9 @@ async fn run_chat(
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
         .await?;
     let r = result.map_err(|e| anyhow::anyhow!("{e:#}"))?;
+    if let Some(rate) = r.offered_per_sec {
+        print!("chat at {rate:.0}/s offered: ");
+    }
     println!(
         "chat: {} users in {} rooms: {} stored in {:.0} s ({:.0}/s, {} rows), reply p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms, chat-app CPU {:.0} µs per message",
         r.users, r.rooms, r.stored, r.seconds, r.stored_per_sec, r.rows_in_database, r.p50_ms, r.p99_ms, r.p999_ms, r.server_cpu_us_per_message
@@ -423,7 +439,7 @@ async fn main() -> anyhow::Result<()> {
             run_connections(&mut report, n, n / 50).await?;
             run_fanout(&mut report, s, 2, 200, runs).await?;
             run_storm(&mut report, storm_n).await?;
-            run_chat(&mut report, users, 10, 20, &postgres).await?;
+            run_chat(&mut report, users, 10, 20, &postgres, None).await?;
             // Latency at a fixed offered load: one topic (vs the floor), then rooms.
             let (subscribers, rooms, per_room, seconds) = match size {
                 Size::Small => (2_000, 20, 20, 10.0),
@@ -536,10 +552,14 @@ async fn main() -> anyhow::Result<()> {
             rooms,
             seconds,
             postgres,
+            rate,
         } => {
-            report.size = format!("chat u={users}");
+            report.size = match rate {
+                Some(rate) => format!("chat u={users} rate={rate}"),
+                None => format!("chat u={users}"),
+            };
             raise_fd_limit(users as u64 + 1_000)?;
-            run_chat(&mut report, users, rooms, seconds, &postgres).await?;
+            run_chat(&mut report, users, rooms, seconds, &postgres, rate).await?;
         }
     }
     let dir = write(

@@ -5,12 +5,14 @@
 //! - `password`: Argon2id hashes, minimum length, a short list of common passwords.
 //! - `session`: signed, expiring `Phoenix.Token`s naming a revocable session.
 //! - `memory`: the [`AccountStore`] kept in memory (nothing configured).
+//! - `members_cache`: rooms' member lists kept between messages.
 //! - `api`: the JSON API under `/api/`.
 //! - `user_channel`: the personal `user:<id>` topic.
 //! - `access`: who may join which room topic.
 
 pub mod access;
 pub mod api;
+pub mod members_cache;
 pub mod memory;
 pub mod names;
 pub mod password;

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use rand::RngCore;
 
+use super::members_cache::MembersCache;
 use super::timeout::TimeoutAccounts;
 use super::user_channel::UserChannel;
 use super::{AccountStore, MemoryAccounts, PostgresAccounts};
@@ -28,11 +29,14 @@ pub fn secret(configured: Option<&str>) -> Vec<u8> {
 }
 
 /// Accounts in PostgreSQL when `database_url` is set, else in memory (logged).
-/// Every call is bounded by `timeout` (the store timeout, as for history).
+/// Every call is bounded by `timeout` (the store timeout, as for history). `clustered`:
+/// other nodes change memberships too, so this node must not keep rooms' member lists
+/// (it would not hear of their changes; see `MembersCache`).
 pub async fn account_store(
     database_url: Option<&str>,
     pool_size: usize,
     timeout: std::time::Duration,
+    clustered: bool,
 ) -> anyhow::Result<Arc<dyn AccountStore>> {
     match database_url {
         Some(url) => {
@@ -40,7 +44,13 @@ pub async fn account_store(
                 .await
                 .context("connecting to PostgreSQL for accounts (DATABASE_URL)")?;
             tracing::info!("accounts are stored in PostgreSQL");
-            Ok(Arc::new(TimeoutAccounts::new(store, timeout)))
+            let store = TimeoutAccounts::new(store, timeout);
+            if clustered {
+                return Ok(Arc::new(store));
+            }
+            // Members kept between messages: see `MembersCache` (one lookup per message
+            // was most of a stored message's cost).
+            Ok(Arc::new(MembersCache::new(store)))
         }
         None => {
             tracing::warn!(

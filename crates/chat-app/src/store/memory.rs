@@ -5,7 +5,7 @@ use std::sync::Mutex;
 
 use async_trait::async_trait;
 
-use super::{rfc3339, Store, StoreError, StoredMessage};
+use super::{rfc3339, Announce, Store, StoreError, StoredMessage};
 
 /// Rooms and messages in a map; ids increase across rooms like a sequence.
 #[derive(Debug, Default)]
@@ -56,19 +56,21 @@ impl Store for MemoryStore {
         username: &str,
         body: &str,
     ) -> Result<StoredMessage, StoreError> {
+        self.with(|s| s.append(room, username, body))
+    }
+
+    async fn insert_announced(
+        &self,
+        room: &str,
+        username: &str,
+        body: &str,
+        announce: Announce,
+    ) -> Result<StoredMessage, StoreError> {
+        // Announced under the lock: the next message (the next id) waits, so a room's
+        // broadcasts leave in id order.
         self.with(|s| {
-            s.next_id += 1;
-            let message = StoredMessage {
-                id: s.next_id,
-                room: room.to_owned(),
-                username: username.to_owned(),
-                body: body.to_owned(),
-                inserted_at: rfc3339(time::OffsetDateTime::now_utc()),
-            };
-            s.rooms
-                .entry(room.to_owned())
-                .or_default()
-                .push(message.clone());
+            let message = s.append(room, username, body);
+            announce(&message);
             message
         })
     }
@@ -96,6 +98,24 @@ impl Store for MemoryStore {
 
     fn describe(&self) -> &'static str {
         "memory"
+    }
+}
+
+impl State {
+    fn append(&mut self, room: &str, username: &str, body: &str) -> StoredMessage {
+        self.next_id += 1;
+        let message = StoredMessage {
+            id: self.next_id,
+            room: room.to_owned(),
+            username: username.to_owned(),
+            body: body.to_owned(),
+            inserted_at: rfc3339(time::OffsetDateTime::now_utc()),
+        };
+        self.rooms
+            .entry(room.to_owned())
+            .or_default()
+            .push(message.clone());
+        message
     }
 }
 
@@ -131,6 +151,39 @@ mod tests {
         assert!(store.ensure_room("a").await.unwrap(), "created");
         assert!(!store.ensure_room("a").await.unwrap(), "already there");
         assert!(store.room_exists("a").await.unwrap());
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_senders_are_announced_in_id_order() {
+        use std::sync::Arc;
+        let store = Arc::new(MemoryStore::new());
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let senders: Vec<_> = (0..8)
+            .map(|s| {
+                let (store, seen) = (store.clone(), seen.clone());
+                tokio::spawn(async move {
+                    for i in 0..100 {
+                        let seen = seen.clone();
+                        let announce: Announce = Box::new(move |m| seen.lock().unwrap().push(m.id));
+                        let m = store
+                            .insert_announced("r", "u", &format!("{s}/{i}"), announce)
+                            .await
+                            .unwrap();
+                        assert!(m.id > 0);
+                    }
+                })
+            })
+            .collect();
+        for s in senders {
+            s.await.unwrap();
+        }
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(seen.len(), 800);
+        assert!(
+            seen.windows(2).all(|w| w[0] < w[1]),
+            "announced in id order"
+        );
+        assert_eq!(store.recent("r", 1000).await.unwrap().len(), 800);
     }
 
     #[tokio::test]

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{PoolStatus, Store, StoreError, StoredMessage};
+use super::{Announce, PoolStatus, Store, StoreError, StoredMessage};
 
 /// Calls and errors since start, for the shutdown line.
 #[derive(Debug, Default)]
@@ -84,6 +84,25 @@ impl<S: Store> Store for MeteredStore<S> {
     ) -> Result<StoredMessage, StoreError> {
         let result = self
             .measured("insert", self.inner.insert(room, username, body))
+            .await;
+        if result.is_ok() {
+            self.counts.stored.fetch_add(1, Ordering::Relaxed);
+        }
+        result
+    }
+
+    async fn insert_announced(
+        &self,
+        room: &str,
+        username: &str,
+        body: &str,
+        announce: Announce,
+    ) -> Result<StoredMessage, StoreError> {
+        let result = self
+            .measured(
+                "insert",
+                self.inner.insert_announced(room, username, body, announce),
+            )
             .await;
         if result.is_ok() {
             self.counts.stored.fetch_add(1, Ordering::Relaxed);

@@ -1,5 +1,6 @@
 //! Message history behind one trait: PostgreSQL, or memory when no `DATABASE_URL` is set.
 
+pub mod group_commit;
 mod memory;
 mod metered;
 mod migrate;
@@ -11,6 +12,7 @@ mod tls;
 use async_trait::async_trait;
 use serde::Serialize;
 
+pub use group_commit::{GroupCommit, WriterConfig};
 pub use memory::MemoryStore;
 pub use metered::{MeteredStore, StoreCounts};
 pub use migrate::{migrate, MIGRATIONS};
@@ -44,10 +46,18 @@ pub enum StoreError {
     /// call may still take effect: a write may have committed (see `TimeoutStore`).
     #[error("no answer from the database within {0:?}")]
     TimedOut(std::time::Duration),
+    /// The store's write queue is full (this many messages wait already): the message is
+    /// refused at once instead of buffered without bound. Nothing was stored.
+    #[error("the store's write queue is full ({0} messages waiting)")]
+    Busy(usize),
     /// Migrations could not be applied at start-up.
     #[error("migration failed: {0}")]
     Migration(String),
 }
+
+/// What to do with a message once it is stored (the room channel's broadcast): see
+/// [`Store::insert_announced`].
+pub type Announce = Box<dyn FnOnce(&StoredMessage) + Send>;
 
 /// Where rooms and messages live.
 #[async_trait]
@@ -63,6 +73,22 @@ pub trait Store: Send + Sync + 'static {
         username: &str,
         body: &str,
     ) -> Result<StoredMessage, StoreError>;
+    /// Stores a message, then runs `announce` with it before answering. A store that
+    /// stores messages of one room from several callers at once runs their announcements
+    /// in id order (the memory store under its lock, PostgreSQL in its group-commit
+    /// writer), so the room's broadcasts never overtake each other. This default, for
+    /// stores that do not, runs it in the caller after `insert`.
+    async fn insert_announced(
+        &self,
+        room: &str,
+        username: &str,
+        body: &str,
+        announce: Announce,
+    ) -> Result<StoredMessage, StoreError> {
+        let message = self.insert(room, username, body).await?;
+        announce(&message);
+        Ok(message)
+    }
     /// The latest `limit` messages of a room, oldest first.
     async fn recent(&self, room: &str, limit: u32) -> Result<Vec<StoredMessage>, StoreError>;
     /// Up to `limit` messages with `id < before_id`, oldest first.

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Store, StoreError, StoredMessage};
+use super::{Announce, Store, StoreError, StoredMessage};
 
 /// Default store timeout (`--store-timeout-ms`).
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -20,8 +20,10 @@ pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
 /// **A timed-out write may have committed.** The deadline can pass after PostgreSQL
 /// committed an `INSERT` whose answer is lost, or while the statement is still on its
 /// way and commits when the partition heals. The sender then gets `unavailable` for a
-/// message that is (or will be) in the history, and nothing was broadcast for it, since
-/// the room broadcasts only what the store confirmed. That is acceptable: the guarantee
+/// message that is (or will be) in the history. Whether it is broadcast depends on who
+/// confirms the commit: PostgreSQL's group-commit writer broadcasts every message its
+/// batch committed, whether or not the sender is still waiting (a batch that outlived
+/// the writer's own deadline is neither acknowledged nor broadcast). That is acceptable: the guarantee
 /// kept is that nothing *acknowledged* is lost; without an ack the client may retry,
 /// which can store the message twice, and the client-side idempotency key of the
 /// reconnect work removes that duplicate.
@@ -89,6 +91,17 @@ impl<S: Store> Store for TimeoutStore<S> {
         body: &str,
     ) -> Result<StoredMessage, StoreError> {
         self.bounded(self.inner.insert(room, username, body)).await
+    }
+
+    async fn insert_announced(
+        &self,
+        room: &str,
+        username: &str,
+        body: &str,
+        announce: Announce,
+    ) -> Result<StoredMessage, StoreError> {
+        self.bounded(self.inner.insert_announced(room, username, body, announce))
+            .await
     }
 
     async fn recent(&self, room: &str, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
