@@ -583,4 +583,127 @@ mod tests {
             Err(WireError::Truncated)
         ));
     }
+    /// An adapter that keeps every control message this node publishes.
+    #[derive(Debug, Default)]
+    struct Recording(Mutex<Vec<Bytes>>);
+    impl Adapter for Recording {
+        fn publish(&self, _: &str, _: Bytes) {}
+        fn subscribe(&self, _: &str) {}
+        fn unsubscribe(&self, _: &str) {}
+        fn publish_control(&self, message: Bytes) {
+            self.0.lock().unwrap().push(message);
+        }
+        fn start(&self, _: Arc<dyn Inbound>) {}
+    }
+
+    impl Recording {
+        /// The control messages so far as (kind, first number: a sequence number or a
+        /// state request's target), and forgets them.
+        fn take(&self) -> Vec<(u8, u64)> {
+            std::mem::take(&mut *self.0.lock().unwrap())
+                .into_iter()
+                .map(|m| {
+                    let (mut reader, kind, _) = Reader::open(m).unwrap();
+                    (kind, reader.u64().unwrap())
+                })
+                .collect()
+        }
+    }
+
+    const SECOND: ReplicaPolicy = ReplicaPolicy {
+        heartbeat: Duration::from_secs(1),
+        down_after: Duration::from_secs(1),
+    };
+
+    fn heartbeat_from(node: u64, seq: u64) -> Bytes {
+        let mut writer = Writer::new(kind::PRESENCE_HEARTBEAT, node);
+        writer.u64(seq).str16("other");
+        writer.finish()
+    }
+
+    /// A tracker in a cluster of `policy`, as node 1, recording what it publishes.
+    fn clustered(policy: ReplicaPolicy) -> (Tracker, Arc<Recording>) {
+        let recording = Arc::new(Recording::default());
+        let tracker = Tracker::new(
+            None,
+            crate::presence::BurstPolicy {
+                limit: 1,
+                window: Duration::ZERO,
+            },
+        );
+        tracker.join_cluster(Cluster::new(recording.clone(), 1, "a".into(), policy));
+        (tracker, recording)
+    }
+
+    #[test]
+    fn deltas_are_numbered_from_one_and_empty_ones_are_not_sent() {
+        let recording = Arc::new(Recording::default());
+        let cluster = Cluster::new(recording.clone(), 1, "a".into(), SECOND);
+        let meta = RawValue::from_string(r#"{"phx_ref":"r1"}"#.into()).unwrap();
+        for _ in 0..3 {
+            cluster.publish_delta(vec![Change::join("t", "k", "r1", &meta)]);
+            cluster.publish_delta(Vec::new());
+        }
+        let delta = kind::PRESENCE_DELTA;
+        assert_eq!(recording.take(), [(delta, 1), (delta, 2), (delta, 3)]);
+    }
+
+    #[test]
+    fn a_node_is_asked_for_its_state_at_most_once_a_heartbeat() {
+        let recording = Arc::new(Recording::default());
+        let cluster = Cluster::new(recording.clone(), 1, "a".into(), SECOND);
+        let t0 = Instant::now();
+        let mut remote = RemoteNode {
+            name: "b".into(),
+            seq: 0,
+            last_seen: t0,
+            presences: HashMap::new(),
+            asked_at: None,
+        };
+        let request = (kind::PRESENCE_STATE_REQUEST, 7);
+        cluster.ask(&mut remote, 7, t0);
+        assert_eq!(recording.take(), [request], "asked at once");
+        cluster.ask(&mut remote, 7, t0);
+        cluster.ask(&mut remote, 7, t0 + Duration::from_millis(999));
+        assert_eq!(recording.take(), [], "not again within the heartbeat");
+        cluster.ask(&mut remote, 7, t0 + SECOND.heartbeat);
+        assert_eq!(recording.take(), [request], "again once a heartbeat passed");
+    }
+
+    #[test]
+    fn a_node_is_down_only_once_silent_for_longer_than_the_down_period() {
+        let (tracker, recording) = clustered(SECOND);
+        let pubsub = PubSub::default();
+        let known = |tracker: &Tracker| {
+            let cluster = tracker.cluster.get().unwrap();
+            cluster.remotes.lock().unwrap().contains_key(&7)
+        };
+        let t0 = Instant::now();
+        tracker.cluster_tick(&pubsub, t0);
+        tracker.cluster_message(&pubsub, heartbeat_from(7, 0), t0);
+        assert!(known(&tracker));
+        recording.take();
+
+        // Exactly one heartbeat (and one down period) later: neither a stall of this
+        // node nor a silent node yet.
+        tracker.cluster_tick(&pubsub, t0 + SECOND.down_after);
+        assert!(known(&tracker), "silent for exactly the down period");
+        assert_eq!(
+            recording.take(),
+            [(kind::PRESENCE_HEARTBEAT, 0)],
+            "only a heartbeat: no stall resync"
+        );
+        tracker.cluster_tick(&pubsub, t0 + SECOND.down_after + Duration::from_millis(1));
+        assert!(!known(&tracker), "silent for longer: down");
+    }
+
+    #[test]
+    fn a_link_coming_up_asks_every_node_and_sends_this_node_s_state() {
+        let (tracker, recording) = clustered(SECOND);
+        tracker.cluster_link_up();
+        assert_eq!(
+            recording.take(),
+            [(kind::PRESENCE_STATE_REQUEST, 0), (kind::PRESENCE_STATE, 0)]
+        );
+    }
 }
