@@ -340,6 +340,36 @@ async fn refused_connect_and_origin_answer_status_403() {
     )
     .await;
     assert_eq!((r.status, r.json()), (200, json!({"status": 403})));
+    // The origin is checked on every method: a POST to a live session and a preflight
+    // from another origin are refused too.
+    let token = open_session(port, "").await;
+    let r = http(
+        port,
+        "POST",
+        &format!("/socket/longpoll?vsn=2.0.0&token={token}"),
+        &[("origin", "http://evil.com"), ndjson()[0]],
+        "[null,\"1\",\"phoenix\",\"heartbeat\",{}]",
+    )
+    .await;
+    assert_eq!((r.status, r.json()), (200, json!({"status": 403})));
+    let r = http(
+        port,
+        "OPTIONS",
+        "/socket/longpoll?vsn=2.0.0",
+        &[("origin", "http://evil.com")],
+        "",
+    )
+    .await;
+    assert_eq!((r.status, r.json()), (200, json!({"status": 403})));
+    let r = http(
+        port,
+        "OPTIONS",
+        "/socket/longpoll?vsn=2.0.0",
+        &[("origin", "http://example.com")],
+        "",
+    )
+    .await;
+    assert_eq!(r.status, 200, "an allowed origin's preflight passes");
     let body = http(port, "GET", "/socket/longpoll?vsn=3.0.0", &[], "")
         .await
         .json();
