@@ -112,6 +112,28 @@ mod tests {
     }
 
     #[test]
+    fn tokens_carry_the_wall_clock_time_they_were_issued_at() {
+        let signer = Signer::new(b"secret");
+        let before = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let token = signer.sign(9);
+        let after = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap()
+            .as_secs();
+        let data = URL_SAFE_NO_PAD
+            .decode(token.split_once('.').unwrap().0)
+            .unwrap();
+        let issued_at = u64::from_be_bytes(data[8..16].try_into().unwrap());
+        assert!((before..=after).contains(&issued_at), "{issued_at}");
+        // A token issued more than MAX_AGE ago no longer verifies against today's clock.
+        let old = signer.sign_at(9, before - MAX_AGE.as_secs() - 60);
+        assert_eq!(signer.verify(&old), None);
+    }
+
+    #[test]
     fn tokens_expire_after_max_age() {
         let signer = Signer::new(b"secret");
         let token = signer.sign_at(7, 1_000);
