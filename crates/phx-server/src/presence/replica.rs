@@ -706,4 +706,116 @@ mod tests {
             [(kind::PRESENCE_STATE_REQUEST, 0), (kind::PRESENCE_STATE, 0)]
         );
     }
+    fn delta_from(node: u64, seq: u64, joins: &[&str]) -> Bytes {
+        let changes: Vec<Change> = joins
+            .iter()
+            .map(|r| {
+                let meta = RawValue::from_string(format!(r#"{{"phx_ref":"{r}"}}"#)).unwrap();
+                Change::join("t", "k", r, &meta)
+            })
+            .collect();
+        let mut writer = Writer::new(kind::PRESENCE_DELTA, node);
+        writer.u64(seq);
+        write_changes(&mut writer, &changes);
+        writer.finish()
+    }
+
+    /// The phx_refs under key `k` of topic `t`.
+    fn refs(tracker: &Tracker) -> Vec<String> {
+        let crate::Payload::Json(list) = tracker.list("t") else {
+            panic!("a list is JSON")
+        };
+        let list: serde_json::Value = serde_json::from_str(list.get()).unwrap();
+        list["k"]["metas"]
+            .as_array()
+            .map(|metas| {
+                metas
+                    .iter()
+                    .map(|m| m["phx_ref"].as_str().unwrap().to_owned())
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn heartbeats_keep_a_node_alive() {
+        let (tracker, _recording) = clustered(SECOND);
+        let pubsub = PubSub::default();
+        let known = |tracker: &Tracker| {
+            let cluster = tracker.cluster.get().unwrap();
+            cluster.remotes.lock().unwrap().contains_key(&7)
+        };
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        tracker.cluster_tick(&pubsub, t0);
+        tracker.cluster_message(&pubsub, heartbeat_from(7, 0), t0);
+        assert!(known(&tracker), "a heartbeat introduces a node");
+        tracker.cluster_tick(&pubsub, at(500));
+        tracker.cluster_message(&pubsub, heartbeat_from(7, 0), at(900));
+        tracker.cluster_tick(&pubsub, at(1_000));
+        tracker.cluster_tick(&pubsub, at(1_500));
+        assert!(known(&tracker), "heard 0.6 s ago: alive");
+        tracker.cluster_tick(&pubsub, at(2_000));
+        assert!(!known(&tracker), "silent 1.1 s: down");
+    }
+
+    #[test]
+    fn a_heartbeat_ahead_of_the_deltas_applied_asks_for_the_state() {
+        let (tracker, recording) = clustered(SECOND);
+        let pubsub = PubSub::default();
+        let t0 = Instant::now();
+        let at = |ms: u64| t0 + Duration::from_millis(ms);
+        let request = (kind::PRESENCE_STATE_REQUEST, 7);
+        tracker.cluster_message(&pubsub, heartbeat_from(7, 0), t0);
+        assert_eq!(recording.take(), [request], "a new node is asked");
+        tracker.cluster_message(&pubsub, heartbeat_from(7, 0), at(1_100));
+        assert_eq!(recording.take(), [], "nothing missed: not asked");
+        tracker.cluster_message(&pubsub, heartbeat_from(7, 3), at(1_200));
+        assert_eq!(recording.take(), [request], "deltas 1 to 3 missed: asked");
+    }
+
+    #[test]
+    fn deltas_apply_in_order_once_and_a_gap_asks_for_the_state() {
+        let (tracker, recording) = clustered(SECOND);
+        let pubsub = PubSub::default();
+        let t0 = Instant::now();
+        tracker.cluster_message(&pubsub, heartbeat_from(7, 0), t0);
+        recording.take();
+        tracker.cluster_message(&pubsub, delta_from(7, 1, &["r1"]), t0);
+        assert_eq!(refs(&tracker), ["r1"]);
+        tracker.cluster_message(&pubsub, delta_from(7, 1, &["dup"]), t0);
+        assert_eq!(refs(&tracker), ["r1"], "a delta already applied is skipped");
+        tracker.cluster_message(&pubsub, delta_from(7, 2, &["r2"]), t0);
+        assert_eq!(refs(&tracker), ["r1", "r2"]);
+        assert_eq!(recording.take(), []);
+        tracker.cluster_message(
+            &pubsub,
+            delta_from(7, 4, &["r4"]),
+            t0 + Duration::from_millis(1_100),
+        );
+        assert_eq!(refs(&tracker), ["r1", "r2"], "not applied past a gap");
+        assert_eq!(recording.take(), [(kind::PRESENCE_STATE_REQUEST, 7)]);
+        // This node's own messages, echoed back by the engine, change nothing.
+        tracker.cluster_message(&pubsub, delta_from(1, 1, &["mine"]), t0);
+        assert_eq!(refs(&tracker), ["r1", "r2"]);
+    }
+
+    #[test]
+    fn a_state_request_is_answered_when_it_names_this_node_or_every_node() {
+        let (tracker, recording) = clustered(SECOND);
+        let pubsub = PubSub::default();
+        let request = |target: u64| {
+            let mut writer = Writer::new(kind::PRESENCE_STATE_REQUEST, 7);
+            writer.u64(target);
+            writer.finish()
+        };
+        let now = Instant::now();
+        let state = (kind::PRESENCE_STATE, 0);
+        tracker.cluster_message(&pubsub, request(0), now);
+        assert_eq!(recording.take(), [state], "every node");
+        tracker.cluster_message(&pubsub, request(1), now);
+        assert_eq!(recording.take(), [state], "this node (id 1)");
+        tracker.cluster_message(&pubsub, request(5), now);
+        assert_eq!(recording.take(), [], "another node");
+    }
 }
