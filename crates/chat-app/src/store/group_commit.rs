@@ -33,9 +33,12 @@
 //!
 //! A sender that gave up before its batch was written (its `TimeoutStore` deadline
 //! passed, dropping the oneshot) is left out of the batch: nothing is stored for it.
-//! Once a batch is sent, a sender giving up changes nothing: the message is stored and
-//! broadcast, and the sender's `unavailable` reply is the timed-out-write case that
-//! `TimeoutStore` documents.
+//! A sender that gave up while its batch was being written got `unavailable`: its
+//! message may be stored (the timed-out-write case `TimeoutStore` documents) but is not
+//! broadcast, so nobody sees a message its author was told failed. The writer checks
+//! that the sender still waits right before announcing; a deadline passing between that
+//! check and the answer (microseconds, on the writer's task) is the one window where a
+//! message can be broadcast and its sender still told `unavailable`.
 
 use std::hash::{Hash, Hasher};
 
@@ -297,10 +300,13 @@ fn empty() -> NewMessage {
 /// Announces a stored message (in the writer's task, so in id order per room), then
 /// wakes its sender.
 fn answer(pending: Pending, result: Result<StoredMessage, StoreError>) {
+    // A sender that gave up was told `unavailable`: its message is not announced.
+    if pending.reply.is_closed() {
+        return;
+    }
     if let (Some(announce), Ok(message)) = (pending.announce, &result) {
         announce(message);
     }
-    // The sender may have given up meanwhile; the message is stored (and announced) anyway.
     let _ = pending.reply.send(result);
 }
 
@@ -410,6 +416,47 @@ mod tests {
         assert!(
             batches.len() <= 5,
             "queued messages were batched: {batches:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_sender_that_gave_up_during_its_batch_is_stored_but_not_announced() {
+        let gate = Arc::new(Semaphore::new(0));
+        let fake = Fake {
+            gate: Some(gate.clone()),
+            ..Fake::default()
+        };
+        let writer = Arc::new(GroupCommit::spawn(config(1, 100, 100), |_| fake.clone()));
+        let announced = Arc::new(Mutex::new(Vec::new()));
+        let send = |body: &'static str| {
+            let (writer, announced) = (writer.clone(), announced.clone());
+            tokio::spawn(async move {
+                let announce: Announce = Box::new(move |m: &StoredMessage| {
+                    announced.lock().unwrap().push(m.body.clone())
+                });
+                writer.insert(msg("r", body), Some(announce)).await
+            })
+        };
+        let gave_up = send("gave up");
+        // The writer takes the message and waits at the gate with it (this test runs on
+        // one thread: sleeping lets the writer run until it blocks there).
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        // The sender's deadline passes (as TimeoutStore drops the call), then it commits.
+        gave_up.abort();
+        let _ = gave_up.await;
+        gate.add_permits(1);
+        while fake.state.lock().unwrap().rows.is_empty() {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+        // A sender still waiting is announced as ever.
+        gate.add_permits(1);
+        let kept = send("kept").await.unwrap().unwrap();
+        assert_eq!(kept.body, "kept");
+        assert_eq!(fake.state.lock().unwrap().rows.len(), 2, "both stored");
+        assert_eq!(
+            *announced.lock().unwrap(),
+            ["kept"],
+            "only the waiting sender's"
         );
     }
 

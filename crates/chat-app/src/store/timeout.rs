@@ -20,10 +20,10 @@ pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
 /// **A timed-out write may have committed.** The deadline can pass after PostgreSQL
 /// committed an `INSERT` whose answer is lost, or while the statement is still on its
 /// way and commits when the partition heals. The sender then gets `unavailable` for a
-/// message that is (or will be) in the history. Whether it is broadcast depends on who
-/// confirms the commit: PostgreSQL's group-commit writer broadcasts every message its
-/// batch committed, whether or not the sender is still waiting (a batch that outlived
-/// the writer's own deadline is neither acknowledged nor broadcast). That is acceptable: the guarantee
+/// message that is (or will be) in the history. It is not broadcast: the group-commit
+/// writer announces a committed message only while its sender still waits, so nobody
+/// sees a message its author was told failed (see `group_commit` for the one
+/// microsecond-wide exception). That is acceptable: the guarantee
 /// kept is that nothing *acknowledged* is lost; without an ack the client may retry,
 /// which can store the message twice, and the client-side idempotency key of the
 /// reconnect work removes that duplicate.
