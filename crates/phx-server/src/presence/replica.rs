@@ -818,4 +818,19 @@ mod tests {
         tracker.cluster_message(&pubsub, request(5), now);
         assert_eq!(recording.take(), [], "another node");
     }
+    #[test]
+    fn the_link_coming_up_through_the_adapter_exchanges_states_and_going_down_does_not() {
+        let (tracker, recording) = clustered(SECOND);
+        let inbound = NodeInbound {
+            pubsub: PubSub::default(),
+            tracker: Arc::new(tracker),
+        };
+        inbound.link(false);
+        assert_eq!(recording.take(), []);
+        inbound.link(true);
+        assert_eq!(
+            recording.take(),
+            [(kind::PRESENCE_STATE_REQUEST, 0), (kind::PRESENCE_STATE, 0)]
+        );
+    }
 }
