@@ -251,17 +251,29 @@ pub async fn publish(
     tokio::spawn(conn);
     for seq in 0..messages {
         let body = format!(r#"{{"p":{p},"seq":{seq},"t":"{}"}}"#, now_nanos());
-        let req = hyper::Request::post(format!("/test/broadcast?topic={topic}&event=bench"))
-            .header("host", addr.to_string())
-            .header("content-type", "application/json")
-            .body(Full::new(Bytes::from(body)))?;
-        let resp = sender.send_request(req).await?;
-        anyhow::ensure!(
-            resp.status().as_u16() == 204,
-            "broadcast answered {}",
-            resp.status()
-        );
-        let _ = resp.into_body().collect().await;
+        post_broadcast(&mut sender, addr, topic, body).await?;
     }
+    Ok(())
+}
+
+/// One `POST /test/broadcast` of event `bench` on `topic` (the conformance server's
+/// endpoint broadcast) over a keep-alive connection; an answer other than 204 is an error.
+pub async fn post_broadcast(
+    sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+    addr: std::net::SocketAddr,
+    topic: &str,
+    body: String,
+) -> anyhow::Result<()> {
+    let req = hyper::Request::post(format!("/test/broadcast?topic={topic}&event=bench"))
+        .header("host", addr.to_string())
+        .header("content-type", "application/json")
+        .body(Full::new(Bytes::from(body)))?;
+    let resp = sender.send_request(req).await?;
+    anyhow::ensure!(
+        resp.status().as_u16() == 204,
+        "broadcast answered {}",
+        resp.status()
+    );
+    let _ = resp.into_body().collect().await;
     Ok(())
 }

@@ -26,7 +26,7 @@ use anyhow::Context;
 use bytes::Bytes;
 use fastwebsockets::{Frame, OpCode, Payload};
 use hdrhistogram::Histogram;
-use http_body_util::{BodyExt, Full};
+use http_body_util::Full;
 use hyper::client::conn::http1::SendRequest;
 use hyper_util::rt::TokioIo;
 use serde::Serialize;
@@ -660,17 +660,7 @@ async fn publish_http(
                 clock.epoch(at),
                 now_nanos()
             );
-            let req = hyper::Request::post("/test/broadcast?topic=custom:latency&event=bench")
-                .header("host", addr.to_string())
-                .header("content-type", "application/json")
-                .body(Full::new(Bytes::from(body)))?;
-            let resp = sender.send_request(req).await?;
-            anyhow::ensure!(
-                resp.status().as_u16() == 204,
-                "broadcast answered {}",
-                resp.status()
-            );
-            let _ = resp.into_body().collect().await;
+            crate::fanout::post_broadcast(&mut sender, addr, "custom:latency", body).await?;
             pool.lock().expect("pool lock").push(sender);
             anyhow::Ok(())
         });
