@@ -15,6 +15,7 @@
 //! - `ops`: metrics, health, server API and drain switched on from the configuration.
 //! - `accounts`: registration and login (`/api/`), sessions, private rooms, DMs, the
 //!   personal `user:<id>` topic, read positions.
+//! - `uploads`: attachments (docs/chat.md): upload over HTTP, type sniffing, thumbnails.
 
 pub mod accounts;
 pub mod config;
@@ -24,5 +25,6 @@ pub mod limit;
 pub mod ops;
 pub mod room;
 pub mod store;
+pub mod uploads;
 pub mod validate;
 pub mod web;
