@@ -8,9 +8,19 @@
 //! a window passes with nothing held back. phoenix.js applies a merged diff exactly like
 //! the diffs in sequence, so a burst costs each member about one diff per window.
 //!
+//! A burst that goes on stretches its window: every merged window is twice as long as
+//! the one before, up to [`MAX_STRETCH`] doublings (25 ms → 400 ms with the default
+//! window). A storm of 10 000 rejoins lasts seconds; at 25 ms each member would take
+//! one diff frame per 25 ms for all of it, and those frames (not the changes they
+//! carry, which are the same bytes whatever the window) were most of the storm's cost.
+//! The first window after a quiet one is the configured window again.
+//!
 //! A pure state machine over [`Instant`]s, tested without a clock or a socket.
 
 use std::time::{Duration, Instant};
+
+/// Doublings of the window while a burst goes on (×16 at most).
+pub(crate) const MAX_STRETCH: u32 = 4;
 
 /// A presence diff that later diffs can be folded into.
 pub(crate) trait Merge {
@@ -37,6 +47,8 @@ pub(crate) struct Burst<D> {
     sent: usize,
     /// Changes held back during a burst, merged, waiting for the window's end.
     pending: Option<D>,
+    /// Merged windows flushed in a row: the current window is `window << stretch`.
+    stretch: u32,
 }
 
 impl<D> Default for Burst<D> {
@@ -45,6 +57,7 @@ impl<D> Default for Burst<D> {
             window_start: None,
             sent: 0,
             pending: None,
+            stretch: 0,
         }
     }
 }
@@ -60,10 +73,12 @@ impl<D: Merge> Burst<D> {
         }
         if self
             .window_start
-            .is_none_or(|start| now.saturating_duration_since(start) >= policy.window)
+            .is_none_or(|start| now.saturating_duration_since(start) >= self.window(policy))
         {
+            // A window passed with nothing held back: the burst is over.
             self.window_start = Some(now);
             self.sent = 0;
+            self.stretch = 0;
         }
         if self.sent < policy.limit.max(1) {
             self.sent += 1;
@@ -77,10 +92,11 @@ impl<D: Merge> Burst<D> {
     /// The pending merged diff, once its window has ended at `now`.
     pub(crate) fn due(&mut self, policy: BurstPolicy, now: Instant) -> Option<D> {
         let start = self.window_start?;
-        if now.saturating_duration_since(start) < policy.window {
+        if now.saturating_duration_since(start) < self.window(policy) {
             return None;
         }
         let diff = self.pending.take()?;
+        self.stretch = (self.stretch + 1).min(MAX_STRETCH);
         // Still in the burst: the flush opens a window whose budget is spent, so the
         // changes that keep coming are merged too. The first window without a held-back
         // change ends the burst, and the next change goes out on its own again.
@@ -94,7 +110,12 @@ impl<D: Merge> Burst<D> {
         self.pending.is_none()
             && self
                 .window_start
-                .is_none_or(|start| now.saturating_duration_since(start) >= policy.window)
+                .is_none_or(|start| now.saturating_duration_since(start) >= self.window(policy))
+    }
+
+    /// The current window: the policy's, stretched while a burst goes on.
+    fn window(&self, policy: BurstPolicy) -> Duration {
+        policy.window.saturating_mul(1 << self.stretch)
     }
 }
 
@@ -177,17 +198,56 @@ mod tests {
             burst.admit(POLICY, t0, Changes(vec![i]));
         }
         assert_eq!(burst.due(POLICY, t0 + ms(25)), Some(Changes(vec![3])));
-        // The storm goes on: merged, one diff per window.
+        // The storm goes on: merged, one diff per (now 50 ms) window.
         assert_eq!(burst.admit(POLICY, t0 + ms(30), Changes(vec![10])), None);
         assert_eq!(burst.admit(POLICY, t0 + ms(31), Changes(vec![11])), None);
-        assert_eq!(burst.due(POLICY, t0 + ms(50)), Some(Changes(vec![10, 11])));
-        // A quiet window: the flusher finds nothing, and the next change is exact again.
-        assert_eq!(burst.due(POLICY, t0 + ms(75)), None);
-        assert!(burst.is_idle(POLICY, t0 + ms(75)));
+        assert_eq!(burst.due(POLICY, t0 + ms(74)), None);
+        assert_eq!(burst.due(POLICY, t0 + ms(75)), Some(Changes(vec![10, 11])));
+        // A quiet (100 ms) window: the flusher finds nothing, and the next change is
+        // exact again.
+        assert_eq!(burst.due(POLICY, t0 + ms(175)), None);
+        assert!(burst.is_idle(POLICY, t0 + ms(175)));
         assert_eq!(
-            burst.admit(POLICY, t0 + ms(80), Changes(vec![20])),
+            burst.admit(POLICY, t0 + ms(180), Changes(vec![20])),
             Some(Changes(vec![20]))
         );
+    }
+
+    #[test]
+    fn a_long_burst_stretches_its_window_and_a_quiet_one_resets_it() {
+        let mut burst = Burst::default();
+        let t0 = Instant::now();
+        for i in 0..4 {
+            burst.admit(POLICY, t0, Changes(vec![i]));
+        }
+        // Window after window with changes held back: 25, 50, 100, 200, 400, 400 ms.
+        let mut at = t0;
+        for (step, window) in [25, 50, 100, 200, 400, 400].into_iter().enumerate() {
+            assert_eq!(burst.due(POLICY, at + ms(window - 1)), None, "step {step}");
+            at += ms(window);
+            assert!(
+                burst.due(POLICY, at).is_some(),
+                "step {step}: flushed at the end"
+            );
+            let change = Changes(vec![100 + step as u32]);
+            assert_eq!(burst.admit(POLICY, at + ms(1), change), None);
+        }
+        assert_eq!(burst.due(POLICY, at + ms(400)), Some(Changes(vec![105])));
+        at += ms(400);
+        // A quiet (stretched) window ends the burst; the next change goes out at once,
+        // and the window is the policy's again.
+        assert!(!burst.is_idle(POLICY, at + ms(399)));
+        assert!(burst.is_idle(POLICY, at + ms(400)));
+        let later = at + ms(400);
+        assert_eq!(
+            burst.admit(POLICY, later, Changes(vec![7])),
+            Some(Changes(vec![7]))
+        );
+        for i in 0..3 {
+            burst.admit(POLICY, later, Changes(vec![i]));
+        }
+        assert_eq!(burst.due(POLICY, later + ms(24)), None);
+        assert_eq!(burst.due(POLICY, later + ms(25)), Some(Changes(vec![2])));
     }
 
     #[test]

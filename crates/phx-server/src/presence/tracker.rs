@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::atomic::{AtomicU16, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -96,6 +96,24 @@ struct Meta {
 
 type TopicState = HashMap<String, Vec<Meta>>;
 
+/// A topic in a burst: its merging state, and the list joiners get meanwhile.
+///
+/// A storm of N joins would render the whole list N times (N² work). While a topic's
+/// changes are being merged, every change since the last flush is in the pending diff,
+/// which every subscriber (a channel that joins now included) receives at the window's
+/// end. So the list as it was at that flush, plus the pending diff, is the current list:
+/// the list is rendered once per window, at the flush, and joiners share it. A change
+/// sent on its own (outside a merge) drops the snapshot, since a later joiner would not
+/// receive it. Not used with a fetch hook (user code must not run under the flush).
+#[derive(Default)]
+struct TopicBurst {
+    burst: Burst<Diff>,
+    /// The list at the last flush, valid while every later change is held back.
+    snapshot: Option<Payload>,
+    /// `list` was asked during this window: render a snapshot at the next flush.
+    listed: AtomicBool,
+}
+
 /// Presence state of the whole node.
 pub(crate) struct Tracker {
     topics: DashMap<String, TopicState>,
@@ -107,7 +125,7 @@ pub(crate) struct Tracker {
     fetch: Option<Arc<dyn PresenceFetch>>,
     /// When diffs of one topic are merged (only under a burst, see [`super::burst`]).
     burst_policy: BurstPolicy,
-    bursts: DashMap<String, Burst<Diff>>,
+    bursts: DashMap<String, TopicBurst>,
     /// Replication to the other nodes, when in a cluster (see [`super::replica`]).
     pub(super) cluster: OnceLock<Cluster>,
 }
@@ -424,8 +442,20 @@ impl Tracker {
         out
     }
 
-    /// `{key: {"metas": [...]}}` for the whole topic.
+    /// `{key: {"metas": [...]}}` for the whole topic: during a burst, the list at the
+    /// last flush (see [`TopicBurst`]).
     pub(crate) fn list(&self, topic: &str) -> Payload {
+        if let Some(entry) = self.bursts.get(topic) {
+            entry.listed.store(true, Ordering::Relaxed);
+            if let Some(snapshot) = &entry.snapshot {
+                return snapshot.clone();
+            }
+        }
+        self.render_list(topic)
+    }
+
+    /// The topic's list as it is now.
+    fn render_list(&self, topic: &str) -> Payload {
         // Rendered straight from the state, under the shard's read lock (no user code
         // runs while it is held: the fetch hook comes after).
         let out = match self.topics.get(topic) {
@@ -468,11 +498,15 @@ impl Tracker {
         if self.burst_policy.window.is_zero() {
             return self.send(pubsub, topic, diff);
         }
-        let now = Instant::now();
+        self.broadcast_at(pubsub, topic, diff, Instant::now());
+    }
+
+    fn broadcast_at(&self, pubsub: &PubSub, topic: &str, diff: Diff, now: Instant) {
         // The burst entry stays locked while sending, so one topic's diffs never
         // overtake each other between this path and `flush_due`.
-        let mut burst = self.bursts.entry(topic.to_owned()).or_default();
-        if let Some(diff) = burst.admit(self.burst_policy, now, diff) {
+        let mut entry = self.bursts.entry(topic.to_owned()).or_default();
+        if let Some(diff) = entry.burst.admit(self.burst_policy, now, diff) {
+            entry.snapshot = None;
             self.send(pubsub, topic, diff);
         }
     }
@@ -485,11 +519,16 @@ impl Tracker {
 
     fn flush_due_at(&self, pubsub: &PubSub, now: Instant) {
         let policy = self.burst_policy;
-        self.bursts.retain(|topic, burst| {
-            if let Some(diff) = burst.due(policy, now) {
-                self.send(pubsub, topic, diff);
-            }
-            !burst.is_idle(policy, now)
+        self.bursts.retain(|topic, entry| {
+            let Some(diff) = entry.burst.due(policy, now) else {
+                return !entry.burst.is_idle(policy, now);
+            };
+            self.send(pubsub, topic, diff);
+            // The flushed changes are not in the old snapshot; the list now holds them
+            // all, and everything from here on is merged until the burst ends.
+            let listed = entry.listed.swap(false, Ordering::Relaxed);
+            entry.snapshot = (listed && self.fetch.is_none()).then(|| self.render_list(topic));
+            !entry.burst.is_idle(policy, now)
         });
     }
 
@@ -533,12 +572,16 @@ mod tests {
 
     /// A pubsub with one V2 listener on `topic`, whose frames the test reads.
     fn listener(pubsub: &PubSub, topic: &str) -> Arc<LongPollBuffer> {
+        listener_as(pubsub, topic, InstanceId(u64::MAX))
+    }
+
+    fn listener_as(pubsub: &PubSub, topic: &str, instance: InstanceId) -> Arc<LongPollBuffer> {
         let buffer = Arc::new(LongPollBuffer::new(1000));
         let inbox: Arc<dyn crate::pubsub::Mailbox> = Arc::new(crate::socket::Inbox::default());
         pubsub.subscribe(
             topic,
             Subscriber {
-                instance: InstanceId(u64::MAX),
+                instance,
                 target: Target::Channel {
                     outbox: Outbox::LongPoll(buffer.clone()),
                     serializer: Serializer::V2,
@@ -776,11 +819,120 @@ mod tests {
         let t0 = Instant::now();
         tracker.flush_due_at(&pubsub, t0 + Duration::from_secs(3600));
         assert_eq!(diffs(&out).len(), 1, "the held-back join");
-        // A window with nothing held back ends the burst and forgets the topic.
-        tracker.flush_due_at(&pubsub, t0 + Duration::from_secs(7200));
+        // A window with nothing held back (stretched to two hours after one merged
+        // window) ends the burst and forgets the topic.
+        tracker.flush_due_at(&pubsub, t0 + Duration::from_secs(3 * 3600));
         assert!(tracker.bursts.is_empty());
         tracker.untrack(&pubsub, "t", "a", InstanceId(1));
         assert_eq!(keys(&diffs(&out)[0]["leaves"]), ["a"], "sent at once");
+    }
+
+    /// A list as phoenix.js holds it: key → `phx_ref`s.
+    type View = std::collections::BTreeMap<String, Vec<String>>;
+
+    fn view(list: &Value) -> View {
+        let refs = |entry: &Value| -> Vec<String> {
+            entry["metas"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|m| m["phx_ref"].as_str().unwrap().to_owned())
+                .collect()
+        };
+        list.as_object()
+            .unwrap()
+            .iter()
+            .map(|(k, v)| (k.clone(), refs(v)))
+            .collect()
+    }
+
+    /// phoenix.js' `syncDiff` (docs/protocol.md §6.4): joins (merging metas by
+    /// `phx_ref`), then leaves.
+    fn apply(view: &mut View, diff: &Value) {
+        for (key, refs) in self::view(&diff["joins"]) {
+            let metas = view.entry(key).or_default();
+            metas.retain(|r| !refs.contains(r));
+            metas.extend(refs);
+        }
+        for (key, refs) in self::view(&diff["leaves"]) {
+            if let Some(metas) = view.get_mut(&key) {
+                metas.retain(|r| !refs.contains(r));
+                if metas.is_empty() {
+                    view.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn listed(tracker: &Tracker, topic: &str) -> Value {
+        let Payload::Json(list) = tracker.list(topic) else {
+            panic!("a list is JSON")
+        };
+        serde_json::from_str(list.get()).unwrap()
+    }
+
+    fn live(tracker: &Tracker, topic: &str) -> View {
+        let Payload::Json(list) = tracker.render_list(topic) else {
+            panic!("a list is JSON")
+        };
+        view(&serde_json::from_str(list.get()).unwrap())
+    }
+
+    #[test]
+    fn during_a_burst_joiners_share_the_flushed_list_and_the_pending_diff_completes_it() {
+        let policy = BurstPolicy {
+            limit: 1,
+            window: Duration::from_millis(25),
+        };
+        let pubsub = PubSub::default();
+        let tracker = Tracker::new(None, policy);
+        let first = listener_as(&pubsub, "t", InstanceId(1000));
+        for (i, key) in ["a", "b", "c", "d"].into_iter().enumerate() {
+            tracker
+                .track(&pubsub, "t", key, InstanceId(i as u64), Map::new())
+                .unwrap();
+        }
+        // Held back since "b": a list asked now is rendered live (no flush yet).
+        assert_eq!(view(&listed(&tracker, "t")), live(&tracker, "t"));
+        let t0 = Instant::now();
+        tracker.flush_due_at(&pubsub, t0 + Duration::from_millis(25));
+        let at_flush = live(&tracker, "t");
+        assert_eq!(diffs(&first).len(), 2, "a's diff, then b, c, d merged");
+
+        // The storm goes on: e and f join, a leaves, all held back.
+        for (i, key) in ["e", "f"].into_iter().enumerate() {
+            tracker
+                .track(&pubsub, "t", key, InstanceId(10 + i as u64), Map::new())
+                .unwrap();
+        }
+        tracker.untrack(&pubsub, "t", "a", InstanceId(0));
+        // A channel joining now subscribes, then lists: it gets the list at the flush.
+        let joiner = listener_as(&pubsub, "t", InstanceId(1001));
+        let mut joined = view(&listed(&tracker, "t"));
+        assert_eq!(joined, at_flush, "the shared snapshot");
+        assert_ne!(joined, live(&tracker, "t"));
+        // The next (stretched, 50 ms) flush brings it the rest.
+        tracker.flush_due_at(&pubsub, t0 + Duration::from_millis(74));
+        assert!(diffs(&joiner).is_empty());
+        tracker.flush_due_at(&pubsub, t0 + Duration::from_millis(75));
+        for diff in diffs(&joiner) {
+            apply(&mut joined, &diff);
+        }
+        assert_eq!(joined, live(&tracker, "t"));
+        assert_eq!(
+            keys(&serde_json::to_value(&joined).unwrap()),
+            ["b", "c", "d", "e", "f"]
+        );
+
+        assert!(tracker.bursts.get("t").unwrap().snapshot.is_some());
+
+        // Nothing more for a window (100 ms now), and the flusher has not run yet: the
+        // next change goes out at once, so a later joiner must not get the snapshot.
+        let quiet = t0 + Duration::from_millis(175);
+        let meta = RawValue::from_string(r#"{"phx_ref":"z1"}"#.to_owned()).unwrap();
+        tracker.broadcast_at(&pubsub, "t", Diff::join("z", meta), quiet);
+        assert!(tracker.bursts.get("t").unwrap().snapshot.is_none());
+        assert_eq!(view(&listed(&tracker, "t")), live(&tracker, "t"));
     }
 
     #[test]
