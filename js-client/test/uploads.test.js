@@ -29,6 +29,7 @@ before(async () => {
       UPLOAD_MAX_BYTES: String(MAX_BYTES),
       UPLOAD_BURST: String(BURST),
       UPLOAD_REFILL_MS: "600000",
+      UPLOAD_QUOTA_BYTES: String(3 * MAX_BYTES),
       REGISTER_BURST: "100",
     },
   });
@@ -297,6 +298,17 @@ test("a user over the upload rate gets 429; another user is not affected", async
   const over = await upload(auth, "one-more.txt", "x");
   assert.equal(over.status, 429, JSON.stringify(over.body));
   assert.equal((await upload(await token(), "other.txt", "x")).status, 201);
+});
+
+test("a user over the disk quota gets 413; refused uploads do not count", async () => {
+  const auth = await token();
+  const full = "q".repeat(MAX_BYTES);
+  assert.equal((await upload(auth, "bad.bin", Buffer.alloc(MAX_BYTES, 0))).status, 415);
+  for (let i = 0; i < 3; i++) assert.equal((await upload(auth, `q${i}.txt`, full)).status, 201, `upload ${i}`);
+  const over = await upload(auth, "one-byte.txt", "q");
+  assert.equal(over.status, 413, JSON.stringify(over.body));
+  assert.match(over.body.error, /quota/);
+  assert.equal((await upload(await token(), "other.txt", full)).status, 201, "quotas are per user");
 });
 
 test("unknown ids, metadata files and traversal in the GET path are 404", async () => {
