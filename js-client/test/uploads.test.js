@@ -239,7 +239,7 @@ test("no token, a bad token and a logged-out token are refused (401)", async () 
   assert.equal((await upload(auth, "a.txt", "hello")).status, 401);
 });
 
-test("a body over UPLOAD_MAX_BYTES is refused (413), and a huge one is cut off, not read", async () => {
+test("a body over UPLOAD_MAX_BYTES is refused (413), and a huge one is cut off, not read", { timeout: 20000 }, async () => {
   const auth = await token();
   const exact = await upload(auth, "max.txt", "a".repeat(MAX_BYTES));
   assert.equal(exact.status, 201, "exactly the limit is accepted");
@@ -249,6 +249,28 @@ test("a body over UPLOAD_MAX_BYTES is refused (413), and a huge one is cut off, 
     body: "a".repeat(MAX_BYTES + 1),
   }).catch(() => ({ status: "reset" }));
   assert.ok(status === 413 || status === "reset", `declared length over the limit: ${status}`);
+
+  // The declared length alone is refused: the answer comes before any body byte is sent.
+  const { hostname: h, port: p } = new URL(chat.url);
+  const early = await new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        hostname: h,
+        port: p,
+        method: "POST",
+        path: "/api/uploads?name=big.txt",
+        headers: { authorization: `Bearer ${auth}`, "content-length": String(100 * 1024 * 1024) },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode);
+        req.destroy();
+      },
+    );
+    req.on("error", reject);
+    req.flushHeaders();
+  });
+  assert.equal(early, 413);
 
   // Chunked, no length: 512 MiB offered. The server must answer 413 (or close) after
   // about the limit, so what the client managed to push is bounded by socket buffers.
