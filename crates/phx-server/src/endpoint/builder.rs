@@ -193,7 +193,10 @@ impl EndpointBuilder {
     /// Every presence change goes out as its own `presence_diff`, as Phoenix sends it,
     /// until one topic sees more than [`EndpointBuilder::presence_burst_limit`] changes
     /// within this window. Then further changes are merged into one diff sent at the
-    /// window's end, window after window, until a window passes with nothing held back.
+    /// window's end, window after window (each twice as long as the one before, up to
+    /// 16 times this one), until a window passes with nothing held back. Meanwhile a
+    /// joining channel's `presence_state` is the list at the last merged diff, rendered
+    /// once for every joiner of the window; the next merged diff completes it.
     /// Order is kept: a change never overtakes a held-back one. Zero never merges.
     pub fn presence_burst_window(mut self, window: Duration) -> Self {
         self.presence_burst_window = Some(window);
