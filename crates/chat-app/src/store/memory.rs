@@ -388,4 +388,56 @@ mod tests {
         )
         .is_ok());
     }
+
+    #[tokio::test]
+    async fn ids_start_from_the_clock_so_a_restarted_store_never_reuses_one() {
+        let before = now_micros();
+        let first = MemoryStore::new();
+        let a = first.insert("r", "u", "1").await.unwrap();
+        assert!(a.id >= before, "from the clock: {} < {before}", a.id);
+        assert!(a.id < 1 << 53, "exact in JavaScript");
+        drop(first);
+        // A "restarted" process: a new store, immediately.
+        let second = MemoryStore::new();
+        let b = second.insert("r", "u", "2").await.unwrap();
+        assert!(b.id > a.id, "{} after {}", b.id, a.id);
+        // Faster than the clock: still increasing, one by one.
+        let ids: Vec<i64> = {
+            let mut ids = Vec::new();
+            for i in 0..1000 {
+                ids.push(second.insert("r", "u", &i.to_string()).await.unwrap().id);
+            }
+            ids
+        };
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[tokio::test]
+    async fn client_ids_are_remembered_for_the_rooms_latest_messages_only() {
+        let store = MemoryStore::new();
+        let keyed = |key: &str| NewMessage {
+            client_id: Some(key.into()),
+            ..NewMessage::plain("r", "u", "keyed")
+        };
+        let first = store.insert_message(keyed("old"), None).await.unwrap();
+        assert!(!first.duplicate);
+        for i in 0..CLIENT_ID_WINDOW - 1 {
+            store
+                .insert_message(keyed(&format!("k{i}")), None)
+                .await
+                .unwrap();
+        }
+        // Still within the latest CLIENT_ID_WINDOW messages.
+        let again = store.insert_message(keyed("old"), None).await.unwrap();
+        assert!(again.duplicate && again.message.id == first.message.id);
+        store.insert("r", "u", "one more").await.unwrap();
+        // Now out of the window: forgotten, so stored anew, and the table is bounded.
+        let late = store.insert_message(keyed("old"), None).await.unwrap();
+        assert!(!late.duplicate && late.message.id > first.message.id);
+        let remembered = store
+            .with(|s| s.rooms.get("r").map(|r| r.client_ids.len()))
+            .unwrap()
+            .unwrap();
+        assert!(remembered <= CLIENT_ID_WINDOW, "{remembered}");
+    }
 }
