@@ -69,7 +69,7 @@ test("joins are validated with readable reasons", async () => {
     assert.match((await join(s, "r".repeat(65), "ok")).reply.reason, /at most 64/);
     const good = await join(s, "lobby", "  Ada  ");
     assert.equal(good.ok, true);
-    assert.deepEqual(good.reply, { messages: [] });
+    assert.deepEqual(good.reply, { messages: [], gap: false });
   } finally {
     await chat.stop();
   }
@@ -97,7 +97,15 @@ test("messages are validated, stored, broadcast with ids; history pages back; ty
       ids.push(r.id);
     }
     await until(() => atB.length === 60, "60 broadcasts at bob");
-    assert.deepEqual(Object.keys(atB[0]).sort(), ["body", "id", "inserted_at", "room", "username"]);
+    assert.deepEqual(Object.keys(atB[0]).sort(), [
+      "attachments", "body", "client_id", "deleted", "edited_at", "id", "inserted_at", "mentions",
+      "parent_id", "reactions", "reply_count", "room", "username",
+    ]);
+    assert.deepEqual(
+      { ...atB[0], id: 0, inserted_at: "" },
+      { id: 0, room: "hist", username: "ann", body: "m0", inserted_at: "", parent_id: null, reply_count: 0,
+        edited_at: null, deleted: false, reactions: {}, attachments: [], mentions: [], client_id: null },
+    );
     assert.equal(atB[0].body, "m0", "bodies are trimmed");
     assert.equal(atB[0].room, "hist");
     assert.match(atB[0].inserted_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
