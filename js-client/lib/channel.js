@@ -16,7 +16,6 @@ export function client(url, params = {}, options = {}) {
     transport: WebSocket,
     params,
     reconnectAfterMs: () => 50,
-    rejoinAfterMs: () => 50,
     timeout: PATIENCE_MS,
     ...options,
   });
