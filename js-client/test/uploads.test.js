@@ -11,6 +11,7 @@ import path from "node:path";
 import zlib from "node:zlib";
 import { Readable } from "node:stream";
 import { startChat } from "../lib/chat-server.js";
+import { client, disconnectAll, join, push, until } from "../lib/channel.js";
 
 const MAX_BYTES = 64 * 1024;
 const BURST = 14;
@@ -35,6 +36,7 @@ before(async () => {
   });
 });
 after(async () => {
+  disconnectAll();
   await chat?.stop();
   if (base) fs.rmSync(base, { recursive: true, force: true });
 });
@@ -351,4 +353,33 @@ test("unknown ids, metadata files and traversal in the GET path are 404", async 
   ]) {
     assert.equal(await rawGet(p), 404, p);
   }
+});
+
+test("a message carries its author's uploads as attachments; someone else's upload is refused", async () => {
+  const [ann, bob] = [await token(), await token()];
+  const image = await upload(ann, "photo.png", png(40, 30));
+  const notes = await upload(ann, "notes.txt", "hello");
+  const bobs = await upload(bob, "bob.txt", "bob's");
+  for (const u of [image, notes, bobs]) assert.equal(u.status, 201, JSON.stringify(u.body));
+  const room = `attach${process.pid}`;
+  const seen = [];
+  const watcher = await join(client(chat.url, { token: bob }), `room:${room}`);
+  assert.ok(watcher.ok, JSON.stringify(watcher.reply));
+  watcher.channel.on("new_msg", (m) => seen.push(m));
+  const { channel, ok } = await join(client(chat.url, { token: ann }), `room:${room}`);
+  assert.ok(ok);
+
+  const sent = await push(channel, "new_msg", { body: "", attachments: [image.body.id, notes.body.id] });
+  assert.equal(sent.status, "ok", JSON.stringify(sent));
+  await until(() => seen.length === 1, "the broadcast with attachments");
+  assert.deepEqual(seen[0].attachments, [image.body, notes.body]);
+  assert.equal(seen[0].attachments[0].thumb_url, `/uploads/${image.body.id}/thumb`);
+  assert.equal(seen[0].attachments[1].thumb_url, null);
+
+  const stolen = await push(channel, "new_msg", { body: "mine now", attachments: [bobs.body.id] });
+  assert.deepEqual(stolen, { status: "error", reason: "unknown attachment" });
+  const made_up = await push(channel, "new_msg", { body: "x", attachments: ["0".repeat(32)] });
+  assert.deepEqual(made_up, { status: "error", reason: "unknown attachment" });
+  const history = await join(client(chat.url, { token: bob }), `room:${room}`);
+  assert.deepEqual(history.reply.messages.map((m) => m.attachments), [[image.body, notes.body]]);
 });
