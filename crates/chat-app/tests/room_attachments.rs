@@ -150,3 +150,38 @@ async fn attachments_are_the_senders_uploads_at_most_ten() {
         .await;
     assert_eq!(reason(r), ("error".into(), json!("message can't be blank")));
 }
+
+#[tokio::test]
+async fn without_uploads_wired_attachments_are_refused_and_text_still_goes() {
+    let store: Arc<dyn Store> = Arc::new(MemoryStore::new());
+    let rooms = Arc::new(RoomDirectory::new(
+        store.clone(),
+        Rate::new(100, Duration::from_secs(1)),
+    ));
+    let typing = Arc::new(RateLimit::new(Rate::one_per(Duration::from_secs(1))));
+    let socket = SocketConfig::new(chat_app::connect::ChatConnect).channel("room:*", move || {
+        RoomChannel::new(store.clone(), rooms.clone(), typing.clone())
+    });
+    let endpoint = Endpoint::builder().socket("/socket", socket).build();
+    let mut ann = TestSocket::connect(&endpoint, "/socket", json!({}))
+        .await
+        .unwrap();
+    ann.join("room:plain", json!({"username": "ann"}))
+        .await
+        .unwrap();
+    let r = ann
+        .push(
+            "room:plain",
+            "new_msg",
+            json!({"body": "x", "attachments": ["mine1"]}),
+        )
+        .await;
+    assert_eq!(
+        (r.status.as_str(), &r.response["reason"]),
+        ("error", &json!("uploads are not enabled"))
+    );
+    let r = ann
+        .push("room:plain", "new_msg", json!({"body": "just text"}))
+        .await;
+    assert_eq!(r.status, "ok", "{:?}", r.response);
+}
