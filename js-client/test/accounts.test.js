@@ -6,8 +6,8 @@ import assert from "node:assert/strict";
 import { Socket } from "phoenix";
 import WebSocket from "ws";
 import { startChat } from "../lib/chat-server.js";
+import { PATIENCE_MS, join, push, until } from "../lib/channel.js";
 
-const PATIENCE_MS = 30000;
 const PASSWORD = "correct horse battery";
 let chat;
 const sockets = [];
@@ -52,37 +52,6 @@ function connect(params = {}) {
     socket.connect();
   });
 }
-
-function join(socket, topic, payload = {}) {
-  const channel = socket.channel(topic, payload);
-  return new Promise((resolve) =>
-    channel
-      .join()
-      .receive("ok", (reply) => resolve({ channel, reply, ok: true }))
-      .receive("error", (reply) => {
-        channel.leave();
-        resolve({ channel, reply, ok: false });
-      }),
-  );
-}
-
-function push(channel, event, payload) {
-  return new Promise((resolve) =>
-    channel
-      .push(event, payload)
-      .receive("ok", (r) => resolve({ status: "ok", ...r }))
-      .receive("error", (r) => resolve({ status: "error", ...r }))
-      .receive("timeout", () => resolve({ status: "timeout" })),
-  );
-}
-
-const until = async (check, what) => {
-  const deadline = Date.now() + PATIENCE_MS;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
 
 const UNAUTHORIZED = { reason: "unauthorized" };
 
