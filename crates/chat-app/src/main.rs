@@ -1,5 +1,8 @@
 //! `chat-app`: wiring only (configuration, store, endpoint, signals).
 
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::atomic::Ordering;
