@@ -401,8 +401,6 @@ function listItems(messages, pending, prefix, inThread) {
       items.push(
         keyed(`${prefix}day:${d}`, label, () => {
           const li = el("li", "day");
-          li.setAttribute("role", "separator");
-          li.setAttribute("aria-label", label);
           li.append(el("span", "", label));
           return li;
         }),
@@ -414,7 +412,6 @@ function listItems(messages, pending, prefix, inThread) {
       items.push(
         keyed(`${prefix}unseen`, "", () => {
           const li = el("li", "unseen-marker");
-          li.setAttribute("role", "separator");
           li.append(el("span", "", "New messages"));
           return li;
         }),
