@@ -53,6 +53,7 @@ const state = {
   noOlder: false,
   typing: new Map(), // username → timer
   lastTypingSent: 0,
+  typingTimer: null,
   /** The open thread: {parentId, noOlder, loading} or null. */
   thread: null,
   /** The message being edited (its id) or null. */
@@ -722,6 +723,9 @@ function submitMessage(input, parentId, errorEl) {
   if (!state.channel) return;
   errorEl.textContent = "";
   const p = state.timeline.addPending({ body, parent_id: parentId, attachments });
+  // The message clears this author's indicator for the others: no late "typing" after it.
+  clearTimeout(state.typingTimer);
+  state.typingTimer = null;
   input.value = "";
   autoGrow(input);
   updateCounter();
@@ -1015,6 +1019,27 @@ function mentioned({ room, username, body }) {
 }
 
 // ---- the composer ----
+
+/**
+ * Tells the room this user is typing, at most every TYPING_SEND_EVERY_MS (the server drops
+ * more than one a second). Typing inside that interval sends once at its end, if there is
+ * still text, so a new message right after the last one is announced too.
+ */
+function announceTyping(area) {
+  const wait = state.lastTypingSent + TYPING_SEND_EVERY_MS - Date.now();
+  if (wait > 0) {
+    if (!state.typingTimer) {
+      state.typingTimer = setTimeout(() => {
+        state.typingTimer = null;
+        if (area.value.trim()) announceTyping(area);
+      }, wait);
+    }
+    return;
+  }
+  if (!state.channel || !state.joined) return;
+  state.lastTypingSent = Date.now();
+  state.channel.push("typing", {});
+}
 
 /** Grows the textarea with its text, up to the CSS max-height (about five lines). */
 function autoGrow(area) {
@@ -1321,11 +1346,7 @@ for (const [area, form] of [
   });
   area.addEventListener("input", () => {
     autoGrow(area);
-    const now = Date.now();
-    if (state.channel && state.joined && now - state.lastTypingSent > TYPING_SEND_EVERY_MS) {
-      state.lastTypingSent = now;
-      state.channel.push("typing", {});
-    }
+    announceTyping(area);
   });
 }
 

@@ -241,7 +241,9 @@ test("phone: after a reload the newest message is fully visible above the compos
   await shown(phone.page, last);
   await phone.page.reload();
   await shown(phone.page, last);
-  await phone.page.waitForFunction(() => document.querySelector("#status").textContent === "online");
+  await phone.page.waitForFunction(() => document.querySelector("#status").textContent === "online" && document.querySelectorAll("#presence li").length === 2);
+  // What the user sees: the layout after the next frames are painted (resize observers run).
+  await phone.page.evaluate(() => new Promise((r) => requestAnimationFrame(() => requestAnimationFrame(r))));
   const fit = await phone.page.evaluate(() => {
     const items = document.querySelectorAll("#message-list li.message");
     const m = items[items.length - 1].getBoundingClientRect();
