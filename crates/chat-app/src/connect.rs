@@ -14,19 +14,60 @@ pub struct ChatClient {
     pub peer: Option<IpAddr>,
     /// The signed-in user (a valid session token), `None` for a guest.
     pub user: Option<crate::accounts::session::SessionUser>,
-    /// A random id per connection: a guest's presence key.
+    /// A guest's id (presence key `guest:<id>`, author `guest:<id>`): derived from the
+    /// `guest_key` connect param, or random per connection without a valid one.
     pub guest_id: String,
 }
 
+/// Shortest and longest `guest_key` (docs/chat.md, "Identity").
+pub const GUEST_KEY_MIN: usize = 32;
+/// See [`GUEST_KEY_MIN`].
+pub const GUEST_KEY_MAX: usize = 128;
+
+/// The guest id of a `guest_key`: the first 32 hex digits of its SHA-256, if the key is
+/// 32–128 characters of `[A-Za-z0-9_-]`. The server never stores the key; the id is
+/// stable for the key (across reconnects and restarts) and cannot be turned back into
+/// it, so knowing a guest's id (it is in presence) does not let anyone act as them.
+pub fn guest_id_of(key: &str) -> Option<String> {
+    use sha2::{Digest, Sha256};
+    let valid = (GUEST_KEY_MIN..=GUEST_KEY_MAX).contains(&key.len())
+        && key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-'));
+    if !valid {
+        return None;
+    }
+    let digest = Sha256::digest(key.as_bytes());
+    Some(digest[..16].iter().map(|b| format!("{b:02x}")).collect())
+}
+
 impl ChatClient {
-    /// A client at `peer`, a guest with a fresh guest id.
+    /// A client at `peer`, a guest with a fresh random guest id.
     pub fn guest(peer: Option<IpAddr>) -> Self {
         use rand::Rng;
-        let id: u64 = rand::thread_rng().gen();
+        let id: u128 = rand::thread_rng().gen();
         Self {
             peer,
             user: None,
-            guest_id: format!("{id:016x}"),
+            guest_id: format!("{id:032x}"),
+        }
+    }
+
+    /// A guest whose id comes from `guest_key` when it is valid ([`guest_id_of`]), else
+    /// random.
+    pub fn guest_with_key(peer: Option<IpAddr>, guest_key: Option<&str>) -> Self {
+        let mut client = Self::guest(peer);
+        if let Some(id) = guest_key.and_then(guest_id_of) {
+            client.guest_id = id;
+        }
+        client
+    }
+
+    /// The author key of what this client writes: `user:<id>` or `guest:<guest id>`.
+    pub fn author(&self) -> String {
+        match &self.user {
+            Some(user) => format!("user:{}", user.id),
+            None => format!("guest:{}", self.guest_id),
         }
     }
 }
@@ -44,11 +85,12 @@ impl Connect for ChatConnect {
 
     async fn connect(
         &self,
-        _params: &Params,
+        params: &Params,
         info: &ConnectInfo,
     ) -> Result<Connected<ChatClient>, Refusal> {
-        Ok(Connected::new(ChatClient::guest(
+        Ok(Connected::new(ChatClient::guest_with_key(
             info.peer_addr.map(|addr| addr.ip().to_canonical()),
+            params.get_str("guest_key"),
         )))
     }
 }
@@ -88,6 +130,36 @@ mod tests {
         // An IPv4 client on a dual-stack listener is recorded as IPv4.
         let client = connect(Some("[::ffff:192.0.2.7]:4000")).await;
         assert_eq!(client.peer, "192.0.2.7".parse().ok());
+    }
+
+    #[test]
+    fn guest_ids_are_the_first_32_hex_digits_of_the_keys_sha256() {
+        let key = "a".repeat(32);
+        // printf %s aaaa…(32) | sha256sum
+        assert_eq!(
+            guest_id_of(&key).as_deref(),
+            Some("3ba3f5f43b92602683c19aee62a20342")
+        );
+        assert_eq!(guest_id_of(&key), guest_id_of(&key), "stable");
+        assert_ne!(guest_id_of(&key), guest_id_of(&"b".repeat(32)));
+        assert!(guest_id_of(&"a".repeat(128)).is_some());
+        assert!(guest_id_of("A-z_09".repeat(6).as_str()).is_some());
+        for bad in [
+            "a".repeat(31),
+            "a".repeat(129),
+            format!("{}!", "a".repeat(40)),
+            format!("{} ", "a".repeat(40)),
+        ] {
+            assert_eq!(guest_id_of(&bad), None, "{bad:?}");
+        }
+        let random = ChatClient::guest_with_key(None, Some("short"));
+        assert_eq!(random.guest_id.len(), 32);
+        assert_ne!(
+            random.guest_id,
+            ChatClient::guest_with_key(None, Some("short")).guest_id
+        );
+        let keyed = ChatClient::guest_with_key(None, Some(&key));
+        assert_eq!(keyed.author(), "guest:3ba3f5f43b92602683c19aee62a20342");
     }
 
     #[tokio::test]

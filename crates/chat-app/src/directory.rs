@@ -146,7 +146,10 @@ mod tests {
     use async_trait::async_trait;
 
     use super::*;
-    use crate::store::{MemoryStore, StoredMessage};
+    use crate::store::{
+        Announce, Change, Inserted, MemoryStore, NewMessage, Reactions, Reactor, Refusal,
+        StoredMessage,
+    };
 
     const SEC: Duration = Duration::from_secs(1);
 
@@ -234,14 +237,51 @@ mod tests {
             }
             self.inner.ensure_room(room).await
         }
-        async fn insert(&self, r: &str, u: &str, b: &str) -> Result<StoredMessage, StoreError> {
-            self.inner.insert(r, u, b).await
+        async fn insert_message(
+            &self,
+            n: NewMessage,
+            a: Option<Announce>,
+        ) -> Result<Inserted, StoreError> {
+            self.inner.insert_message(n, a).await
         }
         async fn recent(&self, r: &str, l: u32) -> Result<Vec<StoredMessage>, StoreError> {
             self.inner.recent(r, l).await
         }
         async fn history(&self, r: &str, b: i64, l: u32) -> Result<Vec<StoredMessage>, StoreError> {
             self.inner.history(r, b, l).await
+        }
+        async fn after(&self, r: &str, a: i64, l: u32) -> Result<Vec<StoredMessage>, StoreError> {
+            self.inner.after(r, a, l).await
+        }
+        async fn message(&self, r: &str, id: i64) -> Result<Option<StoredMessage>, StoreError> {
+            self.inner.message(r, id).await
+        }
+        async fn replies(
+            &self,
+            r: &str,
+            p: i64,
+            b: i64,
+            l: u32,
+        ) -> Result<Vec<StoredMessage>, StoreError> {
+            self.inner.replies(r, p, b, l).await
+        }
+        async fn change(
+            &self,
+            r: &str,
+            id: i64,
+            a: &str,
+            c: Change,
+        ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
+            self.inner.change(r, id, a, c).await
+        }
+        async fn react(
+            &self,
+            r: &str,
+            id: i64,
+            who: Reactor,
+            e: &str,
+        ) -> Result<Result<Reactions, Refusal>, StoreError> {
+            self.inner.react(r, id, who, e).await
         }
         fn describe(&self) -> &'static str {
             "slow"

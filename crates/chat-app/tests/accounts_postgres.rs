@@ -105,7 +105,10 @@ async fn the_accounts_migration_keeps_existing_rooms_and_messages() {
         .unwrap();
     assert_eq!(
         migrate(&mut client).await.unwrap(),
-        vec!["0002_create_accounts".to_owned()]
+        vec![
+            "0002_create_accounts".to_owned(),
+            "0003_message_threads_reactions".to_owned()
+        ]
     );
     assert!(
         migrate(&mut client).await.unwrap().is_empty(),

@@ -111,8 +111,10 @@ impl phx_server::Connect for SessionConnect {
         params: &phx_server::Params,
         info: &phx_server::ConnectInfo,
     ) -> Result<phx_server::Connected<Self::Assigns>, phx_server::Refusal> {
-        let mut client =
-            crate::connect::ChatClient::guest(info.peer_addr.map(|a| a.ip().to_canonical()));
+        let mut client = crate::connect::ChatClient::guest_with_key(
+            info.peer_addr.map(|a| a.ip().to_canonical()),
+            params.get_str("guest_key"),
+        );
         let Some(token) = params.get_str("token") else {
             return Ok(phx_server::Connected::new(client));
         };

@@ -45,18 +45,8 @@ use std::hash::{Hash, Hasher};
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
-use super::{Announce, StoreError, StoredMessage};
-
-/// A message to store.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct NewMessage {
-    /// Room name.
-    pub room: String,
-    /// Author.
-    pub username: String,
-    /// Text.
-    pub body: String,
-}
+pub use super::NewMessage;
+use super::{Announce, Inserted, StoreError};
 
 /// Why a batch was not stored.
 #[derive(Debug)]
@@ -73,8 +63,10 @@ pub enum BatchError {
 #[async_trait]
 pub trait BatchWrite: Send + 'static {
     /// Stores `batch` and returns the stored messages in the same order, with ids
-    /// increasing in that order. Either every message is stored or none is.
-    async fn write(&mut self, batch: &[NewMessage]) -> Result<Vec<StoredMessage>, BatchError>;
+    /// increasing in that order. Either every message is stored or none is. A message
+    /// whose `client_id` its author already used in the room (before or earlier in the
+    /// batch) is not stored: it answers the first message, marked as a duplicate.
+    async fn write(&mut self, batch: &[NewMessage]) -> Result<Vec<Inserted>, BatchError>;
 
     /// The last `write` was cancelled at its deadline: whatever it was using may still
     /// owe an answer (a connection behind a partition) and must not be used again.
@@ -121,7 +113,7 @@ impl Default for WriterConfig {
 struct Pending {
     message: NewMessage,
     announce: Option<Announce>,
-    reply: oneshot::Sender<Result<StoredMessage, StoreError>>,
+    reply: oneshot::Sender<Result<Inserted, StoreError>>,
 }
 
 /// The writers' front: [`GroupCommit::insert`] queues a message on its room's writer and
@@ -166,7 +158,7 @@ impl GroupCommit {
         &self,
         message: NewMessage,
         announce: Option<Announce>,
-    ) -> Result<StoredMessage, StoreError> {
+    ) -> Result<Inserted, StoreError> {
         self.submit(message, announce)?.await
     }
 
@@ -177,8 +169,7 @@ impl GroupCommit {
         &self,
         message: NewMessage,
         announce: Option<Announce>,
-    ) -> Result<impl std::future::Future<Output = Result<StoredMessage, StoreError>>, StoreError>
-    {
+    ) -> Result<impl std::future::Future<Output = Result<Inserted, StoreError>>, StoreError> {
         let shard = &self.shards[shard_of(&message.room, self.shards.len())];
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
@@ -226,7 +217,7 @@ async fn run<W: BatchWrite>(
         }
         let messages: Vec<NewMessage> = taken
             .iter_mut()
-            .map(|p| std::mem::replace(&mut p.message, empty()))
+            .map(|p| std::mem::take(&mut p.message))
             .collect();
         metrics::histogram!("chat_store_batch_rows").record(messages.len() as f64);
         let written = match tokio::time::timeout(deadline, sink.write(&messages)).await {
@@ -289,23 +280,18 @@ async fn run<W: BatchWrite>(
     }
 }
 
-fn empty() -> NewMessage {
-    NewMessage {
-        room: String::new(),
-        username: String::new(),
-        body: String::new(),
-    }
-}
-
 /// Announces a stored message (in the writer's task, so in id order per room), then
 /// wakes its sender.
-fn answer(pending: Pending, result: Result<StoredMessage, StoreError>) {
+fn answer(pending: Pending, result: Result<Inserted, StoreError>) {
     // A sender that gave up was told `unavailable`: its message is not announced.
     if pending.reply.is_closed() {
         return;
     }
-    if let (Some(announce), Ok(message)) = (pending.announce, &result) {
-        announce(message);
+    // A duplicate was announced when it was first stored.
+    if let (Some(announce), Ok(inserted)) = (pending.announce, &result) {
+        if !inserted.duplicate {
+            announce(&inserted.message);
+        }
     }
     let _ = pending.reply.send(result);
 }
@@ -317,6 +303,7 @@ mod tests {
     use tokio::sync::Semaphore;
 
     use super::*;
+    use crate::store::StoredMessage;
 
     /// Stores in memory; records each batch; can be told to fail or to hold batches.
     #[derive(Clone, Default)]
@@ -336,7 +323,7 @@ mod tests {
 
     #[async_trait]
     impl BatchWrite for Fake {
-        async fn write(&mut self, batch: &[NewMessage]) -> Result<Vec<StoredMessage>, BatchError> {
+        async fn write(&mut self, batch: &[NewMessage]) -> Result<Vec<Inserted>, BatchError> {
             if let Some(gate) = &self.gate {
                 gate.acquire().await.expect("gate open").forget();
             }
@@ -353,25 +340,21 @@ mod tests {
             let mut out = Vec::new();
             for m in batch {
                 s.next_id += 1;
-                out.push(StoredMessage {
-                    id: s.next_id,
-                    room: m.room.clone(),
-                    username: m.username.clone(),
-                    body: m.body.clone(),
-                    inserted_at: String::new(),
-                });
+                out.push(StoredMessage::stored(s.next_id, String::new(), m));
             }
             s.rows.extend(out.iter().cloned());
-            Ok(out)
+            Ok(out
+                .into_iter()
+                .map(|message| Inserted {
+                    message,
+                    duplicate: false,
+                })
+                .collect())
         }
     }
 
     fn msg(room: &str, body: impl Into<String>) -> NewMessage {
-        NewMessage {
-            room: room.into(),
-            username: "u".into(),
-            body: body.into(),
-        }
+        NewMessage::plain(room, "u", &body.into())
     }
 
     fn config(writers: usize, queue: usize, batch: usize) -> WriterConfig {
@@ -399,7 +382,7 @@ mod tests {
         gate.add_permits(1_000);
         let mut ids = Vec::new();
         for (i, call) in calls.into_iter().enumerate() {
-            let stored = call.await.unwrap().unwrap();
+            let stored = call.await.unwrap().unwrap().message;
             assert_eq!(stored.body, i.to_string(), "each sender gets its own row");
             ids.push(stored.id);
         }
@@ -450,7 +433,7 @@ mod tests {
         }
         // A sender still waiting is announced as ever.
         gate.add_permits(1);
-        let kept = send("kept").await.unwrap().unwrap();
+        let kept = send("kept").await.unwrap().unwrap().message;
         assert_eq!(kept.body, "kept");
         assert_eq!(fake.state.lock().unwrap().rows.len(), 2, "both stored");
         assert_eq!(
@@ -521,8 +504,8 @@ mod tests {
     }
 
     async fn futures_join(
-        calls: Vec<tokio::task::JoinHandle<Result<StoredMessage, StoreError>>>,
-    ) -> Vec<Result<StoredMessage, StoreError>> {
+        calls: Vec<tokio::task::JoinHandle<Result<Inserted, StoreError>>>,
+    ) -> Vec<Result<Inserted, StoreError>> {
         let mut out = Vec::new();
         for call in calls {
             out.push(call.await.unwrap());

@@ -1,13 +1,31 @@
-//! History in memory: the embedded default, lost on restart.
+//! History in memory: the embedded default, lost on restart (its ids are not: they start
+//! from the clock, see [`MemoryStore`]).
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
-use super::{rfc3339, Announce, Store, StoreError, StoredMessage};
+use super::{
+    rfc3339, Announce, Change, Inserted, NewMessage, Reactions, Reactor, Refusal, Store,
+    StoreError, StoredMessage,
+};
+
+/// How many of a room's latest messages the memory store remembers `client_id`s for
+/// (docs/chat.md: PostgreSQL remembers them for good). A retry comes within seconds of
+/// its first attempt; the window bounds the table in a room that lives for months.
+pub const CLIENT_ID_WINDOW: usize = 10_000;
 
 /// Rooms and messages in a map; ids increase across rooms like a sequence.
+///
+/// Ids start from the current Unix time in microseconds (`next = max(last + 1, now)`), so
+/// a restarted process never hands out an id it handed out before: a page that kept
+/// `after_id` from before the restart, or matched messages by id, is not confused by a
+/// new message with an old id. Microseconds since 1970 are about 2^50.6 today, within
+/// JavaScript's exact integers (2^53) for another two centuries; a room would need a
+/// million messages per second to run ahead of the clock, and then it just continues
+/// from `last + 1`.
 #[derive(Debug, Default)]
 pub struct MemoryStore {
     state: Mutex<State>,
@@ -15,8 +33,57 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct State {
-    next_id: i64,
-    rooms: HashMap<String, Vec<StoredMessage>>,
+    last_id: i64,
+    rooms: HashMap<String, Room>,
+}
+
+#[derive(Debug, Default)]
+struct Room {
+    /// Every message, replies included, in id order.
+    messages: Vec<StoredMessage>,
+    /// (author, client_id) → id, for the latest [`CLIENT_ID_WINDOW`] messages.
+    client_ids: HashMap<(String, String), i64>,
+    /// The keys of `client_ids` in id order, for eviction.
+    client_id_order: VecDeque<(i64, (String, String))>,
+}
+
+impl Room {
+    fn position(&self, id: i64) -> Option<usize> {
+        self.messages.binary_search_by_key(&id, |m| m.id).ok()
+    }
+
+    fn find_mut(&mut self, id: i64) -> Option<&mut StoredMessage> {
+        let at = self.position(id)?;
+        self.messages.get_mut(at)
+    }
+
+    /// Forgets the client ids of messages older than the room's latest
+    /// [`CLIENT_ID_WINDOW`].
+    fn evict_client_ids(&mut self) {
+        let Some(oldest_kept) = self
+            .messages
+            .len()
+            .checked_sub(CLIENT_ID_WINDOW)
+            .map(|at| self.messages[at].id)
+        else {
+            return;
+        };
+        while let Some((id, _)) = self.client_id_order.front() {
+            if *id >= oldest_kept {
+                break;
+            }
+            if let Some((_, key)) = self.client_id_order.pop_front() {
+                self.client_ids.remove(&key);
+            }
+        }
+    }
+}
+
+/// The current Unix time in microseconds.
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
 impl MemoryStore {
@@ -45,33 +112,24 @@ impl Store for MemoryStore {
             if s.rooms.contains_key(room) {
                 return false;
             }
-            s.rooms.insert(room.to_owned(), Vec::new());
+            s.rooms.insert(room.to_owned(), Room::default());
             true
         })
     }
 
-    async fn insert(
+    async fn insert_message(
         &self,
-        room: &str,
-        username: &str,
-        body: &str,
-    ) -> Result<StoredMessage, StoreError> {
-        self.with(|s| s.append(room, username, body))
-    }
-
-    async fn insert_announced(
-        &self,
-        room: &str,
-        username: &str,
-        body: &str,
-        announce: Announce,
-    ) -> Result<StoredMessage, StoreError> {
+        new: NewMessage,
+        announce: Option<Announce>,
+    ) -> Result<Inserted, StoreError> {
         // Announced under the lock: the next message (the next id) waits, so a room's
         // broadcasts leave in id order.
         self.with(|s| {
-            let message = s.append(room, username, body);
-            announce(&message);
-            message
+            let inserted = s.append(new);
+            if let (false, Some(announce)) = (inserted.duplicate, announce) {
+                announce(&inserted.message);
+            }
+            inserted
         })
     }
 
@@ -86,13 +144,127 @@ impl Store for MemoryStore {
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         self.with(|s| {
-            let Some(messages) = s.rooms.get(room) else {
+            let Some(room) = s.rooms.get(room) else {
                 return Vec::new();
             };
             // Messages are appended in id order, so the ones before `before_id` are a prefix.
-            let end = messages.partition_point(|m| m.id < before_id);
-            let start = end.saturating_sub(limit as usize);
-            messages[start..end].to_vec()
+            let end = room.messages.partition_point(|m| m.id < before_id);
+            let mut page: Vec<StoredMessage> = room.messages[..end]
+                .iter()
+                .rev()
+                .filter(|m| m.parent_id.is_none())
+                .take(limit as usize)
+                .cloned()
+                .collect();
+            page.reverse();
+            page
+        })
+    }
+
+    async fn after(
+        &self,
+        room: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.with(|s| {
+            let Some(room) = s.rooms.get(room) else {
+                return Vec::new();
+            };
+            let start = room.messages.partition_point(|m| m.id <= after_id);
+            room.messages[start..]
+                .iter()
+                .take(limit as usize)
+                .cloned()
+                .collect()
+        })
+    }
+
+    async fn message(&self, room: &str, id: i64) -> Result<Option<StoredMessage>, StoreError> {
+        self.with(|s| {
+            let room = s.rooms.get(room)?;
+            room.messages.get(room.position(id)?).cloned()
+        })
+    }
+
+    async fn replies(
+        &self,
+        room: &str,
+        parent_id: i64,
+        before_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.with(|s| {
+            let Some(room) = s.rooms.get(room) else {
+                return Vec::new();
+            };
+            let start = room.messages.partition_point(|m| m.id <= parent_id);
+            let end = room.messages.partition_point(|m| m.id < before_id);
+            let mut page: Vec<StoredMessage> = room.messages[start..end.max(start)]
+                .iter()
+                .rev()
+                .filter(|m| m.parent_id == Some(parent_id))
+                .take(limit as usize)
+                .cloned()
+                .collect();
+            page.reverse();
+            page
+        })
+    }
+
+    async fn change(
+        &self,
+        room: &str,
+        id: i64,
+        author: &str,
+        change: Change,
+    ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
+        self.with(|s| {
+            let message = s
+                .rooms
+                .get_mut(room)
+                .and_then(|r| r.find_mut(id))
+                .ok_or(Refusal::NotFound)?;
+            if message.author != author {
+                return Err(Refusal::Forbidden);
+            }
+            if message.deleted {
+                return Err(Refusal::Deleted);
+            }
+            match change {
+                Change::Edit(body) => {
+                    message.body = body;
+                    message.edited_at = Some(rfc3339(time::OffsetDateTime::now_utc()));
+                }
+                Change::Delete => {
+                    message.body.clear();
+                    message.attachments.clear();
+                    message.mentions.clear();
+                    message.deleted = true;
+                }
+            }
+            Ok(message.clone())
+        })
+    }
+
+    async fn react(
+        &self,
+        room: &str,
+        id: i64,
+        reactor: Reactor,
+        emoji: &str,
+    ) -> Result<Result<Reactions, Refusal>, StoreError> {
+        self.with(|s| {
+            let message = s
+                .rooms
+                .get_mut(room)
+                .and_then(|r| r.find_mut(id))
+                .ok_or(Refusal::NotFound)?;
+            if message.deleted {
+                return Err(Refusal::Deleted);
+            }
+            message.reactions.toggle(emoji, reactor)?;
+            Ok(message.reactions.clone())
         })
     }
 
@@ -102,20 +274,33 @@ impl Store for MemoryStore {
 }
 
 impl State {
-    fn append(&mut self, room: &str, username: &str, body: &str) -> StoredMessage {
-        self.next_id += 1;
-        let message = StoredMessage {
-            id: self.next_id,
-            room: room.to_owned(),
-            username: username.to_owned(),
-            body: body.to_owned(),
-            inserted_at: rfc3339(time::OffsetDateTime::now_utc()),
-        };
-        self.rooms
-            .entry(room.to_owned())
-            .or_default()
-            .push(message.clone());
-        message
+    fn append(&mut self, new: NewMessage) -> Inserted {
+        let room = self.rooms.entry(new.room.clone()).or_default();
+        let key = new.client_id.clone().map(|c| (new.author.clone(), c));
+        if let Some(first) = key.as_ref().and_then(|k| room.client_ids.get(k)) {
+            if let Some(message) = room.position(*first).map(|at| room.messages[at].clone()) {
+                return Inserted {
+                    message,
+                    duplicate: true,
+                };
+            }
+        }
+        self.last_id = (self.last_id + 1).max(now_micros());
+        let message =
+            StoredMessage::stored(self.last_id, rfc3339(time::OffsetDateTime::now_utc()), &new);
+        if let Some(parent) = new.parent_id.and_then(|p| room.find_mut(p)) {
+            parent.reply_count += 1;
+        }
+        room.messages.push(message.clone());
+        if let Some(key) = key {
+            room.client_ids.insert(key.clone(), message.id);
+            room.client_id_order.push_back((message.id, key));
+        }
+        room.evict_client_ids();
+        Inserted {
+            message,
+            duplicate: false,
+        }
     }
 }
 
@@ -202,5 +387,57 @@ mod tests {
             &time::format_description::well_known::Rfc3339
         )
         .is_ok());
+    }
+
+    #[tokio::test]
+    async fn ids_start_from_the_clock_so_a_restarted_store_never_reuses_one() {
+        let before = now_micros();
+        let first = MemoryStore::new();
+        let a = first.insert("r", "u", "1").await.unwrap();
+        assert!(a.id >= before, "from the clock: {} < {before}", a.id);
+        assert!(a.id < 1 << 53, "exact in JavaScript");
+        drop(first);
+        // A "restarted" process: a new store, immediately.
+        let second = MemoryStore::new();
+        let b = second.insert("r", "u", "2").await.unwrap();
+        assert!(b.id > a.id, "{} after {}", b.id, a.id);
+        // Faster than the clock: still increasing, one by one.
+        let ids: Vec<i64> = {
+            let mut ids = Vec::new();
+            for i in 0..1000 {
+                ids.push(second.insert("r", "u", &i.to_string()).await.unwrap().id);
+            }
+            ids
+        };
+        assert!(ids.windows(2).all(|w| w[0] < w[1]));
+    }
+
+    #[tokio::test]
+    async fn client_ids_are_remembered_for_the_rooms_latest_messages_only() {
+        let store = MemoryStore::new();
+        let keyed = |key: &str| NewMessage {
+            client_id: Some(key.into()),
+            ..NewMessage::plain("r", "u", "keyed")
+        };
+        let first = store.insert_message(keyed("old"), None).await.unwrap();
+        assert!(!first.duplicate);
+        for i in 0..CLIENT_ID_WINDOW - 1 {
+            store
+                .insert_message(keyed(&format!("k{i}")), None)
+                .await
+                .unwrap();
+        }
+        // Still within the latest CLIENT_ID_WINDOW messages.
+        let again = store.insert_message(keyed("old"), None).await.unwrap();
+        assert!(again.duplicate && again.message.id == first.message.id);
+        store.insert("r", "u", "one more").await.unwrap();
+        // Now out of the window: forgotten, so stored anew, and the table is bounded.
+        let late = store.insert_message(keyed("old"), None).await.unwrap();
+        assert!(!late.duplicate && late.message.id > first.message.id);
+        let remembered = store
+            .with(|s| s.rooms.get("r").map(|r| r.client_ids.len()))
+            .unwrap()
+            .unwrap();
+        assert!(remembered <= CLIENT_ID_WINDOW, "{remembered}");
     }
 }

@@ -7,7 +7,10 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 
-use super::{Announce, PoolStatus, Store, StoreError, StoredMessage};
+use super::{
+    Announce, Change, Inserted, NewMessage, PoolStatus, Reactions, Reactor, Refusal, Store,
+    StoreError, StoredMessage,
+};
 
 /// Calls and errors since start, for the shutdown line.
 #[derive(Debug, Default)]
@@ -22,7 +25,8 @@ pub struct StoreCounts {
 
 /// Records every call of the store it wraps: `chat_store_duration_seconds{op}` (a
 /// histogram, seconds) and `chat_store_errors_total{op}`, where `op` is the method
-/// (`room_exists`, `ensure_room`, `insert`, `recent`, `history`). Wrap it around the
+/// (`room_exists`, `ensure_room`, `insert`, `recent`, `history`, `after`,
+/// `message`, `replies`, `change`, `react`). Wrap it around the
 /// [`TimeoutStore`](super::TimeoutStore) so a timed-out call counts as an error after
 /// its full deadline. Without an installed `metrics` recorder this costs nothing but the
 /// clock reads.
@@ -76,35 +80,15 @@ impl<S: Store> Store for MeteredStore<S> {
             .await
     }
 
-    async fn insert(
+    async fn insert_message(
         &self,
-        room: &str,
-        username: &str,
-        body: &str,
-    ) -> Result<StoredMessage, StoreError> {
+        new: NewMessage,
+        announce: Option<Announce>,
+    ) -> Result<Inserted, StoreError> {
         let result = self
-            .measured("insert", self.inner.insert(room, username, body))
+            .measured("insert", self.inner.insert_message(new, announce))
             .await;
-        if result.is_ok() {
-            self.counts.stored.fetch_add(1, Ordering::Relaxed);
-        }
-        result
-    }
-
-    async fn insert_announced(
-        &self,
-        room: &str,
-        username: &str,
-        body: &str,
-        announce: Announce,
-    ) -> Result<StoredMessage, StoreError> {
-        let result = self
-            .measured(
-                "insert",
-                self.inner.insert_announced(room, username, body, announce),
-            )
-            .await;
-        if result.is_ok() {
+        if result.as_ref().is_ok_and(|i| !i.duplicate) {
             self.counts.stored.fetch_add(1, Ordering::Relaxed);
         }
         result
@@ -122,6 +106,56 @@ impl<S: Store> Store for MeteredStore<S> {
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         self.measured("history", self.inner.history(room, before_id, limit))
+            .await
+    }
+
+    async fn after(
+        &self,
+        room: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.measured("after", self.inner.after(room, after_id, limit))
+            .await
+    }
+
+    async fn message(&self, room: &str, id: i64) -> Result<Option<StoredMessage>, StoreError> {
+        self.measured("message", self.inner.message(room, id)).await
+    }
+
+    async fn replies(
+        &self,
+        room: &str,
+        parent_id: i64,
+        before_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.measured(
+            "replies",
+            self.inner.replies(room, parent_id, before_id, limit),
+        )
+        .await
+    }
+
+    async fn change(
+        &self,
+        room: &str,
+        id: i64,
+        author: &str,
+        change: Change,
+    ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
+        self.measured("change", self.inner.change(room, id, author, change))
+            .await
+    }
+
+    async fn react(
+        &self,
+        room: &str,
+        id: i64,
+        reactor: Reactor,
+        emoji: &str,
+    ) -> Result<Result<Reactions, Refusal>, StoreError> {
+        self.measured("react", self.inner.react(room, id, reactor, emoji))
             .await
     }
 

@@ -15,6 +15,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0002_create_accounts",
         include_str!("../../../../migrations/0002_create_accounts.sql"),
     ),
+    (
+        "0003_message_threads_reactions",
+        include_str!("../../../../migrations/0003_message_threads_reactions.sql"),
+    ),
 ];
 
 /// Any constant: the advisory lock that serializes concurrent migrators.

@@ -2,6 +2,7 @@
 
 pub mod group_commit;
 mod memory;
+mod message;
 mod metered;
 mod migrate;
 mod pg_error;
@@ -10,31 +11,18 @@ mod timeout;
 mod tls;
 
 use async_trait::async_trait;
-use serde::Serialize;
 
 pub use group_commit::{GroupCommit, WriterConfig};
-pub use memory::MemoryStore;
+pub use memory::{MemoryStore, CLIENT_ID_WINDOW};
+pub use message::{
+    Change, Inserted, NewMessage, Reactions, Reactor, Refusal, StoredMessage, MAX_EMOJI_PER_MESSAGE,
+};
 pub use metered::{MeteredStore, StoreCounts};
 pub use migrate::{migrate, MIGRATIONS};
 pub use pg_error::{describe as describe_pg, explain as explain_pg_error};
 pub use postgres::PostgresStore;
 pub use timeout::{TimeoutStore, DEFAULT_STORE_TIMEOUT};
 pub use tls::{split_sslmode, TlsMode};
-
-/// A stored chat message, as the room channel sends it.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
-pub struct StoredMessage {
-    /// Increasing id (the store assigns it).
-    pub id: i64,
-    /// Room name (the part after `room:`).
-    pub room: String,
-    /// Who wrote it.
-    pub username: String,
-    /// The text.
-    pub body: String,
-    /// RFC 3339 UTC with microseconds, e.g. `2026-11-24T06:30:00.123456Z`.
-    pub inserted_at: String,
-}
 
 /// Why a store call failed.
 #[derive(Debug, thiserror::Error)]
@@ -66,18 +54,32 @@ pub trait Store: Send + Sync + 'static {
     async fn room_exists(&self, room: &str) -> Result<bool, StoreError>;
     /// Creates the room if it does not exist: `true` if this call created it.
     async fn ensure_room(&self, room: &str) -> Result<bool, StoreError>;
-    /// Stores a message; only a returned message is stored.
+    /// Stores `new` unless its author already sent its `client_id` in this room (then
+    /// answers that first message as a duplicate and stores nothing), and runs
+    /// `announce` with a stored message before answering. A store that stores messages
+    /// of one room from several callers at once runs their announcements in id order
+    /// (the memory store under its lock, PostgreSQL in its group-commit writer), so the
+    /// room's broadcasts never overtake each other. A duplicate is not announced. A
+    /// reply (`parent_id`) adds one to its parent's `reply_count`; the caller checked the
+    /// parent.
+    async fn insert_message(
+        &self,
+        new: NewMessage,
+        announce: Option<Announce>,
+    ) -> Result<Inserted, StoreError>;
+    /// Stores a plain message ([`NewMessage::plain`]); only a returned message is stored.
     async fn insert(
         &self,
         room: &str,
         username: &str,
         body: &str,
-    ) -> Result<StoredMessage, StoreError>;
-    /// Stores a message, then runs `announce` with it before answering. A store that
-    /// stores messages of one room from several callers at once runs their announcements
-    /// in id order (the memory store under its lock, PostgreSQL in its group-commit
-    /// writer), so the room's broadcasts never overtake each other. This default, for
-    /// stores that do not, runs it in the caller after `insert`.
+    ) -> Result<StoredMessage, StoreError> {
+        Ok(self
+            .insert_message(NewMessage::plain(room, username, body), None)
+            .await?
+            .message)
+    }
+    /// [`insert`](Self::insert), announced (see [`insert_message`](Self::insert_message)).
     async fn insert_announced(
         &self,
         room: &str,
@@ -85,19 +87,56 @@ pub trait Store: Send + Sync + 'static {
         body: &str,
         announce: Announce,
     ) -> Result<StoredMessage, StoreError> {
-        let message = self.insert(room, username, body).await?;
-        announce(&message);
-        Ok(message)
+        Ok(self
+            .insert_message(NewMessage::plain(room, username, body), Some(announce))
+            .await?
+            .message)
     }
-    /// The latest `limit` messages of a room, oldest first.
+    /// The latest `limit` top-level messages of a room, oldest first.
     async fn recent(&self, room: &str, limit: u32) -> Result<Vec<StoredMessage>, StoreError>;
-    /// Up to `limit` messages with `id < before_id`, oldest first.
+    /// Up to `limit` top-level messages with `id < before_id`, oldest first.
     async fn history(
         &self,
         room: &str,
         before_id: i64,
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// The first `limit` messages (top-level and replies) with `id > after_id`, oldest
+    /// first: what a rejoining page missed.
+    async fn after(
+        &self,
+        room: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// One message of a room.
+    async fn message(&self, room: &str, id: i64) -> Result<Option<StoredMessage>, StoreError>;
+    /// Up to `limit` replies to `parent_id` with `id < before_id`, oldest first.
+    async fn replies(
+        &self,
+        room: &str,
+        parent_id: i64,
+        before_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Edits or deletes message `id` of `room` if `author` wrote it and it is not
+    /// deleted; answers the changed message.
+    async fn change(
+        &self,
+        room: &str,
+        id: i64,
+        author: &str,
+        change: Change,
+    ) -> Result<Result<StoredMessage, Refusal>, StoreError>;
+    /// Toggles `reactor`'s `emoji` on message `id` of `room` (not deleted); answers the
+    /// message's reactions now.
+    async fn react(
+        &self,
+        room: &str,
+        id: i64,
+        reactor: Reactor,
+        emoji: &str,
+    ) -> Result<Result<Reactions, Refusal>, StoreError>;
     /// `"memory"` or `"postgres"`.
     fn describe(&self) -> &'static str;
     /// Whether the store is usable now (`/readyz`): one round trip for PostgreSQL; the

@@ -7,8 +7,11 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use tokio_postgres::{NoTls, Row};
 
-use super::group_commit::{BatchError, BatchWrite, GroupCommit, NewMessage, WriterConfig};
-use super::{migrate, pg_error, rfc3339, tls, Announce, Store, StoreError, StoredMessage};
+use super::group_commit::{BatchError, BatchWrite, GroupCommit, WriterConfig};
+use super::{
+    migrate, pg_error, rfc3339, tls, Announce, Change, Inserted, NewMessage, Reactions, Reactor,
+    Refusal, Store, StoreError, StoredMessage, MAX_EMOJI_PER_MESSAGE,
+};
 
 /// How long a call waits for a connection before answering `Unavailable`: a database
 /// outage turns into quick error replies, never a hang. Pooled connections are verified
@@ -39,16 +42,62 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
     StoreError::Unavailable(e.to_string())
 }
 
-const SELECT_COLUMNS: &str = "id, room, username, body, inserted_at";
+const SELECT_COLUMNS: &str = "id, room, username, body, inserted_at, parent_id, reply_count, \
+     edited_at, deleted, attachments, mentions, client_id, author";
 
+/// A row of `SELECT_COLUMNS`, without its reactions (see [`with_reactions`]).
 fn to_message(row: &Row) -> StoredMessage {
+    let json = |at: usize| row.get::<_, serde_json::Value>(at);
     StoredMessage {
         id: row.get(0),
         room: row.get(1),
         username: row.get(2),
         body: row.get(3),
         inserted_at: rfc3339(row.get::<_, time::OffsetDateTime>(4)),
+        parent_id: row.get(5),
+        reply_count: i64::from(row.get::<_, i32>(6)),
+        edited_at: row.get::<_, Option<time::OffsetDateTime>>(7).map(rfc3339),
+        deleted: row.get(8),
+        reactions: Reactions::default(),
+        // Written by this store from the same types: a row that does not parse is shown
+        // without them rather than failing the page.
+        attachments: serde_json::from_value(json(9)).unwrap_or_default(),
+        mentions: serde_json::from_value(json(10)).unwrap_or_default(),
+        client_id: row.get(11),
+        author: row.get(12),
     }
+}
+
+/// Fills in the reactions of `messages` (one query for all of them).
+async fn with_reactions(
+    client: &tokio_postgres::Client,
+    messages: &mut [StoredMessage],
+) -> Result<(), StoreError> {
+    if messages.is_empty() {
+        return Ok(());
+    }
+    let ids: Vec<i64> = messages.iter().map(|m| m.id).collect();
+    let rows = client
+        .query(
+            "SELECT message_id, emoji, reactor, username FROM message_reactions \
+             WHERE message_id = ANY($1) ORDER BY seq",
+            &[&ids],
+        )
+        .await
+        .map_err(unavailable)?;
+    for row in rows {
+        let id: i64 = row.get(0);
+        if let Some(message) = messages.iter_mut().find(|m| m.id == id) {
+            message.reactions.push(
+                row.get(1),
+                Reactor {
+                    key: row.get(2),
+                    username: row.get(3),
+                },
+            );
+        }
+    }
+    Ok(())
 }
 
 impl PostgresStore {
@@ -120,6 +169,23 @@ impl PostgresStore {
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(unavailable)
     }
+
+    /// Messages `SELECT_COLUMNS … FROM messages <rest>`, with their reactions.
+    async fn select(
+        &self,
+        rest: &str,
+        params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let client = self.client().await?;
+        let stmt = client
+            .prepare_cached(&format!("SELECT {SELECT_COLUMNS} FROM messages {rest}"))
+            .await
+            .map_err(unavailable)?;
+        let rows = client.query(&stmt, params).await.map_err(unavailable)?;
+        let mut messages: Vec<StoredMessage> = rows.iter().map(to_message).collect();
+        with_reactions(&client, &mut messages).await?;
+        Ok(messages)
+    }
 }
 
 /// A pool of `size` connections; `warn`: log the `sslmode=require` caveat (once per store).
@@ -156,19 +222,48 @@ fn build_pool(database_url: &str, size: usize, warn: bool) -> Result<Pool, Store
         .map_err(unavailable)
 }
 
-/// A batch in one statement: three arrays unnested into rows. `unnest` yields the rows
-/// in array order and the insert draws each row's `id` from the sequence as the row
-/// passes, so ids follow the batch's order, and `RETURNING` answers in that order too
-/// (the group-commit tests against PostgreSQL check both). One prepared statement
-/// serves every batch size. `inserted_at` is the transaction's `now()`, shared by the
-/// batch.
+/// A batch in one statement: arrays unnested into rows. `unnest` yields the rows in
+/// array order and the insert draws each row's `id` from the sequence as the row
+/// passes, so ids follow the batch's order (the group-commit tests against PostgreSQL
+/// check it). One prepared statement serves every batch size. `inserted_at` is the
+/// transaction's `now()`, shared by the batch.
+///
+/// Idempotency: a row whose `(room, author, client_id)` is taken, by an earlier message
+/// or by an earlier row of this batch, is skipped (`ON CONFLICT DO NOTHING`), so the
+/// rows returned (in id order) are the batch's rows minus its duplicates; the writer
+/// looks the duplicates' first messages up afterwards ([`SELECT_FIRSTS`]). Replies add
+/// to their parent's `reply_count` in the same statement (`bump`), so the count never
+/// disagrees with the replies.
+///
+/// Attachments and mentions travel as JSON text (a `text[][]` would not unnest into
+/// rows of arrays).
 ///
 /// A multi-row `INSERT` rather than `COPY`: `COPY` returns no ids, so it would need the
 /// ids drawn first (`nextval` over a series: a second round trip) and an explicit
 /// transaction around both.
-const INSERT_BATCH: &str = "INSERT INTO messages (room, username, body) \
-     SELECT * FROM unnest($1::text[], $2::text[], $3::text[]) \
-     RETURNING id, inserted_at";
+const INSERT_BATCH: &str = "WITH ins AS ( \
+       INSERT INTO messages \
+         (room, username, author, body, client_id, parent_id, attachments, mentions) \
+       SELECT room, username, author, body, client_id, parent_id, \
+              attachments::jsonb, mentions::jsonb \
+       FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], \
+                   $6::int8[], $7::text[], $8::text[]) \
+         AS t(room, username, author, body, client_id, parent_id, attachments, mentions) \
+       ON CONFLICT (room, author, client_id) WHERE client_id IS NOT NULL DO NOTHING \
+       RETURNING id, room, author, client_id, parent_id, inserted_at \
+     ), bump AS ( \
+       UPDATE messages m SET reply_count = m.reply_count + c.n \
+       FROM (SELECT parent_id, count(*)::int AS n FROM ins \
+             WHERE parent_id IS NOT NULL GROUP BY parent_id) c \
+       WHERE m.id = c.parent_id \
+     ) \
+     SELECT id, room, author, client_id, inserted_at FROM ins ORDER BY id";
+
+/// The first messages of the duplicates in a batch, by `(room, author, client_id)`.
+const SELECT_FIRSTS: &str = "SELECT id, room, username, body, inserted_at, parent_id, \
+     reply_count, edited_at, deleted, attachments, mentions, client_id, author \
+     FROM messages WHERE (room, author, client_id) IN \
+       (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))";
 
 /// A group-commit writer's connection to PostgreSQL.
 struct PgWriter {
@@ -195,6 +290,50 @@ impl PgWriter {
     }
 }
 
+impl PgWriter {
+    /// Answers each duplicate of `batch` (a `None` in `out`) with its first message.
+    async fn fill_duplicates(
+        &mut self,
+        batch: &[NewMessage],
+        out: &mut [Option<Inserted>],
+    ) -> Result<(), BatchError> {
+        let client = self.connection().await?;
+        let dups: Vec<&NewMessage> = batch
+            .iter()
+            .zip(out.iter())
+            .filter(|(_, o)| o.is_none())
+            .map(|(m, _)| m)
+            .collect();
+        let rooms: Vec<&str> = dups.iter().map(|m| m.room.as_str()).collect();
+        let authors: Vec<&str> = dups.iter().map(|m| m.author.as_str()).collect();
+        let keys: Vec<&str> = dups
+            .iter()
+            .map(|m| m.client_id.as_deref().unwrap_or_default())
+            .collect();
+        let firsts = client
+            .query(SELECT_FIRSTS, &[&rooms, &authors, &keys])
+            .await
+            .map_err(|e| BatchError::Failed(unavailable(e)))?;
+        let mut firsts: Vec<StoredMessage> = firsts.iter().map(to_message).collect();
+        with_reactions(client, &mut firsts)
+            .await
+            .map_err(BatchError::Failed)?;
+        for (m, slot) in batch.iter().zip(out.iter_mut()) {
+            if slot.is_some() {
+                continue;
+            }
+            *slot = firsts
+                .iter()
+                .find(|f| f.room == m.room && f.author == m.author && f.client_id == m.client_id)
+                .map(|first| Inserted {
+                    message: first.clone(),
+                    duplicate: true,
+                });
+        }
+        Ok(())
+    }
+}
+
 /// A data exception (class 22) or integrity violation (class 23): the database refused
 /// a row, not the connection.
 fn refused_row(e: &tokio_postgres::Error) -> bool {
@@ -204,36 +343,91 @@ fn refused_row(e: &tokio_postgres::Error) -> bool {
 
 #[async_trait]
 impl BatchWrite for PgWriter {
-    async fn write(&mut self, batch: &[NewMessage]) -> Result<Vec<StoredMessage>, BatchError> {
+    async fn write(&mut self, batch: &[NewMessage]) -> Result<Vec<Inserted>, BatchError> {
         let client = self.connection().await?;
-        let rooms: Vec<&str> = batch.iter().map(|m| m.room.as_str()).collect();
-        let usernames: Vec<&str> = batch.iter().map(|m| m.username.as_str()).collect();
-        let bodies: Vec<&str> = batch.iter().map(|m| m.body.as_str()).collect();
+        let column = |f: fn(&NewMessage) -> &str| batch.iter().map(f).collect::<Vec<&str>>();
+        let rooms = column(|m| &m.room);
+        let usernames = column(|m| &m.username);
+        let authors = column(|m| &m.author);
+        let bodies = column(|m| &m.body);
+        let client_ids: Vec<Option<&str>> = batch.iter().map(|m| m.client_id.as_deref()).collect();
+        let parents: Vec<Option<i64>> = batch.iter().map(|m| m.parent_id).collect();
+        let to_json = |v: serde_json::Result<String>| v.unwrap_or_else(|_| "[]".to_owned());
+        let attachments: Vec<String> = batch
+            .iter()
+            .map(|m| to_json(serde_json::to_string(&m.attachments)))
+            .collect();
+        let mentions: Vec<String> = batch
+            .iter()
+            .map(|m| to_json(serde_json::to_string(&m.mentions)))
+            .collect();
         let rows = match client.prepare_cached(INSERT_BATCH).await {
-            Ok(stmt) => client.query(&stmt, &[&rooms, &usernames, &bodies]).await,
+            Ok(stmt) => {
+                client
+                    .query(
+                        &stmt,
+                        &[
+                            &rooms,
+                            &usernames,
+                            &authors,
+                            &bodies,
+                            &client_ids,
+                            &parents,
+                            &attachments,
+                            &mentions,
+                        ],
+                    )
+                    .await
+            }
             Err(e) => Err(e),
         };
         // `query` returns once PostgreSQL is ready for the next query, which for this
         // implicit transaction is after its commit: every row returned is committed.
-        match rows {
-            Ok(rows) => Ok(batch
-                .iter()
-                .zip(rows)
-                .map(|(m, row)| StoredMessage {
-                    id: row.get(0),
-                    room: m.room.clone(),
-                    username: m.username.clone(),
-                    body: m.body.clone(),
-                    inserted_at: rfc3339(row.get::<_, time::OffsetDateTime>(1)),
-                })
-                .collect()),
-            Err(e) if refused_row(&e) => Err(BatchError::Refused(e.to_string())),
+        let rows = match rows {
+            Ok(rows) => rows,
+            Err(e) if refused_row(&e) => return Err(BatchError::Refused(e.to_string())),
             Err(e) => {
                 // The connection may be broken or mid-answer: take a fresh one next time.
                 self.abandon();
-                Err(BatchError::Failed(unavailable(e)))
+                return Err(BatchError::Failed(unavailable(e)));
+            }
+        };
+        // Rows come in id order, which is batch order without the duplicates: walk both.
+        let mut rows = rows.into_iter().peekable();
+        let mut out: Vec<Option<Inserted>> = Vec::with_capacity(batch.len());
+        for m in batch {
+            let mine = rows.peek().is_some_and(|row| {
+                row.get::<_, &str>(1) == m.room
+                    && row.get::<_, &str>(2) == m.author
+                    && row.get::<_, Option<&str>>(3) == m.client_id.as_deref()
+            });
+            match rows.next_if(|_| mine) {
+                Some(row) => out.push(Some(Inserted {
+                    message: StoredMessage::stored(
+                        row.get(0),
+                        rfc3339(row.get::<_, time::OffsetDateTime>(4)),
+                        m,
+                    ),
+                    duplicate: false,
+                })),
+                None if m.client_id.is_some() => out.push(None),
+                None => {
+                    return Err(BatchError::Failed(unavailable(
+                        "a batch answered rows that are not its messages",
+                    )))
+                }
             }
         }
+        if out.iter().any(Option::is_none) {
+            self.fill_duplicates(batch, &mut out).await?;
+        }
+        out.into_iter()
+            .map(|i| {
+                i.ok_or_else(|| {
+                    BatchError::Failed(unavailable("a duplicate's first message is gone"))
+                })
+            })
+            .collect()
     }
 
     fn abandon(&mut self) {
@@ -241,14 +435,6 @@ impl BatchWrite for PgWriter {
         if let Some(conn) = self.conn.take() {
             drop(deadpool_postgres::Object::take(conn));
         }
-    }
-}
-
-fn new_message(room: &str, username: &str, body: &str) -> NewMessage {
-    NewMessage {
-        room: room.to_owned(),
-        username: username.to_owned(),
-        body: body.to_owned(),
     }
 }
 
@@ -278,27 +464,12 @@ impl Store for PostgresStore {
         Ok(inserted == 1)
     }
 
-    async fn insert(
+    async fn insert_message(
         &self,
-        room: &str,
-        username: &str,
-        body: &str,
-    ) -> Result<StoredMessage, StoreError> {
-        self.writer
-            .insert(new_message(room, username, body), None)
-            .await
-    }
-
-    async fn insert_announced(
-        &self,
-        room: &str,
-        username: &str,
-        body: &str,
-        announce: Announce,
-    ) -> Result<StoredMessage, StoreError> {
-        self.writer
-            .insert(new_message(room, username, body), Some(announce))
-            .await
+        new: NewMessage,
+        announce: Option<Announce>,
+    ) -> Result<Inserted, StoreError> {
+        self.writer.insert(new, announce).await
     }
 
     async fn recent(&self, room: &str, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
@@ -311,20 +482,173 @@ impl Store for PostgresStore {
         before_id: i64,
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StoreError> {
-        let client = self.client().await?;
-        let stmt = client
-            .prepare_cached(&format!(
-                "SELECT {SELECT_COLUMNS} FROM messages WHERE room = $1 AND id < $2 ORDER BY id DESC LIMIT $3"
-            ))
-            .await
-            .map_err(unavailable)?;
-        let rows = client
-            .query(&stmt, &[&room, &before_id, &i64::from(limit)])
-            .await
-            .map_err(unavailable)?;
-        let mut messages: Vec<StoredMessage> = rows.iter().map(to_message).collect();
+        let mut messages = self
+            .select(
+                "WHERE room = $1 AND id < $2 AND parent_id IS NULL ORDER BY id DESC LIMIT $3",
+                &[&room, &before_id, &i64::from(limit)],
+            )
+            .await?;
         messages.reverse();
         Ok(messages)
+    }
+
+    async fn after(
+        &self,
+        room: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.select(
+            "WHERE room = $1 AND id > $2 ORDER BY id LIMIT $3",
+            &[&room, &after_id, &i64::from(limit)],
+        )
+        .await
+    }
+
+    async fn message(&self, room: &str, id: i64) -> Result<Option<StoredMessage>, StoreError> {
+        let found = self
+            .select("WHERE room = $1 AND id = $2", &[&room, &id])
+            .await?;
+        Ok(found.into_iter().next())
+    }
+
+    async fn replies(
+        &self,
+        room: &str,
+        parent_id: i64,
+        before_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let mut messages = self
+            .select(
+                "WHERE room = $1 AND parent_id = $2 AND id < $3 ORDER BY id DESC LIMIT $4",
+                &[&room, &parent_id, &before_id, &i64::from(limit)],
+            )
+            .await?;
+        messages.reverse();
+        Ok(messages)
+    }
+
+    async fn change(
+        &self,
+        room: &str,
+        id: i64,
+        author: &str,
+        change: Change,
+    ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
+        let client = self.client().await?;
+        let guard = "WHERE room = $1 AND id = $2 AND author = $3 AND NOT deleted";
+        let changed = match &change {
+            Change::Edit(body) => {
+                let sql = format!(
+                    "UPDATE messages SET body = $4, edited_at = now() {guard} \
+                     RETURNING {SELECT_COLUMNS}"
+                );
+                let stmt = client.prepare_cached(&sql).await.map_err(unavailable)?;
+                client.query_opt(&stmt, &[&room, &id, &author, body]).await
+            }
+            Change::Delete => {
+                let sql = format!(
+                    "UPDATE messages SET body = '', attachments = '[]', mentions = '[]', \
+                     deleted = true {guard} RETURNING {SELECT_COLUMNS}"
+                );
+                let stmt = client.prepare_cached(&sql).await.map_err(unavailable)?;
+                client.query_opt(&stmt, &[&room, &id, &author]).await
+            }
+        }
+        .map_err(unavailable)?;
+        if let Some(row) = changed {
+            let mut message = [to_message(&row)];
+            with_reactions(&client, &mut message).await?;
+            let [message] = message;
+            return Ok(Ok(message));
+        }
+        // Nothing changed: say why.
+        let row = client
+            .query_opt(
+                "SELECT author, deleted FROM messages WHERE room = $1 AND id = $2",
+                &[&room, &id],
+            )
+            .await
+            .map_err(unavailable)?;
+        Ok(Err(match row {
+            None => Refusal::NotFound,
+            Some(row) if row.get::<_, &str>(0) != author => Refusal::Forbidden,
+            Some(_) => Refusal::Deleted,
+        }))
+    }
+
+    async fn react(
+        &self,
+        room: &str,
+        id: i64,
+        reactor: Reactor,
+        emoji: &str,
+    ) -> Result<Result<Reactions, Refusal>, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        // Locks the message: toggles on one message take turns, so the emoji bound holds.
+        let message = tx
+            .query_opt(
+                "SELECT deleted FROM messages WHERE room = $1 AND id = $2 FOR UPDATE",
+                &[&room, &id],
+            )
+            .await
+            .map_err(unavailable)?;
+        match message {
+            None => return Ok(Err(Refusal::NotFound)),
+            Some(row) if row.get::<_, bool>(0) => return Ok(Err(Refusal::Deleted)),
+            Some(_) => {}
+        }
+        let removed = tx
+            .execute(
+                "DELETE FROM message_reactions \
+                 WHERE message_id = $1 AND emoji = $2 AND reactor = $3",
+                &[&id, &emoji, &reactor.key],
+            )
+            .await
+            .map_err(unavailable)?;
+        if removed == 0 {
+            let row = tx
+                .query_one(
+                    "SELECT count(DISTINCT emoji), coalesce(bool_or(emoji = $2), false) \
+                     FROM message_reactions WHERE message_id = $1",
+                    &[&id, &emoji],
+                )
+                .await
+                .map_err(unavailable)?;
+            let (distinct, present): (i64, bool) = (row.get(0), row.get(1));
+            if !present && distinct >= MAX_EMOJI_PER_MESSAGE as i64 {
+                return Ok(Err(Refusal::TooManyEmoji));
+            }
+            tx.execute(
+                "INSERT INTO message_reactions (message_id, emoji, reactor, username) \
+                 VALUES ($1, $2, $3, $4)",
+                &[&id, &emoji, &reactor.key, &reactor.username],
+            )
+            .await
+            .map_err(unavailable)?;
+        }
+        let rows = tx
+            .query(
+                "SELECT emoji, reactor, username FROM message_reactions \
+                 WHERE message_id = $1 ORDER BY seq",
+                &[&id],
+            )
+            .await
+            .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        let mut reactions = Reactions::default();
+        for row in rows {
+            reactions.push(
+                row.get(0),
+                Reactor {
+                    key: row.get(1),
+                    username: row.get(2),
+                },
+            );
+        }
+        Ok(Ok(reactions))
     }
 
     fn describe(&self) -> &'static str {

@@ -5,7 +5,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{Announce, Store, StoreError, StoredMessage};
+use super::{
+    Announce, Change, Inserted, NewMessage, Reactions, Reactor, Refusal, Store, StoreError,
+    StoredMessage,
+};
 
 /// Default store timeout (`--store-timeout-ms`).
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
@@ -84,24 +87,12 @@ impl<S: Store> Store for TimeoutStore<S> {
         self.bounded(self.inner.ensure_room(room)).await
     }
 
-    async fn insert(
+    async fn insert_message(
         &self,
-        room: &str,
-        username: &str,
-        body: &str,
-    ) -> Result<StoredMessage, StoreError> {
-        self.bounded(self.inner.insert(room, username, body)).await
-    }
-
-    async fn insert_announced(
-        &self,
-        room: &str,
-        username: &str,
-        body: &str,
-        announce: Announce,
-    ) -> Result<StoredMessage, StoreError> {
-        self.bounded(self.inner.insert_announced(room, username, body, announce))
-            .await
+        new: NewMessage,
+        announce: Option<Announce>,
+    ) -> Result<Inserted, StoreError> {
+        self.bounded(self.inner.insert_message(new, announce)).await
     }
 
     async fn recent(&self, room: &str, limit: u32) -> Result<Vec<StoredMessage>, StoreError> {
@@ -115,6 +106,52 @@ impl<S: Store> Store for TimeoutStore<S> {
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         self.bounded(self.inner.history(room, before_id, limit))
+            .await
+    }
+
+    async fn after(
+        &self,
+        room: &str,
+        after_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.bounded(self.inner.after(room, after_id, limit)).await
+    }
+
+    async fn message(&self, room: &str, id: i64) -> Result<Option<StoredMessage>, StoreError> {
+        self.bounded(self.inner.message(room, id)).await
+    }
+
+    async fn replies(
+        &self,
+        room: &str,
+        parent_id: i64,
+        before_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.bounded(self.inner.replies(room, parent_id, before_id, limit))
+            .await
+    }
+
+    async fn change(
+        &self,
+        room: &str,
+        id: i64,
+        author: &str,
+        change: Change,
+    ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
+        self.bounded(self.inner.change(room, id, author, change))
+            .await
+    }
+
+    async fn react(
+        &self,
+        room: &str,
+        id: i64,
+        reactor: Reactor,
+        emoji: &str,
+    ) -> Result<Result<Reactions, Refusal>, StoreError> {
+        self.bounded(self.inner.react(room, id, reactor, emoji))
             .await
     }
 
@@ -147,13 +184,50 @@ mod tests {
         async fn ensure_room(&self, _: &str) -> Result<bool, StoreError> {
             std::future::pending().await
         }
-        async fn insert(&self, _: &str, _: &str, _: &str) -> Result<StoredMessage, StoreError> {
+        async fn insert_message(
+            &self,
+            _: NewMessage,
+            _: Option<Announce>,
+        ) -> Result<Inserted, StoreError> {
             std::future::pending().await
         }
         async fn recent(&self, _: &str, _: u32) -> Result<Vec<StoredMessage>, StoreError> {
             std::future::pending().await
         }
         async fn history(&self, _: &str, _: i64, _: u32) -> Result<Vec<StoredMessage>, StoreError> {
+            std::future::pending().await
+        }
+        async fn after(&self, _: &str, _: i64, _: u32) -> Result<Vec<StoredMessage>, StoreError> {
+            std::future::pending().await
+        }
+        async fn message(&self, _: &str, _: i64) -> Result<Option<StoredMessage>, StoreError> {
+            std::future::pending().await
+        }
+        async fn replies(
+            &self,
+            _: &str,
+            _: i64,
+            _: i64,
+            _: u32,
+        ) -> Result<Vec<StoredMessage>, StoreError> {
+            std::future::pending().await
+        }
+        async fn change(
+            &self,
+            _: &str,
+            _: i64,
+            _: &str,
+            _: Change,
+        ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
+            std::future::pending().await
+        }
+        async fn react(
+            &self,
+            _: &str,
+            _: i64,
+            _: Reactor,
+            _: &str,
+        ) -> Result<Result<Reactions, Refusal>, StoreError> {
             std::future::pending().await
         }
         fn describe(&self) -> &'static str {
