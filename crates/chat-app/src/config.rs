@@ -101,6 +101,28 @@ pub struct Config {
     #[arg(long, env = "LOGIN_ADDRESS_BURST", default_value_t = 20)]
     pub login_address_burst: u32,
 
+    // --- Uploads (docs/chat.md, "Uploads") ---
+    /// Directory of uploaded files, created at start if missing. Nodes of a cluster
+    /// must share it (e.g. one network file system), or a file uploaded through one node
+    /// is missing on the others.
+    #[arg(long, env = "UPLOAD_DIR", default_value = "uploads")]
+    pub upload_dir: PathBuf,
+
+    /// Largest upload, in bytes; a larger body is cut off with 413.
+    #[arg(long, env = "UPLOAD_MAX_BYTES", default_value_t = 10_485_760,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_max_bytes: u64,
+
+    /// Uploads one signed-in user may make at once (then one per `--upload-refill-ms`).
+    #[arg(long, env = "UPLOAD_BURST", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..))]
+    pub upload_burst: u32,
+
+    /// Milliseconds after which a user may upload one more file (3000: 20 a minute).
+    #[arg(long, env = "UPLOAD_REFILL_MS", default_value_t = 3000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_refill_ms: u64,
+
     /// Log filter (`info`, `debug`, `chat_app=debug,phx_server=info`…), `RUST_LOG`
     /// syntax. `--log`/`LOG_LEVEL` wins over `RUST_LOG`; neither set: `RUST_LOG`, else
     /// `info`. An invalid filter stops start-up.
@@ -329,6 +351,19 @@ impl Config {
                 .burst(self.rate_limit_burst)
                 .joins(self.join_rate_limit, self.join_rate_limit.saturating_mul(2))
         })
+    }
+
+    /// The upload bounds: `--upload-max-bytes`, and per user `--upload-burst` at once,
+    /// then one per `--upload-refill-ms`.
+    pub fn uploads(&self) -> crate::uploads::http::UploadLimits {
+        crate::uploads::http::UploadLimits {
+            max_bytes: self.upload_max_bytes,
+            per_user: Rate::new(
+                self.upload_burst,
+                Duration::from_millis(self.upload_refill_ms),
+            ),
+            ..Default::default()
+        }
     }
 
     /// `typing` broadcasts per user per room: one per `--typing-interval-ms`.
@@ -576,6 +611,35 @@ mod tests {
             config.typing(),
             Rate::one_per(crate::limit::DEFAULT_TYPING_INTERVAL)
         );
+        assert_eq!(config.upload_dir, PathBuf::from("uploads"));
+        let uploads = config.uploads();
+        assert_eq!(uploads.max_bytes, crate::uploads::http::DEFAULT_MAX_BYTES);
+        assert_eq!(uploads.per_user, crate::uploads::http::DEFAULT_PER_USER);
+    }
+
+    #[test]
+    fn upload_flags_are_read_and_zero_refused() {
+        let config = Config::parse_from([
+            "chat-app",
+            "--upload-dir",
+            "/srv/files",
+            "--upload-max-bytes",
+            "1000",
+            "--upload-burst",
+            "3",
+            "--upload-refill-ms",
+            "500",
+        ]);
+        assert_eq!(config.upload_dir, PathBuf::from("/srv/files"));
+        let uploads = config.uploads();
+        assert_eq!(uploads.max_bytes, 1000);
+        assert_eq!(uploads.per_user, Rate::new(3, Duration::from_millis(500)));
+        for flag in ["--upload-max-bytes", "--upload-burst", "--upload-refill-ms"] {
+            assert!(
+                Config::try_parse_from(["chat-app", flag, "0"]).is_err(),
+                "{flag}"
+            );
+        }
     }
 
     #[test]

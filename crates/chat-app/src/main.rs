@@ -13,6 +13,8 @@ use chat_app::room::RoomChannel;
 use chat_app::store::{
     MemoryStore, MeteredStore, PostgresStore, Store, TimeoutStore, WriterConfig,
 };
+use chat_app::uploads::http::UploadsHttp;
+use chat_app::uploads::store::UploadStore;
 use chat_app::web::Web;
 use clap::Parser;
 use phx_server::cluster::RedisAdapter;
@@ -143,6 +145,23 @@ async fn run(config: Config) -> Result<(), String> {
     if let Some(limit) = config.inbound_limit() {
         socket = socket.rate_limit(limit);
     }
+    // Uploads: files on disk under UPLOAD_DIR. The store is also the room channel's
+    // `AttachmentLookup` (a message's attachments must be its author's uploads).
+    let uploads = Arc::new(UploadStore::open(&config.upload_dir).map_err(|e| {
+        format!(
+            "UPLOAD_DIR / --upload-dir {}: {e}",
+            config.upload_dir.display()
+        )
+    })?);
+    let upload_limits = config.uploads();
+    tracing::info!(
+        upload_dir = %uploads.dir().display(),
+        upload_max_bytes = upload_limits.max_bytes,
+        upload_burst = config.upload_burst,
+        upload_refill_ms = config.upload_refill_ms,
+        "uploads are stored in {} (a cluster's nodes must share it)",
+        uploads.dir().display()
+    );
     let room_accounts = accounts.clone();
     let socket = socket
         .channel("room:*", move || {
@@ -152,7 +171,8 @@ async fn run(config: Config) -> Result<(), String> {
         .channel("user:*", user_channel);
     let limits =
         chat_app::accounts::wiring::limits(config.register_burst, config.login_address_burst);
-    let web = chat_app::accounts::api::AccountsHttp::with_limits(sessions, web, limits);
+    let web = chat_app::accounts::api::AccountsHttp::with_limits(sessions.clone(), web, limits);
+    let web = UploadsHttp::new(web, sessions, uploads.clone(), upload_limits);
     let mut builder = Endpoint::builder().socket("/socket", socket).http(web);
     if let Some(host) = &config.host {
         builder = builder.host(host.clone());

@@ -1,5 +1,17 @@
 //! File uploads (docs/chat.md, "Uploads"): what a message's attachment is, and how the
-//! room channel looks one up. The HTTP side and the storage live beside this file.
+//! room channel looks one up. The HTTP side and the storage live beside this file:
+//!
+//! - `sniff`: the type from the bytes (PNG, JPEG, GIF, WebP, PDF, UTF-8 text, ZIP only);
+//! - `name`: the sanitised display name and its `Content-Disposition` encoding;
+//! - `thumb`: bounded image decoding and 320 × 320 PNG thumbnails;
+//! - `store`: files and metadata under `UPLOAD_DIR`, the [`AttachmentLookup`];
+//! - `http`: `POST /api/uploads`, `GET /uploads/<id>` and `/uploads/<id>/thumb`.
+
+pub mod http;
+pub mod name;
+pub mod sniff;
+pub mod store;
+pub mod thumb;
 
 use serde::{Deserialize, Serialize};
 
