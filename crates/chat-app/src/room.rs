@@ -1,5 +1,6 @@
-//! The `room:*` channel: join with a username, history on join, messages written to the
-//! store before they are broadcast, presence, typing.
+//! The `room:*` channel: join with a username, history on join (or the messages missed
+//! since `after_id`), messages written to the store before they are broadcast, threads,
+//! edits, deletes, reactions, mentions, attachments, presence, typing (docs/chat.md).
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -10,11 +11,12 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use crate::accounts::access::{self, Denied};
-use crate::accounts::{names, AccountStore};
+use crate::accounts::{names, AccountStore, RoomKind};
 use crate::connect::ChatClient;
 use crate::directory::{OpenError, RoomDirectory};
 use crate::limit::RateLimit;
-use crate::store::{Announce, Store, StoreError, StoredMessage};
+use crate::store::{Announce, Change, NewMessage, Reactor, Store, StoreError, StoredMessage};
+use crate::uploads::{Attachment, AttachmentLookup};
 use crate::validate;
 
 fn reason(text: impl Into<String>) -> Payload {
@@ -45,6 +47,12 @@ pub struct RoomChannel {
     presence_key: String,
     guest: bool,
     user_id: Option<i64>,
+    /// Who may edit and delete what this user writes: `user:<id>` / `guest:<guest id>`.
+    author: String,
+    /// The room's kind (accounts only): who a mention may notify.
+    kind: Option<RoomKind>,
+    /// Uploads: `None` refuses attachments ("uploads are not enabled").
+    attachments: Option<Arc<dyn AttachmentLookup>>,
 }
 
 impl RoomChannel {
@@ -67,7 +75,17 @@ impl RoomChannel {
             presence_key: String::new(),
             guest: true,
             user_id: None,
+            author: String::new(),
+            kind: None,
+            attachments: None,
         }
+    }
+
+    /// With uploads: `new_msg` may carry attachments, each an upload of the same
+    /// signed-in user, resolved through `lookup`.
+    pub fn with_attachments(mut self, lookup: Arc<dyn AttachmentLookup>) -> Self {
+        self.attachments = Some(lookup);
+        self
     }
 
     /// With accounts: signed-in users join under their account name, rooms may be
@@ -87,6 +105,7 @@ fn typing_key(room: &str, username: &str) -> String {
 #[derive(Deserialize)]
 struct JoinParams {
     username: Option<Value>,
+    after_id: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -97,7 +116,28 @@ struct Read {
 #[derive(Deserialize)]
 struct NewMsg {
     body: Option<Value>,
+    client_id: Option<Value>,
+    parent_id: Option<Value>,
+    attachments: Option<Value>,
 }
+
+/// `edit_msg`, `delete_msg`, `react`.
+#[derive(Deserialize)]
+struct Target {
+    id: Option<Value>,
+    body: Option<Value>,
+    emoji: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct Thread {
+    parent_id: Option<Value>,
+    before_id: Option<Value>,
+    limit: Option<Value>,
+}
+
+/// A refusal's reply.
+type Refused = Payload;
 
 #[derive(Deserialize)]
 struct History {
@@ -118,13 +158,20 @@ impl Channel for RoomChannel {
         let raw_room = topic.strip_prefix("room:").unwrap_or(topic);
         self.room = validate::room(raw_room).map_err(reason)?;
         self.topic = topic.to_owned();
+        self.author = ctx.assigns().author();
+        let params = p.parse::<JoinParams>();
+        let after_id = validate::optional_id(
+            params.as_ref().and_then(|j| j.after_id.as_ref()),
+            "after_id",
+        )
+        .map_err(reason)?;
         if let Some(user) = ctx.assigns().user.clone() {
             self.username = user.username;
             self.presence_key = format!("user:{}", user.id);
             self.guest = false;
             self.user_id = Some(user.id);
         } else {
-            let name = p.parse::<JoinParams>().and_then(|j| j.username);
+            let name = params.and_then(|j| j.username);
             let Some(Value::String(name)) = name else {
                 return Err(reason("username is required"));
             };
@@ -134,7 +181,7 @@ impl Channel for RoomChannel {
         if let Some(accounts) = &self.accounts {
             let kind = access::authorize(accounts.as_ref(), &self.room, ctx.assigns()).await;
             match kind {
-                Ok(_) => {}
+                Ok(kind) => self.kind = Some(kind),
                 Err(Denied::Unauthorized) => return Err(reason("unauthorized")),
                 Err(Denied::Store(error)) => {
                     tracing::warn!(%error, room = %self.room, "join: account store unavailable");
@@ -163,15 +210,26 @@ impl Channel for RoomChannel {
             .assigns()
             .peer
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        // The room is created on first join; the reply carries its recent history.
-        let recent = async {
+        // The room is created on first join; the reply carries its recent history, or
+        // what a rejoining page missed.
+        let replay = async {
             self.rooms.open(&self.room, peer, Instant::now()).await?;
-            Ok(self
+            if let Some(after_id) = after_id {
+                let missed = self
+                    .store
+                    .after(&self.room, after_id, validate::REPLAY_MAX + 1)
+                    .await?;
+                if missed.len() <= validate::REPLAY_MAX as usize {
+                    return Ok((missed, false));
+                }
+            }
+            let recent = self
                 .store
                 .recent(&self.room, validate::RECENT_ON_JOIN)
-                .await?)
+                .await?;
+            Ok((recent, after_id.is_some()))
         };
-        let recent = recent.await.map_err(|error| match error {
+        let (list, gap) = replay.await.map_err(|error| match error {
             OpenError::TooManyNewRooms => reason(OpenError::TooManyNewRooms.to_string()),
             OpenError::Store(error) => {
                 tracing::warn!(%error, room = %self.room, "join: store unavailable");
@@ -179,7 +237,7 @@ impl Channel for RoomChannel {
             }
         })?;
         ctx.send_info(AfterJoin);
-        Ok(messages(&recent))
+        Ok(json!({ "messages": list, "gap": gap }).into())
     }
 
     async fn handle_info(
@@ -209,47 +267,22 @@ impl Channel for RoomChannel {
         ctx: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         match event {
-            "new_msg" => {
-                let Some(Value::String(body)) = p.parse::<NewMsg>().and_then(|m| m.body) else {
-                    return HandleResult::error(reason("body is required"));
-                };
-                let body = match validate::body(&body) {
-                    Ok(body) => body,
-                    Err(why) => return HandleResult::error(reason(why)),
-                };
-                // Stored first, broadcast only once stored: nothing is shown that is not
-                // stored, and nothing acknowledged is lost. The store runs the broadcast
-                // (in id order with the room's other messages: two senders woken by one
-                // group commit could otherwise broadcast in either order), then answers.
-                let (pubsub, topic) = (ctx.pubsub().clone(), self.topic.clone());
-                let announce: Announce = Box::new(move |message| {
-                    if let Err(error) = pubsub.broadcast(&topic, "new_msg", json!(message)) {
-                        tracing::error!(%error, "broadcast failed");
-                    }
-                });
-                let stored = self
-                    .store
-                    .insert_announced(&self.room, &self.username, &body, announce)
-                    .await;
-                match stored {
-                    Ok(message) => {
-                        let id = message.id;
-                        self.notify_members(id, ctx).await;
-                        HandleResult::ok(json!({ "id": id }))
-                    }
-                    Err(error @ StoreError::Busy(_)) => {
-                        // Debug only: under overload this is every message, and the reply says it.
-                        tracing::debug!(%error, room = %self.room, "new_msg: store busy");
-                        HandleResult::error(reason("busy, try again"))
-                    }
-                    // Includes a timeout, after which the message may still be stored:
-                    // the sender has no ack and may retry (see `TimeoutStore`).
-                    Err(error) => {
-                        tracing::warn!(%error, room = %self.room, "new_msg: store unavailable");
-                        HandleResult::error(reason("unavailable"))
-                    }
-                }
-            }
+            "new_msg" => match self.new_msg(p, ctx).await {
+                Ok(reply) => HandleResult::ok(reply),
+                Err(why) => HandleResult::error(why),
+            },
+            "edit_msg" | "delete_msg" => match self.change(event, p, ctx).await {
+                Ok(()) => HandleResult::ok(json!({})),
+                Err(why) => HandleResult::error(why),
+            },
+            "react" => match self.react(p, ctx).await {
+                Ok(reply) => HandleResult::ok(reply),
+                Err(why) => HandleResult::error(why),
+            },
+            "thread" => match self.thread(p).await {
+                Ok(reply) => HandleResult::ok(reply),
+                Err(why) => HandleResult::error(why),
+            },
             "history" => {
                 let Some(History { before_id, limit }) = p.parse::<History>() else {
                     return HandleResult::error(reason("history takes an object"));
@@ -312,7 +345,252 @@ impl Channel for RoomChannel {
     }
 }
 
+/// The reply to a store that failed (logged with what was asked).
+fn store_failed(error: StoreError, what: &str, room: &str) -> Refused {
+    if let StoreError::Busy(_) = error {
+        // Debug only: under overload this is every message, and the reply says it.
+        tracing::debug!(%error, room, "{what}: store busy");
+        return reason("busy, try again");
+    }
+    // Includes a timeout, after which a write may still be stored: the sender has no
+    // ack and may retry (see `TimeoutStore`), with its `client_id` if it is a message.
+    tracing::warn!(%error, room, "{what}: store unavailable");
+    reason("unavailable")
+}
+
 impl RoomChannel {
+    /// `new_msg`: validated, stored (once per `client_id`), broadcast by the store in id
+    /// order, then members and mentioned users are told.
+    async fn new_msg(
+        &self,
+        p: Payload,
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> Result<Value, Refused> {
+        let Some(msg) = p.parse::<NewMsg>() else {
+            return Err(reason("body is required"));
+        };
+        let client_id = validate::client_id(msg.client_id.as_ref()).map_err(reason)?;
+        let attachments = self.attachments(msg.attachments.as_ref())?;
+        let body = match msg.body {
+            Some(Value::String(body)) if attachments.is_empty() || !body.trim().is_empty() => {
+                validate::body(&body).map_err(reason)?
+            }
+            // A message may have an empty body when it has attachments.
+            None | Some(Value::String(_)) if !attachments.is_empty() => String::new(),
+            _ => return Err(reason("body is required")),
+        };
+        let parent_id =
+            validate::optional_id(msg.parent_id.as_ref(), "parent_id").map_err(reason)?;
+        if let Some(parent_id) = parent_id {
+            let parent = self
+                .store
+                .message(&self.room, parent_id)
+                .await
+                .map_err(|e| store_failed(e, "new_msg", &self.room))?;
+            match parent {
+                Some(parent) if parent.parent_id.is_some() => {
+                    return Err(reason("replies cannot have replies"))
+                }
+                Some(parent) if !parent.deleted => {}
+                _ => return Err(reason("not found")),
+            }
+        }
+        let new = NewMessage {
+            room: self.room.clone(),
+            username: self.username.clone(),
+            author: self.author.clone(),
+            mentions: validate::mentions(&body),
+            body,
+            client_id,
+            parent_id,
+            attachments,
+        };
+        // Stored first, broadcast only once stored: nothing is shown that is not
+        // stored, and nothing acknowledged is lost. The store runs the broadcast (in id
+        // order with the room's other messages: two senders woken by one group commit
+        // could otherwise broadcast in either order), then answers; a duplicate
+        // `client_id` is not broadcast again.
+        let (pubsub, topic) = (ctx.pubsub().clone(), self.topic.clone());
+        let announce: Announce = Box::new(move |message| {
+            if let Err(error) = pubsub.broadcast(&topic, "new_msg", json!(message)) {
+                tracing::error!(%error, "broadcast failed");
+            }
+        });
+        let inserted = self
+            .store
+            .insert_message(new, Some(announce))
+            .await
+            .map_err(|e| store_failed(e, "new_msg", &self.room))?;
+        let message = inserted.message;
+        if inserted.duplicate {
+            return Ok(json!({ "id": message.id, "duplicate": true }));
+        }
+        self.notify_members(message.id, ctx).await;
+        self.notify_mentions(&message, ctx).await;
+        Ok(json!({ "id": message.id }))
+    }
+
+    /// The attachments of a `new_msg`: upload ids of this signed-in user, at most
+    /// [`validate::ATTACHMENTS_MAX`], duplicates once.
+    fn attachments(&self, raw: Option<&Value>) -> Result<Vec<Attachment>, Refused> {
+        let ids = match raw {
+            None | Some(Value::Null) => return Ok(Vec::new()),
+            Some(Value::Array(ids)) if ids.is_empty() => return Ok(Vec::new()),
+            Some(Value::Array(ids)) => ids,
+            Some(_) => return Err(reason("attachments must be a list of upload ids")),
+        };
+        if ids.len() > validate::ATTACHMENTS_MAX {
+            return Err(reason(format!(
+                "at most {} attachments per message",
+                validate::ATTACHMENTS_MAX
+            )));
+        }
+        let Some(lookup) = &self.attachments else {
+            return Err(reason("uploads are not enabled"));
+        };
+        // Guests cannot upload, so no upload id is theirs.
+        let Some(user) = self.user_id else {
+            return Err(reason("unknown attachment"));
+        };
+        let mut found: Vec<Attachment> = Vec::with_capacity(ids.len());
+        for id in ids {
+            let Value::String(id) = id else {
+                return Err(reason("attachments must be a list of upload ids"));
+            };
+            if found.iter().any(|a| &a.id == id) {
+                continue;
+            }
+            let attachment = lookup
+                .attachment(id, user)
+                .ok_or_else(|| reason("unknown attachment"))?;
+            found.push(attachment);
+        }
+        Ok(found)
+    }
+
+    /// `edit_msg` / `delete_msg`: the author's own message, not deleted; the changed
+    /// message is broadcast as `msg_updated`.
+    async fn change(
+        &self,
+        event: &str,
+        p: Payload,
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> Result<(), Refused> {
+        let target = p.parse::<Target>();
+        let id = validate::message_id(target.as_ref().and_then(|t| t.id.as_ref()), "id")
+            .map_err(reason)?;
+        let change = if event == "edit_msg" {
+            let Some(Value::String(body)) = target.and_then(|t| t.body) else {
+                return Err(reason("body is required"));
+            };
+            let body = validate::body(&body).map_err(reason)?;
+            Change::Edit {
+                mentions: validate::mentions(&body),
+                body,
+            }
+        } else {
+            Change::Delete
+        };
+        let changed = self
+            .store
+            .change(&self.room, id, &self.author, change)
+            .await
+            .map_err(|e| store_failed(e, event, &self.room))?
+            .map_err(|refusal| reason(refusal.to_string()))?;
+        if let Err(error) = ctx.broadcast("msg_updated", json!(changed)) {
+            tracing::error!(%error, "broadcast failed");
+        }
+        Ok(())
+    }
+
+    /// `react`: toggles the caller's emoji; everyone in the room gets the reactions now.
+    async fn react(
+        &self,
+        p: Payload,
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> Result<Value, Refused> {
+        let target = p.parse::<Target>();
+        let id = validate::message_id(target.as_ref().and_then(|t| t.id.as_ref()), "id")
+            .map_err(reason)?;
+        let emoji =
+            validate::emoji(target.as_ref().and_then(|t| t.emoji.as_ref())).map_err(reason)?;
+        let reactor = Reactor {
+            key: self.author.clone(),
+            username: self.username.clone(),
+        };
+        let reactions = self
+            .store
+            .react(&self.room, id, reactor, &emoji)
+            .await
+            .map_err(|e| store_failed(e, "react", &self.room))?
+            .map_err(|refusal| reason(refusal.to_string()))?;
+        if let Err(error) = ctx.broadcast("reaction", json!({ "id": id, "reactions": reactions })) {
+            tracing::error!(%error, "broadcast failed");
+        }
+        Ok(json!({ "reactions": reactions }))
+    }
+
+    /// `thread`: a top-level message and a page of its replies, oldest first.
+    async fn thread(&self, p: Payload) -> Result<Value, Refused> {
+        let Some(thread) = p.parse::<Thread>() else {
+            return Err(reason("thread takes an object"));
+        };
+        let parent_id =
+            validate::message_id(thread.parent_id.as_ref(), "parent_id").map_err(reason)?;
+        let before_id = validate::before_id(thread.before_id.as_ref()).map_err(reason)?;
+        let limit = validate::history_limit(thread.limit.as_ref()).map_err(reason)?;
+        let failed = |e| store_failed(e, "thread", &self.room);
+        let parent = self
+            .store
+            .message(&self.room, parent_id)
+            .await
+            .map_err(failed)?
+            .filter(|m| m.parent_id.is_none())
+            .ok_or_else(|| reason("not found"))?;
+        let replies = self
+            .store
+            .replies(&self.room, parent_id, before_id, limit)
+            .await
+            .map_err(failed)?;
+        Ok(json!({ "parent": parent, "messages": replies }))
+    }
+
+    /// Pushes `mention` on the `user:<id>` topic of every registered user the message
+    /// mentions who may read the room (public room, or a member); not to the author.
+    async fn notify_mentions(&self, message: &StoredMessage, ctx: &mut ChannelContext<'_, Self>) {
+        let Some(accounts) = &self.accounts else {
+            return;
+        };
+        let note = json!({
+            "room": self.room,
+            "id": message.id,
+            "username": self.username,
+            "body": message.body,
+        });
+        for name in message.mentions.iter().take(validate::MENTIONS_MAX) {
+            let user = match accounts.user_by_fold(&names::fold(name)).await {
+                Ok(Some(user)) if Some(user.id) != self.user_id => user,
+                Ok(_) => continue,
+                Err(error) => {
+                    tracing::warn!(%error, "mention: account store unavailable");
+                    return;
+                }
+            };
+            let may_read = match self.kind {
+                Some(RoomKind::Public) | None => true,
+                Some(RoomKind::Private | RoomKind::Dm) => accounts
+                    .is_member(&self.room, user.id)
+                    .await
+                    .unwrap_or(false),
+            };
+            if may_read {
+                let _ =
+                    ctx.pubsub()
+                        .broadcast(&format!("user:{}", user.id), "mention", note.clone());
+            }
+        }
+    }
+
     /// Tells every member's `user:<id>` topic that the room has a new message (the
     /// sidebar's unread counts and order), at most `MAX_MEMBERS` of them.
     async fn notify_members(&self, id: i64, ctx: &mut ChannelContext<'_, Self>) {

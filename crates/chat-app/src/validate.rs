@@ -14,6 +14,100 @@ pub const BODY_MAX: usize = 4000;
 pub const HISTORY_MAX: u32 = 100;
 /// Messages the join reply carries.
 pub const RECENT_ON_JOIN: u32 = 50;
+/// Most messages a rejoin with `after_id` replays; beyond, the page gets the recent
+/// messages and `gap: true` (docs/chat.md, "Join").
+pub const REPLAY_MAX: u32 = 200;
+/// Most attachments per message.
+pub const ATTACHMENTS_MAX: usize = 10;
+/// Most `@name`s of one message that are recorded (and notified).
+pub const MENTIONS_MAX: usize = 20;
+/// Longest `client_id`, in characters.
+pub const CLIENT_ID_MAX: usize = 64;
+/// Longest emoji, in bytes.
+pub const EMOJI_MAX_BYTES: usize = 32;
+
+/// A `client_id`: absent or `null` → none; else 1–64 characters of `[A-Za-z0-9_-]`.
+pub fn client_id(raw: Option<&Value>) -> Result<Option<String>, String> {
+    let refuse = || {
+        format!("client_id must be 1 to {CLIENT_ID_MAX} characters of letters, digits, '_' and '-'")
+    };
+    match raw {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(id))
+            if (1..=CLIENT_ID_MAX).contains(&id.len())
+                && id
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-')) =>
+        {
+            Ok(Some(id.clone()))
+        }
+        Some(_) => Err(refuse()),
+    }
+}
+
+/// A message id given by the page (`id`, `parent_id`, `after_id`): an integer.
+pub fn message_id(raw: Option<&Value>, field: &str) -> Result<i64, String> {
+    raw.and_then(Value::as_i64)
+        .ok_or_else(|| format!("{field} must be an integer"))
+}
+
+/// An optional message id: absent or `null` → none.
+pub fn optional_id(raw: Option<&Value>, field: &str) -> Result<Option<i64>, String> {
+    match raw {
+        None | Some(Value::Null) => Ok(None),
+        some => message_id(some, field).map(Some),
+    }
+}
+
+/// A reaction: 1–32 bytes, no ASCII letters or digits, no whitespace or control
+/// characters. Not a list of emoji (Unicode adds some every year, and sequences with
+/// joiners and modifiers are open-ended): the rule only keeps reactions from carrying
+/// words, so they cannot be a second, unmoderated message channel.
+pub fn emoji(raw: Option<&Value>) -> Result<String, String> {
+    let refuse = || {
+        format!(
+            "emoji must be 1 to {EMOJI_MAX_BYTES} bytes, without letters, digits, spaces \
+             or control characters"
+        )
+    };
+    let Some(Value::String(emoji)) = raw else {
+        return Err(refuse());
+    };
+    let ok = (1..=EMOJI_MAX_BYTES).contains(&emoji.len())
+        && !emoji
+            .chars()
+            .any(|c| c.is_ascii_alphanumeric() || c.is_whitespace() || c.is_control());
+    if ok {
+        Ok(emoji.clone())
+    } else {
+        Err(refuse())
+    }
+}
+
+/// The `@name`s of a body, as written, deduplicated, at most [`MENTIONS_MAX`]. A name
+/// is what follows `@` up to the first character a username cannot have (spaces
+/// included, so `@ann` of "Ann Lee" is not found; a trailing `.` ends the sentence, not
+/// the name); an `@` right after a letter or digit (an e-mail address) is no mention.
+pub fn mentions(body: &str) -> Vec<String> {
+    let name_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '-' | '.');
+    let mut found: Vec<String> = Vec::new();
+    let mut prev: Option<char> = None;
+    for (at, c) in body.char_indices() {
+        if c == '@' && !prev.is_some_and(char::is_alphanumeric) {
+            let rest = &body[at + 1..];
+            let end = rest.find(|c: char| !name_char(c)).unwrap_or(rest.len());
+            let name = rest[..end].trim_end_matches('.');
+            if username(name).is_ok_and(|n| n == name) && !found.iter().any(|f| f == name) {
+                found.push(name.to_owned());
+                if found.len() == MENTIONS_MAX {
+                    break;
+                }
+            }
+        }
+        prev = Some(c);
+    }
+    found
+}
 
 /// A username: trimmed, 1–32 characters, letters, digits, spaces and `_ - .`.
 pub fn username(raw: &str) -> Result<String, String> {
@@ -197,6 +291,59 @@ mod tests {
         ] {
             assert_eq!(history_limit(Some(&bad)), refused, "{bad}");
         }
+    }
+
+    #[test]
+    fn client_ids_are_short_and_plain() {
+        use serde_json::json;
+        assert_eq!(client_id(None), Ok(None));
+        assert_eq!(client_id(Some(&json!("a-B_9"))), Ok(Some("a-B_9".into())));
+        assert!(client_id(Some(&json!("x".repeat(64)))).unwrap().is_some());
+        for bad in [
+            json!(""),
+            json!("x".repeat(65)),
+            json!("a b"),
+            json!("é"),
+            json!(5),
+        ] {
+            assert!(client_id(Some(&bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn emoji_are_short_and_carry_no_words() {
+        use serde_json::json;
+        for good in ["👍", "🎉", "👩‍👩‍👧", "❤️", ":)"] {
+            assert_eq!(emoji(Some(&json!(good))), Ok(good.to_owned()), "{good}");
+        }
+        for bad in [
+            json!(""),
+            json!("ok"),
+            json!("a👍"),
+            json!("1"),
+            json!("👍 👍"),
+            json!("\u{7}"),
+            json!("👍".repeat(9)),
+            json!(1),
+            json!(null),
+        ] {
+            assert!(emoji(Some(&bad)).is_err(), "{bad}");
+        }
+        assert!(emoji(None).is_err());
+    }
+
+    #[test]
+    fn mentions_are_names_after_an_at_sign() {
+        assert_eq!(mentions("hi @ann and @bob."), ["ann", "bob"]);
+        assert_eq!(mentions("@ann @ann @Zoë_1"), ["ann", "Zoë_1"]);
+        assert_eq!(mentions("mail me at ann@example.com"), Vec::<String>::new());
+        assert_eq!(mentions("@ @. @@ann"), ["ann"]);
+        assert_eq!(
+            mentions(&format!("@{}", "x".repeat(33))),
+            Vec::<String>::new()
+        );
+        let many: String = (0..30).map(|i| format!("@u{i} ")).collect();
+        assert_eq!(mentions(&many).len(), MENTIONS_MAX);
     }
 
     #[test]

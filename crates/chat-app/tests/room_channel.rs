@@ -53,7 +53,7 @@ async fn a_message_is_stored_acknowledged_and_broadcast_then_in_history() {
     let mut ann = socket(&endpoint).await;
     let mut bob = socket(&endpoint).await;
     let joined = ann.join("room:lobby", json!({"username": "ann"})).await;
-    assert_eq!(joined, Ok(json!({"messages": []})));
+    assert_eq!(joined, Ok(json!({"messages": [], "gap": false})));
     bob.join("room:lobby", json!({"username": "bob"}))
         .await
         .unwrap();

@@ -21,6 +21,13 @@ fn new(room: &str, author: &str, body: &str) -> NewMessage {
     }
 }
 
+fn edit(body: &str) -> Change {
+    Change::Edit {
+        body: body.into(),
+        mentions: vec![],
+    }
+}
+
 fn reactor(key: &str) -> Reactor {
     Reactor {
         key: key.into(),
@@ -92,20 +99,20 @@ async fn threads_edits_reactions(store: &dyn Store) {
     // Edit and delete: the author only, not once deleted.
     assert_eq!(
         store
-            .change("lobby", top.id, "user:2", Change::Edit("x".into()))
+            .change("lobby", top.id, "user:2", edit("x"))
             .await
             .unwrap(),
         Err(Refusal::Forbidden)
     );
     assert_eq!(
         store
-            .change("other", top.id, "user:1", Change::Edit("x".into()))
+            .change("other", top.id, "user:1", edit("x"))
             .await
             .unwrap(),
         Err(Refusal::NotFound)
     );
     let edited = store
-        .change("lobby", top.id, "user:1", Change::Edit("edited".into()))
+        .change("lobby", top.id, "user:1", edit("edited"))
         .await
         .unwrap()
         .unwrap();
@@ -171,7 +178,7 @@ async fn threads_edits_reactions(store: &dyn Store) {
     assert!(gone.deleted && gone.body.is_empty() && gone.mentions.is_empty());
     assert_eq!(
         store
-            .change("lobby", reply.id, "user:2", Change::Edit("back".into()))
+            .change("lobby", reply.id, "user:2", edit("back"))
             .await
             .unwrap(),
         Err(Refusal::Deleted)

@@ -232,8 +232,9 @@ impl Store for MemoryStore {
                 return Err(Refusal::Deleted);
             }
             match change {
-                Change::Edit(body) => {
+                Change::Edit { body, mentions } => {
                     message.body = body;
+                    message.mentions = mentions;
                     message.edited_at = Some(rfc3339(time::OffsetDateTime::now_utc()));
                 }
                 Change::Delete => {

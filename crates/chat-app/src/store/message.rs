@@ -196,8 +196,13 @@ impl Serialize for Reactions {
 /// A change to a message's text: an edit, or its deletion (a tombstone).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Change {
-    /// New body (validated).
-    Edit(String),
+    /// New body (validated) and the mentions it makes.
+    Edit {
+        /// Text.
+        body: String,
+        /// `@name`s in it.
+        mentions: Vec<String>,
+    },
     /// Remove body, attachments and mentions; keep the message as a tombstone.
     Delete,
 }

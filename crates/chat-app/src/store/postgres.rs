@@ -539,13 +539,16 @@ impl Store for PostgresStore {
         let client = self.client().await?;
         let guard = "WHERE room = $1 AND id = $2 AND author = $3 AND NOT deleted";
         let changed = match &change {
-            Change::Edit(body) => {
+            Change::Edit { body, mentions } => {
                 let sql = format!(
-                    "UPDATE messages SET body = $4, edited_at = now() {guard} \
-                     RETURNING {SELECT_COLUMNS}"
+                    "UPDATE messages SET body = $4, mentions = $5::text::jsonb, \
+                     edited_at = now() {guard} RETURNING {SELECT_COLUMNS}"
                 );
+                let mentions = serde_json::to_string(mentions).unwrap_or_else(|_| "[]".to_owned());
                 let stmt = client.prepare_cached(&sql).await.map_err(unavailable)?;
-                client.query_opt(&stmt, &[&room, &id, &author, body]).await
+                client
+                    .query_opt(&stmt, &[&room, &id, &author, body, &mentions])
+                    .await
             }
             Change::Delete => {
                 let sql = format!(
