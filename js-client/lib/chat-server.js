@@ -1,6 +1,8 @@
 // Starts the chat app (target/debug/chat-app, built here) on a free port, or uses CHAT_URL.
 import { spawn, execFileSync } from "node:child_process";
 import { fileURLToPath } from "node:url";
+import fs from "node:fs";
+import os from "node:os";
 import path from "node:path";
 import readline from "node:readline";
 
@@ -16,8 +18,12 @@ export async function startChat({ databaseUrl, port = 0, env: extraEnv = {} } = 
     execFileSync("cargo", ["build", "--quiet", "-p", "chat-app"], { cwd: repoRoot, stdio: "inherit" });
     built = true;
   }
+  // Uploads go to a directory of this server's own unless the test names one, so no
+  // test leaves files in the working directory.
+  const uploadDir = extraEnv.UPLOAD_DIR ? null : fs.mkdtempSync(path.join(os.tmpdir(), "chat-uploads-"));
   const env = {
     ...process.env,
+    ...(uploadDir ? { UPLOAD_DIR: uploadDir } : {}),
     PORT: String(port),
     BIND: "127.0.0.1",
     STATIC_DIR: path.join(repoRoot, "js-client"),
@@ -50,6 +56,7 @@ export async function startChat({ databaseUrl, port = 0, env: extraEnv = {} } = 
     stop: async () => {
       child.kill("SIGKILL");
       await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.on("exit", r)));
+      if (uploadDir) fs.rmSync(uploadDir, { recursive: true, force: true });
     },
   };
 }
