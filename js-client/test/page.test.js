@@ -354,9 +354,18 @@ test("reactions, threads, edit and delete, mention notifications, attachments", 
 
   // Attachments (signed-in): an image inline as a thumbnail, a text file as a download link,
   // a refused upload with the server's reason.
+  // A real PNG, drawn by the browser itself.
   const png = Buffer.from(
-    "89504e470d0a1a0a0000000d4948445200000001000000010806000000" + "1f15c4890000000d49444154789c6360f8cf00000301010018dd8db40000000049454e44ae426082",
-    "hex",
+    await kim.page.evaluate(
+      () =>
+        new Promise((resolve) => {
+          const canvas = Object.assign(document.createElement("canvas"), { width: 120, height: 80 });
+          const g = canvas.getContext("2d");
+          g.fillStyle = "#ff6b35";
+          g.fillRect(0, 0, 120, 80);
+          canvas.toBlob((blob) => blob.arrayBuffer().then((a) => resolve([...new Uint8Array(a)])), "image/png");
+        }),
+    ),
   );
   await kim.page.setInputFiles("#attach", { name: "dot.png", mimeType: "image/png", buffer: png });
   await kim.page.waitForFunction(() => document.querySelector("#staged").textContent.includes("dot.png"));

@@ -163,10 +163,12 @@ async fn run(config: Config) -> Result<(), String> {
         uploads.dir().display()
     );
     let room_accounts = accounts.clone();
+    let attachments: Arc<dyn chat_app::uploads::AttachmentLookup> = uploads.clone();
     let socket = socket
         .channel("room:*", move || {
             RoomChannel::new(room_store.clone(), rooms.clone(), typing.clone())
                 .with_accounts(room_accounts.clone())
+                .with_attachments(attachments.clone())
         })
         .channel("user:*", user_channel);
     let limits =
