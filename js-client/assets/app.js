@@ -149,6 +149,30 @@ function isMe(name) {
   return typeof name === "string" && state.username !== null && name.toLowerCase() === state.username.toLowerCase();
 }
 
+// Toolbar icons as SVG strokes (no emoji font needed for the page's own controls).
+const ICONS = {
+  smile: ["M12 3a9 9 0 1 0 0 18a9 9 0 1 0 0-18z", "M8 14c1 1.5 2.4 2.2 4 2.2s3-.7 4-2.2", "M9 9.5h.01", "M15 9.5h.01"],
+  reply: ["M9 14L4 9l5-5", "M4 9h10a6 6 0 0 1 6 6v4"],
+  edit: ["M4 20h4L19 9l-4-4L4 16z", "M13 7l4 4"],
+  trash: ["M4 7h16", "M9 7V4h6v3", "M6 7l1 13h10l1-13"],
+  file: ["M6 3h8l4 4v14H6z", "M14 3v4h4"],
+  clip: ["M20 11l-8.5 8.5a5 5 0 0 1-7-7L13 4a3.5 3.5 0 0 1 5 5l-8.5 8.5a2 2 0 0 1-3-3L14 7"],
+};
+
+function icon(name) {
+  const ns = "http://www.w3.org/2000/svg";
+  const svg = document.createElementNS(ns, "svg");
+  svg.setAttribute("viewBox", "0 0 24 24");
+  svg.setAttribute("class", "icon");
+  svg.setAttribute("aria-hidden", "true");
+  for (const d of ICONS[name]) {
+    const path = document.createElementNS(ns, "path");
+    path.setAttribute("d", d);
+    svg.append(path);
+  }
+  return svg;
+}
+
 function avatar(name) {
   const a = el("span", "avatar", initials(name));
   a.setAttribute("aria-hidden", "true");
@@ -196,7 +220,7 @@ function attachmentElement(a) {
     link.href = url;
     link.download = a.name ?? "";
   }
-  link.append(el("span", "file-icon", "📄"), el("span", "file-name", a.name ?? "file"), el("span", "file-size", formatSize(a.size)));
+  link.append(icon("file"), el("span", "file-name", a.name ?? "file"), el("span", "file-size", formatSize(a.size)));
   return link;
 }
 
@@ -218,8 +242,10 @@ function reactionsElement(m) {
   return row;
 }
 
-function actionButton(label, text, onClick, className = "") {
-  const b = el("button", `action ${className}`.trim(), text);
+/** A toolbar button: `content` is its text or an icon; `label` its accessible name. */
+function actionButton(label, content, onClick, className = "") {
+  const b = el("button", `action ${className}`.trim());
+  b.append(content);
   b.type = "button";
   b.title = label;
   b.setAttribute("aria-label", label);
@@ -277,18 +303,20 @@ function messageElement(m, { grouped, inThread }) {
   if (!m.deleted && Object.keys(m.reactions).length) content.append(reactionsElement(m));
   if (!inThread && m.parent_id === null && m.reply_count > 0) {
     const n = m.reply_count;
-    content.append(actionButton(`Open the thread (${n} ${n === 1 ? "reply" : "replies"})`, `${n} ${n === 1 ? "reply" : "replies"}`, () => openThread(m.id), "reply-count"));
+    const text = `${n} ${n === 1 ? "reply" : "replies"}`;
+    // The accessible name starts with the visible text (WCAG 2.5.3).
+    content.append(actionButton(`${text}, open the thread`, text, () => openThread(m.id), "reply-count"));
   }
   li.append(gutter, content);
   if (!m.deleted) {
     const bar = el("div", "actions");
     bar.setAttribute("role", "toolbar");
     bar.setAttribute("aria-label", `Actions for ${m.username}'s message`);
-    bar.append(actionButton("Add a reaction", "☺", (b) => openPicker(m.id, b), "react"));
-    if (!inThread && m.parent_id === null) bar.append(actionButton("Reply in thread", "↩", () => openThread(m.id), "reply"));
+    bar.append(actionButton("Add a reaction", icon("smile"), (b) => openPicker(m.id, b), "react"));
+    if (!inThread && m.parent_id === null) bar.append(actionButton("Reply in thread", icon("reply"), () => openThread(m.id), "reply"));
     if (mine) {
-      bar.append(actionButton("Edit", "✎", () => startEdit(m.id), "edit"));
-      bar.append(actionButton("Delete", "🗑", () => deleteMessage(m.id), "delete"));
+      bar.append(actionButton("Edit", icon("edit"), () => startEdit(m.id), "edit"));
+      bar.append(actionButton("Delete", icon("trash"), () => deleteMessage(m.id), "delete"));
     }
     li.append(bar);
   }
@@ -981,7 +1009,7 @@ function renderStaged() {
   $("staged").replaceChildren(
     ...state.staged.map((a) => {
       const chip = el("span", "staged-file");
-      chip.append(el("span", "", `📎 ${a.name} (${formatSize(a.size)})`));
+      chip.append(icon("clip"), el("span", "", `${a.name} (${formatSize(a.size)})`));
       const remove = actionButton(`Remove ${a.name}`, "✕", () => {
         state.staged = state.staged.filter((x) => x !== a);
         renderStaged();
@@ -1283,6 +1311,8 @@ document.addEventListener("visibilitychange", () => {
 });
 
 // ---- wiring ----
+
+$("attach-icon").replaceWith(icon("clip"));
 
 $("room").value = roomFromHash();
 $("username").value = localStorage.getItem("phx-chat:username") ?? "";

@@ -329,6 +329,8 @@ test("reactions, threads, edit and delete, mention notifications, attachments", 
   await lee.page.locator("#thread-list .body", { hasText: /^yes, after the tests$/ }).waitFor();
   await msg(kim.page, ship).locator(".reply-count", { hasText: /^1 reply$/ }).waitFor();
   assert.deepEqual(await bodies(kim.page), [ship], "the reply stays in the thread");
+  await lee.page.screenshot({ path: path.join(ARTIFACTS, "page-thread.png") });
+  await axe(lee.page, "thread panel");
   await lee.page.keyboard.press("Escape");
   await lee.page.waitForSelector("#thread-panel", { state: "hidden" });
 
@@ -380,6 +382,8 @@ test("reactions, threads, edit and delete, mention notifications, attachments", 
   assert.match(att[0].cls, /image/);
   assert.match(att[0].img, /^\/uploads\/[A-Za-z0-9_-]+\/thumb$/);
   assert.match(att[1].text, /notes\.txt.*12 B/);
+  await lee.page.locator(`${"#message-list"} img`).evaluate((img) => img.complete || new Promise((r) => (img.onload = r)));
+  await lee.page.screenshot({ path: path.join(ARTIFACTS, "page-rich.png") });
   await kim.page.setInputFiles("#attach", { name: "x.png", mimeType: "image/png", buffer: Buffer.from("<html><script>alert(1)</script>") });
   await kim.page.waitForFunction(() => /Upload refused: .+/.test(document.querySelector("#send-error").textContent));
   await kim.context.close();
