@@ -10,14 +10,17 @@ import path from "node:path";
 import { createRequire } from "node:module";
 import { startChat } from "../lib/chat-server.js";
 import { ARTIFACTS, launchBrowser, joinAsGuest, send } from "../lib/browser.js";
+import { cutProxy } from "../lib/cut-proxy.js";
 
 const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 const PASSWORD = "correct horse battery";
+// PHX_HOST: pages served through the test's cut-able proxy (another port) may connect too.
+const ENV = { REGISTER_BURST: "100", LOGIN_ADDRESS_BURST: "100", PHX_HOST: "127.0.0.1" };
 let chat;
 let browser;
 
 before(async () => {
-  chat = await startChat({ env: { REGISTER_BURST: "100", LOGIN_ADDRESS_BURST: "100" } });
+  chat = await startChat({ env: ENV });
   browser = await launchBrowser();
 });
 
@@ -189,7 +192,7 @@ test("reload rejoins; an outage shows a banner, keeps what is typed, and sends i
   await dan.page.screenshot({ path: path.join(ARTIFACTS, "page-outage.png") });
 
   // Back on the same port: the page rejoins by itself and sends the message, exactly once.
-  chat = await startChat({ port, env: { REGISTER_BURST: "100", LOGIN_ADDRESS_BURST: "100" } });
+  chat = await startChat({ port, env: ENV });
   await dan.page.waitForSelector("#connection-banner", { state: "hidden", timeout: 30000 });
   await dan.page.waitForFunction(() => !document.querySelector("#message-list li.pending"), null, { timeout: 20000 });
   await shown(eve.page, "written during the outage");
@@ -203,6 +206,47 @@ test("reload rejoins; an outage shows a banner, keeps what is typed, and sends i
   assert.equal(await dan.page.isHidden("#connection-banner"), true);
   await dan.context.close();
   await eve.context.close();
+});
+
+test("a dropped link: what others wrote meanwhile is replayed (after_id), what I wrote is sent once", async () => {
+  const room = `cut-${tag()}`;
+  const proxy = await cutProxy({ port: Number(new URL(chat.url).port) });
+  const fay = await joinAsGuest(browser, proxy.url, "fay", room);
+  const gus = await guest("gus", room);
+  await send(gus.page, "one");
+  await shown(fay.page, "one");
+
+  // The page's joins, as sent (phoenix.js's JSON array frames).
+  const joins = [];
+  fay.page.on("websocket", (ws) =>
+    ws.on("framesent", ({ payload }) => {
+      const frame = JSON.parse(String(payload));
+      if (frame[3] === "phx_join" && frame[2] === `room:${room}`) joins.push(frame[4]);
+    }),
+  );
+  const oneId = Number(await msg(fay.page, "one").getAttribute("data-id"));
+  proxy.cut();
+  await fay.page.waitForSelector("#connection-banner:not([hidden])");
+  await send(gus.page, "two (fay is away)");
+  await send(gus.page, "three (fay is away)");
+  await shown(gus.page, "three (fay is away)");
+  await send(fay.page, "fay wrote this offline");
+  await fay.page.waitForSelector("#message-list li.pending.waiting");
+
+  proxy.restore();
+  await shown(fay.page, "three (fay is away)");
+  await shown(gus.page, "fay wrote this offline");
+  await fay.page.waitForFunction(() => !document.querySelector("#message-list li.pending"));
+  await fay.page.waitForSelector("#connection-banner", { state: "hidden" });
+  await send(gus.page, "four");
+  await shown(fay.page, "four");
+  assert.deepEqual(joins.at(-1), { username: "fay", after_id: oneId }, "the rejoin asks for what came after the last id seen");
+  const expected = ["one", "two (fay is away)", "three (fay is away)", "fay wrote this offline", "four"];
+  assert.deepEqual(await bodies(fay.page), expected, "nothing lost, nothing twice, in id order");
+  assert.deepEqual(await bodies(gus.page), expected);
+  await fay.context.close();
+  await gus.context.close();
+  await proxy.close();
 });
 
 test("looks: desktop and dark screenshots, dark mode follows the system, axe-core finds nothing serious", async () => {
