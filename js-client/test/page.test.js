@@ -96,6 +96,9 @@ test("a conversation: empty state, grouping, separators, avatars, safe links, me
   const text = "look at https://example.com/a?b=1. and javascript:alert(1) @Ada";
   await shown(ada.page, text);
   assert.equal(await ada.page.textContent("#typing"), "", "typing cleared with the message");
+  // Screen readers hear it through the polite live region.
+  assert.equal(await ada.page.textContent("#announcer"), `bob: ${text}`);
+  assert.equal(await ada.page.getAttribute("#announcer", "aria-live"), "polite");
 
   // A new author starts a new group; the link is an anchor, javascript: is text.
   const links = await msg(ada.page, text).locator("a").evaluateAll((as) => as.map((a) => ({ href: a.href, rel: a.rel, target: a.target, text: a.textContent })));
@@ -259,6 +262,11 @@ test("looks: desktop and dark screenshots, dark mode follows the system, axe-cor
   await send(raj.page, "All green so far 🎉");
   await shown(ann.page, "All green so far 🎉");
   await ann.page.screenshot({ path: path.join(ARTIFACTS, "page-desktop.png") });
+  // The favicon: linked, served as SVG.
+  const icon = await ann.page.getAttribute('link[rel="icon"]', "href");
+  const served = await ann.page.request.get(new URL(icon, chat.url).href);
+  assert.equal(served.status(), 200);
+  assert.match(served.headers()["content-type"], /^image\/svg\+xml/);
   await axe(ann.page, "light");
 
   await ann.page.emulateMedia({ colorScheme: "dark" });
@@ -375,8 +383,16 @@ test("reactions, threads, edit and delete, mention notifications, attachments", 
   assert.deepEqual(await bodies(kim.page), [ship], "the reply stays in the thread");
   await lee.page.screenshot({ path: path.join(ARTIFACTS, "page-thread.png") });
   await axe(lee.page, "thread panel");
+  // On a phone the thread covers the screen, its composer visible.
+  await lee.page.setViewportSize({ width: 390, height: 844 });
+  const panel = await lee.page.$eval("#thread-panel", (p) => p.getBoundingClientRect().toJSON());
+  assert.ok(panel.left === 0 && panel.top === 0 && panel.width === 390 && Math.abs(panel.height - 844) < 2, JSON.stringify(panel));
+  const reply = await lee.page.$eval("#thread-body", (t) => t.getBoundingClientRect().bottom);
+  assert.ok(reply <= 844, `thread composer inside the screen: ${reply}`);
+  await lee.page.screenshot({ path: path.join(ARTIFACTS, "page-phone-thread.png") });
   await lee.page.keyboard.press("Escape");
   await lee.page.waitForSelector("#thread-panel", { state: "hidden" });
+  await lee.page.setViewportSize({ width: 1200, height: 760 });
 
   // Edit and delete my own message; the others see "(edited)" and the tombstone.
   await send(kim.page, "typo hree");
