@@ -3,60 +3,14 @@
 // the flood limits (typing throttle, room-creation budget).
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { Socket } from "phoenix";
-import WebSocket from "ws";
 import { startChat, testDatabase } from "../lib/chat-server.js";
 import { partitionProxy } from "../lib/partition-proxy.js";
+import { PATIENCE_MS, client, disconnectAll, join as joinTopic, push, until } from "../lib/channel.js";
 
-const sockets = [];
-after(() => sockets.forEach((s) => s.disconnect()));
+after(disconnectAll);
 
-// Upper bound on waits for events (replies, broadcasts): only a broken server reaches it,
-// and a loaded 2-core machine can stall for seconds. phoenix.js' own push timeout (10 s by
-// default) is raised to match, so a slow reply is not mistaken for a missing one.
-const PATIENCE_MS = 30000;
-
-function client(url) {
-  const socket = new Socket(url.replace(/^http/, "ws") + "/socket", {
-    transport: WebSocket,
-    reconnectAfterMs: () => 50,
-    timeout: PATIENCE_MS,
-  });
-  socket.connect();
-  sockets.push(socket);
-  return socket;
-}
-
-function join(socket, room, username) {
-  const channel = socket.channel(`room:${room}`, { username });
-  return new Promise((resolve) =>
-    channel
-      .join()
-      .receive("ok", (reply) => resolve({ channel, reply, ok: true }))
-      .receive("error", (reply) => {
-        channel.leave();
-        resolve({ channel, reply, ok: false });
-      }),
-  );
-}
-
-function push(channel, event, payload, timeout) {
-  return new Promise((resolve) =>
-    channel
-      .push(event, payload, timeout)
-      .receive("ok", (r) => resolve({ status: "ok", ...r }))
-      .receive("error", (r) => resolve({ status: "error", ...r }))
-      .receive("timeout", () => resolve({ status: "timeout" })),
-  );
-}
-
-const until = async (check, what, timeout = PATIENCE_MS) => {
-  const deadline = Date.now() + timeout;
-  while (!check()) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-};
+/** Joins `room:<room>` as the guest `username`. */
+const join = (socket, room, username) => joinTopic(socket, `room:${room}`, { username });
 
 test("joins are validated with readable reasons", async () => {
   const chat = await startChat();
@@ -69,7 +23,7 @@ test("joins are validated with readable reasons", async () => {
     assert.match((await join(s, "r".repeat(65), "ok")).reply.reason, /at most 64/);
     const good = await join(s, "lobby", "  Ada  ");
     assert.equal(good.ok, true);
-    assert.deepEqual(good.reply, { messages: [] });
+    assert.deepEqual(good.reply, { messages: [], gap: false });
   } finally {
     await chat.stop();
   }
@@ -97,7 +51,15 @@ test("messages are validated, stored, broadcast with ids; history pages back; ty
       ids.push(r.id);
     }
     await until(() => atB.length === 60, "60 broadcasts at bob");
-    assert.deepEqual(Object.keys(atB[0]).sort(), ["body", "id", "inserted_at", "room", "username"]);
+    assert.deepEqual(Object.keys(atB[0]).sort(), [
+      "attachments", "body", "client_id", "deleted", "edited_at", "id", "inserted_at", "mentions",
+      "parent_id", "reactions", "reply_count", "room", "username",
+    ]);
+    assert.deepEqual(
+      { ...atB[0], id: 0, inserted_at: "" },
+      { id: 0, room: "hist", username: "ann", body: "m0", inserted_at: "", parent_id: null, reply_count: 0,
+        edited_at: null, deleted: false, reactions: {}, attachments: [], mentions: [], client_id: null },
+    );
     assert.equal(atB[0].body, "m0", "bodies are trimmed");
     assert.equal(atB[0].room, "hist");
     assert.match(atB[0].inserted_at, /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$/);
@@ -133,7 +95,7 @@ test("with DATABASE_URL, history survives a restart", async () => {
       await chat.stop();
     }
   } finally {
-    sockets.forEach((s) => s.disconnect());
+    disconnectAll();
     db.drop();
   }
 });

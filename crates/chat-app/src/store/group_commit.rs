@@ -28,6 +28,9 @@
 //! - **Bounded.** The queue holds at most [`WriterConfig::queue`] messages in all (split
 //!   evenly over the writers), plus one batch in flight per writer; a message arriving
 //!   at a full queue is refused at once with [`StoreError::Busy`], never buffered.
+//! - **A retry is stored once.** A message whose `client_id` its author already used in
+//!   the room, earlier or in the same batch, is answered with the first message as a
+//!   duplicate and not announced (see [`BatchWrite::write`]).
 //! - **Other rooms do not hold a sender** beyond the one batch it shares with them: a
 //!   sender waits for the batch in flight on its writer (if any) and its own.
 //!

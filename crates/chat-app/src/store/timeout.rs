@@ -28,8 +28,8 @@ pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
 /// sees a message its author was told failed (see `group_commit` for the one
 /// microsecond-wide exception). That is acceptable: the guarantee
 /// kept is that nothing *acknowledged* is lost; without an ack the client may retry,
-/// which can store the message twice, and the client-side idempotency key of the
-/// reconnect work removes that duplicate.
+/// and a retry with the same `client_id` is answered as a duplicate of the stored
+/// message instead of being stored again (docs/chat.md).
 ///
 /// **The connection is not handed out broken.** Dropping a timed-out call drops its
 /// pooled connection handle, which goes back to the pool with the query's answer still
