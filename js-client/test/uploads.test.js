@@ -29,6 +29,7 @@ before(async () => {
       UPLOAD_MAX_BYTES: String(MAX_BYTES),
       UPLOAD_BURST: String(BURST),
       UPLOAD_REFILL_MS: "600000",
+      UPLOAD_QUOTA_BYTES: String(3 * MAX_BYTES),
       REGISTER_BURST: "100",
     },
   });
@@ -238,7 +239,7 @@ test("no token, a bad token and a logged-out token are refused (401)", async () 
   assert.equal((await upload(auth, "a.txt", "hello")).status, 401);
 });
 
-test("a body over UPLOAD_MAX_BYTES is refused (413), and a huge one is cut off, not read", async () => {
+test("a body over UPLOAD_MAX_BYTES is refused (413), and a huge one is cut off, not read", { timeout: 20000 }, async () => {
   const auth = await token();
   const exact = await upload(auth, "max.txt", "a".repeat(MAX_BYTES));
   assert.equal(exact.status, 201, "exactly the limit is accepted");
@@ -248,6 +249,28 @@ test("a body over UPLOAD_MAX_BYTES is refused (413), and a huge one is cut off, 
     body: "a".repeat(MAX_BYTES + 1),
   }).catch(() => ({ status: "reset" }));
   assert.ok(status === 413 || status === "reset", `declared length over the limit: ${status}`);
+
+  // The declared length alone is refused: the answer comes before any body byte is sent.
+  const { hostname: h, port: p } = new URL(chat.url);
+  const early = await new Promise((resolve, reject) => {
+    const req = http.request(
+      {
+        hostname: h,
+        port: p,
+        method: "POST",
+        path: "/api/uploads?name=big.txt",
+        headers: { authorization: `Bearer ${auth}`, "content-length": String(100 * 1024 * 1024) },
+      },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode);
+        req.destroy();
+      },
+    );
+    req.on("error", reject);
+    req.flushHeaders();
+  });
+  assert.equal(early, 413);
 
   // Chunked, no length: 512 MiB offered. The server must answer 413 (or close) after
   // about the limit, so what the client managed to push is bounded by socket buffers.
@@ -297,6 +320,17 @@ test("a user over the upload rate gets 429; another user is not affected", async
   const over = await upload(auth, "one-more.txt", "x");
   assert.equal(over.status, 429, JSON.stringify(over.body));
   assert.equal((await upload(await token(), "other.txt", "x")).status, 201);
+});
+
+test("a user over the disk quota gets 413; refused uploads do not count", async () => {
+  const auth = await token();
+  const full = "q".repeat(MAX_BYTES);
+  assert.equal((await upload(auth, "bad.bin", Buffer.alloc(MAX_BYTES, 0))).status, 415);
+  for (let i = 0; i < 3; i++) assert.equal((await upload(auth, `q${i}.txt`, full)).status, 201, `upload ${i}`);
+  const over = await upload(auth, "one-byte.txt", "q");
+  assert.equal(over.status, 413, JSON.stringify(over.body));
+  assert.match(over.body.error, /quota/);
+  assert.equal((await upload(await token(), "other.txt", full)).status, 201, "quotas are per user");
 });
 
 test("unknown ids, metadata files and traversal in the GET path are 404", async () => {

@@ -113,6 +113,11 @@ pub struct Config {
           value_parser = clap::value_parser!(u64).range(1..))]
     pub upload_max_bytes: u64,
 
+    /// Bytes of uploads one user may keep (1 GiB); past it, 413.
+    #[arg(long, env = "UPLOAD_QUOTA_BYTES", default_value_t = 1_073_741_824,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub upload_quota_bytes: u64,
+
     /// Uploads one signed-in user may make at once (then one per `--upload-refill-ms`).
     #[arg(long, env = "UPLOAD_BURST", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..))]
@@ -358,6 +363,7 @@ impl Config {
     pub fn uploads(&self) -> crate::uploads::http::UploadLimits {
         crate::uploads::http::UploadLimits {
             max_bytes: self.upload_max_bytes,
+            quota_bytes: self.upload_quota_bytes,
             per_user: Rate::new(
                 self.upload_burst,
                 Duration::from_millis(self.upload_refill_ms),
@@ -615,6 +621,10 @@ mod tests {
         let uploads = config.uploads();
         assert_eq!(uploads.max_bytes, crate::uploads::http::DEFAULT_MAX_BYTES);
         assert_eq!(uploads.per_user, crate::uploads::http::DEFAULT_PER_USER);
+        assert_eq!(
+            uploads.quota_bytes,
+            crate::uploads::quota::DEFAULT_QUOTA_BYTES
+        );
     }
 
     #[test]
@@ -629,12 +639,20 @@ mod tests {
             "3",
             "--upload-refill-ms",
             "500",
+            "--upload-quota-bytes",
+            "5000",
         ]);
         assert_eq!(config.upload_dir, PathBuf::from("/srv/files"));
         let uploads = config.uploads();
         assert_eq!(uploads.max_bytes, 1000);
         assert_eq!(uploads.per_user, Rate::new(3, Duration::from_millis(500)));
-        for flag in ["--upload-max-bytes", "--upload-burst", "--upload-refill-ms"] {
+        assert_eq!(uploads.quota_bytes, 5000);
+        for flag in [
+            "--upload-max-bytes",
+            "--upload-burst",
+            "--upload-refill-ms",
+            "--upload-quota-bytes",
+        ] {
             assert!(
                 Config::try_parse_from(["chat-app", flag, "0"]).is_err(),
                 "{flag}"

@@ -157,6 +157,7 @@ async fn run(config: Config) -> Result<(), String> {
     tracing::info!(
         upload_dir = %uploads.dir().display(),
         upload_max_bytes = upload_limits.max_bytes,
+        upload_quota_bytes = upload_limits.quota_bytes,
         upload_burst = config.upload_burst,
         upload_refill_ms = config.upload_refill_ms,
         "uploads are stored in {} (a cluster's nodes must share it)",

@@ -2,12 +2,12 @@
 //!
 //! - `POST /api/uploads?name=<file name>`, the raw file as the body, `Authorization:
 //!   Bearer <session token>` → `201` attachment JSON, or `{"error"}` with 400, 401, 408,
-//!   413, 415, 429, 503 ([`UploadError`]).
+//!   413 (too large, or over the user's quota), 415, 429, 503 ([`UploadError`]).
 //! - `GET /uploads/<id>` and `GET /uploads/<id>/thumb`: the file or its thumbnail with
 //!   headers that keep a browser from running it ([`serve`]).
 //!
 //! The request is checked from the cheapest to the dearest: token, per-user rate, name,
-//! declared length, then the body, read with a hard cap and a deadline, never past
+//! declared length and quota, then the body, read with a hard cap and a deadline, never past
 //! `max_bytes` + one read; then the type from the bytes and, for an image, a bounded
 //! decode for the thumbnail. Nothing reaches the disk before all of that passed.
 
@@ -27,6 +27,7 @@ use serde_json::json;
 use tokio::sync::Semaphore;
 
 use super::name::{rfc5987, sanitise, NameError};
+use super::quota::{OverQuota, Quota, DEFAULT_QUOTA_BYTES};
 use super::sniff::{sniff, Kind, SniffError};
 use super::store::{is_id, Meta, UploadStore};
 use super::thumb::{ThumbError, Thumbnailer};
@@ -58,6 +59,8 @@ pub struct UploadLimits {
     pub at_once: usize,
     /// Time to receive one body.
     pub body_deadline: Duration,
+    /// Bytes one user may keep.
+    pub quota_bytes: u64,
 }
 
 impl Default for UploadLimits {
@@ -67,6 +70,7 @@ impl Default for UploadLimits {
             per_user: DEFAULT_PER_USER,
             at_once: DEFAULT_AT_ONCE,
             body_deadline: DEFAULT_BODY_DEADLINE,
+            quota_bytes: DEFAULT_QUOTA_BYTES,
         }
     }
 }
@@ -89,6 +93,9 @@ pub enum UploadError {
     /// Declared or read past the limit.
     #[error("the file is larger than {0} bytes")]
     TooLarge(u64),
+    /// The user's stored files would pass the quota.
+    #[error(transparent)]
+    OverQuota(#[from] OverQuota),
     /// Nothing uploaded.
     #[error("the file is empty")]
     Empty,
@@ -122,7 +129,7 @@ impl UploadError {
                 StatusCode::BAD_REQUEST
             }
             UploadError::Interrupted => StatusCode::BAD_REQUEST,
-            UploadError::TooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            UploadError::TooLarge(_) | UploadError::OverQuota(_) => StatusCode::PAYLOAD_TOO_LARGE,
             UploadError::Timeout => StatusCode::REQUEST_TIMEOUT,
             UploadError::Busy => StatusCode::SERVICE_UNAVAILABLE,
             UploadError::Type(_) | UploadError::Image(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
@@ -171,10 +178,12 @@ pub struct UploadsHttp<H> {
     per_user: RateLimit<i64>,
     receiving: Arc<Semaphore>,
     thumbs: Thumbnailer,
+    quota: Quota,
 }
 
 impl<H: HttpHandler> UploadsHttp<H> {
-    /// Uploads into `store` by users `sessions` signs in, within `limits`.
+    /// Uploads into `store` by users `sessions` signs in, within `limits`. Reads every
+    /// upload's metadata once (blocking), to count each user's bytes.
     pub fn new(
         inner: H,
         sessions: Sessions,
@@ -184,11 +193,12 @@ impl<H: HttpHandler> UploadsHttp<H> {
         Self {
             inner,
             sessions,
-            store,
             per_user: RateLimit::new(limits.per_user),
             receiving: Arc::new(Semaphore::new(limits.at_once.max(1))),
             limits,
             thumbs: Thumbnailer::default(),
+            quota: Quota::new(limits.quota_bytes, store.usage()),
+            store,
         }
     }
 
@@ -225,6 +235,8 @@ impl<H: HttpHandler> UploadsHttp<H> {
         if declared.is_some_and(|len| len > max) {
             return Err(UploadError::TooLarge(max));
         }
+        // Refused before the body when it cannot fit; counted for good below.
+        drop(self.quota.reserve(user.id, declared.unwrap_or(1))?);
         let _slot = self
             .receiving
             .clone()
@@ -234,6 +246,7 @@ impl<H: HttpHandler> UploadsHttp<H> {
         if data.is_empty() {
             return Err(UploadError::Empty);
         }
+        let reservation = self.quota.reserve(user.id, data.len() as u64)?;
         let kind = sniff(&data)?;
         let thumb = if kind.is_image() {
             Some(self.thumbs.make(data.clone(), kind).await?)
@@ -248,6 +261,7 @@ impl<H: HttpHandler> UploadsHttp<H> {
                 tracing::warn!(error = %e, dir = %self.store.dir().display(), "upload: cannot write");
                 UploadError::Storage
             })?;
+        reservation.keep();
         tracing::info!(
             user_id = user.id,
             id = %meta.id,
@@ -434,6 +448,7 @@ mod tests {
             (BadName(NameError::Dots), 400),
             (Type(SniffError::Markup), 415),
             (Image(ThumbError::TooLarge), 415),
+            (OverQuota(super::super::quota::OverQuota { quota: 1 }), 413),
         ] {
             assert_eq!(error.status().as_u16(), status, "{error}");
         }

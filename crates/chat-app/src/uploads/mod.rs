@@ -4,11 +4,13 @@
 //! - `sniff`: the type from the bytes (PNG, JPEG, GIF, WebP, PDF, UTF-8 text, ZIP only);
 //! - `name`: the sanitised display name and its `Content-Disposition` encoding;
 //! - `thumb`: bounded image decoding and 320 × 320 PNG thumbnails;
+//! - `quota`: bytes kept per user;
 //! - `store`: files and metadata under `UPLOAD_DIR`, the [`AttachmentLookup`];
 //! - `http`: `POST /api/uploads`, `GET /uploads/<id>` and `/uploads/<id>/thumb`.
 
 pub mod http;
 pub mod name;
+pub mod quota;
 pub mod sniff;
 pub mod store;
 pub mod thumb;

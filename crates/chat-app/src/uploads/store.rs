@@ -185,6 +185,22 @@ impl UploadStore {
         (meta.id == id).then_some(meta)
     }
 
+    /// Every upload's owner and size, from the metadata files (at start, for the
+    /// quota). Blocking: one read per upload.
+    pub fn usage(&self) -> Vec<(i64, u64)> {
+        let Ok(entries) = std::fs::read_dir(&self.dir) else {
+            return Vec::new();
+        };
+        entries
+            .flatten()
+            .filter_map(|entry| {
+                let name = entry.file_name();
+                let id = name.to_str()?.strip_suffix(".json")?;
+                self.meta(id).map(|meta| (meta.owner, meta.size))
+            })
+            .collect()
+    }
+
     /// The metadata and bytes of `id` (`None`: no such upload).
     pub async fn read(&self, id: &str) -> Option<(Meta, Vec<u8>)> {
         let meta = self.meta(id)?;
@@ -276,6 +292,17 @@ mod tests {
         assert!(lookup.attachment("../../etc/passwd", 1).is_none());
         assert!(lookup.attachment(&meta.id.to_uppercase(), 1).is_none());
         assert!(store.read_thumb(&meta.id).await.is_none());
+        store
+            .save(1, "b.txt", Kind::Text, &Bytes::from_static(b"hi"), None)
+            .await
+            .unwrap();
+        store
+            .save(2, "c.txt", Kind::Text, &data, None)
+            .await
+            .unwrap();
+        let mut usage = store.usage();
+        usage.sort();
+        assert_eq!(usage, vec![(1, 2), (1, 5), (2, 5)]);
     }
 
     #[test]
