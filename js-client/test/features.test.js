@@ -146,10 +146,11 @@ test("mentions reach registered users who may read the room; attachments need up
     await until(() => inbox[`cat${tag}`].length === 2, "cat's marker");
     assert.deepEqual(inbox[`cat${tag}`].map((m) => m.room), [`pub${tag}`, `pub${tag}`], "nothing from the private room");
 
-    // This server has no uploads wired: attachments are refused, whoever sends them.
-    assert.equal((await push(pub.channel, "new_msg", { body: "file", attachments: ["x"] })).reason, "uploads are not enabled");
+    // Uploads are wired (main.rs): an id that is not the sender's upload is refused, and a
+    // guest has no uploads at all.
+    assert.equal((await push(pub.channel, "new_msg", { body: "file", attachments: ["x"] })).reason, "unknown attachment");
     const guest = await join(client(chat.url), `room:pub${tag}`, { username: "zed" });
-    assert.equal((await push(guest.channel, "new_msg", { body: "", attachments: ["x"] })).reason, "uploads are not enabled");
+    assert.equal((await push(guest.channel, "new_msg", { body: "", attachments: ["x"] })).reason, "unknown attachment");
     assert.match((await push(guest.channel, "new_msg", { body: "f", attachments: Array(11).fill("x") })).reason, /at most 10/);
   } finally {
     await chat.stop();
