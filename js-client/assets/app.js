@@ -401,8 +401,11 @@ function signature(m, grouped, extra = "") {
 }
 
 const cache = new Map(); // key → {sig, node}
+/** Keys used by the current render(): the others (settled pending lines, …) are dropped. */
+const used = new Set();
 
 function keyed(key, sig, build) {
+  used.add(key);
   const hit = cache.get(key);
   if (hit && hit.sig === sig) return hit.node;
   const node = build();
@@ -472,6 +475,7 @@ function scrollToBottom() {
 }
 
 function render() {
+  used.clear();
   const box = $("messages");
   const top = state.timeline.topLevel();
   const pending = state.timeline.pendingIn(null);
@@ -482,6 +486,7 @@ function render() {
   if (state.stick) box.scrollTop = box.scrollHeight;
   renderJump();
   if (state.thread) renderThread();
+  for (const key of cache.keys()) if (!used.has(key)) cache.delete(key);
 }
 
 function renderJump() {
