@@ -207,6 +207,12 @@ test("reload rejoins; an outage shows a banner, keeps what is typed, and sends i
   assert.equal(await count(dan.page), 1);
   assert.equal(await count(eve.page), 1);
   assert.equal(await dan.page.isHidden("#connection-banner"), true);
+  // Leave goes back to the form, and a reload then stays there.
+  await dan.page.click("#leave-guest");
+  await dan.page.waitForSelector("#login:not([hidden])");
+  await dan.page.reload();
+  await dan.page.waitForSelector("#login:not([hidden])");
+  assert.equal(await dan.page.isHidden("#chat"), true);
   await dan.context.close();
   await eve.context.close();
 });
@@ -308,6 +314,36 @@ test("phone: after a reload the newest message is fully visible above the compos
   await axe(phone.page, "phone");
   await writer.context.close();
   await phone.context.close();
+});
+
+test("a long thread pages: the latest 50 replies, then earlier ones on demand", async () => {
+  const room = `paging-${tag()}`;
+  const hal = await guest("hal", room);
+  await send(hal.page, "a busy topic");
+  await shown(hal.page, "a busy topic");
+  await msg(hal.page, "a busy topic").hover();
+  await msg(hal.page, "a busy topic").locator(".action.reply").click();
+  await hal.page.waitForSelector("#thread-panel:not([hidden])");
+  await hal.page.evaluate(() => {
+    for (let i = 0; i < 55; i++) {
+      document.querySelector("#thread-body").value = `reply ${i}`;
+      document.querySelector("#thread-composer").requestSubmit();
+    }
+  });
+  await msg(hal.page, "a busy topic").locator(".reply-count", { hasText: /^55 replies$/ }).waitFor();
+  await hal.page.waitForFunction(() => !document.querySelector("#thread-list li.pending"));
+
+  const ivy = await guest("ivy", room);
+  await msg(ivy.page, "a busy topic").locator(".reply-count").click();
+  const replies = () => ivy.page.$$eval("#thread-list li.message .body", (b) => b.map((e) => e.textContent));
+  await ivy.page.waitForFunction(() => document.querySelectorAll("#thread-list li.message").length === 51);
+  assert.deepEqual((await replies()).slice(0, 2), ["a busy topic", "reply 5"]);
+  await ivy.page.click("#thread-older");
+  await ivy.page.waitForFunction(() => document.querySelectorAll("#thread-list li.message").length === 56);
+  assert.deepEqual(await replies(), ["a busy topic", ...Array.from({ length: 55 }, (_, i) => `reply ${i}`)]);
+  await ivy.page.waitForSelector("#thread-older", { state: "hidden" });
+  await hal.context.close();
+  await ivy.context.close();
 });
 
 async function account(name, room) {
