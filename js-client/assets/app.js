@@ -395,9 +395,17 @@ function pendingElement(p, grouped) {
   return li;
 }
 
+/** Each message object's JSON, computed once (an update brings a new object). */
+const messageJson = new WeakMap();
+
 /** A pure signature of what an element shows: the element is rebuilt only when it changes. */
-function signature(m, grouped, extra = "") {
-  return JSON.stringify([m, grouped, state.editing === m.id, state.username, extra]);
+function signature(m, grouped) {
+  let json = messageJson.get(m);
+  if (json === undefined) {
+    json = JSON.stringify(m);
+    messageJson.set(m, json);
+  }
+  return `${grouped}|${state.editing === m.id}|${state.username}|${json}`;
 }
 
 const cache = new Map(); // key → {sig, node}
@@ -476,14 +484,14 @@ function scrollToBottom() {
 
 function render() {
   used.clear();
-  const box = $("messages");
   const top = state.timeline.topLevel();
   const pending = state.timeline.pendingIn(null);
   reconcile($("message-list"), listItems(top, pending, "", false));
   const empty = state.everJoined && top.length === 0 && pending.length === 0;
   $("empty-state").hidden = !empty;
   $("empty-room").textContent = `#${state.room ?? ""}`;
-  if (state.stick) box.scrollTop = box.scrollHeight;
+  // No scrolling here: reading the layout on every message would lay the list out each
+  // time. The resize observer below follows the bottom once per frame instead.
   renderJump();
   if (state.thread) renderThread();
   for (const key of cache.keys()) if (!used.has(key)) cache.delete(key);
@@ -915,7 +923,7 @@ function deleteMessage(id) {
 
 function openThread(parentId) {
   if (!state.channel) return;
-  state.thread = { parentId, noOlder: false, loading: true, returnFocus: document.activeElement };
+  state.thread = { parentId, noOlder: false, loading: true, stick: true, returnFocus: document.activeElement };
   $("thread-panel").hidden = false;
   $("chat").classList.add("thread-open");
   $("thread-error").textContent = "";
@@ -967,8 +975,6 @@ function closeThread() {
 function renderThread() {
   const t = state.thread;
   const parent = state.timeline.byId.get(t.parentId);
-  const scroll = $("thread-scroll");
-  const stick = nearBottom(scroll);
   const replies = state.timeline.replies(t.parentId);
   const items = parent ? listItems([parent], [], "t:parent:", true) : [];
   if (parent) {
@@ -979,12 +985,12 @@ function renderThread() {
   reconcile($("thread-list"), items);
   $("thread-older").hidden = t.noOlder || replies.length === 0;
   $("thread-title").textContent = parent ? `Thread — ${parent.username}` : "Thread";
-  if (stick) scroll.scrollTop = scroll.scrollHeight;
 }
 
 function scrollThreadToBottom() {
   const scroll = $("thread-scroll");
   scroll.scrollTop = scroll.scrollHeight;
+  if (state.thread) state.thread.stick = true;
 }
 
 // ---- attachments (signed-in users): uploaded first, sent with the next message ----
@@ -1415,6 +1421,15 @@ const follow = new ResizeObserver(() => {
 });
 follow.observe($("messages"));
 follow.observe($("message-list"));
+
+$("thread-scroll").addEventListener("scroll", () => {
+  if (state.thread) state.thread.stick = nearBottom($("thread-scroll"));
+});
+const followThread = new ResizeObserver(() => {
+  if (state.thread?.stick) $("thread-scroll").scrollTop = $("thread-scroll").scrollHeight;
+});
+followThread.observe($("thread-scroll"));
+followThread.observe($("thread-list"));
 
 $("jump").addEventListener("click", () => {
   scrollToBottom();

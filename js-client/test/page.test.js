@@ -11,6 +11,7 @@ import { createRequire } from "node:module";
 import { startChat } from "../lib/chat-server.js";
 import { ARTIFACTS, launchBrowser, joinAsGuest, send } from "../lib/browser.js";
 import { cutProxy } from "../lib/cut-proxy.js";
+import { client, disconnectAll, join, push } from "../lib/channel.js";
 
 const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 const PASSWORD = "correct horse battery";
@@ -25,6 +26,7 @@ before(async () => {
 });
 
 after(async () => {
+  disconnectAll();
   await browser?.close();
   await chat?.stop();
 });
@@ -255,6 +257,37 @@ test("a dropped link: what others wrote meanwhile is replayed (after_id), what I
   assert.deepEqual(await bodies(gus.page), expected);
   await fay.context.close();
   await gus.context.close();
+  await proxy.close();
+});
+
+test("a long absence: past 200 missed messages the rejoin replaces the list (gap)", async () => {
+  const room = `gap-${tag()}`;
+  const proxy = await cutProxy({ port: Number(new URL(chat.url).port) });
+  const jo = await joinAsGuest(browser, proxy.url, "jo", room);
+  // Three writers from Node (phoenix.js), each under the per-socket rate limit's burst.
+  const writers = await Promise.all(["kai", "lou", "max"].map((username) => join(client(chat.url), `room:${room}`, { username })));
+  assert.ok(writers.every((w) => w.ok));
+  assert.equal((await push(writers[0].channel, "new_msg", { body: "old news" })).status, "ok");
+  await shown(jo.page, "old news");
+  proxy.cut();
+  await jo.page.waitForSelector("#connection-banner:not([hidden])");
+  const sent = await Promise.all(
+    writers.map(async ({ channel }, w) => {
+      const replies = [];
+      for (let i = 0; i < 67; i++) replies.push(await push(channel, "new_msg", { body: `missed ${w}.${i}` }));
+      return replies;
+    }),
+  );
+  assert.ok(sent.flat().every((r) => r.status === "ok"), "201 messages stored");
+  assert.equal((await push(writers[0].channel, "new_msg", { body: "the latest" })).status, "ok");
+  proxy.restore();
+  await shown(jo.page, "the latest");
+  await jo.page.waitForSelector("#connection-banner", { state: "hidden" });
+  const seen = await bodies(jo.page);
+  assert.equal(seen.length, 50, "the latest page only");
+  assert.equal(seen.includes("old news"), false, "no list with a hole in it");
+  assert.equal(seen.at(-1), "the latest");
+  await jo.context.close();
   await proxy.close();
 });
 
