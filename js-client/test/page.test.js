@@ -186,6 +186,13 @@ test("reload rejoins; an outage shows a banner, keeps what is typed, and sends i
   assert.equal(await dan.page.isHidden("#login"), true);
   await shown(dan.page, "before the outage");
   await dan.page.waitForFunction(() => document.querySelector("#status").textContent === "online");
+  // Same browser, same author (the guest_key kept in localStorage): dan may still edit it.
+  assert.match(await dan.page.evaluate(() => localStorage.getItem("phx-chat:guest-key")), /^[A-Za-z0-9_-]{32,128}$/);
+  await msg(dan.page, "before the outage").hover();
+  await msg(dan.page, "before the outage").locator(".action.edit").click();
+  await dan.page.fill(".editor textarea", "before the outage!");
+  await dan.page.press(".editor textarea", "Enter");
+  await msg(eve.page, "before the outage!").locator(".edited").waitFor();
 
   // The server goes away: a banner, a greyed presence list; a message is kept as pending.
   await chat.stop();
