@@ -36,11 +36,14 @@ export async function joinAsGuest(browser, url, name, room, viewport = { width: 
     dialogs.push(d.message());
     d.dismiss();
   });
+  // Uncaught exceptions in the page, for tests to assert there were none.
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(`${url}/#${room}`);
   await page.fill("#username", name);
   await page.click("#login-form button");
   await page.waitForSelector("#chat:not([hidden])");
-  return { context, page, dialogs };
+  return { context, page, dialogs, errors };
 }
 
 /** Types `text` into the composer and presses Enter. */

@@ -56,6 +56,12 @@ async function burst(page, prefix, n) {
   await shown(page, `${prefix} ${n - 1}`);
 }
 
+/** Closes a user's browser context, after checking its page threw nothing. */
+async function done(user) {
+  assert.deepEqual(user.errors, [], "no uncaught exception in the page");
+  await user.context.close();
+}
+
 async function axe(page, label) {
   await page.addScriptTag({ path: AXE });
   const violations = await page.evaluate(async () => {
@@ -107,8 +113,8 @@ test("a conversation: empty state, grouping, separators, avatars, safe links, me
   assert.deepEqual(links, [{ href: "https://example.com/a?b=1", rel: "noopener noreferrer", target: "_blank", text: "https://example.com/a?b=1" }]);
   assert.equal(await msg(ada.page, text).evaluate((li) => li.classList.contains("grouped")), false);
   assert.equal(await msg(ada.page, text).locator(".mention").textContent(), "@Ada");
-  await ada.context.close();
-  await bob.context.close();
+  await done(ada);
+  await done(bob);
 });
 
 test("the composer: grows to about five lines, Shift+Enter is a new line, the limit is shown and enforced", async () => {
@@ -168,8 +174,8 @@ test("scrolled up while messages arrive: a New messages line and a jump button",
   await reader.page.waitForSelector("#jump", { state: "hidden" });
   const atBottom = await reader.page.$eval("#messages", (b) => b.scrollHeight - b.scrollTop - b.clientHeight < 5);
   assert.equal(atBottom, true);
-  await writer.context.close();
-  await reader.context.close();
+  await done(writer);
+  await done(reader);
 });
 
 test("reload rejoins; an outage shows a banner, keeps what is typed, and sends it once when back", async () => {
@@ -222,8 +228,8 @@ test("reload rejoins; an outage shows a banner, keeps what is typed, and sends i
   await dan.page.reload();
   await dan.page.waitForSelector("#login:not([hidden])");
   assert.equal(await dan.page.isHidden("#chat"), true);
-  await dan.context.close();
-  await eve.context.close();
+  await done(dan);
+  await done(eve);
 });
 
 test("a dropped link: what others wrote meanwhile is replayed (after_id), what I wrote is sent once", async () => {
@@ -262,8 +268,8 @@ test("a dropped link: what others wrote meanwhile is replayed (after_id), what I
   const expected = ["one", "two (fay is away)", "three (fay is away)", "fay wrote this offline", "four"];
   assert.deepEqual(await bodies(fay.page), expected, "nothing lost, nothing twice, in id order");
   assert.deepEqual(await bodies(gus.page), expected);
-  await fay.context.close();
-  await gus.context.close();
+  await done(fay);
+  await done(gus);
   await proxy.close();
 });
 
@@ -294,7 +300,7 @@ test("a long absence: past 200 missed messages the rejoin replaces the list (gap
   assert.equal(seen.length, 50, "the latest page only");
   assert.equal(seen.includes("old news"), false, "no list with a hole in it");
   assert.equal(seen.at(-1), "the latest");
-  await jo.context.close();
+  await done(jo);
   await proxy.close();
 });
 
@@ -326,8 +332,8 @@ test("looks: desktop and dark screenshots, dark mode follows the system, axe-cor
   assert.ok(sum(ink) > 550, `light text: ${ink}`);
   await ann.page.screenshot({ path: path.join(ARTIFACTS, "page-dark.png") });
   await axe(ann.page, "dark");
-  await ann.context.close();
-  await raj.context.close();
+  await done(ann);
+  await done(raj);
 });
 
 test("phone: after a reload the newest message is fully visible above the composer", async () => {
@@ -352,8 +358,8 @@ test("phone: after a reload the newest message is fully visible above the compos
   assert.equal(await phone.page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth), false);
   await phone.page.screenshot({ path: path.join(ARTIFACTS, "page-phone.png") });
   await axe(phone.page, "phone");
-  await writer.context.close();
-  await phone.context.close();
+  await done(writer);
+  await done(phone);
 });
 
 test("a long thread pages: the latest 50 replies, then earlier ones on demand", async () => {
@@ -382,21 +388,23 @@ test("a long thread pages: the latest 50 replies, then earlier ones on demand", 
   await ivy.page.waitForFunction(() => document.querySelectorAll("#thread-list li.message").length === 56);
   assert.deepEqual(await replies(), ["a busy topic", ...Array.from({ length: 55 }, (_, i) => `reply ${i}`)]);
   await ivy.page.waitForSelector("#thread-older", { state: "hidden" });
-  await hal.context.close();
-  await ivy.context.close();
+  await done(hal);
+  await done(ivy);
 });
 
 async function account(name, room) {
   const context = await browser.newContext({ viewport: { width: 1200, height: 760 } });
   const page = await context.newPage();
   page.on("dialog", (d) => d.accept());
+  const errors = [];
+  page.on("pageerror", (e) => errors.push(e.message));
   await page.goto(`${chat.url}/#${room}`);
   await page.fill("#acct-username", name);
   await page.fill("#acct-password", PASSWORD);
   await page.click("#register-button");
   await page.waitForSelector("#sidebar:not([hidden])");
   await page.waitForFunction((r) => document.querySelector("#room-name").textContent === `#${r}`, room);
-  return { context, page };
+  return { context, page, errors };
 }
 
 test("reactions, threads, edit and delete, mention notifications, attachments", async () => {
@@ -496,6 +504,6 @@ test("reactions, threads, edit and delete, mention notifications, attachments", 
   await lee.page.screenshot({ path: path.join(ARTIFACTS, "page-rich.png") });
   await kim.page.setInputFiles("#attach", { name: "x.png", mimeType: "image/png", buffer: Buffer.from("<html><script>alert(1)</script>") });
   await kim.page.waitForFunction(() => /Upload refused: .+/.test(document.querySelector("#send-error").textContent));
-  await kim.context.close();
-  await lee.context.close();
+  await done(kim);
+  await done(lee);
 });
