@@ -28,6 +28,8 @@ const PUSH_TIMEOUT_MS = 10000;
 /** How long a refused-for-now message waits before the page tries it again. */
 const RETRY_AFTER_MS = 3000;
 const TOAST_MS = 8000;
+/** Unsent messages kept at most (while offline): past this the composer says so. */
+const PENDING_MAX = 100;
 const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
 /** Refusals that say "later", not "never": the message stays pending and is sent again. */
 const RETRYABLE = new Set(["unavailable", "busy, try again"]);
@@ -762,6 +764,10 @@ function submitMessage(input, parentId, errorEl) {
     return;
   }
   if (!state.channel) return;
+  if (state.timeline.pending.length >= PENDING_MAX) {
+    errorEl.textContent = `Not sent: ${PENDING_MAX} messages are already waiting for the connection. Your text is kept.`;
+    return;
+  }
   errorEl.textContent = "";
   const p = state.timeline.addPending({ body, parent_id: parentId, attachments });
   // The message clears this author's indicator for the others: no late "typing" after it.
