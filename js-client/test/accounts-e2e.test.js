@@ -4,24 +4,17 @@
 // Screenshots (desktop and a 390 px phone) go to js-client/artifacts/.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
-import { startChat, repoRoot } from "../lib/chat-server.js";
+import { startChat } from "../lib/chat-server.js";
+import { ARTIFACTS, launchBrowser, send } from "../lib/browser.js";
 
-const ARTIFACTS = path.join(repoRoot, "js-client/artifacts");
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 const PASSWORD = "correct horse battery";
 let chat;
 let browser;
 
 before(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
   chat = await startChat({ env: { REGISTER_BURST: "100", LOGIN_ADDRESS_BURST: "100" } });
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking", "--disable-component-update", "--disable-sync"],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -44,11 +37,6 @@ async function account(name, room, action = "#register-button") {
 const hasBody = (page, text) =>
   page.waitForFunction((t) => [...document.querySelectorAll("#message-list .body")].some((e) => e.textContent === t), text);
 const badge = (page, room) => page.$eval(`#room-list li[data-room="${room}"]`, (li) => li.querySelector(".badge")?.textContent ?? "");
-
-async function send(page, text) {
-  await page.fill("#body", text);
-  await page.press("#body", "Enter");
-}
 
 test("two accounts and a guest: private room, invitation, DM, unread badges, switching, logout everywhere", async () => {
   const tag = Date.now().toString(36);

@@ -3,32 +3,16 @@
 // and presence leaving when a browser goes away.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
-import { mkdirSync } from "node:fs";
 import path from "node:path";
-import { chromium } from "playwright-core";
-import { startChat, repoRoot } from "../lib/chat-server.js";
+import { startChat } from "../lib/chat-server.js";
+import { ARTIFACTS, launchBrowser, joinAsGuest, send } from "../lib/browser.js";
 
-const ARTIFACTS = path.join(repoRoot, "js-client/artifacts");
-const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 let chat;
 let browser;
 
 before(async () => {
-  mkdirSync(ARTIFACTS, { recursive: true });
   chat = await startChat();
-  browser = await chromium.launch({
-    executablePath: CHROMIUM,
-    args: [
-      "--headless",
-      "--no-sandbox",
-      "--disable-gpu",
-      "--disable-quic",
-      "--no-first-run",
-      "--disable-background-networking",
-      "--disable-component-update",
-      "--disable-sync",
-    ],
-  });
+  browser = await launchBrowser();
 });
 
 after(async () => {
@@ -36,28 +20,10 @@ after(async () => {
   await chat?.stop();
 });
 
-async function user(name, room, viewport = { width: 1100, height: 720 }) {
-  const context = await browser.newContext({ viewport });
-  const page = await context.newPage();
-  const dialogs = [];
-  page.on("dialog", (d) => {
-    dialogs.push(d.message());
-    d.dismiss();
-  });
-  await page.goto(`${chat.url}/#${room}`);
-  await page.fill("#username", name);
-  await page.click("#login-form button");
-  await page.waitForSelector("#chat:not([hidden])");
-  return { context, page, dialogs };
-}
+const user = (name, room, viewport) => joinAsGuest(browser, chat.url, name, room, viewport);
 
 const presenceNames = (page) => page.$$eval("#presence li", (lis) => lis.map((li) => li.dataset.user));
 const bodies = (page) => page.$$eval("#message-list .body", (els) => els.map((e) => e.textContent));
-
-async function send(page, text) {
-  await page.fill("#body", text);
-  await page.press("#body", "Enter");
-}
 
 test("two users chat: presence, messages both ways, history on reload, escaping, leaving", async () => {
   const room = `e2e-${Date.now()}`;
@@ -90,10 +56,8 @@ test("two users chat: presence, messages both ways, history on reload, escaping,
   await alice.page.waitForFunction(() => document.querySelectorAll(".body").length === 4);
   await alice.page.screenshot({ path: path.join(ARTIFACTS, "chat-two-users.png") });
 
-  // A reload shows the history.
+  // A reload goes back into the room (no join form) and shows the history.
   await bob.page.reload();
-  await bob.page.fill("#username", "bob");
-  await bob.page.click("#login-form button");
   await bob.page.waitForFunction(() => document.querySelectorAll(".body").length === 4);
   assert.deepEqual(await bodies(bob.page), [
     "Hi Bob! 👋",

@@ -1,0 +1,164 @@
+// Pure formatting for the chat page: no DOM, no globals, so Node's test runner can import
+// it (test/format.test.js) and a date or a link rule is checked without a browser.
+
+/** Messages by one author closer than this share one name and time (as Slack does). */
+export const GROUP_WITHIN_MS = 5 * 60 * 1000;
+/** The server's limit (docs/chat.md: 1–4 000 characters after trimming). */
+export const BODY_MAX = 4000;
+/** The character counter appears from here on. */
+export const COUNTER_FROM = 3500;
+
+const DAY_MS = 24 * 60 * 60 * 1000;
+
+/** A Date, or null for a missing or unparsable timestamp. */
+export function parseTime(iso) {
+  const at = new Date(iso);
+  return Number.isNaN(at.getTime()) ? null : at;
+}
+
+/** Midnight (local time) of `date`'s day, as milliseconds. */
+function startOfDay(date) {
+  return new Date(date.getFullYear(), date.getMonth(), date.getDate()).getTime();
+}
+
+/** The local calendar day of a timestamp, as a key ("2026-11-28"); "" when unknown. */
+export function dayKey(iso) {
+  const at = parseTime(iso);
+  if (!at) return "";
+  const pad = (n) => String(n).padStart(2, "0");
+  return `${at.getFullYear()}-${pad(at.getMonth() + 1)}-${pad(at.getDate())}`;
+}
+
+/** "Today", "Yesterday", a weekday within the last week, else a date ("Mon, 3 Nov 2025"). */
+export function dayLabel(iso, now = new Date(), locale = undefined) {
+  const at = parseTime(iso);
+  if (!at) return "";
+  // Rounded: a day with a daylight-saving change is 23 or 25 hours long.
+  const days = Math.round((startOfDay(now) - startOfDay(at)) / DAY_MS);
+  if (days === 0) return "Today";
+  if (days === 1) return "Yesterday";
+  if (days > 1 && days < 7) return at.toLocaleDateString(locale, { weekday: "long" });
+  const sameYear = at.getFullYear() === now.getFullYear();
+  return at.toLocaleDateString(locale, {
+    weekday: "short",
+    day: "numeric",
+    month: "short",
+    ...(sameYear ? {} : { year: "numeric" }),
+  });
+}
+
+/** "14:05" (the locale's short time), "" when unknown. */
+export function timeLabel(iso, locale = undefined) {
+  const at = parseTime(iso);
+  return at ? at.toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" }) : "";
+}
+
+/** Whether `m` continues `prev`'s group: same author, same day, within GROUP_WITHIN_MS. */
+export function continuesGroup(prev, m) {
+  if (!prev || prev.username !== m.username) return false;
+  const a = parseTime(prev.inserted_at);
+  const b = parseTime(m.inserted_at);
+  if (!a || !b || dayKey(prev.inserted_at) !== dayKey(m.inserted_at)) return false;
+  return b - a >= 0 && b - a < GROUP_WITHIN_MS;
+}
+
+/** Up to two initials: "Ada Lovelace" → "AL", "bob" → "B", "_x" → "X". */
+export function initials(name) {
+  const words = String(name)
+    .split(/[\s_.-]+/u)
+    .filter((w) => w.length > 0);
+  const letters = words.slice(0, 2).map((w) => [...w][0]);
+  return (letters.length ? letters.join("") : "?").toUpperCase();
+}
+
+/** A stable hue (0–359) from a name, so one person keeps one avatar colour everywhere. */
+export function nameHue(name) {
+  let h = 2166136261;
+  for (const ch of String(name)) {
+    h ^= ch.codePointAt(0);
+    h = Math.imul(h, 16777619);
+  }
+  return (h >>> 0) % 360;
+}
+
+/** "512 B", "1.5 KB", "3.2 MB". */
+export function formatSize(bytes) {
+  if (!Number.isFinite(bytes) || bytes < 0) return "";
+  if (bytes < 1024) return `${bytes} B`;
+  const units = ["KB", "MB", "GB"];
+  let n = bytes / 1024;
+  let u = 0;
+  while (n >= 1024 && u < units.length - 1) {
+    n /= 1024;
+    u += 1;
+  }
+  return `${n < 10 ? n.toFixed(1) : Math.round(n)} ${units[u]}`;
+}
+
+/** Characters as the server counts them (Unicode scalar values), after trimming. */
+export function bodyLength(text) {
+  return [...String(text).trim()].length;
+}
+
+// A link candidate: an http(s) URL up to whitespace. Trailing punctuation that usually ends
+// a sentence is not part of it ("see https://x.org." links https://x.org).
+const URL_RE = /\bhttps?:\/\/[^\s<>"]+/giu;
+const MENTION_RE = /(^|[^\p{L}\p{N}_.@-])@([\p{L}\p{N}_.-]{1,32})/gu;
+const TRAILING = /[.,;:!?'")\]}]+$/u;
+
+/** The URL when `text` is a safe link target (http or https only), else null. */
+export function safeHref(text) {
+  try {
+    const url = new URL(text);
+    return url.protocol === "http:" || url.protocol === "https:" ? url.href : null;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Splits a body into runs: `{type: "text", text}`, `{type: "link", text, href}` (http and
+ * https only; anything else, `javascript:` included, stays text) and
+ * `{type: "mention", text, name}`. The page builds DOM nodes from these, never HTML.
+ */
+export function segments(body) {
+  const text = String(body);
+  const marks = [];
+  for (const match of text.matchAll(URL_RE)) {
+    let raw = match[0];
+    // Keep a closing bracket that belongs to the URL (wikipedia-style "(x)").
+    const trail = TRAILING.exec(raw);
+    if (trail) {
+      let cut = trail[0];
+      if (cut.startsWith(")") && raw.slice(0, -cut.length).includes("(")) cut = cut.slice(1);
+      raw = raw.slice(0, raw.length - cut.length);
+    }
+    const href = raw && safeHref(raw);
+    if (href) marks.push({ start: match.index, end: match.index + raw.length, type: "link", text: raw, href });
+  }
+  for (const match of text.matchAll(MENTION_RE)) {
+    const start = match.index + match[1].length;
+    const name = match[2].replace(/[.-]+$/u, "");
+    if (!name) continue;
+    const end = start + 1 + name.length;
+    if (marks.some((m) => start < m.end && end > m.start)) continue;
+    marks.push({ start, end, type: "mention", text: `@${name}`, name });
+  }
+  marks.sort((a, b) => a.start - b.start);
+  const out = [];
+  let at = 0;
+  for (const { start, end, ...run } of marks) {
+    if (start > at) out.push({ type: "text", text: text.slice(at, start) });
+    out.push(run);
+    at = end;
+  }
+  if (at < text.length) out.push({ type: "text", text: text.slice(at) });
+  return out;
+}
+
+/** A random key of `bytes` random bytes as hex: client_id and guest_key ([A-Za-z0-9_-]). */
+export function randomKey(bytes = 16, cryptoImpl = globalThis.crypto) {
+  const buf = new Uint8Array(bytes);
+  cryptoImpl.getRandomValues(buf);
+  return [...buf].map((b) => b.toString(16).padStart(2, "0")).join("");
+}

@@ -1,0 +1,112 @@
+// What a room shows, without the DOM: the messages the server sent (top-level and thread
+// replies, by id), and the messages this page sent that the server has not confirmed yet
+// (pending, matched back by client_id). Ids order and deduplicate, nothing else: a message
+// is never dropped or moved because of its id. Importable in Node (test/format.test.js).
+import { randomKey } from "./format.js";
+
+/** A message as the page keeps it: every field of docs/chat.md, with defaults. */
+export function normalize(m) {
+  return {
+    ...m,
+    parent_id: m.parent_id ?? null,
+    reply_count: m.reply_count ?? 0,
+    edited_at: m.edited_at ?? null,
+    deleted: m.deleted ?? false,
+    reactions: m.reactions ?? {},
+    attachments: m.attachments ?? [],
+    mentions: m.mentions ?? [],
+    client_id: m.client_id ?? null,
+  };
+}
+
+export class Timeline {
+  constructor() {
+    /** id → message (top-level and replies). */
+    this.byId = new Map();
+    /** Highest id seen in the room (replies included): `after_id` on the next rejoin. */
+    this.lastId = null;
+    /** [{client_id, body, parent_id, attachments, state, id?, reason?}] oldest first. */
+    this.pending = [];
+  }
+
+  /** Top-level messages, oldest first. */
+  topLevel() {
+    return [...this.byId.values()].filter((m) => m.parent_id === null).sort((a, b) => a.id - b.id);
+  }
+
+  /** A thread's replies known here, oldest first. */
+  replies(parentId) {
+    return [...this.byId.values()].filter((m) => m.parent_id === parentId).sort((a, b) => a.id - b.id);
+  }
+
+  oldestTopLevelId() {
+    let oldest = null;
+    for (const m of this.byId.values()) if (m.parent_id === null && (oldest === null || m.id < oldest)) oldest = m.id;
+    return oldest;
+  }
+
+  /**
+   * Adds or replaces messages by id. A reply seen for the first time counts on its parent
+   * (a parent sent later by the server carries its own count, which wins).
+   * Returns the messages that were new here.
+   */
+  merge(list) {
+    const added = [];
+    // A parent in the same batch already counts the replies that come with it.
+    const batch = new Set((list ?? []).map((m) => m?.id));
+    for (const raw of list ?? []) {
+      if (!Number.isFinite(raw?.id)) continue;
+      const m = normalize(raw);
+      const known = this.byId.has(m.id);
+      this.byId.set(m.id, m);
+      if (this.lastId === null || m.id > this.lastId) this.lastId = m.id;
+      this.settle(m);
+      if (known) continue;
+      added.push(m);
+      if (m.parent_id !== null && !batch.has(m.parent_id)) {
+        const parent = this.byId.get(m.parent_id);
+        if (parent) this.byId.set(parent.id, { ...parent, reply_count: parent.reply_count + 1 });
+      }
+    }
+    return added;
+  }
+
+  /** Replaces everything (a join reply with `gap: true`); pending messages stay. */
+  replace(list) {
+    this.byId.clear();
+    this.lastId = null;
+    return this.merge(list);
+  }
+
+  /** A `reaction` event: the message's new reaction map. */
+  setReactions(id, reactions) {
+    const m = this.byId.get(id);
+    if (m) this.byId.set(id, { ...m, reactions: reactions ?? {} });
+    return Boolean(m);
+  }
+
+  /** A new pending message (not sent yet). */
+  addPending({ body, parent_id = null, attachments = [] }) {
+    const p = { client_id: randomKey(16), body, parent_id, attachments, state: "waiting" };
+    this.pending.push(p);
+    return p;
+  }
+
+  /** Drops the pending message that `m` confirms (same client_id, or the id its reply gave). */
+  settle(m) {
+    this.pending = this.pending.filter((p) => !((m.client_id && p.client_id === m.client_id) || p.id === m.id));
+  }
+
+  /** The push's reply said `id`: done if the message is here already, else wait for it. */
+  acknowledge(clientId, id) {
+    const p = this.pending.find((x) => x.client_id === clientId);
+    if (!p) return;
+    Object.assign(p, { state: "sent", id });
+    if (this.byId.has(id)) this.settle(this.byId.get(id));
+  }
+
+  /** Pending messages to show in a list (top level: parent null), not yet confirmed. */
+  pendingIn(parentId) {
+    return this.pending.filter((p) => p.parent_id === parentId && !(p.id && this.byId.has(p.id)));
+  }
+}

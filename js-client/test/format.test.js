@@ -1,0 +1,106 @@
+// The page's pure parts in Node: date labels, grouping, links and mentions, and the
+// timeline (dedupe and order by id, pending messages matched back by client_id).
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { continuesGroup, dayLabel, formatSize, initials, nameHue, randomKey, segments, bodyLength } from "../assets/format.js";
+import { Timeline } from "../assets/timeline.js";
+
+const local = (y, mo, d, h = 12, mi = 0) => new Date(y, mo - 1, d, h, mi).toISOString();
+
+test("day labels: Today, Yesterday, a weekday within the week, else a date", () => {
+  const now = new Date(2026, 10, 28, 0, 30); // just after midnight
+  assert.equal(dayLabel(local(2026, 11, 28, 0, 5), now, "en-GB"), "Today");
+  assert.equal(dayLabel(local(2026, 11, 27, 23, 59), now, "en-GB"), "Yesterday");
+  assert.equal(dayLabel(local(2026, 11, 27, 0, 0), now, "en-GB"), "Yesterday");
+  assert.equal(dayLabel(local(2026, 11, 24), now, "en-GB"), "Tuesday");
+  // The exact punctuation is the ICU version's; the parts are ours.
+  assert.match(dayLabel(local(2026, 11, 3), now, "en-GB"), /^Tue,? 3 Nov$/);
+  assert.match(dayLabel(local(2025, 11, 3), now, "en-GB"), /^Mon,? 3 Nov 2025$/);
+  assert.equal(dayLabel("not a date", now), "");
+});
+
+test("grouping: same author, same day, under five minutes", () => {
+  const m = (username, at) => ({ username, inserted_at: at });
+  assert.equal(continuesGroup(m("ann", local(2026, 11, 28, 10, 0)), m("ann", local(2026, 11, 28, 10, 4))), true);
+  assert.equal(continuesGroup(m("ann", local(2026, 11, 28, 10, 0)), m("ann", local(2026, 11, 28, 10, 6))), false);
+  assert.equal(continuesGroup(m("ann", local(2026, 11, 28, 10, 0)), m("bob", local(2026, 11, 28, 10, 1))), false);
+  assert.equal(continuesGroup(m("ann", local(2026, 11, 27, 23, 58)), m("ann", local(2026, 11, 28, 0, 1))), false);
+  assert.equal(continuesGroup(null, m("ann", local(2026, 11, 28))), false);
+});
+
+test("links: http and https only, sentence punctuation left out; mentions", () => {
+  assert.deepEqual(segments("see https://example.com/a?b=1. ok"), [
+    { type: "text", text: "see " },
+    { type: "link", text: "https://example.com/a?b=1", href: "https://example.com/a?b=1" },
+    { type: "text", text: ". ok" },
+  ]);
+  assert.deepEqual(segments("(https://en.wikipedia.org/wiki/Rust_(programming_language))")[1].href, "https://en.wikipedia.org/wiki/Rust_(programming_language)");
+  for (const text of ["javascript:alert(1)", "data:text/html,<b>x</b>", "JaVaScRiPt:alert(1)", "ftp://x.org/f", "<a href=x>"]) {
+    assert.ok(segments(text).every((s) => s.type === "text"), text);
+  }
+  assert.deepEqual(segments("hi @Ada, and mail@example.org"), [
+    { type: "text", text: "hi " },
+    { type: "mention", text: "@Ada", name: "Ada" },
+    { type: "text", text: ", and mail@example.org" },
+  ]);
+  assert.equal(segments("").length, 0);
+});
+
+test("avatars, sizes, lengths and random keys", () => {
+  assert.equal(initials("Ada Lovelace"), "AL");
+  assert.equal(initials("bob"), "B");
+  assert.equal(initials("élodie_martin"), "ÉM");
+  assert.equal(nameHue("ann"), nameHue("ann"));
+  assert.notEqual(nameHue("ann"), nameHue("bob"));
+  assert.ok(nameHue("x") >= 0 && nameHue("x") < 360);
+  assert.equal(formatSize(512), "512 B");
+  assert.equal(formatSize(1536), "1.5 KB");
+  assert.equal(formatSize(10 * 1024 * 1024), "10 MB");
+  assert.equal(bodyLength("  👋é  "), 2);
+  assert.match(randomKey(16), /^[0-9a-f]{32}$/);
+  assert.notEqual(randomKey(16), randomKey(16));
+});
+
+const msg = (id, extra = {}) => ({ id, username: "ann", body: `m${id}`, inserted_at: local(2026, 11, 28), ...extra });
+
+test("timeline: ordered and deduplicated by id, replies counted once, gap replaces", () => {
+  const t = new Timeline();
+  assert.equal(t.merge([msg(5), msg(3), msg(9)]).length, 3);
+  assert.equal(t.merge([msg(3), msg(7)]).length, 1);
+  assert.deepEqual(t.topLevel().map((m) => m.id), [3, 5, 7, 9]);
+  assert.equal(t.lastId, 9);
+  // A reply counts on its parent once; a parent arriving with its replies is not counted twice.
+  t.merge([msg(10, { parent_id: 3 })]);
+  t.merge([msg(10, { parent_id: 3 })]);
+  assert.equal(t.byId.get(3).reply_count, 1);
+  t.merge([msg(11, { reply_count: 1 }), msg(12, { parent_id: 11 })]);
+  assert.equal(t.byId.get(11).reply_count, 1);
+  assert.deepEqual(t.replies(3).map((m) => m.id), [10]);
+  assert.equal(t.lastId, 12);
+  assert.deepEqual(t.topLevel().map((m) => m.id), [3, 5, 7, 9, 11]);
+  // An edit replaces by id, in place.
+  t.merge([msg(5, { body: "changed", edited_at: local(2026, 11, 28) })]);
+  assert.equal(t.byId.get(5).body, "changed");
+  assert.deepEqual(t.topLevel().map((m) => m.id), [3, 5, 7, 9, 11]);
+  t.replace([msg(100), msg(101)]);
+  assert.deepEqual(t.topLevel().map((m) => m.id), [100, 101]);
+  assert.equal(t.lastId, 101);
+});
+
+test("timeline: a pending message ends when the broadcast (client_id) or the ack (id) arrives, never shown twice", () => {
+  const t = new Timeline();
+  const a = t.addPending({ body: "a" });
+  const b = t.addPending({ body: "b" });
+  assert.match(a.client_id, /^[A-Za-z0-9_-]{1,64}$/);
+  assert.deepEqual(t.pendingIn(null), [a, b]);
+  // The broadcast first (matched by client_id), then the ack: nothing left, nothing twice.
+  t.merge([msg(20, { client_id: a.client_id })]);
+  t.acknowledge(a.client_id, 20);
+  assert.deepEqual(t.pendingIn(null), [b]);
+  // The ack first: hidden as soon as the message is here, even without a client_id echo.
+  t.acknowledge(b.client_id, 21);
+  assert.equal(t.pending.length, 1);
+  t.merge([msg(21)]);
+  assert.deepEqual(t.pending, []);
+  assert.deepEqual(t.topLevel().map((m) => m.id), [20, 21]);
+});
