@@ -30,6 +30,11 @@ if [ ! -x /usr/bin/chromium ]; then
     exit 1
   fi
 fi
+# Emoji in the page's screenshots (reactions, messages); no test depends on the font.
+if ! dpkg -s fonts-noto-color-emoji >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq fonts-noto-color-emoji >/dev/null ||
+    echo "fonts-noto-color-emoji not installed: emoji in screenshots will show as boxes" >&2
+fi
 # The conformance suite's cluster tests start their own redis-server on a free port.
 if ! command -v redis-server >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
