@@ -142,7 +142,10 @@ pub async fn spawn(
                 .and_then(|wrapper| descendant(wrapper, bin))
                 .context("the server under heaptrack")?,
         ),
-        None => None,
+        // PHX_BENCH_SIGTERM=1: stopped with SIGTERM and waited for, like a profiled
+        // server (a wrapper in PHX_BENCH_BIN_DIR that execs a profiler such as
+        // `valgrind --tool=callgrind` writes its profile on a normal exit only).
+        None => std::env::var_os("PHX_BENCH_SIGTERM").and(child.id()),
     };
     Ok(Server {
         name,

@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
-use super::websocket::SLOW_READER_GRACE;
+use super::websocket::{Stop, SLOW_READER_GRACE};
 use super::*;
 
 fn frame(len: usize) -> Bytes {
@@ -55,7 +55,7 @@ fn past_the_hard_cap_the_reader_is_closed_at_once() {
     assert_eq!(queue.push(frame(46)), Ok(()), "an empty queue takes it");
     assert_eq!(queue.push(frame(1)), Err(OutboxError::Closed));
     assert_eq!(queue.kill_code(), CLOSE_SLOW_READER);
-    assert!(queue.killed().is_cancelled());
+    assert!(queue.is_killed());
 }
 
 #[test]
@@ -151,7 +151,7 @@ fn a_close_goes_after_what_is_queued_and_nothing_follows_it() {
     queue.close(1000);
     assert_eq!(queue.push(frame(1)), Err(OutboxError::Closed));
     assert_eq!(queue.close_code(), 1001, "the first close wins");
-    assert!(queue.closing().is_cancelled());
+    assert_eq!(queue.stop_now(), Some(Stop::Closing));
     // The frame, then the close payload (2-byte code).
     assert_eq!(drain(&queue), vec![3, 2]);
 }
@@ -261,4 +261,43 @@ async fn taking_frames_wakes_a_socket_waiting_for_space() {
         .await
         .expect("woken once the writer took frames")
         .expect("the waiting task ends");
+}
+
+#[tokio::test]
+async fn the_socket_task_is_woken_by_a_kill_or_a_close_and_a_kill_wins() {
+    let queue = Arc::new(WsQueue::new(100, 1 << 20, 0));
+    assert_eq!(queue.stop_now(), None);
+    let waiting = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.stopped().await }
+    });
+    tokio::task::yield_now().await;
+    queue.close(1000);
+    assert_eq!(waiting.await.unwrap(), Stop::Closing);
+
+    let queue = Arc::new(WsQueue::new(100, 1 << 20, 0));
+    let waiting = tokio::spawn({
+        let queue = queue.clone();
+        async move { queue.stopped().await }
+    });
+    tokio::task::yield_now().await;
+    queue.kill(CLOSE_SLOW_READER);
+    assert_eq!(waiting.await.unwrap(), Stop::Killed);
+    queue.close(1000);
+    assert_eq!(queue.stop_now(), Some(Stop::Killed), "a kill goes first");
+}
+
+#[tokio::test]
+async fn a_kill_wakes_the_writer_waiting_for_frames() {
+    let queue = Arc::new(WsQueue::new(100, 1 << 20, 0));
+    let writer = tokio::spawn({
+        let queue = queue.clone();
+        async move {
+            queue.ready().await;
+            queue.is_killed()
+        }
+    });
+    tokio::task::yield_now().await;
+    queue.kill(CLOSE_SLOW_READER);
+    assert!(writer.await.unwrap(), "woken, and it sees the kill");
 }

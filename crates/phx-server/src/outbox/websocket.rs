@@ -3,11 +3,12 @@
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::Mutex;
+use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
-use tokio_util::sync::CancellationToken;
 
 use super::{close_payload, OutboxError};
 
@@ -28,6 +29,15 @@ pub(crate) const CLOSE_SLOW_READER: u16 = 1013;
 /// The kill code of an abort: 1006 is never sent on the wire (RFC 6455 §7.4.1), the
 /// writer drops the connection instead of writing a close frame.
 pub(crate) const CLOSE_ABORT: u16 = 1006;
+
+/// Why a socket task must stop reading (see [`WsQueue::stopped`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// The connection ends at once (slow reader, peer gone, abort).
+    Killed,
+    /// A close frame is queued (disconnect, drain, a channel closing its socket).
+    Closing,
+}
 
 /// The write queue of one WebSocket, shared by its socket task, its reader (pongs),
 /// every pubsub subscription of it, and its writer task.
@@ -61,10 +71,12 @@ pub(crate) struct WsQueue {
     capacity: usize,
     max_bytes: usize,
     hard_cap: usize,
-    /// Cancelled when the connection must end at once (slow reader, peer gone).
-    killed: CancellationToken,
-    /// Cancelled once a close frame is queued: the socket task ends too.
-    closing: CancellationToken,
+    /// Wakes the socket task when the queue is killed or a close is queued. The state
+    /// itself is in `kill_code` and `close_code` (non-zero once set), so the socket task
+    /// and the writer look at it with an atomic load: no lock per loop iteration or per
+    /// write, which two `CancellationToken`s cost on every frame (their `cancelled()`
+    /// futures lock the token on each poll and register and deregister a waiter).
+    stop: AtomicWaker,
     close_code: AtomicU16,
     kill_code: AtomicU16,
     /// No frame is accepted any more: a close is queued, or the socket task is done.
@@ -116,8 +128,7 @@ impl WsQueue {
             capacity: capacity.max(1),
             max_bytes,
             hard_cap: max_bytes.saturating_mul(4).saturating_add(max_message),
-            killed: CancellationToken::new(),
-            closing: CancellationToken::new(),
+            stop: AtomicWaker::new(),
             close_code: AtomicU16::new(0),
             kill_code: AtomicU16::new(0),
             finished: AtomicBool::new(false),
@@ -130,7 +141,10 @@ impl WsQueue {
         let _ = self
             .kill_code
             .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
-        self.killed.cancel();
+        // The writer waits on `ready` (and looks at `kill_code` when woken), the
+        // socket task on `stop`.
+        self.ready.notify_one();
+        self.stop.wake();
     }
 
     /// Drops the connection without a close frame (see [`super::Outbox::abort`]).
@@ -138,12 +152,48 @@ impl WsQueue {
         self.kill(CLOSE_ABORT);
     }
 
+    /// The code of the first [`WsQueue::kill`], 0 while the queue was not killed.
     pub(crate) fn kill_code(&self) -> u16 {
         self.kill_code.load(Ordering::Acquire)
     }
 
-    pub(crate) fn killed(&self) -> &CancellationToken {
-        &self.killed
+    /// Whether the queue was killed.
+    pub(crate) fn is_killed(&self) -> bool {
+        self.kill_code() != 0
+    }
+
+    /// Ready once the queue is killed ([`Stop::Killed`], first) or a close frame is
+    /// queued ([`Stop::Closing`]). Only the socket task waits on it (one waker).
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: it only looks at the state, which stays set.
+    pub(crate) fn poll_stopped(&self, cx: &mut Context<'_>) -> Poll<Stop> {
+        if let Some(stop) = self.stop_now() {
+            return Poll::Ready(stop);
+        }
+        self.stop.register(cx.waker());
+        // A kill or close between the first look and the registration woke nobody.
+        match self.stop_now() {
+            Some(stop) => Poll::Ready(stop),
+            None => Poll::Pending,
+        }
+    }
+
+    /// [`WsQueue::poll_stopped`] as a future.
+    pub(crate) async fn stopped(&self) -> Stop {
+        std::future::poll_fn(|cx| self.poll_stopped(cx)).await
+    }
+
+    /// What [`WsQueue::stopped`] would answer now, `None` while the socket may go on.
+    pub(crate) fn stop_now(&self) -> Option<Stop> {
+        if self.is_killed() {
+            Some(Stop::Killed)
+        } else if self.close_code() != 0 {
+            Some(Stop::Closing)
+        } else {
+            None
+        }
     }
 
     /// Queues a frame within the bounds; past them the reader is too slow and the
@@ -193,20 +243,16 @@ impl WsQueue {
             items.closing = true;
             items.queue.push_back(WsOut::Close(close_payload(code, "")));
         }
-        self.close_code.store(code, Ordering::Release);
+        // Close codes are never 0 (RFC 6455 §7.4): 0 means "no close queued".
+        self.close_code.store(code.max(1), Ordering::Release);
         self.finished.store(true, Ordering::Release);
         self.ready.notify_one();
-        self.closing.cancel();
+        self.stop.wake();
     }
 
     /// The code of the close queued by [`WsQueue::close`].
     pub(crate) fn close_code(&self) -> u16 {
         self.close_code.load(Ordering::Acquire)
-    }
-
-    /// Cancelled once a close is queued (by the server, a disconnect, a drain).
-    pub(crate) fn closing(&self) -> &CancellationToken {
-        &self.closing
     }
 
     /// Queues the echo of the client's close frame (RFC 6455 §5.5.1), unless a close is

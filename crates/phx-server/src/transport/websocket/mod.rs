@@ -30,7 +30,7 @@ use frame::{ClientFrame, FrameReader, ReadError};
 use crate::config::SocketOptions;
 use crate::connect::Transport;
 use crate::http::{status_response, Body};
-use crate::outbox::websocket::CLOSE_ABORT;
+use crate::outbox::websocket::{Stop, CLOSE_ABORT};
 use crate::outbox::{close_payload, ws_frame, Outbox, WsOut, WsQueue};
 use crate::params::Params;
 use crate::socket::{Driver, Flow};
@@ -297,6 +297,10 @@ async fn drive<R, W>(
     let idle = tokio::time::sleep(timeout);
     tokio::pin!(idle);
     let mut partial = None;
+    // Pinned once: a `cancelled()` future made per iteration would register and
+    // deregister a waiter on the shared token every time.
+    let shutdown = services.shutdown_token().clone().cancelled_owned();
+    tokio::pin!(shutdown);
 
     // `Some(code)`: we close with that code; `None`: the peer closed or vanished, or the
     // queue was killed (its writer sends the close frame).
@@ -309,11 +313,14 @@ async fn drive<R, W>(
         let may_read = room && driver.accepts();
         tokio::select! {
             biased;
-            () = queue.killed().cancelled() => break None,
-            // A close is already queued (disconnect, drain, a channel closing its
-            // socket): its code is the one sent.
-            () = queue.closing().cancelled() => break Some(queue.close_code()),
-            () = services.shutdown_token().cancelled() => break Some(CLOSE_RESTART),
+            // Killed: the writer sends the close frame. Closing: a close is already
+            // queued (disconnect, drain, a channel closing its socket), its code is
+            // the one sent.
+            stop = queue.stopped() => break match stop {
+                Stop::Killed => None,
+                Stop::Closing => Some(queue.close_code()),
+            },
+            () = &mut shutdown => break Some(CLOSE_RESTART),
             result = reader.next_frame(), if may_read => {
                 idle.as_mut().reset(Instant::now() + timeout);
                 let received = match result {
@@ -416,27 +423,26 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
     let mut batch: Vec<WsOut> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
     loop {
+        // A kill wakes `ready` too, so an atomic load here is all the writer needs.
+        // What is still queued is dropped: the close frame goes out now.
+        if queue.is_killed() {
+            // An abort drops the connection without a close frame.
+            if queue.kill_code() != CLOSE_ABORT {
+                let frame = ws_frame(OpCode::Close, &close_payload(queue.kill_code(), ""));
+                let _ = tokio::time::timeout(LINGER, write.write_all(&frame)).await;
+            }
+            let _ = tokio::time::timeout(LINGER, write.shutdown()).await;
+            return;
+        }
         let finished = queue.take(&mut batch, COALESCE);
         if batch.is_empty() {
             if finished {
                 let _ = tokio::time::timeout(LINGER, write.shutdown()).await;
                 return;
             }
-            tokio::select! {
-                biased;
-                () = queue.killed().cancelled() => {
-                    // An abort drops the connection without a close frame.
-                    if queue.kill_code() != CLOSE_ABORT {
-                        let frame = ws_frame(OpCode::Close, &close_payload(queue.kill_code(), ""));
-                        let _ = tokio::time::timeout(LINGER, write.write_all(&frame)).await;
-                    }
-                    let _ = tokio::time::timeout(LINGER, write.shutdown()).await;
-                    return;
-                }
-                () = queue.ready() => {}
-            }
+            queue.ready().await;
             // The queue is the truth, the notification only a hint: look again. (A push
-            // between `take` and the wait leaves a permit, so no wake-up is lost.)
+            // or a kill between `take` and the wait leaves a permit: no wake-up is lost.)
             continue;
         }
         let mut closing = false;
@@ -461,10 +467,21 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
             batch = Vec::new();
         }
         let data: &[u8] = single.as_deref().unwrap_or(&buf);
-        let written = tokio::select! {
-            biased;
-            () = queue.killed().cancelled() => return,
-            result = write.write_all(data) => result,
+        // The write goes first: a write the socket takes at once (the usual case) never
+        // waits on anything else. While it is blocked, a kill still ends it; a push
+        // only consumes the hint (the queue is looked at after the write).
+        let write_all = write.write_all(data);
+        tokio::pin!(write_all);
+        let written = loop {
+            tokio::select! {
+                biased;
+                result = &mut write_all => break result,
+                () = queue.ready() => {
+                    if queue.is_killed() {
+                        return;
+                    }
+                }
+            }
         };
         buf.clear();
         if buf.capacity() > 256 * 1024 {
