@@ -9,6 +9,7 @@
 
 mod frame;
 
+use std::io::IoSlice;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -416,12 +417,16 @@ async fn drive<R, W>(
 /// Most frames that go out in one write.
 const COALESCE: usize = 256;
 
-/// Drains the write queue, coalescing what is queued into one write. A lone frame (the
-/// usual case on the fan-out path) is written straight from its shared `Bytes`; only
-/// bursts are copied into `buf`, which is released again when it grew large.
+/// Drains the write queue: everything queued goes out in one write. A lone frame (the
+/// usual case on the fan-out path) is written straight from its shared `Bytes`; a burst
+/// is one vectored write of the frames' own buffers (a presence list of hundreds of KB
+/// is not copied again on its way to the kernel), or, on a stream without vectored
+/// writes, copied into `buf`, which is released again when it grew large.
 async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
     let mut batch: Vec<WsOut> = Vec::new();
+    let mut frames: Vec<Bytes> = Vec::new();
     let mut buf: Vec<u8> = Vec::new();
+    let vectored = write.is_write_vectored();
     loop {
         // A kill wakes `ready` too, so an atomic load here is all the writer needs.
         // What is still queued is dropped: the close frame goes out now.
@@ -446,19 +451,13 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
             continue;
         }
         let mut closing = false;
-        let single = match batch.as_slice() {
-            [WsOut::Frame(frame)] => Some(frame.clone()),
-            _ => None,
-        };
-        if single.is_none() {
-            for item in batch.iter() {
-                match item {
-                    WsOut::Frame(frame) => buf.extend_from_slice(frame),
-                    WsOut::Close(payload) => {
-                        buf.extend_from_slice(&ws_frame(OpCode::Close, payload));
-                        closing = true;
-                        break;
-                    }
+        for item in batch.drain(..) {
+            match item {
+                WsOut::Frame(frame) => frames.push(frame),
+                WsOut::Close(payload) => {
+                    frames.push(ws_frame(OpCode::Close, &payload));
+                    closing = true;
+                    break;
                 }
             }
         }
@@ -466,26 +465,34 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
         if batch.capacity() > COALESCE {
             batch = Vec::new();
         }
-        let data: &[u8] = single.as_deref().unwrap_or(&buf);
+        if frames.len() > 1 && !vectored {
+            for frame in &frames {
+                buf.extend_from_slice(frame);
+            }
+            frames.clear();
+            frames.push(Bytes::from(std::mem::take(&mut buf)));
+        }
         // The write goes first: a write the socket takes at once (the usual case) never
         // waits on anything else. While it is blocked, a kill still ends it; a push
         // only consumes the hint (the queue is looked at after the write).
-        let write_all = write.write_all(data);
-        tokio::pin!(write_all);
-        let written = loop {
-            tokio::select! {
-                biased;
-                result = &mut write_all => break result,
-                () = queue.ready() => {
-                    if queue.is_killed() {
-                        return;
+        let written = {
+            let write_all = write_frames(&mut write, &frames);
+            tokio::pin!(write_all);
+            loop {
+                tokio::select! {
+                    biased;
+                    result = &mut write_all => break result,
+                    () = queue.ready() => {
+                        if queue.is_killed() {
+                            return;
+                        }
                     }
                 }
             }
         };
-        buf.clear();
-        if buf.capacity() > 256 * 1024 {
-            buf = Vec::new();
+        frames.clear();
+        if frames.capacity() > COALESCE + 1 {
+            frames = Vec::new();
         }
         if written.is_err() {
             // The peer is gone: make the socket task notice and end.
@@ -495,6 +502,135 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
         if closing {
             let _ = tokio::time::timeout(LINGER, write.shutdown()).await;
             return;
+        }
+    }
+}
+
+/// Writes every byte of `frames`, in order: one frame with `write_all`, several with
+/// vectored writes, continued where a partial write stopped.
+async fn write_frames<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    frames: &[Bytes],
+) -> std::io::Result<()> {
+    if let [frame] = frames {
+        return write.write_all(frame).await;
+    }
+    let mut slices: Vec<IoSlice<'_>> = frames
+        .iter()
+        .filter(|frame| !frame.is_empty())
+        .map(|frame| IoSlice::new(frame))
+        .collect();
+    let mut rest: &mut [IoSlice<'_>] = &mut slices;
+    while !rest.is_empty() {
+        let n = write.write_vectored(rest).await?;
+        if n == 0 {
+            return Err(std::io::ErrorKind::WriteZero.into());
+        }
+        IoSlice::advance_slices(&mut rest, n);
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use std::pin::Pin;
+    use std::task::{Context, Poll};
+
+    use super::*;
+
+    /// Takes at most `chunk` bytes per write, vectored or not, and keeps them.
+    struct Trickle {
+        chunk: usize,
+        vectored: bool,
+        out: Vec<u8>,
+        calls: usize,
+    }
+
+    impl AsyncWrite for Trickle {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            let n = buf.len().min(self.chunk);
+            self.out.extend_from_slice(&buf[..n]);
+            self.calls += 1;
+            Poll::Ready(Ok(n))
+        }
+
+        fn poll_write_vectored(
+            mut self: Pin<&mut Self>,
+            _: &mut Context<'_>,
+            bufs: &[IoSlice<'_>],
+        ) -> Poll<std::io::Result<usize>> {
+            let mut left = self.chunk;
+            for buf in bufs {
+                let n = buf.len().min(left);
+                self.out.extend_from_slice(&buf[..n]);
+                left -= n;
+                if left == 0 {
+                    break;
+                }
+            }
+            self.calls += 1;
+            Poll::Ready(Ok(self.chunk - left))
+        }
+
+        fn is_write_vectored(&self) -> bool {
+            self.vectored
+        }
+
+        fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Poll::Ready(Ok(()))
+        }
+    }
+
+    fn frames() -> Vec<Bytes> {
+        vec![
+            Bytes::from_static(b"hello"),
+            Bytes::new(),
+            Bytes::from_static(b"world!!"),
+            Bytes::from(vec![7u8; 1000]),
+        ]
+    }
+
+    #[tokio::test]
+    async fn a_burst_is_written_whole_and_in_order_across_partial_vectored_writes() {
+        let mut write = Trickle {
+            chunk: 7,
+            vectored: true,
+            out: Vec::new(),
+            calls: 0,
+        };
+        write_frames(&mut write, &frames()).await.unwrap();
+        assert_eq!(write.out, frames().concat());
+        // 1 012 bytes at 7 per write: every write took a full chunk, frames' edges
+        // included.
+        assert_eq!(write.calls, 1012usize.div_ceil(7));
+    }
+
+    #[tokio::test]
+    async fn the_writer_sends_a_burst_and_the_close_in_order_on_any_stream() {
+        for vectored in [true, false] {
+            let queue = Arc::new(WsQueue::new(100, 1 << 20, 0));
+            for frame in frames() {
+                queue.push(frame).unwrap();
+            }
+            queue.close(1000);
+            let mut write = Trickle {
+                chunk: 100,
+                vectored,
+                out: Vec::new(),
+                calls: 0,
+            };
+            write_loop(&mut write, queue).await;
+            let mut expected = frames().concat();
+            expected.extend_from_slice(&ws_frame(OpCode::Close, &close_payload(1000, "")));
+            assert_eq!(write.out, expected, "vectored: {vectored}");
         }
     }
 }
