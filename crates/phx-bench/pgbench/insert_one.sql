@@ -1,5 +1,7 @@
 -- One chat message per transaction, as the chat app stored them before group commit:
--- the same row (room of 10, a username, the bench's 20-byte body), id from the sequence.
-\set r random(0, 9)
+-- the same row as insert_batch.sql's, in one of 500 rooms, id from the sequence.
+\set r random(0, 499)
 \set u random(0, 499)
-INSERT INTO messages (room, username, body) VALUES ('r' || :r, 'user' || :u, 'hello from the bench') RETURNING id, inserted_at;
+INSERT INTO messages (room, username, author, body)
+VALUES ('room:' || :r, 'user' || :u, 'guest:bench' || :u, 'hello from the bench number ' || :u)
+RETURNING id, inserted_at;
