@@ -184,6 +184,9 @@ fn start(database_url: Option<String>) -> (Killed, Vec<String>, u16, mpsc::Recei
             }
         });
     }
+    // Only the readers hold a sender now: if the app exits at start (its pipes close),
+    // the wait below ends at once with what it printed, not after TIMEOUT.
+    drop(lines);
     let mut log = Vec::new();
     let deadline = Instant::now() + TIMEOUT;
     let port: u16 = loop {

@@ -62,6 +62,9 @@ fn start(env: &[(&str, &str)]) -> Running {
             }
         });
     }
+    // Only the readers hold a sender now: an app that exits at start ends the wait
+    // below at once with what it printed.
+    drop(lines);
     let deadline = Instant::now() + TIMEOUT;
     while app.port == 0 {
         let left = deadline.saturating_duration_since(Instant::now());

@@ -421,11 +421,10 @@ const COALESCE: usize = 256;
 /// usual case on the fan-out path) is written straight from its shared `Bytes`; a burst
 /// is one vectored write of the frames' own buffers (a presence list of hundreds of KB
 /// is not copied again on its way to the kernel), or, on a stream without vectored
-/// writes, copied into `buf`, which is released again when it grew large.
+/// writes, copied into one buffer first.
 async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
     let mut batch: Vec<WsOut> = Vec::new();
     let mut frames: Vec<Bytes> = Vec::new();
-    let mut buf: Vec<u8> = Vec::new();
     let vectored = write.is_write_vectored();
     loop {
         // A kill wakes `ready` too, so an atomic load here is all the writer needs.
@@ -466,11 +465,9 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
             batch = Vec::new();
         }
         if frames.len() > 1 && !vectored {
-            for frame in &frames {
-                buf.extend_from_slice(frame);
-            }
+            let joined = Bytes::from(frames.concat());
             frames.clear();
-            frames.push(Bytes::from(std::mem::take(&mut buf)));
+            frames.push(joined);
         }
         // The write goes first: a write the socket takes at once (the usual case) never
         // waits on anything else. While it is blocked, a kill still ends it; a push
