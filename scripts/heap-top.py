@@ -40,7 +40,7 @@ def main():
     top = int(sys.argv[3]) if len(sys.argv) > 3 else 10
     out = subprocess.run(
         ["heaptrack_print", "-f", profile, "--print-peaks", "1", "--print-allocators", "0",
-         "--print-temporary", "0", "--print-leaks", "0", "--print-histogram", "0",
+         "--print-temporary", "0", "--print-leaks", "0",
          "--peak-limit", "20", "--sub-peak-limit", "200"],
         capture_output=True, text=True, check=True).stdout
     entries = []
