@@ -301,3 +301,32 @@ async fn a_kill_wakes_the_writer_waiting_for_frames() {
     queue.kill(CLOSE_SLOW_READER);
     assert!(writer.await.unwrap(), "woken, and it sees the kill");
 }
+
+/// Counts its wake-ups.
+struct Wakes(std::sync::atomic::AtomicUsize);
+
+impl std::task::Wake for Wakes {
+    fn wake(self: Arc<Self>) {
+        self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[test]
+fn a_writer_blocked_in_a_write_is_woken_by_a_kill_and_not_by_pushes() {
+    use std::future::Future;
+    use std::sync::atomic::Ordering::SeqCst;
+    use std::task::{Context, Waker};
+
+    let queue = WsQueue::new(100, 1 << 20, 0);
+    let wakes = Arc::new(Wakes(Default::default()));
+    let waker = Waker::from(wakes.clone());
+    let mut cx = Context::from_waker(&waker);
+    let mut killed = std::pin::pin!(queue.killed());
+    assert!(killed.as_mut().poll(&mut cx).is_pending());
+    queue.push(frame(3)).unwrap();
+    queue.push(frame(3)).unwrap();
+    assert_eq!(wakes.0.load(SeqCst), 0, "pushes do not wake it");
+    queue.kill(CLOSE_SLOW_READER);
+    assert_eq!(wakes.0.load(SeqCst), 1, "a kill does");
+    assert!(killed.as_mut().poll(&mut cx).is_ready());
+}

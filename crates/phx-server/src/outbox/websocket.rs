@@ -77,6 +77,10 @@ pub(crate) struct WsQueue {
     /// write, which two `CancellationToken`s cost on every frame (their `cancelled()`
     /// futures lock the token on each poll and register and deregister a waiter).
     stop: AtomicWaker,
+    /// Wakes the writer blocked in a write when the queue is killed. Not `ready`: a
+    /// blocked writer waiting on `ready` would be woken by every push to a client that
+    /// is not reading, for nothing.
+    kill_signal: Notify,
     close_code: AtomicU16,
     kill_code: AtomicU16,
     /// No frame is accepted any more: a close is queued, or the socket task is done.
@@ -129,6 +133,7 @@ impl WsQueue {
             max_bytes,
             hard_cap: max_bytes.saturating_mul(4).saturating_add(max_message),
             stop: AtomicWaker::new(),
+            kill_signal: Notify::new(),
             close_code: AtomicU16::new(0),
             kill_code: AtomicU16::new(0),
             finished: AtomicBool::new(false),
@@ -141,9 +146,10 @@ impl WsQueue {
         let _ = self
             .kill_code
             .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
-        // The writer waits on `ready` (and looks at `kill_code` when woken), the
-        // socket task on `stop`.
+        // An idle writer waits on `ready`, a writer blocked in a write on
+        // `kill_signal` (both look at `kill_code` when woken), the socket task on `stop`.
         self.ready.notify_one();
+        self.kill_signal.notify_one();
         self.stop.wake();
     }
 
@@ -316,6 +322,18 @@ impl WsQueue {
     /// Cancel safe: it only waits; callers look at the queue after it returns.
     pub(crate) async fn ready(&self) {
         self.ready.notified().await;
+    }
+
+    /// Waits until the queue is killed.
+    ///
+    /// # Cancel safety
+    ///
+    /// Cancel safe: a kill stays set, and its wake-up is kept as a permit when nobody
+    /// waits.
+    pub(crate) async fn killed(&self) {
+        while !self.is_killed() {
+            self.kill_signal.notified().await;
+        }
     }
 
     /// Waits until the writer took frames off the queue.

@@ -470,22 +470,12 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
             frames.push(joined);
         }
         // The write goes first: a write the socket takes at once (the usual case) never
-        // waits on anything else. While it is blocked, a kill still ends it; a push
-        // only consumes the hint (the queue is looked at after the write).
-        let written = {
-            let write_all = write_frames(&mut write, &frames);
-            tokio::pin!(write_all);
-            loop {
-                tokio::select! {
-                    biased;
-                    result = &mut write_all => break result,
-                    () = queue.ready() => {
-                        if queue.is_killed() {
-                            return;
-                        }
-                    }
-                }
-            }
+        // waits on anything else. While it is blocked, only a kill ends it (pushes to a
+        // client that does not read do not wake the writer).
+        let written = tokio::select! {
+            biased;
+            result = write_frames(&mut write, &frames) => result,
+            () = queue.killed() => return,
         };
         frames.clear();
         if frames.capacity() > COALESCE + 1 {
