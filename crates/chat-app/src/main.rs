@@ -236,7 +236,7 @@ async fn run(config: Config) -> Result<(), String> {
 
     let shutdown = endpoint.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        phx_server::shutdown_signal().await;
         tracing::info!(
             sockets = shutdown.socket_count(),
             "signal received: draining (closing sockets with 1012)"
@@ -272,21 +272,4 @@ fn init_logs(config: &Config) -> Result<(), String> {
             .init();
     }
     Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }
