@@ -94,7 +94,7 @@
 //!
 //! | floor | modules | holds |
 //! |---|---|---|
-//! | 0 | `params`, `origin`, `rate_limit`, `outcome`, `state`, `http`, `telemetry`, `phoenix_token`, `shutdown` | values with no IO: connect params, origin rules, limits, callback results, app state, metric handles; the stop signal |
+//! | 0 | `params`, `origin`, `origin_refusal`, `rate_limit`, `outcome`, `state`, `http`, `telemetry`, `phoenix_token`, `shutdown` | values with no IO: connect params, origin rules and how a refusal is logged, limits, callback results, app state, metric handles; the stop signal |
 //! | 1 | `connect` | the [`Connect`] hook and what it sees |
 //! | 2 | `outbox` | where a socket's frames go: the WebSocket write queue, the long-poll buffer |
 //! | 3 | `pubsub` | [`PubSub`]: topics, subscribers, encode-once fan-out; the cluster [`Adapter`](cluster::Adapter) boundary, the envelope between nodes, the Redis adapter |
@@ -112,6 +112,7 @@
 mod connect;
 mod http;
 mod origin;
+mod origin_refusal;
 mod outcome;
 mod params;
 pub mod phoenix_token;
