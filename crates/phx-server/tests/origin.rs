@@ -308,6 +308,11 @@ async fn random_origins_cannot_flood_the_log() {
     }
     let lines = captured.lines();
     // 64 origins explained, then one line saying the rest go to debug.
-    assert_eq!(lines.len(), 65, "{:#?}", &lines[lines.len().saturating_sub(3)..]);
+    assert_eq!(
+        lines.len(),
+        65,
+        "{:#?}",
+        &lines[lines.len().saturating_sub(3)..]
+    );
     assert!(lines[64].contains("logged at debug only"), "{}", lines[64]);
 }
