@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine, installing what is missing first:
-# formatting and lints, phx-server's module layers, the docs (rustdoc, the README's
+# formatting and lints, module layers (phx-server, the chat app), the docs (rustdoc, the README's
 # example), Rust unit/property/integration tests and doctests (PostgreSQL at
 # 127.0.0.1:5432), the crates' publish dry-run, the examples and the conformance suite
 # through real phoenix.js (a Redis cluster of real nodes included: Debian's redis-server),
@@ -63,8 +63,9 @@ step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "phx-server module layers (no import cycles)"
+step "module layers (phx-server's floors; no import circles between files in phx-server and the chat app)"
 python3 scripts/check-layers.py crates/phx-server/src
+python3 scripts/check-layers.py --files-only crates/chat-app/src
 
 step "docs: rustdoc with -D warnings, the README's example is examples/hello"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p phx-protocol -p phx-server

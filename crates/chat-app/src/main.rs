@@ -142,7 +142,7 @@ async fn run(config: Config) -> Result<(), String> {
     .await
     .map_err(|e| format!("{e:#}"))?;
     let sessions = chat_app::accounts::session::Sessions::new(&secret, accounts.clone());
-    let connect = chat_app::accounts::session::SessionConnect::new(sessions.clone());
+    let connect = chat_app::connect::SessionConnect::new(sessions.clone());
     let user_channel = chat_app::accounts::wiring::user_channel(&accounts, &store, &rooms);
     let mut socket = SocketConfig::new(connect).check_origin(origin_policy.clone());
     if let Some(limit) = config.inbound_limit() {

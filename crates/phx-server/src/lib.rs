@@ -90,12 +90,13 @@
 //! # Module map
 //!
 //! For contributors: imports point one way, from the floor a module is on to the floors
-//! below it (`scripts/check-layers.py` checks it in the test command):
+//! below it, and no two files import each other (`scripts/check-layers.py` checks both
+//! in the test command):
 //!
 //! | floor | modules | holds |
 //! |---|---|---|
-//! | 0 | `params`, `origin`, `origin_refusal`, `rate_limit`, `outcome`, `state`, `http`, `telemetry`, `phoenix_token`, `shutdown` | values with no IO: connect params, origin rules and how a refusal is logged, limits, callback results, app state, metric handles; the stop signal |
-//! | 1 | `connect` | the [`Connect`] hook and what it sees |
+//! | 0 | `params`, `origin`, `rate_limit`, `outcome`, `state`, `http`, `telemetry`, `phoenix_token`, `shutdown` | values with no IO: connect params, origin rules, limits, callback results, app state, metric handles; the stop signal |
+//! | 1 | `connect`, `origin_refusal` | the [`Connect`] hook and what it sees; a refused origin explained in the log |
 //! | 2 | `outbox` | where a socket's frames go: the WebSocket write queue, the long-poll buffer |
 //! | 3 | `pubsub` | [`PubSub`]: topics, subscribers, encode-once fan-out; the cluster [`Adapter`](cluster::Adapter) boundary, the envelope between nodes, the Redis adapter |
 //! | 4 | `presence` | the tracker, diffs, [`Presence`]; replication across nodes |
