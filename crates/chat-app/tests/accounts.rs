@@ -1,4 +1,4 @@
-//! Accounts and authorization (issue 14), through `phx_server::testing` sockets and the
+//! Accounts and authorization, through `phx_server::testing` sockets and the
 //! real HTTP API on a loopback port: registration and login, rate limits, sessions,
 //! private rooms, DMs, the personal `user:<id>` topic, unread counts, presence per user,
 //! logout closing every socket of that user and no other.
