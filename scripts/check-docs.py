@@ -35,8 +35,9 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 README_MAX_LINES = 250
-# Internal work items: "issue 13", "Issue #9", "issue13". An upstream report is cited by
-# its URL (…/issues/64), which this does not match.
+# Internal work items: the word "issue" then a number, with an optional space and "#"
+# between them, in any case. An upstream report is cited by its URL (…/issues/64), which
+# this does not match.
 WORK_ITEM = r"issue ?#?[0-9]+"
 CRATES = {"phx_server": "phx-server", "phx_protocol": "phx-protocol"}
 # Names the docs use that are neither the crates' nor defined in the workspace.
