@@ -4,6 +4,7 @@
 // only modules listed above it, so there are no import cycles):
 //
 //   format.js, timeline.js    pure: dates, links, sizes; the room's messages and pending ones
+//   unsent.js                 unsent messages kept in localStorage per person and room
 //   state.js, dom.js          shared state and constants; element builders
 //   message-view.js           one message as DOM (no handlers: data-action attributes)
 //   list-view.js              the room's and thread's lists, reconciled; scrolling
@@ -31,7 +32,7 @@ import { upload } from "/assets/uploads.js";
 import { markRead, renderSidebar } from "/assets/sidebar.js";
 import { wireRooms } from "/assets/rooms.js";
 import { joinRoom, leaveRoom, loadOlder, showLogin } from "/assets/room-channel.js";
-import { resumeSession, wireSession } from "/assets/session.js";
+import { offerSignIn, resumeSession, wireSession } from "/assets/session.js";
 import { $, ROOM, USERNAME, roomFromHash, state } from "/assets/state.js";
 
 $("attach-icon").replaceWith(icon("clip"));
@@ -177,5 +178,7 @@ if (state.session) {
 } else if (sessionStorage.getItem("phx-chat:guest-room") && USERNAME.test(localStorage.getItem("phx-chat:username") ?? "")) {
   // A reload of a guest's tab goes back into the room (the hash names it), no form.
   joinRoom(localStorage.getItem("phx-chat:username"), roomFromHash());
+} else if (offerSignIn()) {
+  // Signed out by the server (not by logging out): the sign-in form, name filled in.
 } else if (localStorage.getItem("phx-chat:username")) $("username").focus();
 else $("username").select();

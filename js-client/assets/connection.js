@@ -29,11 +29,15 @@ export function setConnected(connected) {
   $("chat").classList.toggle("disconnected", !connected);
 }
 
-const closeHooks = [];
+const downHooks = [];
 
-/** `hook(event)` runs when the socket closes (session.js checks the session then). */
-export function onSocketClose(hook) {
-  closeHooks.push(hook);
+/**
+ * `hook(event)` runs when the socket fails or closes: the close event, or null for an
+ * error. A refused reconnect (the server answers the upgrade 403) looks like any other
+ * failure to the browser, so session.js asks the server about the session then.
+ */
+export function onSocketDown(hook) {
+  downHooks.push(hook);
 }
 
 export function connect() {
@@ -47,12 +51,13 @@ export function connect() {
     if (state.socket !== socket) return;
     setStatus("reconnecting");
     lostChannel();
+    for (const hook of downHooks) hook(null);
   });
   socket.onClose((event) => {
     if (state.socket !== socket) return;
     setStatus("reconnecting");
     lostChannel();
-    for (const hook of closeHooks) hook(event);
+    for (const hook of downHooks) hook(event);
   });
   setStatus("connecting");
   socket.connect();

@@ -11,17 +11,32 @@ import { clearAllTyping, clearTyping, renderPresence, showTyping } from "/assets
 import { flushPending } from "/assets/sending.js";
 import { markRead, refreshRooms } from "/assets/sidebar.js";
 import { closeThread } from "/assets/threads.js";
-import { $, HISTORY_PAGE, state } from "/assets/state.js";
+import { identityOf, unsentRooms, unsentStore, unsentSummary } from "/assets/unsent.js";
+import { $, HISTORY_PAGE, RETRYABLE, state } from "/assets/state.js";
 
-/** The sign-in and join forms, with `error` under the guest form. */
-export function showLogin(error = "") {
+/**
+ * The sign-in and join forms, with `error` under the guest form and `notice` above both
+ * (why the person is here again), followed by what is kept of their unsent messages.
+ */
+export function showLogin(error = "", notice = "", identity = null) {
   $("chat").hidden = true;
   $("login").hidden = false;
   $("room-name").textContent = "";
   $("leave-guest").hidden = true;
   $("connection-banner").hidden = true;
   $("login-error").textContent = error;
+  setNotice(notice, identity);
 }
+
+/** The notice above the forms: `text` and the unsent messages of `identity`, if any. */
+export function setNotice(text, identity = null) {
+  const kept = identity ? unsentSummary(unsentRooms(identity)) : "";
+  const full = [text, kept].filter(Boolean).join(" ");
+  $("login-notice").textContent = full;
+  $("login-notice").hidden = !full;
+}
+
+const CONNECTION_LOST = "Connection lost — reconnecting… Messages you send now are kept and sent when it is back.";
 
 export function leaveRoom() {
   if (state.channel) state.channel.leave();
@@ -51,6 +66,11 @@ export function joinRoom(username, room) {
   connect();
   state.username = username;
   state.room = room;
+  // What this person wrote here and the server has not acknowledged, from before a
+  // refused reconnect or a reload: shown as waiting, sent once joined.
+  const unsent = unsentStore(identityOf(state.session, username), room);
+  state.timeline = new Timeline(unsent);
+  state.timeline.restorePending(unsent.load());
   // A function: phoenix.js calls it on every rejoin, so each rejoin asks for what it missed.
   const channel = state.socket.channel(`room:${room}`, () => {
     const params = { username: state.username };
@@ -109,6 +129,7 @@ export function joinRoom(username, room) {
       if (first) state.noOlder = messages.length < HISTORY_PAGE;
       state.everJoined = true;
       state.joined = true;
+      $("connection-banner").textContent = CONNECTION_LOST;
       setConnected(true);
       setStatus("online");
       render();
@@ -120,20 +141,41 @@ export function joinRoom(username, room) {
       if (first) $("body").focus({ preventScroll: true });
     })
     .receive("error", ({ reason }) => {
+      if (state.channel !== channel) {
+        channel.leave();
+        return;
+      }
+      const rejoin = state.everJoined;
+      if (rejoin && RETRYABLE.has(reason)) {
+        // A refusal for now (the store is down): phoenix.js joins again by itself, with
+        // backoff; the room stays on screen and the banner says why.
+        setStatus("reconnecting");
+        $("connection-banner").textContent = "The chat is unavailable right now — trying again. Messages you send now are kept.";
+        lostChannel();
+        return;
+      }
       // Don't let phoenix.js rejoin forever with a name the server refuses.
       channel.leave();
-      if (state.channel === channel) {
-        state.channel = null;
-        state.joined = false;
-      }
-      sessionStorage.removeItem("phx-chat:guest-room");
+      state.channel = null;
+      state.joined = false;
       const text = reason === "unavailable" ? "The chat is unavailable right now, try again soon." : reason;
       if (state.session) {
         // Signed in: stay, say why (e.g. "unauthorized" for a private room).
         $("sidebar-error").textContent = `#${room}: ${text}`;
         return;
       }
-      showLogin(text);
+      // A guest: back to the form, name and room filled in. After a refused rejoin a
+      // reload tries the room again (the refusal may have been for now).
+      if (!rejoin) sessionStorage.removeItem("phx-chat:guest-room");
+      $("username").value = username;
+      $("room").value = room;
+      setStatus("offline");
+      showLogin(
+        text,
+        rejoin ? `You are no longer in #${room}: the server refused to let you back in (${text}).` : "",
+        "guest",
+      );
+      $("username").focus();
     });
   state.channel = channel;
   state.presence = presence;

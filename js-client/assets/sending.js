@@ -90,7 +90,7 @@ function scheduleRetry() {
 }
 
 export function discardPending(p) {
-  state.timeline.pending = state.timeline.pending.filter((x) => x !== p);
+  state.timeline.discard(p);
   render();
 }
 

@@ -1,9 +1,10 @@
 // Accounts: register, log in, log out (POST /api/…), the stored session, signing in
 // without asking again, and the user:<id> channel that feeds the sidebar (activity,
 // read marks, invitations, DMs, mentions).
-import { connect, onSocketClose, setStatus } from "/assets/connection.js";
+import { connect, onSocketDown, setStatus } from "/assets/connection.js";
 import { mentioned } from "/assets/notify.js";
-import { joinRoom, leaveRoom, showLogin } from "/assets/room-channel.js";
+import { joinRoom, leaveRoom, setNotice, showLogin } from "/assets/room-channel.js";
+import { clearUnsent, identityOf } from "/assets/unsent.js";
 import { refreshRooms, renderSidebar, setUnread } from "/assets/sidebar.js";
 import { renderStaged } from "/assets/uploads.js";
 import { $, roomFromHash, state } from "/assets/state.js";
@@ -11,6 +12,8 @@ import { $, roomFromHash, state } from "/assets/state.js";
 export function startSignedIn(session, room) {
   state.session = session;
   localStorage.setItem("phx-chat:session", JSON.stringify(session));
+  setNotice("");
+  localStorage.removeItem(SIGNED_OUT);
   state.username = session.user.username;
   $("chat").classList.add("signed-in");
   $("sidebar").hidden = false;
@@ -38,6 +41,9 @@ export function startSignedIn(session, room) {
   state.userChannel = channel;
   joinRoom(session.user.username, room);
 }
+
+/** The session is asked about at most this often while the socket keeps failing. */
+const PROBE_EVERY_MS = 2000;
 
 function signOutLocally(message = "") {
   state.session = null;
@@ -71,10 +77,38 @@ async function api(path, body) {
   }
 }
 
-async function checkSession() {
-  if (!state.session) return;
-  const { status } = await api("session", { token: state.session.token });
-  if (status === 401) signOutLocally("You were logged out.");
+let probing = false;
+let lastProbe = 0;
+
+/**
+ * The socket failed or closed: is the session still good? A browser cannot see why an
+ * upgrade failed, and a reconnect refused with 403 (a server restarted with another
+ * secret, a session ended elsewhere) would otherwise look like an outage forever.
+ * `loggedOut`: the server closed every socket of this user (a logout in another tab).
+ */
+async function checkSession(loggedOut) {
+  const session = state.session;
+  if (!session || probing || (!loggedOut && Date.now() - lastProbe < PROBE_EVERY_MS)) return;
+  probing = true;
+  lastProbe = Date.now();
+  const { status } = await api("session", { token: session.token });
+  probing = false;
+  // 401: the server does not know the session any more. Anything else (no answer, 503)
+  // is an outage: phoenix.js keeps reconnecting.
+  if (status === 401 && state.session === session) sessionEnded(session, loggedOut);
+}
+
+/** Back to the sign-in form, saying why; unsent messages stay stored for the next sign-in. */
+function sessionEnded(session, loggedOut) {
+  signOutLocally(loggedOut ? "You were logged out." : "");
+  localStorage.setItem(SIGNED_OUT, session.user.username);
+  setStatus("signed out");
+  const notice = loggedOut
+    ? "You were logged out in another tab."
+    : "You were signed out: the server no longer accepts your session (it may have restarted). Sign in again to go on.";
+  setNotice(notice, identityOf(session));
+  $("acct-username").value = session.user.username;
+  $("acct-password").focus();
 }
 
 async function accountSubmit(path) {
@@ -98,21 +132,48 @@ export function wireSession() {
   });
   $("register-button").addEventListener("click", () => accountSubmit("register"));
   $("logout").addEventListener("click", async () => {
-    if (state.session) await api("logout", { token: state.session.token });
+    const session = state.session;
+    if (session) await api("logout", { token: session.token });
     signOutLocally();
+    // Logging out on purpose leaves nothing of this person's behind in the browser.
+    if (session) clearUnsent(identityOf(session));
+    localStorage.removeItem(SIGNED_OUT);
   });
-  onSocketClose((event) => {
+  onSocketDown((event) => {
     // 1001: the server closed every socket of this user (a logout in another tab).
-    if (state.session && event?.code === 1001) checkSession();
+    if (state.session) checkSession(event?.code === 1001);
   });
 }
 
-/** A stored session: checked, then signed in without asking again. */
-export function resumeSession() {
-  const stored = state.session;
+/**
+ * A stored session: checked, then signed in without asking again. Only a 401 ends it;
+ * a server that cannot be reached is asked again (a reload during an outage keeps the
+ * session).
+ */
+export function resumeSession(stored = state.session, wait = 1000) {
   state.session = null;
   api("session", { token: stored.token }).then(({ status }) => {
     if (status === 200) startSignedIn(stored, roomFromHash());
-    else localStorage.removeItem("phx-chat:session");
+    else if (status === 401) {
+      localStorage.removeItem("phx-chat:session");
+      localStorage.setItem(SIGNED_OUT, stored.user.username);
+      offerSignIn();
+    } else {
+      setNotice("The server cannot be reached right now — trying again…");
+      setTimeout(() => resumeSession(stored, Math.min(wait * 2, 10000)), wait);
+    }
   });
+}
+
+/** Who was signed out without logging out (kept for the sign-in form after a reload). */
+const SIGNED_OUT = "phx-chat:signed-out";
+
+/** The sign-in form after a session ended by itself: the name filled in, the notice. */
+export function offerSignIn() {
+  const username = localStorage.getItem(SIGNED_OUT);
+  if (!username) return false;
+  $("acct-username").value = username;
+  setNotice(`You were signed out as ${username}. Sign in again to go on.`, identityOf({ user: { username } }));
+  $("acct-password").focus();
+  return true;
 }
