@@ -3,19 +3,24 @@
 // wires the page's controls to the modules that do the work, in floors (a module imports
 // only modules listed above it, so there are no import cycles):
 //
-//   format.js, timeline.js    pure: dates, links, sizes; the room's messages and pending ones
+//   format.js, markup.js      pure: dates, links, sizes, readable errors; message formatting
+//   timeline.js               pure: the room's messages and the pending ones
 //   unsent.js                 unsent messages kept in localStorage per person and room
 //   state.js, dom.js          shared state and constants; element builders
+//   dialog.js                 the page's own confirm dialog
 //   message-view.js           one message as DOM (no handlers: data-action attributes)
-//   list-view.js              the room's and thread's lists, reconciled; scrolling
+//   list-view.js              the room's and thread's lists, reconciled; roving tabindex
 //   people.js                 presence and typing
 //   connection.js             the socket, status and outage banner
-//   uploads.js                attachments
+//   uploads.js                attachments: progress, previews, drops and pastes
 //   sending.js                composers, pending messages and their re-sending
-//   threads.js                the thread panel
+//   panes.js                  the right-hand pane (thread, search, people); the phone drawer
+//   threads.js                the thread pane
 //   message-actions.js        reactions, edits, deletes, thread opening (delegated clicks)
+//   keyboard.js               arrows between messages, ↑ to edit my last message
 //   sidebar.js                my rooms, the directory, read marks
 //   room-channel.js           joining and leaving a room, its events, older history
+//   search.js                 search in the room, results opened in context
 //   rooms.js                  switching, DMs, private rooms, invitations
 //   notify.js                 toasts and mentions
 //   session.js                accounts and the user:<id> channel
@@ -25,19 +30,31 @@ import { BODY_MAX, bodyLength } from "/assets/format.js";
 import { icon } from "/assets/dom.js";
 import { nearBottom, renderJump, scrollToBottom } from "/assets/list-view.js";
 import { setStatus } from "/assets/connection.js";
+import { upload, wireFileDrops } from "/assets/uploads.js";
 import { announceTyping, autoGrow, submitMessage, updateCounter } from "/assets/sending.js";
-import { dismissPicker, closePicker, stopEdit, wireMessageList } from "/assets/message-actions.js";
+import { closePane, setDrawer, wirePanes } from "/assets/panes.js";
 import { closeThread, loadOlderReplies } from "/assets/threads.js";
-import { upload } from "/assets/uploads.js";
+import { dismissPicker, closePicker, stopEdit, wireMessageList } from "/assets/message-actions.js";
+import { wireEditLast, wireListKeys } from "/assets/keyboard.js";
 import { markRead, renderSidebar } from "/assets/sidebar.js";
+import { joinRoom, leaveRoom, loadOlder, noteSeen, showLogin } from "/assets/room-channel.js";
+import { closeSearch, wireSearch } from "/assets/search.js";
 import { wireRooms } from "/assets/rooms.js";
-import { joinRoom, leaveRoom, loadOlder, showLogin } from "/assets/room-channel.js";
 import { offerSignIn, resumeSession, wireSession } from "/assets/session.js";
 import { $, ROOM, USERNAME, roomFromHash, state } from "/assets/state.js";
 
 $("attach-icon").replaceWith(icon("clip"));
+$("people-icon").replaceWith(icon("people"));
+$("menu-button").append(icon("menu"));
 wireMessageList($("message-list"));
 wireMessageList($("thread-list"));
+wireListKeys($("message-list"), $("body"));
+wireListKeys($("thread-list"), $("thread-body"));
+wireEditLast($("body"), false);
+wireEditLast($("thread-body"), true);
+wireFileDrops(document.querySelector(".conversation"), $("body"));
+wirePanes();
+wireSearch();
 wireRooms();
 wireSession();
 
@@ -83,6 +100,7 @@ window.addEventListener("hashchange", () => {
 document.addEventListener("visibilitychange", () => {
   const last = state.timeline.lastId;
   if (document.visibilityState === "visible" && last !== null && state.channel) markRead(state.channel, last);
+  noteSeen();
 });
 
 $("composer").addEventListener("submit", (e) => {
@@ -122,7 +140,7 @@ $("body").addEventListener("input", () => {
 $("attach").addEventListener("change", async (e) => {
   const files = [...e.target.files];
   e.target.value = "";
-  for (const file of files) await upload(file);
+  for (const file of files) upload(file);
 });
 
 $("messages").addEventListener("scroll", () => {
@@ -132,6 +150,7 @@ $("messages").addEventListener("scroll", () => {
     state.unseenCount = 0;
     renderJump();
   }
+  if (state.stick) noteSeen();
   if (box.scrollTop < 40) loadOlder();
 });
 
@@ -162,11 +181,13 @@ $("jump").addEventListener("click", () => {
 $("thread-close").addEventListener("click", closeThread);
 $("thread-older").addEventListener("click", loadOlderReplies);
 
+// Escape closes the innermost thing open: the picker, an edit, the drawer, then the pane.
 document.addEventListener("keydown", (e) => {
-  if (e.key !== "Escape") return;
+  if (e.key !== "Escape" || $("confirm-dialog").open) return;
   if (dismissPicker()) return;
   if (state.editing !== null) stopEdit();
-  else closeThread();
+  else if ($("chat").classList.contains("drawer-open")) setDrawer(false);
+  else if (!closeThread() && !closeSearch() && closePane("people")) $("people-button").focus();
 });
 
 document.addEventListener("click", (e) => {

@@ -17,6 +17,9 @@ const ICONS = {
   trash: ["M4 7h16", "M9 7V4h6v3", "M6 7l1 13h10l1-13"],
   file: ["M6 3h8l4 4v14H6z", "M14 3v4h4"],
   clip: ["M20 11l-8.5 8.5a5 5 0 0 1-7-7L13 4a3.5 3.5 0 0 1 5 5l-8.5 8.5a2 2 0 0 1-3-3L14 7"],
+  lock: ["M6 11h12v9H6z", "M8.5 11V8a3.5 3.5 0 0 1 7 0v3"],
+  people: ["M9 11a3.5 3.5 0 1 0 0-7a3.5 3.5 0 0 0 0 7z", "M2.5 20c.8-3.5 3.3-5.5 6.5-5.5s5.7 2 6.5 5.5", "M16 4.3a3.5 3.5 0 0 1 0 6.4", "M18 14.8c2 .7 3.2 2.5 3.6 5.2"],
+  menu: ["M4 6h16", "M4 12h16", "M4 18h16"],
 };
 
 export function icon(name) {
@@ -31,6 +34,17 @@ export function icon(name) {
     svg.append(path);
   }
   return svg;
+}
+
+/** A room's kind before its name: "#" or "@" as text, a lock (named) for a private room. */
+export function kindMark(kind) {
+  if (kind !== "private") return document.createTextNode(kind === "dm" ? "@" : "#");
+  const mark = el("span", "room-kind");
+  mark.setAttribute("role", "img");
+  mark.setAttribute("aria-label", "private room");
+  mark.title = "Private room";
+  mark.append(icon("lock"));
+  return mark;
 }
 
 export function avatar(name) {

@@ -4,7 +4,7 @@
 import { continuesGroup, dayKey, dayLabel } from "/assets/format.js";
 import { el } from "/assets/dom.js";
 import { messageElement, pendingElement } from "/assets/message-view.js";
-import { $, isMe, state } from "/assets/state.js";
+import { $, isMe, roomInfo, state } from "/assets/state.js";
 
 /** Each message object's JSON, computed once (an update brings a new object). */
 const messageJson = new WeakMap();
@@ -16,7 +16,7 @@ function signature(m, grouped) {
     json = JSON.stringify(m);
     messageJson.set(m, json);
   }
-  return `${grouped}|${state.editing === m.id}|${state.username}|${json}`;
+  return `${grouped}|${state.editing === m.id}|${state.expanded.has(m.id)}|${state.username}|${json}`;
 }
 
 const cache = new Map(); // key → {sig, node}
@@ -64,6 +64,16 @@ function listItems(messages, pending, prefix, inThread) {
       day = d;
       prev = null;
     }
+    if (!inThread && m.id === state.unreadFrom) {
+      items.push(
+        keyed(`${prefix}unread`, "", () => {
+          const li = el("li", "unread-marker");
+          li.append(el("span", "", "New since you were last here"));
+          return li;
+        }),
+      );
+      prev = null;
+    }
     if (!inThread && m.id === state.unseenFrom) {
       items.push(
         keyed(`${prefix}unseen`, "", () => {
@@ -105,14 +115,40 @@ export function settleScroll() {
   document.fonts?.ready.then(() => state.stick && scrollToBottom());
 }
 
+/** The key of a message item for the roving tabindex: its id, or its client_id if pending. */
+export function itemKey(li) {
+  return li.dataset.id ?? `p:${li.dataset.clientId}`;
+}
+
+function tabbable(li, on) {
+  li.tabIndex = on ? 0 : -1;
+  for (const c of li.querySelectorAll("a, button")) if (!c.closest("form.editor")) c.tabIndex = on ? 0 : -1;
+}
+
+/**
+ * One message of `list` is in the Tab order, with its links and buttons: the current one
+ * (state.roving), else the newest. ↑/↓ move it (keyboard.js).
+ */
+export function applyRoving(list) {
+  const items = list.querySelectorAll(":scope > li.message");
+  if (items.length === 0) return;
+  const want = state.roving[list.id];
+  let current = null;
+  if (want !== undefined) for (const li of items) if (itemKey(li) === want) current = li;
+  current ??= items[items.length - 1];
+  for (const li of list.querySelectorAll(':scope > li.message[tabindex="0"]')) if (li !== current) tabbable(li, false);
+  if (current.tabIndex !== 0) tabbable(current, true);
+}
+
 export function render() {
   used.clear();
   const top = state.timeline.topLevel();
   const pending = state.timeline.pendingIn(null);
   reconcile($("message-list"), listItems(top, pending, "", false));
+  applyRoving($("message-list"));
   const empty = state.everJoined && top.length === 0 && pending.length === 0;
   $("empty-state").hidden = !empty;
-  $("empty-room").textContent = `#${state.room ?? ""}`;
+  $("empty-room").textContent = state.room ? roomInfo(state.room).label : "";
   // No scrolling here: reading the layout on every message would lay the list out each
   // time. The resize observer (app.js) follows the bottom once per frame instead.
   renderJump();
@@ -151,6 +187,7 @@ function renderThread() {
   }
   items.push(...listItems(replies, state.timeline.pendingIn(t.parentId), "t:", true));
   reconcile($("thread-list"), items);
+  applyRoving($("thread-list"));
   $("thread-older").hidden = t.noOlder || replies.length === 0;
   $("thread-title").textContent = parent ? `Thread — ${parent.username}` : "Thread";
 }

@@ -3,6 +3,7 @@
 // `data-action` of the control (message-view.js builds them).
 import { BODY_MAX, bodyLength } from "/assets/format.js";
 import { el } from "/assets/dom.js";
+import { confirmDialog } from "/assets/dialog.js";
 import { render } from "/assets/list-view.js";
 import { discardPending, sendPending } from "/assets/sending.js";
 import { openThread } from "/assets/threads.js";
@@ -65,39 +66,69 @@ export function dismissPicker() {
   return true;
 }
 
-function startEdit(id) {
+export function startEdit(id) {
+  // Where focus goes back after the edit: the composer when ↑ started it.
+  state.editReturn = document.activeElement;
   state.editing = id;
+  state.editDraft = null;
+  state.editError = "";
   render();
 }
 
 export function stopEdit() {
   const id = state.editing;
   state.editing = null;
+  state.editDraft = null;
+  state.editError = "";
   render();
-  document.querySelector(`.message[data-id="${id}"] .action.edit`)?.focus({ preventScroll: true });
+  const back = state.editReturn;
+  state.editReturn = null;
+  const li = document.querySelector(`.message[data-id="${id}"]`);
+  (back?.isConnected && back.matches("textarea") ? back : li?.querySelector(".action.edit") ?? li)?.focus({ preventScroll: true });
+}
+
+/** A refused edit: the reason under the text being edited, which stays open. */
+function editError(id, text) {
+  if (state.editing !== id) return showActionError(text);
+  state.editError = text;
+  const slot = document.querySelector(`.message[data-id="${id}"] form.editor .edit-error`);
+  if (slot) slot.textContent = text;
 }
 
 function saveEdit(id, text) {
   const body = text.trim();
   const m = state.timeline.byId.get(id);
   if (m && body === m.body) return stopEdit();
-  if (bodyLength(body) > BODY_MAX) return showActionError(`Not saved: over the limit of ${BODY_MAX} characters.`);
-  if (!body) return showActionError("Not saved: a message cannot be empty (delete it instead).");
+  if (bodyLength(body) > BODY_MAX) return editError(id, `Not saved: ${bodyLength(body)} characters, over the limit of ${BODY_MAX}.`);
+  if (!body) return editError(id, "Not saved: a message cannot be empty (delete it instead).");
   state.channel
     ?.push("edit_msg", { id, body })
     .receive("ok", () => {
       if (state.editing === id) stopEdit();
     })
-    .receive("error", ({ reason }) => showActionError(`Not saved: ${reason}`))
-    .receive("timeout", () => showActionError("Not saved: no answer from the server."));
+    .receive("error", ({ reason }) => editError(id, `Not saved: ${reason}`))
+    .receive("timeout", () => editError(id, "Not saved: no answer from the server."));
 }
 
-function deleteMessage(id) {
-  if (!window.confirm("Delete this message? It is replaced by “message deleted” for everyone.")) return;
+async function deleteMessage(id) {
+  const sure = await confirmDialog({
+    title: "Delete this message?",
+    text: "It is replaced by “message deleted” for everyone in the room. This cannot be undone.",
+    confirm: "Delete",
+  });
+  if (!sure) return;
   state.channel
     ?.push("delete_msg", { id })
     .receive("error", ({ reason }) => showActionError(`Not deleted: ${reason}`))
     .receive("timeout", () => showActionError("Not deleted: no answer from the server."));
+}
+
+/** "Show more" / "Show less" on a long message. */
+function toggleExpanded(id) {
+  if (state.expanded.has(id)) state.expanded.delete(id);
+  else state.expanded.add(id);
+  render();
+  document.querySelector(`.message[data-id="${id}"] button.more`)?.focus({ preventScroll: true });
 }
 
 /** The message (by id) or pending message (by client_id) a control belongs to. */
@@ -126,6 +157,7 @@ export function wireMessageList(list) {
       else if (action === "edit") startEdit(id);
       else if (action === "delete") deleteMessage(id);
       else if (action === "cancel-edit") stopEdit();
+      else if (action === "expand") toggleExpanded(id);
       else if (action === "retry" && pending) sendPending(pending);
       else if (action === "discard" && pending) discardPending(pending);
       return;
@@ -142,10 +174,13 @@ export function wireMessageList(list) {
     e.preventDefault();
     saveEdit(owner(form).id, form.querySelector("textarea").value);
   });
+  list.addEventListener("input", (e) => {
+    if (e.target.closest("form.editor textarea")) state.editDraft = e.target.value;
+  });
   list.addEventListener("keydown", (e) => {
     const area = e.target.closest("form.editor textarea");
     if (!area) return;
-    if (e.key === "Enter" && !e.shiftKey) {
+    if (e.key === "Enter" && !e.shiftKey && !e.isComposing) {
       e.preventDefault();
       area.form.requestSubmit();
     } else if (e.key === "Escape") {

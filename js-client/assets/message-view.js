@@ -1,14 +1,20 @@
-// One message as DOM: avatar, name and time, body (text, links, mentions), attachments,
+// One message as DOM: avatar, name and time, body (formatted: markup.js), attachments,
 // reactions, reply count, and its toolbar. Views only: every control carries a
 // `data-action` that the list's delegated handler (message-actions.js) acts on, so this
-// module calls nothing outside itself. All user text goes through textContent.
-import { formatSize, segments, timeLabel } from "/assets/format.js";
+// module calls nothing outside itself. All user text goes through textContent. Controls
+// start out of the Tab order: the list's one current message puts its own back
+// (list-view.js, a roving tabindex), so a conversation is not four Tab stops a message.
+import { formatSize, timeLabel } from "/assets/format.js";
+import { blocks } from "/assets/markup.js";
 import { actionButton, avatar, el, icon } from "/assets/dom.js";
 import { isMe, state } from "/assets/state.js";
 
-/** The body as text, links and mentions: DOM nodes only, links http(s) only. */
-export function bodyNodes(body) {
-  return segments(body).map((run) => {
+/** A body longer than this many lines or characters is shown collapsed ("Show more"). */
+const LONG_LINES = 10;
+const LONG_CHARS = 700;
+
+function inlineNodes(runs) {
+  return runs.map((run) => {
     if (run.type === "link") {
       const a = el("a", "link", run.text);
       a.href = run.href;
@@ -17,8 +23,38 @@ export function bodyNodes(body) {
       return a;
     }
     if (run.type === "mention") return el("span", isMe(run.name) ? "mention me" : "mention", run.text);
+    if (run.type === "code") return el("code", "", run.text);
+    if (run.children) {
+      const node = el(run.type === "bold" ? "strong" : run.type === "italic" ? "em" : "s");
+      node.append(...inlineNodes(run.children));
+      return node;
+    }
     return document.createTextNode(run.text);
   });
+}
+
+/** The body as DOM nodes: formatting, links (http and https only) and mentions. */
+export function bodyNodes(body) {
+  return blocks(body).map((b) => {
+    if (b.type === "code") {
+      const pre = el("pre");
+      pre.append(el("code", "", b.text));
+      return pre;
+    }
+    if (b.type === "quote") {
+      const quote = el("blockquote");
+      quote.append(...inlineNodes(b.inline));
+      return quote;
+    }
+    const span = el("span");
+    span.append(...inlineNodes(b.inline));
+    return span;
+  });
+}
+
+/** Whether a body is shown collapsed until "Show more". */
+export function isLong(body) {
+  return body.length > LONG_CHARS || body.split("\n").length > LONG_LINES;
 }
 
 /** Only the server's own upload paths are linked (never a URL from elsewhere). */
@@ -104,6 +140,15 @@ export function messageElement(m, { grouped, inThread }) {
     const body = el("div", "body");
     body.append(...bodyNodes(m.body));
     content.append(body);
+    if (isLong(m.body)) {
+      const open = state.expanded.has(m.id);
+      body.classList.toggle("collapsed", !open);
+      const more = el("button", "more", open ? "Show less" : "Show more");
+      more.type = "button";
+      more.dataset.action = "expand";
+      more.setAttribute("aria-expanded", String(open));
+      content.append(more);
+    }
     if (m.edited_at) content.append(el("span", "edited", "(edited)"));
   }
   if (!m.deleted && m.attachments.length) {
@@ -131,14 +176,22 @@ export function messageElement(m, { grouped, inThread }) {
     }
     li.append(bar);
   }
+  outOfTabOrder(li);
   return li;
+}
+
+/** A message and its links and buttons leave the Tab order (the editor stays in it). */
+function outOfTabOrder(li) {
+  li.tabIndex = -1;
+  for (const c of li.querySelectorAll("a, button")) if (!c.closest("form.editor")) c.tabIndex = -1;
 }
 
 /** The inline editor of message `m` (its form is handled by message-actions.js). */
 function editorElement(m) {
   const form = el("form", "editor");
   const area = el("textarea");
-  area.value = m.body;
+  // The draft survives a rebuild (someone reacts while this is being edited).
+  area.value = state.editDraft ?? m.body;
   area.rows = 2;
   area.setAttribute("aria-label", "Edit message");
   const save = el("button", "small", "Save");
@@ -146,7 +199,10 @@ function editorElement(m) {
   const cancel = el("button", "secondary small", "Cancel");
   cancel.type = "button";
   cancel.dataset.action = "cancel-edit";
-  form.append(area, save, cancel);
+  // A refused edit says why here, under the text being edited (not under the composer).
+  const error = el("p", "error edit-error", state.editError);
+  error.setAttribute("role", "alert");
+  form.append(area, save, cancel, error);
   queueMicrotask(() => {
     area.focus();
     area.setSelectionRange(area.value.length, area.value.length);
@@ -185,5 +241,6 @@ export function pendingElement(p, grouped) {
   }
   content.append(note);
   li.append(gutter, content);
+  outOfTabOrder(li);
   return li;
 }

@@ -2,7 +2,8 @@
 // tab is hidden (when the person allowed them).
 import { el } from "/assets/dom.js";
 import { switchRoom } from "/assets/rooms.js";
-import { $, state, TOAST_MS } from "/assets/state.js";
+import { plainText } from "/assets/markup.js";
+import { $, roomInfo, state, TOAST_MS } from "/assets/state.js";
 
 export function toast(text, onOpen) {
   const box = el("div", "toast");
@@ -16,15 +17,21 @@ export function toast(text, onOpen) {
     });
     box.append(open);
   }
+  const close = el("button", "small secondary", "✕");
+  close.type = "button";
+  close.setAttribute("aria-label", "Dismiss");
+  close.addEventListener("click", () => box.remove());
+  box.append(close);
   $("toasts").append(box);
   setTimeout(() => box.remove(), TOAST_MS);
 }
 
 /** A `mention` on the user:<id> channel (docs/chat.md, Mentions). */
 export function mentioned({ room, username, body }) {
-  const text = `${username} mentioned you in #${room}: ${body}`;
+  const where = roomInfo(room).label;
+  const text = `${username} mentioned you in ${where}: ${plainText(body)}`;
   toast(text, room === state.room ? null : () => switchRoom(room));
   if (document.visibilityState === "hidden" && "Notification" in window && Notification.permission === "granted") {
-    new Notification(`${username} in #${room}`, { body });
+    new Notification(`${username} in ${where}`, { body: plainText(body) });
   }
 }

@@ -48,6 +48,7 @@ export function renderPresence() {
     }),
   );
   $("online-count").textContent = String(people.length);
+  $("people-count").textContent = String(people.length);
 }
 
 export function renderTyping() {

@@ -5,14 +5,46 @@
 import { Presence } from "/assets/phoenix.mjs";
 import { Timeline } from "/assets/timeline.js";
 import { connect, lostChannel, setConnected, setStatus } from "/assets/connection.js";
-import { arrived, clearCache, render, settleScroll } from "/assets/list-view.js";
+import { kindMark } from "/assets/dom.js";
+import { arrived, clearCache, nearBottom, render, settleScroll } from "/assets/list-view.js";
+import { closePane, showPeopleIfWanted } from "/assets/panes.js";
 import { closePicker } from "/assets/message-actions.js";
 import { clearAllTyping, clearTyping, renderPresence, showTyping } from "/assets/people.js";
 import { flushPending } from "/assets/sending.js";
 import { markRead, refreshRooms } from "/assets/sidebar.js";
 import { closeThread } from "/assets/threads.js";
 import { identityOf, unsentRooms, unsentStore, unsentSummary } from "/assets/unsent.js";
-import { $, HISTORY_PAGE, RETRYABLE, state } from "/assets/state.js";
+import { $, HISTORY_PAGE, RETRYABLE, isMe, roomInfo, state } from "/assets/state.js";
+
+/** Where this person left off in each room: `phx-chat:seen:<who>:<room>` = the newest id seen. */
+const seenKey = () => `phx-chat:seen:${encodeURIComponent(identityOf(state.session, state.username))}:${encodeURIComponent(state.room)}`;
+
+function lastSeen() {
+  const n = Number(localStorage.getItem(seenKey()));
+  return Number.isSafeInteger(n) && n > 0 ? n : null;
+}
+
+/** The newest message is on screen (the tab visible, the list at its bottom): remember it. */
+export function noteSeen() {
+  if (!state.joined || document.visibilityState === "hidden" || !state.stick) return;
+  const top = state.timeline.topLevel().at(-1);
+  if (top && top.id !== lastSeen()) {
+    try {
+      localStorage.setItem(seenKey(), String(top.id));
+    } catch {
+      // Storage full: the "New" line is a convenience.
+    }
+  }
+}
+
+/** The room's name in the room header: "#lobby", a lock and "team", "@ann". */
+function showRoomName(room) {
+  const { kind, title, label } = roomInfo(room);
+  const heading = $("room-name");
+  heading.dataset.kind = kind;
+  if (kind === "private") heading.replaceChildren(kindMark(kind), document.createTextNode(title));
+  else heading.textContent = label;
+}
 
 /**
  * The sign-in and join forms, with `error` under the guest form and `notice` above both
@@ -22,6 +54,7 @@ export function showLogin(error = "", notice = "", identity = null) {
   $("chat").hidden = true;
   $("login").hidden = false;
   $("room-name").textContent = "";
+  $("menu-button").hidden = true;
   $("leave-guest").hidden = true;
   $("connection-banner").hidden = true;
   $("login-error").textContent = error;
@@ -50,8 +83,12 @@ export function leaveRoom() {
   state.unseenCount = 0;
   state.stick = true;
   state.editing = null;
+  state.unreadFrom = null;
+  state.expanded.clear();
+  state.roving = {};
   clearTimeout(state.retryTimer);
   closeThread();
+  closePane("search");
   closePicker();
   clearCache();
   $("message-list").replaceChildren();
@@ -112,8 +149,15 @@ export function joinRoom(username, room) {
       $("chat").hidden = false;
       $("leave-guest").hidden = Boolean(state.session);
       if (!state.session) sessionStorage.setItem("phx-chat:guest-room", room);
-      const entry = state.rooms.find((r) => r.room === room);
-      $("room-name").textContent = entry?.kind === "dm" ? `@${entry.title}` : `#${room}`;
+      showRoomName(room);
+      if (first) {
+        // The "New" line: before the first message of someone else after where this
+        // person left off (the server's read position or this browser's, the later).
+        const entry = state.rooms.find((r) => r.room === room);
+        const since = Math.max(entry?.last_read_id ?? 0, lastSeen() ?? 0);
+        const next = since > 0 ? messages.find((m) => m.parent_id === null && m.id > since && !isMe(m.username)) : null;
+        state.unreadFrom = next?.id ?? null;
+      }
       if (reply?.gap) {
         // Too much was missed: show the latest page instead of a list with a hole.
         state.timeline.replace(messages);
@@ -133,7 +177,12 @@ export function joinRoom(username, room) {
       setConnected(true);
       setStatus("online");
       render();
-      if (first) settleScroll();
+      if (first) {
+        settleScroll();
+        if (state.unreadFrom !== null) showUnreadLine();
+        showPeopleIfWanted();
+      }
+      noteSeen();
       const last = messages.at(-1);
       if (last) markRead(channel, last.id);
       if (state.session) refreshRooms();
@@ -181,31 +230,55 @@ export function joinRoom(username, room) {
   state.presence = presence;
 }
 
-export function loadOlder() {
+/** The "New" line near the top of the view, when the newest message is not far below it. */
+function showUnreadLine() {
+  const line = $("message-list").querySelector(".unread-marker");
+  if (!line) return;
+  line.scrollIntoView({ block: "start" });
+  state.stick = nearBottom($("messages"));
+}
+
+/**
+ * One page of older top-level messages (up to `limit`); resolves how many came. After a
+ * page loaded by scrolling, the next waits a moment (`guard`): the scroll position moves
+ * as the page is put in and must not ask again at once.
+ */
+export function fetchOlder(limit = HISTORY_PAGE, guard = true) {
   const channel = state.channel;
   const oldest = state.timeline.oldestTopLevelId();
-  if (!channel || !state.joined || state.loadingOlder || state.noOlder || oldest === null) return;
+  if (!channel || !state.joined || state.loadingOlder || state.noOlder || oldest === null) return Promise.resolve(0);
   state.loadingOlder = true;
   $("history-status").textContent = "Loading older messages…";
   const done = () => setTimeout(() => (state.loadingOlder = false), 300);
-  channel
-    .push("history", { before_id: oldest, limit: HISTORY_PAGE })
-    .receive("ok", ({ messages }) => {
-      if (messages.length < HISTORY_PAGE) state.noOlder = true;
-      const box = $("messages");
-      const before = box.scrollHeight;
-      state.timeline.merge(messages);
-      render();
-      box.scrollTop += box.scrollHeight - before;
-      $("history-status").textContent = state.noOlder ? "This is the beginning of the room." : "";
-      done();
-    })
-    .receive("error", ({ reason }) => {
-      $("history-status").textContent = `Could not load history: ${reason}`;
-      done();
-    })
-    .receive("timeout", () => {
-      $("history-status").textContent = "Could not load history (timeout).";
-      done();
-    });
+  return new Promise((resolve) =>
+    channel
+      .push("history", { before_id: oldest, limit })
+      .receive("ok", ({ messages }) => {
+        if (messages.length < limit) state.noOlder = true;
+        const box = $("messages");
+        const before = box.scrollHeight;
+        state.timeline.merge(messages);
+        render();
+        box.scrollTop += box.scrollHeight - before;
+        $("history-status").textContent = state.noOlder ? "This is the beginning of the room." : "";
+        if (guard) done();
+        else state.loadingOlder = false;
+        resolve(messages.length);
+      })
+      .receive("error", ({ reason }) => {
+        $("history-status").textContent = `Could not load history: ${reason}`;
+        done();
+        resolve(0);
+      })
+      .receive("timeout", () => {
+        $("history-status").textContent = "Could not load history (timeout).";
+        done();
+        resolve(0);
+      }),
+  );
+}
+
+/** Scrolled to the top: the page before. */
+export function loadOlder() {
+  fetchOlder();
 }

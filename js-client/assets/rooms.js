@@ -1,5 +1,6 @@
 // Moving between rooms (signed in): switching without a reload, DMs from a name, creating
 // a private room, inviting, leaving; the sidebar's and the people list's clicks.
+import { setDrawer } from "/assets/panes.js";
 import { joinRoom, leaveRoom } from "/assets/room-channel.js";
 import { refreshRooms, renderSidebar } from "/assets/sidebar.js";
 import { $, roomFromHash, state } from "/assets/state.js";
@@ -10,6 +11,7 @@ export function switchRoom(room) {
   if (roomFromHash() !== room) history.replaceState(null, "", `#${encodeURIComponent(room)}`);
   joinRoom(state.username, room);
   renderSidebar();
+  setDrawer(false);
 }
 
 function openDm(username) {

@@ -4,12 +4,18 @@
 // character counter and typing signal.
 import { BODY_MAX, COUNTER_FROM, bodyLength } from "/assets/format.js";
 import { render, scrollThreadToBottom, scrollToBottom } from "/assets/list-view.js";
-import { renderStaged } from "/assets/uploads.js";
+import { clearStaged, readyAttachments, uploading } from "/assets/uploads.js";
 import { $, PENDING_MAX, PUSH_TIMEOUT_MS, RETRY_AFTER_MS, RETRYABLE, TYPING_SEND_EVERY_MS, state } from "/assets/state.js";
 
 export function submitMessage(input, parentId, errorEl) {
   const body = input.value.trim();
-  const attachments = parentId === null ? state.staged : [];
+  if (parentId === null && uploading()) {
+    // The message goes with its files: once they are up (uploads.js sends it then).
+    state.sendWhenUploaded = true;
+    errorEl.textContent = "Sending as soon as the files are uploaded…";
+    return;
+  }
+  const attachments = parentId === null ? readyAttachments() : [];
   if (!body && attachments.length === 0) return;
   const length = bodyLength(body);
   if (length > BODY_MAX) {
@@ -30,8 +36,7 @@ export function submitMessage(input, parentId, errorEl) {
   autoGrow(input);
   updateCounter();
   if (parentId === null) {
-    state.staged = [];
-    renderStaged();
+    clearStaged();
     state.unseenFrom = null;
     state.unseenCount = 0;
     state.stick = true;

@@ -4,10 +4,16 @@
 import { connect, onSocketDown, setStatus } from "/assets/connection.js";
 import { mentioned } from "/assets/notify.js";
 import { joinRoom, leaveRoom, setNotice, showLogin } from "/assets/room-channel.js";
-import { clearUnsent, identityOf } from "/assets/unsent.js";
-import { refreshRooms, renderSidebar, setUnread } from "/assets/sidebar.js";
-import { renderStaged } from "/assets/uploads.js";
+import { clearUnsent, identityOf, unsentRooms } from "/assets/unsent.js";
+import { confirmDialog } from "/assets/dialog.js";
+import { deletedIn, refreshRooms, renderSidebar, setUnread } from "/assets/sidebar.js";
+import { clearStaged } from "/assets/uploads.js";
 import { $, roomFromHash, state } from "/assets/state.js";
+
+const unsentCount = (rooms) => {
+  const n = rooms.reduce((sum, r) => sum + r.count, 0);
+  return n === 1 ? "1 message" : `${n} messages`;
+};
 
 export function startSignedIn(session, room) {
   state.session = session;
@@ -18,6 +24,7 @@ export function startSignedIn(session, room) {
   $("chat").classList.add("signed-in");
   $("sidebar").hidden = false;
   $("me").textContent = session.user.username;
+  $("menu-button").hidden = false;
   $("attach-label").hidden = false;
   connect();
   const channel = state.socket.channel(`user:${session.user.id}`, {});
@@ -29,7 +36,12 @@ export function startSignedIn(session, room) {
     state.rooms.sort((a, b) => b.latest_id - a.latest_id);
     renderSidebar();
   });
-  channel.on("read", ({ room }) => setUnread(room, 0));
+  channel.on("read", ({ room, last_read_id: id }) => {
+    const entry = state.rooms.find((r) => r.room === room);
+    if (entry && id > (entry.last_read_id ?? 0)) entry.last_read_id = id;
+    setUnread(room, 0);
+  });
+  channel.on("deleted", ({ room, id }) => deletedIn(room, id));
   channel.on("invited", refreshRooms);
   channel.on("dm", refreshRooms);
   channel.on("left", refreshRooms);
@@ -54,11 +66,11 @@ function signOutLocally(message = "") {
   state.rooms = [];
   state.socket?.disconnect();
   state.socket = null;
-  $("chat").classList.remove("signed-in");
+  $("chat").classList.remove("signed-in", "drawer-open");
   $("sidebar").hidden = true;
+  $("menu-button").hidden = true;
   $("attach-label").hidden = true;
-  state.staged = [];
-  renderStaged();
+  clearStaged();
   setStatus("offline");
   showLogin();
   $("account-error").textContent = message;
@@ -133,6 +145,15 @@ export function wireSession() {
   $("register-button").addEventListener("click", () => accountSubmit("register"));
   $("logout").addEventListener("click", async () => {
     const session = state.session;
+    const kept = session ? unsentRooms(identityOf(session)) : [];
+    if (kept.length) {
+      const sure = await confirmDialog({
+        title: "Log out?",
+        text: `${unsentCount(kept)} you wrote (${kept.map((r) => `#${r.room}`).join(", ")}) could not be sent yet: logging out discards ${kept.length === 1 && kept[0].count === 1 ? "it" : "them"}.`,
+        confirm: "Log out",
+      });
+      if (!sure) return;
+    }
     if (session) await api("logout", { token: session.token });
     signOutLocally();
     // Logging out on purpose leaves nothing of this person's behind in the browser.

@@ -48,10 +48,22 @@ export const state = {
   typingTimer: null,
   /** The open thread: {parentId, noOlder, loading} or null. */
   thread: null,
-  /** The message being edited (its id) or null. */
+  /** The message being edited (its id) or null, its text so far, and why a save failed. */
   editing: null,
-  /** Uploaded attachments waiting for the next message (signed-in users). */
+  editDraft: null,
+  editError: "",
+  /** Long messages the person expanded ("Show more"), by id. */
+  expanded: new Set(),
+  /** The first message after where this person left off (the "New" line), or null. */
+  unreadFrom: null,
+  /** Each message list's current item (roving tabindex): list id → message key. */
+  roving: {},
+  /** What the right-hand pane shows: "thread", "search", "people" or null. */
+  pane: null,
+  /** Files for the next message (signed-in users): uploading or uploaded (uploads.js). */
   staged: [],
+  /** A message waits for its files to finish uploading. */
+  sendWhenUploaded: false,
   retryTimer: null,
   // Accounts: the session ({token, user}) from /api/, the user:<id> channel, the sidebar.
   session: JSON.parse(localStorage.getItem("phx-chat:session") ?? "null"),
@@ -62,6 +74,15 @@ export const state = {
 export function roomFromHash() {
   const raw = decodeURIComponent(location.hash.slice(1)).trim();
   return raw || "lobby";
+}
+
+/** A room as people see it: "#lobby" (public), "team" (private: a lock), "@ann" (a DM). */
+export function roomInfo(room) {
+  const entry = state.rooms.find((r) => r.room === room);
+  const kind = entry?.kind ?? (String(room).startsWith("dm.") ? "dm" : "public");
+  const title = entry?.title ?? room;
+  const label = kind === "dm" ? `@${title}` : kind === "private" ? title : `#${room}`;
+  return { kind, title, label };
 }
 
 export function isMe(name) {
