@@ -72,6 +72,7 @@ test("two accounts and a guest: private room, invitation, DM, unread badges, swi
   await ann.page.waitForFunction((r) => document.querySelector("#room-name").textContent === r, team);
   assert.equal(await ann.page.getAttribute("#room-name", "data-kind"), "private");
   assert.equal(await ann.page.getAttribute("#room-name .room-kind", "aria-label"), "private room");
+  await ann.page.waitForSelector(`#room-list li[data-room="${team}"] .room-kind[aria-label="private room"]`);
   await ann.page.fill("#invite-username", `bob${tag}`);
   await ann.page.press("#invite-username", "Enter");
   await ann.page.waitForFunction(() => document.querySelector("#sidebar-error").textContent.includes("invited"));

@@ -3,7 +3,8 @@
 // is refused 403) is told so in words, not "reconnecting…" forever; what they wrote stays
 // (also across a reload, in localStorage per person and room) and is sent, once, after
 // they sign in again. A guest whose rejoin is refused keeps their unsent messages too and
-// sends them after joining again. Chromium against the real chat app.
+// sends them after joining again; one refused for now (the database is down) stays in the
+// room and is back by itself. Chromium against the real chat app.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
@@ -141,5 +142,37 @@ test("a guest whose rejoin is refused is told why, keeps the unsent message, and
   } finally {
     await proxy.close();
     await chat.stop();
+  }
+});
+
+test("a guest whose rejoin is refused for now (the database is down) stays in the room and is back by itself", async () => {
+  const id = tag();
+  const db = testDatabase(`chatpage_transient_${id}`);
+  const chat = await startChat({ databaseUrl: db.url, env: LIMITS });
+  const proxy = await cutProxy({ port: Number(new URL(chat.url).port) });
+  const room = `transient-${id}`;
+  try {
+    const hal = await joinAsGuest(browser, proxy.url, `hal${id}`, room);
+    await send(hal.page, "hello");
+    await shown(hal.page, "hello");
+    proxy.cut();
+    await hal.page.waitForSelector("#connection-banner:not([hidden])");
+    db.cut();
+    proxy.restore();
+    // The rejoin is refused "unavailable": still the room, and the banner says why.
+    await hal.page.waitForFunction(() => /unavailable/.test(document.querySelector("#connection-banner").textContent), null, { timeout: 30000 });
+    assert.equal(await hal.page.isHidden("#login"), true, "not sent back to the join form");
+    await send(hal.page, "written while the database was down");
+    await hal.page.waitForSelector("#message-list li.pending");
+    db.restore();
+    await shown(hal.page, "written while the database was down");
+    await hal.page.waitForSelector("#connection-banner", { state: "hidden" });
+    assert.equal(await stored(chat.url, room, "written while the database was down"), 1);
+    assert.deepEqual(hal.errors, []);
+    await hal.context.close();
+  } finally {
+    await proxy.close();
+    await chat.stop();
+    db.drop();
   }
 });
