@@ -53,9 +53,12 @@ pub struct RoomChannel {
     kind: Option<RoomKind>,
     /// Uploads: `None` refuses attachments ("uploads are not enabled").
     attachments: Option<Arc<dyn AttachmentLookup>>,
-    /// The `search` rate per author (`crate::search`), shared by every room channel
-    /// once `with_search_limit` is called.
+    /// The `search` rate (`crate::search`), shared by every room channel once
+    /// `with_search_limit` is called; this channel's key in it (`search_key`): the
+    /// signed-in user, or a guest's client address (a guest can make a new guest id at
+    /// will, not a new address).
     searches: Arc<RateLimit<String>>,
+    search_key: String,
 }
 
 impl RoomChannel {
@@ -83,6 +86,7 @@ impl RoomChannel {
             attachments: None,
             // Until a shared limit is given, this channel's own: still a bound.
             searches: Arc::new(RateLimit::new(crate::search::default_rate())),
+            search_key: String::new(),
         }
     }
 
@@ -222,6 +226,10 @@ impl Channel for RoomChannel {
             .assigns()
             .peer
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        self.search_key = match self.user_id {
+            Some(_) => self.author.clone(),
+            None => format!("addr:{}", crate::limit::address_key(peer)),
+        };
         // The room is created on first join; the reply carries its recent history, or
         // what a rejoining page missed.
         let replay = async {
@@ -583,7 +591,7 @@ impl RoomChannel {
             .and_then(|v| crate::search::parse(&v).map_err(reason))?;
         if !self
             .searches
-            .try_acquire(self.author.as_str(), Instant::now())
+            .try_acquire(self.search_key.as_str(), Instant::now())
         {
             return Err(reason(crate::search::too_many()));
         }

@@ -20,7 +20,8 @@ pub const QUERY_MAX_CHARS: usize = 100;
 pub const LIMIT_DEFAULT: u32 = 20;
 /// Results of one search at most.
 pub const LIMIT_MAX: u32 = 50;
-/// Searches one author may make at once (all rooms, every tab and channel)…
+/// Searches one signed-in user, or one client address for guests, may make at once (all
+/// rooms, every tab and channel)…
 pub const SEARCH_BURST: u32 = 5;
 /// …then one more per this interval.
 pub const SEARCH_REFILL: Duration = Duration::from_secs(2);

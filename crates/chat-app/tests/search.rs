@@ -314,4 +314,25 @@ async fn the_search_event_answers_the_joined_room_only_bounded_and_rate_limited(
         .push("room:secret", "search", json!({"query": "needle"}))
         .await;
     assert_eq!(found(&other.response), ["the needle is here"]);
+
+    // Guests are counted by client address: a new guest key is no new budget.
+    let mut statuses = Vec::new();
+    for key in 0..=SEARCH_BURST {
+        let params = json!({ "guest_key": format!("{key:0>40}") });
+        let mut g = TestSocket::connect(&app.endpoint, "/socket", params)
+            .await
+            .unwrap();
+        g.join("room:lobby", json!({"username": format!("guest{key}")}))
+            .await
+            .unwrap();
+        let reply = g
+            .push("room:lobby", "search", json!({"query": "needle"}))
+            .await;
+        statuses.push(reply.status);
+    }
+    assert_eq!(
+        statuses.iter().filter(|s| *s == "ok").count(),
+        SEARCH_BURST as usize
+    );
+    assert_eq!(statuses.last().map(String::as_str), Some("error"));
 }
