@@ -6,10 +6,12 @@
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
+import { createRequire } from "node:module";
 import { startChat } from "../lib/chat-server.js";
 import { ARTIFACTS, launchBrowser, send } from "../lib/browser.js";
 import { client, disconnectAll, join, push } from "../lib/channel.js";
 
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 const PASSWORD = "correct horse battery";
 const ENV = { REGISTER_BURST: "100", LOGIN_ADDRESS_BURST: "100" };
 let chat;
@@ -45,6 +47,16 @@ async function account(name, room, viewport = { width: 1280, height: 800 }) {
   await page.waitForSelector("#sidebar:not([hidden])");
   await page.waitForFunction((r) => document.querySelector("#room-name").textContent === `#${r}`, room);
   return { context, page, errors, dialogs };
+}
+
+async function axe(page, label) {
+  if (!(await page.evaluate(() => Boolean(window.axe)))) await page.addScriptTag({ path: AXE });
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ["violations"] });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5) }));
+  });
+  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(bad, [], `${label}: axe-core found serious or critical violations`);
 }
 
 const byId = (page, id) => page.locator(`#message-list li.message[data-id="${id}"]`);
@@ -96,6 +108,7 @@ test("formatting, Show more, the page's own confirm dialog, and the unread line"
   await longMsg.locator("button.more", { hasText: "Show less" }).waitFor();
   assert.equal(await longMsg.locator(".body").evaluate((b) => b.classList.contains("collapsed") || b.scrollHeight > b.clientHeight + 2), false);
   await eli.page.screenshot({ path: path.join(ARTIFACTS, "features-formatting.png") });
+  await axe(eli.page, "formatting and Show more");
 
   // Delete asks in the page's own dialog: Cancel keeps the message, Delete removes it.
   await send(dee.page, "delete me maybe");
@@ -106,6 +119,7 @@ test("formatting, Show more, the page's own confirm dialog, and the unread line"
   await dee.page.waitForSelector("#confirm-dialog[open]");
   assert.equal(await dee.page.evaluate(() => document.activeElement.id), "confirm-cancel", "the safe choice has focus");
   await dee.page.screenshot({ path: path.join(ARTIFACTS, "features-confirm.png") });
+  await axe(dee.page, "the confirm dialog");
   await dee.page.keyboard.press("Escape");
   await dee.page.waitForFunction(() => !document.querySelector("#confirm-dialog").open);
   assert.equal(await victim.locator(".tombstone").count(), 0, "Escape cancels");
@@ -152,6 +166,7 @@ test("search finds a message 60 back and opens it in context; a reply opens in i
   assert.match(await page.textContent("#search-status"), /2 messages match “NEEDLE”/);
   assert.deepEqual(await page.$$eval("#search-results mark", (ms) => ms.map((m) => m.textContent)), ["needle", "needle"]);
   await page.screenshot({ path: path.join(ARTIFACTS, "features-search.png") });
+  await axe(page, "search results");
 
   // The older one: history loads back to it; it is in view, focused and flashed.
   await page.click(`#search-results button.result[data-id="${needle.id}"]`);
@@ -217,6 +232,7 @@ test("files dropped or pasted: a preview and a progress bar, then sent with the 
   });
   await page.waitForFunction(() => document.querySelectorAll("#staged .staged-file").length === 2);
   await page.screenshot({ path: path.join(ARTIFACTS, "features-staged.png") });
+  await axe(page, "files staged");
   await send(page, "two files");
   const sent = msg(page, "two files");
   await sent.locator(".attachment.image img").waitFor();
