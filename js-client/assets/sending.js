@@ -63,8 +63,11 @@ export function sendPending(p) {
   const current = () => p.attempt === attempt && state.timeline.pending.includes(p);
   channel
     .push("new_msg", payload, PUSH_TIMEOUT_MS)
-    .receive("ok", ({ id }) => {
+    .receive("ok", ({ id, duplicate }) => {
       state.timeline.acknowledge(p.client_id, id);
+      // The server had it already (sent again after a reload): no broadcast follows, and
+      // the message may be older than what is shown, so the pending line goes now.
+      if (duplicate && !state.timeline.byId.has(id)) state.timeline.discard(p);
       render();
     })
     .receive("error", ({ reason }) => {
