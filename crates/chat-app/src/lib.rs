@@ -17,6 +17,7 @@
 //! - `accounts`: registration and login (`/api/`), sessions, private rooms, DMs, the
 //!   personal `user:<id>` topic, read positions.
 //! - `uploads`: attachments (docs/chat.md): upload over HTTP, type sniffing, thumbnails.
+//! - `search`: the room channel's `search` event: its rules, bounds and rate.
 
 pub mod accounts;
 pub mod config;
@@ -25,6 +26,7 @@ pub mod directory;
 pub mod limit;
 pub mod ops;
 pub mod room;
+pub mod search;
 pub mod store;
 pub mod uploads;
 pub mod validate;

@@ -121,6 +121,7 @@ async fn run(config: Config) -> Result<(), String> {
     let room_store = store.clone();
     let rooms = Arc::new(RoomDirectory::new(store.clone(), config.room_creation()));
     let typing = Arc::new(RateLimit::new(config.typing()));
+    let searches = Arc::new(RateLimit::new(chat_app::search::default_rate()));
     tracing::info!(
         store_timeout_ms = config.store_timeout_ms,
         room_creation_burst = config.room_creation_burst,
@@ -173,6 +174,7 @@ async fn run(config: Config) -> Result<(), String> {
             RoomChannel::new(room_store.clone(), rooms.clone(), typing.clone())
                 .with_accounts(room_accounts.clone())
                 .with_attachments(attachments.clone())
+                .with_search_limit(searches.clone())
         })
         .channel("user:*", user_channel);
     let limits =
