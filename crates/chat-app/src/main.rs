@@ -175,8 +175,17 @@ async fn run(config: Config) -> Result<(), String> {
                 .with_attachments(attachments.clone())
         })
         .channel("user:*", user_channel);
-    let limits =
-        chat_app::accounts::wiring::limits(config.register_burst, config.login_address_burst);
+    let limits = config.account_limits();
+    tracing::info!(
+        login_address_burst = config.login_address_burst,
+        register_burst = config.register_burst,
+        register_attempt_burst = config.register_attempt_burst,
+        password_hashes = limits.hashing.permits,
+        login_queue = limits.hashing.queue,
+        login_queue_per_address = limits.hashing.queue_per_group,
+        "account limits in force (SECURITY.md): at most {} MiB of Argon2 memory",
+        limits.hashing.permits * chat_app::accounts::password::ARGON2_MIB
+    );
     let web = chat_app::accounts::api::AccountsHttp::with_limits(sessions.clone(), web, limits);
     let web = UploadsHttp::new(web, sessions, uploads.clone(), upload_limits);
     let mut builder = Endpoint::builder().socket("/socket", socket).http(web);

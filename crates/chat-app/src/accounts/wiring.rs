@@ -73,19 +73,3 @@ pub fn user_channel(
     let (accounts, store, rooms) = (accounts.clone(), store.clone(), rooms.clone());
     move || UserChannel::new(accounts.clone(), store.clone(), rooms.clone())
 }
-
-/// The account API's limits with these bursts (the rates as in `api`'s defaults).
-pub fn limits(register_burst: u32, login_address_burst: u32) -> super::api::ApiLimits {
-    let defaults = super::api::ApiLimits::default();
-    super::api::ApiLimits {
-        register_per_address: crate::limit::Rate::new(
-            register_burst,
-            defaults.register_per_address.period,
-        ),
-        login_per_address: crate::limit::Rate::new(
-            login_address_burst,
-            defaults.login_per_address.period,
-        ),
-        ..defaults
-    }
-}
