@@ -35,7 +35,13 @@ pub struct Config {
     #[arg(long, env = "POOL_SIZE", default_value_t = 10)]
     pub pool_size: usize,
 
-    /// Secret that signs long-poll session tokens. Unset: a random one per start.
+    /// Secret that signs session tokens: the `token` that /api/login and /api/register
+    /// give a signed-in page (its socket connects with it) and long-poll session tokens.
+    /// Whoever knows it can sign in as any user with a live session. Unset or empty:
+    /// with DATABASE_URL, one made at the first start and kept in the database (table
+    /// `secret_key_base`), so sessions outlive restarts; without, a random one for the
+    /// process, and every session ends when it stops. Required, the same on every
+    /// node, with --redis-url.
     #[arg(long, env = "SECRET_KEY_BASE", hide_env_values = true)]
     pub secret_key_base: Option<String>,
 
