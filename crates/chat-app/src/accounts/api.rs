@@ -189,12 +189,6 @@ impl<H: HttpHandler> AccountsHttp<H> {
         &self.hashes
     }
 
-    /// Keys tracked by the per-username login budget (its memory is bounded by
-    /// [`crate::limit::MAX_KEYS`]).
-    pub fn login_names_tracked(&self) -> usize {
-        self.login_by_name.len()
-    }
-
     async fn session_reply(&self, status: StatusCode, user: &User) -> Response<Body> {
         match self.sessions.create(user).await {
             Ok(token) => json_response(

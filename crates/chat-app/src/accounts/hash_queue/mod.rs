@@ -212,18 +212,11 @@ impl HashQueue {
                 shared.areas.fetch_add(1, Ordering::Relaxed);
                 Memory::new()
             });
-            let running = shared.running.fetch_add(1, Ordering::Relaxed) + 1;
-            let peak = shared
-                .peak
-                .fetch_max(running, Ordering::Relaxed)
-                .max(running);
-            metrics::gauge!("chat_password_hashes_running").increment(1.0);
-            metrics::gauge!("chat_password_hashes_peak").set(peak as f64);
+            let running = Running::start(&shared);
             let started = Instant::now();
             let out = work(memory);
             shared.timed(started.elapsed());
-            shared.running.fetch_sub(1, Ordering::Relaxed);
-            metrics::gauge!("chat_password_hashes_running").decrement(1.0);
+            drop(running);
             metrics::counter!("chat_password_hashes_total").increment(1);
             out
         })
@@ -391,6 +384,29 @@ impl State {
         }
         self.set_waiting(self.waiting - 1);
         true
+    }
+}
+
+/// Counts a hash as running while it lives (also if the hash panics).
+struct Running<'a>(&'a Shared);
+
+impl<'a> Running<'a> {
+    fn start(shared: &'a Shared) -> Self {
+        let running = shared.running.fetch_add(1, Ordering::Relaxed) + 1;
+        let peak = shared
+            .peak
+            .fetch_max(running, Ordering::Relaxed)
+            .max(running);
+        metrics::gauge!("chat_password_hashes_running").increment(1.0);
+        metrics::gauge!("chat_password_hashes_peak").set(peak as f64);
+        Self(shared)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.running.fetch_sub(1, Ordering::Relaxed);
+        metrics::gauge!("chat_password_hashes_running").decrement(1.0);
     }
 }
 
