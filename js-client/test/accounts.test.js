@@ -149,3 +149,22 @@ test("tampered tokens are refused; logout closes every socket of that user and n
   assert.equal((await connect({ token: ann.token })).ok, false, "the logged-out token no longer connects");
   assert.equal((await api("session", { token: ann.token })).status, 401);
 });
+
+test("a refused sign-in says when to retry, in Retry-After and in the text the page shows", async () => {
+  const tag = Date.now().toString(36);
+  await register(`retry${tag}`);
+  // Five wrong passwords spend the username's budget (5, then one a minute).
+  for (let i = 0; i < 5; i++) {
+    const wrong = await api("login", { username: `retry${tag}`, password: `wrong guess ${i}` });
+    assert.equal(wrong.status, 401);
+  }
+  const res = await fetch(`${chat.url}/api/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: `retry${tag}`, password: PASSWORD }),
+  });
+  assert.equal(res.status, 429);
+  const wait = Number(res.headers.get("retry-after"));
+  assert.ok(wait >= 1 && wait <= 60, `Retry-After ${res.headers.get("retry-after")}`);
+  assert.deepEqual(await res.json(), { error: `too many attempts: try again in ${wait} s`, retry_after: wait });
+});
