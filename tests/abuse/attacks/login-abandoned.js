@@ -3,7 +3,6 @@
 // hash must keep its permit until it ends, however its request ended, so at most
 // PASSWORD_HASHES (4) hashes run at once: Argon2 memory (19 MiB each) and blocking threads
 // stay bounded, and a user who signs in meanwhile is served.
-import { setMaxListeners } from "node:events";
 
 const ADDRESSES = 40;
 const PER_ADDRESS = 20;
@@ -28,7 +27,6 @@ export default {
   // rest) plus 4 hashing, with slack.
   bounds: { rssGrowthMiB: 160, keptMiB: 150, threads: 24, legitMs: 20000 },
   async attack(ctx) {
-    setMaxListeners(0, ctx.signal);
     registered = ctx.http("POST", "/api/register", {
       body: { username: "abandon-legit", password: PASSWORD },
       localAddress: ctx.addr(200),

@@ -5,7 +5,6 @@
 // only by attempts its address was allowed; so that user signs in meanwhile, and the
 // server keeps no table of the attacker's names.
 import http from "node:http";
-import { setMaxListeners } from "node:events";
 
 const SECONDS = 8;
 const IN_FLIGHT = 48;
@@ -41,7 +40,6 @@ export default {
   bounds: { rssGrowthMiB: 128, keptMiB: 100, threads: 40, legitMs: 10000 },
   legitDelayMs: 3000,
   async attack(ctx) {
-    setMaxListeners(0, ctx.signal);
     registered = ctx.http("POST", "/api/register", {
       body: { username: VICTIM, password: PASSWORD },
       localAddress: ctx.addr(1),

@@ -34,7 +34,6 @@ export default {
   bounds: { rssGrowthMiB: 160, keptMiB: 150, threads: 40, legitMs: 40000 },
   legitDelayMs: 2000,
   async attack(ctx) {
-    setMaxListeners(0, ctx.signal);
     legitDone = false;
     stop = new AbortController();
     const signal = AbortSignal.any([ctx.signal, stop.signal]);

@@ -4,7 +4,6 @@
 // attempt budget (REGISTER_ATTEMPT_BURST, 20) refuses them too. Every address still makes
 // its 5 accounts, never more; every 429 says when to retry (header and text); a newcomer
 // from another address registers meanwhile.
-import { setMaxListeners } from "node:events";
 
 const ADDRESSES = 30;
 const ATTEMPTS = 30;
@@ -18,7 +17,6 @@ export default {
   // Each account made is a hash: 4 × 19 MiB of Argon2 memory at most.
   bounds: { rssGrowthMiB: 160, keptMiB: 150, threads: 40, legitMs: 30000 },
   async attack(ctx) {
-    setMaxListeners(0, ctx.signal);
     const taken = await ctx.http("POST", "/api/register", {
       body: { username: "taken-name", password: PASSWORD },
       localAddress: ctx.addr(ADDRESSES + 1),
