@@ -19,7 +19,8 @@
 //!   closes every socket of `user_socket:<id>` (1001).
 //! - `GET /api/rooms` → `{"rooms": [{"room", "members", "online"}]}`: the public room
 //!   directory (at most [`DIRECTORY_MAX`]), most online first.
-//! - `POST /api/session` `{"token"}` → 200 `{"user"}` while the session lasts, else 401.
+//! - `POST /api/session` `{"token"}` → 200 `{"user"}` while the session lasts, else 401;
+//!   503 when the account store cannot say (an outage must not sign anyone out).
 //!
 //! Bodies over [`MAX_BODY`] bytes are refused (413). Hashing goes through a
 //! [`HashQueue`]: a few at a time on the blocking pool, a bounded queue served fairly
@@ -331,8 +332,10 @@ impl<H: HttpHandler> AccountsHttp<H> {
         let token = serde_json::from_slice::<Value>(&body)
             .ok()
             .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned));
-        let Some(user) = self.sessions.verify(token.as_deref()).await else {
-            return error(StatusCode::UNAUTHORIZED, "not signed in");
+        let user = match self.sessions.check(token.as_deref()).await {
+            Ok(Some(user)) => user,
+            Ok(None) => return error(StatusCode::UNAUTHORIZED, "not signed in"),
+            Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         };
         if let Err(e) = self.sessions.store().delete_sessions(user.id).await {
             tracing::warn!(error = %e, "logout: store unavailable");
@@ -372,12 +375,14 @@ impl<H: HttpHandler> AccountsHttp<H> {
         let token = serde_json::from_slice::<Value>(&body)
             .ok()
             .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned));
-        match self.sessions.verify(token.as_deref()).await {
-            Some(user) => json_response(
+        match self.sessions.check(token.as_deref()).await {
+            Ok(Some(user)) => json_response(
                 StatusCode::OK,
                 json!({ "user": { "id": user.id, "username": user.username } }),
             ),
-            None => error(StatusCode::UNAUTHORIZED, "not signed in"),
+            Ok(None) => error(StatusCode::UNAUTHORIZED, "not signed in"),
+            // The page signs a person out on 401 only: an outage is not the end of a session.
+            Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
 }
