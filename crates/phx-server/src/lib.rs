@@ -110,6 +110,7 @@
 // Floors, lowest first (see the module map above): each module names only modules on
 // its own floor or below. `scripts/check-layers.py` checks it in the test command.
 mod connect;
+mod etf;
 mod http;
 mod origin;
 mod outcome;
