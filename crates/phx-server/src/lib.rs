@@ -142,7 +142,10 @@ pub mod testing;
 ///
 /// See [`EndpointBuilder::cluster`] and the `Adapter` docs for writing another adapter.
 pub mod cluster {
-    pub use crate::pubsub::adapter::{Adapter, Inbound};
+    pub use crate::pubsub::adapter::{Adapter, Dispatch, Inbound};
+    pub use crate::pubsub::phoenix::{
+        PhoenixPubSub, PhoenixPubSubError, DEFAULT_PHOENIX_MAX_MESSAGE_BYTES,
+    };
     pub use crate::pubsub::redis::{RedisAdapter, RedisUrlError};
 }
 

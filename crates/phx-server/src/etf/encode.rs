@@ -46,7 +46,7 @@ pub(crate) fn compress(body: &[u8], level: u32) -> Vec<u8> {
         .write_all(body)
         .and_then(|()| encoder.finish())
         .unwrap_or_default();
-    if compressed.is_empty() || compressed.len() >= body.len() + 1 {
+    if compressed.is_empty() || compressed.len() > body.len() {
         uncompressed()
     } else {
         compressed

@@ -32,10 +32,11 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use phx_protocol::Payload;
 use serde_json::value::RawValue;
 
 use super::tracker::Tracker;
-use crate::pubsub::adapter::{Adapter, Inbound};
+use crate::pubsub::adapter::{Adapter, Dispatch, Inbound};
 use crate::pubsub::wire::{kind, Reader, WireError, Writer};
 use crate::pubsub::PubSub;
 
@@ -505,6 +506,10 @@ impl Inbound for NodeInbound {
             .cluster_message(&self.pubsub, message, Instant::now());
     }
 
+    fn foreign_broadcast(&self, topic: &str, event: &str, payload: Payload, dispatch: Dispatch) {
+        self.pubsub.deliver_foreign(topic, event, payload, dispatch);
+    }
+
     fn link(&self, up: bool) {
         self.pubsub
             .telemetry()
@@ -722,7 +727,7 @@ mod tests {
 
     /// The phx_refs under key `k` of topic `t`.
     fn refs(tracker: &Tracker) -> Vec<String> {
-        let crate::Payload::Json(list) = tracker.list("t") else {
+        let Payload::Json(list) = tracker.list("t") else {
             panic!("a list is JSON")
         };
         let list: serde_json::Value = serde_json::from_str(list.get()).unwrap();
