@@ -94,10 +94,10 @@
 //!
 //! | floor | modules | holds |
 //! |---|---|---|
-//! | 0 | `params`, `origin`, `rate_limit`, `outcome`, `state`, `http`, `telemetry`, `phoenix_token` | values with no IO: connect params, origin rules, limits, callback results, app state, metric handles |
+//! | 0 | `params`, `origin`, `rate_limit`, `outcome`, `state`, `http`, `telemetry`, `etf`, `phoenix_token` | values with no IO: connect params, origin rules, limits, callback results, app state, metric handles, Erlang's external term format (bounded) and `Phoenix.Token` on it |
 //! | 1 | `connect` | the [`Connect`] hook and what it sees |
 //! | 2 | `outbox` | where a socket's frames go: the WebSocket write queue, the long-poll buffer |
-//! | 3 | `pubsub` | [`PubSub`]: topics, subscribers, encode-once fan-out; the cluster [`Adapter`](cluster::Adapter) boundary, the envelope between nodes, the Redis adapter |
+//! | 3 | `pubsub` | [`PubSub`]: topics, subscribers, encode-once fan-out; the cluster [`Adapter`](cluster::Adapter) boundary, the envelope between nodes, the Redis adapter and its Phoenix mode ([`PhoenixPubSub`](cluster::PhoenixPubSub): Phoenix.PubSub.Redis messages, payloads by Jason's rules) |
 //! | 4 | `presence` | the tracker, diffs, [`Presence`]; replication across nodes |
 //! | 5 | `socket` | one connection's channel table and the state machine of §3, its driver |
 //! | 6 | `channel` | the [`Channel`] trait and [`ChannelContext`] users see |
@@ -138,7 +138,8 @@ mod endpoint;
 
 pub mod testing;
 
-/// Running several nodes as one: the adapter boundary and the Redis adapter.
+/// Running several nodes as one: the adapter boundary and the Redis adapter, which can
+/// also share broadcasts with the nodes of a Phoenix app ([`PhoenixPubSub`](cluster::PhoenixPubSub)).
 ///
 /// See [`EndpointBuilder::cluster`] and the `Adapter` docs for writing another adapter.
 pub mod cluster {

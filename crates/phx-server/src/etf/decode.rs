@@ -194,11 +194,14 @@ impl<'a> Reader<'a> {
                         items.extend(more);
                         Ok(Term::List(items))
                     }
-                    Term::ImproperList(more, tail) => {
+                    Term::ImproperList(more) => {
                         items.extend(more);
-                        Ok(Term::ImproperList(items, tail))
+                        Ok(Term::ImproperList(items))
                     }
-                    tail => Ok(Term::ImproperList(items, Box::new(tail))),
+                    tail => {
+                        items.push(tail);
+                        Ok(Term::ImproperList(items))
+                    }
                 }
             }
             SMALL_TUPLE_EXT => {
@@ -227,8 +230,7 @@ impl<'a> Reader<'a> {
                 let used = start.len() - self.rest.len();
                 Ok(Term::Opaque {
                     tag,
-                    name: tag_name(tag),
-                    bytes: start[..used].to_vec(),
+                    bytes: start[..used].into(),
                 })
             }
             other => Err(TermError::Unsupported {
@@ -478,7 +480,7 @@ mod tests {
     fn improper_lists_keep_their_tail() {
         // [1 | 2]
         let bytes = hex("836c0000000161016102");
-        let term = Term::ImproperList(vec![Term::Int(1)], Box::new(Term::Int(2)));
+        let term = Term::ImproperList(vec![Term::Int(1), Term::Int(2)]);
         assert_eq!(decode(&bytes), Ok(term.clone()));
         assert_eq!(encode(&term), bytes);
         // [1 | [2]] written with a list tail reads as the proper list [1, 2].
@@ -528,8 +530,8 @@ mod tests {
         for &(bytes, name) in cases {
             let bytes = hex(bytes);
             match decode(&bytes) {
-                Ok(term @ Term::Opaque { name: got, .. }) => {
-                    assert_eq!(got, name);
+                Ok(term @ Term::Opaque { tag, .. }) => {
+                    assert_eq!(tag_name(tag), name);
                     assert_eq!(encode(&term), bytes, "{name} is written back unchanged");
                 }
                 other => panic!("{name}: {other:?}"),

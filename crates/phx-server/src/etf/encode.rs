@@ -89,13 +89,12 @@ pub(crate) fn write_term(out: &mut Vec<u8>, term: &Term) {
             out.extend_from_slice(bytes);
         }
         Term::List(items) => write_list(out, items),
-        Term::ImproperList(items, tail) => {
+        Term::ImproperList(items_and_tail) => {
             out.push(LIST_EXT);
-            write_len(out, items.len());
-            for item in items {
+            write_len(out, items_and_tail.len().saturating_sub(1));
+            for item in items_and_tail {
                 write_term(out, item);
             }
-            write_term(out, tail);
         }
         Term::Tuple(items) => {
             if let Ok(arity) = u8::try_from(items.len()) {

@@ -188,21 +188,21 @@ pub(crate) enum Term {
     Binary(Vec<u8>),
     /// A proper list (a charlist such as `'abc'` is a list of integers).
     List(Vec<Term>),
-    /// A list whose last tail is not `[]`: its elements, then the tail.
-    ImproperList(Vec<Term>, Box<Term>),
+    /// A list whose last tail is not `[]`: its elements, then the tail, in one vector
+    /// (at least one element and the tail: `[1 | 2]` is `[1, 2]` here).
+    ImproperList(Vec<Term>),
     /// A tuple.
     Tuple(Vec<Term>),
     /// A map, in the order the entries were read (or are to be written).
     Map(Vec<(Term, Term)>),
     /// A pid, port, reference, fun or bitstring, kept as its bytes (tag included), so it
-    /// is written back unchanged.
+    /// is written back unchanged. (A boxed slice keeps `Term` at 32 bytes: the size of a
+    /// decoded tree is a bound, see the module docs.)
     Opaque {
-        /// The tag byte.
+        /// The tag byte ([`tag_name`] names it).
         tag: u8,
-        /// The tag's name in Erlang's documentation.
-        name: &'static str,
         /// The term's encoding, from its tag on.
-        bytes: Vec<u8>,
+        bytes: Box<[u8]>,
     },
 }
 
@@ -305,6 +305,16 @@ pub(crate) fn decimal(magnitude: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_term_node_takes_32_bytes() {
+        // The memory bound of a decode (module docs, SECURITY.md) counts on it.
+        assert!(
+            size_of::<Term>() <= 32,
+            "{}",
+            size_of::<Term>()
+        );
+    }
 
     #[test]
     fn decimal_digits_of_big_magnitudes() {

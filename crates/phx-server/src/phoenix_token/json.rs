@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Number, Value};
 
-use crate::etf::{decimal, Term, TermError};
+use crate::etf::{decimal, tag_name, Term, TermError};
 
 /// Integers up to this many bytes (2 466 decimal digits) are rendered as strings; larger
 /// ones are refused, which bounds the quadratic decimal conversion.
@@ -30,7 +30,12 @@ pub(crate) fn to_json(term: Term) -> Result<Value, TermError> {
         },
         Term::Binary(bytes) => Value::String(utf8(bytes)?),
         Term::ImproperList(..) => return Err(TermError::ImproperList),
-        Term::Opaque { tag, name, .. } => return Err(TermError::Unsupported { tag, name }),
+        Term::Opaque { tag, .. } => {
+            return Err(TermError::Unsupported {
+                tag,
+                name: tag_name(tag),
+            })
+        }
         Term::List(items) | Term::Tuple(items) => {
             Value::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?)
         }

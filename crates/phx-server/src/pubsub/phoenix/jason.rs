@@ -68,7 +68,7 @@ pub(crate) fn kind(term: &Term) -> &'static str {
         Term::Atom(_) => "atom",
         Term::Binary(_) => "binary",
         Term::List(_) => "list",
-        Term::ImproperList(..) => "improper list",
+        Term::ImproperList(_) => "improper list",
         Term::Tuple(_) => "tuple",
         Term::Map(_) => "map",
         Term::Opaque { tag, .. } => match *tag {
@@ -445,7 +445,7 @@ mod tests {
             (Term::Tuple(vec![Term::Int(1)]), NotEncodable::Term("tuple")),
             (pid, NotEncodable::Term("pid")),
             (
-                Term::ImproperList(vec![Term::Int(1)], Box::new(Term::Int(2))),
+                Term::ImproperList(vec![Term::Int(1), Term::Int(2)]),
                 NotEncodable::Term("improper list"),
             ),
             (Term::Binary(vec![0xff]), NotEncodable::NotUtf8),
