@@ -309,11 +309,7 @@ mod tests {
     #[test]
     fn a_term_node_takes_32_bytes() {
         // The memory bound of a decode (module docs, SECURITY.md) counts on it.
-        assert!(
-            size_of::<Term>() <= 32,
-            "{}",
-            size_of::<Term>()
-        );
+        assert!(size_of::<Term>() <= 32, "{}", size_of::<Term>());
     }
 
     #[test]

@@ -60,6 +60,7 @@ pub(crate) enum Read {
 }
 
 /// Why a message was ignored: the `kind` label of `phx_phoenix_pubsub_ignored_total`.
+/// (Declared in the order of [`Ignored::ALL`], so `kind as usize` is its index there.)
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Ignored {
     /// Over the size limit (received or inflated).
@@ -550,6 +551,15 @@ mod tests {
             ),
             Read::Ignored(Ignored::Dispatcher, _)
         ));
+    }
+
+    #[test]
+    fn each_ignored_kind_is_its_own_index_and_label() {
+        for (at, kind) in Ignored::ALL.iter().enumerate() {
+            assert_eq!(*kind as usize, at);
+        }
+        let labels: std::collections::HashSet<_> = Ignored::ALL.iter().map(|k| k.label()).collect();
+        assert_eq!(labels.len(), Ignored::ALL.len());
     }
 
     #[test]

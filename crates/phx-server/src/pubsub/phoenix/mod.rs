@@ -112,11 +112,15 @@ fn plain_text(text: &str) -> bool {
 
 impl PhoenixPubSub {
     /// Phoenix mode for the PubSub the Elixir app names `pubsub_name` (`MyApp.PubSub`,
-    /// or `Elixir.MyApp.PubSub`), this node known to the Phoenix nodes as `node_name`
+    /// `Elixir.MyApp.PubSub`, or an atom such as `:my_pubsub`), this node known to the Phoenix nodes as `node_name`
     /// (unique among them; it is sent as an atom, and compared as text with the names
     /// Phoenix nodes send, atoms or binaries).
     pub fn new(pubsub_name: &str, node_name: &str) -> Result<Self, PhoenixPubSubError> {
+        // As `Module.concat(name, "Adapter")` reads it: an alias (`MyApp.PubSub`) is the
+        // atom `Elixir.MyApp.PubSub`; a plain atom (`:my_pubsub`) gets `Elixir.` put
+        // before it all the same.
         let pubsub = pubsub_name.trim();
+        let pubsub = pubsub.strip_prefix(':').unwrap_or(pubsub);
         let pubsub = pubsub.strip_prefix("Elixir.").unwrap_or(pubsub);
         let atom_chars = "Elixir.".len() + pubsub.chars().count() + ".Adapter".len();
         if !plain_text(pubsub) || atom_chars > MAX_ATOM_CHARS {
@@ -239,13 +243,20 @@ impl Bridge {
     }
 
     fn ignore(&self, kind: Ignored, detail: &str) {
-        let at = Ignored::ALL.iter().position(|k| *k == kind).unwrap_or(0);
-        self.count(|c| &c.ignored[at]);
-        if self.logged[at].swap(true, Ordering::Relaxed) {
+        let at = kind as usize;
+        if let Some(counter) = self.counters.get().and_then(|c| c.ignored.get(at)) {
+            counter.increment(1);
+        }
+        if self
+            .logged
+            .get(at)
+            .is_none_or(|logged| logged.swap(true, Ordering::Relaxed))
+        {
             return;
         }
+        let expected = kind.expected();
         let kind = kind.label();
-        if Ignored::ALL[at].expected() {
+        if expected {
             tracing::debug!(kind, %detail, channel = %self.channel, "Phoenix PubSub message ignored (further ones of this kind are only counted)");
         } else {
             tracing::warn!(kind, %detail, channel = %self.channel, "Phoenix PubSub message ignored (further ones of this kind are only counted in phx_phoenix_pubsub_ignored_total)");
@@ -297,5 +308,162 @@ impl Bridge {
                 None
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use phx_protocol::Payload;
+
+    use super::*;
+    use crate::etf::Term;
+    use crate::pubsub::adapter::Dispatch;
+
+    /// Records what the bridge hands the node.
+    #[derive(Default)]
+    struct Recorded(Mutex<Vec<(String, String, Dispatch)>>);
+
+    impl Inbound for Recorded {
+        fn topic_message(&self, _: &str, _: Bytes) {}
+        fn control_message(&self, _: Bytes) {}
+        fn link(&self, _: bool) {}
+        fn foreign_broadcast(&self, topic: &str, event: &str, _: Payload, dispatch: Dispatch) {
+            self.0
+                .lock()
+                .unwrap()
+                .push((topic.to_owned(), event.to_owned(), dispatch));
+        }
+    }
+
+    /// A writer for a tracing subscriber that keeps the text.
+    #[derive(Clone, Default)]
+    struct Logs(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Logs {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(buf);
+            Ok(buf.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn the_bridge_delivers_counts_and_logs_each_ignored_kind_once() {
+        use metrics_util::debugging::{DebugValue, DebuggingRecorder};
+
+        let recorder = DebuggingRecorder::new();
+        let snapshotter = recorder.snapshotter();
+        let logs = Logs::default();
+        let writer = logs.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        let inbound = Recorded::default();
+        let published = tracing::subscriber::with_default(subscriber, || {
+            metrics::with_local_recorder(&recorder, || {
+                let bridge = Bridge::new(PhoenixPubSub::new("MyApp.PubSub", "phx_rs@h").unwrap());
+                bridge.start();
+                for _ in 0..3 {
+                    bridge.incoming(b"garbage", &inbound, |_| true);
+                }
+                let broadcast = crate::etf::encode(&Term::Tuple(vec![
+                    Term::Int(3),
+                    Term::atom("except"),
+                    Term::atom("phx_app@h"),
+                    Term::binary("room:1"),
+                    Term::Map(vec![
+                        (
+                            Term::atom("__struct__"),
+                            Term::atom("Elixir.Phoenix.Socket.Broadcast"),
+                        ),
+                        (Term::atom("event"), Term::binary("e")),
+                        (Term::atom("payload"), Term::Map(vec![])),
+                        (Term::atom("topic"), Term::binary("room:1")),
+                    ]),
+                    Term::atom(message::CHANNEL_SERVER),
+                ]));
+                bridge.incoming(&broadcast, &inbound, |_| true);
+                let envelope =
+                    wire::encode_broadcast(7, "room:1", "e", Payload::empty_object().as_ref());
+                bridge.outgoing(&envelope)
+            })
+        });
+        let published = published.expect("a broadcast is published for Phoenix");
+        assert_eq!(published.get(1..8), Some(&message::PHX_RS_MARK[..]));
+        assert_eq!(
+            *inbound.0.lock().unwrap(),
+            vec![("room:1".to_owned(), "e".to_owned(), Dispatch::Fastlane)]
+        );
+        let snapshot = snapshotter.snapshot().into_vec();
+        let counter = |name: &str, kind: Option<&str>| {
+            snapshot
+                .iter()
+                .find(|(key, ..)| {
+                    key.key().name() == name
+                        && kind.is_none_or(|k| key.key().labels().any(|l| l.value() == k))
+                })
+                .map(|(.., value)| match value {
+                    DebugValue::Counter(n) => *n,
+                    other => panic!("{name} is not a counter: {other:?}"),
+                })
+        };
+        assert_eq!(counter("phx_phoenix_pubsub_received_total", None), Some(4));
+        assert_eq!(counter("phx_phoenix_pubsub_delivered_total", None), Some(1));
+        assert_eq!(counter("phx_phoenix_pubsub_published_total", None), Some(1));
+        assert_eq!(
+            counter("phx_phoenix_pubsub_ignored_total", Some("undecodable")),
+            Some(3)
+        );
+        let logs = String::from_utf8(logs.0.lock().unwrap().clone()).unwrap();
+        assert_eq!(logs.matches("kind=\"undecodable\"").count(), 1, "{logs}");
+    }
+
+    #[test]
+    fn the_channel_is_named_as_phoenix_pubsub_redis_names_it() {
+        for name in ["MyApp.PubSub", "Elixir.MyApp.PubSub", " MyApp.PubSub "] {
+            let options = PhoenixPubSub::new(name, "phx_rs@h").unwrap();
+            assert_eq!(
+                options.channel(),
+                "phx:Elixir.MyApp.PubSub.Adapter",
+                "{name}"
+            );
+        }
+        // Module.concat(:my_pubsub, "Adapter") is :"Elixir.my_pubsub.Adapter".
+        let options = PhoenixPubSub::new(":my_pubsub", "phx_rs@h").unwrap();
+        assert_eq!(options.channel(), "phx:Elixir.my_pubsub.Adapter");
+    }
+
+    #[test]
+    fn bad_names_and_levels_are_refused() {
+        let long = "a".repeat(256);
+        for name in ["", " ", "My App", "Elixir.", &long] {
+            assert!(
+                matches!(
+                    PhoenixPubSub::new(name, "n@h"),
+                    Err(PhoenixPubSubError::PubSubName(_))
+                ),
+                "{name:?}"
+            );
+        }
+        for node in ["", "a b", "nonode@nohost", &long] {
+            assert!(
+                matches!(
+                    PhoenixPubSub::new("P", node),
+                    Err(PhoenixPubSubError::NodeName(_))
+                ),
+                "{node:?}"
+            );
+        }
+        let options = PhoenixPubSub::new("P", "n@h").unwrap();
+        assert_eq!(
+            options.clone().compression_level(10),
+            Err(PhoenixPubSubError::CompressionLevel(10))
+        );
+        assert_eq!(options.compression_level(9).unwrap().level(), 9);
     }
 }
