@@ -49,7 +49,8 @@ EXTERNAL = {
     # phoenix.js and the browser
     "ArrayBuffer", "LongPoll", "Socket",
     # Elixir and Phoenix
-    "Logger", "MessageEncryptor", "FunctionClauseError",
+    "Logger", "MessageEncryptor", "FunctionClauseError", "Date", "Time", "DateTime",
+    "NaiveDateTime", "Decimal",
 }
 MEMBER_KINDS = ("method", "tymethod", "associatedconstant", "variant", "structfield",
                 "associatedtype")

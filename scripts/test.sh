@@ -4,9 +4,10 @@
 # README's length and example; no work-item numbers; no stale item names), Rust
 # unit/property/integration tests and doctests (PostgreSQL at 127.0.0.1:5432), the
 # crates' publish dry-run, the examples and the conformance suite through real
-# phoenix.js (a Redis cluster of real nodes included: Debian's redis-server), the
-# browser end-to-end tests (Debian's chromium driven by playwright-core), and the abuse
-# suite (hostile clients against a running server, with RSS/thread/service bounds).
+# phoenix.js (a Redis cluster of real nodes included: Debian's redis-server; beside
+# Phoenix nodes, with messages made and read by Debian's erlang-base), the browser
+# end-to-end tests (Debian's chromium driven by playwright-core), and the abuse suite
+# (hostile clients against a running server, with RSS/thread/service bounds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -43,6 +44,15 @@ if ! command -v redis-server >/dev/null; then
     apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server >/dev/null
   else
     echo "redis-server is missing: install Debian's redis-server package (apt-get install redis-server)" >&2
+    exit 1
+  fi
+fi
+# The Phoenix.PubSub.Redis interop tests make and read messages with Erlang's own codec.
+if ! command -v erl >/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq erlang-base >/dev/null
+  else
+    echo "erl is missing: install Debian's erlang-base package (apt-get install erlang-base)" >&2
     exit 1
   fi
 fi
@@ -95,6 +105,9 @@ step "examples through phoenix.js (examples/hello, examples/token-auth)"
 
 step "conformance suite (phoenix.js against examples/conformance-server, one node and clustered on Redis)"
 (cd conformance-tests && npm test)
+
+step "beside a Phoenix cluster (Erlang's term_to_binary/binary_to_term through Redis, phoenix.js)"
+(cd conformance-tests && npm run test:phoenix-pubsub)
 
 step "chat app: browser end-to-end and server tests"
 (cd js-client && npm test)

@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::Parser;
+use phx_server::cluster::PhoenixPubSub;
 use phx_server::{CheckOrigin, Origin};
 
 use crate::limit::Rate;
@@ -189,6 +190,21 @@ pub struct Config {
     /// leave every presence list (clustered only); at least twice the heartbeat period.
     #[arg(long, env = "CLUSTER_DOWN_MS", default_value_t = 5000)]
     pub cluster_down_ms: u64,
+
+    /// Also share broadcasts with the Phoenix nodes of an Elixir app that uses
+    /// Phoenix.PubSub.Redis on the same Redis: its PubSub name (`MyApp.PubSub`). Needs
+    /// `REDIS_URL` and `PHOENIX_NODE` (docs/cluster.md, "Beside a Phoenix cluster").
+    #[arg(long, env = "PHOENIX_PUBSUB")]
+    pub phoenix_pubsub: Option<String>,
+
+    /// This node's name among the Phoenix nodes (`phx_rs@10.0.0.8`), unique among them.
+    #[arg(long, env = "PHOENIX_NODE")]
+    pub phoenix_node: Option<String>,
+
+    /// zlib level, 0 (none) to 9, of the messages published for the Phoenix nodes.
+    #[arg(long, env = "PHOENIX_COMPRESSION_LEVEL", default_value_t = 0,
+          value_parser = clap::value_parser!(u32).range(0..=9))]
+    pub phoenix_compression_level: u32,
 
     // --- Operating (docs/operating.md) ---
     /// Bearer key of the server API (`/api/broadcast`, `/api/disconnect`,
@@ -440,6 +456,8 @@ pub struct ClusterSettings {
     pub heartbeat: Duration,
     /// Silence after which another node is down.
     pub down_after: Duration,
+    /// Sharing broadcasts with Phoenix nodes (`PHOENIX_PUBSUB`), if set.
+    pub phoenix: Option<PhoenixPubSub>,
 }
 
 impl ClusterSettings {
@@ -498,6 +516,12 @@ pub enum ClusterConfigError {
         /// `--cluster-heartbeat-ms`.
         heartbeat_ms: u64,
     },
+    /// Phoenix nodes are reached through Redis.
+    #[error("PHOENIX_PUBSUB/--phoenix-pubsub is set but REDIS_URL is not: Phoenix nodes are reached through Redis")]
+    PhoenixNeedsRedis,
+    /// `PHOENIX_PUBSUB` without a node name, or invalid settings.
+    #[error("PHOENIX_PUBSUB/PHOENIX_NODE: {0}")]
+    Phoenix(String),
 }
 
 impl Config {
@@ -511,7 +535,10 @@ impl Config {
             .map(str::trim)
             .filter(|url| !url.is_empty())
         else {
-            return Ok(None);
+            return match self.phoenix_pubsub.as_deref().map(str::trim) {
+                Some(name) if !name.is_empty() => Err(ClusterConfigError::PhoenixNeedsRedis),
+                _ => Ok(None),
+            };
         };
         if self.database_url().is_none() {
             return Err(ClusterConfigError::NeedsDatabase);
@@ -537,7 +564,30 @@ impl Config {
                 .filter(|name| !name.trim().is_empty()),
             heartbeat: Duration::from_millis(self.cluster_heartbeat_ms),
             down_after: Duration::from_millis(self.cluster_down_ms),
+            phoenix: self.phoenix()?,
         }))
+    }
+
+    /// `PHOENIX_PUBSUB`, `PHOENIX_NODE` and `PHOENIX_COMPRESSION_LEVEL` as phx-server's
+    /// settings; `None` without `PHOENIX_PUBSUB` (or with an empty one).
+    fn phoenix(&self) -> Result<Option<PhoenixPubSub>, ClusterConfigError> {
+        let Some(name) = self
+            .phoenix_pubsub
+            .as_deref()
+            .filter(|n| !n.trim().is_empty())
+        else {
+            return Ok(None);
+        };
+        let node = self.phoenix_node.as_deref().unwrap_or("");
+        if node.trim().is_empty() {
+            return Err(ClusterConfigError::Phoenix(
+                "PHOENIX_NODE must name this node among the Phoenix nodes (phx_rs@host)".to_owned(),
+            ));
+        }
+        PhoenixPubSub::new(name, node)
+            .and_then(|p| p.compression_level(self.phoenix_compression_level))
+            .map(Some)
+            .map_err(|e| ClusterConfigError::Phoenix(e.to_string()))
     }
 }
 
@@ -771,6 +821,7 @@ mod tests {
                 node_name: Some("chat-2".to_owned()),
                 heartbeat: Duration::from_millis(200),
                 down_after: Duration::from_millis(900),
+                phoenix: None,
             }
         );
         assert_eq!(settings.node_name(4001), "chat-2");
@@ -852,12 +903,46 @@ mod tests {
     }
 
     #[test]
+    fn phoenix_flags_need_redis_and_a_node_name() {
+        let base = [
+            "--redis-url",
+            "redis://r",
+            "--database-url",
+            DB,
+            "--secret-key-base",
+            "s",
+        ];
+        let mut args = base.to_vec();
+        args.extend([
+            "--phoenix-pubsub",
+            "MyApp.PubSub",
+            "--phoenix-node",
+            "phx_rs@h",
+        ]);
+        args.extend(["--phoenix-compression-level", "6"]);
+        let phoenix = cluster_of(&args).unwrap().unwrap().phoenix.unwrap();
+        assert_eq!(phoenix.channel(), "phx:Elixir.MyApp.PubSub.Adapter");
+        assert_eq!((phoenix.node_name(), phoenix.level()), ("phx_rs@h", 6));
+        assert_eq!(
+            cluster_of(&["--phoenix-pubsub", "MyApp.PubSub"]),
+            Err(ClusterConfigError::PhoenixNeedsRedis)
+        );
+        let mut no_node = base.to_vec();
+        no_node.extend(["--phoenix-pubsub", "MyApp.PubSub"]);
+        assert!(matches!(
+            cluster_of(&no_node),
+            Err(ClusterConfigError::Phoenix(_))
+        ));
+    }
+
+    #[test]
     fn redis_passwords_never_reach_the_logs() {
         let settings = |url: &str| ClusterSettings {
             redis_url: url.to_owned(),
             node_name: None,
             heartbeat: Duration::from_secs(1),
             down_after: Duration::from_secs(5),
+            phoenix: None,
         };
         assert_eq!(
             settings("redis://:s3cret@127.0.0.1:6379/0").redis_address(),

@@ -205,8 +205,11 @@ async fn run(config: Config) -> Result<(), String> {
             // No connection is made here: the adapter connects in the background and
             // retries with backoff, so an unreachable Redis delays nothing and this node
             // serves its own sockets meanwhile (logged by phx-server until the link is up).
-            let adapter = RedisAdapter::new(&settings.redis_url, CLUSTER_PREFIX)
+            let mut adapter = RedisAdapter::new(&settings.redis_url, CLUSTER_PREFIX)
                 .map_err(|e| format!("REDIS_URL: {e}"))?;
+            if let Some(phoenix) = &settings.phoenix {
+                adapter = adapter.phoenix(phoenix.clone());
+            }
             let node = settings.node_name(local.port());
             tracing::info!(
                 redis = %settings.redis_address(),

@@ -95,10 +95,10 @@
 //!
 //! | floor | modules | holds |
 //! |---|---|---|
-//! | 0 | `params`, `origin`, `rate_limit`, `outcome`, `state`, `http`, `telemetry`, `phoenix_token`, `shutdown` | values with no IO: connect params, origin rules, limits, callback results, app state, metric handles; the stop signal |
+//! | 0 | `params`, `origin`, `rate_limit`, `outcome`, `state`, `http`, `telemetry`, `etf`, `phoenix_token`, `shutdown` | values with no IO: connect params, origin rules, limits, callback results, app state, metric handles, Erlang's external term format (bounded) and `Phoenix.Token` on it; the stop signal |
 //! | 1 | `connect`, `origin_refusal` | the [`Connect`] hook and what it sees; a refused origin explained in the log |
 //! | 2 | `outbox` | where a socket's frames go: the WebSocket write queue, the long-poll buffer |
-//! | 3 | `pubsub` | [`PubSub`]: topics, subscribers, encode-once fan-out; the cluster [`Adapter`](cluster::Adapter) boundary, the envelope between nodes, the Redis adapter |
+//! | 3 | `pubsub` | [`PubSub`]: topics, subscribers, encode-once fan-out; the cluster [`Adapter`](cluster::Adapter) boundary, the envelope between nodes, the Redis adapter and its Phoenix mode ([`PhoenixPubSub`](cluster::PhoenixPubSub): Phoenix.PubSub.Redis messages, payloads by Jason's rules) |
 //! | 4 | `presence` | the tracker, diffs, [`Presence`]; replication across nodes |
 //! | 5 | `socket` | one connection's channel table and the state machine of §3, its driver |
 //! | 6 | `channel` | the [`Channel`] trait and [`ChannelContext`] users see |
@@ -111,6 +111,7 @@
 // Floors, lowest first (see the module map above): each module names only modules on
 // its own floor or below. `scripts/check-layers.py` checks it in the test command.
 mod connect;
+mod etf;
 mod http;
 mod origin;
 mod origin_refusal;
@@ -140,11 +141,15 @@ mod endpoint;
 
 pub mod testing;
 
-/// Running several nodes as one: the adapter boundary and the Redis adapter.
+/// Running several nodes as one: the adapter boundary and the Redis adapter, which can
+/// also share broadcasts with the nodes of a Phoenix app ([`PhoenixPubSub`](cluster::PhoenixPubSub)).
 ///
 /// See [`EndpointBuilder::cluster`] and the `Adapter` docs for writing another adapter.
 pub mod cluster {
-    pub use crate::pubsub::adapter::{Adapter, Inbound};
+    pub use crate::pubsub::adapter::{Adapter, Dispatch, Inbound};
+    pub use crate::pubsub::phoenix::{
+        PhoenixPubSub, PhoenixPubSubError, DEFAULT_PHOENIX_MAX_MESSAGE_BYTES,
+    };
     pub use crate::pubsub::redis::{RedisAdapter, RedisUrlError};
 }
 

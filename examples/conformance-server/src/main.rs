@@ -12,7 +12,7 @@ use clap::Parser;
 use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use phx_server::cluster::RedisAdapter;
+use phx_server::cluster::{PhoenixPubSub, RedisAdapter};
 use phx_server::{
     status_response, Body, CheckOrigin, Connect, ConnectInfo, Connected, Endpoint, HttpHandler,
     Params, Refusal, SocketConfig, Transport,
@@ -38,6 +38,21 @@ struct Args {
     /// This node's name in the cluster.
     #[arg(long = "node-name")]
     node_name: Option<String>,
+    /// Also share broadcasts with the Phoenix nodes of an Elixir app that uses
+    /// Phoenix.PubSub.Redis on the same Redis: its PubSub name (`MyApp.PubSub`). Needs
+    /// --redis-url and --phoenix-node (docs/cluster.md, "Beside a Phoenix cluster").
+    #[arg(long = "phoenix-pubsub", env = "PHOENIX_PUBSUB")]
+    phoenix_pubsub: Option<String>,
+    /// This node's name among the Phoenix nodes (`phx_rs@10.0.0.8`), unique among them.
+    #[arg(long = "phoenix-node", env = "PHOENIX_NODE")]
+    phoenix_node: Option<String>,
+    /// zlib level (0 = none, to 9) of the messages published for the Phoenix nodes.
+    #[arg(
+        long = "phoenix-compression-level",
+        env = "PHOENIX_COMPRESSION_LEVEL",
+        default_value_t = 0
+    )]
+    phoenix_compression_level: u32,
     /// Cluster heartbeat period in milliseconds (default 1500).
     #[arg(long = "cluster-heartbeat-ms", default_value_t = 1_500)]
     cluster_heartbeat_ms: u64,
@@ -177,9 +192,24 @@ async fn main() -> anyhow::Result<()> {
             socket(timeout, window).check_origin(CheckOrigin::Disabled),
         )
         .http(Control);
+    if args.phoenix_pubsub.is_some() && args.redis_url.is_none() {
+        anyhow::bail!(
+            "--phoenix-pubsub needs --redis-url: Phoenix nodes are reached through Redis"
+        );
+    }
     if let Some(url) = &args.redis_url {
+        let mut adapter = RedisAdapter::new(url, "phx-conformance").context("--redis-url")?;
+        if let Some(pubsub) = &args.phoenix_pubsub {
+            let node = args.phoenix_node.as_deref().context(
+                "--phoenix-pubsub needs --phoenix-node (this node's name among the Phoenix nodes)",
+            )?;
+            let phoenix = PhoenixPubSub::new(pubsub, node)
+                .and_then(|p| p.compression_level(args.phoenix_compression_level))
+                .context("--phoenix-pubsub")?;
+            adapter = adapter.phoenix(phoenix);
+        }
         builder = builder
-            .cluster(RedisAdapter::new(url, "phx-conformance").context("--redis-url")?)
+            .cluster(adapter)
             .cluster_heartbeat(Duration::from_millis(args.cluster_heartbeat_ms))
             .cluster_down_after(Duration::from_millis(args.cluster_down_ms));
         if let Some(name) = &args.node_name {

@@ -5,7 +5,7 @@
 
 use serde_json::{Map, Number, Value};
 
-use super::term::{Term, TermError};
+use crate::etf::{decimal, tag_name, Term, TermError};
 
 /// Integers up to this many bytes (2 466 decimal digits) are rendered as strings; larger
 /// ones are refused, which bounds the quadratic decimal conversion.
@@ -29,6 +29,13 @@ pub(crate) fn to_json(term: Term) -> Result<Value, TermError> {
             _ => Value::String(name),
         },
         Term::Binary(bytes) => Value::String(utf8(bytes)?),
+        Term::ImproperList(..) => return Err(TermError::ImproperList),
+        Term::Opaque { tag, .. } => {
+            return Err(TermError::Unsupported {
+                tag,
+                name: tag_name(tag),
+            })
+        }
         Term::List(items) | Term::Tuple(items) => {
             Value::Array(items.into_iter().map(to_json).collect::<Result<_, _>>()?)
         }
@@ -48,41 +55,6 @@ pub(crate) fn to_json(term: Term) -> Result<Value, TermError> {
             Value::Object(object)
         }
     })
-}
-
-/// Converts JSON to the term Phoenix would build from the same data, so the encoded
-/// bytes match `term_to_binary` on the Elixir side.
-pub(crate) fn from_json(value: &Value) -> Term {
-    match value {
-        Value::Null => Term::Atom("nil".to_owned()),
-        Value::Bool(flag) => Term::Atom(flag.to_string()),
-        Value::Number(number) => {
-            if let Some(value) = number.as_i64() {
-                Term::Int(value)
-            } else if let Some(value) = number.as_u64() {
-                Term::from_u64(value)
-            } else {
-                // serde_json numbers are i64, u64 or finite f64.
-                Term::Float(number.as_f64().unwrap_or_default())
-            }
-        }
-        Value::String(text) => Term::Binary(text.as_bytes().to_vec()),
-        Value::Array(items) => Term::List(items.iter().map(from_json).collect()),
-        Value::Object(object) => {
-            // term_to_binary writes a map of up to 32 keys in Erlang term order, which
-            // for binaries is byte order (a prefix first). serde_json may keep insertion
-            // order (feature `preserve_order`), so sort here. Larger maps are written by
-            // Erlang in its internal hash order; sorted order decodes to the same map.
-            let mut entries: Vec<(&String, &Value)> = object.iter().collect();
-            entries.sort_unstable_by(|a, b| a.0.as_bytes().cmp(b.0.as_bytes()));
-            Term::Map(
-                entries
-                    .into_iter()
-                    .map(|(key, value)| (Term::Binary(key.as_bytes().to_vec()), from_json(value)))
-                    .collect(),
-            )
-        }
-    }
 }
 
 fn utf8(bytes: Vec<u8>) -> Result<String, TermError> {
@@ -114,47 +86,12 @@ fn big_to_json(negative: bool, magnitude: &[u8]) -> Result<Value, TermError> {
     }))
 }
 
-/// Decimal digits of a little-endian magnitude, by repeated division by 10^9.
-fn decimal(magnitude: &[u8]) -> String {
-    const CHUNK: u64 = 1_000_000_000;
-    // Base-2^32 limbs, least significant first, then turned most significant first.
-    let mut limbs: Vec<u32> = magnitude
-        .chunks(4)
-        .map(|chunk| {
-            let mut word = [0u8; 4];
-            word[..chunk.len()].copy_from_slice(chunk);
-            u32::from_le_bytes(word)
-        })
-        .collect();
-    limbs.reverse();
-    let mut chunks = Vec::new();
-    while limbs.iter().any(|&limb| limb != 0) {
-        let mut remainder = 0u64;
-        for limb in &mut limbs {
-            let current = (remainder << 32) | u64::from(*limb);
-            // current < CHUNK * 2^32, so the quotient fits u32.
-            *limb = u32::try_from(current / CHUNK).unwrap_or(u32::MAX);
-            remainder = current % CHUNK;
-        }
-        chunks.push(remainder);
-        while limbs.first() == Some(&0) {
-            limbs.remove(0);
-        }
-    }
-    let mut text = chunks
-        .last()
-        .map_or_else(|| "0".to_owned(), |top| top.to_string());
-    for chunk in chunks.iter().rev().skip(1) {
-        text.push_str(&format!("{chunk:09}"));
-    }
-    text
-}
-
 #[cfg(test)]
 mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::etf::json::from_json;
 
     fn bin(s: &str) -> Term {
         Term::Binary(s.as_bytes().to_vec())
@@ -241,16 +178,6 @@ mod tests {
             to_json(huge),
             Err(TermError::IntegerTooLarge(MAX_BIG_BYTES + 1))
         );
-    }
-
-    #[test]
-    fn objects_are_written_with_keys_in_byte_order() {
-        let term = from_json(&json!({"b": 1, "a": 2, "ab": 3, "B": 4, "": 5}));
-        let keys: Vec<Term> = match term {
-            Term::Map(entries) => entries.into_iter().map(|(key, _)| key).collect(),
-            other => panic!("not a map: {other:?}"),
-        };
-        assert_eq!(keys, vec![bin(""), bin("B"), bin("a"), bin("ab"), bin("b")]);
     }
 
     #[test]

@@ -132,12 +132,13 @@
 //!
 //! Refused with [`TermError`]: improper lists, binaries that are not UTF-8, map keys
 //! that are not atoms or strings, two keys that become the same string (`:id` and
-//! `"id"`), compressed terms, and every other term type. Any JSON value signed by phx-rs
-//! verifies to the same value.
+//! `"id"`), and every other term type. A compressed payload (`term_to_binary(T,
+//! [:compressed])`, which Plug.Crypto never writes but reads) is read like any other, up
+//! to 1 MiB inflated. Any JSON value signed by phx-rs verifies to the same value. The
+//! term codec (`src/etf`) is shared with the Phoenix mode of the Redis adapter.
 
 mod crypto;
 mod json;
-mod term;
 
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -145,12 +146,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use serde_json::Value;
 use thiserror::Error;
 
+pub use crate::etf::TermError;
 pub use crypto::{KeyDerivation, KeyDigest};
 pub use json::MAX_BIG_BYTES;
-pub use term::TermError;
 
+use crate::etf::{self as term, json::from_json, Term};
 use crypto::KeyGenerator;
-use term::Term;
 
 /// Phoenix's default max age: one day, in seconds.
 pub const DEFAULT_MAX_AGE: Duration = Duration::from_secs(86_400);
@@ -429,11 +430,7 @@ fn envelope(data: &Value, options: SignOptions) -> Vec<u8> {
         MaxAge::Limited(age) if age.subsec_nanos() == 0 => Term::from_u64(age.as_secs()),
         MaxAge::Limited(age) => Term::Float(age.as_secs_f64()),
     };
-    term::encode(&Term::Tuple(vec![
-        json::from_json(data),
-        signed_at,
-        max_age,
-    ]))
+    term::encode(&Term::Tuple(vec![from_json(data), signed_at, max_age]))
 }
 
 /// The age limit of a token, in Plug.Crypto's terms.

@@ -519,6 +519,7 @@ mod tests {
     use super::*;
     use crate::presence::{NodeInbound, Tracker};
     use crate::pubsub::adapter::Inbound;
+    use phx_protocol::Payload;
 
     #[test]
     fn changes_round_trip() {
@@ -722,7 +723,7 @@ mod tests {
 
     /// The phx_refs under key `k` of topic `t`.
     fn refs(tracker: &Tracker) -> Vec<String> {
-        let crate::Payload::Json(list) = tracker.list("t") else {
+        let Payload::Json(list) = tracker.list("t") else {
             panic!("a list is JSON")
         };
         let list: serde_json::Value = serde_json::from_str(list.get()).unwrap();

@@ -15,7 +15,7 @@ use serde_json::{Map, Value};
 
 use super::burst::{Burst, BurstPolicy, Merge};
 use super::replica::{Change, Cluster, Replicated};
-use crate::pubsub::adapter::Inbound;
+use crate::pubsub::adapter::{Dispatch, Inbound};
 use crate::pubsub::{InstanceId, PubSub};
 
 /// Why a presence call was refused.
@@ -598,6 +598,10 @@ impl Inbound for NodeInbound {
     fn control_message(&self, message: Bytes) {
         self.tracker
             .cluster_message(&self.pubsub, message, Instant::now());
+    }
+
+    fn foreign_broadcast(&self, topic: &str, event: &str, payload: Payload, dispatch: Dispatch) {
+        self.pubsub.deliver_foreign(topic, event, payload, dispatch);
     }
 
     fn link(&self, up: bool) {

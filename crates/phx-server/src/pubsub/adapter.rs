@@ -16,6 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use bytes::Bytes;
+use phx_protocol::Payload;
 
 /// A cluster transport between the nodes of one application.
 ///
@@ -61,4 +62,24 @@ pub trait Inbound: Send + Sync + 'static {
     /// The link to the engine came up (again, after an outage: resubscribed) or went
     /// down.
     fn link(&self, up: bool);
+    /// A broadcast the adapter read from nodes of another framework (Phoenix nodes, in
+    /// the Redis adapter's [Phoenix mode](crate::cluster::PhoenixPubSub)): delivered to
+    /// this node's subscribers of `topic` only, the way `dispatch` says.
+    fn foreign_broadcast(&self, topic: &str, event: &str, payload: Payload, dispatch: Dispatch);
+}
+
+/// How a broadcast from a Phoenix node is handed to subscribers: the dispatcher the
+/// Phoenix side published it with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Dispatch {
+    /// `Phoenix.Channel.Server`, the fastlane (every `Endpoint.broadcast` and channel
+    /// `broadcast`): written to each socket, encoded once per serializer; a channel
+    /// that intercepts the event gets it in `handle_out` instead. The same as a
+    /// broadcast that starts on this node.
+    Fastlane,
+    /// `Phoenix.PubSub` (a `%Phoenix.Socket.Broadcast{}` passed to
+    /// `Phoenix.PubSub.broadcast/3` directly): Phoenix sends the struct to every channel
+    /// process, so every channel's `handle_out` runs, whatever the event.
+    HandleOut,
 }

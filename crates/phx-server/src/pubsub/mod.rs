@@ -10,6 +10,7 @@
 //! socket layer implements [`Mailbox`].
 
 pub(crate) mod adapter;
+pub(crate) mod phoenix;
 pub(crate) mod redis;
 pub(crate) mod wire;
 
@@ -25,7 +26,7 @@ use phx_protocol::{event, Outbound, Payload, Serializer};
 
 use crate::outbox::{Outbox, ENCODINGS};
 use crate::telemetry::Telemetry;
-use adapter::Adapter;
+use adapter::{Adapter, Dispatch};
 
 /// Close code for `disconnect` on a socket id (docs/protocol.md §1.7, Phoenix ≥ 1.8.8).
 pub(crate) const CLOSE_DISCONNECT: u16 = 1001;
@@ -321,10 +322,23 @@ impl PubSub {
         match wire::decode_broadcast(data) {
             Ok(remote) if remote.node == self.inner.node => {}
             Ok(remote) => {
-                let _ = self.fan_out(&remote.topic, &remote.event, remote.payload, None);
+                let _ = self.fan_out(&remote.topic, &remote.event, remote.payload, None, false);
             }
             Err(error) => tracing::warn!(%error, "broadcast from another node not understood"),
         }
+    }
+
+    /// A broadcast from a Phoenix node (the Redis adapter's Phoenix mode): delivered to
+    /// this node's subscribers only, as that node's dispatcher would.
+    pub(crate) fn deliver_foreign(
+        &self,
+        topic: &str,
+        event: &str,
+        payload: Payload,
+        dispatch: Dispatch,
+    ) {
+        let handle_out = dispatch == Dispatch::HandleOut;
+        let _ = self.fan_out(topic, event, payload, None, handle_out);
     }
 
     /// Delivers to this node's subscribers only (presence diffs: every node computes
@@ -336,7 +350,7 @@ impl PubSub {
         payload: Payload,
     ) -> Result<(), BroadcastError> {
         check_object(&payload)?;
-        self.fan_out(topic, event, payload, None)
+        self.fan_out(topic, event, payload, None, false)
     }
 
     /// Delivers to every subscriber of `topic` except `from` (`broadcast_from`), on this
@@ -355,16 +369,18 @@ impl PubSub {
                 wire::encode_broadcast(self.inner.node, topic, event, payload.as_ref()),
             );
         }
-        self.fan_out(topic, event, payload, from)
+        self.fan_out(topic, event, payload, from, false)
     }
 
-    /// Delivers to this node's subscribers of `topic`, but `from`.
+    /// Delivers to this node's subscribers of `topic`, but `from`. With `handle_out`,
+    /// every channel gets the broadcast in `handle_out`, as if it intercepted the event.
     fn fan_out(
         &self,
         topic: &str,
         event: &str,
         payload: Payload,
         from: Option<InstanceId>,
+        handle_out: bool,
     ) -> Result<(), BroadcastError> {
         let telemetry = &self.inner.telemetry;
         telemetry.broadcasts.increment(1);
@@ -407,7 +423,7 @@ impl PubSub {
                     mailbox,
                     intercepts,
                     ..
-                } if intercepts.contains(&event) => {
+                } if handle_out || intercepts.contains(&event) => {
                     mailbox.intercepted(sub.instance, shared_broadcast());
                 }
                 Target::Channel {

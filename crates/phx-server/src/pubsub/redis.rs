@@ -15,7 +15,7 @@
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -23,6 +23,7 @@ use futures_util::StreamExt;
 use tokio::sync::{mpsc, oneshot};
 
 use super::adapter::{Adapter, Inbound, Subscribed};
+use super::phoenix::{Bridge, PhoenixPubSub};
 
 /// Publishes waiting for the connection, at most; past it they are dropped (a node that
 /// cannot reach Redis keeps serving its own sockets).
@@ -89,6 +90,8 @@ struct Shared {
     queue: Mutex<Option<mpsc::Receiver<Command>>>,
     dropped: AtomicU64,
     up: AtomicBool,
+    /// Phoenix mode, when set (see [`RedisAdapter::phoenix`]).
+    phoenix: OnceLock<Bridge>,
 }
 
 /// A cluster adapter on Redis pub/sub (see the module docs).
@@ -148,8 +151,18 @@ impl RedisAdapter {
                 queue: Mutex::new(Some(queue)),
                 dropped: AtomicU64::new(0),
                 up: AtomicBool::new(false),
+                phoenix: OnceLock::new(),
             }),
         })
+    }
+
+    /// Phoenix mode: this node also shares broadcasts with the nodes of a Phoenix app
+    /// that uses `Phoenix.PubSub.Redis` on the same Redis (see [`PhoenixPubSub`] and
+    /// `docs/cluster.md`, "Beside a Phoenix cluster"). Set it before the endpoint is
+    /// built; a second call is ignored.
+    pub fn phoenix(self, options: PhoenixPubSub) -> Self {
+        let _ = self.shared.phoenix.set(Bridge::new(options));
+        self
     }
 
     /// Whether the link to Redis is up now.
@@ -192,6 +205,11 @@ impl Shared {
 
 impl Adapter for RedisAdapter {
     fn publish(&self, topic: &str, message: Bytes) {
+        if let Some(bridge) = self.shared.phoenix.get() {
+            if let Some(phoenix) = bridge.outgoing(&message) {
+                self.send(Command::Publish(bridge.channel().to_owned(), phoenix));
+            }
+        }
         self.send(Command::Publish(self.shared.topic_channel(topic), message));
     }
 
@@ -249,6 +267,9 @@ impl Adapter for RedisAdapter {
             tracing::error!("a Redis adapter can serve one endpoint only");
             return;
         };
+        if let Some(bridge) = self.shared.phoenix.get() {
+            bridge.start();
+        }
         tokio::spawn(run(self.shared.clone(), queue, inbound));
     }
 }
@@ -318,6 +339,10 @@ async fn serve(
     let (mut sink, mut stream) = pubsub.split();
     // Subscribe to the control channel and every wanted topic, in batches.
     let mut channels = vec![shared.control_channel()];
+    let phoenix = shared.phoenix.get();
+    if let Some(bridge) = phoenix {
+        channels.push(bridge.channel().to_owned());
+    }
     let topics: Vec<String> = match shared.wanted.lock() {
         Ok(wanted) => wanted.iter().cloned().collect(),
         Err(_) => Vec::new(),
@@ -332,7 +357,7 @@ async fn serve(
     }
     shared.confirm(topics.iter().map(String::as_str));
     shared.up.store(true, Ordering::Relaxed);
-    tracing::info!(redis = %shared.address, topics = channels.len() - 1, "cluster link to Redis up");
+    tracing::info!(redis = %shared.address, topics = topics.len(), "cluster link to Redis up");
     inbound.link(true);
     let control = shared.control_channel();
     let topic_prefix = format!("{}:t:", shared.prefix);
@@ -364,6 +389,10 @@ async fn serve(
                 let payload = Bytes::copy_from_slice(message.get_payload_bytes());
                 if channel == control {
                     inbound.control_message(payload);
+                } else if let Some(bridge) = phoenix.filter(|b| b.channel() == channel) {
+                    bridge.incoming(&payload, inbound.as_ref(), |topic| {
+                        shared.wanted.lock().is_ok_and(|wanted| wanted.contains(topic))
+                    });
                 } else if let Some(topic) = channel.strip_prefix(&topic_prefix) {
                     inbound.topic_message(topic, payload);
                 }

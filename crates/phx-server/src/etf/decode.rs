@@ -1,306 +1,81 @@
-//! The subset of Erlang's external term format that `Phoenix.Token` payloads use.
-//!
-//! `Phoenix.Token` (through Plug.Crypto) stores `:erlang.term_to_binary({data,
-//! signed_at_ms, max_age_s})` in every token, so reading a token means reading that
-//! format. This module decodes it into a small [`Term`] tree and encodes a [`Term`] back
-//! exactly as `term_to_binary/1` does (OTP 26 and later), for the types real apps put in
-//! tokens: integers of any size, floats, atoms, binaries, proper lists, tuples and maps.
-//! Everything else (pids, ports, references, funs, bitstrings, compressed terms,
-//! improper lists) is refused with a [`TermError`].
-//!
-//! Decoding never trusts a length it reads: every count is checked against the bytes that
-//! remain before anything is allocated, and nesting is bounded, so a hostile payload can
-//! neither exhaust memory nor the stack. (The payload is only decoded after its MAC or
-//! AEAD tag verified, so in practice only a holder of `secret_key_base` can reach this
-//! code, but the decoder does not rely on that.)
+//! Reading terms (`binary_to_term`), within [`Limits`].
 
-use thiserror::Error;
+use std::borrow::Cow;
+use std::io::Read;
 
-/// The version byte every external term starts with.
-const VERSION: u8 = 131;
+use super::tag::*;
+use super::{tag_name, trimmed_le, Limits, Term, TermError, MAX_DEPTH, VERSION};
 
-// Tags, named as in Erlang's `erl_ext_dist` documentation.
-const NEW_FLOAT_EXT: u8 = 70;
-const BIT_BINARY_EXT: u8 = 77;
-const COMPRESSED: u8 = 80;
-const SMALL_INTEGER_EXT: u8 = 97;
-const INTEGER_EXT: u8 = 98;
-const FLOAT_EXT: u8 = 99;
-const ATOM_EXT: u8 = 100;
-const SMALL_TUPLE_EXT: u8 = 104;
-const LARGE_TUPLE_EXT: u8 = 105;
-const NIL_EXT: u8 = 106;
-const STRING_EXT: u8 = 107;
-const LIST_EXT: u8 = 108;
-const BINARY_EXT: u8 = 109;
-const SMALL_BIG_EXT: u8 = 110;
-const LARGE_BIG_EXT: u8 = 111;
-const SMALL_ATOM_EXT: u8 = 115;
-const MAP_EXT: u8 = 116;
-const ATOM_UTF8_EXT: u8 = 118;
-const SMALL_ATOM_UTF8_EXT: u8 = 119;
-
-/// How deep lists, tuples and maps may nest. Real tokens nest a handful of levels; the
-/// bound keeps a crafted payload from overflowing the stack of the recursive decoder.
-pub(crate) const MAX_DEPTH: usize = 128;
-
-/// Why a token's payload could not be read as a term of the supported subset, or its
-/// data mapped to JSON (see the data mapping in the [module docs](super)).
-#[derive(Clone, Debug, Error, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum TermError {
-    /// The first byte is not the external term format version (131).
-    #[error("not an Erlang external term (version byte {0}, expected 131)")]
-    Version(u8),
-    /// The bytes end in the middle of a term.
-    #[error("the term ends early")]
-    Truncated,
-    /// Bytes are left over after the term.
-    #[error("{0} bytes follow the term")]
-    TrailingBytes(usize),
-    /// A term type phx-rs does not map to JSON: pids, ports, references, funs,
-    /// bitstrings, compressed terms and so on.
-    #[error("unsupported term type {name} (tag {tag})")]
-    Unsupported {
-        /// The external format tag byte.
-        tag: u8,
-        /// The name of the tag in Erlang's documentation.
-        name: &'static str,
-    },
-    /// A list whose tail is not `[]`, such as `[1 | 2]`.
-    #[error("improper list")]
-    ImproperList,
-    /// A binary that is not UTF-8 text cannot become a JSON string.
-    #[error("binary is not UTF-8 text")]
-    NonUtf8Binary,
-    /// An atom whose name is not valid UTF-8.
-    #[error("atom name is not valid UTF-8")]
-    InvalidAtom,
-    /// A float that is NaN or infinite (Erlang never produces these).
-    #[error("float is not finite")]
-    NonFiniteFloat,
-    /// An integer too large to render (its magnitude in bytes).
-    #[error("integer of {0} bytes is too large")]
-    IntegerTooLarge(usize),
-    /// A map key that is neither an atom nor a UTF-8 binary cannot become a JSON key.
-    #[error("map key is not an atom or a string")]
-    UnsupportedMapKey,
-    /// Two keys of one map become the same JSON key (e.g. `:id` and `"id"`).
-    #[error("map key {0:?} appears twice")]
-    DuplicateKey(String),
-    /// Lists, tuples and maps nested deeper than phx-rs reads.
-    #[error("terms nested deeper than {MAX_DEPTH} levels")]
-    TooDeep,
-}
-
-/// A decoded term of the supported subset.
-#[derive(Clone, Debug, PartialEq)]
-pub(crate) enum Term {
-    /// An integer that fits `i64` (`SMALL_INTEGER_EXT`, `INTEGER_EXT`, or a big integer
-    /// that happens to fit).
-    Int(i64),
-    /// Any other integer: sign and magnitude, little-endian bytes without trailing zeros.
-    BigInt { negative: bool, magnitude: Vec<u8> },
-    /// An IEEE 754 double.
-    Float(f64),
-    /// An atom, by name (`true`, `false` and `nil` are atoms too).
-    Atom(String),
-    /// A binary (Elixir string).
-    Binary(Vec<u8>),
-    /// A proper list (a charlist such as `'abc'` is a list of integers).
-    List(Vec<Term>),
-    /// A tuple.
-    Tuple(Vec<Term>),
-    /// A map, in the order the entries were read (or are to be written).
-    Map(Vec<(Term, Term)>),
-}
-
-impl Term {
-    /// An unsigned integer, as `term_to_binary` sees it (a big integer past `i64::MAX`).
-    pub(crate) fn from_u64(value: u64) -> Self {
-        match i64::try_from(value) {
-            Ok(small) => Self::Int(small),
-            Err(_) => Self::BigInt {
-                negative: false,
-                magnitude: trimmed_le(value.to_le_bytes().to_vec()),
-            },
-        }
-    }
-}
-
-/// Drops the high zero bytes of a little-endian magnitude.
-fn trimmed_le(mut magnitude: Vec<u8>) -> Vec<u8> {
-    while magnitude.last() == Some(&0) {
-        magnitude.pop();
-    }
-    magnitude
-}
-
-/// Decodes one whole external term (`:erlang.binary_to_term/1`) of the supported subset.
+/// Decodes one whole external term (`:erlang.binary_to_term/1`) within the default
+/// [`Limits`].
 pub(crate) fn decode(bytes: &[u8]) -> Result<Term, TermError> {
-    let mut reader = Reader { rest: bytes };
-    let version = reader.u8()?;
+    let limits = Limits::default();
+    decode_body(&body(bytes, &limits)?, &limits)
+}
+
+/// The encoding of the term after its version byte, inflated when it is compressed.
+///
+/// The size checks come first: a message over `limits.max_bytes` is refused unread, a
+/// compressed one declaring more is refused before inflating, and inflating stops one
+/// byte past the declared size.
+pub(crate) fn body<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Cow<'a, [u8]>, TermError> {
+    if bytes.len() > limits.max_bytes {
+        return Err(TermError::TooLarge {
+            size: bytes.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    let (&version, rest) = bytes.split_first().ok_or(TermError::Truncated)?;
     if version != VERSION {
         return Err(TermError::Version(version));
     }
+    match rest.split_first() {
+        Some((&COMPRESSED, compressed)) => inflate(compressed, limits).map(Cow::Owned),
+        _ => Ok(Cow::Borrowed(rest)),
+    }
+}
+
+/// `COMPRESSED`: a 4-byte uncompressed size, then a zlib stream of the term.
+fn inflate(compressed: &[u8], limits: &Limits) -> Result<Vec<u8>, TermError> {
+    let (size, stream) = compressed
+        .split_first_chunk::<4>()
+        .ok_or(TermError::Truncated)?;
+    let size = usize::try_from(u32::from_be_bytes(*size)).unwrap_or(usize::MAX);
+    if size > limits.max_bytes {
+        return Err(TermError::TooLarge {
+            size,
+            limit: limits.max_bytes,
+        });
+    }
+    // `size` is within the limit, so reserving it up front is bounded too.
+    let mut out = Vec::with_capacity(size);
+    let cap = u64::try_from(size).unwrap_or(u64::MAX).saturating_add(1);
+    flate2::read::ZlibDecoder::new(stream)
+        .take(cap)
+        .read_to_end(&mut out)
+        .map_err(|_| TermError::Inflate)?;
+    // binary_to_term refuses a term that does not inflate to its declared size too.
+    if out.len() != size {
+        return Err(TermError::Inflate);
+    }
+    Ok(out)
+}
+
+/// Decodes the encoding of one term (after the version byte; see [`body`]), which must
+/// take every byte.
+pub(crate) fn decode_body(body: &[u8], limits: &Limits) -> Result<Term, TermError> {
+    if body.len() > limits.max_bytes {
+        return Err(TermError::TooLarge {
+            size: body.len(),
+            limit: limits.max_bytes,
+        });
+    }
+    let mut reader = Reader { rest: body };
     let term = reader.term(0)?;
     match reader.rest.len() {
         0 => Ok(term),
         left => Err(TermError::TrailingBytes(left)),
     }
-}
-
-/// Encodes a term byte for byte as `:erlang.term_to_binary/1` does on OTP 26 and later.
-///
-/// Map entries are written in the order given: `term_to_binary` writes a map of up to 32
-/// keys in key order, so callers sort them (as `json::from_json` does).
-///
-/// # Panics
-///
-/// If a binary, list, tuple or map has more than `u32::MAX` elements, which the format
-/// cannot express (and no token could carry).
-pub(crate) fn encode(term: &Term) -> Vec<u8> {
-    let mut out = vec![VERSION];
-    write_term(&mut out, term);
-    out
-}
-
-fn write_len(out: &mut Vec<u8>, len: usize) {
-    // Invariant documented on `encode`: no token holds 4 GiB in one term.
-    let len = u32::try_from(len).expect("term longer than u32::MAX elements");
-    out.extend_from_slice(&len.to_be_bytes());
-}
-
-fn write_term(out: &mut Vec<u8>, term: &Term) {
-    match term {
-        Term::Int(value) => write_int(out, *value),
-        Term::BigInt {
-            negative,
-            magnitude,
-        } => write_big(out, *negative, magnitude),
-        Term::Float(value) => {
-            out.push(NEW_FLOAT_EXT);
-            out.extend_from_slice(&value.to_be_bytes());
-        }
-        Term::Atom(name) => {
-            // OTP 26 made UTF-8 atom tags the default (`minor_version` 2).
-            if let Ok(len) = u8::try_from(name.len()) {
-                out.push(SMALL_ATOM_UTF8_EXT);
-                out.push(len);
-            } else {
-                out.push(ATOM_UTF8_EXT);
-                let len = u16::try_from(name.len()).expect("atom name longer than 65535 bytes");
-                out.extend_from_slice(&len.to_be_bytes());
-            }
-            out.extend_from_slice(name.as_bytes());
-        }
-        Term::Binary(bytes) => {
-            out.push(BINARY_EXT);
-            write_len(out, bytes.len());
-            out.extend_from_slice(bytes);
-        }
-        Term::List(items) => write_list(out, items),
-        Term::Tuple(items) => {
-            if let Ok(arity) = u8::try_from(items.len()) {
-                out.push(SMALL_TUPLE_EXT);
-                out.push(arity);
-            } else {
-                out.push(LARGE_TUPLE_EXT);
-                write_len(out, items.len());
-            }
-            for item in items {
-                write_term(out, item);
-            }
-        }
-        Term::Map(entries) => {
-            out.push(MAP_EXT);
-            write_len(out, entries.len());
-            for (key, value) in entries {
-                write_term(out, key);
-                write_term(out, value);
-            }
-        }
-    }
-}
-
-fn write_int(out: &mut Vec<u8>, value: i64) {
-    if let Ok(byte) = u8::try_from(value) {
-        out.push(SMALL_INTEGER_EXT);
-        out.push(byte);
-    } else if let Ok(word) = i32::try_from(value) {
-        out.push(INTEGER_EXT);
-        out.extend_from_slice(&word.to_be_bytes());
-    } else {
-        let magnitude = trimmed_le(value.unsigned_abs().to_le_bytes().to_vec());
-        write_big(out, value < 0, &magnitude);
-    }
-}
-
-fn write_big(out: &mut Vec<u8>, negative: bool, magnitude: &[u8]) {
-    if let Ok(len) = u8::try_from(magnitude.len()) {
-        out.push(SMALL_BIG_EXT);
-        out.push(len);
-    } else {
-        out.push(LARGE_BIG_EXT);
-        write_len(out, magnitude.len());
-    }
-    out.push(u8::from(negative));
-    out.extend_from_slice(magnitude);
-}
-
-fn write_list(out: &mut Vec<u8>, items: &[Term]) {
-    if items.is_empty() {
-        out.push(NIL_EXT);
-        return;
-    }
-    // term_to_binary writes a list of bytes (a charlist) compactly as STRING_EXT.
-    let bytes: Option<Vec<u8>> = items
-        .iter()
-        .map(|item| match item {
-            Term::Int(value) => u8::try_from(*value).ok(),
-            _ => None,
-        })
-        .collect();
-    match bytes {
-        Some(bytes) if bytes.len() <= usize::from(u16::MAX) => {
-            out.push(STRING_EXT);
-            let len = u16::try_from(bytes.len()).expect("checked just above");
-            out.extend_from_slice(&len.to_be_bytes());
-            out.extend_from_slice(&bytes);
-        }
-        _ => {
-            out.push(LIST_EXT);
-            write_len(out, items.len());
-            for item in items {
-                write_term(out, item);
-            }
-            out.push(NIL_EXT);
-        }
-    }
-}
-
-/// The name Erlang's documentation gives an unsupported tag, for the error message.
-fn unsupported(tag: u8) -> TermError {
-    let name = match tag {
-        COMPRESSED => "COMPRESSED",
-        68 => "DIST_HEADER",
-        82 => "ATOM_CACHE_REF",
-        BIT_BINARY_EXT => "BIT_BINARY_EXT",
-        88 => "NEW_PID_EXT",
-        89 => "NEW_PORT_EXT",
-        90 => "NEWER_REFERENCE_EXT",
-        101 => "REFERENCE_EXT",
-        102 => "PORT_EXT",
-        103 => "PID_EXT",
-        112 => "NEW_FUN_EXT",
-        113 => "EXPORT_EXT",
-        114 => "NEW_REFERENCE_EXT",
-        117 => "FUN_EXT",
-        120 => "V4_PORT_EXT",
-        121 => "LOCAL_EXT",
-        _ => "unknown",
-    };
-    TermError::Unsupported { tag, name }
 }
 
 /// A cursor over the payload; every read checks the remaining length first.
@@ -349,6 +124,7 @@ impl<'a> Reader<'a> {
         if depth > MAX_DEPTH {
             return Err(TermError::TooDeep);
         }
+        let start = self.rest;
         let tag = self.u8()?;
         match tag {
             SMALL_INTEGER_EXT => Ok(Term::Int(i64::from(self.u8()?))),
@@ -405,15 +181,27 @@ impl<'a> Reader<'a> {
             }
             LIST_EXT => {
                 let len = self.u32()?;
+                // Each element takes a byte, and so does the tail.
                 let len = self.count(len, 1)?;
                 let mut items = Vec::with_capacity(len);
                 for _ in 0..len {
                     items.push(self.term(depth + 1)?);
                 }
-                // A proper list ends in NIL_EXT; any other tail makes it improper.
-                match self.u8()? {
-                    NIL_EXT => Ok(Term::List(items)),
-                    _ => Err(TermError::ImproperList),
+                match self.term(depth + 1)? {
+                    // The tail of a proper list is [] (NIL_EXT); a list tail (never
+                    // written by term_to_binary, but read by binary_to_term) continues it.
+                    Term::List(more) => {
+                        items.extend(more);
+                        Ok(Term::List(items))
+                    }
+                    Term::ImproperList(more) => {
+                        items.extend(more);
+                        Ok(Term::ImproperList(items))
+                    }
+                    tail => {
+                        items.push(tail);
+                        Ok(Term::ImproperList(items))
+                    }
                 }
             }
             SMALL_TUPLE_EXT => {
@@ -435,8 +223,67 @@ impl<'a> Reader<'a> {
                 }
                 Ok(Term::Map(entries))
             }
-            other => Err(unsupported(other)),
+            PID_EXT | NEW_PID_EXT | PORT_EXT | NEW_PORT_EXT | V4_PORT_EXT | REFERENCE_EXT
+            | NEW_REFERENCE_EXT | NEWER_REFERENCE_EXT | NEW_FUN_EXT | EXPORT_EXT | FUN_EXT
+            | BIT_BINARY_EXT => {
+                self.skip_opaque(tag, depth)?;
+                let used = start.len() - self.rest.len();
+                Ok(Term::Opaque {
+                    tag,
+                    bytes: start[..used].into(),
+                })
+            }
+            other => Err(TermError::Unsupported {
+                tag: other,
+                name: tag_name(other),
+            }),
         }
+    }
+
+    /// Reads past the fields of a term kept opaque (layouts from `erl_ext_dist`).
+    fn skip_opaque(&mut self, tag: u8, depth: usize) -> Result<(), TermError> {
+        match tag {
+            // Node (an atom), then fixed-size ids and creation.
+            PID_EXT => self.node_then(depth, 4 + 4 + 1),
+            NEW_PID_EXT => self.node_then(depth, 4 + 4 + 4),
+            PORT_EXT | REFERENCE_EXT => self.node_then(depth, 4 + 1),
+            NEW_PORT_EXT => self.node_then(depth, 4 + 4),
+            V4_PORT_EXT => self.node_then(depth, 8 + 4),
+            NEW_REFERENCE_EXT | NEWER_REFERENCE_EXT => {
+                let words = self.u16()?;
+                let creation = if tag == NEW_REFERENCE_EXT { 1 } else { 4 };
+                self.node_then(depth, creation + 4 * words)
+            }
+            // Size counts itself and everything after the tag.
+            NEW_FUN_EXT => {
+                let size = self.u32()?;
+                let rest = size.checked_sub(4).ok_or(TermError::Truncated)?;
+                self.take(rest).map(drop)
+            }
+            // Module, function, arity.
+            EXPORT_EXT => (0..3).try_for_each(|_| self.term(depth + 1).map(drop)),
+            // NumFree, then pid, module, index, uniq and the free variables.
+            FUN_EXT => {
+                let free = self.u32()?;
+                let free = self.count(free, 1)?;
+                (0..4 + free).try_for_each(|_| self.term(depth + 1).map(drop))
+            }
+            // Length, bits in the last byte, data.
+            BIT_BINARY_EXT => {
+                let len = self.u32()?;
+                self.take(1)?;
+                self.take(len).map(drop)
+            }
+            other => Err(TermError::Unsupported {
+                tag: other,
+                name: tag_name(other),
+            }),
+        }
+    }
+
+    fn node_then(&mut self, depth: usize, fixed: usize) -> Result<(), TermError> {
+        self.term(depth + 1)?;
+        self.take(fixed).map(drop)
     }
 
     fn big(&mut self, len: usize) -> Result<Term, TermError> {
@@ -493,6 +340,7 @@ fn latin1(bytes: &[u8]) -> String {
 
 #[cfg(test)]
 mod tests {
+    use super::super::encode::encode;
     use super::*;
 
     fn hex(s: &str) -> Vec<u8> {
@@ -629,11 +477,16 @@ mod tests {
     }
 
     #[test]
-    fn improper_lists_are_refused() {
+    fn improper_lists_keep_their_tail() {
         // [1 | 2]
+        let bytes = hex("836c0000000161016102");
+        let term = Term::ImproperList(vec![Term::Int(1), Term::Int(2)]);
+        assert_eq!(decode(&bytes), Ok(term.clone()));
+        assert_eq!(encode(&term), bytes);
+        // [1 | [2]] written with a list tail reads as the proper list [1, 2].
         assert_eq!(
-            decode(&hex("836c0000000161016102")),
-            Err(TermError::ImproperList)
+            decode(&hex("836c0000000161016c0000000161026a")),
+            Ok(Term::List(vec![Term::Int(1), Term::Int(2)]))
         );
     }
 
@@ -657,7 +510,7 @@ mod tests {
     }
 
     #[test]
-    fn pids_references_funs_bitstrings_and_compression_are_refused() {
+    fn pids_references_funs_and_bitstrings_are_kept_opaque() {
         let cases: &[(&str, &str)] = &[
             // <0.9.0>
             (
@@ -673,15 +526,97 @@ mod tests {
             ("8371770665726c616e67770473656c666100", "EXPORT_EXT"),
             // <<1:3>>
             ("834d000000010320", "BIT_BINARY_EXT"),
-            // term_to_binary(lists:duplicate(100, 0), [compressed])
-            ("835000000067789ccb664861a003000052e800d0", "COMPRESSED"),
         ];
         for &(bytes, name) in cases {
-            match decode(&hex(bytes)) {
-                Err(TermError::Unsupported { name: got, .. }) => assert_eq!(got, name),
+            let bytes = hex(bytes);
+            match decode(&bytes) {
+                Ok(term @ Term::Opaque { tag, .. }) => {
+                    assert_eq!(tag_name(tag), name);
+                    assert_eq!(encode(&term), bytes, "{name} is written back unchanged");
+                }
                 other => panic!("{name}: {other:?}"),
             }
+            // Cut anywhere, it is truncated, not misread.
+            for len in 2..bytes.len() {
+                assert!(decode(&bytes[..len]).is_err(), "{name} cut at {len}");
+            }
         }
+        // The distribution header is no term.
+        assert_eq!(
+            decode(&hex("834400")),
+            Err(TermError::Unsupported {
+                tag: 68,
+                name: "DIST_HEADER"
+            })
+        );
+    }
+
+    #[test]
+    fn compressed_terms_inflate_within_the_limit() {
+        // term_to_binary(lists:duplicate(100, 0), [compressed])
+        let bytes = hex("835000000067789ccb664861a003000052e800d0");
+        assert_eq!(decode(&bytes), Ok(Term::List(vec![Term::Int(0); 100])));
+        // The same, claiming 104 bytes: it inflates to 103.
+        let mut lying = bytes.clone();
+        lying[5] = 104;
+        assert_eq!(decode(&lying), Err(TermError::Inflate));
+        // Claiming 102: refused once the 103rd byte comes out.
+        lying[5] = 102;
+        assert_eq!(decode(&lying), Err(TermError::Inflate));
+        // A declared size past the limit is refused before inflating.
+        let limits = Limits { max_bytes: 100 };
+        assert_eq!(
+            body(&bytes, &limits).map(|b| b.len()),
+            Err(TermError::TooLarge {
+                size: 103,
+                limit: 100
+            })
+        );
+        assert_eq!(decode(&hex("8350000000")), Err(TermError::Truncated));
+        assert_eq!(decode(&hex("835000000003000000")), Err(TermError::Inflate));
+    }
+
+    #[test]
+    fn a_zlib_bomb_is_refused_after_inflating_at_most_its_declared_size() {
+        // 64 MiB of zeros compress to some 64 KiB; the header claims 1 000 bytes.
+        use std::io::Write;
+        let mut encoder = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::best());
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..64 {
+            encoder.write_all(&zeros).unwrap();
+        }
+        let stream = encoder.finish().unwrap();
+        let mut bytes = vec![VERSION, COMPRESSED];
+        bytes.extend_from_slice(&1_000u32.to_be_bytes());
+        bytes.extend_from_slice(&stream);
+        let limits = Limits { max_bytes: 1 << 20 };
+        // `body` holds at most the declared size plus one byte before refusing.
+        assert_eq!(
+            body(&bytes, &limits).map(|b| b.len()),
+            Err(TermError::Inflate)
+        );
+        // Declaring the true size is refused before inflating anything.
+        bytes[2..6].copy_from_slice(&(64u32 << 20).to_be_bytes());
+        assert_eq!(
+            body(&bytes, &limits).map(|b| b.len()),
+            Err(TermError::TooLarge {
+                size: 64 << 20,
+                limit: 1 << 20
+            })
+        );
+    }
+
+    #[test]
+    fn messages_over_the_limit_are_refused_unread() {
+        let limits = Limits { max_bytes: 8 };
+        let bytes = encode(&Term::Binary(vec![0; 8]));
+        assert_eq!(
+            body(&bytes, &limits).map(|b| b.len()),
+            Err(TermError::TooLarge {
+                size: bytes.len(),
+                limit: 8
+            })
+        );
     }
 
     #[test]
@@ -695,6 +630,9 @@ mod tests {
             "836b00ff41",     // string of 255
             "83",             // nothing
             "8362000001",     // 3 of 4 integer bytes
+            "8370ffffffff",   // fun of 4 GiB
+            "834dffffffff01", // bitstring of 4 GiB
+            "8375ffffffff",   // fun with 4 billion free variables
         ] {
             assert_eq!(decode(&hex(bytes)), Err(TermError::Truncated), "{bytes}");
         }
@@ -716,6 +654,13 @@ mod tests {
         }
         bytes.push(NIL_EXT);
         bytes.extend(std::iter::repeat_n(NIL_EXT, MAX_DEPTH + 1));
+        assert_eq!(decode(&bytes), Err(TermError::TooDeep));
+        // Improper tails nest too: [1 | [1 | [1 | ...]]] written as tails.
+        let mut bytes = vec![VERSION];
+        for _ in 0..=MAX_DEPTH {
+            bytes.extend_from_slice(&hex("6c000000016101"));
+        }
+        bytes.push(NIL_EXT);
         assert_eq!(decode(&bytes), Err(TermError::TooDeep));
     }
 }
