@@ -94,7 +94,7 @@
 //!
 //! | floor | modules | holds |
 //! |---|---|---|
-//! | 0 | `params`, `origin`, `rate_limit`, `outcome`, `state`, `http`, `telemetry`, `phoenix_token` | values with no IO: connect params, origin rules, limits, callback results, app state, metric handles |
+//! | 0 | `params`, `origin`, `rate_limit`, `address_limit`, `outcome`, `state`, `http`, `telemetry`, `phoenix_token` | values with no IO: connect params, origin rules, limits (per socket, per client address), callback results, app state, metric handles |
 //! | 1 | `connect` | the [`Connect`] hook and what it sees |
 //! | 2 | `outbox` | where a socket's frames go: the WebSocket write queue, the long-poll buffer |
 //! | 3 | `pubsub` | [`PubSub`]: topics, subscribers, encode-once fan-out; the cluster [`Adapter`](cluster::Adapter) boundary, the envelope between nodes, the Redis adapter |
@@ -109,6 +109,7 @@
 
 // Floors, lowest first (see the module map above): each module names only modules on
 // its own floor or below. `scripts/check-layers.py` checks it in the test command.
+mod address_limit;
 mod connect;
 mod http;
 mod origin;
@@ -157,7 +158,8 @@ pub use config::{SocketConfig, DEFAULT_OUTBOUND_BYTES};
 pub use connect::{AcceptAll, Connect, ConnectInfo, Connected, Refusal, Transport};
 pub use endpoint::{
     Drain, Endpoint, EndpointBuilder, HttpHandler, ServerApi, CLUSTER_DOWN_AFTER,
-    CLUSTER_HEARTBEAT, DEFAULT_API_BODY_LIMIT, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE,
+    CLUSTER_HEARTBEAT, DEFAULT_API_BODY_LIMIT, DEFAULT_MAX_CONNECTIONS_FALLBACK,
+    DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE,
     PRESENCE_BURST_LIMIT, PRESENCE_BURST_WINDOW,
 };
 pub use http::{status_response, Body, PeerAddr};

@@ -48,7 +48,11 @@ async fn connections_trickling_declared_8_mib_frames_hold_what_they_sent() {
         queues.connections > CONNECTIONS && queues.server_unread == 0
     })
     .await;
-    assert!(read, "the server did not read what was sent: {:?}", kernel_queues(port));
+    assert!(
+        read,
+        "the server did not read what was sent: {:?}",
+        kernel_queues(port)
+    );
 
     let heap = live_heap_bytes().saturating_sub(heap_before);
     let rss = rss_bytes().saturating_sub(rss_before);

@@ -10,10 +10,12 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::api::ServerApi;
+use super::connections::{default_max_connections, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS};
 use super::drain::Drain;
 use super::health::ReadyCheckFn;
 use super::http::{ErasedHttp, HttpAdapter, HttpHandler};
 use super::{Endpoint, Shared};
+use crate::address_limit::AddressLimit;
 use crate::config::{SocketConfig, SocketOptions};
 use crate::presence::replica::{Cluster, NodeInbound, ReplicaPolicy};
 use crate::presence::{BurstPolicy, PresenceFetch, Tracker};
@@ -91,6 +93,8 @@ pub struct EndpointBuilder {
     max_header_bytes: Option<usize>,
     longpoll_max_sessions: usize,
     longpoll_max_sessions_per_address: usize,
+    max_connections: Option<usize>,
+    max_connections_per_address: usize,
 }
 
 impl Default for EndpointBuilder {
@@ -117,6 +121,8 @@ impl Default for EndpointBuilder {
             max_header_bytes: None,
             longpoll_max_sessions: DEFAULT_LONGPOLL_MAX_SESSIONS,
             longpoll_max_sessions_per_address: DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS,
+            max_connections: None,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
         }
     }
 }
@@ -256,6 +262,43 @@ impl EndpointBuilder {
         self
     }
 
+    /// TCP connections the endpoint holds at once: HTTP connections, WebSockets, TLS
+    /// handshakes in progress. A connection past it is refused as soon as it is accepted,
+    /// before anything is allocated for it: HTTP 503 with `Retry-After: 5` and an empty
+    /// body, then a close (a TLS connection is closed without an answer); phoenix.js
+    /// reconnects with its backoff.
+    ///
+    /// Default: 90 % of the process's open-file limit (the soft `RLIMIT_NOFILE`, read when
+    /// the endpoint is built; [`DEFAULT_MAX_CONNECTIONS_FALLBACK`](crate::DEFAULT_MAX_CONNECTIONS_FALLBACK)
+    /// where it cannot be read), so the cap never refuses a connection the process could
+    /// have served, keeps a tenth of the descriptors for the app's own files and links, and
+    /// answers a flood with 503 rather than letting `accept` fail. Raise the open-file
+    /// limit (`ulimit -n`, systemd's `LimitNOFILE`) to serve more.
+    ///
+    /// ```
+    /// let endpoint = phx_server::Endpoint::builder()
+    ///     .max_connections(50_000)
+    ///     .max_connections_per_address(2_000)
+    ///     .build();
+    /// assert_eq!(endpoint.max_connections(), 50_000);
+    /// ```
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = Some(connections);
+        self
+    }
+
+    /// TCP connections one client address may hold at once (default
+    /// [`DEFAULT_MAX_CONNECTIONS_PER_ADDRESS`](crate::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS);
+    /// an IPv6 client counts per /64 prefix, an IPv4-mapped address as IPv4). Past it a
+    /// new connection gets HTTP 429 with `Retry-After: 5` and is closed, before anything
+    /// is allocated for it. The address is the TCP peer's: behind a reverse proxy every
+    /// client has the proxy's, so set this to [`EndpointBuilder::max_connections`] there
+    /// and cap per client in the proxy.
+    pub fn max_connections_per_address(mut self, connections: usize) -> Self {
+        self.max_connections_per_address = connections;
+        self
+    }
+
     /// Counts what the server does in Prometheus form and serves it at `GET /metrics`
     /// (the series are listed in the README, "Operating"). Installs the process-wide
     /// `metrics` recorder; an app that installs its own recorder before building the
@@ -373,6 +416,7 @@ impl EndpointBuilder {
             .unwrap_or(DEFAULT_MAX_HEADER_BYTES)
             .max(max_request_line.saturating_add(2));
         let prometheus = self.metrics.then(install_prometheus).flatten();
+        let max_connections = self.max_connections.unwrap_or_else(default_max_connections);
         // After the recorder is installed: the handles bind to it.
         let telemetry = Arc::new(Telemetry::new());
         let pubsub = PubSub::with_telemetry(telemetry.clone());
@@ -425,6 +469,9 @@ impl EndpointBuilder {
                 listening: AtomicBool::new(false),
                 draining: AtomicBool::new(false),
                 stop_accepting: CancellationToken::new(),
+                connections: AddressLimit::new(max_connections, self.max_connections_per_address),
+                max_connections,
+                refusals: Default::default(),
                 services: Arc::new(Services {
                     hub,
                     host: self.host,

@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
@@ -15,6 +16,7 @@ use tokio::net::TcpListener;
 
 use super::accept::AcceptBackoff;
 use super::Endpoint;
+use crate::address_limit::HeldConnection;
 use crate::http::{status_response, Body, PeerAddr};
 use crate::transport::{longpoll, websocket};
 
@@ -53,12 +55,22 @@ impl Endpoint {
                     "accepting again"
                 );
             }
+            // The caps come first: a refused connection costs a counter update, and an
+            // answer only while few others are being answered.
+            let slot = match self.shared.connections.acquire(peer.ip()) {
+                Ok(slot) => HeldConnection(Arc::new(slot)),
+                Err(why) => {
+                    tracing::debug!(%peer, %why, "connection refused");
+                    self.shared.refusals.refuse(stream, why, false);
+                    continue;
+                }
+            };
             let _ = stream.set_nodelay(true);
             let endpoint = self.clone();
             self.shared
                 .services
                 .tasks
-                .spawn(async move { endpoint.serve_connection(stream, peer).await });
+                .spawn(async move { endpoint.serve_connection(stream, peer, slot).await });
         }
         self.shared.listening.store(false, Ordering::Release);
         drop(listener);
@@ -83,10 +95,18 @@ impl Endpoint {
         Ok(())
     }
 
-    async fn serve_connection(self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    async fn serve_connection(
+        self,
+        stream: tokio::net::TcpStream,
+        peer: SocketAddr,
+        slot: HeldConnection,
+    ) {
         let endpoint = self.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: Request<Incoming>| {
             let endpoint = endpoint.clone();
+            // An upgraded WebSocket outlives this HTTP connection: it takes a clone of
+            // the slot with its request, so the connection counts until it is closed.
+            req.extensions_mut().insert(slot.clone());
             async move { Ok::<_, Infallible>(endpoint.handle(req, peer).await) }
         });
         let conn = http1::Builder::new()

@@ -412,7 +412,11 @@ mod tests {
         let waited =
             tokio::time::timeout(std::time::Duration::from_millis(200), reader.next_frame()).await;
         assert!(waited.is_err(), "the frame is not complete");
-        assert_eq!(reader.pending.len(), 14 + 10_000, "everything sent was read");
+        assert_eq!(
+            reader.pending.len(),
+            14 + 10_000,
+            "everything sent was read"
+        );
         assert!(
             reader.pending.capacity() <= 2 * (14 + 10_000) + READ_CHUNK,
             "buffer of {} bytes for 10 014 received",

@@ -28,6 +28,7 @@ use tokio::time::Instant;
 
 use frame::{ClientFrame, FrameReader, ReadError};
 
+use crate::address_limit::HeldConnection;
 use crate::config::SocketOptions;
 use crate::connect::Transport;
 use crate::http::{status_response, Body};
@@ -98,7 +99,11 @@ pub(crate) async fn handle(
     };
     let services2 = services.clone();
     let config = config.clone();
+    // The connection's slot under the endpoint's connection caps: held until the socket
+    // ends.
+    let held = req.extensions_mut().remove::<HeldConnection>();
     services.tasks().spawn(async move {
+        let _held = held;
         match upgrade.await {
             Ok(ws) => run(ws.into_inner(), services2, config, accepted).await,
             Err(error) => tracing::debug!(%error, "upgrade failed"),
