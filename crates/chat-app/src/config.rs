@@ -183,6 +183,25 @@ pub struct Config {
     /// Milliseconds the whole drain may take; what is left then closes at once.
     #[arg(long, env = "DRAIN_BUDGET_MS", default_value_t = 30_000)]
     pub drain_budget_ms: u64,
+
+    // --- Connections (SECURITY.md) ---
+    /// TCP connections held at once; past it a new one gets HTTP 503 at accept. Unset:
+    /// 90 % of the open-file limit (`ulimit -n`), logged at start.
+    #[arg(long, env = "MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// TCP connections one client address (IPv6: its /64) holds at once; past it a new
+    /// one gets HTTP 429. Behind a reverse proxy every client has the proxy's address:
+    /// set it to MAX_CONNECTIONS there.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS",
+          default_value_t = phx_server::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)]
+    pub max_connections_per_address: usize,
+
+    /// Bytes of outbound frames all WebSockets hold at once (each frame once); past it
+    /// the sockets holding the most without reading are closed with 1013.
+    #[arg(long, env = "OUTBOUND_BYTES_TOTAL",
+          default_value_t = phx_server::DEFAULT_OUTBOUND_BYTES_TOTAL)]
+    pub outbound_bytes_total: usize,
 }
 
 fn parse_bind(value: &str) -> Result<std::net::IpAddr, String> {

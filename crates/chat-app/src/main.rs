@@ -230,6 +230,9 @@ async fn run(config: Config) -> Result<(), String> {
         api = if config.api_key().is_some() { "on (key set)" } else { "off" },
         metrics = config.metrics,
         drain = %format!("{} every {:?} within {:?}", drain.batch_size, drain.batch_interval, drain.budget),
+        max_connections = endpoint.max_connections(),
+        max_connections_per_address = config.max_connections_per_address,
+        outbound_bytes_total = config.outbound_bytes_total,
         log_format = %config.log_format,
         "chat-app listening on http://{local}"
     );

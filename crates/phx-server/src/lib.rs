@@ -167,7 +167,7 @@ pub use http::{status_response, Body, PeerAddr};
 /// `Response` and header types without a dependency line of their own.
 pub use hyper;
 pub use origin::{CheckOrigin, InvalidOriginPattern, Origin};
-pub use outbox::OutboxError;
+pub use outbox::{OutboxError, DEFAULT_OUTBOUND_BYTES_TOTAL};
 pub use outcome::{HandleResult, JoinResult, StopReason, TerminateReason};
 pub use params::{Params, ParamsError};
 pub use phx_protocol::{Payload, Ref};

@@ -17,6 +17,7 @@ use super::http::{ErasedHttp, HttpAdapter, HttpHandler};
 use super::{Endpoint, Shared};
 use crate::address_limit::AddressLimit;
 use crate::config::{SocketConfig, SocketOptions};
+use crate::outbox::{OutboundMemory, DEFAULT_OUTBOUND_BYTES_TOTAL};
 use crate::presence::replica::{Cluster, NodeInbound, ReplicaPolicy};
 use crate::presence::{BurstPolicy, PresenceFetch, Tracker};
 use crate::pubsub::adapter::Adapter;
@@ -95,6 +96,7 @@ pub struct EndpointBuilder {
     longpoll_max_sessions_per_address: usize,
     max_connections: Option<usize>,
     max_connections_per_address: usize,
+    outbound_bytes_total: usize,
 }
 
 impl Default for EndpointBuilder {
@@ -123,6 +125,7 @@ impl Default for EndpointBuilder {
             longpoll_max_sessions_per_address: DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS,
             max_connections: None,
             max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            outbound_bytes_total: DEFAULT_OUTBOUND_BYTES_TOTAL,
         }
     }
 }
@@ -299,6 +302,22 @@ impl EndpointBuilder {
         self
     }
 
+    /// Bytes of outbound frames all the endpoint's WebSockets may hold at once (default
+    /// [`DEFAULT_OUTBOUND_BYTES_TOTAL`](crate::DEFAULT_OUTBOUND_BYTES_TOTAL)): frames
+    /// queued or being written, each counted once however many sockets share it (a
+    /// broadcast to ten thousand subscribers is one frame).
+    ///
+    /// Each socket is bounded on its own by
+    /// [`SocketConfig::outbound_bytes`](crate::SocketConfig::outbound_bytes); this bounds
+    /// their sum, which many clients that stop reading at once would otherwise make
+    /// `sockets × budget`. Past it, the sockets holding the most while their writers
+    /// wrote nothing for a second are closed with 1013 (largest first, until what they
+    /// held covers the excess); a socket whose client reads is never closed for it.
+    pub fn outbound_bytes_total(mut self, bytes: usize) -> Self {
+        self.outbound_bytes_total = bytes;
+        self
+    }
+
     /// Counts what the server does in Prometheus form and serves it at `GET /metrics`
     /// (the series are listed in the README, "Operating"). Installs the process-wide
     /// `metrics` recorder; an app that installs its own recorder before building the
@@ -417,6 +436,7 @@ impl EndpointBuilder {
             .max(max_request_line.saturating_add(2));
         let prometheus = self.metrics.then(install_prometheus).flatten();
         let max_connections = self.max_connections.unwrap_or_else(default_max_connections);
+        let outbound = OutboundMemory::new(self.outbound_bytes_total);
         // After the recorder is installed: the handles bind to it.
         let telemetry = Arc::new(Telemetry::new());
         let pubsub = PubSub::with_telemetry(telemetry.clone());
@@ -478,6 +498,7 @@ impl EndpointBuilder {
                     shutdown: CancellationToken::new(),
                     tasks: TaskTracker::new(),
                     sockets: Default::default(),
+                    outbound: outbound.clone(),
                     longpoll: Sessions::new(
                         &secret,
                         self.longpoll_max_sessions,
@@ -503,6 +524,13 @@ impl EndpointBuilder {
                         .cluster_tick(&hub.pubsub, std::time::Instant::now());
                 }
             });
+        }
+        if let Some(runtime) = &runtime {
+            // Holds only a weak reference: the task ends with the endpoint.
+            runtime.spawn(crate::transport::websocket::shed::keep_within_total(
+                Arc::downgrade(&endpoint.shared.services),
+                outbound,
+            ));
         }
         if let (Some(runtime), false) = (runtime, window.is_zero()) {
             // Holds only a weak reference: the task ends with the endpoint.

@@ -6,6 +6,7 @@ pub(crate) mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use dashmap::DashMap;
 
@@ -21,7 +22,7 @@ use crate::config::{Accepted, SocketOptions};
 use crate::connect::{ConnectInfo, Refusal, Transport};
 use crate::http::{status_response, Body};
 use crate::origin::RequestTarget;
-use crate::outbox::Outbox;
+use crate::outbox::{OutboundMemory, Outbox, WsQueue};
 use crate::params::{Params, ParamsError};
 use crate::socket::{Hub, Socket, SocketInbox};
 
@@ -40,6 +41,8 @@ pub(crate) struct Services {
     pub(crate) longpoll: longpoll::Sessions,
     /// Every live socket, for the drain.
     pub(crate) sockets: Sockets,
+    /// The outbound frames of every WebSocket, each counted once.
+    pub(crate) outbound: Arc<OutboundMemory>,
 }
 
 /// Every live socket's outbox, so a drain can close them a batch at a time.
@@ -65,6 +68,17 @@ impl Sockets {
 
     pub(crate) fn len(&self) -> usize {
         self.live.len()
+    }
+
+    /// The write queue of every live WebSocket.
+    pub(crate) fn websocket_queues(&self) -> Vec<Arc<WsQueue>> {
+        self.live
+            .iter()
+            .filter_map(|entry| match entry.value() {
+                Outbox::WebSocket(queue) => Some(queue.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Takes up to `n` sockets out of the registry (to be closed).

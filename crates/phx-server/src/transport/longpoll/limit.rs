@@ -9,8 +9,8 @@
 /// [`crate::EndpointBuilder::longpoll_max_sessions`]).
 ///
 /// Why this number: an idle session costs ~5 KB and one whose client stopped polling
-/// holds at most its outbound budget ([`crate::DEFAULT_OUTBOUND_BYTES`], 256 KiB) before
-/// it is ended, so 10 000 sessions are ~50 MB in the common case and 2.5 GiB in the worst
+/// holds at most its outbound budget ([`crate::DEFAULT_OUTBOUND_BYTES`], 128 KiB) before
+/// it is ended, so 10 000 sessions are ~50 MB in the common case and 1.25 GiB in the worst
 /// (every buffer full at once), the same order as the WebSocket worst case. Long poll is
 /// the fallback transport: 10 000 concurrent fallback clients is far above what one node
 /// serves that way in practice.
