@@ -202,6 +202,16 @@ pub struct Config {
     #[arg(long, env = "OUTBOUND_BYTES_TOTAL",
           default_value_t = phx_server::DEFAULT_OUTBOUND_BYTES_TOTAL)]
     pub outbound_bytes_total: usize,
+
+    // --- TLS (docs/operating.md) ---
+    /// Serve https:// and wss:// with this PEM certificate chain (the server's
+    /// certificate first, then intermediates). Needs --tls-key. SIGHUP reloads both files.
+    #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "TLS_KEY_FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 fn parse_bind(value: &str) -> Result<std::net::IpAddr, String> {

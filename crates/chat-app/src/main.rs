@@ -212,6 +212,15 @@ async fn run(config: Config) -> Result<(), String> {
             "off".to_owned()
         }
     };
+    let scheme = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = phx_server::Tls::from_pem_files(cert, key)
+                .map_err(|e| format!("TLS_CERT_FILE / TLS_KEY_FILE: {e}"))?;
+            builder = builder.tls(tls);
+            "https"
+        }
+        _ => "http",
+    };
     builder = chat_app::ops::switch_on(builder, &config, store.clone());
     let endpoint = builder.build();
     chat_app::ops::spawn_pool_gauges(store.clone());
@@ -234,7 +243,8 @@ async fn run(config: Config) -> Result<(), String> {
         max_connections_per_address = config.max_connections_per_address,
         outbound_bytes_total = config.outbound_bytes_total,
         log_format = %config.log_format,
-        "chat-app listening on http://{local}"
+        tls = %config.tls_cert.as_ref().map_or("off".to_owned(), |cert| format!("on ({}; SIGHUP reloads it)", cert.display())),
+        "chat-app listening on {scheme}://{local}"
     );
 
     let shutdown = endpoint.clone();

@@ -94,7 +94,7 @@
 //!
 //! | floor | modules | holds |
 //! |---|---|---|
-//! | 0 | `params`, `origin`, `rate_limit`, `address_limit`, `outcome`, `state`, `http`, `telemetry`, `phoenix_token` | values with no IO: connect params, origin rules, limits (per socket, per client address), callback results, app state, metric handles |
+//! | 0 | `params`, `origin`, `rate_limit`, `address_limit`, `outcome`, `state`, `http`, `telemetry`, `tls`, `phoenix_token` | values with no IO: connect params, origin rules, limits (per socket, per client address), callback results, app state, metric handles, TLS settings |
 //! | 1 | `connect` | the [`Connect`] hook and what it sees |
 //! | 2 | `outbox` | where a socket's frames go: the WebSocket write queue, the long-poll buffer |
 //! | 3 | `pubsub` | [`PubSub`]: topics, subscribers, encode-once fan-out; the cluster [`Adapter`](cluster::Adapter) boundary, the envelope between nodes, the Redis adapter |
@@ -119,6 +119,7 @@ pub mod phoenix_token;
 mod rate_limit;
 mod state;
 mod telemetry;
+mod tls;
 
 mod outbox;
 
@@ -162,7 +163,7 @@ pub use endpoint::{
     DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE,
     PRESENCE_BURST_LIMIT, PRESENCE_BURST_WINDOW,
 };
-pub use http::{status_response, Body, PeerAddr};
+pub use http::{status_response, Body, PeerAddr, Scheme};
 /// The hyper this crate is built on, so that [`HttpHandler`]s name the same `Request`,
 /// `Response` and header types without a dependency line of their own.
 pub use hyper;
@@ -175,6 +176,7 @@ pub use presence::{Presence, PresenceError, PresenceFetch};
 pub use pubsub::{BroadcastError, InstanceId, PubSub};
 pub use rate_limit::RateLimit;
 pub use socket::PushError;
+pub use tls::{Tls, TlsError, DEFAULT_TLS_HANDSHAKE_TIMEOUT};
 pub use transport::longpoll::limit::{
     DEFAULT_LONGPOLL_MAX_SESSIONS, DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS,
 };

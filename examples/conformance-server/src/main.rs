@@ -68,6 +68,13 @@ struct Args {
     #[arg(long = "outbound-bytes-total", env = "OUTBOUND_BYTES_TOTAL",
           default_value_t = phx_server::DEFAULT_OUTBOUND_BYTES_TOTAL)]
     outbound_bytes_total: usize,
+    /// Serve https:// and wss:// with this PEM certificate chain (needs --tls-key);
+    /// SIGHUP reloads it.
+    #[arg(long = "tls-cert", env = "TLS_CERT_FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long = "tls-key", env = "TLS_KEY_FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 /// The connect hook of every mount.
@@ -209,13 +216,21 @@ async fn main() -> anyhow::Result<()> {
     // caller asks for a per-address cap (the abuse suite does).
     builder =
         builder.max_connections_per_address(args.max_connections_per_address.unwrap_or(usize::MAX));
+    let scheme = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            builder = builder
+                .tls(phx_server::Tls::from_pem_files(cert, key).context("--tls-cert/--tls-key")?);
+            "wss"
+        }
+        _ => "ws",
+    };
     let endpoint = builder.build();
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
-    println!("conformance-server listening on ws://{local}");
+    println!("conformance-server listening on {scheme}://{local}");
     let shutdown = endpoint.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -25,6 +25,7 @@ use crate::pubsub::PubSub;
 use crate::socket::Hub;
 use crate::state::State;
 use crate::telemetry::Telemetry;
+use crate::tls::Tls;
 use crate::transport::longpoll::limit::{
     DEFAULT_LONGPOLL_MAX_SESSIONS, DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS,
 };
@@ -97,6 +98,7 @@ pub struct EndpointBuilder {
     max_connections: Option<usize>,
     max_connections_per_address: usize,
     outbound_bytes_total: usize,
+    tls: Option<Tls>,
 }
 
 impl Default for EndpointBuilder {
@@ -126,6 +128,7 @@ impl Default for EndpointBuilder {
             max_connections: None,
             max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
             outbound_bytes_total: DEFAULT_OUTBOUND_BYTES_TOTAL,
+            tls: None,
         }
     }
 }
@@ -299,6 +302,24 @@ impl EndpointBuilder {
     /// and cap per client in the proxy.
     pub fn max_connections_per_address(mut self, connections: usize) -> Self {
         self.max_connections_per_address = connections;
+        self
+    }
+
+    /// Serves TLS itself (`https://` and `wss://`, no proxy needed): every connection
+    /// must complete a TLS handshake with `tls` (within its handshake timeout) before
+    /// any HTTP is read. See [`Tls`] for the files, the reload on SIGHUP and ALPN.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), phx_server::TlsError> {
+    /// let endpoint = phx_server::Endpoint::builder()
+    ///     .tls(phx_server::Tls::from_pem_files("cert.pem", "key.pem")?)
+    ///     .build();
+    /// # let _ = endpoint;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
         self
     }
 
@@ -492,6 +513,7 @@ impl EndpointBuilder {
                 connections: AddressLimit::new(max_connections, self.max_connections_per_address),
                 max_connections,
                 refusals: Default::default(),
+                tls: self.tls,
                 services: Arc::new(Services {
                     hub,
                     host: self.host,

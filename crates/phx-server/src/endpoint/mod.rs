@@ -56,6 +56,8 @@ pub(crate) struct Shared {
     connections: Arc<AddressLimit>,
     max_connections: usize,
     refusals: connections::Refusals,
+    /// TLS served by the endpoint itself, when configured.
+    tls: Option<crate::tls::Tls>,
 }
 
 /// A running set of sockets sharing one PubSub, one presence tracker and the app's state.
@@ -208,6 +210,15 @@ impl Endpoint {
     /// number [`EndpointBuilder::max_connections`] caps.
     pub fn connection_count(&self) -> usize {
         self.shared.connections.live()
+    }
+
+    /// Reads the TLS certificate and key files again (see [`Tls::reload`](crate::Tls::reload));
+    /// `Ok` without TLS. SIGHUP does the same when [`Endpoint::serve`] runs.
+    pub fn reload_tls(&self) -> Result<(), crate::TlsError> {
+        match &self.shared.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
     }
 
     /// The cap on open TCP connections in force (see [`EndpointBuilder::max_connections`];

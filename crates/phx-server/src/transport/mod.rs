@@ -12,6 +12,7 @@ use dashmap::DashMap;
 
 use hyper::header::{HOST, ORIGIN};
 use hyper::http::request::Parts;
+use hyper::http::Extensions;
 use hyper::{HeaderMap, Response, StatusCode};
 use phx_protocol::Serializer;
 
@@ -20,7 +21,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Accepted, SocketOptions};
 use crate::connect::{ConnectInfo, Refusal, Transport};
-use crate::http::{status_response, Body};
+use crate::http::{status_response, Body, Scheme};
 use crate::origin::RequestTarget;
 use crate::outbox::{OutboundMemory, Outbox, WsQueue};
 use crate::params::{Params, ParamsError};
@@ -151,11 +152,13 @@ pub(crate) fn origin_allowed(
     services: &Services,
     config: &SocketOptions,
     headers: &HeaderMap,
+    extensions: &Extensions,
 ) -> bool {
     // Raw bytes: a value that is not valid text is a present origin, never an absent one.
     let origin = headers.get(ORIGIN);
+    let scheme = extensions.get::<Scheme>().copied().unwrap_or(Scheme::Http);
     let target = RequestTarget {
-        scheme: "http",
+        scheme: scheme.as_str(),
         host_header: headers.get(HOST).and_then(|v| v.to_str().ok()),
         endpoint_host: services.host(),
     };
@@ -178,7 +181,7 @@ pub(crate) async fn authorize(
     auth_token: Option<String>,
     params: &Params,
 ) -> Result<Authorized, Refusal> {
-    if !origin_allowed(services, config, &head.headers) {
+    if !origin_allowed(services, config, &head.headers, &head.extensions) {
         return Err(Refusal::forbidden());
     }
     let vsn = match params.get("vsn") {

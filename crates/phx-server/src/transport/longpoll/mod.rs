@@ -280,7 +280,7 @@ fn origin_refused(
     config: &SocketOptions,
     req: &Request<Incoming>,
 ) -> Option<Response<Body>> {
-    (!origin_allowed(services, config, req.headers())).then(|| status_json(403))
+    (!origin_allowed(services, config, req.headers(), req.extensions())).then(|| status_json(403))
 }
 
 /// First GET (or a GET whose session is gone): connect and answer 410 with a token.
