@@ -212,6 +212,12 @@ pub struct Config {
     /// The PEM private key of --tls-cert.
     #[arg(long, env = "TLS_KEY_FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+
+    /// Milliseconds a client gets to finish its TLS handshake; past it the connection
+    /// is closed (it holds a connection slot until then).
+    #[arg(long, env = "TLS_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub tls_handshake_timeout_ms: u64,
 }
 
 fn parse_bind(value: &str) -> Result<std::net::IpAddr, String> {

@@ -215,7 +215,10 @@ async fn run(config: Config) -> Result<(), String> {
     let scheme = match (&config.tls_cert, &config.tls_key) {
         (Some(cert), Some(key)) => {
             let tls = phx_server::Tls::from_pem_files(cert, key)
-                .map_err(|e| format!("TLS_CERT_FILE / TLS_KEY_FILE: {e}"))?;
+                .map_err(|e| format!("TLS_CERT_FILE / TLS_KEY_FILE: {e}"))?
+                .handshake_timeout(std::time::Duration::from_millis(
+                    config.tls_handshake_timeout_ms,
+                ));
             builder = builder.tls(tls);
             "https"
         }

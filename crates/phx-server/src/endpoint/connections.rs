@@ -54,8 +54,10 @@ fn parse_open_file_limit(limits: &str) -> Option<usize> {
 }
 
 /// Refused connections answered at once; past this many, a refused connection is closed
-/// without an answer (a flood of them must not cost a task each).
-const MAX_REFUSALS_IN_FLIGHT: usize = 64;
+/// without an answer (a flood of them must not cost a task each). Each answer is a small
+/// task with a 1 KiB buffer living at most [`REFUSAL_LINGER`]: 256 of them are well
+/// under a megabyte.
+const MAX_REFUSALS_IN_FLIGHT: usize = 256;
 
 /// How long a refusal waits for the client to take its answer and close.
 const REFUSAL_LINGER: Duration = Duration::from_secs(1);

@@ -66,7 +66,9 @@ impl Endpoint {
                 Ok(slot) => HeldConnection(Arc::new(slot)),
                 Err(why) => {
                     tracing::debug!(%peer, %why, "connection refused");
-                    self.shared.refusals.refuse(stream, why, false);
+                    self.shared
+                        .refusals
+                        .refuse(stream, why, self.shared.tls.is_some());
                     continue;
                 }
             };
