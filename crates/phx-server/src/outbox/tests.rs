@@ -148,7 +148,7 @@ fn frames_made_for_a_socket_count_once_in_the_endpoint_total() {
     let queues: Vec<WsQueue> = (0..3)
         .map(|_| WsQueue::with_memory(100, 1 << 20, 0, memory.clone()))
         .collect();
-    let shared = queues[0].frame(fastwebsockets::OpCode::Text, &[b'x'; 100]);
+    let shared = queues[0].frame(OpCode::Text, &[b'x'; 100]);
     for queue in &queues {
         queue.push(shared.clone()).unwrap();
     }

@@ -84,7 +84,7 @@ pub(crate) async fn keep_within_total(services: Weak<Services>, memory: Arc<Outb
 /// Closes the largest of `stuck` (bytes held, queue) until what they hold covers
 /// `excess`; returns how many were closed and what they held.
 fn shed(stuck: &mut [(usize, Arc<WsQueue>)], excess: usize) -> (usize, usize) {
-    stuck.sort_by(|a, b| b.0.cmp(&a.0));
+    stuck.sort_by_key(|(held, _)| std::cmp::Reverse(*held));
     let (mut closed, mut freed) = (0, 0);
     for (held, queue) in stuck.iter() {
         if freed >= excess {
