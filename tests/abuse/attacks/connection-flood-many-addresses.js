@@ -8,8 +8,8 @@ import net from "node:net";
 import { pause, Tally, upgrade, chatsOnce } from "../lib/raw.js";
 
 const ADDRESSES = 40;
-const PER_ADDRESS = 100;
-const HOLD_MS = 5000;
+const PER_ADDRESS = 75;
+const HOLD_MS = 3000;
 
 function slowHead(ctx, localAddress) {
   const { hostname, port } = new URL(ctx.url);

@@ -6,7 +6,7 @@ import { pause, Tally, upgrade, chatsOnce } from "../lib/raw.js";
 
 const ATTEMPTS = 1300;
 const PER_ADDRESS = 1000; // phx_server::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS
-const HOLD_MS = 4000;
+const HOLD_MS = 2000;
 
 export default {
   name: "connection-flood-one-address",

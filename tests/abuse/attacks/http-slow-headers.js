@@ -7,7 +7,7 @@ import { pause, chatsOnce } from "../lib/raw.js";
 
 const CONNECTIONS = 600;
 const ADDRESSES = 20;
-const HOLD_MS = 8000;
+const HOLD_MS = 5000;
 
 export default {
   name: "http-slow-headers",

@@ -6,7 +6,7 @@ import { chatsOnce } from "../lib/raw.js";
 
 export default {
   name: "ws-declared-frames-conformance",
-  sends: `${CONNECTIONS} WebSockets from 20 addresses, each declaring an 8 MiB frame and trickling 100 bytes of it every 0.5 s for 6 s`,
+  sends: `${CONNECTIONS} WebSockets from 20 addresses, each declaring an 8 MiB frame and trickling 100 bytes of it every 0.5 s for 4 s`,
   target: "conformance",
   bounds: { rssGrowthMiB: 100, threads: 40, legitMs: 15000 },
   timeoutMs: 30000,

@@ -5,7 +5,7 @@ import { declaredFrameHead, pause, Tally, upgrade, chatsOnce } from "../lib/raw.
 
 export const CONNECTIONS = 500;
 const ADDRESSES = 20;
-const TRICKLE_MS = 6000;
+const TRICKLE_MS = 4000;
 
 /** The attack, shared with the conformance-server row. */
 export async function trickleDeclaredFrames(ctx) {
@@ -38,7 +38,7 @@ export async function trickleDeclaredFrames(ctx) {
 
 export default {
   name: "ws-declared-frames",
-  sends: `${CONNECTIONS} WebSockets from ${ADDRESSES} addresses, each declaring an 8 MiB frame and trickling 100 bytes of it every 0.5 s for 6 s`,
+  sends: `${CONNECTIONS} WebSockets from ${ADDRESSES} addresses, each declaring an 8 MiB frame and trickling 100 bytes of it every 0.5 s for 4 s`,
   target: "chat",
   // Measured: ~10 MiB at peak (~20 KB per connection); +1 040 MiB before frames grew
   // with what arrives.

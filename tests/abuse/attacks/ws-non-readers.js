@@ -9,7 +9,7 @@ import { pause, phxFrame, upgrade, chatsOnce } from "../lib/raw.js";
 
 const NON_READERS = 50;
 const ROOMS = 9;
-const HOLD_MS = 8000;
+const HOLD_MS = 6000;
 
 /** Bytes in the kernel's queues of the server's connections (ss): [send, peers' receive]. */
 function kernelQueues(port) {
