@@ -66,63 +66,52 @@ impl Sessions {
         Ok(self.tokens.sign(SALT, &json!({"uid": user.id, "sid": sid})))
     }
 
-    /// The user of a token, if it is authentic, unexpired and its session not ended.
+    /// The user of a token, if it is authentic, unexpired and its session not ended; `None`
+    /// also when the store cannot say (see [`Sessions::check`] to tell the two apart).
     pub async fn verify(&self, token: Option<&str>) -> Option<SessionUser> {
+        self.check(token).await.ok().flatten()
+    }
+
+    /// Like [`Sessions::verify`], but a store that cannot answer is an error rather than
+    /// "no session": a page asking whether it is still signed in must not be signed out
+    /// by a database outage (it waits and asks again on 503).
+    pub async fn check(
+        &self,
+        token: Option<&str>,
+    ) -> Result<Option<SessionUser>, SessionUnavailable> {
         let options = VerifyOptions::default().max_age(self.max_age);
-        let data = self.tokens.verify(SALT, token, options).ok()?;
-        let uid = data.get("uid")?.as_i64()?;
-        let sid = data.get("sid")?.as_str()?;
+        let Ok(data) = self.tokens.verify(SALT, token, options) else {
+            return Ok(None);
+        };
+        let (Some(uid), Some(sid)) = (
+            data.get("uid").and_then(|v| v.as_i64()),
+            data.get("sid").and_then(|v| v.as_str()),
+        ) else {
+            return Ok(None);
+        };
         match self.store.session_user(sid).await {
             Ok(Some(owner)) if owner == uid => {}
-            Ok(_) => return None,
+            Ok(_) => return Ok(None),
             Err(error) => {
                 tracing::warn!(%error, "session check: store unavailable");
-                return None;
+                return Err(SessionUnavailable);
             }
         }
-        let user = self.store.user_by_id(uid).await.ok()??;
-        Some(SessionUser {
-            id: user.id,
-            username: user.username,
-        })
+        match self.store.user_by_id(uid).await {
+            Ok(Some(user)) => Ok(Some(SessionUser {
+                id: user.id,
+                username: user.username,
+            })),
+            Ok(None) => Ok(None),
+            Err(error) => {
+                tracing::warn!(%error, "session check: store unavailable");
+                Err(SessionUnavailable)
+            }
+        }
     }
 }
 
-/// The chat socket's connect hook with accounts: a valid `token` param signs the user
-/// in (socket id `user_socket:<id>`); no token is a guest; a token that is tampered
-/// with, expired or logged out is refused (403), and the page drops it.
-#[derive(Clone)]
-pub struct SessionConnect {
-    sessions: Sessions,
-}
-
-impl SessionConnect {
-    /// Checks tokens with `sessions`.
-    pub fn new(sessions: Sessions) -> Self {
-        Self { sessions }
-    }
-}
-
-impl phx_server::Connect for SessionConnect {
-    type Assigns = crate::connect::ChatClient;
-
-    async fn connect(
-        &self,
-        params: &phx_server::Params,
-        info: &phx_server::ConnectInfo,
-    ) -> Result<phx_server::Connected<Self::Assigns>, phx_server::Refusal> {
-        let mut client = crate::connect::ChatClient::guest_with_key(
-            info.peer_addr.map(|a| a.ip().to_canonical()),
-            params.get_str("guest_key"),
-        );
-        let Some(token) = params.get_str("token") else {
-            return Ok(phx_server::Connected::new(client));
-        };
-        let Some(user) = self.sessions.verify(Some(token)).await else {
-            return Err(phx_server::Refusal::forbidden());
-        };
-        let id = format!("user_socket:{}", user.id);
-        client.user = Some(user);
-        Ok(phx_server::Connected::new(client).with_id(id))
-    }
-}
+/// The account store could not say whether a session exists (a database outage).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the account store is unavailable")]
+pub struct SessionUnavailable;
