@@ -74,7 +74,7 @@ export async function launch(args, { port } = {}) {
     readline.createInterface({ input: child.stdout }).on("line", (line) => {
       if (!/listening/i.test(line)) return;
       clearTimeout(timer);
-      resolve(/(ws:\/\/[^\s]+)/.exec(line)?.[1] ?? `ws://127.0.0.1:${port}`);
+      resolve(/(wss?:\/\/[^\s]+)/.exec(line)?.[1] ?? `ws://127.0.0.1:${port}`);
     });
   });
   return { ws: url, http: url.replace(/^ws/, "http"), child };

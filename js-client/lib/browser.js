@@ -9,12 +9,16 @@ import { repoRoot } from "./chat-server.js";
 export const ARTIFACTS = path.join(repoRoot, "js-client/artifacts");
 const CHROMIUM = process.env.CHROMIUM_PATH ?? "/usr/bin/chromium";
 
-/** A headless Chromium without background traffic; the artifacts folder exists after. */
-export async function launchBrowser() {
+/**
+ * A headless Chromium without background traffic; the artifacts folder exists after.
+ * `extraArgs`: more command-line switches (the TLS test pins its server's key).
+ */
+export async function launchBrowser(extraArgs = []) {
   mkdirSync(ARTIFACTS, { recursive: true });
   return chromium.launch({
     executablePath: CHROMIUM,
     args: [
+      ...extraArgs,
       "--headless",
       "--no-sandbox",
       "--disable-gpu",

@@ -43,7 +43,7 @@ export async function startChat({ databaseUrl, port = 0, env: extraEnv = {} } = 
     for (const stream of [child.stdout, child.stderr]) {
       readline.createInterface({ input: stream }).on("line", (line) => {
         logs.push(line);
-        const match = /listening on (http:\/\/[^\s]+)/.exec(line);
+        const match = /listening on (https?:\/\/[^\s]+)/.exec(line);
         if (match) {
           clearTimeout(timer);
           resolve(match[1]);

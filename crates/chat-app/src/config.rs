@@ -228,6 +228,41 @@ pub struct Config {
     /// Milliseconds the whole drain may take; what is left then closes at once.
     #[arg(long, env = "DRAIN_BUDGET_MS", default_value_t = 30_000)]
     pub drain_budget_ms: u64,
+
+    // --- Connections (SECURITY.md) ---
+    /// TCP connections held at once; past it a new one gets HTTP 503 at accept. Unset:
+    /// 90 % of the open-file limit (`ulimit -n`), logged at start.
+    #[arg(long, env = "MAX_CONNECTIONS")]
+    pub max_connections: Option<usize>,
+
+    /// TCP connections one client address (IPv6: its /64) holds at once; past it a new
+    /// one gets HTTP 429. Behind a reverse proxy every client has the proxy's address:
+    /// set it to MAX_CONNECTIONS there.
+    #[arg(long, env = "MAX_CONNECTIONS_PER_ADDRESS",
+          default_value_t = phx_server::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS)]
+    pub max_connections_per_address: usize,
+
+    /// Bytes of outbound frames all WebSockets hold at once (each frame once); past it
+    /// the sockets holding the most without reading are closed with 1013.
+    #[arg(long, env = "OUTBOUND_BYTES_TOTAL",
+          default_value_t = phx_server::DEFAULT_OUTBOUND_BYTES_TOTAL)]
+    pub outbound_bytes_total: usize,
+
+    // --- TLS (docs/operating.md) ---
+    /// Serve https:// and wss:// with this PEM certificate chain (the server's
+    /// certificate first, then intermediates). Needs --tls-key. SIGHUP reloads both files.
+    #[arg(long, env = "TLS_CERT_FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The PEM private key of --tls-cert.
+    #[arg(long, env = "TLS_KEY_FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Milliseconds a client gets to finish its TLS handshake; past it the connection
+    /// is closed (it holds a connection slot until then).
+    #[arg(long, env = "TLS_HANDSHAKE_TIMEOUT_MS", default_value_t = 10_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub tls_handshake_timeout_ms: u64,
 }
 
 fn parse_bind(value: &str) -> Result<std::net::IpAddr, String> {

@@ -231,6 +231,18 @@ async fn run(config: Config) -> Result<(), String> {
             "off".to_owned()
         }
     };
+    let scheme = match (&config.tls_cert, &config.tls_key) {
+        (Some(cert), Some(key)) => {
+            let tls = phx_server::Tls::from_pem_files(cert, key)
+                .map_err(|e| format!("TLS_CERT_FILE / TLS_KEY_FILE: {e}"))?
+                .handshake_timeout(std::time::Duration::from_millis(
+                    config.tls_handshake_timeout_ms,
+                ));
+            builder = builder.tls(tls);
+            "https"
+        }
+        _ => "http",
+    };
     builder = chat_app::ops::switch_on(builder, &config, store.clone());
     let endpoint = builder.build();
     chat_app::ops::spawn_pool_gauges(store.clone());
@@ -249,8 +261,12 @@ async fn run(config: Config) -> Result<(), String> {
         api = if config.api_key().is_some() { "on (key set)" } else { "off" },
         metrics = config.metrics,
         drain = %format!("{} every {:?} within {:?}", drain.batch_size, drain.batch_interval, drain.budget),
+        max_connections = endpoint.max_connections(),
+        max_connections_per_address = config.max_connections_per_address,
+        outbound_bytes_total = config.outbound_bytes_total,
         log_format = %config.log_format,
-        "chat-app listening on http://{local}"
+        tls = %config.tls_cert.as_ref().map_or("off".to_owned(), |cert| format!("on ({}; SIGHUP reloads it)", cert.display())),
+        "chat-app listening on {scheme}://{local}"
     );
 
     let shutdown = endpoint.clone();

@@ -14,8 +14,8 @@ use crate::store::Store;
 pub const POOL_GAUGE_PERIOD: Duration = Duration::from_secs(1);
 
 /// Switches on what the configuration asks for: `/metrics` (unless `--metrics false`),
-/// `/healthz` and `/readyz` with a `store` check, the server API when a key is set, and
-/// the drain plan.
+/// `/healthz` and `/readyz` with a `store` check, the server API when a key is set, the
+/// drain plan, and the connection and outbound-memory caps.
 ///
 /// Readiness of a Redis cluster link comes from `phx-server` itself once the endpoint
 /// is clustered (`EndpointBuilder::cluster`): `/readyz` reports `cluster` down and
@@ -28,10 +28,15 @@ pub fn switch_on(
     let mut builder = builder
         .metrics(config.metrics)
         .drain(config.drain())
+        .max_connections_per_address(config.max_connections_per_address)
+        .outbound_bytes_total(config.outbound_bytes_total)
         .ready_check("store", move || {
             let store = store.clone();
             async move { store.ping().await.map_err(|e| e.to_string()) }
         });
+    if let Some(max) = config.max_connections {
+        builder = builder.max_connections(max);
+    }
     match config.api_key() {
         Some(key) => {
             builder = builder.server_api(ServerApi::new(key));

@@ -29,8 +29,10 @@ pub struct Conn {
     next_ref: u64,
 }
 
-/// Connections per loopback source address (well under the ~28 000 ephemeral ports).
-const PER_ADDRESS: usize = 10_000;
+/// Connections per loopback source address: well under the ~28 000 ephemeral ports, and
+/// within the servers' default per-address connection cap
+/// (`phx_server::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS`, 1 000).
+const PER_ADDRESS: usize = 1_000;
 static FIRST_ADDRESS: AtomicUsize = AtomicUsize::new(1);
 
 /// Starts a new wave of connections on source addresses no earlier wave used: ports of

@@ -14,13 +14,18 @@ use crate::params::Params;
 use crate::rate_limit::RateLimit;
 use crate::socket::{CallbackFuture, Router, SocketSettings};
 
-/// Default per-client outbound budget (see [`SocketConfig::outbound_bytes`]): 256 KiB.
+/// Default per-client outbound budget (see [`SocketConfig::outbound_bytes`]): 128 KiB.
 ///
-/// Why this number: it must hold an ordinary burst (a join reply with 50 messages of
-/// 4 000 characters is ~200 KiB) while `sockets × budget` stays well inside memory at the
-/// open-file limit (20 000 sockets × 256 KiB = 5 GiB in the worst case, when every
-/// client stops reading at once).
-pub const DEFAULT_OUTBOUND_BYTES: usize = 256 * 1024;
+/// Why this number: the budget bounds what piles up behind the frame a client is taking,
+/// not the size of a frame: any one frame, however large (a join reply with 50 messages
+/// of 4 000 characters is ~200 KiB), is accepted while the backlog before it is within
+/// the budget, so it never has to hold a whole burst. 128 KiB is some sixty ordinary
+/// messages behind that frame; what a client that stops reading pins is the budget plus
+/// the frame it was taking (frames taken by a blocked writer count until written), and
+/// many of them together are bounded by the endpoint's total
+/// ([`crate::DEFAULT_OUTBOUND_BYTES_TOTAL`]). It was 256 KiB; halving it halved what
+/// each client that stops reading holds, with no reader closed for it.
+pub const DEFAULT_OUTBOUND_BYTES: usize = 128 * 1024;
 
 /// An accepted connection with its assigns type erased.
 pub(crate) struct Accepted {

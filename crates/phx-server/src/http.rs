@@ -23,6 +23,29 @@ pub type Body = Full<Bytes>;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct PeerAddr(pub std::net::SocketAddr);
 
+/// The scheme a request came in with (Plug's `conn.scheme`): `Https` when the endpoint
+/// serves TLS itself ([`EndpointBuilder::tls`](crate::EndpointBuilder::tls)). In the
+/// extensions of every request an [`HttpHandler`](crate::HttpHandler) receives from a
+/// served endpoint; the origin check ([`CheckOrigin::Conn`](crate::CheckOrigin::Conn))
+/// compares with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Scheme {
+    /// Plain HTTP (`http://`, `ws://`).
+    Http,
+    /// TLS served by the endpoint (`https://`, `wss://`).
+    Https,
+}
+
+impl Scheme {
+    /// `"http"` or `"https"`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Http => "http",
+            Self::Https => "https",
+        }
+    }
+}
+
 /// A response with a status and a text body.
 ///
 /// ```

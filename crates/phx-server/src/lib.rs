@@ -95,7 +95,7 @@
 //!
 //! | floor | modules | holds |
 //! |---|---|---|
-//! | 0 | `params`, `origin`, `rate_limit`, `outcome`, `state`, `http`, `telemetry`, `etf`, `phoenix_token`, `shutdown` | values with no IO: connect params, origin rules, limits, callback results, app state, metric handles, Erlang's external term format (bounded) and `Phoenix.Token` on it; the stop signal |
+//! | 0 | `params`, `origin`, `rate_limit`, `address_limit`, `outcome`, `state`, `http`, `telemetry`, `tls`, `etf`, `phoenix_token`, `shutdown` | values with no IO: connect params, origin rules, limits (per socket, per client address), callback results, app state, metric handles, TLS settings, Erlang's external term format (bounded) and `Phoenix.Token` on it; the stop signal |
 //! | 1 | `connect`, `origin_refusal` | the [`Connect`] hook and what it sees; a refused origin explained in the log |
 //! | 2 | `outbox` | where a socket's frames go: the WebSocket write queue, the long-poll buffer |
 //! | 3 | `pubsub` | [`PubSub`]: topics, subscribers, encode-once fan-out; the cluster [`Adapter`](cluster::Adapter) boundary, the envelope between nodes, the Redis adapter and its Phoenix mode ([`PhoenixPubSub`](cluster::PhoenixPubSub): Phoenix.PubSub.Redis messages, payloads by Jason's rules) |
@@ -110,6 +110,7 @@
 
 // Floors, lowest first (see the module map above): each module names only modules on
 // its own floor or below. `scripts/check-layers.py` checks it in the test command.
+mod address_limit;
 mod connect;
 mod etf;
 mod http;
@@ -122,6 +123,7 @@ mod rate_limit;
 mod shutdown;
 mod state;
 mod telemetry;
+mod tls;
 
 mod outbox;
 
@@ -165,15 +167,16 @@ pub use config::{SocketConfig, DEFAULT_OUTBOUND_BYTES};
 pub use connect::{AcceptAll, Connect, ConnectInfo, Connected, Refusal, Transport};
 pub use endpoint::{
     Drain, Endpoint, EndpointBuilder, HttpHandler, ServerApi, CLUSTER_DOWN_AFTER,
-    CLUSTER_HEARTBEAT, DEFAULT_API_BODY_LIMIT, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE,
+    CLUSTER_HEARTBEAT, DEFAULT_API_BODY_LIMIT, DEFAULT_MAX_CONNECTIONS_FALLBACK,
+    DEFAULT_MAX_CONNECTIONS_PER_ADDRESS, DEFAULT_MAX_HEADER_BYTES, DEFAULT_MAX_REQUEST_LINE,
     PRESENCE_BURST_LIMIT, PRESENCE_BURST_WINDOW,
 };
-pub use http::{status_response, Body, PeerAddr};
+pub use http::{status_response, Body, PeerAddr, Scheme};
 /// The hyper this crate is built on, so that [`HttpHandler`]s name the same `Request`,
 /// `Response` and header types without a dependency line of their own.
 pub use hyper;
 pub use origin::{CheckOrigin, InvalidOriginPattern, Origin};
-pub use outbox::OutboxError;
+pub use outbox::{OutboxError, DEFAULT_OUTBOUND_BYTES_TOTAL};
 pub use outcome::{HandleResult, JoinResult, StopReason, TerminateReason};
 pub use params::{Params, ParamsError};
 pub use phx_protocol::{Payload, Ref};
@@ -182,6 +185,7 @@ pub use pubsub::{BroadcastError, InstanceId, PubSub};
 pub use rate_limit::RateLimit;
 pub use shutdown::shutdown_signal;
 pub use socket::PushError;
+pub use tls::{Tls, TlsError, DEFAULT_TLS_HANDSHAKE_TIMEOUT};
 pub use transport::longpoll::limit::{
     DEFAULT_LONGPOLL_MAX_SESSIONS, DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS,
 };

@@ -68,6 +68,28 @@ struct Args {
     /// Milliseconds between drain batches.
     #[arg(long = "drain-interval-ms", default_value_t = 2_000)]
     drain_interval_ms: u64,
+    /// TCP connections held at once (HTTP 503 past it). Unset: 90 % of the open-file
+    /// limit.
+    #[arg(long = "max-connections", env = "MAX_CONNECTIONS")]
+    max_connections: Option<usize>,
+    /// TCP connections per client address (HTTP 429 past it). Unset: the total, since
+    /// every suite client comes from 127.0.0.1.
+    #[arg(
+        long = "max-connections-per-address",
+        env = "MAX_CONNECTIONS_PER_ADDRESS"
+    )]
+    max_connections_per_address: Option<usize>,
+    /// Bytes of outbound frames all WebSockets hold at once.
+    #[arg(long = "outbound-bytes-total", env = "OUTBOUND_BYTES_TOTAL",
+          default_value_t = phx_server::DEFAULT_OUTBOUND_BYTES_TOTAL)]
+    outbound_bytes_total: usize,
+    /// Serve https:// and wss:// with this PEM certificate chain (needs --tls-key);
+    /// SIGHUP reloads it.
+    #[arg(long = "tls-cert", env = "TLS_CERT_FILE", requires = "tls_key")]
+    tls_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long = "tls-key", env = "TLS_KEY_FILE", requires = "tls_cert")]
+    tls_key: Option<std::path::PathBuf>,
 }
 
 /// The connect hook of every mount.
@@ -185,6 +207,7 @@ async fn main() -> anyhow::Result<()> {
         // them at once (plus sessions of earlier tests still expiring): one address
         // here stands for many users.
         .longpoll_max_sessions_per_address(phx_server::DEFAULT_LONGPOLL_MAX_SESSIONS)
+        .outbound_bytes_total(args.outbound_bytes_total)
         .socket("/ws", socket(timeout, window))
         .socket("/ws/limited", socket(timeout, window).max_channels(1))
         .socket(
@@ -216,13 +239,28 @@ async fn main() -> anyhow::Result<()> {
             builder = builder.node_name(name.clone());
         }
     }
+    if let Some(max) = args.max_connections {
+        builder = builder.max_connections(max);
+    }
+    // Like the long-poll sessions: one address stands for many users here, unless the
+    // caller asks for a per-address cap (the abuse suite does).
+    builder =
+        builder.max_connections_per_address(args.max_connections_per_address.unwrap_or(usize::MAX));
+    let scheme = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            builder = builder
+                .tls(phx_server::Tls::from_pem_files(cert, key).context("--tls-cert/--tls-key")?);
+            "wss"
+        }
+        _ => "ws",
+    };
     let endpoint = builder.build();
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
     let listener = tokio::net::TcpListener::bind(addr)
         .await
         .with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
-    println!("conformance-server listening on ws://{local}");
+    println!("conformance-server listening on {scheme}://{local}");
     let shutdown = endpoint.clone();
     tokio::spawn(async move {
         phx_server::shutdown_signal().await;

@@ -10,11 +10,14 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::api::ServerApi;
+use super::connections::{default_max_connections, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS};
 use super::drain::Drain;
 use super::health::ReadyCheckFn;
 use super::http::{ErasedHttp, HttpAdapter, HttpHandler};
 use super::{Endpoint, Shared};
+use crate::address_limit::AddressLimit;
 use crate::config::{SocketConfig, SocketOptions};
+use crate::outbox::{OutboundMemory, DEFAULT_OUTBOUND_BYTES_TOTAL};
 use crate::presence::replica::{Cluster, ReplicaPolicy};
 use crate::presence::NodeInbound;
 use crate::presence::{BurstPolicy, PresenceFetch, Tracker};
@@ -23,6 +26,7 @@ use crate::pubsub::PubSub;
 use crate::socket::Hub;
 use crate::state::State;
 use crate::telemetry::Telemetry;
+use crate::tls::Tls;
 use crate::transport::longpoll::limit::{
     DEFAULT_LONGPOLL_MAX_SESSIONS, DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS,
 };
@@ -92,6 +96,10 @@ pub struct EndpointBuilder {
     max_header_bytes: Option<usize>,
     longpoll_max_sessions: usize,
     longpoll_max_sessions_per_address: usize,
+    max_connections: Option<usize>,
+    max_connections_per_address: usize,
+    outbound_bytes_total: usize,
+    tls: Option<Tls>,
 }
 
 impl Default for EndpointBuilder {
@@ -118,6 +126,10 @@ impl Default for EndpointBuilder {
             max_header_bytes: None,
             longpoll_max_sessions: DEFAULT_LONGPOLL_MAX_SESSIONS,
             longpoll_max_sessions_per_address: DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS,
+            max_connections: None,
+            max_connections_per_address: DEFAULT_MAX_CONNECTIONS_PER_ADDRESS,
+            outbound_bytes_total: DEFAULT_OUTBOUND_BYTES_TOTAL,
+            tls: None,
         }
     }
 }
@@ -257,6 +269,77 @@ impl EndpointBuilder {
         self
     }
 
+    /// TCP connections the endpoint holds at once: HTTP connections, WebSockets, TLS
+    /// handshakes in progress. A connection past it is refused as soon as it is accepted,
+    /// before anything is allocated for it: HTTP 503 with `Retry-After: 5` and an empty
+    /// body, then a close (a TLS connection is closed without an answer); phoenix.js
+    /// reconnects with its backoff.
+    ///
+    /// Default: 90 % of the process's open-file limit (the soft `RLIMIT_NOFILE`, read when
+    /// the endpoint is built; [`DEFAULT_MAX_CONNECTIONS_FALLBACK`](crate::DEFAULT_MAX_CONNECTIONS_FALLBACK)
+    /// where it cannot be read), so the cap never refuses a connection the process could
+    /// have served, keeps a tenth of the descriptors for the app's own files and links, and
+    /// answers a flood with 503 rather than letting `accept` fail. Raise the open-file
+    /// limit (`ulimit -n`, systemd's `LimitNOFILE`) to serve more.
+    ///
+    /// ```
+    /// let endpoint = phx_server::Endpoint::builder()
+    ///     .max_connections(50_000)
+    ///     .max_connections_per_address(2_000)
+    ///     .build();
+    /// assert_eq!(endpoint.max_connections(), 50_000);
+    /// ```
+    pub fn max_connections(mut self, connections: usize) -> Self {
+        self.max_connections = Some(connections);
+        self
+    }
+
+    /// TCP connections one client address may hold at once (default
+    /// [`DEFAULT_MAX_CONNECTIONS_PER_ADDRESS`](crate::DEFAULT_MAX_CONNECTIONS_PER_ADDRESS);
+    /// an IPv6 client counts per /64 prefix, an IPv4-mapped address as IPv4). Past it a
+    /// new connection gets HTTP 429 with `Retry-After: 5` and is closed, before anything
+    /// is allocated for it. The address is the TCP peer's: behind a reverse proxy every
+    /// client has the proxy's, so set this to [`EndpointBuilder::max_connections`] there
+    /// and cap per client in the proxy.
+    pub fn max_connections_per_address(mut self, connections: usize) -> Self {
+        self.max_connections_per_address = connections;
+        self
+    }
+
+    /// Serves TLS itself (`https://` and `wss://`, no proxy needed): every connection
+    /// must complete a TLS handshake with `tls` (within its handshake timeout) before
+    /// any HTTP is read. See [`Tls`] for the files, the reload on SIGHUP and ALPN.
+    ///
+    /// ```no_run
+    /// # fn main() -> Result<(), phx_server::TlsError> {
+    /// let endpoint = phx_server::Endpoint::builder()
+    ///     .tls(phx_server::Tls::from_pem_files("cert.pem", "key.pem")?)
+    ///     .build();
+    /// # let _ = endpoint;
+    /// # Ok(())
+    /// # }
+    /// ```
+    pub fn tls(mut self, tls: Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Bytes of outbound frames all the endpoint's WebSockets may hold at once (default
+    /// [`DEFAULT_OUTBOUND_BYTES_TOTAL`](crate::DEFAULT_OUTBOUND_BYTES_TOTAL)): frames
+    /// queued or being written, each counted once however many sockets share it (a
+    /// broadcast to ten thousand subscribers is one frame).
+    ///
+    /// Each socket is bounded on its own by
+    /// [`SocketConfig::outbound_bytes`](crate::SocketConfig::outbound_bytes); this bounds
+    /// their sum, which many clients that stop reading at once would otherwise make
+    /// `sockets × budget`. Past it, the sockets holding the most while their writers
+    /// wrote nothing for a second are closed with 1013 (largest first, until what they
+    /// held covers the excess); a socket whose client reads is never closed for it.
+    pub fn outbound_bytes_total(mut self, bytes: usize) -> Self {
+        self.outbound_bytes_total = bytes;
+        self
+    }
+
     /// Counts what the server does in Prometheus form and serves it at `GET /metrics`
     /// (the series are listed in docs/operating.md, "Metrics"). Installs the process-wide
     /// `metrics` recorder; an app that installs its own recorder before building the
@@ -374,6 +457,8 @@ impl EndpointBuilder {
             .unwrap_or(DEFAULT_MAX_HEADER_BYTES)
             .max(max_request_line.saturating_add(2));
         let prometheus = self.metrics.then(install_prometheus).flatten();
+        let max_connections = self.max_connections.unwrap_or_else(default_max_connections);
+        let outbound = OutboundMemory::new(self.outbound_bytes_total);
         // After the recorder is installed: the handles bind to it.
         let telemetry = Arc::new(Telemetry::new());
         let pubsub = PubSub::with_telemetry(telemetry.clone());
@@ -426,12 +511,17 @@ impl EndpointBuilder {
                 listening: AtomicBool::new(false),
                 draining: AtomicBool::new(false),
                 stop_accepting: CancellationToken::new(),
+                connections: AddressLimit::new(max_connections, self.max_connections_per_address),
+                max_connections,
+                refusals: Default::default(),
+                tls: self.tls,
                 services: Arc::new(Services {
                     hub,
                     host: self.host,
                     shutdown: CancellationToken::new(),
                     tasks: TaskTracker::new(),
                     sockets: Default::default(),
+                    outbound: outbound.clone(),
                     longpoll: Sessions::new(
                         &secret,
                         self.longpoll_max_sessions,
@@ -457,6 +547,13 @@ impl EndpointBuilder {
                         .cluster_tick(&hub.pubsub, std::time::Instant::now());
                 }
             });
+        }
+        if let Some(runtime) = &runtime {
+            // Holds only a weak reference: the task ends with the endpoint.
+            runtime.spawn(crate::transport::websocket::shed::keep_within_total(
+                Arc::downgrade(&endpoint.shared.services),
+                outbound,
+            ));
         }
         if let (Some(runtime), false) = (runtime, window.is_zero()) {
             // Holds only a weak reference: the task ends with the endpoint.

@@ -4,6 +4,7 @@
 mod accept;
 mod api;
 mod builder;
+mod connections;
 mod drain;
 mod health;
 mod http;
@@ -22,9 +23,11 @@ pub use builder::{
     EndpointBuilder, CLUSTER_DOWN_AFTER, CLUSTER_HEARTBEAT, DEFAULT_MAX_HEADER_BYTES,
     DEFAULT_MAX_REQUEST_LINE, PRESENCE_BURST_LIMIT, PRESENCE_BURST_WINDOW,
 };
+pub use connections::{DEFAULT_MAX_CONNECTIONS_FALLBACK, DEFAULT_MAX_CONNECTIONS_PER_ADDRESS};
 pub use drain::Drain;
 pub use http::HttpHandler;
 
+use crate::address_limit::AddressLimit;
 use crate::config::SocketOptions;
 use crate::pubsub::{BroadcastError, PubSub};
 use crate::transport::Services;
@@ -49,6 +52,12 @@ pub(crate) struct Shared {
     draining: AtomicBool,
     /// Cancelled by [`Endpoint::shutdown`]: the accept loop stops and the drain begins.
     stop_accepting: CancellationToken,
+    /// TCP connections held now, in all and per client address.
+    connections: Arc<AddressLimit>,
+    max_connections: usize,
+    refusals: connections::Refusals,
+    /// TLS served by the endpoint itself, when configured.
+    tls: Option<crate::tls::Tls>,
 }
 
 /// A running set of sockets sharing one PubSub, one presence tracker and the app's state.
@@ -195,5 +204,26 @@ impl Endpoint {
     /// Live sockets of this node, over all mounts and transports.
     pub fn socket_count(&self) -> usize {
         self.shared.services.sockets.len()
+    }
+
+    /// TCP connections open now (HTTP, WebSocket, TLS handshakes in progress): the
+    /// number [`EndpointBuilder::max_connections`] caps.
+    pub fn connection_count(&self) -> usize {
+        self.shared.connections.live()
+    }
+
+    /// Reads the TLS certificate and key files again (see [`Tls::reload`](crate::Tls::reload));
+    /// `Ok` without TLS. SIGHUP does the same when [`Endpoint::serve`] runs.
+    pub fn reload_tls(&self) -> Result<(), crate::TlsError> {
+        match &self.shared.tls {
+            Some(tls) => tls.reload(),
+            None => Ok(()),
+        }
+    }
+
+    /// The cap on open TCP connections in force (see [`EndpointBuilder::max_connections`];
+    /// the default depends on the open-file limit, so a binary logs it at start).
+    pub fn max_connections(&self) -> usize {
+        self.shared.max_connections
     }
 }

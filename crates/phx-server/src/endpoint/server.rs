@@ -4,6 +4,7 @@
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::body::Incoming;
@@ -11,11 +12,14 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 
 use super::accept::AcceptBackoff;
 use super::Endpoint;
-use crate::http::{status_response, Body, PeerAddr};
+use crate::address_limit::HeldConnection;
+use crate::http::{status_response, Body, PeerAddr, Scheme};
+use crate::tls::Tls;
 use crate::transport::{longpoll, websocket};
 
 impl Endpoint {
@@ -25,6 +29,9 @@ impl Endpoint {
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
         let mut backoff = AcceptBackoff::default();
         let stop = &self.shared.stop_accepting;
+        if let Some(tls) = &self.shared.tls {
+            reload_on_sighup(tls, stop.clone());
+        }
         self.shared.listening.store(true, Ordering::Release);
         loop {
             let (stream, peer) = tokio::select! {
@@ -53,12 +60,46 @@ impl Endpoint {
                     "accepting again"
                 );
             }
+            // The caps come first: a refused connection costs a counter update, and an
+            // answer only while few others are being answered.
+            let slot = match self.shared.connections.acquire(peer.ip()) {
+                Ok(slot) => HeldConnection(Arc::new(slot)),
+                Err(why) => {
+                    tracing::debug!(%peer, %why, "connection refused");
+                    self.shared
+                        .refusals
+                        .refuse(stream, why, self.shared.tls.is_some());
+                    continue;
+                }
+            };
             let _ = stream.set_nodelay(true);
             let endpoint = self.clone();
-            self.shared
-                .services
-                .tasks
-                .spawn(async move { endpoint.serve_connection(stream, peer).await });
+            self.shared.services.tasks.spawn(async move {
+                match endpoint.shared.tls.clone() {
+                    None => {
+                        endpoint
+                            .serve_connection(stream, peer, slot, Scheme::Http)
+                            .await
+                    }
+                    Some(tls) => {
+                        // The handshake holds the connection's slot, for at most the
+                        // handshake timeout: a client that never finishes one (or sends
+                        // garbage instead of a ClientHello) cannot hold it longer.
+                        let handshake = tls.acceptor().accept(stream);
+                        match tokio::time::timeout(tls.timeout(), handshake).await {
+                            Ok(Ok(stream)) => {
+                                endpoint
+                                    .serve_connection(stream, peer, slot, Scheme::Https)
+                                    .await
+                            }
+                            Ok(Err(error)) => {
+                                tracing::debug!(%peer, %error, "TLS handshake failed")
+                            }
+                            Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                        }
+                    }
+                }
+            });
         }
         self.shared.listening.store(false, Ordering::Release);
         drop(listener);
@@ -83,10 +124,22 @@ impl Endpoint {
         Ok(())
     }
 
-    async fn serve_connection(self, stream: tokio::net::TcpStream, peer: SocketAddr) {
+    async fn serve_connection<I>(
+        self,
+        stream: I,
+        peer: SocketAddr,
+        slot: HeldConnection,
+        scheme: Scheme,
+    ) where
+        I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    {
         let endpoint = self.clone();
-        let service = service_fn(move |req| {
+        let service = service_fn(move |mut req: Request<Incoming>| {
             let endpoint = endpoint.clone();
+            // An upgraded WebSocket outlives this HTTP connection: it takes a clone of
+            // the slot with its request, so the connection counts until it is closed.
+            req.extensions_mut().insert(slot.clone());
+            req.extensions_mut().insert(scheme);
             async move { Ok::<_, Infallible>(endpoint.handle(req, peer).await) }
         });
         let conn = http1::Builder::new()
@@ -171,4 +224,44 @@ fn request_line_len<B>(req: &Request<B>) -> usize {
         + uri.authority().map_or(0, |a| a.as_str().len())
         + uri.path_and_query().map_or(0, |pq| pq.as_str().len());
     req.method().as_str().len() + " ".len() + target + " HTTP/1.1".len()
+}
+
+/// Reloads the certificate on every SIGHUP until the endpoint stops accepting, when the
+/// TLS settings ask for it (see [`Tls::reload_on_sighup`]).
+fn reload_on_sighup(tls: &Tls, stop: tokio_util::sync::CancellationToken) {
+    #[cfg(unix)]
+    {
+        if !tls.reloads_on_sighup() {
+            return;
+        }
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut hangup = match signal(SignalKind::hangup()) {
+            Ok(hangup) => hangup,
+            Err(error) => {
+                tracing::warn!(%error, "TLS: no SIGHUP handler; the certificate is not reloaded on SIGHUP");
+                return;
+            }
+        };
+        let tls = tls.clone();
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    received = hangup.recv() => if received.is_none() { return },
+                    () = stop.cancelled() => return,
+                }
+                match tls.reload() {
+                    Ok(()) => tracing::info!(
+                        cert = %tls.cert_path().display(),
+                        "TLS: certificate reloaded (SIGHUP); new handshakes use it"
+                    ),
+                    Err(error) => tracing::error!(
+                        %error,
+                        "TLS: reload failed (SIGHUP); the current certificate stays"
+                    ),
+                }
+            }
+        });
+    }
+    #[cfg(not(unix))]
+    let _ = (tls, stop);
 }

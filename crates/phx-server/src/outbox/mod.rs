@@ -11,6 +11,7 @@
 //! sockets of [`crate::testing`]).
 
 pub(crate) mod longpoll;
+pub(crate) mod memory;
 pub(crate) mod websocket;
 
 use std::sync::Arc;
@@ -20,6 +21,8 @@ use fastwebsockets::{Frame, OpCode, Payload as WsPayload};
 use phx_protocol::{FrameKind, Serializer};
 
 pub(crate) use longpoll::LongPollBuffer;
+pub(crate) use memory::OutboundMemory;
+pub use memory::DEFAULT_OUTBOUND_BYTES_TOTAL;
 pub(crate) use websocket::{WsOut, WsQueue, CLOSE_SLOW_READER};
 
 use crate::connect::Transport;
@@ -73,7 +76,8 @@ impl Outbox {
     /// Wraps one serializer output for this transport.
     pub(crate) fn frame(&self, kind: FrameKind, encoded: &[u8]) -> Result<Bytes, OutboxError> {
         match self {
-            Self::WebSocket(_) => Ok(ws_frame(
+            // Counted in the endpoint's outbound total for as long as any copy lives.
+            Self::WebSocket(queue) => Ok(queue.frame(
                 match kind {
                     FrameKind::Text => OpCode::Text,
                     FrameKind::Binary => OpCode::Binary,

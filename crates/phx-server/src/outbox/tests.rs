@@ -12,16 +12,40 @@ fn frame(len: usize) -> Bytes {
     Bytes::from(vec![b'x'; len])
 }
 
-/// Takes everything queued; returns the frame sizes.
+/// Takes everything queued and writes it, as the writer does; returns the frame sizes.
 fn drain(queue: &WsQueue) -> Vec<usize> {
     let mut items = Vec::new();
     queue.take(&mut items, usize::MAX);
-    items
+    let lens: Vec<usize> = items
         .iter()
         .map(|item| match item {
             WsOut::Frame(f) | WsOut::Close(f) => f.len(),
         })
-        .collect()
+        .collect();
+    let frames: usize = items
+        .iter()
+        .map(|item| match item {
+            WsOut::Frame(f) => f.len(),
+            WsOut::Close(_) => 0,
+        })
+        .sum();
+    queue.written(frames);
+    lens
+}
+
+/// Takes up to `max` items and writes them; returns their bytes.
+fn write(queue: &WsQueue, max: usize) -> usize {
+    let mut items = Vec::new();
+    queue.take(&mut items, max);
+    let bytes = items
+        .iter()
+        .map(|item| match item {
+            WsOut::Frame(f) => f.len(),
+            WsOut::Close(_) => 0,
+        })
+        .sum();
+    queue.written(bytes);
+    bytes
 }
 
 #[test]
@@ -59,18 +83,83 @@ fn past_the_hard_cap_the_reader_is_closed_at_once() {
 }
 
 #[test]
-fn over_the_budget_is_tolerated_while_the_writer_takes_frames() {
+fn over_the_budget_is_tolerated_while_the_writer_writes() {
     let queue = WsQueue::new(100, 10, 100);
     let t0 = Instant::now();
     let late = t0 + SLOW_READER_GRACE + Duration::from_secs(1);
     assert_eq!(queue.push_at(frame(20), || t0), Ok(()));
     // Over the budget: the grace starts.
     assert_eq!(queue.push_at(frame(20), || t0), Ok(()));
-    // The writer takes one frame: it progresses, so later pushes start a new grace.
+    // The writer writes part of what it took: it progresses, so later pushes start a
+    // new grace.
     let mut items = Vec::new();
     queue.take(&mut items, 1);
+    queue.progressed();
     assert_eq!(queue.push_at(frame(5), || late), Ok(()));
     assert_eq!(queue.kill_code(), 0);
+}
+
+#[test]
+fn frames_the_writer_took_count_until_they_are_written() {
+    // Budget 10: backpressure above 5 bytes.
+    let queue = WsQueue::new(100, 10, 0);
+    assert_eq!(queue.push(frame(8)), Ok(()));
+    let mut items = Vec::new();
+    queue.take(&mut items, usize::MAX);
+    assert_eq!(queue.held_bytes(), 8, "taken, not written: still held");
+    assert!(!queue.has_room(), "a blocked write still holds its frames");
+    queue.written(8);
+    assert_eq!(queue.held_bytes(), 0);
+    assert!(queue.has_room());
+}
+
+#[test]
+fn a_writer_stuck_over_the_budget_finds_out_itself() {
+    let queue = WsQueue::new(100, 10, 100);
+    let t0 = Instant::now();
+    assert_eq!(queue.push_at(frame(30), || t0), Ok(()));
+    let mut items = Vec::new();
+    queue.take(&mut items, usize::MAX);
+    // Nothing more is pushed: the writer's own looks start and end the grace.
+    assert!(!queue.stuck_over_budget(t0));
+    assert!(!queue.stuck_over_budget(t0 + SLOW_READER_GRACE));
+    assert!(queue.stuck_over_budget(t0 + SLOW_READER_GRACE + Duration::from_millis(1)));
+    // Under the budget it never is.
+    let queue = WsQueue::new(100, 100, 100);
+    queue.push_at(frame(30), || t0).unwrap();
+    queue.stuck_over_budget(t0);
+    assert!(!queue.stuck_over_budget(t0 + SLOW_READER_GRACE * 10));
+}
+
+#[test]
+fn a_kill_lets_go_of_what_is_queued_at_once() {
+    let queue = WsQueue::new(100, 1 << 20, 0);
+    queue.push(frame(100)).unwrap();
+    let mut items = Vec::new();
+    queue.take(&mut items, 1);
+    queue.push(frame(50)).unwrap();
+    queue.kill(CLOSE_SLOW_READER);
+    assert_eq!(queue.held_bytes(), 100, "only what the writer still holds");
+}
+
+#[test]
+fn frames_made_for_a_socket_count_once_in_the_endpoint_total() {
+    let memory = OutboundMemory::new(usize::MAX);
+    let queues: Vec<WsQueue> = (0..3)
+        .map(|_| WsQueue::with_memory(100, 1 << 20, 0, memory.clone()))
+        .collect();
+    let shared = queues[0].frame(OpCode::Text, &[b'x'; 100]);
+    for queue in &queues {
+        queue.push(shared.clone()).unwrap();
+    }
+    drop(shared);
+    assert_eq!(memory.held(), 102, "one frame, three queues");
+    assert_eq!(queues[0].held_bytes(), 102, "each socket holds it in full");
+    drain(&queues[0]);
+    drain(&queues[1]);
+    assert_eq!(memory.held(), 102, "the third still holds it");
+    queues[2].kill(CLOSE_SLOW_READER);
+    assert_eq!(memory.held(), 0);
 }
 
 #[test]
@@ -220,17 +309,17 @@ fn a_backlog_of_exactly_the_budget_does_not_start_the_grace() {
 }
 
 #[test]
-fn taking_one_frame_gives_back_exactly_its_bytes() {
+fn writing_one_frame_gives_back_exactly_its_bytes() {
     // Budget 10: backpressure above 5 bytes.
     let queue = WsQueue::new(100, 10, 0);
     assert_eq!(queue.push(frame(4)), Ok(()));
     assert_eq!(queue.push(frame(6)), Ok(()));
-    queue.take(&mut Vec::new(), 1);
+    assert_eq!(write(&queue, 1), 4);
     assert!(
         !queue.has_room(),
         "6 bytes still queued: over half the budget"
     );
-    queue.take(&mut Vec::new(), 1);
+    assert_eq!(write(&queue, 1), 6);
     assert!(queue.has_room());
 }
 
@@ -248,7 +337,7 @@ fn the_clients_close_is_echoed_after_what_is_queued_and_ends_the_queue() {
 }
 
 #[tokio::test]
-async fn taking_frames_wakes_a_socket_waiting_for_space() {
+async fn writing_frames_wakes_a_socket_waiting_for_space() {
     let queue = Arc::new(WsQueue::new(100, 10, 0));
     assert_eq!(queue.push(frame(8)), Ok(()));
     let waiting = {
@@ -256,10 +345,10 @@ async fn taking_frames_wakes_a_socket_waiting_for_space() {
         tokio::spawn(async move { queue.space().await })
     };
     tokio::task::yield_now().await;
-    queue.take(&mut Vec::new(), usize::MAX);
+    write(&queue, usize::MAX);
     tokio::time::timeout(Duration::from_secs(10), waiting)
         .await
-        .expect("woken once the writer took frames")
+        .expect("woken once the writer wrote frames")
         .expect("the waiting task ends");
 }
 

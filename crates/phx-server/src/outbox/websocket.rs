@@ -1,8 +1,8 @@
 //! The write queue of one WebSocket and its bounds (see [`WsQueue`]).
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, AtomicU16, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -10,6 +10,7 @@ use bytes::Bytes;
 use futures_util::task::AtomicWaker;
 use tokio::sync::Notify;
 
+use super::memory::OutboundMemory;
 use super::{close_payload, OutboxError};
 
 /// One item of a WebSocket connection's write queue.
@@ -48,6 +49,12 @@ pub(crate) enum Stop {
 ///
 /// Every frame the server queues counts against the bound, pongs included: a client that
 /// sends pings (or requests) and never reads would otherwise pin memory without limit.
+/// A frame counts from when it is queued until the writer has handed all of it to the
+/// kernel, not just until the writer takes it: a writer blocked on a client that does not
+/// read still holds the frames of its write, and those are what a non-reader pins.
+/// A broadcast frame shared with other sockets counts in full here: it is what this
+/// socket keeps alive once the readers have written it, which for a non-reader is within
+/// milliseconds; the endpoint-wide total ([`OutboundMemory`]) counts it once.
 /// The bound, in order of strictness:
 ///
 /// - the socket task stops reading from a client whose backlog is above half the budget
@@ -56,9 +63,11 @@ pub(crate) enum Stop {
 /// - a backlog over the byte budget is tolerated for [`SLOW_READER_GRACE`] as long as
 ///   the writer keeps taking frames: one callback's burst (a big broadcast followed by
 ///   its reply) never closes a client that reads, however large the frame;
-/// - a backlog over the budget with a writer stuck for the grace period, more than
-///   `capacity` frames, or more than the hard cap (four budgets plus one maximal
-///   message) is a slow reader: the connection is closed with 1013.
+/// - a backlog over the budget with a writer that wrote nothing for the grace period
+///   (checked by the next push and by the blocked writer itself, so a non-reader that
+///   gets no more frames is closed too), more than `capacity` frames, or more than the
+///   hard cap (four budgets plus one maximal message) is a slow reader: the connection
+///   is closed with 1013.
 ///
 /// A frame is accepted whenever the backlog before it is within those bounds, so any
 /// message the server accepted from a client can reach every client that reads.
@@ -86,17 +95,22 @@ pub(crate) struct WsQueue {
     /// No frame is accepted any more: a close is queued, or the socket task is done.
     /// The writer flushes what is queued and stops.
     finished: AtomicBool,
+    /// Successful writes so far (partial ones included): the writer's progress.
+    progress: AtomicU64,
+    /// Where the endpoint's frames are counted once each.
+    memory: Arc<OutboundMemory>,
 }
 
 #[derive(Debug, Default)]
 struct Items {
     queue: VecDeque<WsOut>,
+    /// Bytes queued plus bytes taken by the writer and not written yet.
     bytes: usize,
+    /// Of `bytes`, those the writer took and has not written yet.
+    in_flight: usize,
     /// A close frame is queued: nothing after it is written.
     closing: bool,
-    /// Counts the writer's takes, so a push can tell whether the writer progressed.
-    taken: u64,
-    /// When the backlog was first seen over the budget, at which `taken`.
+    /// When the backlog was first seen over the budget, at which writer progress.
     over_budget: Option<(u64, Instant)>,
 }
 
@@ -105,15 +119,15 @@ struct Items {
 pub(crate) const SLOW_READER_GRACE: Duration = Duration::from_secs(3);
 
 impl Items {
-    /// The backlog is over the budget: whether it has been, with no take by the writer,
+    /// The backlog is over the budget: whether it has been, with no write by the writer,
     /// for longer than the grace period. Reads the clock only in this rare case.
-    fn stuck_over_budget(&mut self, now: Instant) -> bool {
+    fn stuck_over_budget(&mut self, progress: u64, now: Instant) -> bool {
         match self.over_budget {
-            Some((taken, since)) if taken == self.taken => {
+            Some((seen, since)) if seen == progress => {
                 now.saturating_duration_since(since) > SLOW_READER_GRACE
             }
             _ => {
-                self.over_budget = Some((self.taken, now));
+                self.over_budget = Some((progress, now));
                 false
             }
         }
@@ -123,7 +137,26 @@ impl Items {
 impl WsQueue {
     /// `capacity` frames, a budget of `max_bytes` of backlog, and `max_message` the
     /// largest message a client may send (it sets the hard cap, see above).
+    ///
+    /// Its frames are counted in a total of their own; see [`WsQueue::with_memory`].
+    #[cfg(test)]
     pub(crate) fn new(capacity: usize, max_bytes: usize, max_message: usize) -> Self {
+        Self::with_memory(
+            capacity,
+            max_bytes,
+            max_message,
+            OutboundMemory::new(usize::MAX),
+        )
+    }
+
+    /// [`WsQueue::new`], with the frames made by [`WsQueue::frame`] counted in `memory`
+    /// (the endpoint's total).
+    pub(crate) fn with_memory(
+        capacity: usize,
+        max_bytes: usize,
+        max_message: usize,
+        memory: Arc<OutboundMemory>,
+    ) -> Self {
         let max_bytes = max_bytes.max(1);
         Self {
             items: Mutex::new(Items::default()),
@@ -137,7 +170,53 @@ impl WsQueue {
             close_code: AtomicU16::new(0),
             kill_code: AtomicU16::new(0),
             finished: AtomicBool::new(false),
+            progress: AtomicU64::new(0),
+            memory,
         }
+    }
+
+    /// A complete WebSocket frame for this socket, counted in the endpoint's total until
+    /// its last copy is dropped (see [`OutboundMemory`]).
+    pub(crate) fn frame(&self, opcode: fastwebsockets::OpCode, payload: &[u8]) -> Bytes {
+        self.memory.frame(opcode, payload)
+    }
+
+    /// Bytes this socket holds: queued, and taken by the writer but not written.
+    pub(crate) fn held_bytes(&self) -> usize {
+        self.items.lock().map_or(0, |items| items.bytes)
+    }
+
+    /// The writer's progress: how many writes handed bytes to the kernel so far. Two
+    /// looks a while apart that see bytes held and the same progress mean the writer
+    /// wrote nothing in between.
+    pub(crate) fn progress(&self) -> u64 {
+        self.progress.load(Ordering::Acquire)
+    }
+
+    /// The writer handed bytes to the kernel.
+    pub(crate) fn progressed(&self) {
+        self.progress.fetch_add(1, Ordering::AcqRel);
+    }
+
+    /// The writer finished writing `bytes` it had taken: they no longer count.
+    pub(crate) fn written(&self, bytes: usize) {
+        if let Ok(mut items) = self.items.lock() {
+            let bytes = bytes.min(items.in_flight);
+            items.in_flight -= bytes;
+            items.bytes -= bytes;
+        }
+        self.progressed();
+        self.space.notify_one();
+    }
+
+    /// Whether the writer has held more than the budget for the grace period without
+    /// writing a byte: a slow reader (checked by the writer while a write is blocked, so
+    /// a client that stops reading is closed even when nothing more is pushed to it).
+    pub(crate) fn stuck_over_budget(&self, now: Instant) -> bool {
+        let progress = self.progress();
+        self.items.lock().is_ok_and(|mut items| {
+            items.bytes > self.max_bytes && items.stuck_over_budget(progress, now)
+        })
     }
 
     /// Ends the connection from any task without flushing: the writer sends a close
@@ -148,6 +227,13 @@ impl WsQueue {
             .compare_exchange(0, code, Ordering::AcqRel, Ordering::Acquire);
         // An idle writer waits on `ready`, a writer blocked in a write on
         // `kill_signal` (both look at `kill_code` when woken), the socket task on `stop`.
+        // What is queued will never be written: let it go now, not when the socket
+        // task and every subscription have dropped the queue.
+        if let Ok(mut items) = self.items.lock() {
+            let queued = items.bytes - items.in_flight;
+            items.bytes -= queued;
+            items.queue = VecDeque::new();
+        }
         self.ready.notify_one();
         self.kill_signal.notify_one();
         self.stop.wake();
@@ -223,9 +309,10 @@ impl WsQueue {
         if items.closing {
             return Err(OutboxError::Closed);
         }
+        let progress = self.progress();
         if items.queue.len() >= self.capacity
             || items.bytes > self.hard_cap
-            || (items.bytes > self.max_bytes && items.stuck_over_budget(now()))
+            || (items.bytes > self.max_bytes && items.stuck_over_budget(progress, now()))
         {
             drop(items);
             self.kill(CLOSE_SLOW_READER);
@@ -290,27 +377,21 @@ impl WsQueue {
     }
 
     /// Moves up to `max` queued items into `out`; returns whether the socket finished.
+    /// Their bytes still count until the writer reports them [`WsQueue::written`].
     pub(crate) fn take(&self, out: &mut Vec<WsOut>, max: usize) -> bool {
         if let Ok(mut items) = self.items.lock() {
-            let before = out.len();
             while out.len() < max {
                 let Some(item) = items.queue.pop_front() else {
                     break;
                 };
                 if let WsOut::Frame(frame) = &item {
-                    items.bytes -= frame.len();
+                    items.in_flight += frame.len();
                 }
                 out.push(item);
-            }
-            if out.len() > before {
-                items.taken = items.taken.wrapping_add(1);
             }
             if items.queue.is_empty() && items.queue.capacity() > 64 {
                 items.queue.shrink_to(0);
             }
-        }
-        if !out.is_empty() {
-            self.space.notify_one();
         }
         self.finished.load(Ordering::Acquire)
     }
@@ -336,7 +417,7 @@ impl WsQueue {
         }
     }
 
-    /// Waits until the writer took frames off the queue.
+    /// Waits until the writer wrote frames it had taken.
     ///
     /// # Cancel safety
     ///

@@ -6,11 +6,13 @@ pub(crate) mod websocket;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use dashmap::DashMap;
 
 use hyper::header::{HOST, ORIGIN};
 use hyper::http::request::Parts;
+use hyper::http::Extensions;
 use hyper::{HeaderMap, Response, StatusCode};
 use phx_protocol::Serializer;
 
@@ -19,10 +21,10 @@ use tokio_util::task::TaskTracker;
 
 use crate::config::{Accepted, SocketOptions};
 use crate::connect::{ConnectInfo, Refusal, Transport};
-use crate::http::{status_response, Body};
+use crate::http::{status_response, Body, Scheme};
 use crate::origin::RequestTarget;
 use crate::origin_refusal::log_refusal;
-use crate::outbox::Outbox;
+use crate::outbox::{OutboundMemory, Outbox, WsQueue};
 use crate::params::{Params, ParamsError};
 use crate::socket::{Hub, Socket, SocketInbox};
 
@@ -41,6 +43,8 @@ pub(crate) struct Services {
     pub(crate) longpoll: longpoll::Sessions,
     /// Every live socket, for the drain.
     pub(crate) sockets: Sockets,
+    /// The outbound frames of every WebSocket, each counted once.
+    pub(crate) outbound: Arc<OutboundMemory>,
 }
 
 /// Every live socket's outbox, so a drain can close them a batch at a time.
@@ -66,6 +70,17 @@ impl Sockets {
 
     pub(crate) fn len(&self) -> usize {
         self.live.len()
+    }
+
+    /// The write queue of every live WebSocket.
+    pub(crate) fn websocket_queues(&self) -> Vec<Arc<WsQueue>> {
+        self.live
+            .iter()
+            .filter_map(|entry| match entry.value() {
+                Outbox::WebSocket(queue) => Some(queue.clone()),
+                _ => None,
+            })
+            .collect()
     }
 
     /// Takes up to `n` sockets out of the registry (to be closed).
@@ -138,11 +153,13 @@ pub(crate) fn origin_allowed(
     services: &Services,
     config: &SocketOptions,
     headers: &HeaderMap,
+    extensions: &Extensions,
 ) -> bool {
     // Raw bytes: a value that is not valid text is a present origin, never an absent one.
     let origin = headers.get(ORIGIN);
+    let scheme = extensions.get::<Scheme>().copied().unwrap_or(Scheme::Http);
     let target = RequestTarget {
-        scheme: "http",
+        scheme: scheme.as_str(),
         host_header: headers.get(HOST).and_then(|v| v.to_str().ok()),
         endpoint_host: services.host(),
     };
@@ -171,7 +188,7 @@ pub(crate) async fn authorize(
     auth_token: Option<String>,
     params: &Params,
 ) -> Result<Authorized, Refusal> {
-    if !origin_allowed(services, config, &head.headers) {
+    if !origin_allowed(services, config, &head.headers, &head.extensions) {
         return Err(Refusal::forbidden());
     }
     let vsn = match params.get("vsn") {

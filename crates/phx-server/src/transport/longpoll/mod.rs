@@ -8,7 +8,7 @@
 //! that stops polling while traffic keeps coming has its session ended (its next GET gets
 //! a new session, 410, and phoenix.js rejoins) instead of growing memory without bound.
 //!
-//! How many sessions live at once is capped too ([`crate::session_limit`]): a GET that
+//! How many sessions live at once is capped too ([`limit`]): a GET that
 //! would open one more than the endpoint or its client address may hold is answered 503
 //! or 429 before any origin or connect work.
 
@@ -29,6 +29,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use phx_protocol::Message;
 use tokio::sync::{mpsc, oneshot};
 
+use crate::address_limit::{AddressLimit, LimitError, Slot};
 use crate::config::SocketOptions;
 use crate::connect::Transport;
 use crate::http::{status_response, Body};
@@ -37,7 +38,6 @@ use crate::params::Params;
 use crate::socket::{Driver, Flow};
 use crate::telemetry::CloseReason;
 use crate::transport::{authorize, origin_allowed, Authorized, Services};
-use limit::{SessionLimit, SessionLimitError, SessionSlot};
 use token::Signer;
 
 /// Lines of one POST that are used; the rest are ignored (§7.4, Phoenix ≥ 1.8.9).
@@ -88,7 +88,7 @@ impl Session {
 pub(crate) struct Sessions {
     signer: Signer,
     live: DashMap<u64, Arc<Session>>,
-    limit: Arc<SessionLimit>,
+    limit: Arc<AddressLimit>,
 }
 
 impl std::fmt::Debug for Sessions {
@@ -105,7 +105,7 @@ impl Sessions {
         Self {
             signer: Signer::new(secret),
             live: DashMap::new(),
-            limit: SessionLimit::new(max_sessions, max_per_address),
+            limit: AddressLimit::new(max_sessions, max_per_address),
         }
     }
 
@@ -128,7 +128,7 @@ impl Sessions {
 struct Registration {
     services: Arc<Services>,
     id: u64,
-    _slot: SessionSlot,
+    _slot: Slot,
 }
 
 impl Drop for Registration {
@@ -159,10 +159,10 @@ fn status_json(status: u16) -> Response<Body> {
 /// does not know (503, 429) makes it throw and stall for good, whereas a body that is
 /// not JSON counts as a network error, after which it reconnects with its backoff
 /// (10 ms growing to 5 s).
-fn session_refused(error: SessionLimitError) -> Response<Body> {
+fn session_refused(error: LimitError) -> Response<Body> {
     let status = match error {
-        SessionLimitError::Endpoint => StatusCode::SERVICE_UNAVAILABLE,
-        SessionLimitError::Address => StatusCode::TOO_MANY_REQUESTS,
+        LimitError::Endpoint => StatusCode::SERVICE_UNAVAILABLE,
+        LimitError::Address => StatusCode::TOO_MANY_REQUESTS,
     };
     let mut resp = status_response(status, "");
     let headers = resp.headers_mut();
@@ -280,7 +280,7 @@ fn origin_refused(
     config: &SocketOptions,
     req: &Request<Incoming>,
 ) -> Option<Response<Body>> {
-    (!origin_allowed(services, config, req.headers())).then(|| status_json(403))
+    (!origin_allowed(services, config, req.headers(), req.extensions())).then(|| status_json(403))
 }
 
 /// First GET (or a GET whose session is gone): connect and answer 410 with a token.
@@ -290,7 +290,7 @@ async fn new_session(
     req: Request<Incoming>,
     peer: SocketAddr,
     params: &Params,
-    slot: SessionSlot,
+    slot: Slot,
 ) -> Response<Body> {
     let auth_token = config
         .auth_token_enabled()

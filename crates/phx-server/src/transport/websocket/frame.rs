@@ -202,13 +202,31 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                     if self.pending.len() >= total {
                         return Poll::Ready(self.take_frame(header, total));
                     }
-                    // Room for the rest of this frame only, read straight into it.
-                    self.pending.reserve(total - self.pending.len());
+                    self.grow_toward(total);
                     ready!(self.poll_fill(cx, total))?;
                 }
                 Ok(None) => ready!(self.poll_fill(cx, 0))?,
             }
         }
+    }
+
+    /// Makes room in `pending` for the next read of a frame of `total` bytes (header
+    /// included) that has only partly arrived.
+    ///
+    /// The buffer grows with what arrives, never with what the header declares: a client
+    /// may declare a frame of the whole limit (8 MiB by default) and send it a byte at a
+    /// time, and reserving the declared length at once made every such connection cost
+    /// the limit, whatever it sent. Growth doubles what is already there (at least
+    /// [`READ_CHUNK`], at most the rest of the frame), so a frame that does arrive whole
+    /// costs a few reallocations, and the buffer never holds more than about twice the
+    /// bytes received.
+    fn grow_toward(&mut self, total: usize) {
+        let have = self.pending.len();
+        if self.pending.capacity() > have {
+            return;
+        }
+        let step = have.max(READ_CHUNK).min(total.saturating_sub(have));
+        self.pending.reserve(step);
     }
 
     /// Reads more: straight into `pending` toward `want` bytes when a frame is under
@@ -374,6 +392,35 @@ mod tests {
         assert!(
             reader.pending.capacity() == 0,
             "nothing kept between frames"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_declared_frame_costs_what_arrived_not_what_it_declares() {
+        let (mut client, server) = tokio::io::duplex(1 << 20);
+        // The header of an 8 MiB text frame, then 10 000 of its bytes.
+        let mut head = vec![0x81, 0x80 | 127];
+        head.extend_from_slice(&(8u64 << 20).to_be_bytes());
+        head.extend_from_slice(&[1, 2, 3, 4]);
+        tokio::io::AsyncWriteExt::write_all(&mut client, &head)
+            .await
+            .unwrap();
+        tokio::io::AsyncWriteExt::write_all(&mut client, &[b' '; 10_000])
+            .await
+            .unwrap();
+        let mut reader = FrameReader::new(server, 8 << 20, Bytes::new());
+        let waited =
+            tokio::time::timeout(std::time::Duration::from_millis(200), reader.next_frame()).await;
+        assert!(waited.is_err(), "the frame is not complete");
+        assert_eq!(
+            reader.pending.len(),
+            14 + 10_000,
+            "everything sent was read"
+        );
+        assert!(
+            reader.pending.capacity() <= 2 * (14 + 10_000) + READ_CHUNK,
+            "buffer of {} bytes for 10 014 received",
+            reader.pending.capacity()
         );
     }
 

@@ -8,6 +8,7 @@
 //! [`crate::outbox`]).
 
 mod frame;
+pub(crate) mod shed;
 
 use std::io::IoSlice;
 use std::net::SocketAddr;
@@ -28,10 +29,12 @@ use tokio::time::Instant;
 
 use frame::{ClientFrame, FrameReader, ReadError};
 
+use crate::address_limit::HeldConnection;
 use crate::config::SocketOptions;
 use crate::connect::Transport;
 use crate::http::{status_response, Body};
 use crate::outbox::websocket::{Stop, CLOSE_ABORT};
+use crate::outbox::CLOSE_SLOW_READER;
 use crate::outbox::{close_payload, ws_frame, Outbox, WsOut, WsQueue};
 use crate::params::Params;
 use crate::socket::{Driver, Flow};
@@ -98,7 +101,11 @@ pub(crate) async fn handle(
     };
     let services2 = services.clone();
     let config = config.clone();
+    // The connection's slot under the endpoint's connection caps: held until the socket
+    // ends.
+    let held = req.extensions_mut().remove::<HeldConnection>();
     services.tasks().spawn(async move {
+        let _held = held;
         match upgrade.await {
             Ok(ws) => run(ws.into_inner(), services2, config, accepted).await,
             Err(error) => tracing::debug!(%error, "upgrade failed"),
@@ -277,10 +284,11 @@ async fn drive<R, W>(
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
 {
-    let queue = Arc::new(WsQueue::new(
+    let queue = Arc::new(WsQueue::with_memory(
         config.queue_capacity(),
         config.outbound_byte_limit(),
         config.frame_limit(),
+        services.outbound.clone(),
     ));
     let outbox = Outbox::WebSocket(queue.clone());
 
@@ -334,7 +342,7 @@ async fn drive<R, W>(
                     Received::Ping(payload) => {
                         // A pong counts against the outbound bound like any frame; a
                         // client that pings and never reads is closed as a slow reader.
-                        let _ = queue.push(ws_frame(OpCode::Pong, &payload));
+                        let _ = queue.push(queue.frame(OpCode::Pong, &payload));
                     }
                     Received::ClientClose(payload) => {
                         queue.echo_close(payload);
@@ -450,9 +458,14 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
             continue;
         }
         let mut closing = false;
+        // What these frames count against the socket's budget until they are written.
+        let mut counted = 0;
         for item in batch.drain(..) {
             match item {
-                WsOut::Frame(frame) => frames.push(frame),
+                WsOut::Frame(frame) => {
+                    counted += frame.len();
+                    frames.push(frame);
+                }
                 WsOut::Close(payload) => {
                     frames.push(ws_frame(OpCode::Close, &payload));
                     closing = true;
@@ -471,13 +484,20 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
         }
         // The write goes first: a write the socket takes at once (the usual case) never
         // waits on anything else. While it is blocked, only a kill ends it (pushes to a
-        // client that does not read do not wake the writer).
+        // client that does not read do not wake the writer), or the writer finds itself
+        // stuck over the budget for the grace period: a client that stopped reading is
+        // closed even when nothing more is pushed to it.
         let written = tokio::select! {
             biased;
-            result = write_frames(&mut write, &frames) => result,
+            result = write_frames(&mut write, &frames, &queue) => result,
             () = queue.killed() => return,
+            () = stuck(&queue) => {
+                queue.kill(CLOSE_SLOW_READER);
+                return;
+            }
         };
         frames.clear();
+        queue.written(counted);
         if frames.capacity() > COALESCE + 1 {
             frames = Vec::new();
         }
@@ -493,14 +513,40 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
     }
 }
 
-/// Writes every byte of `frames`, in order: one frame with `write_all`, several with
-/// vectored writes, continued where a partial write stopped.
+/// Ready once the writer has held more than the socket's budget for the grace period
+/// without writing a byte (see [`WsQueue::stuck_over_budget`]); looks once a second.
+async fn stuck(queue: &WsQueue) {
+    loop {
+        tokio::time::sleep(STUCK_CHECK).await;
+        if queue.stuck_over_budget(std::time::Instant::now()) {
+            return;
+        }
+    }
+}
+
+/// How often a blocked writer looks whether it is stuck.
+const STUCK_CHECK: Duration = Duration::from_secs(1);
+
+/// Writes every byte of `frames`, in order: one frame with plain writes, several with
+/// vectored writes, continued where a partial write stopped; every write that hands
+/// bytes to the kernel counts as the writer's progress. Then flushes (a TLS stream
+/// holds what it encrypted until then).
 async fn write_frames<W: AsyncWrite + Unpin>(
     write: &mut W,
     frames: &[Bytes],
+    queue: &WsQueue,
 ) -> std::io::Result<()> {
     if let [frame] = frames {
-        return write.write_all(frame).await;
+        let mut rest: &[u8] = frame;
+        while !rest.is_empty() {
+            let n = write.write(rest).await?;
+            if n == 0 {
+                return Err(std::io::ErrorKind::WriteZero.into());
+            }
+            queue.progressed();
+            rest = &rest[n..];
+        }
+        return write.flush().await;
     }
     let mut slices: Vec<IoSlice<'_>> = frames
         .iter()
@@ -513,9 +559,10 @@ async fn write_frames<W: AsyncWrite + Unpin>(
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
+        queue.progressed();
         IoSlice::advance_slices(&mut rest, n);
     }
-    Ok(())
+    write.flush().await
 }
 
 #[cfg(test)]
@@ -593,7 +640,8 @@ mod tests {
             out: Vec::new(),
             calls: 0,
         };
-        write_frames(&mut write, &frames()).await.unwrap();
+        let queue = WsQueue::new(100, 1 << 20, 0);
+        write_frames(&mut write, &frames(), &queue).await.unwrap();
         assert_eq!(write.out, frames().concat());
         // 1 012 bytes at 7 per write: every write took a full chunk, frames' edges
         // included.
