@@ -226,8 +226,11 @@ async fn a_backslash_does_not_smuggle_an_allowed_host() {
     );
 }
 
-/// Every `warn` line phx-server logs on this test's thread (the runtime of a
-/// `#[tokio::test]` is current-thread: the server's tasks run here too).
+/// Every warning this test binary logs, from one global subscriber installed by the first
+/// test that asks. A thread-local subscriber (`set_default`) loses events at random while
+/// other tests run in parallel (tracing caches whether a callsite is wanted across
+/// threads), so each test installs this one and reads only the lines naming its own
+/// server (its port, or origins no other test sends).
 #[derive(Clone, Default)]
 struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
 
@@ -241,34 +244,46 @@ impl std::io::Write for Captured {
     }
 }
 
-impl Captured {
-    fn install(&self) -> tracing::subscriber::DefaultGuard {
-        let writer = self.clone();
+static CAPTURED: std::sync::OnceLock<Captured> = std::sync::OnceLock::new();
+
+/// The global capture (installed on first use).
+fn captured() -> &'static Captured {
+    CAPTURED.get_or_init(|| {
+        let captured = Captured::default();
+        let writer = captured.clone();
         let subscriber = tracing_subscriber::fmt()
             .with_max_level(tracing::Level::WARN)
             .with_ansi(false)
             .with_writer(move || writer.clone())
             .finish();
-        tracing::subscriber::set_default(subscriber)
-    }
+        tracing::subscriber::set_global_default(subscriber)
+            .expect("no other global subscriber in this test binary");
+        captured
+    })
+}
 
-    fn lines(&self) -> Vec<String> {
+impl Captured {
+    /// The lines logged so far that contain `marker`.
+    fn lines(&self, marker: &str) -> Vec<String> {
         let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
-        text.lines().map(str::to_owned).collect()
+        text.lines()
+            .filter(|l| l.contains(marker))
+            .map(str::to_owned)
+            .collect()
     }
 }
 
 #[tokio::test]
 async fn a_refused_origin_is_explained_once_with_the_host_and_how_to_allow_it() {
-    let captured = Captured::default();
-    let _guard = captured.install();
+    let captured = captured();
     let (_endpoint, port) = start(default_config).await;
+    let mine = format!(":{port}");
     // The usual mistake: the page opened as 127.0.0.1 while the host is localhost.
     let host = format!("127.0.0.1:{port}");
     let page = format!("http://127.0.0.1:{port}");
     assert_eq!(websocket_status(port, &host, page.as_bytes()).await, 403);
 
-    let lines = captured.lines();
+    let lines = captured.lines(&mine);
     assert_eq!(lines.len(), 1, "one line for the refusal: {lines:#?}");
     let line = &lines[0];
     for expected in [
@@ -286,27 +301,32 @@ async fn a_refused_origin_is_explained_once_with_the_host_and_how_to_allow_it() 
     // The same page again, on either transport: nothing more at warn.
     assert_eq!(websocket_status(port, &host, page.as_bytes()).await, 403);
     assert_eq!(longpoll_status(port, &host, page.as_bytes()).await, 403);
-    assert_eq!(captured.lines().len(), 1, "{:#?}", captured.lines());
+    assert_eq!(
+        captured.lines(&mine).len(),
+        1,
+        "{:#?}",
+        captured.lines(&mine)
+    );
 
     // Another page, refused by long poll: explained too.
     let other = format!("http://[::1]:{port}");
     assert_eq!(longpoll_status(port, &host, other.as_bytes()).await, 403);
-    let lines = captured.lines();
+    let lines = captured.lines(&mine);
     assert_eq!(lines.len(), 2, "{lines:#?}");
     assert!(lines[1].contains(&format!("CheckOrigin::allowed([\"//[::1]:{port}\"])")));
 }
 
 #[tokio::test]
 async fn random_origins_cannot_flood_the_log() {
-    let captured = Captured::default();
-    let _guard = captured.install();
+    let captured = captured();
     let (_endpoint, port) = start(default_config).await;
+    let mine = "random-";
     let host = format!("localhost:{port}");
     for i in 0..300 {
         let origin = format!("http://random-{i}.test");
         assert_eq!(websocket_status(port, &host, origin.as_bytes()).await, 403);
     }
-    let lines = captured.lines();
+    let lines = captured.lines(mine);
     // 64 origins explained, then one line saying the rest go to debug.
     assert_eq!(
         lines.len(),
