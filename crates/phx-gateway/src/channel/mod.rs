@@ -77,7 +77,8 @@ pub struct GatewayChannel {
     assigns: Map<String, Value>,
     presence_key: Option<String>,
     on_terminate: Vec<Value>,
-    bucket: Option<rate::Bucket>,
+    /// One token bucket per `broadcast` rule with a `rate_limit`, by rule index.
+    buckets: Vec<(usize, rate::Bucket)>,
 }
 
 impl GatewayChannel {
@@ -87,7 +88,7 @@ impl GatewayChannel {
             assigns: Map::new(),
             presence_key: None,
             on_terminate: Vec::new(),
-            bucket: None,
+            buckets: Vec::new(),
         }
     }
 }
@@ -220,14 +221,19 @@ impl Channel for GatewayChannel {
             }
             None => (None, Vec::new()),
         };
-        if let Some(rule) = route.spec.events.iter().find_map(|e| match &e.handle {
-            Handle::Broadcast {
-                rate: Some(rate), ..
-            } => Some(*rate),
-            _ => None,
-        }) {
-            self.bucket = Some(rate::Bucket::new(rule, Instant::now()));
-        }
+        let now = Instant::now();
+        self.buckets = route
+            .spec
+            .events
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| match &e.handle {
+                Handle::Broadcast {
+                    rate: Some(rate), ..
+                } => Some((i, rate::Bucket::new(*rate, now))),
+                _ => None,
+            })
+            .collect();
         // Presence: the channel's template and metas, the answer's key and metas over
         // them. Tracked after the reply, with presence_state (Phoenix's after_join).
         let mut presence = None;
@@ -292,18 +298,19 @@ impl Channel for GatewayChannel {
         ctx: &mut ChannelContext<'_, Self>,
     ) -> HandleResult {
         let route = self.route.clone();
-        let Some(rule) = route
+        let Some((index, rule)) = route
             .spec
             .events
             .iter()
-            .find(|r| r.name == event || r.name == "*")
+            .enumerate()
+            .find(|(_, r)| r.name == event || r.name == "*")
         else {
             return HandleResult::error(reason("refused"));
         };
         match &rule.handle {
             Handle::Refuse => HandleResult::error(reason("refused")),
             Handle::Broadcast { include_self, .. } => {
-                if let Some(bucket) = &mut self.bucket {
+                if let Some((_, bucket)) = self.buckets.iter_mut().find(|(i, _)| *i == index) {
                     if !bucket.take(Instant::now()) {
                         return HandleResult::error(reason("rate limited"));
                     }
