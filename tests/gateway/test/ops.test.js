@@ -160,3 +160,44 @@ test("[cluster]: two gateways on one Redis share broadcasts and presence", async
   a.close();
   b.close();
 });
+
+test("http2 = true: the backend link speaks HTTP/2 without negotiation (h2c), signed as ever", async () => {
+  const { default: http2 } = await import("node:http2");
+  const { verify, SECRET } = await import("../lib/harness.js");
+  const seen = [];
+  const server = http2.createServer();
+  server.on("request", (req, res) => {
+    const chunks = [];
+    req.on("data", (c) => chunks.push(c));
+    req.on("end", () => {
+      const body = Buffer.concat(chunks);
+      seen.push({ path: req.url, version: req.httpVersion, signed: verify(SECRET, req.headers["x-phx-gateway-signature"], body) });
+      res.writeHead(200, { "content-type": "application/json" });
+      res.end(JSON.stringify(req.url === "/phx/join" ? { status: "ok", response: { h2: true } } : {}));
+    });
+  });
+  await new Promise((r) => server.listen(0, "127.0.0.1", r));
+  cleanups.push(() => new Promise((r) => server.close(r)));
+  const backend = { url: `http://127.0.0.1:${server.address().port}` };
+  const gateway = await startGateway(`${backendToml(backend, "http2 = true")}
+[[socket]]
+path = "/socket"
+check_origin = false
+[socket.auth]
+method = "none"
+[[socket.channel]]
+topic = "room:*"
+`);
+  cleanups.push(() => gateway.stop());
+  const raw = await Raw.open(gateway.ws);
+  const joins = await Promise.all([raw.join("room:h1"), raw.join("room:h2")]);
+  for (const { reply } of joins) assert.deepEqual(reply[4], ok({ h2: true }));
+  assert.deepEqual(
+    seen.map((s) => [s.path, s.version, s.signed]),
+    [
+      ["/phx/join", "2.0", true],
+      ["/phx/join", "2.0", true],
+    ],
+  );
+  raw.close();
+});

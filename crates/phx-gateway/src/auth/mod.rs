@@ -241,7 +241,11 @@ async fn hook(
         .await
         .map_err(|_| Refusal::with_status(StatusCode::SERVICE_UNAVAILABLE))?;
     match answer.status {
-        Status::Ok => Ok((answer.assigns.unwrap_or_default(), answer.socket_id)),
+        // An empty id names no socket (it would make `disconnect("")` meaningful).
+        Status::Ok => Ok((
+            answer.assigns.unwrap_or_default(),
+            answer.socket_id.filter(|id| !id.is_empty()),
+        )),
         Status::Error => {
             let status = answer
                 .http_status
