@@ -3,7 +3,7 @@
 // WebSocket client, and phoenix.js in Node.
 import { spawn, execFileSync } from "node:child_process";
 import { createHmac, timingSafeEqual } from "node:crypto";
-import { mkdtempSync, writeFileSync } from "node:fs";
+import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -33,13 +33,16 @@ export function build() {
 }
 
 const children = new Set();
+const dirs = new Set();
 process.on("exit", () => {
   for (const child of children) child.kill("SIGKILL");
+  for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
-/** Writes `text` to a config file of its own; returns its path. */
+/** Writes `text` to a config file of its own (removed when the tests exit); returns its path. */
 export function configFile(text) {
   const dir = mkdtempSync(path.join(os.tmpdir(), "phx-gateway-test-"));
+  dirs.add(dir);
   const file = path.join(dir, "gateway.toml");
   writeFileSync(file, text);
   return file;
