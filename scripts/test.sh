@@ -5,7 +5,8 @@
 # unit/property/integration tests and doctests (PostgreSQL at 127.0.0.1:5432), the
 # crates' publish dry-run, the examples and the conformance suite through real
 # phoenix.js (a Redis cluster of real nodes included: Debian's redis-server; beside
-# Phoenix nodes, with messages made and read by Debian's erlang-base), the browser
+# Phoenix nodes, with messages made and read by Debian's erlang-base), phx-gateway (its
+# own suite, and the conformance suite through it and a Node backend), the browser
 # end-to-end tests (Debian's chromium driven by playwright-core), and the abuse suite
 # (hostile clients against a running server, with RSS/thread/service bounds).
 set -euo pipefail
@@ -71,6 +72,7 @@ step "npm packages"
 (cd examples/hello && npm ci --no-audit --no-fund --loglevel=error)
 (cd examples/token-auth && npm ci --no-audit --no-fund --loglevel=error)
 (cd tests/abuse && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/gateway && npm ci --no-audit --no-fund --loglevel=error)
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -108,6 +110,10 @@ step "conformance suite (phoenix.js against examples/conformance-server, one nod
 
 step "beside a Phoenix cluster (Erlang's term_to_binary/binary_to_term through Redis, phoenix.js)"
 (cd conformance-tests && npm run test:phoenix-pubsub)
+
+step "phx-gateway: backend failures, auth, channel rules, operations (tests/gateway), and the conformance suite through the gateway and the Node contract backend"
+(cd tests/gateway && npm test)
+(cd conformance-tests && npm run test:gateway)
 
 step "chat app: browser end-to-end and server tests"
 (cd js-client && npm test)

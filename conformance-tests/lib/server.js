@@ -81,6 +81,74 @@ export async function launch(args, { port } = {}) {
 }
 
 /**
+ * PHX_GATEWAY=1: every server a test file asks for is phx-gateway in front of the Node
+ * contract backend (`examples/gateway/node/run.sh`, docs/gateway.md): the same sockets
+ * and channels, answered by HTTP hooks. The control routes are the backend's (it carries
+ * them out through the gateway's server API), so `server.control` names it.
+ */
+export const gatewayMode = process.env.PHX_GATEWAY === "1";
+let gatewayBuilt = false;
+
+/**
+ * Starts `examples/gateway/node/run.sh` on a free port, in a process group of its own
+ * (run.sh starts two processes; stopping the group stops both). Resolves with
+ * {ws, http, control, stop} once the gateway printed its `listening` line.
+ */
+async function launchGateway({ timeoutMs, longpollWindowMs }) {
+  if (!gatewayBuilt) {
+    execFileSync("cargo", ["build", "--quiet", "-p", "phx-gateway"], { cwd: repoRoot, stdio: "inherit" });
+    gatewayBuilt = true;
+  }
+  const port = await freePort();
+  const child = spawn("bash", [path.join(repoRoot, "examples/gateway/node/run.sh")], {
+    stdio: ["ignore", "pipe", "inherit"],
+    detached: true,
+    env: {
+      ...process.env,
+      PORT: String(port),
+      PHX_GATEWAY_BIN: path.join(repoRoot, "target/debug/phx-gateway"),
+      PHX_IDLE_TIMEOUT: `${timeoutMs}ms`,
+      PHX_LONGPOLL_WINDOW: `${longpollWindowMs}ms`,
+      // Nothing here tests the drain: a stop need not wait for its batch interval.
+      PHX_DRAIN_INTERVAL: "50ms",
+      // A loaded machine running the crowd tests: hooks get the suite's own patience.
+      PHX_HOOK_TIMEOUT: "30s",
+      RUST_LOG: process.env.RUST_LOG ?? "warn",
+    },
+  });
+  const group = { pid: child.pid, kill: (signal) => { try { process.kill(-child.pid, signal); } catch {} } };
+  groups.add(group);
+  let control = null;
+  const ws = await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error("phx-gateway printed no 'listening' line in 120 s")), 120000);
+    child.on("exit", (code) => {
+      clearTimeout(timer);
+      reject(new Error(`examples/gateway/node/run.sh exited with ${code} before listening`));
+    });
+    readline.createInterface({ input: child.stdout }).on("line", (line) => {
+      if (/backend listening/.test(line)) control = /(http:\/\/[^\s]+)/.exec(line)?.[1] ?? null;
+      if (!/phx-gateway listening/.test(line)) return;
+      clearTimeout(timer);
+      resolve(/(ws:\/\/[^\s]+)/.exec(line)?.[1] ?? `ws://127.0.0.1:${port}`);
+    });
+  });
+  const stop = async () => {
+    groups.delete(group);
+    if (child.exitCode !== null || child.signalCode !== null) return;
+    const gone = new Promise((r) => child.once("exit", r));
+    group.kill("SIGTERM");
+    await gone;
+  };
+  return { ws, http: ws.replace(/^ws/, "http"), control, stop };
+}
+
+// Process groups started here (gateway mode), killed with the test process.
+const groups = new Set();
+process.on("exit", () => {
+  for (const group of groups) group.kill("SIGKILL");
+});
+
+/**
  * PHX_CLUSTER=1: every server a test file asks for is two nodes of one cluster (each
  * server its own private Redis), and phoenix.js sockets alternate between them (see
  * phxSocket in phx.js). With PHX_URL set, PHX_URL_2 names the second node.
@@ -123,6 +191,10 @@ export async function startServer({ timeoutMs = 60000, longpollWindowMs = 10000 
     }
     return server;
   }
+  if (gatewayMode) {
+    if (clusterMode) throw new Error("PHX_GATEWAY=1 does not combine with PHX_CLUSTER=1");
+    return launchGateway({ timeoutMs, longpollWindowMs });
+  }
   const args = ["--timeout-ms", String(timeoutMs), "--longpoll-window-ms", String(longpollWindowMs)];
   if (clusterMode) {
     const { startCluster } = await import("./cluster.js");
@@ -139,14 +211,14 @@ export async function startServer({ timeoutMs = 60000, longpollWindowMs = 10000 
 
 /** POST /test/disconnect?id=... */
 export async function disconnect(server, id) {
-  const res = await fetch(`${server.http}/test/disconnect?id=${encodeURIComponent(id)}`, { method: "POST" });
+  const res = await fetch(`${server.control ?? server.http}/test/disconnect?id=${encodeURIComponent(id)}`, { method: "POST" });
   if (res.status !== 204) throw new Error(`disconnect answered ${res.status}`);
 }
 
 /** POST /test/broadcast?topic=...&event=... with a JSON body. */
 export async function serverBroadcast(server, topic, event, payload) {
   const q = `topic=${encodeURIComponent(topic)}&event=${encodeURIComponent(event)}`;
-  const res = await fetch(`${server.http}/test/broadcast?${q}`, {
+  const res = await fetch(`${server.control ?? server.http}/test/broadcast?${q}`, {
     method: "POST",
     headers: { "content-type": "application/json" },
     body: JSON.stringify(payload),

@@ -1,8 +1,10 @@
 // The servers a row can attack, each started fresh for the row: the chat app (memory
-// store, or PostgreSQL in a database of the row's own) and examples/conformance-server.
-// Both are started through the helpers their own suites use.
+// store, or PostgreSQL in a database of the row's own), examples/conformance-server, and
+// phx-gateway in front of a backend the row describes (lib/gateway.js). The first two
+// are started through the helpers their own suites use.
 import { startChat, testDatabase } from "../../../js-client/lib/chat-server.js";
 import { launch, killChild } from "../../../conformance-tests/lib/server.js";
+import { startGateway } from "./gateway.js";
 
 /**
  * Starts `row.target` with `row.env` (chat) or `row.args` (conformance); resolves with
@@ -26,6 +28,8 @@ export async function startTarget(row) {
       // /ws/open: the contract's mount without an origin check (docs/conformance.md).
       return { url: http, socketPath: "/ws/open", pid: child.pid, logs: [], stop: () => killChild(child) };
     }
+    case "gateway":
+      return startGateway(row);
     default:
       throw new Error(`row ${row.name}: unknown target ${JSON.stringify(row.target)}`);
   }

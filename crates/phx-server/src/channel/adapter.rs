@@ -87,6 +87,6 @@ impl<C: Channel> ErasedChannel for Adapter<C> {
     }
 
     fn intercepts(&self) -> &'static [&'static str] {
-        C::INTERCEPTS
+        self.0.intercepts()
     }
 }

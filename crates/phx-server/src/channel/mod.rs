@@ -78,6 +78,47 @@ pub trait Channel: Send + Sized + 'static {
     /// `intercept ["event"]`).
     const INTERCEPTS: &'static [&'static str] = &[];
 
+    /// The intercepted events of this instance, read once when its join succeeds. The
+    /// default is [`INTERCEPTS`](Channel::INTERCEPTS); override it when the list is only
+    /// known at run time (one channel type configured per topic pattern from a file, as
+    /// `phx-gateway` does). The list must be `'static`: build it once at start-up (for
+    /// instance with `Box::leak`) and share it between instances.
+    ///
+    /// ```
+    /// use phx_server::{Channel, ChannelContext, HandleResult, JoinResult, Payload};
+    ///
+    /// /// One channel type for every room kind; each kind intercepts its own events.
+    /// struct Room {
+    ///     intercepts: &'static [&'static str],
+    /// }
+    ///
+    /// impl Channel for Room {
+    ///     type Assigns = ();
+    ///     type Info = ();
+    ///
+    ///     fn intercepts(&self) -> &'static [&'static str] {
+    ///         self.intercepts
+    ///     }
+    /// #   async fn join(&mut self, _: &str, _: Payload, _: &mut ChannelContext<'_, Self>) -> JoinResult {
+    /// #       Ok(Payload::empty_object())
+    /// #   }
+    /// #   async fn handle_in(&mut self, _: &str, _: Payload, _: &mut ChannelContext<'_, Self>) -> HandleResult {
+    /// #       HandleResult::noreply()
+    /// #   }
+    ///     // join, handle_in and handle_out as usual ...
+    /// }
+    ///
+    /// // Read from a configuration file at start-up, leaked once for the process's life.
+    /// let configured: Vec<String> = vec!["new_msg".into()];
+    /// let events: Vec<&'static str> = configured.into_iter().map(|e| &*Box::leak(e.into_boxed_str())).collect();
+    /// let intercepts: &'static [&'static str] = Box::leak(events.into_boxed_slice());
+    /// let room = Room { intercepts };
+    /// assert_eq!(room.intercepts(), ["new_msg"]);
+    /// ```
+    fn intercepts(&self) -> &'static [&'static str] {
+        Self::INTERCEPTS
+    }
+
     /// Authorizes a join. `Ok(response)` answers `{"status": "ok", "response":
     /// response}` and starts the channel; `Err(response)` answers status `error`.
     /// Pushes are refused during join; [`send_info`](ChannelContext::send_info) yourself

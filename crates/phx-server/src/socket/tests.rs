@@ -90,6 +90,48 @@ impl Channel for InterceptingChannel {
     }
 }
 
+/// A channel whose intercepts are chosen per instance at run time, not by a constant.
+struct ConfiguredChannel {
+    intercepts: &'static [&'static str],
+}
+
+impl Channel for ConfiguredChannel {
+    type Assigns = String;
+    type Info = ();
+
+    fn intercepts(&self) -> &'static [&'static str] {
+        self.intercepts
+    }
+
+    async fn join(
+        &mut self,
+        _topic: &str,
+        _p: Payload,
+        _ctx: &mut ChannelContext<'_, Self>,
+    ) -> Result<Payload, Payload> {
+        Ok(Payload::empty_object())
+    }
+
+    async fn handle_in(
+        &mut self,
+        _event: &str,
+        _p: Payload,
+        _ctx: &mut ChannelContext<'_, Self>,
+    ) -> HandleResult {
+        HandleResult::NoReply
+    }
+
+    async fn handle_out(
+        &mut self,
+        event: &str,
+        payload: &Payload,
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> HandleResult {
+        let _ = ctx.push(&format!("{event}_filtered"), payload.clone());
+        HandleResult::NoReply
+    }
+}
+
 impl Channel for TestChannel {
     type Assigns = String;
     type Info = TestInfo;
@@ -277,7 +319,10 @@ impl Harness {
                 crash_in_terminate: false,
             })
             .channel("plain:*", || PlainChannel)
-            .channel("intercepting:*", || InterceptingChannel);
+            .channel("intercepting:*", || InterceptingChannel)
+            .channel("configured:*", || ConfiguredChannel {
+                intercepts: &["whisper"],
+            });
         let options = config.into_options();
         let buffer = Arc::new(LongPollBuffer::new(10_000));
         let (socket, inbox) = Socket::new(
@@ -1055,6 +1100,32 @@ async fn the_default_handle_out_pushes_the_intercepted_broadcast_unchanged() {
         h.frames(),
         vec![json!(["3", null, "intercepting:1", "shout", {"a": 1}])]
     );
+}
+
+#[tokio::test]
+async fn an_instance_can_choose_its_intercepts_at_run_time() {
+    assert!(<ConfiguredChannel as Channel>::INTERCEPTS.is_empty());
+    let mut h = Harness::new(Serializer::V2, 100);
+    h.send(json!(["3", "3", "configured:1", "phx_join", {}]))
+        .await;
+    h.frames();
+    h.endpoint
+        .broadcast("configured:1", "whisper", Payload::json(&json!({"a": 1})))
+        .unwrap();
+    assert_eq!(h.deliver().await, Flow::Continue);
+    assert_eq!(
+        h.frames(),
+        vec![json!(["3", null, "configured:1", "whisper_filtered", {"a": 1}])]
+    );
+    // Events the instance does not list still go out as plain broadcasts.
+    h.endpoint
+        .broadcast("configured:1", "shout", Payload::empty_object())
+        .unwrap();
+    assert_eq!(
+        h.frames(),
+        vec![json!([null, null, "configured:1", "shout", {}])]
+    );
+    assert!(!h.inbox_has_a_message());
 }
 
 // --- Presence and fan-out across sockets ---
