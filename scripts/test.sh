@@ -4,7 +4,8 @@
 # example), Rust unit/property/integration tests and doctests (PostgreSQL at
 # 127.0.0.1:5432), the crates' publish dry-run, the examples and the conformance suite
 # through real phoenix.js (a Redis cluster of real nodes included: Debian's redis-server),
-# and the browser end-to-end tests (Debian's chromium driven by playwright-core).
+# the browser end-to-end tests (Debian's chromium driven by playwright-core), and the
+# abuse suite (hostile clients against a running server, with RSS/thread/service bounds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -58,6 +59,7 @@ step "npm packages"
 (cd js-client && npm ci --no-audit --no-fund --loglevel=error)
 (cd examples/hello && npm ci --no-audit --no-fund --loglevel=error)
 (cd examples/token-auth && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/abuse && npm ci --no-audit --no-fund --loglevel=error)
 
 step "format and lints"
 cargo fmt --all -- --check
@@ -93,5 +95,8 @@ step "conformance suite (phoenix.js against examples/conformance-server, one nod
 
 step "chat app: browser end-to-end and server tests"
 (cd js-client && npm test)
+
+step "abuse suite (attacks with memory, thread and service bounds: tests/abuse)"
+node tests/abuse/run.js
 
 step "done"
