@@ -16,8 +16,8 @@
 //!   coefficients at full size whatever the scale, and is counted so;
 //! - the decoders get the same budget as their own memory limits (`image::Limits`,
 //!   `jpeg_decoder`'s buffer limit) as a second guard;
-//! - at most [`MAX_AT_ONCE`] decodes run at a time, on the blocking pool, never on the
-//!   async workers.
+//! - at most [`MAX_AT_ONCE`] decodes run at a time, on threads of their own
+//!   ([`Thumbnailer`]), never on the async workers.
 
 use std::io::Cursor;
 use std::sync::Arc;
@@ -206,24 +206,55 @@ fn invalid(error: image::ImageError) -> ThumbError {
     }
 }
 
-/// Makes thumbnails off the async workers, [`MAX_AT_ONCE`] at a time.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Makes thumbnails on [`MAX_AT_ONCE`] threads of its own, never on the async workers.
+///
+/// Its own threads rather than the runtime's blocking pool: the allocator keeps freed
+/// memory per thread for a while, so decodes spread over the blocking pool's many
+/// threads (it grows when other blocking work, such as password hashing, holds some)
+/// left up to a decode's worth of memory cached on each; two threads cache at most two.
 #[derive(Clone)]
 pub struct Thumbnailer {
     permits: Arc<Semaphore>,
+    jobs: std::sync::mpsc::Sender<Job>,
 }
 
 impl Default for Thumbnailer {
     fn default() -> Self {
+        let (jobs, queue) = std::sync::mpsc::channel::<Job>();
+        let queue = Arc::new(std::sync::Mutex::new(queue));
+        for n in 0..MAX_AT_ONCE {
+            let queue = queue.clone();
+            let spawned = std::thread::Builder::new()
+                .name(format!("thumbnail-{n}"))
+                .spawn(move || loop {
+                    // The lock is held only to take a job, never while running it.
+                    let job = match queue.lock() {
+                        Ok(queue) => queue.recv(),
+                        Err(_) => return,
+                    };
+                    match job {
+                        Ok(job) => job(),
+                        Err(_) => return, // the Thumbnailer is gone
+                    }
+                });
+            if let Err(error) = spawned {
+                tracing::error!(%error, "cannot start a thumbnail thread");
+            }
+        }
         Self {
             permits: Arc::new(Semaphore::new(MAX_AT_ONCE)),
+            jobs,
         }
     }
 }
 
 impl Thumbnailer {
-    /// [`thumbnail`] on the blocking pool, waiting for a permit first. The permit moves
-    /// into the blocking task: if the request ends early, the decode still holds it
-    /// until it finishes, so no more than [`MAX_AT_ONCE`] ever run.
+    /// [`thumbnail`] on a thumbnail thread, waiting (first come, first served) for one of
+    /// the [`MAX_AT_ONCE`] permits first. The permit moves into the job: if the request
+    /// ends early, the decode still holds it until it finishes, so no more than
+    /// [`MAX_AT_ONCE`] ever run or wait on the threads.
     pub async fn make(&self, data: Bytes, kind: Kind) -> Result<Option<Vec<u8>>, ThumbError> {
         let permit = self
             .permits
@@ -231,12 +262,16 @@ impl Thumbnailer {
             .acquire_owned()
             .await
             .map_err(|_| ThumbError::Failed)?;
-        tokio::task::spawn_blocking(move || {
-            let _permit = permit;
-            thumbnail(&data, kind)
-        })
-        .await
-        .map_err(|_| ThumbError::Failed)?
+        let (done, result) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let made = std::panic::catch_unwind(|| thumbnail(&data, kind))
+                .unwrap_or(Err(ThumbError::Failed));
+            // Released before the answer: the decode's memory is freed by now.
+            drop(permit);
+            let _ = done.send(made);
+        });
+        self.jobs.send(job).map_err(|_| ThumbError::Failed)?;
+        result.await.map_err(|_| ThumbError::Failed)?
     }
 }
 
@@ -417,15 +452,19 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn the_thumbnailer_runs_off_the_async_workers() {
+    async fn the_thumbnailer_runs_on_its_own_threads_and_survives_a_failed_decode() {
         let image = DynamicImage::ImageRgb8(ImageBuffer::from_pixel(500, 500, Rgb([5, 5, 5])));
         let png = Bytes::from(encode(&image, ImageFormat::Png));
-        let thumb = Thumbnailer::default()
-            .make(png, Kind::Png)
-            .await
-            .unwrap()
-            .unwrap();
-        let thumb = decode_png(&thumb);
-        assert_eq!((thumb.width(), thumb.height()), (320, 320));
+        let thumbs = Thumbnailer::default();
+        let broken = thumbs
+            .make(Bytes::from_static(b"\x89PNG\r\n\x1a\n"), Kind::Png)
+            .await;
+        assert!(matches!(broken, Err(ThumbError::Invalid(_))));
+        let made: Vec<_> = (0..5).map(|_| thumbs.make(png.clone(), Kind::Png)).collect();
+        for thumb in made {
+            let thumb = decode_png(&thumb.await.unwrap().unwrap());
+            assert_eq!((thumb.width(), thumb.height()), (320, 320));
+        }
+        assert_eq!(thumbs.permits.available_permits(), MAX_AT_ONCE);
     }
 }
