@@ -460,7 +460,9 @@ mod tests {
             .make(Bytes::from_static(b"\x89PNG\r\n\x1a\n"), Kind::Png)
             .await;
         assert!(matches!(broken, Err(ThumbError::Invalid(_))));
-        let made: Vec<_> = (0..5).map(|_| thumbs.make(png.clone(), Kind::Png)).collect();
+        let made: Vec<_> = (0..5)
+            .map(|_| thumbs.make(png.clone(), Kind::Png))
+            .collect();
         for thumb in made {
             let thumb = decode_png(&thumb.await.unwrap().unwrap());
             assert_eq!((thumb.width(), thumb.height()), (320, 320));
