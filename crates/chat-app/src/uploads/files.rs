@@ -80,10 +80,12 @@ impl Files {
 
     /// One pass of the sweeper: removes the uploads not posted in time; answers how many.
     pub async fn sweep(&self) -> usize {
-        let removed = self
-            .store
-            .remove_expired(self.unposted_ttl.as_secs(), unix_now())
-            .await;
+        let (max_age, now) = (self.unposted_ttl.as_secs(), unix_now());
+        let store = self.store.clone();
+        let Ok(ids) = tokio::task::spawn_blocking(move || store.expired(max_age, now)).await else {
+            return 0;
+        };
+        let removed = self.store.remove_expired(ids, max_age, now).await;
         let n = removed.len();
         for meta in removed {
             tracing::info!(id = %meta.id, owner = meta.owner, "upload removed: never posted");

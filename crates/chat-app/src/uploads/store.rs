@@ -363,20 +363,23 @@ impl UploadStore {
         Some(meta)
     }
 
-    /// Removes every pending upload older than `max_age` seconds as of `now`, and answers
-    /// what it removed. Blocking reads of the directory listing; one metadata read per
-    /// upload.
-    pub async fn remove_expired(&self, max_age: u64, now: u64) -> Vec<Meta> {
-        let candidates: Vec<String> = self
-            .all_metas()
+    /// The ids of pending uploads older than `max_age` seconds as of `now`. Blocking: a
+    /// directory listing and one metadata read per upload (run it off the async workers).
+    pub fn expired(&self, max_age: u64, now: u64) -> Vec<String> {
+        self.all_metas()
             .into_iter()
             .filter(|m| expired(m, max_age, now))
             .map(|m| m.id)
-            .collect();
+            .collect()
+    }
+
+    /// Removes those of `ids` that are still pending uploads older than `max_age` seconds
+    /// as of `now` (each is read again first: a claim may have come since
+    /// [`expired`](Self::expired)), and answers what it removed.
+    pub async fn remove_expired(&self, ids: Vec<String>, max_age: u64, now: u64) -> Vec<Meta> {
         let mut removed = Vec::new();
-        for id in candidates {
+        for id in ids {
             let _one_at_a_time = self.changes.lock().await;
-            // Read again under the lock: a claim may have come first.
             if self.meta(&id).is_some_and(|m| expired(&m, max_age, now)) {
                 removed.extend(self.remove(&id).await);
             }
@@ -544,7 +547,7 @@ mod tests {
         assert!(!store.meta(&legacy.id).unwrap().pending);
 
         // Not yet past its time: kept.
-        assert!(store.remove_expired(60, now()).await.is_empty());
+        assert!(store.expired(60, now()).is_empty());
         // An hour later: an expired pending upload cannot be claimed, and is removed
         // with its thumbnail; the posted and the legacy ones stay.
         let later = now() + 3600;
@@ -552,7 +555,14 @@ mod tests {
             store.claim(&pending.id, 1, "r", None, 60, later).await,
             Err(ClaimError::Expired)
         );
-        let removed = store.remove_expired(60, later).await;
+        let ids = store.expired(60, later);
+        // Removal reads each upload again: given ids that are not (or no longer) expired,
+        // as after a claim that came in between, it leaves them alone.
+        let all: Vec<String> = [&pending.id, &posted.id, &legacy.id]
+            .map(|s| s.to_string())
+            .into();
+        assert_eq!(ids, vec![pending.id.clone()]);
+        let removed = store.remove_expired(all, 60, later).await;
         assert_eq!(
             removed.iter().map(|m| m.id.as_str()).collect::<Vec<_>>(),
             [pending.id.as_str()]
