@@ -8,7 +8,8 @@
 //! - `directory`: which rooms exist; creating one within a budget per client address.
 //! - `limit`: rate limits per key (token buckets in a bounded table), used by `typing`
 //!   and room creation.
-//! - `connect`: the connect hook; puts the peer address in the socket assigns.
+//! - `connect`: the connect hooks (guests; signed-in users with a session token); put
+//!   the peer address in the socket assigns.
 //! - `store`: history behind one trait (PostgreSQL or memory), every call bounded by
 //!   `TimeoutStore`.
 //! - `config`: flags and environment; `web`: the page's static files.
@@ -16,6 +17,7 @@
 //! - `accounts`: registration and login (`/api/`), sessions, private rooms, DMs, the
 //!   personal `user:<id>` topic, read positions.
 //! - `uploads`: attachments (docs/chat.md): upload over HTTP, type sniffing, thumbnails.
+//! - `search`: the room channel's `search` event: its rules, bounds and rate.
 
 pub mod accounts;
 pub mod config;
@@ -24,6 +26,7 @@ pub mod directory;
 pub mod limit;
 pub mod ops;
 pub mod room;
+pub mod search;
 pub mod store;
 pub mod uploads;
 pub mod validate;

@@ -123,6 +123,7 @@ async fn run(config: Config) -> Result<(), String> {
     let room_store = store.clone();
     let rooms = Arc::new(RoomDirectory::new(store.clone(), config.room_creation()));
     let typing = Arc::new(RateLimit::new(config.typing()));
+    let searches = Arc::new(RateLimit::new(chat_app::search::default_rate()));
     tracing::info!(
         store_timeout_ms = config.store_timeout_ms,
         room_creation_burst = config.room_creation_burst,
@@ -144,7 +145,7 @@ async fn run(config: Config) -> Result<(), String> {
     .await
     .map_err(|e| format!("{e:#}"))?;
     let sessions = chat_app::accounts::session::Sessions::new(&secret, accounts.clone());
-    let connect = chat_app::accounts::session::SessionConnect::new(sessions.clone());
+    let connect = chat_app::connect::SessionConnect::new(sessions.clone());
     let user_channel = chat_app::accounts::wiring::user_channel(&accounts, &store, &rooms);
     let mut socket = SocketConfig::new(connect).check_origin(origin_policy.clone());
     if let Some(limit) = config.inbound_limit() {
@@ -190,6 +191,7 @@ async fn run(config: Config) -> Result<(), String> {
             RoomChannel::new(room_store.clone(), rooms.clone(), typing.clone())
                 .with_accounts(room_accounts.clone())
                 .with_attachments(attachments.clone())
+                .with_search_limit(searches.clone())
         })
         .channel("user:*", user_channel);
     let limits =
@@ -253,7 +255,7 @@ async fn run(config: Config) -> Result<(), String> {
 
     let shutdown = endpoint.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        phx_server::shutdown_signal().await;
         tracing::info!(
             sockets = shutdown.socket_count(),
             "signal received: draining (closing sockets with 1012)"
@@ -289,21 +291,4 @@ fn init_logs(config: &Config) -> Result<(), String> {
             .init();
     }
     Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

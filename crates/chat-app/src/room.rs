@@ -56,7 +56,7 @@ pub struct RoomChannel {
     username: String,
     /// This user's key in `typing`, built once at join.
     typing_key: String,
-    /// Accounts (issue 14): `None` keeps every room public and every user a guest.
+    /// The accounts: `None` keeps every room public and every user a guest.
     accounts: Option<Arc<dyn AccountStore>>,
     /// Presence key: `user:<id>` or `guest:<guest id>`; and the meta's guest mark.
     presence_key: String,
@@ -70,6 +70,12 @@ pub struct RoomChannel {
     attachments: Option<Arc<dyn Attachments>>,
     /// Who the file URLs this channel sends are signed for.
     viewer: Viewer,
+    /// The `search` rate (`crate::search`), shared by every room channel once
+    /// `with_search_limit` is called; this channel's key in it (`search_key`): the
+    /// signed-in user, or a guest's client address (a guest can make a new guest id at
+    /// will, not a new address).
+    searches: Arc<RateLimit<String>>,
+    search_key: String,
 }
 
 impl RoomChannel {
@@ -96,7 +102,17 @@ impl RoomChannel {
             kind: None,
             attachments: None,
             viewer: Viewer::guest(""),
+            // Until a shared limit is given, this channel's own: still a bound.
+            searches: Arc::new(RateLimit::new(crate::search::default_rate())),
+            search_key: String::new(),
         }
+    }
+
+    /// Shares one `search` rate per author across every room channel using `limit`
+    /// (docs/chat.md: `search`; SECURITY.md).
+    pub fn with_search_limit(mut self, limit: Arc<RateLimit<String>>) -> Self {
+        self.searches = limit;
+        self
     }
 
     /// With uploads: `new_msg` may carry attachments, each an upload of the same
@@ -257,6 +273,10 @@ impl Channel for RoomChannel {
             .assigns()
             .peer
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        self.search_key = match self.user_id {
+            Some(_) => self.author.clone(),
+            None => format!("addr:{}", crate::limit::address_key(peer)),
+        };
         // The room is created on first join; the reply carries its recent history, or
         // what a rejoining page missed.
         let replay = async {
@@ -357,6 +377,10 @@ impl Channel for RoomChannel {
                 Err(why) => HandleResult::error(why),
             },
             "thread" => match self.thread(p).await {
+                Ok(reply) => HandleResult::ok(reply),
+                Err(why) => HandleResult::error(why),
+            },
+            "search" => match self.search(p).await {
                 Ok(reply) => HandleResult::ok(reply),
                 Err(why) => HandleResult::error(why),
             },
@@ -521,7 +545,7 @@ impl RoomChannel {
                 .await;
             return Ok(json!({ "id": message.id, "duplicate": true }));
         }
-        self.notify_members(message.id, ctx).await;
+        self.notify_members("activity", message.id, ctx).await;
         self.notify_mentions(&message, ctx).await;
         Ok(json!({ "id": message.id }))
     }
@@ -675,6 +699,10 @@ impl RoomChannel {
         if let Err(error) = ctx.broadcast(event, json!(changed)) {
             tracing::error!(%error, "broadcast failed");
         }
+        if changed.deleted && changed.parent_id.is_none() {
+            // An unread message that is deleted is no longer unread (the sidebar's count).
+            self.notify_members("deleted", changed.id, ctx).await;
+        }
         Ok(())
     }
 
@@ -732,6 +760,26 @@ impl RoomChannel {
         Ok(json!({ "parent": parent, "messages": self.signed(replies) }))
     }
 
+    /// `search`: this room's messages matching a query, newest first (`crate::search`).
+    async fn search(&self, p: Payload) -> Result<Value, Refused> {
+        let request = p
+            .parse::<Value>()
+            .ok_or_else(|| reason("search takes an object"))
+            .and_then(|v| crate::search::parse(&v).map_err(reason))?;
+        if !self
+            .searches
+            .try_acquire(self.search_key.as_str(), Instant::now())
+        {
+            return Err(reason(crate::search::too_many()));
+        }
+        let found = self
+            .store
+            .search(&self.room, &request.query, request.before_id, request.limit)
+            .await
+            .map_err(|e| store_failed(e, "search", &self.room))?;
+        Ok(json!({ "messages": self.signed(found) }))
+    }
+
     /// Pushes `mention` on the `user:<id>` topic of every registered user the message
     /// mentions who may read the room (public room, or a member); not to the author.
     async fn notify_mentions(&self, message: &StoredMessage, ctx: &mut ChannelContext<'_, Self>) {
@@ -768,9 +816,10 @@ impl RoomChannel {
         }
     }
 
-    /// Tells every member's `user:<id>` topic that the room has a new message (the
-    /// sidebar's unread counts and order), at most `MAX_MEMBERS` of them.
-    async fn notify_members(&self, id: i64, ctx: &mut ChannelContext<'_, Self>) {
+    /// Tells every member's `user:<id>` topic that the room has a new message
+    /// (`activity`) or that a top-level message was deleted (`deleted`): the sidebar's
+    /// unread counts and order. At most `MAX_MEMBERS` of them.
+    async fn notify_members(&self, event: &str, id: i64, ctx: &mut ChannelContext<'_, Self>) {
         let Some(accounts) = &self.accounts else {
             return;
         };
@@ -785,7 +834,7 @@ impl RoomChannel {
         for member in members.into_iter().take(crate::accounts::MAX_MEMBERS) {
             let _ = ctx
                 .pubsub()
-                .broadcast(&format!("user:{member}"), "activity", note.clone());
+                .broadcast(&format!("user:{member}"), event, note.clone());
         }
     }
 }

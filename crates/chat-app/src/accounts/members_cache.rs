@@ -4,7 +4,7 @@
 //! Why: every stored message tells the room's members (`activity` on `user:<id>`), and
 //! asking PostgreSQL each time costs a pool checkout with its verify ping and a `SELECT`
 //! per message, in the sender's socket task: once messages were stored by group commit,
-//! that lookup was most of a message's cost (see the README's chat figures). Members
+//! that lookup was most of a message's cost (see the chat figures in docs/benchmarks.md). Members
 //! change only through [`AccountStore::add_member`] and [`AccountStore::remove_member`]
 //! (nothing else writes `memberships`), so this process can keep the lists and forget a
 //! room's list whenever one of those runs.

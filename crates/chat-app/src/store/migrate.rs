@@ -19,6 +19,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0003_message_threads_reactions",
         include_str!("../../../../migrations/0003_message_threads_reactions.sql"),
     ),
+    (
+        "0004_message_search",
+        include_str!("../../../../migrations/0004_message_search.sql"),
+    ),
 ];
 
 /// Any constant: the advisory lock that serializes concurrent migrators.
