@@ -305,7 +305,7 @@ async fn every_reader_gets_urls_signed_for_them_wherever_a_message_is_sent() {
     assert_eq!(to_ann["body"], to_bob["body"]);
     assert_eq!(to_ann["id"], id);
 
-    // Join reply, history, thread and an edit's broadcast: signed for the reader too.
+    // Join reply, history, thread, an edit's broadcast, search: signed for the reader too.
     let mut late = chat.user(1).await;
     let joined = late.join("room:signed", json!({})).await.unwrap();
     let url = &joined["messages"][0]["attachments"][0]["url"];
@@ -339,6 +339,17 @@ async fn every_reader_gets_urls_signed_for_them_wherever_a_message_is_sent() {
     assert_eq!(edited["body"], "looked");
     assert_eq!(
         viewer_of(&chat, &edited["attachments"][0]["url"]),
+        format!("u{bob_id}")
+    );
+    let found = bob
+        .push("room:signed", "search", json!({"query": "looked"}))
+        .await;
+    assert_eq!(found.status, "ok", "{:?}", found.response);
+    assert_eq!(
+        viewer_of(
+            &chat,
+            &found.response["messages"][0]["attachments"][0]["url"]
+        ),
         format!("u{bob_id}")
     );
 
