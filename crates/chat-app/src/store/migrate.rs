@@ -23,6 +23,10 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0004_message_search",
         include_str!("../../../../migrations/0004_message_search.sql"),
     ),
+    (
+        "0005_secret_key_base",
+        include_str!("../../../../migrations/0005_secret_key_base.sql"),
+    ),
 ];
 
 /// Any constant: the advisory lock that serializes concurrent migrators.
