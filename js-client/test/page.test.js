@@ -515,6 +515,8 @@ test("reactions, threads, edit and delete, mention notifications, attachments", 
   assert.match(att[0].img, /^\/uploads\/[A-Za-z0-9_-]+\/thumb$/);
   assert.match(att[1].text, /notes\.txt.*12 B/);
   await lee.page.locator(`${"#message-list"} img`).evaluate((img) => img.complete || new Promise((r) => (img.onload = r)));
+  // The thumbnail's URL is signed for lee (docs/chat.md, "Who can fetch a file"): it loaded.
+  assert.ok(await lee.page.locator(`${"#message-list"} img`).evaluate((img) => img.naturalWidth > 0), "the thumbnail loaded");
   await lee.page.screenshot({ path: path.join(ARTIFACTS, "page-rich.png") });
   await kim.page.setInputFiles("#attach", { name: "x.png", mimeType: "image/png", buffer: Buffer.from("<html><script>alert(1)</script>") });
   await kim.page.waitForFunction(() => /Upload refused: .+/.test(document.querySelector("#send-error").textContent));

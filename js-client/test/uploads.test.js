@@ -1,7 +1,8 @@
 // File uploads (docs/chat.md, "Uploads") against the real chat app: POST /api/uploads with
-// a session token, GET /uploads/<id> and /uploads/<id>/thumb, and every refusal: size
-// (also a body far over the limit is cut off, not read), empty, type from the content
-// whatever the name says, names, tokens, the per-user rate, and paths.
+// a session token, the signed GET /uploads/<signed> and /uploads/<signed>/thumb, and every
+// refusal: size (also a body far over the limit is cut off, not read), empty, type from
+// the content whatever the name says, names, tokens, the per-user rate, and paths. Who may
+// fetch a file is uploads-access.test.js.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import fs from "node:fs";
@@ -129,13 +130,17 @@ test("an image is stored with a thumbnail and served inline with the protective 
   const { status, body } = await upload(auth, "cat picture.png", image);
   assert.equal(status, 201, JSON.stringify(body));
   assert.match(body.id, /^[0-9a-f]{32}$/);
+  // The URLs are signed for the uploader (docs/chat.md, "Who can fetch a file").
+  assert.match(body.url, new RegExp(`^/uploads/${body.id}-u[0-9]+-[0-9]+-[0-9a-f]{32}$`));
+  assert.match(body.urls_expire_at, /^\d{4}-\d\d-\d\dT/);
   assert.deepEqual(body, {
     id: body.id,
     name: "cat picture.png",
     size: image.length,
     content_type: "image/png",
-    url: `/uploads/${body.id}`,
-    thumb_url: `/uploads/${body.id}/thumb`,
+    url: body.url,
+    thumb_url: `${body.url}/thumb`,
+    urls_expire_at: body.urls_expire_at,
   });
   assert.deepEqual(fs.readdirSync(uploadDir).filter((f) => f.startsWith(body.id)).sort(), [
     body.id,
@@ -335,11 +340,13 @@ test("a user over the disk quota gets 413; refused uploads do not count", async 
   assert.equal((await upload(await token(), "other.txt", full)).status, 201, "quotas are per user");
 });
 
-test("unknown ids, metadata files and traversal in the GET path are 404", async () => {
+test("without a valid signed URL every GET path is 403: ids, metadata files, traversal", async () => {
   const auth = await token();
   const { body } = await upload(auth, "a.txt", "hello");
-  assert.equal(await rawGet(`/uploads/${body.id}`), 200);
+  assert.equal(await rawGet(body.url), 200);
   for (const p of [
+    `/uploads/${body.id}`,
+    `/uploads/${body.id}/thumb`,
     `/uploads/${"0".repeat(32)}`,
     `/uploads/${"0".repeat(32)}/thumb`,
     `/uploads/${body.id}.json`,
@@ -350,8 +357,10 @@ test("unknown ids, metadata files and traversal in the GET path are 404", async 
     "/uploads/%2e%2e/%2e%2e/etc/passwd",
     "/uploads/",
     "/uploads/thumb",
+    `${body.url}/../${body.id}`,
+    `${body.url}.json`,
   ]) {
-    assert.equal(await rawGet(p), 404, p);
+    assert.equal(await rawGet(p), 403, p);
   }
 });
 
@@ -372,14 +381,21 @@ test("a message carries its author's uploads as attachments; someone else's uplo
   const sent = await push(channel, "new_msg", { body: "", attachments: [image.body.id, notes.body.id] });
   assert.equal(sent.status, "ok", JSON.stringify(sent));
   await until(() => seen.length === 1, "the broadcast with attachments");
-  assert.deepEqual(seen[0].attachments, [image.body, notes.body]);
-  assert.equal(seen[0].attachments[0].thumb_url, `/uploads/${image.body.id}/thumb`);
+  // The same files, with URLs signed for bob (the reader), not ann's.
+  const unsigned = ({ url, thumb_url, urls_expire_at, ...rest }) => rest;
+  assert.deepEqual(seen[0].attachments.map(unsigned), [image.body, notes.body].map(unsigned));
+  assert.notEqual(seen[0].attachments[0].url, image.body.url);
+  assert.equal(seen[0].attachments[0].thumb_url, `${seen[0].attachments[0].url}/thumb`);
   assert.equal(seen[0].attachments[1].thumb_url, null);
+  assert.equal(await rawGet(seen[0].attachments[0].thumb_url), 200);
 
   const stolen = await push(channel, "new_msg", { body: "mine now", attachments: [bobs.body.id] });
   assert.deepEqual(stolen, { status: "error", reason: "unknown attachment" });
   const made_up = await push(channel, "new_msg", { body: "x", attachments: ["0".repeat(32)] });
   assert.deepEqual(made_up, { status: "error", reason: "unknown attachment" });
   const history = await join(client(chat.url, { token: bob }), `room:${room}`);
-  assert.deepEqual(history.reply.messages.map((m) => m.attachments), [[image.body, notes.body]]);
+  assert.deepEqual(
+    history.reply.messages.map((m) => m.attachments.map(unsigned)),
+    [[image.body, notes.body].map(unsigned)],
+  );
 });

@@ -16,7 +16,9 @@ use chat_app::room::RoomChannel;
 use chat_app::store::{
     MemoryStore, MeteredStore, PostgresStore, Store, TimeoutStore, WriterConfig,
 };
+use chat_app::uploads::files::Files;
 use chat_app::uploads::http::UploadsHttp;
+use chat_app::uploads::signed::UrlSigner;
 use chat_app::uploads::store::UploadStore;
 use chat_app::web::Web;
 use clap::Parser;
@@ -154,26 +156,41 @@ async fn run(config: Config) -> Result<(), String> {
     if let Some(limit) = config.inbound_limit() {
         socket = socket.rate_limit(limit);
     }
-    // Uploads: files on disk under UPLOAD_DIR. The store is also the room channel's
-    // `AttachmentLookup` (a message's attachments must be its author's uploads).
-    let uploads = Arc::new(UploadStore::open(&config.upload_dir).map_err(|e| {
+    // Uploads: files on disk under UPLOAD_DIR, fetched only through URLs signed with the
+    // secret. The files are also the room channel's `Attachments` (a message's
+    // attachments must be its author's uploads; a deleted message's files go with it).
+    let upload_limits = config.uploads()?;
+    let upload_store = Arc::new(UploadStore::open(&config.upload_dir).map_err(|e| {
         format!(
             "UPLOAD_DIR / --upload-dir {}: {e}",
             config.upload_dir.display()
         )
     })?);
-    let upload_limits = config.uploads();
+    let uploads = Arc::new(Files::new(
+        upload_store,
+        upload_limits.quota_bytes,
+        UrlSigner::new(&secret, config.upload_url_ttl()),
+        config.upload_unposted_ttl(),
+    ));
+    uploads.spawn_sweeper();
     tracing::info!(
-        upload_dir = %uploads.dir().display(),
+        upload_dir = %uploads.store().dir().display(),
         upload_max_bytes = upload_limits.max_bytes,
         upload_quota_bytes = upload_limits.quota_bytes,
         upload_burst = config.upload_burst,
         upload_refill_ms = config.upload_refill_ms,
+        upload_user_at_once = config.upload_user_at_once,
+        upload_address_at_once = config.upload_address_at_once,
+        upload_at_once = config.upload_at_once,
+        upload_buffer_bytes = config.upload_buffer_bytes,
+        upload_min_rate = config.upload_min_rate,
+        upload_url_ttl_secs = config.upload_url_ttl_secs,
+        upload_unposted_ttl_secs = config.upload_unposted_ttl_secs,
         "uploads are stored in {} (a cluster's nodes must share it)",
-        uploads.dir().display()
+        uploads.store().dir().display()
     );
     let room_accounts = accounts.clone();
-    let attachments: Arc<dyn chat_app::uploads::AttachmentLookup> = uploads.clone();
+    let attachments: Arc<dyn chat_app::uploads::Attachments> = uploads.clone();
     let socket = socket
         .channel("room:*", move || {
             RoomChannel::new(room_store.clone(), rooms.clone(), typing.clone())

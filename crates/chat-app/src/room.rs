@@ -16,16 +16,31 @@ use crate::connect::ChatClient;
 use crate::directory::{OpenError, RoomDirectory};
 use crate::limit::RateLimit;
 use crate::store::{Announce, Change, NewMessage, Reactor, Store, StoreError, StoredMessage};
-use crate::uploads::{Attachment, AttachmentLookup};
+use crate::uploads::{Attachment, Attachments, ClaimError, Viewer};
 use crate::validate;
 
 fn reason(text: impl Into<String>) -> Payload {
     json!({ "reason": text.into() }).into()
 }
 
-fn messages(list: &[StoredMessage]) -> Payload {
-    json!({ "messages": list }).into()
+/// Broadcast events of messages that carry attachments: intercepted by every room
+/// channel, which signs the file URLs for its own reader and pushes the real event
+/// (`new_msg`, `msg_updated`). Messages without files keep the shared fan-out.
+const FILES_PREFIX: &str = "files:";
+const NEW_MSG_WITH_FILES: &str = "files:new_msg";
+const MSG_UPDATED_WITH_FILES: &str = "files:msg_updated";
+
+/// The broadcast event of `event` for `message`.
+fn broadcast_event(event: &'static str, message: &StoredMessage) -> &'static str {
+    match (event, message.attachments.is_empty()) {
+        ("new_msg", false) => NEW_MSG_WITH_FILES,
+        ("msg_updated", false) => MSG_UPDATED_WITH_FILES,
+        _ => event,
+    }
 }
+
+/// Most ids one `attachments` request may ask about (a page of history's worth).
+pub const ATTACHMENTS_REFRESH_MAX: usize = 100;
 
 /// Sent to itself from `join`: track presence and push the list once joined.
 pub struct AfterJoin;
@@ -52,7 +67,9 @@ pub struct RoomChannel {
     /// The room's kind (accounts only): who a mention may notify.
     kind: Option<RoomKind>,
     /// Uploads: `None` refuses attachments ("uploads are not enabled").
-    attachments: Option<Arc<dyn AttachmentLookup>>,
+    attachments: Option<Arc<dyn Attachments>>,
+    /// Who the file URLs this channel sends are signed for.
+    viewer: Viewer,
     /// The `search` rate (`crate::search`), shared by every room channel once
     /// `with_search_limit` is called; this channel's key in it (`search_key`): the
     /// signed-in user, or a guest's client address (a guest can make a new guest id at
@@ -84,6 +101,7 @@ impl RoomChannel {
             author: String::new(),
             kind: None,
             attachments: None,
+            viewer: Viewer::guest(""),
             // Until a shared limit is given, this channel's own: still a bound.
             searches: Arc::new(RateLimit::new(crate::search::default_rate())),
             search_key: String::new(),
@@ -98,10 +116,28 @@ impl RoomChannel {
     }
 
     /// With uploads: `new_msg` may carry attachments, each an upload of the same
-    /// signed-in user, resolved through `lookup`.
-    pub fn with_attachments(mut self, lookup: Arc<dyn AttachmentLookup>) -> Self {
-        self.attachments = Some(lookup);
+    /// signed-in user claimed through `attachments`, and every message this channel
+    /// sends carries file URLs signed for its reader.
+    pub fn with_attachments(mut self, attachments: Arc<dyn Attachments>) -> Self {
+        self.attachments = Some(attachments);
         self
+    }
+
+    /// `list` with its file URLs signed for this channel's reader.
+    fn signed(&self, mut list: Vec<StoredMessage>) -> Vec<StoredMessage> {
+        for message in &mut list {
+            self.sign(message);
+        }
+        list
+    }
+
+    /// `message`'s file URLs signed for this channel's reader.
+    fn sign(&self, message: &mut StoredMessage) {
+        if let Some(files) = &self.attachments {
+            for attachment in &mut message.attachments {
+                files.sign(attachment, &self.viewer);
+            }
+        }
     }
 
     /// With accounts: signed-in users join under their account name, rooms may be
@@ -156,6 +192,11 @@ struct Thread {
 type Refused = Payload;
 
 #[derive(Deserialize)]
+struct Refresh {
+    ids: Option<Value>,
+}
+
+#[derive(Deserialize)]
 struct History {
     before_id: Option<Value>,
     limit: Option<Value>,
@@ -164,6 +205,8 @@ struct History {
 impl Channel for RoomChannel {
     type Assigns = ChatClient;
     type Info = AfterJoin;
+
+    const INTERCEPTS: &'static [&'static str] = &[NEW_MSG_WITH_FILES, MSG_UPDATED_WITH_FILES];
 
     async fn join(
         &mut self,
@@ -175,6 +218,10 @@ impl Channel for RoomChannel {
         self.room = validate::room(raw_room).map_err(reason)?;
         self.topic = topic.to_owned();
         self.author = ctx.assigns().author();
+        self.viewer = match &ctx.assigns().user {
+            Some(user) => Viewer::user(user.id),
+            None => Viewer::guest(&ctx.assigns().guest_id),
+        };
         let params = p.parse::<JoinParams>();
         let after_id = validate::optional_id(
             params.as_ref().and_then(|j| j.after_id.as_ref()),
@@ -257,7 +304,37 @@ impl Channel for RoomChannel {
             }
         })?;
         ctx.send_info(AfterJoin);
-        Ok(json!({ "messages": list, "gap": gap }).into())
+        Ok(json!({ "messages": self.signed(list), "gap": gap }).into())
+    }
+
+    async fn handle_out(
+        &mut self,
+        event: &str,
+        payload: &Payload,
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> HandleResult {
+        // A message with files: its URLs signed for this reader, under its real name.
+        let Some(real) = event.strip_prefix(FILES_PREFIX) else {
+            return HandleResult::NoReply;
+        };
+        let Some(mut message) = payload.parse::<Value>() else {
+            return HandleResult::NoReply;
+        };
+        if let (Some(files), Some(Value::Array(list))) =
+            (&self.attachments, message.get_mut("attachments"))
+        {
+            for item in list.iter_mut() {
+                let Ok(mut attachment) = serde_json::from_value::<Attachment>(item.take()) else {
+                    continue;
+                };
+                files.sign(&mut attachment, &self.viewer);
+                *item = json!(attachment);
+            }
+        }
+        if let Err(error) = ctx.push(real, message) {
+            tracing::warn!(%error, event = real, "message with files not pushed");
+        }
+        HandleResult::NoReply
     }
 
     async fn handle_info(
@@ -320,13 +397,17 @@ impl Channel for RoomChannel {
                     Err(why) => return HandleResult::error(reason(why)),
                 };
                 match self.store.history(&self.room, before_id, limit).await {
-                    Ok(list) => HandleResult::ok(messages(&list)),
+                    Ok(list) => HandleResult::ok(json!({ "messages": self.signed(list) })),
                     Err(error) => {
                         tracing::warn!(%error, room = %self.room, "history: store unavailable");
                         HandleResult::error(reason("unavailable"))
                     }
                 }
             }
+            "attachments" => match self.refresh(p).await {
+                Ok(reply) => HandleResult::ok(reply),
+                Err(why) => HandleResult::error(why),
+            },
             "read" => {
                 // The page has shown messages up to `id`: the read position advances
                 // (stored server-side, so every tab and device sees it).
@@ -394,13 +475,13 @@ impl RoomChannel {
             return Err(reason("body is required"));
         };
         let client_id = validate::client_id(msg.client_id.as_ref()).map_err(reason)?;
-        let attachments = self.attachments(msg.attachments.as_ref())?;
+        let ids = self.attachment_ids(msg.attachments.as_ref())?;
         let body = match msg.body {
-            Some(Value::String(body)) if attachments.is_empty() || !body.trim().is_empty() => {
+            Some(Value::String(body)) if ids.is_empty() || !body.trim().is_empty() => {
                 validate::body(&body).map_err(reason)?
             }
             // A message may have an empty body when it has attachments.
-            None | Some(Value::String(_)) if !attachments.is_empty() => String::new(),
+            None | Some(Value::String(_)) if !ids.is_empty() => String::new(),
             _ => return Err(reason("body is required")),
         };
         let parent_id =
@@ -419,13 +500,16 @@ impl RoomChannel {
                 _ => return Err(reason("not found")),
             }
         }
+        // Claimed last, once everything else passed: a claim is undone below if the
+        // message is not stored.
+        let attachments = self.claim(&ids, client_id.as_deref()).await?;
         let new = NewMessage {
             room: self.room.clone(),
             username: self.username.clone(),
             author: self.author.clone(),
             mentions: validate::mentions(&body),
             body,
-            client_id,
+            client_id: client_id.clone(),
             parent_id,
             attachments,
         };
@@ -436,17 +520,29 @@ impl RoomChannel {
         // `client_id` is not broadcast again.
         let (pubsub, topic) = (ctx.pubsub().clone(), self.topic.clone());
         let announce: Announce = Box::new(move |message| {
-            if let Err(error) = pubsub.broadcast(&topic, "new_msg", json!(message)) {
+            let event = broadcast_event("new_msg", message);
+            if let Err(error) = pubsub.broadcast(&topic, event, json!(message)) {
                 tracing::error!(%error, "broadcast failed");
             }
         });
-        let inserted = self
-            .store
-            .insert_message(new, Some(announce))
-            .await
-            .map_err(|e| store_failed(e, "new_msg", &self.room))?;
+        let inserted = match self.store.insert_message(new, Some(announce)).await {
+            Ok(inserted) => inserted,
+            Err(error) => {
+                // Nothing was stored: the uploads may go in another message. After a
+                // timeout the message may still be stored, so its claims stay (a retry
+                // with the same `client_id` claims them again).
+                if !matches!(error, StoreError::TimedOut(_)) {
+                    self.release(&ids, client_id.as_deref(), &[]).await;
+                }
+                return Err(store_failed(error, "new_msg", &self.room));
+            }
+        };
         let message = inserted.message;
         if inserted.duplicate {
+            // The first message with this `client_id` keeps its own files; any other
+            // claimed now goes back.
+            self.release(&ids, client_id.as_deref(), &message.attachments)
+                .await;
             return Ok(json!({ "id": message.id, "duplicate": true }));
         }
         self.notify_members("activity", message.id, ctx).await;
@@ -454,9 +550,9 @@ impl RoomChannel {
         Ok(json!({ "id": message.id }))
     }
 
-    /// The attachments of a `new_msg`: upload ids of this signed-in user, at most
-    /// [`validate::ATTACHMENTS_MAX`], duplicates once.
-    fn attachments(&self, raw: Option<&Value>) -> Result<Vec<Attachment>, Refused> {
+    /// The upload ids of a `new_msg`: at most [`validate::ATTACHMENTS_MAX`] strings,
+    /// duplicates once; only a signed-in user on a server with uploads may send any.
+    fn attachment_ids(&self, raw: Option<&Value>) -> Result<Vec<String>, Refused> {
         let ids = match raw {
             None | Some(Value::Null) => return Ok(Vec::new()),
             Some(Value::Array(ids)) if ids.is_empty() => return Ok(Vec::new()),
@@ -469,27 +565,87 @@ impl RoomChannel {
                 validate::ATTACHMENTS_MAX
             )));
         }
-        let Some(lookup) = &self.attachments else {
+        if self.attachments.is_none() {
             return Err(reason("uploads are not enabled"));
-        };
+        }
         // Guests cannot upload, so no upload id is theirs.
-        let Some(user) = self.user_id else {
+        if self.user_id.is_none() {
             return Err(reason("unknown attachment"));
-        };
-        let mut found: Vec<Attachment> = Vec::with_capacity(ids.len());
+        }
+        let mut found: Vec<String> = Vec::with_capacity(ids.len());
         for id in ids {
             let Value::String(id) = id else {
                 return Err(reason("attachments must be a list of upload ids"));
             };
-            if found.iter().any(|a| &a.id == id) {
-                continue;
+            if !found.contains(id) {
+                found.push(id.clone());
             }
-            let attachment = lookup
-                .attachment(id, user)
-                .ok_or_else(|| reason("unknown attachment"))?;
-            found.push(attachment);
         }
         Ok(found)
+    }
+
+    /// Claims every upload of `ids` for a message of this room with `client_id`: all of
+    /// them, or none (those claimed before a refusal are given back).
+    async fn claim(
+        &self,
+        ids: &[String],
+        client_id: Option<&str>,
+    ) -> Result<Vec<Attachment>, Refused> {
+        let (Some(files), Some(user)) = (&self.attachments, self.user_id) else {
+            return Ok(Vec::new());
+        };
+        let mut claimed: Vec<Attachment> = Vec::with_capacity(ids.len());
+        for id in ids {
+            match files.claim(id, user, &self.room, client_id).await {
+                Ok(attachment) => claimed.push(attachment),
+                Err(refusal) => {
+                    let done: Vec<String> = claimed.iter().map(|a| a.id.clone()).collect();
+                    self.release(&done, client_id, &[]).await;
+                    if let ClaimError::Storage = refusal {
+                        return Err(reason("unavailable"));
+                    }
+                    return Err(reason(refusal.to_string()));
+                }
+            }
+        }
+        Ok(claimed)
+    }
+
+    /// Gives back the claims on `ids` for `client_id`, except those in `keep`.
+    async fn release(&self, ids: &[String], client_id: Option<&str>, keep: &[Attachment]) {
+        let Some(files) = &self.attachments else {
+            return;
+        };
+        for id in ids.iter().filter(|id| !keep.iter().any(|a| &a.id == *id)) {
+            files.release(id, &self.room, client_id).await;
+        }
+    }
+
+    /// `attachments` `{"ids"}`: fresh signed attachments for the uploads among `ids`
+    /// posted in this room (or this user's own not posted yet); others are left out.
+    async fn refresh(&self, p: Payload) -> Result<Value, Refused> {
+        let Some(files) = &self.attachments else {
+            return Err(reason("uploads are not enabled"));
+        };
+        let Some(Value::Array(ids)) = p.parse::<Refresh>().and_then(|r| r.ids) else {
+            return Err(reason("ids must be a list of upload ids"));
+        };
+        if ids.len() > ATTACHMENTS_REFRESH_MAX {
+            return Err(reason(format!(
+                "at most {ATTACHMENTS_REFRESH_MAX} ids at once"
+            )));
+        }
+        let mut found = Vec::new();
+        for id in ids.iter().filter_map(Value::as_str) {
+            if found.iter().any(|a: &Attachment| a.id == id) {
+                continue;
+            }
+            if let Some(mut attachment) = files.visible_in(id, &self.room, self.user_id).await {
+                files.sign(&mut attachment, &self.viewer);
+                found.push(attachment);
+            }
+        }
+        Ok(json!({ "attachments": found }))
     }
 
     /// `edit_msg` / `delete_msg`: the author's own message, not deleted; the changed
@@ -515,13 +671,32 @@ impl RoomChannel {
         } else {
             Change::Delete
         };
+        // A delete removes the message's files: which they are is read first (the
+        // tombstone has none). Only the author may delete, and the files are theirs.
+        let files = match (&change, &self.attachments) {
+            (Change::Delete, Some(_)) => self
+                .store
+                .message(&self.room, id)
+                .await
+                .map_err(|e| store_failed(e, event, &self.room))?
+                .filter(|m| m.author == self.author)
+                .map(|m| m.attachments)
+                .unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let changed = self
             .store
             .change(&self.room, id, &self.author, change)
             .await
             .map_err(|e| store_failed(e, event, &self.room))?
             .map_err(|refusal| reason(refusal.to_string()))?;
-        if let Err(error) = ctx.broadcast("msg_updated", json!(changed)) {
+        if let Some(uploads) = &self.attachments {
+            for attachment in &files {
+                uploads.delete(&attachment.id).await;
+            }
+        }
+        let event = broadcast_event("msg_updated", &changed);
+        if let Err(error) = ctx.broadcast(event, json!(changed)) {
             tracing::error!(%error, "broadcast failed");
         }
         if changed.deleted && changed.parent_id.is_none() {
@@ -580,7 +755,9 @@ impl RoomChannel {
             .replies(&self.room, parent_id, before_id, limit)
             .await
             .map_err(failed)?;
-        Ok(json!({ "parent": parent, "messages": replies }))
+        let mut parent = parent;
+        self.sign(&mut parent);
+        Ok(json!({ "parent": parent, "messages": self.signed(replies) }))
     }
 
     /// `search`: this room's messages matching a query, newest first (`crate::search`).
@@ -600,7 +777,7 @@ impl RoomChannel {
             .search(&self.room, &request.query, request.before_id, request.limit)
             .await
             .map_err(|e| store_failed(e, "search", &self.room))?;
-        Ok(json!({ "messages": found }))
+        Ok(json!({ "messages": self.signed(found) }))
     }
 
     /// Pushes `mention` on the `user:<id>` topic of every registered user the message

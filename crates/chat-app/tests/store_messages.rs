@@ -227,6 +227,7 @@ async fn client_ids_are_stored_once(store: Arc<dyn Store>, one_batch: bool) {
             content_type: "image/png".into(),
             url: "/uploads/up1".into(),
             thumb_url: Some("/uploads/up1/thumb".into()),
+            urls_expire_at: None,
         }];
         m
     };

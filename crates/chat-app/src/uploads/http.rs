@@ -1,38 +1,44 @@
 //! The upload API in front of another handler (docs/chat.md, "Uploads"):
 //!
 //! - `POST /api/uploads?name=<file name>`, the raw file as the body, `Authorization:
-//!   Bearer <session token>` → `201` attachment JSON, or `{"error"}` with 400, 401, 408,
-//!   413 (too large, or over the user's quota), 415, 429, 503 ([`UploadError`]).
-//! - `GET /uploads/<id>` and `GET /uploads/<id>/thumb`: the file or its thumbnail with
-//!   headers that keep a browser from running it ([`serve`]).
+//!   Bearer <session token>` → `201` attachment JSON (URLs signed for the uploader), or
+//!   `{"error"}` with 400, 401, 408, 413 (too large, or over the user's quota), 415, 429,
+//!   503 ([`UploadError`]).
+//! - `GET /uploads/<signed>` and `GET /uploads/<signed>/thumb`: the file or its thumbnail
+//!   for a valid signed URL (see `signed`), with headers that keep a browser from running
+//!   it ([`serve`]); `403` for any other URL, `404` once the file is gone.
 //!
 //! The request is checked from the cheapest to the dearest: token, per-user rate, name,
-//! declared length and quota, then the body, read with a hard cap and a deadline, never past
-//! `max_bytes` + one read; then the type from the bytes and, for an image, a bounded
-//! decode for the thumbnail. Nothing reaches the disk before all of that passed.
+//! declared length and quota, a receiving slot (per user, per address, per node), then
+//! the body, read with a hard cap, a deadline, a minimum rate and the node's byte
+//! budget; then the type from the bytes and, for an image, a bounded decode for the
+//! thumbnail. Nothing reaches the disk before all of that passed.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
-use http_body_util::BodyExt;
+use bytes::Bytes;
 use hyper::body::Incoming;
 use hyper::header::{
     HeaderValue, AUTHORIZATION, CACHE_CONTROL, CONNECTION, CONTENT_DISPOSITION, CONTENT_LENGTH,
-    CONTENT_SECURITY_POLICY, CONTENT_TYPE, X_CONTENT_TYPE_OPTIONS,
+    CONTENT_SECURITY_POLICY, CONTENT_TYPE, RETRY_AFTER, X_CONTENT_TYPE_OPTIONS,
 };
 use hyper::{Method, Request, Response, StatusCode};
-use phx_server::{Body, Endpoint, HttpHandler};
+use phx_server::{Body, Endpoint, HttpHandler, PeerAddr};
 use serde_json::json;
-use tokio::sync::Semaphore;
 
+use super::admission::{Admission, AdmissionLimits, Full};
+use super::body::{receive, BodyError, BodyLimits};
+use super::files::Files;
 use super::name::{rfc5987, sanitise, NameError};
-use super::quota::{OverQuota, Quota, DEFAULT_QUOTA_BYTES};
+use super::quota::{OverQuota, DEFAULT_QUOTA_BYTES};
+use super::signed::{unix_now, UrlError, Viewer};
 use super::sniff::{sniff, Kind, SniffError};
-use super::store::{is_id, Meta, UploadStore};
+use super::store::Meta;
 use super::thumb::{ThumbError, Thumbnailer};
 use crate::accounts::session::Sessions;
-use crate::limit::{Rate, RateLimit};
+use crate::limit::{address_key, Rate, RateLimit};
 
 /// Largest upload by default: 10 MiB.
 pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
@@ -41,12 +47,8 @@ pub const DEFAULT_PER_USER: Rate = Rate {
     burst: 20,
     period: Duration::from_secs(3),
 };
-/// Upload bodies being received at once on a node (each buffered up to `max_bytes`):
-/// past it, `503` at once rather than memory without bound.
-pub const DEFAULT_AT_ONCE: usize = 16;
-/// Time to receive a whole body: a client trickling bytes cannot hold a slot longer
-/// (10 MiB in 2 minutes is about 700 kbit/s).
-pub const DEFAULT_BODY_DEADLINE: Duration = Duration::from_secs(120);
+/// Seconds a client is asked to wait after a 429 or 503 for lack of a slot.
+const RETRY_AFTER_SECS: &str = "5";
 
 /// The bounds of the upload API.
 #[derive(Clone, Copy, Debug)]
@@ -55,22 +57,40 @@ pub struct UploadLimits {
     pub max_bytes: u64,
     /// Uploads per user.
     pub per_user: Rate,
-    /// Bodies received at once.
-    pub at_once: usize,
-    /// Time to receive one body.
+    /// Receiving slots and bytes in flight.
+    pub admission: AdmissionLimits,
+    /// Time for one body, and the slowest rate a body may arrive at.
     pub body_deadline: Duration,
+    /// Bytes per second a body must keep up over every `rate_window` (0: no floor).
+    pub min_rate: u64,
+    /// The window `min_rate` is measured over.
+    pub rate_window: Duration,
     /// Bytes one user may keep.
     pub quota_bytes: u64,
 }
 
 impl Default for UploadLimits {
     fn default() -> Self {
+        let body = BodyLimits::default();
         Self {
             max_bytes: DEFAULT_MAX_BYTES,
             per_user: DEFAULT_PER_USER,
-            at_once: DEFAULT_AT_ONCE,
-            body_deadline: DEFAULT_BODY_DEADLINE,
+            admission: AdmissionLimits::default(),
+            body_deadline: body.deadline,
+            min_rate: body.min_rate,
+            rate_window: body.window,
             quota_bytes: DEFAULT_QUOTA_BYTES,
+        }
+    }
+}
+
+impl UploadLimits {
+    fn body(&self) -> BodyLimits {
+        BodyLimits {
+            max_bytes: self.max_bytes,
+            deadline: self.body_deadline,
+            min_rate: self.min_rate,
+            window: self.rate_window,
         }
     }
 }
@@ -90,24 +110,21 @@ pub enum UploadError {
     /// A name [`sanitise`] refuses.
     #[error(transparent)]
     BadName(#[from] NameError),
-    /// Declared or read past the limit.
+    /// Declared past the limit.
     #[error("the file is larger than {0} bytes")]
     TooLarge(u64),
     /// The user's stored files would pass the quota.
     #[error(transparent)]
     OverQuota(#[from] OverQuota),
+    /// No receiving slot for this user, address or node.
+    #[error(transparent)]
+    Full(#[from] Full),
+    /// The body was not received ([`BodyError`]).
+    #[error(transparent)]
+    Body(#[from] BodyError),
     /// Nothing uploaded.
     #[error("the file is empty")]
     Empty,
-    /// The body stopped or broke before its end.
-    #[error("the upload was interrupted")]
-    Interrupted,
-    /// The body took longer than the deadline.
-    #[error("the upload took too long")]
-    Timeout,
-    /// Every receiving slot is taken.
-    #[error("too many uploads in progress: try again shortly")]
-    Busy,
     /// Not an accepted type.
     #[error(transparent)]
     Type(#[from] SniffError),
@@ -124,14 +141,22 @@ impl UploadError {
     pub fn status(&self) -> StatusCode {
         match self {
             UploadError::Unauthorized => StatusCode::UNAUTHORIZED,
-            UploadError::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            UploadError::RateLimited | UploadError::Full(Full::User(_) | Full::Address(_)) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             UploadError::NoName | UploadError::BadName(_) | UploadError::Empty => {
                 StatusCode::BAD_REQUEST
             }
-            UploadError::Interrupted => StatusCode::BAD_REQUEST,
-            UploadError::TooLarge(_) | UploadError::OverQuota(_) => StatusCode::PAYLOAD_TOO_LARGE,
-            UploadError::Timeout => StatusCode::REQUEST_TIMEOUT,
-            UploadError::Busy => StatusCode::SERVICE_UNAVAILABLE,
+            UploadError::TooLarge(_)
+            | UploadError::OverQuota(_)
+            | UploadError::Body(BodyError::TooLarge(_)) => StatusCode::PAYLOAD_TOO_LARGE,
+            UploadError::Body(BodyError::Interrupted) => StatusCode::BAD_REQUEST,
+            UploadError::Body(BodyError::Timeout(_) | BodyError::TooSlow { .. }) => {
+                StatusCode::REQUEST_TIMEOUT
+            }
+            UploadError::Full(Full::Node) | UploadError::Body(BodyError::Busy) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
             UploadError::Type(_) | UploadError::Image(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             UploadError::Storage => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -149,11 +174,23 @@ impl UploadError {
         )
     }
 
+    /// Whether trying again soon may work (a slot or the byte budget): `Retry-After`.
+    fn retry_soon(&self) -> bool {
+        matches!(
+            self,
+            UploadError::Full(_) | UploadError::Body(BodyError::Busy)
+        )
+    }
+
     fn response(&self) -> Response<Body> {
         let mut resp = json_response(self.status(), &json!({ "error": self.to_string() }));
         if self.body_unread() {
             resp.headers_mut()
                 .insert(CONNECTION, HeaderValue::from_static("close"));
+        }
+        if self.retry_soon() {
+            resp.headers_mut()
+                .insert(RETRY_AFTER, HeaderValue::from_static(RETRY_AFTER_SECS));
         }
         resp
     }
@@ -173,36 +210,29 @@ fn json_response(status: StatusCode, body: &serde_json::Value) -> Response<Body>
 pub struct UploadsHttp<H> {
     inner: H,
     sessions: Sessions,
-    store: Arc<UploadStore>,
+    files: Arc<Files>,
     limits: UploadLimits,
     per_user: RateLimit<i64>,
-    receiving: Arc<Semaphore>,
+    admission: Admission,
     thumbs: Thumbnailer,
-    quota: Quota,
 }
 
 impl<H: HttpHandler> UploadsHttp<H> {
-    /// Uploads into `store` by users `sessions` signs in, within `limits`. Reads every
-    /// upload's metadata once (blocking), to count each user's bytes.
-    pub fn new(
-        inner: H,
-        sessions: Sessions,
-        store: Arc<UploadStore>,
-        limits: UploadLimits,
-    ) -> Self {
+    /// Uploads into `files` by users `sessions` signs in, within `limits` (its
+    /// `quota_bytes` is the one `files` was made with).
+    pub fn new(inner: H, sessions: Sessions, files: Arc<Files>, limits: UploadLimits) -> Self {
         Self {
             inner,
             sessions,
             per_user: RateLimit::new(limits.per_user),
-            receiving: Arc::new(Semaphore::new(limits.at_once.max(1))),
+            admission: Admission::new(limits.admission),
             limits,
             thumbs: Thumbnailer::default(),
-            quota: Quota::new(limits.quota_bytes, store.usage()),
-            store,
+            files,
         }
     }
 
-    async fn upload(&self, req: Request<Incoming>) -> Result<Meta, UploadError> {
+    async fn upload(&self, req: Request<Incoming>, peer: IpAddr) -> Result<Meta, UploadError> {
         let token = req
             .headers()
             .get(AUTHORIZATION)
@@ -235,30 +265,28 @@ impl<H: HttpHandler> UploadsHttp<H> {
         if declared.is_some_and(|len| len > max) {
             return Err(UploadError::TooLarge(max));
         }
+        let quota = self.files.quota();
         // Refused before the body when it cannot fit; counted for good below.
-        drop(self.quota.reserve(user.id, declared.unwrap_or(1))?);
-        let _slot = self
-            .receiving
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| UploadError::Busy)?;
-        let data = read_capped(req.into_body(), max, self.limits.body_deadline).await?;
+        drop(quota.reserve(user.id, declared.unwrap_or(1))?);
+        let _slot = self.admission.admit(user.id, peer)?;
+        let (data, _held) =
+            receive(req.into_body(), self.limits.body(), self.admission.bytes()).await?;
         if data.is_empty() {
             return Err(UploadError::Empty);
         }
-        let reservation = self.quota.reserve(user.id, data.len() as u64)?;
+        let reservation = quota.reserve(user.id, data.len() as u64)?;
         let kind = sniff(&data)?;
         let thumb = if kind.is_image() {
-            Some(self.thumbs.make(data.clone(), kind).await?)
+            self.thumbs.make(data.clone(), kind).await?
         } else {
             None
         };
-        let meta = self
-            .store
+        let store = self.files.store();
+        let meta = store
             .save(user.id, &name, kind, &data, thumb.as_deref())
             .await
             .map_err(|e| {
-                tracing::warn!(error = %e, dir = %self.store.dir().display(), "upload: cannot write");
+                tracing::warn!(error = %e, dir = %store.dir().display(), "upload: cannot write");
                 UploadError::Storage
             })?;
         reservation.keep();
@@ -267,6 +295,7 @@ impl<H: HttpHandler> UploadsHttp<H> {
             id = %meta.id,
             size = meta.size,
             content_type = %meta.content_type,
+            thumbnail = meta.thumb,
             "upload stored"
         );
         Ok(meta)
@@ -280,42 +309,18 @@ fn bearer(header: &str) -> Option<&str> {
     (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
-/// The whole body, or [`UploadError::TooLarge`] as soon as it passes `max` bytes (the
-/// rest is never read), or [`UploadError::Timeout`] past `deadline`.
-async fn read_capped(
-    mut body: Incoming,
-    max: u64,
-    deadline: Duration,
-) -> Result<Bytes, UploadError> {
-    let read = async {
-        let mut buf = BytesMut::new();
-        while let Some(frame) = body.frame().await {
-            let frame = frame.map_err(|_| UploadError::Interrupted)?;
-            if let Ok(data) = frame.into_data() {
-                if (buf.len() + data.len()) as u64 > max {
-                    return Err(UploadError::TooLarge(max));
-                }
-                buf.extend_from_slice(&data);
-            }
-        }
-        Ok(buf.freeze())
-    };
-    tokio::time::timeout(deadline, read)
-        .await
-        .map_err(|_| UploadError::Timeout)?
-}
-
 /// Serves stored bytes so that no browser runs them: the detected type with `nosniff`,
 /// a CSP that allows nothing and sandboxes the document (a PDF or an image opened on its
-/// own cannot script, navigate or reach the app's origin), inline only for images, and
-/// the name only as an RFC 5987 `filename*` parameter.
-pub fn serve(kind: Kind, content_type: &'static str, name: &str, data: Vec<u8>) -> Response<Body> {
+/// own cannot script, navigate or reach the app's origin), `inline` only when `inline`
+/// (images the server decoded), and the name only as an RFC 5987 `filename*` parameter.
+pub fn serve(
+    content_type: &'static str,
+    inline: bool,
+    name: &str,
+    data: Vec<u8>,
+) -> Response<Body> {
     let mut resp = Response::new(Body::new(Bytes::from(data)));
-    let disposition = if kind.is_image() {
-        "inline"
-    } else {
-        "attachment"
-    };
+    let disposition = if inline { "inline" } else { "attachment" };
     let headers = resp.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     headers.insert(X_CONTENT_TYPE_OPTIONS, HeaderValue::from_static("nosniff"));
@@ -327,7 +332,9 @@ pub fn serve(kind: Kind, content_type: &'static str, name: &str, data: Vec<u8>) 
     {
         headers.insert(CONTENT_DISPOSITION, value);
     }
-    // An id's bytes never change; `private`: shared caches need not keep them.
+    // An id's bytes never change; `private`: shared caches must not keep them. A browser
+    // that fetched them may keep them past the URL's expiry (its user has them anyway),
+    // so a re-rendered `<img>` of an expired URL still shows.
     headers.insert(
         CACHE_CONTROL,
         HeaderValue::from_static("private, max-age=31536000, immutable"),
@@ -344,20 +351,31 @@ fn not_found() -> Response<Body> {
     json_response(StatusCode::NOT_FOUND, &json!({ "error": "no such upload" }))
 }
 
+fn forbidden(error: UrlError) -> Response<Body> {
+    json_response(
+        StatusCode::FORBIDDEN,
+        &json!({ "error": error.to_string() }),
+    )
+}
+
 impl<H: HttpHandler> UploadsHttp<H> {
-    /// `GET /uploads/<rest>`: `<id>` or `<id>/thumb`.
+    /// `GET /uploads/<rest>`: `<signed>` or `<signed>/thumb`. The signature is checked
+    /// before the disk is looked at, so without a valid URL every path answers the same
+    /// `403`, whether or not a file is behind it.
     async fn download(&self, rest: &str) -> Response<Body> {
-        let (id, thumb) = match rest.strip_suffix("/thumb") {
-            Some(id) => (id, true),
+        let (token, thumb) = match rest.strip_suffix("/thumb") {
+            Some(token) => (token, true),
             None => (rest, false),
         };
-        if !is_id(id) {
-            return not_found();
-        }
+        let granted = match self.files.signer().verify(token, unix_now()) {
+            Ok(granted) => granted,
+            Err(error) => return forbidden(error),
+        };
+        let store = self.files.store();
         let found = if thumb {
-            self.store.read_thumb(id).await
+            store.read_thumb(&granted.id).await
         } else {
-            self.store.read(id).await
+            store.read(&granted.id).await
         };
         let Some((meta, data)) = found else {
             return not_found();
@@ -367,9 +385,14 @@ impl<H: HttpHandler> UploadsHttp<H> {
         };
         if thumb {
             let name = format!("{}.thumb.png", meta.name);
-            serve(Kind::Png, Kind::Png.header_value(), &name, data)
+            serve(Kind::Png.header_value(), true, &name, data)
         } else {
-            serve(kind, kind.header_value(), &meta.name, data)
+            serve(
+                kind.header_value(),
+                kind.is_image() && meta.thumb,
+                &meta.name,
+                data,
+            )
         }
     }
 }
@@ -384,11 +407,20 @@ impl<H: HttpHandler> HttpHandler for UploadsHttp<H> {
                     &json!({ "error": "use POST" }),
                 );
             }
-            return match self.upload(req).await {
-                Ok(meta) => json_response(
-                    StatusCode::CREATED,
-                    &serde_json::to_value(meta.attachment()).unwrap_or_default(),
-                ),
+            // No TCP peer (in-process): one shared address budget.
+            let peer = req
+                .extensions()
+                .get::<PeerAddr>()
+                .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| address_key(p.0.ip()));
+            return match self.upload(req, peer).await {
+                Ok(meta) => {
+                    let viewer = Viewer::user(meta.owner);
+                    let attachment = self.files.signed_attachment(&meta, &viewer);
+                    json_response(
+                        StatusCode::CREATED,
+                        &serde_json::to_value(attachment).unwrap_or_default(),
+                    )
+                }
                 Err(error) => error.response(),
             };
         }
@@ -421,7 +453,7 @@ mod tests {
 
     #[test]
     fn served_files_carry_the_protective_headers() {
-        let resp = serve(Kind::Png, "image/png", "a \"b\".png", vec![1]);
+        let resp = serve("image/png", true, "a \"b\".png", vec![1]);
         let h = resp.headers();
         assert_eq!(h[CONTENT_TYPE], "image/png");
         assert_eq!(h[X_CONTENT_TYPE_OPTIONS], "nosniff");
@@ -430,7 +462,7 @@ mod tests {
             h[CONTENT_DISPOSITION],
             "inline; filename*=UTF-8''a%20%22b%22.png"
         );
-        let resp = serve(Kind::Pdf, "application/pdf", "r.pdf", vec![1]);
+        let resp = serve("application/pdf", false, "r.pdf", vec![1]);
         assert_eq!(
             resp.headers()[CONTENT_DISPOSITION],
             "attachment; filename*=UTF-8''r.pdf"
@@ -449,11 +481,24 @@ mod tests {
             (Type(SniffError::Markup), 415),
             (Image(ThumbError::TooLarge), 415),
             (OverQuota(super::super::quota::OverQuota { quota: 1 }), 413),
+            (Full(super::Full::User(2)), 429),
+            (Full(super::Full::Address(4)), 429),
+            (Full(super::Full::Node), 503),
+            (Body(BodyError::TooSlow { rate: 1, window: 1 }), 408),
+            (Body(BodyError::Timeout(1)), 408),
+            (Body(BodyError::Busy), 503),
+            (Body(BodyError::TooLarge(1)), 413),
         ] {
             assert_eq!(error.status().as_u16(), status, "{error}");
         }
         // Refused before the body was read: the connection closes.
         assert_eq!(TooLarge(1).response().headers()[CONNECTION], "close");
         assert!(Empty.response().headers().get(CONNECTION).is_none());
+        // Out of slots: try again soon.
+        assert_eq!(
+            Full(super::Full::Node).response().headers()[RETRY_AFTER],
+            "5"
+        );
+        assert!(RateLimited.response().headers().get(RETRY_AFTER).is_none());
     }
 }

@@ -46,6 +46,12 @@ impl Quota {
         used.get(&owner).copied().unwrap_or(0)
     }
 
+    /// Gives back `bytes` of `owner` (a stored upload was removed).
+    pub fn release(&self, owner: i64, bytes: u64) {
+        let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
+        give_back(&mut used, owner, bytes);
+    }
+
     /// Sets `bytes` aside for `owner`, or refuses if that passes the quota. Two uploads
     /// at once cannot both pass the last bytes: the check and the count are one step.
     /// Dropping the [`Reservation`] without [`Reservation::keep`] gives the bytes back.
@@ -87,11 +93,15 @@ impl Drop for Reservation {
             return;
         }
         let mut used = self.used.lock().unwrap_or_else(PoisonError::into_inner);
-        if let Some(n) = used.get_mut(&self.owner) {
-            *n = n.saturating_sub(self.bytes);
-            if *n == 0 {
-                used.remove(&self.owner);
-            }
+        give_back(&mut used, self.owner, self.bytes);
+    }
+}
+
+fn give_back(used: &mut HashMap<i64, u64>, owner: i64, bytes: u64) {
+    if let Some(n) = used.get_mut(&owner) {
+        *n = n.saturating_sub(bytes);
+        if *n == 0 {
+            used.remove(&owner);
         }
     }
 }
@@ -120,5 +130,10 @@ mod tests {
         assert_eq!(quota.used(7), 0);
         quota.reserve(7, 100).unwrap().keep();
         assert_eq!(quota.used(7), 100);
+        // A removed upload gives its bytes back.
+        quota.release(7, 60);
+        assert_eq!(quota.used(7), 40);
+        quota.release(7, 1000);
+        assert_eq!(quota.used(7), 0);
     }
 }
