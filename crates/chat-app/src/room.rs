@@ -1,6 +1,7 @@
 //! The `room:*` channel: join with a username, history on join (or the messages missed
-//! since `after_id`), messages written to the store before they are broadcast, threads,
-//! edits, deletes, reactions, mentions, attachments, presence, typing (docs/chat.md).
+//! since `after_id` and the changes since `after_seq`), messages written to the store
+//! before they are broadcast, threads, edits, deletes, reactions, mentions, attachments,
+//! presence, typing (docs/chat.md). Everything sent names its author by id.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -10,11 +11,13 @@ use phx_server::{Channel, ChannelContext, HandleResult, JoinResult, Payload};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::accounts::access::{self, Denied};
+use crate::accounts::access::{self, Denied, Found};
+use crate::accounts::guest_names::{self, GuestNames, HeldName};
 use crate::accounts::{names, AccountStore, RoomKind};
 use crate::connect::ChatClient;
 use crate::directory::{OpenError, RoomDirectory};
 use crate::limit::RateLimit;
+use crate::replay::replay;
 use crate::store::{Announce, Change, NewMessage, Reactor, Store, StoreError, StoredMessage};
 use crate::uploads::{Attachment, AttachmentLookup};
 use crate::validate;
@@ -53,6 +56,11 @@ pub struct RoomChannel {
     kind: Option<RoomKind>,
     /// Uploads: `None` refuses attachments ("uploads are not enabled").
     attachments: Option<Arc<dyn AttachmentLookup>>,
+    /// The guest names of this node: `None` leaves them unchecked (but for registered
+    /// names).
+    guest_names: Option<Arc<GuestNames>>,
+    /// A guest's name, held while this channel lives.
+    held_name: Option<HeldName>,
 }
 
 impl RoomChannel {
@@ -78,7 +86,16 @@ impl RoomChannel {
             author: String::new(),
             kind: None,
             attachments: None,
+            guest_names: None,
+            held_name: None,
         }
+    }
+
+    /// With this node's guest names: a guest's name is held by one guest at a time
+    /// (docs/chat.md, "Guest names").
+    pub fn with_guest_names(mut self, names: Arc<GuestNames>) -> Self {
+        self.guest_names = Some(names);
+        self
     }
 
     /// With uploads: `new_msg` may carry attachments, each an upload of the same
@@ -106,6 +123,7 @@ fn typing_key(room: &str, username: &str) -> String {
 struct JoinParams {
     username: Option<Value>,
     after_id: Option<Value>,
+    after_seq: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -165,6 +183,11 @@ impl Channel for RoomChannel {
             "after_id",
         )
         .map_err(reason)?;
+        let after_seq = validate::optional_id(
+            params.as_ref().and_then(|j| j.after_seq.as_ref()),
+            "after_seq",
+        )
+        .map_err(reason)?;
         if let Some(user) = ctx.assigns().user.clone() {
             self.username = user.username;
             self.presence_key = format!("user:{}", user.id);
@@ -178,66 +201,53 @@ impl Channel for RoomChannel {
             self.username = validate::username(&name).map_err(reason)?;
             self.presence_key = format!("guest:{}", ctx.assigns().guest_id);
         }
-        if let Some(accounts) = &self.accounts {
-            let kind = access::authorize(accounts.as_ref(), &self.room, ctx.assigns()).await;
-            match kind {
-                Ok(kind) => self.kind = Some(kind),
-                Err(Denied::Unauthorized) => return Err(reason("unauthorized")),
-                Err(Denied::Store(error)) => {
-                    tracing::warn!(%error, room = %self.room, "join: account store unavailable");
-                    return Err(reason("unavailable"));
-                }
-            }
-            if self.guest {
-                // A guest never takes a registered name (presence carries the guest mark;
-                // messages keep the bare name, as before accounts).
-                match accounts.user_by_fold(&names::fold(&self.username)).await {
-                    Ok(None) => {}
-                    Ok(Some(_)) => return Err(reason("this name belongs to a registered user")),
-                    Err(error) => {
-                        tracing::warn!(%error, "join: account store unavailable");
-                        return Err(reason("unavailable"));
-                    }
-                }
-            }
-        } else {
-            self.presence_key = self.username.clone();
-        }
-        self.typing_key = typing_key(&self.room, &self.username);
         // No address (not a TCP peer): one shared budget, so a gap here cannot be used to
         // create rooms without limit.
         let peer = ctx
             .assigns()
             .peer
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
-        // The room is created on first join; the reply carries its recent history, or
-        // what a rejoining page missed.
-        let replay = async {
-            self.rooms.open(&self.room, peer, Instant::now()).await?;
-            if let Some(after_id) = after_id {
-                let missed = self
-                    .store
-                    .after(&self.room, after_id, validate::REPLAY_MAX + 1)
-                    .await?;
-                if missed.len() <= validate::REPLAY_MAX as usize {
-                    return Ok((missed, false));
-                }
+        if let Some(accounts) = self.accounts.clone() {
+            // A new name: no look-alike, one script. Checked before anything is created.
+            let found = access::check_name(accounts.as_ref(), &self.room)
+                .await
+                .map_err(|denied| self.denied(denied))?;
+            if self.guest {
+                self.guest_name(accounts.as_ref(), ctx).await?;
             }
-            let recent = self
-                .store
-                .recent(&self.room, validate::RECENT_ON_JOIN)
-                .await?;
-            Ok((recent, after_id.is_some()))
-        };
-        let (list, gap) = replay.await.map_err(|error| match error {
-            OpenError::TooManyNewRooms => reason(OpenError::TooManyNewRooms.to_string()),
-            OpenError::Store(error) => {
+            // A new room is paid for (its creation budget) before it is recorded; an
+            // existing one is authorized before anything else.
+            if found == Found::New {
+                self.open(peer).await?;
+            }
+            let kind = access::authorize(accounts.as_ref(), &self.room, ctx.assigns())
+                .await
+                .map_err(|denied| self.denied(denied))?;
+            self.kind = Some(kind);
+            if found != Found::New {
+                self.open(peer).await?;
+            }
+        } else {
+            self.presence_key = self.username.clone();
+            self.open(peer).await?;
+        }
+        self.typing_key = typing_key(&self.room, &self.username);
+        // The reply carries the room's recent history, or what a rejoining page missed
+        // and what changed meanwhile.
+        let replay = replay(self.store.as_ref(), &self.room, after_id, after_seq)
+            .await
+            .map_err(|error| {
                 tracing::warn!(%error, room = %self.room, "join: store unavailable");
                 reason("unavailable")
-            }
-        })?;
+            })?;
         ctx.send_info(AfterJoin);
-        Ok(json!({ "messages": list, "gap": gap }).into())
+        let mut reply = json!(replay);
+        reply["me"] = json!({
+            "author": self.author,
+            "username": self.username,
+            "guest": self.guest,
+        });
+        Ok(reply.into())
     }
 
     async fn handle_info(
@@ -252,6 +262,7 @@ impl Channel for RoomChannel {
             "online_at": online_at.to_string(),
             "username": self.username,
             "guest": self.guest,
+            "author": self.author,
         });
         if let Err(error) = ctx.presence().track(&self.presence_key, meta) {
             tracing::warn!(%error, "presence track failed");
@@ -336,12 +347,83 @@ impl Channel for RoomChannel {
                     .typing
                     .try_acquire(self.typing_key.as_str(), Instant::now())
                 {
-                    let _ = ctx.broadcast_from("typing", json!({ "username": self.username }));
+                    let _ = ctx.broadcast_from(
+                        "typing",
+                        json!({ "username": self.username, "author": self.author }),
+                    );
                 }
                 HandleResult::NoReply
             }
             _ => HandleResult::error(reason(format!("unknown event {event:?}"))),
         }
+    }
+}
+
+impl RoomChannel {
+    /// Makes sure the room exists, creating it within `peer`'s budget.
+    async fn open(&self, peer: IpAddr) -> Result<(), Refused> {
+        self.rooms
+            .open(&self.room, peer, Instant::now())
+            .await
+            .map_err(|error| match error {
+                OpenError::TooManyNewRooms => reason(OpenError::TooManyNewRooms.to_string()),
+                OpenError::Store(error) => {
+                    tracing::warn!(%error, room = %self.room, "join: store unavailable");
+                    reason("unavailable")
+                }
+            })
+    }
+
+    /// The reply to a refused join.
+    fn denied(&self, denied: Denied) -> Refused {
+        match denied {
+            Denied::Unauthorized => reason("unauthorized"),
+            Denied::LookAlike(similar) => access::look_alike_reply(&similar).into(),
+            Denied::MixedScripts => reason(access::MIXED_SCRIPTS),
+            Denied::Store(error) => {
+                tracing::warn!(%error, room = %self.room, "join: account store unavailable");
+                reason("unavailable")
+            }
+        }
+    }
+
+    /// A guest's name: never a registered user's, never another guest's (docs/chat.md,
+    /// "Guest names"); held while this channel lives.
+    async fn guest_name(
+        &mut self,
+        accounts: &dyn AccountStore,
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> Result<(), Refused> {
+        match accounts.user_by_fold(&names::fold(&self.username)).await {
+            Ok(None) => {}
+            Ok(Some(_)) => return Err(reason("this name belongs to a registered user")),
+            Err(error) => {
+                tracing::warn!(%error, "join: account store unavailable");
+                return Err(reason("unavailable"));
+            }
+        }
+        let Some(guest_names) = &self.guest_names else {
+            return Ok(());
+        };
+        let taken = || reason("this name is used by another guest");
+        // Other nodes' guests: as far as the room's presence has replicated.
+        if guest_names.clustered() {
+            let present = ctx.presence().list().parse::<Value>().unwrap_or_default();
+            if guest_names::present_elsewhere(&present, &self.presence_key, &self.username) {
+                return Err(taken());
+            }
+        }
+        let client = ctx.assigns();
+        let held = guest_names
+            .claim(
+                &self.username,
+                &client.guest_id,
+                client.keyed,
+                Instant::now(),
+            )
+            .ok_or_else(taken)?;
+        self.held_name = Some(held);
+        Ok(())
     }
 }
 
@@ -491,15 +573,19 @@ impl RoomChannel {
         } else {
             Change::Delete
         };
-        let changed = self
-            .store
-            .change(&self.room, id, &self.author, change)
+        // Broadcast by the store once stored, in order with the room's other changes
+        // and messages (their `seq` order: docs/chat.md, "Changes while away").
+        let (pubsub, topic) = (ctx.pubsub().clone(), self.topic.clone());
+        let announce: Announce = Box::new(move |changed| {
+            if let Err(error) = pubsub.broadcast(&topic, "msg_updated", json!(changed)) {
+                tracing::error!(%error, "broadcast failed");
+            }
+        });
+        self.store
+            .apply_change(&self.room, id, &self.author, change, Some(announce))
             .await
             .map_err(|e| store_failed(e, event, &self.room))?
             .map_err(|refusal| reason(refusal.to_string()))?;
-        if let Err(error) = ctx.broadcast("msg_updated", json!(changed)) {
-            tracing::error!(%error, "broadcast failed");
-        }
         Ok(())
     }
 
@@ -518,16 +604,29 @@ impl RoomChannel {
             key: self.author.clone(),
             username: self.username.clone(),
         };
-        let reactions = self
+        let (pubsub, topic) = (ctx.pubsub().clone(), self.topic.clone());
+        let announce: Announce = Box::new(move |m| {
+            let note = json!({
+                "id": m.id,
+                "reactions": m.reactions,
+                "reactors": m.reactions.reactors(),
+                "seq": m.seq,
+            });
+            if let Err(error) = pubsub.broadcast(&topic, "reaction", note) {
+                tracing::error!(%error, "broadcast failed");
+            }
+        });
+        let message = self
             .store
-            .react(&self.room, id, reactor, &emoji)
+            .toggle_reaction(&self.room, id, reactor, &emoji, Some(announce))
             .await
             .map_err(|e| store_failed(e, "react", &self.room))?
             .map_err(|refusal| reason(refusal.to_string()))?;
-        if let Err(error) = ctx.broadcast("reaction", json!({ "id": id, "reactions": reactions })) {
-            tracing::error!(%error, "broadcast failed");
-        }
-        Ok(json!({ "reactions": reactions }))
+        Ok(json!({
+            "reactions": message.reactions,
+            "reactors": message.reactions.reactors(),
+            "seq": message.seq,
+        }))
     }
 
     /// `thread`: a top-level message and a page of its replies, oldest first.
@@ -565,6 +664,7 @@ impl RoomChannel {
             "room": self.room,
             "id": message.id,
             "username": self.username,
+            "author": self.author,
             "body": message.body,
         });
         for name in message.mentions.iter().take(validate::MENTIONS_MAX) {
@@ -604,7 +704,12 @@ impl RoomChannel {
                 return;
             }
         };
-        let note = json!({ "room": self.room, "id": id, "username": self.username });
+        let note = json!({
+            "room": self.room,
+            "id": id,
+            "username": self.username,
+            "author": self.author,
+        });
         for member in members.into_iter().take(crate::accounts::MAX_MEMBERS) {
             let _ = ctx
                 .pubsub()

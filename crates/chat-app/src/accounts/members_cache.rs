@@ -5,9 +5,11 @@
 //! asking PostgreSQL each time costs a pool checkout with its verify ping and a `SELECT`
 //! per message, in the sender's socket task: once messages were stored by group commit,
 //! that lookup was most of a message's cost (see the README's chat figures). Members
-//! change only through [`AccountStore::add_member`] and [`AccountStore::remove_member`]
-//! (nothing else writes `memberships`), so this process can keep the lists and forget a
-//! room's list whenever one of those runs.
+//! change only through the calls that write `memberships` ([`AccountStore::add_member`],
+//! [`AccountStore::remove_member`], [`AccountStore::enter_room`],
+//! [`AccountStore::create_private`], [`AccountStore::accept_invitation`],
+//! [`AccountStore::leave_room`]), so this process can keep the lists and forget a room's
+//! list whenever one of those runs.
 //!
 //! Correctness: a list is forgotten before and after each membership change, and a
 //! lookup that raced with a change (a change began while it was reading) is not kept, so
@@ -24,7 +26,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{AccountStore, Membership, RoomKind, User};
+use super::{
+    AcceptOutcome, AccountStore, Creation, Entry, Invitation, InviteLimits, InviteOutcome,
+    Membership, RoomKind, RoomName, User,
+};
 use crate::store::StoreError;
 
 /// How long a list is kept at most (the bound on the timed-out-change gap above).
@@ -98,6 +103,86 @@ impl<S: AccountStore> AccountStore for MembersCache<S> {
         let result = self.inner.remove_member(room, user_id).await;
         self.forget(room);
         result
+    }
+
+    async fn enter_room(
+        &self,
+        room: &str,
+        fold: &str,
+        user: Option<i64>,
+    ) -> Result<Entry, StoreError> {
+        if user.is_none() {
+            // A guest's join changes no member list.
+            return self.inner.enter_room(room, fold, user).await;
+        }
+        self.forget(room);
+        let result = self.inner.enter_room(room, fold, user).await;
+        self.forget(room);
+        result
+    }
+
+    async fn create_private(
+        &self,
+        room: &str,
+        fold: &str,
+        creator: i64,
+    ) -> Result<Creation, StoreError> {
+        self.forget(room);
+        let result = self.inner.create_private(room, fold, creator).await;
+        self.forget(room);
+        result
+    }
+
+    async fn accept_invitation(
+        &self,
+        room: &str,
+        invitee: i64,
+        limits: &InviteLimits,
+    ) -> Result<AcceptOutcome, StoreError> {
+        self.forget(room);
+        let result = self.inner.accept_invitation(room, invitee, limits).await;
+        self.forget(room);
+        result
+    }
+
+    async fn leave_room(
+        &self,
+        room: &str,
+        user_id: i64,
+        limits: &InviteLimits,
+    ) -> Result<(), StoreError> {
+        self.forget(room);
+        let result = self.inner.leave_room(room, user_id, limits).await;
+        self.forget(room);
+        result
+    }
+
+    async fn room_name(&self, room: &str, fold: &str) -> Result<RoomName, StoreError> {
+        self.inner.room_name(room, fold).await
+    }
+    async fn invite(
+        &self,
+        room: &str,
+        inviter: i64,
+        invitee: i64,
+        limits: &InviteLimits,
+    ) -> Result<InviteOutcome, StoreError> {
+        self.inner.invite(room, inviter, invitee, limits).await
+    }
+    async fn invitations(
+        &self,
+        user_id: i64,
+        limits: &InviteLimits,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        self.inner.invitations(user_id, limits).await
+    }
+    async fn decline_invitation(
+        &self,
+        room: &str,
+        invitee: i64,
+        limits: &InviteLimits,
+    ) -> Result<bool, StoreError> {
+        self.inner.decline_invitation(room, invitee, limits).await
     }
 
     async fn create_user(

@@ -64,14 +64,26 @@ pub async fn account_store(
     }
 }
 
-/// The `user:*` channel factory.
+/// The `user:*` channel factory (default invitation limits).
 pub fn user_channel(
     accounts: &Arc<dyn AccountStore>,
     store: &Arc<dyn Store>,
     rooms: &Arc<RoomDirectory>,
 ) -> impl Fn() -> UserChannel + Send + Sync + 'static {
+    user_channel_with(accounts, store, rooms, super::InviteLimits::default())
+}
+
+/// The `user:*` channel factory with these invitation limits.
+pub fn user_channel_with(
+    accounts: &Arc<dyn AccountStore>,
+    store: &Arc<dyn Store>,
+    rooms: &Arc<RoomDirectory>,
+    limits: super::InviteLimits,
+) -> impl Fn() -> UserChannel + Send + Sync + 'static {
     let (accounts, store, rooms) = (accounts.clone(), store.clone(), rooms.clone());
-    move || UserChannel::new(accounts.clone(), store.clone(), rooms.clone())
+    move || {
+        UserChannel::new(accounts.clone(), store.clone(), rooms.clone()).with_invite_limits(limits)
+    }
 }
 
 /// The account API's limits with these bursts (the rates as in `api`'s defaults).
