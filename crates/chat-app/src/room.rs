@@ -387,8 +387,8 @@ impl RoomChannel {
         }
     }
 
-    /// A guest's name: never a registered user's, never another guest's (docs/chat.md,
-    /// "Guest names"); held while this channel lives.
+    /// A guest's name: never a registered user's, never another guest's in this room
+    /// (docs/chat.md, "Guest names"); held while this channel lives.
     async fn guest_name(
         &mut self,
         accounts: &dyn AccountStore,
@@ -416,6 +416,7 @@ impl RoomChannel {
         let client = ctx.assigns();
         let held = guest_names
             .claim(
+                &self.room,
                 &self.username,
                 &client.guest_id,
                 client.keyed,

@@ -1,17 +1,20 @@
-//! A guest name is held by one guest at a time (docs/chat.md, "Guest names").
+//! A guest name is held by one guest at a time in a room (docs/chat.md, "Guest
+//! names").
 //!
-//! Why: two guests present under one name could not be told apart by name, and a page
-//! deciding "mine" by name took the other's messages for its own. Author ids fix the
-//! page; this keeps the names themselves distinct.
+//! Why: two guests present in a room under one name could not be told apart by name,
+//! and a page deciding "mine" by name took the other's messages for its own. Author ids
+//! fix the page; this keeps the names in a room's timeline and presence distinct.
+//! Per room, not per server: a name is what a room shows, and a common first name
+//! should not be locked out of every room by one guest somewhere else.
 //!
-//! [`GuestNames`] is this node's table: folded name → the guest (author id) holding it
-//! and how many of its room channels are joined. A name is held while its guest has a
-//! channel joined here, and for [`GuestNames::hold`] after the last one ends if the
-//! guest connected with a `guest_key` (same key, same guest id: a reconnect or a reload
-//! gets its name back; a guest without a key gets a new id per connection, so holding
-//! its name longer would only lock it out). Exact on one node. Other nodes' guests are
-//! seen through the room's presence (the room channel reads it in a cluster), as far
-//! as presence has replicated.
+//! [`GuestNames`] is this node's table: (room, folded name) → the guest (author id)
+//! holding it and how many of its channels hold it. A name is held while its guest has
+//! the room joined here, and for [`GuestNames::hold`] after its last channel there ends
+//! if the guest connected with a `guest_key` (same key, same guest id: a reconnect or a
+//! reload gets its name back; a guest without a key gets a new id per connection, so
+//! holding its name longer would only lock it out). Exact on one node. Other nodes'
+//! guests are seen through the room's presence (the room channel reads it in a
+//! cluster), as far as presence has replicated.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -37,7 +40,8 @@ struct Holder {
 
 /// The guest names held on this node.
 pub struct GuestNames {
-    held: Mutex<HashMap<String, Holder>>,
+    /// (room, folded name) → its holder.
+    held: Mutex<HashMap<(String, String), Holder>>,
     hold: Duration,
     clustered: bool,
 }
@@ -57,14 +61,14 @@ impl std::fmt::Debug for GuestNames {
 #[derive(Debug)]
 pub struct HeldName {
     names: Arc<GuestNames>,
-    fold: String,
+    key: (String, String),
     guest_id: String,
 }
 
 impl Drop for HeldName {
     fn drop(&mut self) {
         self.names
-            .release(&self.fold, &self.guest_id, Instant::now());
+            .release(&self.key, &self.guest_id, Instant::now());
     }
 }
 
@@ -105,27 +109,28 @@ impl GuestNames {
         self.len() == 0
     }
 
-    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Holder>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<(String, String), Holder>> {
         self.held.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Takes `name` for guest `guest_id` (`keyed`: it came from a `guest_key`) at `now`,
-    /// unless another guest holds it: `None` then.
+    /// Takes `name` in `room` for guest `guest_id` (`keyed`: it came from a
+    /// `guest_key`) at `now`, unless another guest holds it there: `None` then.
     pub fn claim(
         self: &Arc<Self>,
+        room: &str,
         name: &str,
         guest_id: &str,
         keyed: bool,
         now: Instant,
     ) -> Option<HeldName> {
-        let fold = names::fold(name);
+        let key = (room.to_owned(), names::fold(name));
         let mut held = self.lock();
-        if let Some(holder) = held.get_mut(&fold) {
+        if let Some(holder) = held.get_mut(&key) {
             if holder.guest_id == guest_id {
                 holder.channels += 1;
                 holder.released = None;
                 holder.keyed |= keyed;
-                return Some(self.held_name(fold, guest_id));
+                return Some(self.held_name(key, guest_id));
             }
             let kept = holder.channels > 0
                 || (holder.keyed
@@ -136,11 +141,11 @@ impl GuestNames {
                 return None;
             }
         }
-        if held.len() >= MAX_RELEASED && !held.contains_key(&fold) {
+        if held.len() >= MAX_RELEASED && !held.contains_key(&key) {
             self.forget_released(&mut held, now);
         }
         held.insert(
-            fold.clone(),
+            key.clone(),
             Holder {
                 guest_id: guest_id.to_owned(),
                 channels: 1,
@@ -148,20 +153,20 @@ impl GuestNames {
                 released: None,
             },
         );
-        Some(self.held_name(fold, guest_id))
+        Some(self.held_name(key, guest_id))
     }
 
-    fn held_name(self: &Arc<Self>, fold: String, guest_id: &str) -> HeldName {
+    fn held_name(self: &Arc<Self>, key: (String, String), guest_id: &str) -> HeldName {
         HeldName {
             names: self.clone(),
-            fold,
+            key,
             guest_id: guest_id.to_owned(),
         }
     }
 
-    fn release(&self, fold: &str, guest_id: &str, now: Instant) {
+    fn release(&self, key: &(String, String), guest_id: &str, now: Instant) {
         let mut held = self.lock();
-        let Some(holder) = held.get_mut(fold) else {
+        let Some(holder) = held.get_mut(key) else {
             return;
         };
         if holder.guest_id != guest_id {
@@ -172,14 +177,14 @@ impl GuestNames {
             if holder.keyed && !self.hold.is_zero() {
                 holder.released = Some(now);
             } else {
-                held.remove(fold);
+                held.remove(key);
             }
         }
     }
 
     /// Drops released names past their hold; if the table is still at
     /// [`MAX_RELEASED`], every released name, oldest first, down to half of it.
-    fn forget_released(&self, held: &mut HashMap<String, Holder>, now: Instant) {
+    fn forget_released(&self, held: &mut HashMap<(String, String), Holder>, now: Instant) {
         held.retain(|_, h| {
             h.channels > 0
                 || h.released
@@ -188,14 +193,14 @@ impl GuestNames {
         if held.len() < MAX_RELEASED {
             return;
         }
-        let mut released: Vec<(Instant, String)> = held
+        let mut released: Vec<(Instant, (String, String))> = held
             .iter()
-            .filter_map(|(fold, h)| h.released.map(|at| (at, fold.clone())))
+            .filter_map(|(key, h)| h.released.map(|at| (at, key.clone())))
             .collect();
         released.sort();
         let excess = held.len().saturating_sub(MAX_RELEASED / 2);
-        for (_, fold) in released.into_iter().take(excess) {
-            held.remove(&fold);
+        for (_, key) in released.into_iter().take(excess) {
+            held.remove(&key);
         }
         tracing::warn!(
             held = held.len(),
@@ -226,43 +231,49 @@ mod tests {
     const SEC: Duration = Duration::from_secs(1);
 
     #[test]
-    fn a_name_is_one_guests_across_rooms_and_look_alikes() {
+    fn a_name_is_one_guests_in_a_room_under_look_alikes_too() {
         let names = Arc::new(GuestNames::new(HOLD));
         let t0 = Instant::now();
-        let zed = names.claim("zed", "a", true, t0).unwrap();
-        let again = names.claim("Zed", "a", true, t0).unwrap();
-        assert!(names.claim("zed", "b", true, t0).is_none());
-        assert!(names.claim("ＺＥＤ", "b", false, t0).is_none());
+        let zed = names.claim("lobby", "zed", "a", true, t0).unwrap();
+        let again = names.claim("lobby", "Zed", "a", true, t0).unwrap();
+        assert!(names.claim("lobby", "zed", "b", true, t0).is_none());
+        assert!(names.claim("lobby", "ＺＥＤ", "b", false, t0).is_none());
+        // Another room: another name table.
+        let elsewhere = names.claim("other", "zed", "b", true, t0).unwrap();
         drop(zed);
         assert!(
-            names.claim("zed", "b", true, t0).is_none(),
+            names.claim("lobby", "zed", "b", true, t0).is_none(),
             "one channel left"
         );
         drop(again);
         // Keyed: held for HOLD after the last channel, then free.
-        assert!(names.claim("zed", "b", true, t0 + SEC).is_none());
-        let back = names.claim("zed", "a", true, t0 + 2 * SEC).unwrap();
+        assert!(names.claim("lobby", "zed", "b", true, t0 + SEC).is_none());
+        let back = names
+            .claim("lobby", "zed", "a", true, t0 + 2 * SEC)
+            .unwrap();
         drop(back);
         let late = t0 + 2 * SEC + HOLD;
-        let bea = names.claim("zed", "b", false, late).unwrap();
+        let bea = names.claim("lobby", "zed", "b", false, late).unwrap();
         // Not keyed: free as soon as the channel ends.
         drop(bea);
-        assert!(names.is_empty());
-        names.claim("zed", "c", false, late).unwrap();
+        drop(elsewhere);
+        assert_eq!(names.len(), 1, "b's keyed name in other, within its hold");
+        names.claim("lobby", "zed", "c", false, late).unwrap();
     }
 
     #[test]
     fn a_release_by_the_former_holder_does_not_free_the_new_ones_name() {
         let names = Arc::new(GuestNames::new(SEC));
         let t0 = Instant::now();
-        let old = names.claim("amy", "a", true, t0).unwrap();
+        let old = names.claim("r", "amy", "a", true, t0).unwrap();
         // A stale guard: its holder lost the name after the hold (cannot happen while the
         // guard lives, but the release must check whose name it is).
-        names.lock().get_mut(&names::fold("amy")).unwrap().channels = 0;
-        names.lock().get_mut(&names::fold("amy")).unwrap().released = Some(t0);
-        let _new = names.claim("amy", "b", false, t0 + 2 * SEC).unwrap();
+        let key = ("r".to_owned(), names::fold("amy"));
+        names.lock().get_mut(&key).unwrap().channels = 0;
+        names.lock().get_mut(&key).unwrap().released = Some(t0);
+        let _new = names.claim("r", "amy", "b", false, t0 + 2 * SEC).unwrap();
         drop(old);
-        assert!(names.claim("amy", "c", false, t0 + 3 * SEC).is_none());
+        assert!(names.claim("r", "amy", "c", false, t0 + 3 * SEC).is_none());
     }
 
     #[test]
@@ -286,11 +297,11 @@ mod tests {
         let names = Arc::new(GuestNames::new(HOLD));
         let t0 = Instant::now();
         for i in 0..MAX_RELEASED + 10 {
-            drop(names.claim(&format!("g{i}"), &format!("id{i}"), true, t0));
+            drop(names.claim("r", &format!("g{i}"), &format!("id{i}"), true, t0));
         }
         assert!(names.len() <= MAX_RELEASED, "{}", names.len());
-        let live = names.claim("live", "x", true, t0).unwrap();
-        assert!(names.claim("live", "y", true, t0).is_none());
+        let live = names.claim("r", "live", "x", true, t0).unwrap();
+        assert!(names.claim("r", "live", "y", true, t0).is_none());
         drop(live);
     }
 }
