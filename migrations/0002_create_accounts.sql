@@ -1,4 +1,4 @@
--- Accounts (issue 14). Existing rooms and messages stay as they are: a room without a
+-- Accounts. Existing rooms and messages stay as they are: a room without a
 -- row in room_access is public.
 CREATE TABLE users (
     id            bigserial   PRIMARY KEY,

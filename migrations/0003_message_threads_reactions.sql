@@ -1,4 +1,4 @@
--- Issue 15 (docs/chat.md): threads, edits, tombstones, attachments, mentions, the
+-- The message model of docs/chat.md: threads, edits, tombstones, attachments, mentions, the
 -- sender's idempotency key, reactions. Every new column has a constant default, so
 -- adding it rewrites nothing; messages from before have the author '' (nobody: an
 -- author key is `user:<id>` or `guest:<guest id>`), so they cannot be edited or deleted.

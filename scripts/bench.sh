@@ -2,7 +2,9 @@
 # Runs the benchmark scenarios (connections, fanout vs the floor, storm, chat with
 # PostgreSQL, latency at a fixed offered load) and writes
 # bench-results/<date>-<commit>[-dirty]-<size>/{results.json,results.md,latency.svg}, then
-# compares the run with the newest earlier results.json of the same size (or
+# compares the run with the newest earlier results.json of the same size measured on the
+# same kind of machine (CPU model and cores; results.json records them, and the PostgreSQL
+# version and settings of the chat scenario) (or
 # `--compare bench-results/<dir>`): old, new and change in % per figure, marked **worse**
 # past `--threshold` % (default 10) the bad way; also saved as comparison.md.
 #   bash scripts/bench.sh                # small: about two minutes on 2 cores

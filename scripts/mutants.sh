@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Mutation testing: how many injected bugs the Rust tests catch, one module group at a
 # time (cargo-mutants, https://mutants.rs). Too slow for scripts/test.sh; run it after
-# changing a module or its tests, and update the scores in README.md.
+# changing a module or its tests, and update the scores in docs/contributing.md.
 #
 #   bash scripts/mutants.sh                  # every group
 #   bash scripts/mutants.sh protocol socket  # only these groups

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Runs every test on a fresh machine, installing what is missing first:
-# formatting and lints, phx-server's module layers, the docs (rustdoc, the README's
-# example), Rust unit/property/integration tests and doctests (PostgreSQL at
-# 127.0.0.1:5432), the crates' publish dry-run, the examples and the conformance suite
-# through real phoenix.js (a Redis cluster of real nodes included: Debian's redis-server),
-# and the browser end-to-end tests (Debian's chromium driven by playwright-core).
+# formatting and lints, module layers (phx-server, the chat app), the docs (rustdoc; the
+# README's length and example; no work-item numbers; no stale item names), Rust
+# unit/property/integration tests and doctests (PostgreSQL at 127.0.0.1:5432), the
+# crates' publish dry-run, the examples and the conformance suite through real
+# phoenix.js (a Redis cluster of real nodes included: Debian's redis-server), the
+# browser end-to-end tests (Debian's chromium driven by playwright-core), and the abuse
+# suite (hostile clients against a running server, with RSS/thread/service bounds).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 export CARGO_TERM_COLOR=never
@@ -58,16 +60,19 @@ step "npm packages"
 (cd js-client && npm ci --no-audit --no-fund --loglevel=error)
 (cd examples/hello && npm ci --no-audit --no-fund --loglevel=error)
 (cd examples/token-auth && npm ci --no-audit --no-fund --loglevel=error)
+(cd tests/abuse && npm ci --no-audit --no-fund --loglevel=error)
 
 step "format and lints"
 cargo fmt --all -- --check
 cargo clippy --workspace --all-targets --locked -- -D warnings
 
-step "phx-server module layers (no import cycles)"
+step "module layers (phx-server's floors; no import circles between files in phx-server and the chat app)"
 python3 scripts/check-layers.py crates/phx-server/src
+python3 scripts/check-layers.py --files-only crates/chat-app/src
 
-step "docs: rustdoc with -D warnings, the README's example is examples/hello"
+step "docs: rustdoc with -D warnings, README length, no work-item numbers, no stale item names, the README's example is examples/hello"
 RUSTDOCFLAGS="-D warnings" cargo doc --no-deps --locked -p phx-protocol -p phx-server
+python3 scripts/check-docs.py
 python3 scripts/check-readme-example.py
 
 step "phx-protocol stays sans-IO"
@@ -93,5 +98,8 @@ step "conformance suite (phoenix.js against examples/conformance-server, one nod
 
 step "chat app: browser end-to-end and server tests"
 (cd js-client && npm test)
+
+step "abuse suite (attacks with memory, thread and service bounds: tests/abuse)"
+node tests/abuse/run.js
 
 step "done"

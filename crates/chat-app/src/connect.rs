@@ -1,10 +1,13 @@
-//! The chat socket's connect hook (docs/protocol.md §1.4): everyone may connect (names
+//! The chat socket's connect hooks (docs/protocol.md §1.4): everyone may connect (names
 //! are chosen per join), and the peer's address goes into the socket assigns, where the
-//! room channel finds it to limit room creation per client.
+//! room channel finds it to limit room creation per client. With accounts,
+//! [`SessionConnect`] also signs in the holder of a valid session token.
 
 use std::net::IpAddr;
 
 use phx_server::{Connect, ConnectInfo, Connected, Params, Refusal};
+
+use crate::accounts::session::{SessionUser, Sessions};
 
 /// What a chat connection carries into every channel of its socket.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -13,7 +16,7 @@ pub struct ChatClient {
     /// has no TCP peer (in-process tests).
     pub peer: Option<IpAddr>,
     /// The signed-in user (a valid session token), `None` for a guest.
-    pub user: Option<crate::accounts::session::SessionUser>,
+    pub user: Option<SessionUser>,
     /// A guest's id (presence key `guest:<id>`, author `guest:<id>`): derived from the
     /// `guest_key` connect param, or random per connection without a valid one.
     pub guest_id: String,
@@ -96,6 +99,45 @@ impl Connect for ChatConnect {
             info.peer_addr.map(|addr| addr.ip().to_canonical()),
             params.get_str("guest_key"),
         )))
+    }
+}
+
+/// The chat socket's connect hook with accounts: a valid `token` param signs the user
+/// in (socket id `user_socket:<id>`); no token is a guest; a token that is tampered
+/// with, expired or logged out is refused (403), and the page drops it.
+#[derive(Clone)]
+pub struct SessionConnect {
+    sessions: Sessions,
+}
+
+impl SessionConnect {
+    /// Checks tokens with `sessions`.
+    pub fn new(sessions: Sessions) -> Self {
+        Self { sessions }
+    }
+}
+
+impl Connect for SessionConnect {
+    type Assigns = ChatClient;
+
+    async fn connect(
+        &self,
+        params: &Params,
+        info: &ConnectInfo,
+    ) -> Result<Connected<Self::Assigns>, Refusal> {
+        let mut client = ChatClient::guest_with_key(
+            info.peer_addr.map(|a| a.ip().to_canonical()),
+            params.get_str("guest_key"),
+        );
+        let Some(token) = params.get_str("token") else {
+            return Ok(Connected::new(client));
+        };
+        let Some(user) = self.sessions.verify(Some(token)).await else {
+            return Err(Refusal::forbidden());
+        };
+        let id = format!("user_socket:{}", user.id);
+        client.user = Some(user);
+        Ok(Connected::new(client).with_id(id))
     }
 }
 

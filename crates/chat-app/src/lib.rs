@@ -10,7 +10,8 @@
 //! - `directory`: which rooms exist; creating one within a budget per client address.
 //! - `limit`: rate limits per key (token buckets in a bounded table), used by `typing`
 //!   and room creation.
-//! - `connect`: the connect hook; puts the peer address in the socket assigns.
+//! - `connect`: the connect hooks (guests; signed-in users with a session token); put
+//!   the peer address in the socket assigns.
 //! - `store`: history behind one trait (PostgreSQL or memory), every call bounded by
 //!   `TimeoutStore`.
 //! - `config`: flags and environment; `web`: the page's static files.

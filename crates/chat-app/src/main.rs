@@ -143,7 +143,7 @@ async fn run(config: Config) -> Result<(), String> {
     .await
     .map_err(|e| format!("{e:#}"))?;
     let sessions = chat_app::accounts::session::Sessions::new(&secret, accounts.clone());
-    let connect = chat_app::accounts::session::SessionConnect::new(sessions.clone());
+    let connect = chat_app::connect::SessionConnect::new(sessions.clone());
     let user_channel = chat_app::accounts::wiring::user_channel_with(
         &accounts,
         &store,
@@ -248,7 +248,7 @@ async fn run(config: Config) -> Result<(), String> {
 
     let shutdown = endpoint.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        phx_server::shutdown_signal().await;
         tracing::info!(
             sockets = shutdown.socket_count(),
             "signal received: draining (closing sockets with 1012)"
@@ -284,21 +284,4 @@ fn init_logs(config: &Config) -> Result<(), String> {
             .init();
     }
     Ok(())
-}
-
-async fn wait_for_signal() {
-    #[cfg(unix)]
-    {
-        let Ok(mut term) =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-        else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
-        }
-    }
-    #[cfg(not(unix))]
-    let _ = tokio::signal::ctrl_c().await;
 }

@@ -44,7 +44,7 @@ pub struct RoomChannel {
     username: String,
     /// This user's key in `typing`, built once at join.
     typing_key: String,
-    /// Accounts (issue 14): `None` keeps every room public and every user a guest.
+    /// The accounts: `None` keeps every room public and every user a guest.
     accounts: Option<Arc<dyn AccountStore>>,
     /// Presence key: `user:<id>` or `guest:<guest id>`; and the meta's guest mark.
     presence_key: String,

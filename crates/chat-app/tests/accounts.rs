@@ -1,4 +1,4 @@
-//! Accounts and authorization (issue 14), through `phx_server::testing` sockets and the
+//! Accounts and authorization, through `phx_server::testing` sockets and the
 //! real HTTP API on a loopback port: registration and login, rate limits, sessions,
 //! private rooms, DMs, the personal `user:<id>` topic, unread counts, presence per user,
 //! logout closing every socket of that user and no other.
@@ -7,8 +7,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use chat_app::accounts::api::{AccountsHttp, ApiLimits};
-use chat_app::accounts::session::{SessionConnect, Sessions};
+use chat_app::accounts::session::Sessions;
 use chat_app::accounts::{names, AccountStore, MemoryAccounts};
+use chat_app::connect::SessionConnect;
 use chat_app::directory::RoomDirectory;
 use chat_app::limit::{Rate, RateLimit};
 use chat_app::room::RoomChannel;

@@ -11,6 +11,8 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
+use crate::proc_stats::Machine;
+
 /// Which way a figure should move.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Better {
@@ -254,9 +256,11 @@ fn short(v: f64) -> String {
     }
 }
 
-/// The newest `results.json` under `out` (by modification time) with this `size`, other
-/// than the one in `except`.
-pub fn previous(out: &Path, size: &str, except: &Path) -> Option<PathBuf> {
+/// The newest `results.json` under `out` (by modification time) with this `size`, measured
+/// on the same kind of machine (CPU model and cores: a slower CPU is not a regression),
+/// other than the one in `except`. Results that do not say their machine (written before
+/// machines were recorded) are never picked; `--compare` still compares with any file.
+pub fn previous(out: &Path, size: &str, machine: &Machine, except: &Path) -> Option<PathBuf> {
     let mut best: Option<(std::time::SystemTime, PathBuf)> = None;
     for entry in std::fs::read_dir(out).ok()?.flatten() {
         let dir = entry.path();
@@ -270,11 +274,16 @@ pub fn previous(out: &Path, size: &str, except: &Path) -> Option<PathBuf> {
         let Ok(modified) = meta.modified() else {
             continue;
         };
-        let same_size = std::fs::read_to_string(&file)
+        let comparable = std::fs::read_to_string(&file)
             .ok()
             .and_then(|t| serde_json::from_str::<Value>(&t).ok())
-            .is_some_and(|v| v.get("size").and_then(Value::as_str) == Some(size));
-        if same_size && best.as_ref().is_none_or(|(t, _)| modified > *t) {
+            .is_some_and(|v| {
+                v.get("size").and_then(Value::as_str) == Some(size)
+                    && v.get("machine")
+                        .and_then(|m| serde_json::from_value::<Machine>(m.clone()).ok())
+                        .is_some_and(|m| m.same_kind(machine))
+            });
+        if comparable && best.as_ref().is_none_or(|(t, _)| modified > *t) {
             best = Some((modified, file));
         }
     }
@@ -446,16 +455,27 @@ mod tests {
         assert_eq!(date(1_795_859_555), "2026-11-28");
     }
 
+    fn machine(cpu_model: &str) -> Machine {
+        Machine {
+            cpu_model: cpu_model.into(),
+            cores: 2,
+            memory_gib: 23.4,
+            kernel: "6.1.0".into(),
+        }
+    }
+
     #[test]
     fn the_newest_earlier_run_of_the_same_size_is_found() {
         let out = std::env::temp_dir().join(format!("phx-bench-compare-{}", std::process::id()));
         let _ = std::fs::remove_dir_all(&out);
+        let epyc = machine("AMD EPYC");
         // Modification times set explicitly: "newest" must not depend on the clock.
         let write = |name: &str, size: &str, modified: u64| {
             let dir = out.join(name);
             std::fs::create_dir_all(&dir).expect("temp dir");
             let file = dir.join("results.json");
-            std::fs::write(&file, json!({ "size": size }).to_string()).expect("write");
+            std::fs::write(&file, json!({ "size": size, "machine": epyc }).to_string())
+                .expect("write");
             std::fs::File::options()
                 .write(true)
                 .open(&file)
@@ -470,20 +490,37 @@ mod tests {
         let newer = write("c", "small", 2_000);
         let current = write("d", "small", 4_000);
         assert_eq!(
-            previous(&out, "small", &current),
+            previous(&out, "small", &epyc, &current),
             Some(newer.join("results.json"))
         );
         assert_eq!(
-            previous(&out, "small", &newer),
+            previous(&out, "small", &epyc, &newer),
             Some(current.join("results.json"))
         );
         std::fs::remove_dir_all(&current).expect("cleanup");
         std::fs::remove_dir_all(&newer).expect("cleanup");
         assert_eq!(
-            previous(&out, "small", &current),
+            previous(&out, "small", &epyc, &current),
             Some(older.join("results.json"))
         );
-        assert_eq!(previous(&out, "full", &current), None);
+        assert_eq!(previous(&out, "full", &epyc, &current), None);
+        // Runs of another CPU model, or that do not say their machine, are not compared.
+        assert_eq!(
+            previous(&out, "small", &machine("Intel(R) Xeon(R)"), &current),
+            None
+        );
+        let unsaid = out.join("e");
+        std::fs::create_dir_all(&unsaid).expect("dir");
+        std::fs::write(
+            unsaid.join("results.json"),
+            json!({ "size": "small", "machine": "2 cores, 23.4 GiB, Linux 6.1.0" }).to_string(),
+        )
+        .expect("write");
+        assert_eq!(
+            previous(&out, "small", &epyc, &current),
+            Some(older.join("results.json"))
+        );
+        std::fs::remove_dir_all(&unsaid).expect("cleanup");
         let dir = result_dir(&out, "2026-11-28", "abc1234", "small");
         assert_eq!(dir, out.join("2026-11-28-abc1234-small"));
         std::fs::create_dir_all(&dir).expect("dir");

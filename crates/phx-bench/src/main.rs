@@ -280,6 +280,9 @@ async fn run_chat(
         .await
         .context("PostgreSQL is needed for the chat scenario (127.0.0.1:5432)")?;
     tokio::spawn(conn);
+    let settings = proc_stats::PostgresSettings::read(&client).await?;
+    println!("chat: storing into {settings}");
+    report.postgres = Some(settings);
     // Separate statements: CREATE DATABASE cannot run in the implicit transaction of a batch.
     client
         .batch_execute(&format!("DROP DATABASE IF EXISTS {db} WITH (FORCE)"))
@@ -350,7 +353,7 @@ fn write(
     let previous = match against {
         Some(p) if p.is_dir() => Some(p.join("results.json")),
         Some(p) => Some(p.to_owned()),
-        None => compare::previous(out, &report.size, &dir),
+        None => compare::previous(out, &report.size, &report.machine, &dir),
     };
     if let Some(previous) = previous {
         let old: serde_json::Value = serde_json::from_str(
@@ -365,8 +368,10 @@ fn write(
         std::fs::write(dir.join("comparison.md"), md)?;
     } else {
         println!(
-            "\nno earlier results of size {:?} under {} to compare with",
+            "\nno earlier results of size {:?} from this kind of machine ({}, {} cores) under {} to compare with",
             report.size,
+            report.machine.cpu_model,
+            report.machine.cores,
             out.display()
         );
     }
@@ -399,11 +404,12 @@ async fn main() -> anyhow::Result<()> {
         .duration_since(std::time::UNIX_EPOCH)?
         .as_secs();
     let mut report = Report {
-        machine: proc_stats::machine(),
+        machine: proc_stats::Machine::this(),
         date: compare::date(unix),
         commit: compare::commit(),
         ..Report::default()
     };
+    println!("phx-bench on {}", report.machine);
     let scenario = match &cli.command {
         Command::All { size, .. } => match size {
             Size::Small => "small",

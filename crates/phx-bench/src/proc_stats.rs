@@ -1,6 +1,9 @@
-//! What a process costs, read from /proc: CPU time (utime + stime) and RSS.
+//! What a process costs, read from /proc: CPU time (utime + stime) and RSS; and the
+//! machine (and PostgreSQL) a run was measured on.
 
 use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
 use std::time::Duration;
 
 /// Clock ticks per second, the unit of utime/stime in /proc/<pid>/stat. Asked of
@@ -57,27 +60,154 @@ pub fn rss_bytes(pid: u32) -> anyhow::Result<u64> {
     Ok(kb * 1024)
 }
 
-/// The machine, for the report: cores, memory, kernel.
-pub fn machine() -> String {
-    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
-    let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|m| {
-            m.lines()
-                .find_map(|l| l.strip_prefix("MemTotal:").map(str::to_owned))
-        })
-        .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
-        .unwrap_or(0);
-    let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
-    format!(
-        "{cores} cores, {:.1} GiB, Linux {}",
-        mem_kb as f64 / 1024.0 / 1024.0,
-        kernel.trim()
-    )
+/// The machine a run was measured on. Figures from different CPU models (or core counts)
+/// are not comparable: a run is compared only with earlier runs of the same machine kind
+/// ([`Machine::same_kind`]), and every table says which machine its figures come from.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct Machine {
+    /// `model name` of /proc/cpuinfo (e.g. "AMD EPYC"), or "unknown".
+    pub cpu_model: String,
+    /// CPUs this process may run on.
+    pub cores: usize,
+    pub memory_gib: f64,
+    /// /proc/sys/kernel/osrelease.
+    pub kernel: String,
+}
+
+impl Machine {
+    /// The machine this process runs on.
+    pub fn this() -> Self {
+        let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+        let mem_kb: u64 = std::fs::read_to_string("/proc/meminfo")
+            .ok()
+            .and_then(|m| {
+                m.lines()
+                    .find_map(|l| l.strip_prefix("MemTotal:").map(str::to_owned))
+            })
+            .and_then(|v| v.split_whitespace().next().and_then(|n| n.parse().ok()))
+            .unwrap_or(0);
+        let kernel = std::fs::read_to_string("/proc/sys/kernel/osrelease").unwrap_or_default();
+        let cpu_model = std::fs::read_to_string("/proc/cpuinfo")
+            .ok()
+            .and_then(|info| cpu_model(&info))
+            .unwrap_or_else(|| "unknown".into());
+        Machine {
+            cpu_model,
+            cores,
+            memory_gib: (mem_kb as f64 / 1024.0 / 1024.0 * 10.0).round() / 10.0,
+            kernel: kernel.trim().to_owned(),
+        }
+    }
+
+    /// Same CPU model and core count: the figures of two such runs may be compared.
+    pub fn same_kind(&self, other: &Machine) -> bool {
+        self.cpu_model == other.cpu_model && self.cores == other.cores
+    }
+}
+
+impl std::fmt::Display for Machine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}, {} cores, {:.1} GiB, Linux {}",
+            self.cpu_model, self.cores, self.memory_gib, self.kernel
+        )
+    }
+}
+
+/// The first `model name` of a /proc/cpuinfo text.
+fn cpu_model(cpuinfo: &str) -> Option<String> {
+    cpuinfo.lines().find_map(|l| {
+        let (key, value) = l.split_once(':')?;
+        (key.trim() == "model name").then(|| value.trim().to_owned())
+    })
+}
+
+/// The PostgreSQL server a chat run stored into, and the settings that decide what a
+/// durable insert costs.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct PostgresSettings {
+    /// `server_version`.
+    pub version: String,
+    pub fsync: String,
+    pub synchronous_commit: String,
+    pub full_page_writes: String,
+    pub shared_buffers: String,
+    pub wal_level: String,
+    pub commit_delay: String,
+}
+
+impl PostgresSettings {
+    /// Reads the settings through `client`.
+    pub async fn read(client: &tokio_postgres::Client) -> anyhow::Result<Self> {
+        let mut out = PostgresSettings::default();
+        for (name, field) in [
+            ("server_version", &mut out.version),
+            ("fsync", &mut out.fsync),
+            ("synchronous_commit", &mut out.synchronous_commit),
+            ("full_page_writes", &mut out.full_page_writes),
+            ("shared_buffers", &mut out.shared_buffers),
+            ("wal_level", &mut out.wal_level),
+            ("commit_delay", &mut out.commit_delay),
+        ] {
+            // SHOW takes no parameters; `name` is one of the constants above.
+            let row = client.query_one(&format!("SHOW {name}"), &[]).await?;
+            *field = row.get(0);
+        }
+        Ok(out)
+    }
+}
+
+impl std::fmt::Display for PostgresSettings {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "PostgreSQL {} (fsync {}, synchronous_commit {}, full_page_writes {}, shared_buffers {}, wal_level {}, commit_delay {})",
+            self.version,
+            self.fsync,
+            self.synchronous_commit,
+            self.full_page_writes,
+            self.shared_buffers,
+            self.wal_level,
+            self.commit_delay
+        )
+    }
 }
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn the_cpu_model_is_the_first_model_name() {
+        let info = "processor\t: 0\nvendor_id\t: AuthenticAMD\nmodel\t\t: 1\nmodel name\t: AMD EPYC 7B13\n\nprocessor\t: 1\nmodel name\t: other\n";
+        assert_eq!(super::cpu_model(info).as_deref(), Some("AMD EPYC 7B13"));
+        assert_eq!(super::cpu_model("processor\t: 0\n"), None);
+    }
+
+    #[test]
+    fn machines_of_one_kind_share_model_and_cores() {
+        let a = super::Machine {
+            cpu_model: "AMD EPYC".into(),
+            cores: 2,
+            memory_gib: 23.4,
+            kernel: "6.1.0".into(),
+        };
+        let other_kernel = super::Machine {
+            kernel: "6.12.0".into(),
+            memory_gib: 24.0,
+            ..a.clone()
+        };
+        assert!(a.same_kind(&other_kernel));
+        assert!(!a.same_kind(&super::Machine {
+            cores: 4,
+            ..a.clone()
+        }));
+        assert!(!a.same_kind(&super::Machine {
+            cpu_model: "Intel(R) Xeon(R)".into(),
+            ..a.clone()
+        }));
+        assert_eq!(a.to_string(), "AMD EPYC, 2 cores, 23.4 GiB, Linux 6.1.0");
+    }
+
     #[test]
     fn own_cpu_time_and_rss_are_read() {
         let pid = std::process::id();

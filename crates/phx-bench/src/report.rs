@@ -7,11 +7,16 @@ use hdrhistogram::Histogram;
 use plotters::prelude::*;
 use serde::Serialize;
 
+use crate::proc_stats::{Machine, PostgresSettings};
 use crate::{chat, cluster, connections, fanout, latency, storm};
 
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
-    pub machine: String,
+    /// Where the figures come from: a run is compared only with runs of the same kind of
+    /// machine (CPU model and cores).
+    pub machine: Machine,
+    /// The PostgreSQL server of the chat scenario, when it ran.
+    pub postgres: Option<PostgresSettings>,
     /// UTC date of the run and the checkout's short commit (`-dirty` with local changes).
     pub date: String,
     pub commit: String,
@@ -39,6 +44,9 @@ impl Report {
             "# phx-bench ({})\n\nMachine: {}; {}, commit {}\n",
             self.size, self.machine, self.date, self.commit
         );
+        if let Some(pg) = &self.postgres {
+            let _ = writeln!(md, "Database: {pg}\n");
+        }
         if !self.connections.is_empty() {
             let _ = writeln!(md, "## connections\n\n| server | sockets | rooms | RSS before | RSS after | per connection | connect+join/s | server CPU per connection |\n|---|---|---|---|---|---|---|---|");
             for c in &self.connections {

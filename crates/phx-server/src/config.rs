@@ -9,6 +9,7 @@ use std::time::Duration;
 use crate::channel::Channel;
 use crate::connect::{Connect, ConnectInfo, Refusal};
 use crate::origin::CheckOrigin;
+use crate::origin_refusal::RefusalLog;
 use crate::params::Params;
 use crate::rate_limit::RateLimit;
 use crate::socket::{CallbackFuture, Router, SocketSettings};
@@ -103,6 +104,8 @@ pub(crate) struct SocketOptions {
     connect: Box<dyn ErasedConnect>,
     settings: Arc<SocketSettings>,
     check_origin: CheckOrigin,
+    /// Origins `check_origin` refused and the log explained (bounded).
+    refused_origins: RefusalLog,
     timeout: Duration,
     auth_token: bool,
     subprotocols: Option<Vec<String>>,
@@ -142,6 +145,7 @@ impl<A: Send + Sync + 'static> SocketConfig<A> {
                 max_channels: 100,
             }),
             check_origin: CheckOrigin::Host,
+            refused_origins: RefusalLog::default(),
             timeout: Duration::from_secs(60),
             auth_token: true,
             subprotocols: None,
@@ -315,6 +319,9 @@ impl SocketOptions {
     }
     pub(crate) fn origin_policy(&self) -> &CheckOrigin {
         &self.check_origin
+    }
+    pub(crate) fn refused_origins(&self) -> &RefusalLog {
+        &self.refused_origins
     }
     pub(crate) fn idle_timeout(&self) -> Duration {
         self.timeout

@@ -90,12 +90,13 @@
 //! # Module map
 //!
 //! For contributors: imports point one way, from the floor a module is on to the floors
-//! below it (`scripts/check-layers.py` checks it in the test command):
+//! below it, and no two files import each other (`scripts/check-layers.py` checks both
+//! in the test command):
 //!
 //! | floor | modules | holds |
 //! |---|---|---|
-//! | 0 | `params`, `origin`, `rate_limit`, `outcome`, `state`, `http`, `telemetry`, `phoenix_token` | values with no IO: connect params, origin rules, limits, callback results, app state, metric handles |
-//! | 1 | `connect` | the [`Connect`] hook and what it sees |
+//! | 0 | `params`, `origin`, `rate_limit`, `outcome`, `state`, `http`, `telemetry`, `phoenix_token`, `shutdown` | values with no IO: connect params, origin rules, limits, callback results, app state, metric handles; the stop signal |
+//! | 1 | `connect`, `origin_refusal` | the [`Connect`] hook and what it sees; a refused origin explained in the log |
 //! | 2 | `outbox` | where a socket's frames go: the WebSocket write queue, the long-poll buffer |
 //! | 3 | `pubsub` | [`PubSub`]: topics, subscribers, encode-once fan-out; the cluster [`Adapter`](cluster::Adapter) boundary, the envelope between nodes, the Redis adapter |
 //! | 4 | `presence` | the tracker, diffs, [`Presence`]; replication across nodes |
@@ -112,10 +113,12 @@
 mod connect;
 mod http;
 mod origin;
+mod origin_refusal;
 mod outcome;
 mod params;
 pub mod phoenix_token;
 mod rate_limit;
+mod shutdown;
 mod state;
 mod telemetry;
 
@@ -172,6 +175,7 @@ pub use phx_protocol::{Payload, Ref};
 pub use presence::{Presence, PresenceError, PresenceFetch};
 pub use pubsub::{BroadcastError, InstanceId, PubSub};
 pub use rate_limit::RateLimit;
+pub use shutdown::shutdown_signal;
 pub use socket::PushError;
 pub use transport::longpoll::limit::{
     DEFAULT_LONGPOLL_MAX_SESSIONS, DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 /// The host [`CheckOrigin::Host`] compares with when the endpoint has none configured
 /// (Phoenix's default `url: [host: "localhost"]`).
-const DEFAULT_HOST: &str = "localhost";
+pub(crate) const DEFAULT_HOST: &str = "localhost";
 
 /// A parsed `Origin` (or allowed-origin pattern): scheme, host and port, each optional.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -8,7 +8,7 @@
 //! [`EndpointBuilder::metrics`](crate::EndpointBuilder::metrics) installs a Prometheus
 //! recorder and serves `GET /metrics`; an app with its own recorder installs it before
 //! building the endpoint and gets the same series. The series, their labels and what
-//! they count are listed in the README ("Operating").
+//! they count are listed in docs/operating.md ("Metrics").
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

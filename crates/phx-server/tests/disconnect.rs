@@ -1,5 +1,5 @@
-//! Once a disconnect reaches a socket, nothing more is written to it (issue 9, finding
-//! 9; docs/protocol.md §1.7): Phoenix closes the transport before the channel's reply.
+//! Once a disconnect reaches a socket, nothing more is written to it (docs/protocol.md
+//! §1.7): Phoenix closes the transport before the channel's reply.
 
 use phx_server::{
     Channel, ChannelContext, Connect, ConnectInfo, Connected, HandleResult, Params, Payload,

@@ -1,4 +1,4 @@
-//! Frame-level rules (issue 9, finding 10): unmasked client frames close with 1002
+//! Frame-level rules: unmasked client frames close with 1002
 //! (RFC 6455 §5.1), and one limit applies alike to single frames and fragmented messages.
 
 use fastwebsockets::{Frame, OpCode, Payload as WsPayload};

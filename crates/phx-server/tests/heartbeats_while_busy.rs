@@ -1,5 +1,5 @@
 //! A channel callback awaiting I/O (a slow database, a partition) holds neither the
-//! socket's heartbeats nor its order (issue 9, finding 8; docs/protocol.md §3.1, §3.8).
+//! socket's heartbeats nor its order (docs/protocol.md §3.1, §3.8).
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -225,3 +225,94 @@ async fn a_backslash_does_not_smuggle_an_allowed_host() {
         403
     );
 }
+
+/// Every `warn` line phx-server logs on this test's thread (the runtime of a
+/// `#[tokio::test]` is current-thread: the server's tasks run here too).
+#[derive(Clone, Default)]
+struct Captured(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Captured {
+    fn install(&self) -> tracing::subscriber::DefaultGuard {
+        let writer = self.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(tracing::Level::WARN)
+            .with_ansi(false)
+            .with_writer(move || writer.clone())
+            .finish();
+        tracing::subscriber::set_default(subscriber)
+    }
+
+    fn lines(&self) -> Vec<String> {
+        let text = String::from_utf8_lossy(&self.0.lock().unwrap()).into_owned();
+        text.lines().map(str::to_owned).collect()
+    }
+}
+
+#[tokio::test]
+async fn a_refused_origin_is_explained_once_with_the_host_and_how_to_allow_it() {
+    let captured = Captured::default();
+    let _guard = captured.install();
+    let (_endpoint, port) = start(default_config).await;
+    // The usual mistake: the page opened as 127.0.0.1 while the host is localhost.
+    let host = format!("127.0.0.1:{port}");
+    let page = format!("http://127.0.0.1:{port}");
+    assert_eq!(websocket_status(port, &host, page.as_bytes()).await, 403);
+
+    let lines = captured.lines();
+    assert_eq!(lines.len(), 1, "one line for the refusal: {lines:#?}");
+    let line = &lines[0];
+    for expected in [
+        "WARN",
+        "origin refused by check_origin",
+        &format!("origin={page}"),
+        "allowed=pages from host localhost",
+        "EndpointBuilder::host(\"127.0.0.1\")",
+        &format!("CheckOrigin::allowed([\"//127.0.0.1:{port}\"])"),
+        "socket=/socket",
+    ] {
+        assert!(line.contains(expected), "{expected:?} missing from {line}");
+    }
+
+    // The same page again, on either transport: nothing more at warn.
+    assert_eq!(websocket_status(port, &host, page.as_bytes()).await, 403);
+    assert_eq!(longpoll_status(port, &host, page.as_bytes()).await, 403);
+    assert_eq!(captured.lines().len(), 1, "{:#?}", captured.lines());
+
+    // Another page, refused by long poll: explained too.
+    let other = format!("http://[::1]:{port}");
+    assert_eq!(longpoll_status(port, &host, other.as_bytes()).await, 403);
+    let lines = captured.lines();
+    assert_eq!(lines.len(), 2, "{lines:#?}");
+    assert!(lines[1].contains(&format!("CheckOrigin::allowed([\"//[::1]:{port}\"])")));
+}
+
+#[tokio::test]
+async fn random_origins_cannot_flood_the_log() {
+    let captured = Captured::default();
+    let _guard = captured.install();
+    let (_endpoint, port) = start(default_config).await;
+    let host = format!("localhost:{port}");
+    for i in 0..300 {
+        let origin = format!("http://random-{i}.test");
+        assert_eq!(websocket_status(port, &host, origin.as_bytes()).await, 403);
+    }
+    let lines = captured.lines();
+    // 64 origins explained, then one line saying the rest go to debug.
+    assert_eq!(
+        lines.len(),
+        65,
+        "{:#?}",
+        &lines[lines.len().saturating_sub(3)..]
+    );
+    assert!(lines[64].contains("logged at debug only"), "{}", lines[64]);
+}

@@ -1,4 +1,4 @@
-//! The per-socket inbound rate limit (issue 9, finding 7): refusals past the rate, a
+//! The per-socket inbound rate limit: refusals past the rate, a
 //! close past the second threshold, heartbeats never limited.
 
 use phx_server::{

@@ -1,5 +1,5 @@
 //! Clients that do not read cannot grow the server's memory, and one large message never
-//! gets healthy readers closed (issue 9, findings 2, 3 and 6).
+//! gets healthy readers closed.
 //!
 //! Memory is this process's RSS (`/proc/self/status`): the server runs in-process and the
 //! raw clients hold almost nothing, so growth is the server's. Bounds have wide slack.

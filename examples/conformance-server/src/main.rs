@@ -195,21 +195,9 @@ async fn main() -> anyhow::Result<()> {
     println!("conformance-server listening on ws://{local}");
     let shutdown = endpoint.clone();
     tokio::spawn(async move {
-        wait_for_signal().await;
+        phx_server::shutdown_signal().await;
         shutdown.shutdown();
     });
     endpoint.serve(listener).await?;
     Ok(())
-}
-
-/// SIGTERM (what a deploy sends) or SIGINT.
-async fn wait_for_signal() {
-    let Ok(mut term) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-    else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
-    }
 }

@@ -5,8 +5,9 @@
 use phx_server::hyper::header::{HeaderValue, CONTENT_TYPE};
 use phx_server::hyper::{body::Incoming, Request, Response, StatusCode};
 use phx_server::{
-    status_response, Body, Channel, ChannelContext, Connect, ConnectInfo, Connected, Endpoint,
-    HandleResult, HttpHandler, JoinResult, Params, Payload, Refusal, SocketConfig,
+    shutdown_signal, status_response, Body, Channel, ChannelContext, Connect, ConnectInfo,
+    Connected, Endpoint, HandleResult, HttpHandler, JoinResult, Params, Payload, Refusal,
+    SocketConfig,
 };
 use serde_json::{json, Value};
 
@@ -113,5 +114,12 @@ async fn main() -> std::io::Result<()> {
     let listener = tokio::net::TcpListener::bind(addr).await?;
     let port = listener.local_addr()?.port();
     println!("listening on http://localhost:{port}/");
+    // SIGTERM (systemd, Docker, Kubernetes) or Ctrl-C: close the sockets with 1012,
+    // which phoenix.js answers by reconnecting, then return.
+    let stopper = endpoint.clone();
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        stopper.shutdown();
+    });
     endpoint.serve(listener).await
 }

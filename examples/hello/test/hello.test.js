@@ -164,3 +164,26 @@ test("a connection without a name is refused with HTTP 403", bounded, async () =
   });
   assert.equal(status, 403);
 });
+
+// Last: it stops the server. systemd, Docker and Kubernetes stop a process with SIGTERM;
+// the example waits for it (phx_server::shutdown_signal) and drains instead of dying.
+test("SIGTERM closes the joined sockets with 1012 (phoenix.js reconnects) and the server exits 0", bounded, async () => {
+  const exited = new Promise((resolve) => {
+    server.child.on("exit", (code, signal) => resolve({ code, signal }));
+  });
+  const ws = new WebSocket(`${server.ws}/socket/websocket?vsn=2.0.0&name=ann`);
+  ws.on("error", () => {});
+  const closed = new Promise((resolve) => ws.on("close", (code) => resolve(code)));
+  const joinReply = new Promise((resolve) => ws.on("message", (data) => resolve(JSON.parse(data))));
+  await new Promise((resolve, reject) => {
+    ws.on("open", resolve);
+    ws.on("unexpected-response", (_req, res) => reject(new Error(`refused: ${res.statusCode}`)));
+  });
+  ws.send(JSON.stringify(["1", "1", "room:lobby", "phx_join", {}]));
+  const [, , , event, reply] = await joinReply;
+  assert.deepEqual([event, reply.status], ["phx_reply", "ok"]);
+
+  server.child.kill("SIGTERM");
+  assert.equal(await closed, 1012, "service restart, which phoenix.js answers by reconnecting");
+  assert.deepEqual(await exited, { code: 0, signal: null });
+});

@@ -185,6 +185,12 @@ async fn main() -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(&args.addr).await?;
     let port = listener.local_addr()?.port();
     println!("listening on ws://localhost:{port}/socket");
+    // SIGTERM (a deploy) or Ctrl-C: sockets close with 1012 and phoenix.js reconnects.
+    let stopper = endpoint.clone();
+    tokio::spawn(async move {
+        phx_server::shutdown_signal().await;
+        stopper.shutdown();
+    });
     endpoint.serve(listener).await?;
     Ok(())
 }

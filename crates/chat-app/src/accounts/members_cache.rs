@@ -4,8 +4,9 @@
 //! Why: every stored message tells the room's members (`activity` on `user:<id>`), and
 //! asking PostgreSQL each time costs a pool checkout with its verify ping and a `SELECT`
 //! per message, in the sender's socket task: once messages were stored by group commit,
-//! that lookup was most of a message's cost (see the README's chat figures). Members
-//! change only through the calls that write `memberships` ([`AccountStore::add_member`],
+//! that lookup was most of a message's cost (see the chat figures in docs/benchmarks.md).
+//! Members change only through the calls that write `memberships`
+//! ([`AccountStore::add_member`],
 //! [`AccountStore::remove_member`], [`AccountStore::enter_room`],
 //! [`AccountStore::create_private`], [`AccountStore::accept_invitation`],
 //! [`AccountStore::leave_room`]), so this process can keep the lists and forget a room's

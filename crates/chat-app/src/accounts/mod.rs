@@ -1,4 +1,4 @@
-//! Accounts (issue 14): registration and login, sessions, room access (public, private,
+//! Accounts: registration and login, sessions, room access (public, private,
 //! direct messages), memberships and read positions.
 //!
 //! - `names`: usernames unique case-insensitively and after confusable folding.

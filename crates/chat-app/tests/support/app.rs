@@ -8,8 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chat_app::accounts::guest_names::{GuestNames, HOLD};
-use chat_app::accounts::session::{SessionConnect, Sessions};
+use chat_app::accounts::session::Sessions;
 use chat_app::accounts::{names, AccountStore};
+use chat_app::connect::SessionConnect;
 use chat_app::directory::RoomDirectory;
 use chat_app::limit::{Rate, RateLimit};
 use chat_app::room::RoomChannel;

@@ -11,7 +11,7 @@ use super::Channel;
 use crate::connect::Transport;
 use crate::presence::Presence;
 use crate::pubsub::{BroadcastError, InstanceId, PubSub};
-use crate::socket::{PushError, Scope, SocketMsg};
+use crate::socket::{PushError, Scope};
 
 /// The channel's view of its socket during a callback: Phoenix's `%Socket{}` plus the
 /// functions of `Phoenix.Channel` (`push`, `broadcast`, `broadcast_from`, `reply`).
@@ -261,9 +261,4 @@ fn check_object(payload: &Payload) -> Result<(), PushError> {
         }
         _ => Ok(()),
     }
-}
-
-/// Typed access to the socket inbox for [`ChannelRef`].
-pub(crate) fn info_message<I: Send + 'static>(instance: InstanceId, info: I) -> SocketMsg {
-    SocketMsg::Info(instance, Box::new(info))
 }

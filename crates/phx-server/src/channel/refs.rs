@@ -6,10 +6,9 @@ use std::marker::PhantomData;
 
 use phx_protocol::{Outbound, Payload, Ref, Serializer};
 
-use super::context::info_message;
 use crate::outbox::Outbox;
 use crate::pubsub::InstanceId;
-use crate::socket::{PushError, SocketInbox};
+use crate::socket::{PushError, SocketInbox, SocketMsg};
 
 /// Sends messages to a channel's [`handle_info`](crate::Channel::handle_info) from
 /// anywhere (Phoenix: `send(channel_pid, msg)`). Messages for a channel that has since
@@ -165,4 +164,9 @@ impl ReplyRef {
         let frame = self.outbox.frame(kind, &buf)?;
         Ok(self.outbox.send(frame)?)
     }
+}
+
+/// A message for a channel's `handle_info`, as the socket inbox carries it.
+fn info_message<I: Send + 'static>(instance: InstanceId, info: I) -> SocketMsg {
+    SocketMsg::Info(instance, Box::new(info))
 }

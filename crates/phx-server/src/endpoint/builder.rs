@@ -15,7 +15,8 @@ use super::health::ReadyCheckFn;
 use super::http::{ErasedHttp, HttpAdapter, HttpHandler};
 use super::{Endpoint, Shared};
 use crate::config::{SocketConfig, SocketOptions};
-use crate::presence::replica::{Cluster, NodeInbound, ReplicaPolicy};
+use crate::presence::replica::{Cluster, ReplicaPolicy};
+use crate::presence::NodeInbound;
 use crate::presence::{BurstPolicy, PresenceFetch, Tracker};
 use crate::pubsub::adapter::Adapter;
 use crate::pubsub::PubSub;
@@ -257,7 +258,7 @@ impl EndpointBuilder {
     }
 
     /// Counts what the server does in Prometheus form and serves it at `GET /metrics`
-    /// (the series are listed in the README, "Operating"). Installs the process-wide
+    /// (the series are listed in docs/operating.md, "Metrics"). Installs the process-wide
     /// `metrics` recorder; an app that installs its own recorder before building the
     /// endpoint gets the same series there instead, without this.
     pub fn metrics(mut self, enabled: bool) -> Self {

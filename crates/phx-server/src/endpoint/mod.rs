@@ -176,7 +176,7 @@ impl Endpoint {
     /// # async fn run(endpoint: phx_server::Endpoint) -> std::io::Result<()> {
     /// let stopper = endpoint.clone();
     /// tokio::spawn(async move {
-    ///     let _ = tokio::signal::ctrl_c().await;
+    ///     phx_server::shutdown_signal().await; // SIGTERM or Ctrl-C
     ///     stopper.shutdown();
     /// });
     /// endpoint.serve(tokio::net::TcpListener::bind("0.0.0.0:4000").await?).await

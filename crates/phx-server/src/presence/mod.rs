@@ -14,7 +14,7 @@ mod tracker;
 
 pub(crate) use burst::BurstPolicy;
 
-pub(crate) use tracker::Tracker;
+pub(crate) use tracker::{NodeInbound, Tracker};
 pub use tracker::{PresenceError, PresenceFetch};
 
 use phx_protocol::Payload;

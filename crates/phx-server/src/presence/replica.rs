@@ -34,8 +34,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
-use super::tracker::Tracker;
-use crate::pubsub::adapter::{Adapter, Inbound};
+use crate::pubsub::adapter::Adapter;
 use crate::pubsub::wire::{kind, Reader, WireError, Writer};
 use crate::pubsub::PubSub;
 
@@ -150,6 +149,34 @@ struct RemoteNode {
     asked_at: Option<Instant>,
 }
 
+/// What replication needs from the tracker it replicates: this node's own presences, and
+/// its view of the other nodes' presences, which it changes as their deltas and states
+/// arrive (each change goes out to this node's sockets as a `presence_diff`). The
+/// tracker implements it; replication never names the tracker, so imports point one way.
+pub(crate) trait Replicated {
+    /// Every presence this node owns, as joins.
+    fn local_entries(&self) -> Vec<Change>;
+    /// Adds a presence `node` owns; `false` if it is already there.
+    fn insert_remote(
+        &self,
+        pubsub: &PubSub,
+        node: u64,
+        topic: &str,
+        key: &str,
+        phx_ref: &str,
+        meta: Box<RawValue>,
+    ) -> bool;
+    /// Removes a presence `node` owned; `false` if it was not there.
+    fn remove_remote(
+        &self,
+        pubsub: &PubSub,
+        node: u64,
+        topic: &str,
+        key: &str,
+        phx_ref: &str,
+    ) -> bool;
+}
+
 /// A tracker's replication (see the module docs).
 #[derive(Debug)]
 pub(crate) struct Cluster {
@@ -208,11 +235,11 @@ impl Cluster {
         self.adapter.publish_control(writer.finish());
     }
 
-    fn publish_state(&self, tracker: &Tracker) {
+    fn publish_state(&self, view: &impl Replicated) {
         let Ok(seq) = self.seq.lock() else {
             return;
         };
-        let entries = tracker.local_entries();
+        let entries = view.local_entries();
         let mut writer = Writer::new(kind::PRESENCE_STATE, self.node);
         writer.u64(*seq).str16(&self.name);
         write_changes(&mut writer, &entries);
@@ -248,37 +275,35 @@ impl Cluster {
     }
 }
 
-/// Node-level operations of a clustered tracker.
-impl Tracker {
+/// Node-level operations: what the tracker's replication does on a tick, on a control
+/// message, and when the link comes up.
+impl Cluster {
     /// Every heartbeat: send ours, and declare down the nodes silent for too long.
-    pub(crate) fn cluster_tick(&self, pubsub: &PubSub, now: Instant) {
-        let Some(cluster) = self.cluster.get() else {
-            return;
-        };
-        cluster.publish_heartbeat();
-        if cluster.woke_from_stall(now) {
+    pub(crate) fn tick(&self, view: &impl Replicated, pubsub: &PubSub, now: Instant) {
+        self.publish_heartbeat();
+        if self.woke_from_stall(now) {
             // What this node did not hear while it was stopped says nothing about the
             // others: give every known node a fresh down period, and exchange states
             // (the others may have declared this node down; deltas may be lost).
             tracing::warn!(
                 "this node was stalled past its heartbeat: not declaring other nodes down, resynchronising presences"
             );
-            if let Ok(mut remotes) = cluster.remotes.lock() {
+            if let Ok(mut remotes) = self.remotes.lock() {
                 for remote in remotes.values_mut() {
                     remote.last_seen = now;
                     remote.asked_at = None;
                 }
             }
-            cluster.request_state(0);
-            cluster.publish_state(self);
+            self.request_state(0);
+            self.publish_state(view);
             return;
         }
-        let down: Vec<(u64, RemoteNode)> = match cluster.remotes.lock() {
+        let down: Vec<(u64, RemoteNode)> = match self.remotes.lock() {
             Ok(mut remotes) => {
                 let silent: Vec<u64> = remotes
                     .iter()
                     .filter(|(_, r)| {
-                        now.saturating_duration_since(r.last_seen) > cluster.policy.down_after
+                        now.saturating_duration_since(r.last_seen) > self.policy.down_after
                     })
                     .map(|(id, _)| *id)
                     .collect();
@@ -294,54 +319,55 @@ impl Tracker {
                 node = %remote.name,
                 presences = remote.presences.len(),
                 "cluster node silent for {:?}: declared down, its presences leave",
-                cluster.policy.down_after
+                self.policy.down_after
             );
             for (phx_ref, (topic, key)) in remote.presences {
-                self.remove_remote(pubsub, id, &topic, &key, &phx_ref);
+                view.remove_remote(pubsub, id, &topic, &key, &phx_ref);
             }
         }
     }
 
     /// The link to the other nodes is (back) up: exchange states.
-    pub(crate) fn cluster_link_up(&self) {
-        if let Some(cluster) = self.cluster.get() {
-            cluster.request_state(0);
-            cluster.publish_state(self);
-        }
+    pub(crate) fn link_up(&self, view: &impl Replicated) {
+        self.request_state(0);
+        self.publish_state(view);
     }
 
-    /// A control message from the cluster.
-    pub(crate) fn cluster_message(&self, pubsub: &PubSub, data: Bytes, now: Instant) {
-        let Some(cluster) = self.cluster.get() else {
-            return;
-        };
+    /// A control message from the self.
+    pub(crate) fn message(
+        &self,
+        view: &impl Replicated,
+        pubsub: &PubSub,
+        data: Bytes,
+        now: Instant,
+    ) {
         let result = (|| -> Result<(), WireError> {
             let (mut reader, kind, node) = Reader::open(data)?;
-            if node == cluster.node {
+            if node == self.node {
                 return Ok(());
             }
             match kind {
                 kind::PRESENCE_HEARTBEAT => {
                     let seq = reader.u64()?;
                     let name = reader.str16()?;
-                    self.on_heartbeat(cluster, node, seq, name, now);
+                    self.on_heartbeat(node, seq, name, now);
                 }
                 kind::PRESENCE_DELTA => {
                     let seq = reader.u64()?;
                     let changes = read_changes(&mut reader)?;
-                    self.on_delta(pubsub, cluster, node, seq, changes, now);
+                    self.on_delta(view, pubsub, node, seq, changes, now);
                 }
                 kind::PRESENCE_STATE_REQUEST => {
                     let target = reader.u64()?;
-                    if target == 0 || target == cluster.node {
-                        cluster.publish_state(self);
+                    if target == 0 || target == self.node {
+                        self.publish_state(view);
                     }
                 }
                 kind::PRESENCE_STATE => {
                     let seq = reader.u64()?;
                     let name = reader.str16()?;
                     let entries = read_changes(&mut reader)?;
-                    self.on_state(pubsub, cluster, node, seq, name, entries, now);
+                    self.on_state(view, pubsub, node, seq, name, entries, now);
                 }
                 other => return Err(WireError::Kind(other)),
             }
@@ -352,8 +378,8 @@ impl Tracker {
         }
     }
 
-    fn on_heartbeat(&self, cluster: &Cluster, node: u64, seq: u64, name: String, now: Instant) {
-        let Ok(mut remotes) = cluster.remotes.lock() else {
+    fn on_heartbeat(&self, node: u64, seq: u64, name: String, now: Instant) {
+        let Ok(mut remotes) = self.remotes.lock() else {
             return;
         };
         match remotes.get_mut(&node) {
@@ -361,7 +387,7 @@ impl Tracker {
                 remote.last_seen = now;
                 if seq > remote.seq {
                     // Deltas were lost on the way.
-                    cluster.ask(remote, node, now);
+                    self.ask(remote, node, now);
                 }
             }
             None => {
@@ -373,27 +399,27 @@ impl Tracker {
                     presences: HashMap::new(),
                     asked_at: None,
                 });
-                cluster.ask(remote, node, now);
+                self.ask(remote, node, now);
             }
         }
     }
 
     fn on_delta(
         &self,
+        view: &impl Replicated,
         pubsub: &PubSub,
-        cluster: &Cluster,
         node: u64,
         seq: u64,
         changes: Vec<Change>,
         now: Instant,
     ) {
-        let Ok(mut remotes) = cluster.remotes.lock() else {
+        let Ok(mut remotes) = self.remotes.lock() else {
             return;
         };
         let Some(remote) = remotes.get_mut(&node) else {
             // A stranger: its state will bring everything, this delta included.
             drop(remotes);
-            cluster.request_state(node);
+            self.request_state(node);
             return;
         };
         remote.last_seen = now;
@@ -401,7 +427,7 @@ impl Tracker {
             return; // already applied (a state overtook it)
         }
         if seq != remote.seq + 1 {
-            cluster.ask(remote, node, now);
+            self.ask(remote, node, now);
             return;
         }
         remote.seq = seq;
@@ -413,7 +439,7 @@ impl Tracker {
                     phx_ref,
                     meta,
                 } => {
-                    if self.insert_remote(pubsub, node, &topic, &key, &phx_ref, meta) {
+                    if view.insert_remote(pubsub, node, &topic, &key, &phx_ref, meta) {
                         remote.presences.insert(phx_ref, (topic, key));
                     }
                 }
@@ -423,7 +449,7 @@ impl Tracker {
                     phx_ref,
                 } => {
                     remote.presences.remove(&phx_ref);
-                    self.remove_remote(pubsub, node, &topic, &key, &phx_ref);
+                    view.remove_remote(pubsub, node, &topic, &key, &phx_ref);
                 }
             }
         }
@@ -433,15 +459,15 @@ impl Tracker {
     #[allow(clippy::too_many_arguments)]
     fn on_state(
         &self,
+        view: &impl Replicated,
         pubsub: &PubSub,
-        cluster: &Cluster,
         node: u64,
         seq: u64,
         name: String,
         entries: Vec<Change>,
         now: Instant,
     ) {
-        let Ok(mut remotes) = cluster.remotes.lock() else {
+        let Ok(mut remotes) = self.remotes.lock() else {
             return;
         };
         let remote = remotes.entry(node).or_insert_with(|| {
@@ -468,7 +494,7 @@ impl Tracker {
             {
                 current.insert(phx_ref.clone());
                 if !remote.presences.contains_key(&phx_ref)
-                    && self.insert_remote(pubsub, node, &topic, &key, &phx_ref, meta)
+                    && view.insert_remote(pubsub, node, &topic, &key, &phx_ref, meta)
                 {
                     remote.presences.insert(phx_ref, (topic, key));
                 }
@@ -482,36 +508,8 @@ impl Tracker {
             .collect();
         for phx_ref in gone {
             if let Some((topic, key)) = remote.presences.remove(&phx_ref) {
-                self.remove_remote(pubsub, node, &topic, &key, &phx_ref);
+                view.remove_remote(pubsub, node, &topic, &key, &phx_ref);
             }
-        }
-    }
-}
-
-/// What the adapter delivers to: broadcasts to the local PubSub, control messages to
-/// the tracker.
-pub(crate) struct NodeInbound {
-    pub(crate) pubsub: PubSub,
-    pub(crate) tracker: Arc<Tracker>,
-}
-
-impl Inbound for NodeInbound {
-    fn topic_message(&self, _topic: &str, message: Bytes) {
-        self.pubsub.deliver_remote(message);
-    }
-
-    fn control_message(&self, message: Bytes) {
-        self.tracker
-            .cluster_message(&self.pubsub, message, Instant::now());
-    }
-
-    fn link(&self, up: bool) {
-        self.pubsub
-            .telemetry()
-            .cluster_link
-            .set(if up { 1.0 } else { 0.0 });
-        if up {
-            self.tracker.cluster_link_up();
         }
     }
 }
@@ -519,6 +517,8 @@ impl Inbound for NodeInbound {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::presence::{NodeInbound, Tracker};
+    use crate::pubsub::adapter::Inbound;
 
     #[test]
     fn changes_round_trip() {

@@ -6,6 +6,7 @@ use std::sync::atomic::{AtomicBool, AtomicU16, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use dashmap::DashMap;
 use phx_protocol::presence::format_phx_ref;
 use phx_protocol::{event, Payload};
@@ -13,7 +14,8 @@ use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
 use super::burst::{Burst, BurstPolicy, Merge};
-use super::replica::{Change, Cluster};
+use super::replica::{Change, Cluster, Replicated};
+use crate::pubsub::adapter::Inbound;
 use crate::pubsub::{InstanceId, PubSub};
 
 /// Why a presence call was refused.
@@ -229,6 +231,27 @@ impl Tracker {
         }
     }
 
+    /// Every heartbeat: send ours, and declare down the nodes silent for too long.
+    pub(crate) fn cluster_tick(&self, pubsub: &PubSub, now: Instant) {
+        if let Some(cluster) = self.cluster.get() {
+            cluster.tick(self, pubsub, now);
+        }
+    }
+
+    /// The link to the other nodes is (back) up: exchange states.
+    pub(crate) fn cluster_link_up(&self) {
+        if let Some(cluster) = self.cluster.get() {
+            cluster.link_up(self);
+        }
+    }
+
+    /// A control message from the cluster.
+    pub(crate) fn cluster_message(&self, pubsub: &PubSub, data: Bytes, now: Instant) {
+        if let Some(cluster) = self.cluster.get() {
+            cluster.message(self, pubsub, data, now);
+        }
+    }
+
     fn next_ref(&self) -> String {
         let nanos = SystemTime::now()
             .duration_since(UNIX_EPOCH)
@@ -381,67 +404,6 @@ impl Tracker {
         Some((left.phx_ref, left.json))
     }
 
-    /// Adds a meta another node owns; `false` if it is already there.
-    pub(super) fn insert_remote(
-        &self,
-        pubsub: &PubSub,
-        node: u64,
-        topic: &str,
-        key: &str,
-        phx_ref: &str,
-        json: Box<RawValue>,
-    ) -> bool {
-        {
-            let mut state = self.topics.entry(topic.to_owned()).or_default();
-            let metas = state.entry(key.to_owned()).or_default();
-            if metas.iter().any(|m| m.phx_ref == phx_ref) {
-                return false;
-            }
-            metas.push(Meta {
-                owner: Owner::Remote(node),
-                phx_ref: phx_ref.to_owned(),
-                json: json.clone(),
-            });
-        }
-        pubsub.telemetry().presence_entries.increment(1.0);
-        self.broadcast(pubsub, topic, Diff::join(key, json));
-        true
-    }
-
-    /// Removes a meta another node owned; `false` if it was not there.
-    pub(super) fn remove_remote(
-        &self,
-        pubsub: &PubSub,
-        node: u64,
-        topic: &str,
-        key: &str,
-        phx_ref: &str,
-    ) -> bool {
-        match self.remove(topic, key, Owner::Remote(node), Some(phx_ref)) {
-            Some((_, left)) => {
-                pubsub.telemetry().presence_entries.decrement(1.0);
-                self.broadcast(pubsub, topic, Diff::leave(key, left));
-                true
-            }
-            None => false,
-        }
-    }
-
-    /// Every meta this node owns, for a state message to the other nodes.
-    pub(super) fn local_entries(&self) -> Vec<Change> {
-        let mut out = Vec::new();
-        for topic in self.topics.iter() {
-            for (key, metas) in topic.value() {
-                for meta in metas {
-                    if let Owner::Local(_) = meta.owner {
-                        out.push(Change::join(topic.key(), key, &meta.phx_ref, &meta.json));
-                    }
-                }
-            }
-        }
-        out
-    }
-
     /// `{key: {"metas": [...]}}` for the whole topic: during a burst, the list at the
     /// last flush (see [`TopicBurst`]).
     pub(crate) fn list(&self, topic: &str) -> Payload {
@@ -554,6 +516,98 @@ impl Tracker {
     #[cfg(test)]
     pub(crate) fn key_count(&self, topic: &str) -> usize {
         self.topics.get(topic).map_or(0, |s| s.len())
+    }
+}
+
+/// Replication's access to the tracker (see [`Replicated`]).
+impl Replicated for Tracker {
+    /// Adds a meta another node owns; `false` if it is already there.
+    fn insert_remote(
+        &self,
+        pubsub: &PubSub,
+        node: u64,
+        topic: &str,
+        key: &str,
+        phx_ref: &str,
+        meta: Box<RawValue>,
+    ) -> bool {
+        {
+            let mut state = self.topics.entry(topic.to_owned()).or_default();
+            let metas = state.entry(key.to_owned()).or_default();
+            if metas.iter().any(|m| m.phx_ref == phx_ref) {
+                return false;
+            }
+            metas.push(Meta {
+                owner: Owner::Remote(node),
+                phx_ref: phx_ref.to_owned(),
+                json: meta.clone(),
+            });
+        }
+        pubsub.telemetry().presence_entries.increment(1.0);
+        self.broadcast(pubsub, topic, Diff::join(key, meta));
+        true
+    }
+
+    /// Removes a meta another node owned; `false` if it was not there.
+    fn remove_remote(
+        &self,
+        pubsub: &PubSub,
+        node: u64,
+        topic: &str,
+        key: &str,
+        phx_ref: &str,
+    ) -> bool {
+        match self.remove(topic, key, Owner::Remote(node), Some(phx_ref)) {
+            Some((_, left)) => {
+                pubsub.telemetry().presence_entries.decrement(1.0);
+                self.broadcast(pubsub, topic, Diff::leave(key, left));
+                true
+            }
+            None => false,
+        }
+    }
+
+    /// Every meta this node owns, for a state message to the other nodes.
+    fn local_entries(&self) -> Vec<Change> {
+        let mut out = Vec::new();
+        for topic in self.topics.iter() {
+            for (key, metas) in topic.value() {
+                for meta in metas {
+                    if let Owner::Local(_) = meta.owner {
+                        out.push(Change::join(topic.key(), key, &meta.phx_ref, &meta.json));
+                    }
+                }
+            }
+        }
+        out
+    }
+}
+
+/// What the adapter delivers to: broadcasts to the local PubSub, control messages to
+/// the tracker.
+pub(crate) struct NodeInbound {
+    pub(crate) pubsub: PubSub,
+    pub(crate) tracker: Arc<Tracker>,
+}
+
+impl Inbound for NodeInbound {
+    fn topic_message(&self, _topic: &str, message: Bytes) {
+        self.pubsub.deliver_remote(message);
+    }
+
+    fn control_message(&self, message: Bytes) {
+        self.tracker
+            .cluster_message(&self.pubsub, message, Instant::now());
+    }
+
+    fn link(&self, up: bool) {
+        self.pubsub
+            .telemetry()
+            .cluster_link
+            .set(if up { 1.0 } else { 0.0 });
+        if up {
+            self.tracker.cluster_link_up();
+        }
     }
 }
 

@@ -1198,7 +1198,7 @@ async fn a_presence_change_right_after_a_diff_waits_for_the_window_across_flush_
     assert_eq!(diffs(&observer), 0, "held until the window ends");
 }
 
-// --- The driver: backpressure bounds and close (issue 16's mutation-test misses) ---
+// --- The driver: backpressure bounds and close (what mutation testing found untested) ---
 
 /// A channel counting its `terminate` calls.
 struct TerminateProbe(Arc<std::sync::atomic::AtomicUsize>);

@@ -21,6 +21,7 @@ use crate::config::{Accepted, SocketOptions};
 use crate::connect::{ConnectInfo, Refusal, Transport};
 use crate::http::{status_response, Body};
 use crate::origin::RequestTarget;
+use crate::origin_refusal::log_refusal;
 use crate::outbox::Outbox;
 use crate::params::{Params, ParamsError};
 use crate::socket::{Hub, Socket, SocketInbox};
@@ -145,11 +146,17 @@ pub(crate) fn origin_allowed(
         host_header: headers.get(HOST).and_then(|v| v.to_str().ok()),
         endpoint_host: services.host(),
     };
-    let allowed = config
-        .origin_policy()
-        .allows(origin.map(|v| v.as_bytes()), target);
-    if !allowed {
-        tracing::warn!(?origin, "origin refused by check_origin");
+    let policy = config.origin_policy();
+    let allowed = policy.allows(origin.map(|v| v.as_bytes()), target);
+    if let (false, Some(origin)) = (allowed, origin) {
+        // Once per origin at warn, with how to allow it; a refusal never lacks an origin.
+        log_refusal(
+            config.refused_origins(),
+            &config.mount,
+            policy,
+            target,
+            origin.as_bytes(),
+        );
     }
     allowed
 }
