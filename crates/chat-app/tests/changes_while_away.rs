@@ -5,7 +5,10 @@
 mod app;
 mod support;
 
+use std::sync::{Arc, Mutex};
+
 use app::{App, Backend};
+use chat_app::store::{Announce, MemoryStore, NewMessage, PostgresStore, Reactor, Store};
 use phx_server::testing::TestSocket;
 use serde_json::{json, Value};
 
@@ -206,4 +209,59 @@ async fn memory_too_many_changes_ask_for_a_refetch() {
 #[tokio::test]
 async fn postgres_too_many_changes_ask_for_a_refetch() {
     too_many_changes_ask_for_a_refetch(Backend::Postgres).await;
+}
+
+/// Concurrent senders and reactors in one room: the store announces (broadcasts) the
+/// room's messages and changes in `seq` order, so a page that saw one `seq` saw every
+/// lower one (on this server).
+async fn announced_in_seq_order(store: Arc<dyn Store>) {
+    store.ensure_room("busy").await.unwrap();
+    let first = store.insert("busy", "u", "target").await.unwrap();
+    let seen: Arc<Mutex<Vec<i64>>> = Arc::default();
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let (store, seen) = (store.clone(), seen.clone());
+        tasks.push(tokio::spawn(async move {
+            for i in 0..25 {
+                let seen = seen.clone();
+                let announce: Announce = Box::new(move |m| seen.lock().unwrap().push(m.seq));
+                if (t + i) % 2 == 0 {
+                    let new = NewMessage::plain("busy", "u", &format!("{t}/{i}"));
+                    store.insert_message(new, Some(announce)).await.unwrap();
+                } else {
+                    let reactor = Reactor {
+                        key: format!("user:{t}"),
+                        username: format!("u{t}"),
+                    };
+                    store
+                        .toggle_reaction("busy", first.id, reactor, "👍", Some(announce))
+                        .await
+                        .unwrap()
+                        .unwrap();
+                }
+            }
+        }));
+    }
+    for task in tasks {
+        task.await.unwrap();
+    }
+    let seen = seen.lock().unwrap().clone();
+    assert_eq!(seen.len(), 200);
+    assert!(
+        seen.windows(2).all(|w| w[0] < w[1]),
+        "announced out of seq order: {seen:?}"
+    );
+    assert_eq!(store.seq("busy").await.unwrap(), *seen.last().unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn memory_changes_and_messages_are_announced_in_seq_order() {
+    announced_in_seq_order(Arc::new(MemoryStore::new())).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_changes_and_messages_are_announced_in_seq_order() {
+    let db = support::TestDb::new().await;
+    let store = PostgresStore::connect(&db.url(), 4).await.unwrap();
+    announced_in_seq_order(Arc::new(store)).await;
 }

@@ -59,6 +59,15 @@ impl<S: AccountStore> MembersCache<S> {
         }
     }
 
+    /// Whether the room's kept list (not past its TTL) has `user`.
+    fn kept_has(&self, room: &str, user: i64) -> bool {
+        self.rooms.lock().is_ok_and(|rooms| {
+            rooms
+                .get(room)
+                .is_some_and(|(at, list)| at.elapsed() < TTL && list.binary_search(&user).is_ok())
+        })
+    }
+
     fn forget(&self, room: &str) {
         self.changes.fetch_add(1, Ordering::SeqCst);
         if let Ok(mut rooms) = self.rooms.lock() {
@@ -112,8 +121,10 @@ impl<S: AccountStore> AccountStore for MembersCache<S> {
         fold: &str,
         user: Option<i64>,
     ) -> Result<Entry, StoreError> {
-        if user.is_none() {
-            // A guest's join changes no member list.
+        // A guest's join changes no member list, nor does a member's (the kept list says
+        // so): only a join that may add a member forgets the list.
+        let unchanged = user.is_none_or(|user| self.kept_has(room, user));
+        if unchanged {
             return self.inner.enter_room(room, fold, user).await;
         }
         self.forget(room);
@@ -248,6 +259,24 @@ mod tests {
         store.remove_member("r", 1).await.unwrap();
         assert_eq!(store.members("r").await.unwrap(), [2]);
         assert!(store.members("other").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn joins_forget_a_list_only_when_they_may_add_a_member() {
+        let store = MembersCache::new(MemoryAccounts::new());
+        assert_eq!(
+            store.enter_room("r", "r", Some(1)).await.unwrap(),
+            Entry::Granted(RoomKind::Public)
+        );
+        assert_eq!(store.members("r").await.unwrap(), [1]);
+        // A change behind the cache's back stays unseen while members rejoin ...
+        store.inner.add_member("r", 5).await.unwrap();
+        store.enter_room("r", "r", Some(1)).await.unwrap();
+        store.enter_room("r", "r", None).await.unwrap();
+        assert_eq!(store.members("r").await.unwrap(), [1]);
+        // ... and a newcomer's join reads the list again.
+        store.enter_room("r", "r", Some(2)).await.unwrap();
+        assert_eq!(store.members("r").await.unwrap(), [1, 2, 5]);
     }
 
     #[tokio::test]

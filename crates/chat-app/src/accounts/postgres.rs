@@ -432,6 +432,8 @@ impl AccountStore for PostgresAccounts {
                    DELETE FROM invitations WHERE room = $1 AND invitee = $2
                      AND inserted_at > now() - make_interval(secs => $3)
                    RETURNING inviter
+                 ), ended AS (
+                   DELETE FROM invite_cooldowns WHERE invitee = $2 AND until <= now()
                  )
                  INSERT INTO invite_cooldowns (invitee, inviter, room, until)
                  SELECT $2, inviter, $1, now() + make_interval(secs => $4) FROM gone
@@ -456,6 +458,8 @@ impl AccountStore for PostgresAccounts {
         self.all(
             "WITH gone AS (
                DELETE FROM memberships WHERE room = $1 AND user_id = $2 RETURNING room
+             ), ended AS (
+               DELETE FROM invite_cooldowns WHERE invitee = $2 AND until <= now()
              )
              INSERT INTO invite_cooldowns (invitee, inviter, room, until)
              SELECT $2, NULL, g.room, now() + make_interval(secs => $3)

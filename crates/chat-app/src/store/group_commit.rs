@@ -471,6 +471,8 @@ mod tests {
         rows: Vec<StoredMessage>,
         fail: bool,
         refuse_body: Option<String>,
+        /// What the writer did, in order: `write <bodies>` / `apply <room>`.
+        log: Vec<String>,
     }
 
     #[async_trait]
@@ -481,6 +483,8 @@ mod tests {
             }
             let mut s = self.state.lock().unwrap();
             s.batches.push(batch.len());
+            let bodies: Vec<&str> = batch.iter().map(|m| m.body.as_str()).collect();
+            s.log.push(format!("write {}", bodies.join(",")));
             if s.fail {
                 return Err(BatchError::Failed(StoreError::Unavailable("down".into())));
             }
@@ -502,6 +506,14 @@ mod tests {
                     duplicate: false,
                 })
                 .collect())
+        }
+
+        async fn apply(&mut self, op: &Op) -> Result<Applied, BatchError> {
+            let mut s = self.state.lock().unwrap();
+            s.log.push(format!("apply {}", op.room()));
+            s.next_id += 1;
+            let message = StoredMessage::stored(s.next_id, String::new(), &msg(op.room(), "op"));
+            Ok(Ok(message))
         }
     }
 
@@ -724,6 +736,91 @@ mod tests {
         for (room, ids) in seen.iter() {
             assert!(ids.windows(2).all(|w| w[0] < w[1]), "{room}: {ids:?}");
         }
+    }
+
+    fn op(room: &str) -> Op {
+        Op::Change {
+            room: room.into(),
+            id: 1,
+            author: "u".into(),
+            change: crate::store::Change::Delete,
+        }
+    }
+
+    /// Holds the writer on a first batch, queues `then` (messages and ops, in order),
+    /// releases it: what the writer did, after the first batch.
+    async fn order_of(
+        then: Vec<Result<(&'static str, &'static str), &'static str>>,
+    ) -> Vec<String> {
+        let gate = Arc::new(Semaphore::new(0));
+        let fake = Fake {
+            gate: Some(gate.clone()),
+            ..Fake::default()
+        };
+        let writer = Arc::new(GroupCommit::spawn(config(1, 100, 100), |_| fake.clone()));
+        let first = tokio::spawn(writer.submit(msg("z", "first"), None).unwrap());
+        // The writer takes it and waits at the gate (this test runs on one thread).
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut calls = Vec::new();
+        for job in then {
+            match job {
+                Ok((room, body)) => {
+                    let call = writer.submit(msg(room, body), None).unwrap();
+                    calls.push(tokio::spawn(async move { call.await.map(|_| ()) }));
+                }
+                Err(room) => {
+                    let writer = writer.clone();
+                    let announce: Announce = Box::new(|_| {});
+                    calls.push(tokio::spawn(async move {
+                        writer.apply(op(room), Some(announce)).await.map(|_| ())
+                    }));
+                    // Queued before the next job.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        }
+        gate.add_permits(1_000);
+        first.await.unwrap().unwrap();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        let log = fake.state.lock().unwrap().log.clone();
+        log[1..].to_vec()
+    }
+
+    #[tokio::test]
+    async fn an_op_follows_its_rooms_earlier_messages_and_precedes_its_later_ones() {
+        assert_eq!(
+            order_of(vec![
+                Ok(("r", "m1")),
+                Err("r"),
+                Ok(("r", "m2")),
+                Ok(("q", "m3"))
+            ])
+            .await,
+            ["write m1", "apply r", "write m2,m3"]
+        );
+        // Other rooms' messages queued before it do not hold it back.
+        assert_eq!(
+            order_of(vec![Ok(("q", "m1")), Err("r"), Ok(("r", "m2"))]).await,
+            ["apply r", "write m1,m2"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_writer_without_ops_refuses_them() {
+        struct MessagesOnly;
+        #[async_trait]
+        impl BatchWrite for MessagesOnly {
+            async fn write(&mut self, _: &[NewMessage]) -> Result<Vec<Inserted>, BatchError> {
+                Ok(Vec::new())
+            }
+        }
+        let writer = GroupCommit::spawn(config(1, 10, 10), |_| MessagesOnly);
+        assert!(matches!(
+            writer.apply(op("r"), None).await,
+            Err(StoreError::Unavailable(_))
+        ));
     }
 
     #[test]
