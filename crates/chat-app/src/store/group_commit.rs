@@ -743,7 +743,7 @@ mod tests {
             room: room.into(),
             id: 1,
             author: "u".into(),
-            change: crate::store::Change::Delete,
+            change: Change::Delete,
         }
     }
 
