@@ -212,19 +212,21 @@ impl Channel for RoomChannel {
             let found = access::check_name(accounts.as_ref(), &self.room)
                 .await
                 .map_err(|denied| self.denied(denied))?;
-            if self.guest {
-                self.guest_name(accounts.as_ref(), ctx).await?;
-            }
-            // A new room is paid for (its creation budget) before it is recorded; an
-            // existing one is authorized before anything else.
             if found == Found::New {
+                // Nothing is created for a refused guest name; a new room is paid for
+                // (its creation budget) before it is recorded. (A look-alike recorded by
+                // someone else in between leaves an empty `rooms` row nobody can join.)
+                if self.guest {
+                    self.guest_name(accounts.as_ref(), ctx).await?;
+                }
                 self.open(peer).await?;
-            }
-            let kind = access::authorize(accounts.as_ref(), &self.room, ctx.assigns())
-                .await
-                .map_err(|denied| self.denied(denied))?;
-            self.kind = Some(kind);
-            if found != Found::New {
+                self.kind = Some(self.authorize(accounts.as_ref(), ctx.assigns()).await?);
+            } else {
+                // An existing room (or a DM): who may enter is said first.
+                self.kind = Some(self.authorize(accounts.as_ref(), ctx.assigns()).await?);
+                if self.guest {
+                    self.guest_name(accounts.as_ref(), ctx).await?;
+                }
                 self.open(peer).await?;
             }
         } else {
@@ -372,6 +374,18 @@ impl RoomChannel {
                     reason("unavailable")
                 }
             })
+    }
+
+    /// Whether this client may join the room (recording the room and the membership in
+    /// one step: `access::authorize`); the room's kind.
+    async fn authorize(
+        &self,
+        accounts: &dyn AccountStore,
+        client: &ChatClient,
+    ) -> Result<RoomKind, Refused> {
+        access::authorize(accounts, &self.room, client)
+            .await
+            .map_err(|denied| self.denied(denied))
     }
 
     /// The reply to a refused join.
