@@ -65,7 +65,7 @@ export default {
     await flooded;
     const started = Date.now();
     const [mine, theirs] = await Promise.all([own(ctx, victim), own(ctx, friend)]);
-    const pending = (await expectOk(ctx, mine, "rooms", {})).invitations.length;
+    const pending = (await expectOk(ctx, mine, "rooms", {})).invitations?.length ?? 0;
     await expectOk(ctx, mine, "create_private", { room: `mine${tag}` });
     await expectOk(ctx, mine, "open_dm", { username: `friend${tag}` });
     await expectOk(ctx, theirs, "create_private", { room: `friends${tag}` });
