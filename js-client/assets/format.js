@@ -162,3 +162,38 @@ export function randomKey(bytes = 16, cryptoImpl = globalThis.crypto) {
   cryptoImpl.getRandomValues(buf);
   return [...buf].map((b) => b.toString(16).padStart(2, "0")).join("");
 }
+
+/** Names people know for the types the server names (the rest: the subtype, upper case). */
+const TYPE_NAMES = {
+  "image/png": "PNG",
+  "image/jpeg": "JPEG",
+  "image/gif": "GIF",
+  "image/webp": "WebP",
+  "image/svg+xml": "SVG",
+  "image/bmp": "BMP",
+  "image/tiff": "TIFF",
+  "text/html": "HTML",
+  "text/plain": "text",
+  "application/pdf": "PDF",
+  "application/zip": "ZIP",
+  "application/x-msdownload": "Windows program",
+  "application/octet-stream": "Unknown",
+};
+
+/** A content type as a name ("image/svg+xml" → "SVG", "application/x-7z-compressed" → "7Z"). */
+export function typeName(type) {
+  const lower = String(type).toLowerCase();
+  if (TYPE_NAMES[lower]) return TYPE_NAMES[lower];
+  const sub = lower.split("/")[1] ?? lower;
+  return sub.replace(/^(x-|vnd\.)/, "").split(/[+.-]/)[0].toUpperCase() || "Unknown";
+}
+
+/**
+ * A server's refusal in words people read: byte counts as sizes ("10485760 bytes" →
+ * "10 MB") and content types as names ("image/svg+xml" → "SVG").
+ */
+export function readableError(text) {
+  return String(text)
+    .replace(/\b(\d{4,}) bytes\b/g, (_, n) => formatSize(Number(n)))
+    .replace(/\b(?:image|text|application|audio|video|font)\/[a-z0-9.+-]+/gi, (t) => typeName(t));
+}

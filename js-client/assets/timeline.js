@@ -20,7 +20,12 @@ export function normalize(m) {
 }
 
 export class Timeline {
-  constructor() {
+  /**
+   * `store`: where pending messages are also kept until the server acknowledged them
+   * (unsent.js: `put(p)`, `drop(clientId)`), or null.
+   */
+  constructor(store = null) {
+    this.store = store;
     /** id → message (top-level and replies). */
     this.byId = new Map();
     /** Highest id seen in the room (replies included): `after_id` on the next rejoin. */
@@ -89,12 +94,33 @@ export class Timeline {
   addPending({ body, parent_id = null, attachments = [] }) {
     const p = { client_id: randomKey(16), body, parent_id, attachments, state: "waiting" };
     this.pending.push(p);
+    this.store?.put(p);
     return p;
+  }
+
+  /** Pending messages kept from before (unsent.js records), waiting to be sent; returns them. */
+  restorePending(records) {
+    const restored = [];
+    for (const r of records ?? []) {
+      if (this.pending.some((p) => p.client_id === r.client_id)) continue;
+      const p = { client_id: r.client_id, body: r.body, parent_id: r.parent_id ?? null, attachments: r.attachments ?? [], state: "waiting" };
+      this.pending.push(p);
+      restored.push(p);
+    }
+    return restored;
+  }
+
+  /** The person gave up on a pending message. */
+  discard(p) {
+    this.pending = this.pending.filter((x) => x !== p);
+    this.store?.drop(p.client_id);
   }
 
   /** Drops the pending message that `m` confirms (same client_id, or the id its reply gave). */
   settle(m) {
-    this.pending = this.pending.filter((p) => !((m.client_id && p.client_id === m.client_id) || p.id === m.id));
+    const done = (p) => (m.client_id && p.client_id === m.client_id) || p.id === m.id;
+    for (const p of this.pending) if (done(p)) this.store?.drop(p.client_id);
+    this.pending = this.pending.filter((p) => !done(p));
   }
 
   /** The push's reply said `id`: done if the message is here already, else wait for it. */
@@ -102,6 +128,8 @@ export class Timeline {
     const p = this.pending.find((x) => x.client_id === clientId);
     if (!p) return;
     Object.assign(p, { state: "sent", id });
+    // The server has it: nothing to send again after a reload.
+    this.store?.drop(clientId);
     if (this.byId.has(id)) this.settle(this.byId.get(id));
   }
 

@@ -26,7 +26,9 @@ export async function startChat({ databaseUrl, port = 0, env: extraEnv = {} } = 
     ...(uploadDir ? { UPLOAD_DIR: uploadDir } : {}),
     PORT: String(port),
     BIND: "127.0.0.1",
-    STATIC_DIR: path.join(repoRoot, "js-client"),
+    // CHAT_STATIC_DIR: serve another copy of the page (e.g. an older one, to see a new
+    // test fail on it).
+    STATIC_DIR: process.env.CHAT_STATIC_DIR ?? path.join(repoRoot, "js-client"),
     CHECK_ORIGIN: "true",
     LOG_LEVEL: "info",
     ...extraEnv,

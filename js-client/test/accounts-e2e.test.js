@@ -67,10 +67,13 @@ test("two accounts and a guest: private room, invitation, DM, unread badges, swi
   await ann.page.click(`#room-list li[data-room="${lobby}"]`);
   await ann.page.waitForFunction((r) => document.querySelector(`#directory li[data-room="${r}"] .counts`)?.textContent === "3 online · 2 members", lobby);
 
-  // ann creates a private room and invites bob.
+  // ann creates a private room and invites bob. Its name has a lock, not "#".
   await ann.page.fill("#new-room", team);
   await ann.page.press("#new-room", "Enter");
-  await ann.page.waitForFunction((r) => document.querySelector("#room-name").textContent === `#${r}`, team);
+  await ann.page.waitForFunction((r) => document.querySelector("#room-name").textContent === r, team);
+  assert.equal(await ann.page.getAttribute("#room-name", "data-kind"), "private");
+  assert.equal(await ann.page.getAttribute("#room-name .room-kind", "aria-label"), "private room");
+  await ann.page.waitForSelector(`#room-list li[data-room="${team}"] .room-kind[aria-label="private room"]`);
   await ann.page.fill("#invite-username", `bob${tag}`);
   await ann.page.press("#invite-username", "Enter");
   await ann.page.waitForFunction(() => document.querySelector("#sidebar-error").textContent.includes("invited"));
@@ -107,10 +110,16 @@ test("two accounts and a guest: private room, invitation, DM, unread badges, swi
   await hasBody(bob.page, "got it");
   await ann.page.screenshot({ path: path.join(ARTIFACTS, "accounts-desktop-dm.png") });
 
-  // Phone width: sidebar above the conversation, no horizontal scrolling.
+  // Phone width: the rooms behind the menu button, no horizontal scrolling.
   await bob.page.setViewportSize({ width: 390, height: 844 });
+  await bob.page.waitForSelector("#sidebar", { state: "hidden" });
+  await bob.page.click("#menu-button");
+  await bob.page.waitForFunction(() => getComputedStyle(document.querySelector("#sidebar")).visibility === "visible");
   await bob.page.screenshot({ path: path.join(ARTIFACTS, "accounts-phone.png") });
   assert.equal(await bob.page.evaluate(() => document.documentElement.scrollWidth > window.innerWidth), false);
+  await bob.page.keyboard.press("Escape");
+  await bob.page.waitForFunction(() => !document.querySelector("#chat").classList.contains("drawer-open"));
+  await bob.page.setViewportSize({ width: 1200, height: 760 });
 
   // ann has a second tab (signed in from the stored session); logging out in one closes the other.
   const tab2 = await ann.context.newPage();

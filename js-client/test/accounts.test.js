@@ -5,7 +5,7 @@ import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import { Socket } from "phoenix";
 import WebSocket from "ws";
-import { startChat } from "../lib/chat-server.js";
+import { startChat, testDatabase } from "../lib/chat-server.js";
 import { PATIENCE_MS, join, push, until } from "../lib/channel.js";
 
 const PASSWORD = "correct horse battery";
@@ -152,4 +152,82 @@ test("tampered tokens are refused; logout closes every socket of that user and n
   assert.deepEqual(other.closes, [], "bob's socket stays open");
   assert.equal((await connect({ token: ann.token })).ok, false, "the logged-out token no longer connects");
   assert.equal((await api("session", { token: ann.token })).status, 401);
+});
+
+test("a refused sign-in says when to retry, in Retry-After and in the text the page shows", async () => {
+  const tag = Date.now().toString(36);
+  await register(`retry${tag}`);
+  // Five wrong passwords spend the username's budget (5, then one a minute).
+  for (let i = 0; i < 5; i++) {
+    const wrong = await api("login", { username: `retry${tag}`, password: `wrong guess ${i}` });
+    assert.equal(wrong.status, 401);
+  }
+  const res = await fetch(`${chat.url}/api/login`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({ username: `retry${tag}`, password: PASSWORD }),
+  });
+  assert.equal(res.status, 429);
+  const wait = Number(res.headers.get("retry-after"));
+  assert.ok(wait >= 1 && wait <= 60, `Retry-After ${res.headers.get("retry-after")}`);
+  assert.deepEqual(await res.json(), { error: `too many attempts: try again in ${wait} s`, retry_after: wait });
+});
+
+/** The HTTP status a WebSocket upgrade to `url` is answered with (101 when it opens). */
+function upgradeStatus(url) {
+  return new Promise((resolve, reject) => {
+    const ws = new WebSocket(url);
+    ws.on("open", () => {
+      ws.close();
+      resolve(101);
+    });
+    ws.on("unexpected-response", (_req, res) => {
+      res.resume();
+      resolve(res.statusCode);
+    });
+    ws.on("error", (e) => (e.message.startsWith("Unexpected server response") ? null : reject(e)));
+  });
+}
+
+test("a database outage does not sign anyone out: the session check and a reconnect answer 503, not 401/403", async () => {
+  const db = testDatabase(`chat_session_outage_${process.pid}`);
+  const pg = await startChat({ databaseUrl: db.url, env: { REGISTER_BURST: "100", STORE_TIMEOUT_MS: "1000" } });
+  try {
+    const post = async (path, body) => {
+      const res = await fetch(`${pg.url}/api/${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      return res.status;
+    };
+    const res = await fetch(`${pg.url}/api/register`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ username: "outage", password: PASSWORD }),
+    });
+    assert.equal(res.status, 201);
+    const { token } = await res.json();
+    const socketUrl = (t) => `${pg.url.replace(/^http/, "ws")}/socket/websocket?vsn=2.0.0&token=${encodeURIComponent(t)}`;
+    assert.equal(await upgradeStatus(socketUrl(token)), 101);
+
+    db.cut();
+    assert.equal(await post("session", { token }), 503, "the page keeps a session on 503 and asks again");
+    assert.equal(await upgradeStatus(socketUrl(token)), 503, "a reconnect is refused for now, not forbidden");
+    assert.equal(await post("logout", { token }), 503);
+    // A token that is not authentic needs no database to be refused.
+    assert.equal(await upgradeStatus(socketUrl(token.slice(0, -3) + "AAA")), 403);
+    assert.equal(await post("session", { token: "garbage" }), 401);
+
+    db.restore();
+    const deadline = Date.now() + PATIENCE_MS;
+    let status;
+    while ((status = await post("session", { token })) !== 200 && Date.now() < deadline) {
+      await new Promise((r) => setTimeout(r, 200));
+    }
+    assert.equal(status, 200, "the same session is good again once the database is back");
+  } finally {
+    await pg.stop();
+    db.drop();
+  }
 });

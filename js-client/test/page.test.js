@@ -474,6 +474,10 @@ test("reactions, threads, edit and delete, mention notifications, attachments", 
   assert.equal(await msg(lee.page, "typo here").locator(".action.edit").count(), 0, "no edit on others' messages");
   await msg(kim.page, "typo here").hover();
   await msg(kim.page, "typo here").locator(".action.delete").click();
+  // The page's own dialog asks first (not the browser's confirm()).
+  await kim.page.waitForSelector("#confirm-dialog[open]");
+  assert.match(await kim.page.textContent("#confirm-title"), /Delete this message/);
+  await kim.page.click("#confirm-ok");
   await shown(lee.page, "message deleted");
 
   // A mention of a signed-in user notifies them in the page, wherever they are.

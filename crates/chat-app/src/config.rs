@@ -35,7 +35,13 @@ pub struct Config {
     #[arg(long, env = "POOL_SIZE", default_value_t = 10)]
     pub pool_size: usize,
 
-    /// Secret that signs long-poll session tokens. Unset: a random one per start.
+    /// Secret that signs session tokens: the `token` that /api/login and /api/register
+    /// give a signed-in page (its socket connects with it) and long-poll session tokens.
+    /// Whoever knows it can sign in as any user with a live session. Unset or empty:
+    /// with DATABASE_URL, one made at the first start and kept in the database (table
+    /// `secret_key_base`), so sessions outlive restarts; without, a random one for the
+    /// process, and every session ends when it stops. Required, the same on every
+    /// node, with --redis-url.
     #[arg(long, env = "SECRET_KEY_BASE", hide_env_values = true)]
     pub secret_key_base: Option<String>,
 
@@ -91,15 +97,38 @@ pub struct Config {
     #[arg(long, env = "JOIN_RATE_LIMIT", default_value_t = 10)]
     pub join_rate_limit: u32,
 
-    /// Accounts: registrations one client address (IPv6: /64) may make at once (then
-    /// one per minute).
+    /// Accounts: accounts one client address (IPv6: /64) may create at once (then one
+    /// per minute). Only registrations that create an account count; refused attempts
+    /// (a taken name, a weak password) count against `--register-attempt-burst`.
     #[arg(long, env = "REGISTER_BURST", default_value_t = 5)]
     pub register_burst: u32,
+
+    /// Accounts: registration attempts one client address may make at once, refused
+    /// ones included (then one per 3 s).
+    #[arg(long, env = "REGISTER_ATTEMPT_BURST", default_value_t = 20)]
+    pub register_attempt_burst: u32,
 
     /// Accounts: login attempts one client address may make at once (then one per 3 s;
     /// per username: 5, then one per minute).
     #[arg(long, env = "LOGIN_ADDRESS_BURST", default_value_t = 20)]
     pub login_address_burst: u32,
+
+    /// Accounts: password hashes (Argon2id, 19 MiB each) computed at once; this bounds
+    /// the memory and blocking threads that logins and registrations can take.
+    #[arg(long, env = "PASSWORD_HASHES", default_value_t = 4,
+          value_parser = clap::value_parser!(u64).range(1..=1024))]
+    pub password_hashes: u64,
+
+    /// Accounts: logins and registrations waiting for a password hash, in all; past it
+    /// (and past `--login-queue-per-address`) they are refused at once with 429 and
+    /// `Retry-After`.
+    #[arg(long, env = "LOGIN_QUEUE", default_value_t = 256)]
+    pub login_queue: usize,
+
+    /// Accounts: logins and registrations of one client (IPv4 address, IPv6 /48)
+    /// waiting for a password hash.
+    #[arg(long, env = "LOGIN_QUEUE_PER_ADDRESS", default_value_t = 4)]
+    pub login_queue_per_address: usize,
 
     /// Invitations: after someone declines an invitation (or leaves a private room), the
     /// seconds during which the inviter may not invite them again to any room, nor anyone
@@ -379,6 +408,28 @@ impl Config {
         }
     }
 
+    /// The account API's limits: the rates of `accounts::api` with the bursts and the
+    /// hash queue configured here.
+    pub fn account_limits(&self) -> crate::accounts::api::ApiLimits {
+        use crate::accounts::api::ApiLimits;
+        let defaults = ApiLimits::default();
+        let with_burst = |rate: Rate, burst: u32| Rate::new(burst, rate.period);
+        ApiLimits {
+            register_per_address: with_burst(defaults.register_per_address, self.register_burst),
+            register_attempts_per_address: with_burst(
+                defaults.register_attempts_per_address,
+                self.register_attempt_burst,
+            ),
+            login_per_address: with_burst(defaults.login_per_address, self.login_address_burst),
+            hashing: crate::accounts::hash_queue::HashLimits {
+                permits: usize::try_from(self.password_hashes).unwrap_or(1),
+                queue: self.login_queue,
+                queue_per_group: self.login_queue_per_address,
+            },
+            ..defaults
+        }
+    }
+
     /// `typing` broadcasts per user per room: one per `--typing-interval-ms`.
     pub fn typing(&self) -> Rate {
         Rate::one_per(Duration::from_millis(self.typing_interval_ms))
@@ -624,6 +675,10 @@ mod tests {
         assert!(config.api_key().is_none());
         assert_eq!(config.drain(), phx_server::Drain::default());
         assert_eq!(config.store_timeout(), crate::store::DEFAULT_STORE_TIMEOUT);
+        assert_eq!(
+            config.account_limits(),
+            crate::accounts::api::ApiLimits::default()
+        );
         assert_eq!(config.room_creation(), crate::limit::DEFAULT_ROOM_CREATION);
         assert_eq!(
             config.typing(),

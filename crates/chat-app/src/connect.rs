@@ -104,7 +104,8 @@ impl Connect for ChatConnect {
 
 /// The chat socket's connect hook with accounts: a valid `token` param signs the user
 /// in (socket id `user_socket:<id>`); no token is a guest; a token that is tampered
-/// with, expired or logged out is refused (403), and the page drops it.
+/// with, expired or logged out is refused (403), and the page drops it; while the account
+/// store is down a token is refused with 503 and kept.
 #[derive(Clone)]
 pub struct SessionConnect {
     sessions: Sessions,
@@ -132,8 +133,12 @@ impl Connect for SessionConnect {
         let Some(token) = params.get_str("token") else {
             return Ok(Connected::new(client));
         };
-        let Some(user) = self.sessions.verify(Some(token)).await else {
-            return Err(Refusal::forbidden());
+        let user = match self.sessions.check(Some(token)).await {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(Refusal::forbidden()),
+            // A database outage is not a bad token: 503, so the page keeps the session and
+            // phoenix.js retries (long poll reports every refusal as 403, as in Phoenix).
+            Err(_) => return Err(Refusal::with_status(hyper::StatusCode::SERVICE_UNAVAILABLE)),
         };
         let id = format!("user_socket:{}", user.id);
         client.user = Some(user);

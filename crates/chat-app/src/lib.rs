@@ -20,6 +20,7 @@
 //!   personal `user:<id>` topic, read positions, invitations, look-alike room names,
 //!   guest names.
 //! - `uploads`: attachments (docs/chat.md): upload over HTTP, type sniffing, thumbnails.
+//! - `search`: the room channel's `search` event: its rules, bounds and rate.
 
 pub mod accounts;
 pub mod config;
@@ -29,6 +30,7 @@ pub mod limit;
 pub mod ops;
 pub mod replay;
 pub mod room;
+pub mod search;
 pub mod store;
 pub mod uploads;
 pub mod validate;

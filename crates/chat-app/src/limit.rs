@@ -1,9 +1,10 @@
-//! Flood limits shared by every room channel: a rate per key (a token bucket), kept in a
-//! table that cannot grow without bound.
+//! Flood limits: a rate per key (a token bucket), kept in a table that cannot grow
+//! without bound and never refuses a key for being new.
 //!
-//! Two limits use it: `typing` broadcasts per user per room (`room.rs`; ten tabs of one
-//! user share one key, so they cannot multiply the rate), and room creations per client
-//! address (`directory.rs`; every new room is a permanent `rooms` row).
+//! Users: `typing` broadcasts per user per room (`room.rs`; ten tabs of one user share
+//! one key, so they cannot multiply the rate), room creations per client address
+//! (`directory.rs`; every new room is a permanent `rooms` row), uploads per user, and
+//! the account API's login and registration budgets (`accounts::api`).
 //!
 //! The clock is a parameter (`now`), never read here, so tests drive time by hand.
 
@@ -14,10 +15,19 @@ use std::net::{IpAddr, Ipv6Addr};
 use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-/// Most keys one limit tracks (≈ 5–10 MiB at worst). Past it, new keys are refused
-/// until a sweep frees room: a limit that fails open under a flood of keys would not be
-/// a limit.
+/// Most keys one limit tracks. At the cap, the keys whose buckets are nearest to full
+/// are forgotten to make room (see [`RateLimit`]): a new key is never refused for the
+/// table being full, since that would let one client with many keys (an IPv6 /48 holds
+/// 65 536 /64s) lock every other client out. Measured at the cap (`tests/limit_memory.rs`,
+/// SECURITY.md): 4.1 MiB with 16-byte keys (hashed usernames), 5.1 MiB with addresses,
+/// 24.5 MiB with the longest `typing` keys (a 64-character room and a 32-character user
+/// name, all 4-byte characters: `validate` bounds both).
 pub const MAX_KEYS: usize = 65_536;
+
+/// At the key cap, this fraction of the keys (the ones nearest to a full bucket) is
+/// forgotten at once, so the pass over the table that finds them is paid once per
+/// `MAX_KEYS / EVICT_DIVISOR` new keys, not once per key.
+const EVICT_DIVISOR: usize = 8;
 
 /// Below this many keys the table is never swept.
 const MIN_SWEEP_AT: usize = 1_024;
@@ -56,7 +66,10 @@ impl Rate {
 /// allowed while that instant is at most `(burst - 1) × period` ahead of now, and moves
 /// it one `period` further. A full bucket is the same as no entry, so full buckets are
 /// evicted: the table holds only keys that spent something in the last
-/// `burst × period`, and never more than [`MAX_KEYS`].
+/// `burst × period`, and never more than [`MAX_KEYS`]. When it is full of keys still
+/// refilling, the eighth nearest to full are forgotten: they lose at most what they
+/// would have earned back soonest, while a key that is being hammered (far from full)
+/// keeps its debt, and a newcomer always gets its own bucket.
 ///
 /// ```
 /// use std::time::{Duration, Instant};
@@ -119,24 +132,44 @@ impl<K: Hash + Eq> RateLimit<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
     {
+        self.acquire(key, now).is_ok()
+    }
+
+    /// Spends one event of `key` at `now`, or says how long after `now` one is earned
+    /// back (what a refusal tells the client: `Retry-After`).
+    ///
+    /// ```
+    /// use std::time::{Duration, Instant};
+    /// use chat_app::limit::{Rate, RateLimit};
+    ///
+    /// let limit = RateLimit::new(Rate::new(1, Duration::from_secs(60)));
+    /// let t0 = Instant::now();
+    /// assert_eq!(limit.acquire("ann", t0), Ok(()));
+    /// let later = t0 + Duration::from_secs(18);
+    /// assert_eq!(limit.acquire("ann", later), Err(Duration::from_secs(42)));
+    /// ```
+    pub fn acquire<Q>(&self, key: &Q, now: Instant) -> Result<(), Duration>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
         let period = self.rate.period;
         // burst ≥ 1 (`Rate::new`); saturating so a huge burst cannot overflow.
         let tolerance = period.saturating_mul(self.rate.burst.saturating_sub(1));
         let mut table = self.lock();
         if let Some(full_at) = table.full_at.get_mut(key) {
             let start = (*full_at).max(now);
-            if start.saturating_duration_since(now) > tolerance {
-                return false;
+            let ahead = start.saturating_duration_since(now);
+            if ahead > tolerance {
+                return Err(ahead - tolerance);
             }
             *full_at = start + period;
-            return true;
+            return Ok(());
         }
         let refill = period.saturating_mul(self.rate.burst);
-        if !table.make_room(now, self.max_keys, refill) {
-            return false;
-        }
+        table.make_room(now, self.max_keys, refill);
         table.full_at.insert(key.to_owned(), now + period);
-        true
+        Ok(())
     }
 
     /// Gives back one event spent by [`RateLimit::try_acquire`] (when what it paid for did
@@ -174,39 +207,65 @@ impl<K: Hash + Eq> RateLimit<K> {
 }
 
 impl<K: Hash + Eq> Table<K> {
-    /// Makes space for one new key if possible: sweeps full buckets when the table has
-    /// doubled since the last sweep (amortised O(1) per key), or when every bucket seen
-    /// at the last sweep has had time to refill (so memory comes back after a burst),
-    /// and refuses at the cap.
-    fn make_room(&mut self, now: Instant, max_keys: usize, refill: Duration) -> bool {
+    /// Makes space for one new key: sweeps full buckets when the table has doubled since
+    /// the last sweep (amortised O(1) per key), or when every bucket seen at the last
+    /// sweep has had time to refill (so memory comes back after a burst); at the cap,
+    /// forgets the keys nearest to a full bucket.
+    fn make_room(&mut self, now: Instant, max_keys: usize, refill: Duration) {
         let len = self.full_at.len();
         let stale = len >= MIN_SWEEP_AT.min(max_keys)
             && self
                 .last_sweep
                 .is_none_or(|t| now >= t + refill.max(SWEEP_PAUSE));
         if len < self.sweep_at && !stale {
-            return true;
+            return;
         }
         let at_cap = len >= max_keys;
-        if at_cap && self.last_sweep.is_some_and(|t| now < t + SWEEP_PAUSE) {
-            return false;
+        // At the cap a sweep is a pass over every key: at most one per `SWEEP_PAUSE`.
+        if !(at_cap && self.last_sweep.is_some_and(|t| now < t + SWEEP_PAUSE)) {
+            self.full_at.retain(|_, full_at| *full_at > now);
+            self.last_sweep = Some(now);
         }
-        self.full_at.retain(|_, full_at| *full_at > now);
+        if self.full_at.len() >= max_keys {
+            self.evict_nearest_full((max_keys / EVICT_DIVISOR).max(1));
+            if !self.saturated {
+                tracing::warn!(
+                    max_keys,
+                    "rate limit table full: the keys nearest to a full bucket are forgotten"
+                );
+            }
+            self.saturated = true;
+        } else {
+            self.saturated = false;
+        }
         let len = self.full_at.len();
         if self.full_at.capacity() > 4 * len.max(MIN_SWEEP_AT) {
             self.full_at.shrink_to(2 * len);
         }
-        self.last_sweep = Some(now);
         self.sweep_at = (2 * len).clamp(MIN_SWEEP_AT.min(max_keys), max_keys);
-        let fits = len < max_keys;
-        if !fits && !self.saturated {
-            tracing::warn!(
-                max_keys,
-                "rate limit table full: new keys are refused until buckets refill"
-            );
-        }
-        self.saturated = !fits;
-        fits
+    }
+
+    /// Forgets the `count` keys whose buckets are full soonest (ties broken arbitrarily).
+    fn evict_nearest_full(&mut self, count: usize) {
+        let mut times: Vec<Instant> = self.full_at.values().copied().collect();
+        let Some(nth) = count.checked_sub(1).filter(|&n| n < times.len()) else {
+            self.full_at.clear();
+            return;
+        };
+        let (_, &mut threshold, _) = times.select_nth_unstable(nth);
+        drop(times);
+        // Everything strictly before the threshold goes, then ties until `count`.
+        let before = self.full_at.values().filter(|t| **t < threshold).count();
+        let mut ties = count.saturating_sub(before);
+        self.full_at
+            .retain(|_, full_at| match (*full_at).cmp(&threshold) {
+                std::cmp::Ordering::Less => false,
+                std::cmp::Ordering::Equal if ties > 0 => {
+                    ties -= 1;
+                    false
+                }
+                _ => true,
+            });
     }
 }
 
@@ -328,23 +387,42 @@ mod tests {
     }
 
     #[test]
-    fn at_the_key_cap_new_keys_are_refused_until_buckets_refill() {
+    fn at_the_key_cap_a_new_key_is_never_refused_and_a_hammered_key_keeps_its_debt() {
         let limit = RateLimit::with_max_keys(Rate::new(10, 6 * SEC), 100);
         let t0 = Instant::now();
-        for i in 0..100 {
-            assert!(limit.try_acquire(&i, t0));
+        // Key 0 spends its whole burst: its bucket is full again only in 60 s.
+        assert_eq!((0..10).filter(|_| limit.try_acquire(&0, t0)).count(), 10);
+        assert!(!limit.try_acquire(&0, t0));
+        // 99 keys that spent one event each, a millisecond apart: full in about 6 s.
+        for i in 1..100u32 {
+            let now = t0 + Duration::from_millis(u64::from(i));
+            assert!(limit.try_acquire(&i, now));
         }
-        assert!(!limit.try_acquire(&1000, t0), "cap reached: fail closed");
-        assert!(
-            limit.try_acquire(&5, t0),
-            "known keys keep their own bucket"
-        );
         assert_eq!(limit.len(), 100);
-        // Once the buckets have refilled (6 s; 5's second event makes it 12 s) the
-        // stale ones are swept and new keys fit again.
-        let later = t0 + 7 * SEC;
-        assert!(limit.try_acquire(&1000, later));
-        assert!(limit.len() <= 3, "{}", limit.len());
+        // The table is full of buckets still refilling: new keys still get one.
+        let now = t0 + SEC;
+        for new in 1000..1100u32 {
+            assert!(limit.try_acquire(&new, now), "new key {new} refused");
+            assert!(limit.len() <= 100, "{} keys", limit.len());
+        }
+        // The keys nearest to full were forgotten, the hammered one was not.
+        // (Burst spent at t0, one back every 6 s: the next at t0 + 6 s.)
+        assert_eq!(limit.acquire(&0, now), Err(5 * SEC), "key 0 lost its debt");
+        assert!(
+            limit.try_acquire(&1, now),
+            "key 1 was forgotten (fresh bucket)"
+        );
+    }
+
+    #[test]
+    fn a_refusal_says_when_the_next_event_is_earned() {
+        let limit = RateLimit::new(Rate::new(2, 10 * SEC));
+        let t0 = Instant::now();
+        assert_eq!(limit.acquire("ip", t0), Ok(()));
+        assert_eq!(limit.acquire("ip", t0 + SEC), Ok(()));
+        assert_eq!(limit.acquire("ip", t0 + 2 * SEC), Err(8 * SEC));
+        assert_eq!(limit.acquire("ip", t0 + 9 * SEC), Err(SEC));
+        assert_eq!(limit.acquire("ip", t0 + 10 * SEC), Ok(()));
     }
 
     #[test]

@@ -121,6 +121,7 @@ async fn run(config: Config) -> Result<(), String> {
     let room_store = store.clone();
     let rooms = Arc::new(RoomDirectory::new(store.clone(), config.room_creation()));
     let typing = Arc::new(RateLimit::new(config.typing()));
+    let searches = Arc::new(RateLimit::new(chat_app::search::default_rate()));
     tracing::info!(
         store_timeout_ms = config.store_timeout_ms,
         room_creation_burst = config.room_creation_burst,
@@ -132,13 +133,18 @@ async fn run(config: Config) -> Result<(), String> {
         invite_cooldown_secs = config.invite_cooldown_secs,
         "chat limits in force (SECURITY.md)"
     );
-    // Accounts: sessions signed with the endpoint's secret.
-    let secret = chat_app::accounts::wiring::secret(config.secret_key_base.as_deref());
-    let accounts = chat_app::accounts::wiring::account_store(
+    // Accounts: sessions signed with the endpoint's secret (configured, else kept in
+    // the database, else random for this process).
+    let chat_app::accounts::wiring::Accounts {
+        store: accounts,
+        secret,
+        secret_source,
+    } = chat_app::accounts::wiring::accounts(
         config.database_url(),
         config.pool_size,
         timeout,
         cluster.is_some(),
+        config.secret_key_base.as_deref(),
     )
     .await
     .map_err(|e| format!("{e:#}"))?;
@@ -185,10 +191,20 @@ async fn run(config: Config) -> Result<(), String> {
                 .with_accounts(room_accounts.clone())
                 .with_attachments(attachments.clone())
                 .with_guest_names(guest_names.clone())
+                .with_search_limit(searches.clone())
         })
         .channel("user:*", user_channel);
-    let limits =
-        chat_app::accounts::wiring::limits(config.register_burst, config.login_address_burst);
+    let limits = config.account_limits();
+    tracing::info!(
+        login_address_burst = config.login_address_burst,
+        register_burst = config.register_burst,
+        register_attempt_burst = config.register_attempt_burst,
+        password_hashes = limits.hashing.permits,
+        login_queue = limits.hashing.queue,
+        login_queue_per_address = limits.hashing.queue_per_group,
+        "account limits in force (SECURITY.md): at most {} MiB of Argon2 memory",
+        limits.hashing.permits * chat_app::accounts::password::ARGON2_MIB
+    );
     let web = chat_app::accounts::api::AccountsHttp::with_limits(sessions.clone(), web, limits);
     let web = UploadsHttp::new(web, sessions, uploads.clone(), upload_limits);
     let mut builder = Endpoint::builder().socket("/socket", socket).http(web);
@@ -238,7 +254,7 @@ async fn run(config: Config) -> Result<(), String> {
         static_dir = %static_dir.display(),
         origin = %describe_policy(&origin_policy),
         host = config.host.as_deref().unwrap_or("-"),
-        secret_key_base = if config.secret_key_base.is_some() { "set" } else { "random per start" },
+        secret_key_base = secret_source.describe(),
         api = if config.api_key().is_some() { "on (key set)" } else { "off" },
         metrics = config.metrics,
         drain = %format!("{} every {:?} within {:?}", drain.batch_size, drain.batch_interval, drain.budget),

@@ -61,6 +61,12 @@ pub struct RoomChannel {
     guest_names: Option<Arc<GuestNames>>,
     /// A guest's name, held while this channel lives.
     held_name: Option<HeldName>,
+    /// The `search` rate (`crate::search`), shared by every room channel once
+    /// `with_search_limit` is called; this channel's key in it (`search_key`): the
+    /// signed-in user, or a guest's client address (a guest can make a new guest id at
+    /// will, not a new address).
+    searches: Arc<RateLimit<String>>,
+    search_key: String,
 }
 
 impl RoomChannel {
@@ -88,6 +94,9 @@ impl RoomChannel {
             attachments: None,
             guest_names: None,
             held_name: None,
+            // Until a shared limit is given, this channel's own: still a bound.
+            searches: Arc::new(RateLimit::new(crate::search::default_rate())),
+            search_key: String::new(),
         }
     }
 
@@ -95,6 +104,13 @@ impl RoomChannel {
     /// (docs/chat.md, "Guest names").
     pub fn with_guest_names(mut self, names: Arc<GuestNames>) -> Self {
         self.guest_names = Some(names);
+        self
+    }
+
+    /// Shares one `search` rate per author across every room channel using `limit`
+    /// (docs/chat.md: `search`; SECURITY.md).
+    pub fn with_search_limit(mut self, limit: Arc<RateLimit<String>>) -> Self {
+        self.searches = limit;
         self
     }
 
@@ -207,6 +223,10 @@ impl Channel for RoomChannel {
             .assigns()
             .peer
             .unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED));
+        self.search_key = match self.user_id {
+            Some(_) => self.author.clone(),
+            None => format!("addr:{}", crate::limit::address_key(peer)),
+        };
         if let Some(accounts) = self.accounts.clone() {
             // A new name: no look-alike, one script. Checked before anything is created.
             let found = access::check_name(accounts.as_ref(), &self.room)
@@ -293,6 +313,10 @@ impl Channel for RoomChannel {
                 Err(why) => HandleResult::error(why),
             },
             "thread" => match self.thread(p).await {
+                Ok(reply) => HandleResult::ok(reply),
+                Err(why) => HandleResult::error(why),
+            },
+            "search" => match self.search(p).await {
                 Ok(reply) => HandleResult::ok(reply),
                 Err(why) => HandleResult::error(why),
             },
@@ -522,7 +546,7 @@ impl RoomChannel {
         if inserted.duplicate {
             return Ok(json!({ "id": message.id, "duplicate": true }));
         }
-        self.notify_members(message.id, ctx).await;
+        self.notify_members("activity", message.id, ctx).await;
         self.notify_mentions(&message, ctx).await;
         Ok(json!({ "id": message.id }))
     }
@@ -596,11 +620,16 @@ impl RoomChannel {
                 tracing::error!(%error, "broadcast failed");
             }
         });
-        self.store
+        let changed = self
+            .store
             .apply_change(&self.room, id, &self.author, change, Some(announce))
             .await
             .map_err(|e| store_failed(e, event, &self.room))?
             .map_err(|refusal| reason(refusal.to_string()))?;
+        if changed.deleted && changed.parent_id.is_none() {
+            // An unread message that is deleted is no longer unread (the sidebar's count).
+            self.notify_members("deleted", changed.id, ctx).await;
+        }
         Ok(())
     }
 
@@ -669,6 +698,26 @@ impl RoomChannel {
         Ok(json!({ "parent": parent, "messages": replies }))
     }
 
+    /// `search`: this room's messages matching a query, newest first (`crate::search`).
+    async fn search(&self, p: Payload) -> Result<Value, Refused> {
+        let request = p
+            .parse::<Value>()
+            .ok_or_else(|| reason("search takes an object"))
+            .and_then(|v| crate::search::parse(&v).map_err(reason))?;
+        if !self
+            .searches
+            .try_acquire(self.search_key.as_str(), Instant::now())
+        {
+            return Err(reason(crate::search::too_many()));
+        }
+        let found = self
+            .store
+            .search(&self.room, &request.query, request.before_id, request.limit)
+            .await
+            .map_err(|e| store_failed(e, "search", &self.room))?;
+        Ok(json!({ "messages": found }))
+    }
+
     /// Pushes `mention` on the `user:<id>` topic of every registered user the message
     /// mentions who may read the room (public room, or a member); not to the author.
     async fn notify_mentions(&self, message: &StoredMessage, ctx: &mut ChannelContext<'_, Self>) {
@@ -706,9 +755,10 @@ impl RoomChannel {
         }
     }
 
-    /// Tells every member's `user:<id>` topic that the room has a new message (the
-    /// sidebar's unread counts and order), at most `MAX_MEMBERS` of them.
-    async fn notify_members(&self, id: i64, ctx: &mut ChannelContext<'_, Self>) {
+    /// Tells every member's `user:<id>` topic that the room has a new message
+    /// (`activity`) or that a top-level message was deleted (`deleted`): the sidebar's
+    /// unread counts and order. At most `MAX_MEMBERS` of them.
+    async fn notify_members(&self, event: &str, id: i64, ctx: &mut ChannelContext<'_, Self>) {
         let Some(accounts) = &self.accounts else {
             return;
         };
@@ -728,7 +778,7 @@ impl RoomChannel {
         for member in members.into_iter().take(crate::accounts::MAX_MEMBERS) {
             let _ = ctx
                 .pubsub()
-                .broadcast(&format!("user:{member}"), "activity", note.clone());
+                .broadcast(&format!("user:{member}"), event, note.clone());
         }
     }
 }

@@ -43,10 +43,12 @@ async fn look_alike_rooms_from_before_stay_reachable_and_block_new_ones() {
         )
         .await
         .unwrap();
-    assert_eq!(
-        migrate(&mut client).await.unwrap(),
-        ["0004_room_names_and_invitations", "0005_message_change_seq"]
+    let applied = migrate(&mut client).await.unwrap();
+    assert!(
+        applied.contains(&"0006_room_names_and_invitations".to_owned()),
+        "{applied:?}"
     );
+    assert_eq!(applied.len(), MIGRATIONS.len() - 3);
     let folds = client
         .query(
             "SELECT room, kind, fold FROM room_access ORDER BY inserted_at",

@@ -1,6 +1,7 @@
 // What an attack row gets to work with (`ctx`): the server's address and process, source
 // addresses across 127.0.0.0/8, /proc readings, and HTTP and phoenix.js clients that can
 // bind any of those source addresses.
+import { setMaxListeners } from "node:events";
 import fs from "node:fs";
 import http from "node:http";
 import { Socket } from "phoenix";
@@ -76,6 +77,8 @@ export function websocketFrom(localAddress) {
  * every socket the row opened through `ctx.socket`.
  */
 export function makeContext(row, server, { signal, log }) {
+  // Every request of a row listens for the row's end on this one signal.
+  setMaxListeners(0, signal);
   const sockets = [];
   const ctx = {
     url: server.url,

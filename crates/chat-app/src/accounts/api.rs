@@ -2,34 +2,43 @@
 //!
 //! - `POST /api/register` `{"username", "password"}` → 201 `{"token", "user": {"id", "username"}}`,
 //!   or 422 `{"error"}` (name taken, also after case and confusable folding; password
-//!   too short, too long or too common).
+//!   too short, too long or too common). Only a registration that creates an account
+//!   spends the address's registration budget; every attempt spends the (larger)
+//!   attempt budget, which stops floods of refused ones.
 //! - `POST /api/login` `{"username", "password"}` → 200 as above, or 401
 //!   `{"error": "invalid username or password"}`, the same for an unknown user and a
 //!   wrong password (an unknown user is checked against a dummy hash, so it takes as
-//!   long), or 429 when the attempts of that username or that client address are spent.
+//!   long), or 429 when the attempts of that client address or that username are spent.
+//!   A name that no account can have (`validate::username`) is refused before any
+//!   budget is spent, and a username's budget is spent only by attempts that its
+//!   address's budget let through, so one address cannot lock other users out.
+//!
+//! Every 429 says when to retry, in the `Retry-After` header (seconds) and in the text:
+//! `{"error": "too many attempts: try again in 42 s", "retry_after": 42}`.
 //! - `POST /api/logout` `{"token"}` → 200 `{}`: ends every session of the user and
 //!   closes every socket of `user_socket:<id>` (1001).
 //! - `GET /api/rooms` → `{"rooms": [{"room", "members", "online"}]}`: the public room
 //!   directory (at most [`DIRECTORY_MAX`]), most online first.
-//! - `POST /api/session` `{"token"}` → 200 `{"user"}` while the session lasts, else 401.
+//! - `POST /api/session` `{"token"}` → 200 `{"user"}` while the session lasts, else 401;
+//!   503 when the account store cannot say (an outage must not sign anyone out).
 //!
-//! Bodies over [`MAX_BODY`] bytes are refused (413). Hashing runs on the blocking pool,
-//! at most [`MAX_HASHING`] at a time.
+//! Bodies over [`MAX_BODY`] bytes are refused (413). Hashing goes through a
+//! [`HashQueue`]: a few at a time on the blocking pool, a bounded queue served fairly
+//! across client addresses, 429 with `Retry-After` when it is full.
 
 use std::net::{IpAddr, Ipv4Addr};
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use hyper::header::CONTENT_TYPE;
+use hyper::header::{CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use phx_server::{Body, Endpoint, HttpHandler, PeerAddr};
 use serde::Deserialize;
 use serde_json::{json, Value};
-use tokio::sync::Semaphore;
 
+use super::hash_queue::{retry_secs, HashLimits, HashQueue, HashRefused};
 use super::session::Sessions;
 use super::{names, password, User};
 use crate::limit::{address_key, Rate, RateLimit};
@@ -40,7 +49,7 @@ pub const DIRECTORY_MAX: usize = 100;
 /// Largest request body of the API, in bytes.
 pub const MAX_BODY: usize = 4096;
 /// Password hashes computed at once (Argon2id takes 19 MiB and tens of ms each).
-pub const MAX_HASHING: usize = 4;
+pub const MAX_HASHING: usize = super::hash_queue::DEFAULT_PERMITS;
 /// Login attempts per username: 5 at once, then one per minute.
 pub const LOGIN_PER_USERNAME: Rate = Rate {
     burst: 5,
@@ -51,23 +60,33 @@ pub const LOGIN_PER_ADDRESS: Rate = Rate {
     burst: 20,
     period: Duration::from_secs(3),
 };
-/// Registrations per client address: 5 at once, then one per minute.
+/// Registrations (accounts created) per client address: 5 at once, then one per minute.
 pub const REGISTER_PER_ADDRESS: Rate = Rate {
     burst: 5,
     period: Duration::from_secs(60),
+};
+/// Registration attempts per client address, refused ones included (a taken name, a
+/// weak password): 20 at once, then one per 3 s.
+pub const REGISTER_ATTEMPTS_PER_ADDRESS: Rate = Rate {
+    burst: 20,
+    period: Duration::from_secs(3),
 };
 
 const INVALID_LOGIN: &str = "invalid username or password";
 
 /// Login and registration limits (defaults above).
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ApiLimits {
     /// Login attempts per username.
     pub login_per_username: Rate,
     /// Login attempts per client address.
     pub login_per_address: Rate,
-    /// Registrations per client address.
+    /// Registrations (accounts created) per client address.
     pub register_per_address: Rate,
+    /// Registration attempts per client address, refused ones included.
+    pub register_attempts_per_address: Rate,
+    /// Password hashes at once and the queue in front of them.
+    pub hashing: HashLimits,
 }
 
 impl Default for ApiLimits {
@@ -76,8 +95,20 @@ impl Default for ApiLimits {
             login_per_username: LOGIN_PER_USERNAME,
             login_per_address: LOGIN_PER_ADDRESS,
             register_per_address: REGISTER_PER_ADDRESS,
+            register_attempts_per_address: REGISTER_ATTEMPTS_PER_ADDRESS,
+            hashing: HashLimits::default(),
         }
     }
+}
+
+/// The key a username's login budget is kept under: 16 bytes of SHA-256 of its folded
+/// form, so every entry of the table has the same small size whatever the name.
+pub fn username_key(fold: &str) -> [u8; 16] {
+    use sha2::{Digest, Sha256};
+    let digest = Sha256::digest(fold.as_bytes());
+    let mut key = [0u8; 16];
+    key.copy_from_slice(&digest[..16]);
+    key
 }
 
 /// The account API wrapped around another handler (the page), which gets every request
@@ -85,10 +116,11 @@ impl Default for ApiLimits {
 pub struct AccountsHttp<H> {
     inner: H,
     sessions: Sessions,
-    login_by_name: RateLimit<String>,
+    login_by_name: RateLimit<[u8; 16]>,
     login_by_addr: RateLimit<IpAddr>,
     register_by_addr: RateLimit<IpAddr>,
-    hashing: Arc<Semaphore>,
+    register_attempts_by_addr: RateLimit<IpAddr>,
+    hashes: HashQueue,
 }
 
 #[derive(Deserialize)]
@@ -113,6 +145,27 @@ fn error(status: StatusCode, text: impl Into<String>) -> Response<Body> {
     json_response(status, json!({ "error": text.into() }))
 }
 
+/// 429 with the time to retry in `Retry-After` and in words: `"{what}: try again in N s"`.
+fn too_many(what: &str, wait: Duration) -> Response<Body> {
+    let secs = retry_secs(wait);
+    let mut resp = json_response(
+        StatusCode::TOO_MANY_REQUESTS,
+        json!({ "error": format!("{what}: try again in {secs} s"), "retry_after": secs }),
+    );
+    resp.headers_mut().insert(RETRY_AFTER, secs.into());
+    resp
+}
+
+/// The answer to a hash that was not computed.
+fn not_hashed(refused: HashRefused) -> Response<Body> {
+    match refused {
+        HashRefused::Busy { retry_after } => too_many("too many sign-ins in progress", retry_after),
+        HashRefused::Failed => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+    }
+}
+
+const TOO_MANY_ATTEMPTS: &str = "too many attempts";
+
 impl<H: HttpHandler> AccountsHttp<H> {
     /// The API with the default limits, in front of `inner`.
     pub fn new(sessions: Sessions, inner: H) -> Self {
@@ -127,24 +180,14 @@ impl<H: HttpHandler> AccountsHttp<H> {
             login_by_name: RateLimit::new(limits.login_per_username),
             login_by_addr: RateLimit::new(limits.login_per_address),
             register_by_addr: RateLimit::new(limits.register_per_address),
-            hashing: Arc::new(Semaphore::new(MAX_HASHING)),
+            register_attempts_by_addr: RateLimit::new(limits.register_attempts_per_address),
+            hashes: HashQueue::new(limits.hashing),
         }
     }
 
-    async fn hash(&self, pass: String) -> Option<String> {
-        let _permit = self.hashing.acquire().await.ok()?;
-        tokio::task::spawn_blocking(move || password::hash(&pass))
-            .await
-            .ok()
-    }
-
-    async fn verify(&self, pass: String, phc: String) -> bool {
-        let Ok(_permit) = self.hashing.acquire().await else {
-            return false;
-        };
-        tokio::task::spawn_blocking(move || password::verify(&pass, &phc))
-            .await
-            .unwrap_or(false)
+    /// The queue every password hash goes through (its gauges: running, peak, waiting).
+    pub fn hash_queue(&self) -> &HashQueue {
+        &self.hashes
     }
 
     async fn session_reply(&self, status: StatusCode, user: &User) -> Response<Body> {
@@ -167,14 +210,12 @@ impl<H: HttpHandler> AccountsHttp<H> {
                 "expected {\"username\", \"password\"}",
             );
         };
-        if !self
-            .register_by_addr
-            .try_acquire(&address_key(peer), Instant::now())
-        {
-            return error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many attempts: try later",
-            );
+        let address = address_key(peer);
+        let now = Instant::now();
+        // Every attempt, refused or not, spends the attempt budget (floods); only an
+        // account created spends the registration budget (below).
+        if let Err(wait) = self.register_attempts_by_addr.acquire(&address, now) {
+            return too_many(TOO_MANY_ATTEMPTS, wait);
         }
         let name = match validate::username(&name) {
             Ok(name) => name,
@@ -195,16 +236,33 @@ impl<H: HttpHandler> AccountsHttp<H> {
                 return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
             }
         }
-        let Some(phc) = self.hash(pass).await else {
-            return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
+        // Spent before the work, so that concurrent registrations cannot pass the
+        // budget together; given back whenever no account results.
+        if let Err(wait) = self.register_by_addr.acquire(&address, now) {
+            return too_many("too many new accounts from this address", wait);
+        }
+        let phc = match self
+            .hashes
+            .run(peer, move |memory| password::hash_in(memory, &pass))
+            .await
+        {
+            Ok(phc) => phc,
+            Err(refused) => {
+                self.register_by_addr.refund(&address);
+                return not_hashed(refused);
+            }
         };
         match store.create_user(&name, &fold, &phc).await {
             Ok(Some(user)) => {
                 tracing::info!(user_id = user.id, "account registered");
                 self.session_reply(StatusCode::CREATED, &user).await
             }
-            Ok(None) => error(StatusCode::UNPROCESSABLE_ENTITY, "this username is taken"),
+            Ok(None) => {
+                self.register_by_addr.refund(&address);
+                error(StatusCode::UNPROCESSABLE_ENTITY, "this username is taken")
+            }
             Err(e) => {
+                self.register_by_addr.refund(&address);
                 tracing::warn!(error = %e, "register: store unavailable");
                 error(StatusCode::SERVICE_UNAVAILABLE, "unavailable")
             }
@@ -218,19 +276,26 @@ impl<H: HttpHandler> AccountsHttp<H> {
                 "expected {\"username\", \"password\"}",
             );
         };
-        let fold = names::fold(&name);
-        let now = Instant::now();
-        // Both budgets are spent by every attempt; either one empty refuses.
-        let by_addr = self.login_by_addr.try_acquire(&address_key(peer), now);
-        let by_name = self.login_by_name.try_acquire(fold.as_str(), now);
-        if !(by_addr && by_name) {
-            return error(
-                StatusCode::TOO_MANY_REQUESTS,
-                "too many attempts: try later",
-            );
-        }
+        // A name no account can have, or a password no account can have, fails before
+        // any budget, table entry or hash: refusing it costs nothing, and it must not
+        // cost a real user their budget either.
+        let Ok(name) = validate::username(&name) else {
+            return error(StatusCode::UNAUTHORIZED, INVALID_LOGIN);
+        };
         if pass.len() > password::PASSWORD_MAX_BYTES {
             return error(StatusCode::UNAUTHORIZED, INVALID_LOGIN);
+        }
+        let now = Instant::now();
+        let address = address_key(peer);
+        // The address's budget first: a username's budget is spent only by attempts
+        // their address was allowed, so one address cannot spend everyone's.
+        if let Err(wait) = self.login_by_addr.acquire(&address, now) {
+            return too_many(TOO_MANY_ATTEMPTS, wait);
+        }
+        let fold = names::fold(&name);
+        let name_key = username_key(&fold);
+        if let Err(wait) = self.login_by_name.acquire(&name_key, now) {
+            return too_many(TOO_MANY_ATTEMPTS, wait);
         }
         let user = match self.sessions.store().user_by_fold(&fold).await {
             Ok(user) => user,
@@ -239,14 +304,27 @@ impl<H: HttpHandler> AccountsHttp<H> {
                 return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable");
             }
         };
-        let phc = user.as_ref().map_or_else(
-            || password::dummy_hash().to_owned(),
-            |u| u.password_hash.clone(),
-        );
-        let ok = self.verify(pass, phc).await;
-        match user {
-            Some(user) if ok => self.session_reply(StatusCode::OK, &user).await,
-            _ => error(StatusCode::UNAUTHORIZED, INVALID_LOGIN),
+        let phc = user.as_ref().map(|u| u.password_hash.clone());
+        let verified = self
+            .hashes
+            .run(peer, move |memory| match phc {
+                Some(phc) => password::verify_in(memory, &pass, &phc),
+                None => {
+                    // As long as a wrong password: no telling unknown users apart.
+                    password::verify_in(memory, &pass, password::dummy_hash());
+                    false
+                }
+            })
+            .await;
+        match (verified, user) {
+            (Ok(true), Some(user)) => self.session_reply(StatusCode::OK, &user).await,
+            (Ok(_), _) => error(StatusCode::UNAUTHORIZED, INVALID_LOGIN),
+            (Err(refused), _) => {
+                // Not a guess: neither budget pays for a hash that did not happen.
+                self.login_by_addr.refund(&address);
+                self.login_by_name.refund(&name_key);
+                not_hashed(refused)
+            }
         }
     }
 
@@ -254,8 +332,10 @@ impl<H: HttpHandler> AccountsHttp<H> {
         let token = serde_json::from_slice::<Value>(&body)
             .ok()
             .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned));
-        let Some(user) = self.sessions.verify(token.as_deref()).await else {
-            return error(StatusCode::UNAUTHORIZED, "not signed in");
+        let user = match self.sessions.check(token.as_deref()).await {
+            Ok(Some(user)) => user,
+            Ok(None) => return error(StatusCode::UNAUTHORIZED, "not signed in"),
+            Err(_) => return error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         };
         if let Err(e) = self.sessions.store().delete_sessions(user.id).await {
             tracing::warn!(error = %e, "logout: store unavailable");
@@ -295,12 +375,14 @@ impl<H: HttpHandler> AccountsHttp<H> {
         let token = serde_json::from_slice::<Value>(&body)
             .ok()
             .and_then(|v| v.get("token").and_then(Value::as_str).map(str::to_owned));
-        match self.sessions.verify(token.as_deref()).await {
-            Some(user) => json_response(
+        match self.sessions.check(token.as_deref()).await {
+            Ok(Some(user)) => json_response(
                 StatusCode::OK,
                 json!({ "user": { "id": user.id, "username": user.username } }),
             ),
-            None => error(StatusCode::UNAUTHORIZED, "not signed in"),
+            Ok(None) => error(StatusCode::UNAUTHORIZED, "not signed in"),
+            // The page signs a person out on 401 only: an outage is not the end of a session.
+            Err(_) => error(StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
         }
     }
 }

@@ -3,6 +3,8 @@
 //!
 //! - `names`: usernames unique case-insensitively and after confusable folding.
 //! - `password`: Argon2id hashes, minimum length, a short list of common passwords.
+//! - `hash_queue`: at most 4 hashes at once, a bounded queue served fairly across
+//!   client addresses.
 //! - `session`: signed, expiring `Phoenix.Token`s naming a revocable session.
 //! - `memory`: the [`AccountStore`] kept in memory (nothing configured).
 //! - `members_cache`: rooms' member lists kept between messages.
@@ -15,6 +17,7 @@
 pub mod access;
 pub mod api;
 pub mod guest_names;
+pub mod hash_queue;
 pub mod invitations;
 pub mod members_cache;
 pub mod memory;

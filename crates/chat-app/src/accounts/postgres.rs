@@ -1,4 +1,5 @@
-//! The [`AccountStore`] in PostgreSQL (tables from `migrations/0002_create_accounts.sql`).
+//! The [`AccountStore`] in PostgreSQL (tables from `migrations/0002_create_accounts.sql`),
+//! and the endpoint's secret when none is configured (`0005_secret_key_base.sql`).
 
 use async_trait::async_trait;
 use time::OffsetDateTime;
@@ -56,6 +57,28 @@ impl PostgresAccounts {
 
     async fn client(&self) -> Result<deadpool_postgres::Object, StoreError> {
         self.pool.get().await.map_err(unavailable)
+    }
+
+    /// The secret kept in the database (`migrations/0005_secret_key_base.sql`): the one
+    /// there, or `candidate` if there was none, which this call then stored. Of several
+    /// nodes calling at once, exactly one stores its candidate and every one gets it.
+    pub async fn stored_secret(&self, candidate: &str) -> Result<String, StoreError> {
+        let client = self.client().await?;
+        // Two statements, not one: a conflict with a row committed by another node after
+        // this statement's snapshot would leave a single `INSERT … SELECT` empty-handed.
+        client
+            .execute(
+                "INSERT INTO secret_key_base (id, secret) VALUES (1, $1)
+                 ON CONFLICT (id) DO NOTHING",
+                &[&candidate],
+            )
+            .await
+            .map_err(unavailable)?;
+        let row = client
+            .query_one("SELECT secret FROM secret_key_base WHERE id = 1", &[])
+            .await
+            .map_err(unavailable)?;
+        Ok(row.get(0))
     }
 
     async fn one(

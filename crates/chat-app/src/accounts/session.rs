@@ -66,24 +66,52 @@ impl Sessions {
         Ok(self.tokens.sign(SALT, &json!({"uid": user.id, "sid": sid})))
     }
 
-    /// The user of a token, if it is authentic, unexpired and its session not ended.
+    /// The user of a token, if it is authentic, unexpired and its session not ended; `None`
+    /// also when the store cannot say (see [`Sessions::check`] to tell the two apart).
     pub async fn verify(&self, token: Option<&str>) -> Option<SessionUser> {
+        self.check(token).await.ok().flatten()
+    }
+
+    /// Like [`Sessions::verify`], but a store that cannot answer is an error rather than
+    /// "no session": a page asking whether it is still signed in must not be signed out
+    /// by a database outage (it waits and asks again on 503).
+    pub async fn check(
+        &self,
+        token: Option<&str>,
+    ) -> Result<Option<SessionUser>, SessionUnavailable> {
         let options = VerifyOptions::default().max_age(self.max_age);
-        let data = self.tokens.verify(SALT, token, options).ok()?;
-        let uid = data.get("uid")?.as_i64()?;
-        let sid = data.get("sid")?.as_str()?;
+        let Ok(data) = self.tokens.verify(SALT, token, options) else {
+            return Ok(None);
+        };
+        let (Some(uid), Some(sid)) = (
+            data.get("uid").and_then(|v| v.as_i64()),
+            data.get("sid").and_then(|v| v.as_str()),
+        ) else {
+            return Ok(None);
+        };
         match self.store.session_user(sid).await {
             Ok(Some(owner)) if owner == uid => {}
-            Ok(_) => return None,
+            Ok(_) => return Ok(None),
             Err(error) => {
                 tracing::warn!(%error, "session check: store unavailable");
-                return None;
+                return Err(SessionUnavailable);
             }
         }
-        let user = self.store.user_by_id(uid).await.ok()??;
-        Some(SessionUser {
-            id: user.id,
-            username: user.username,
-        })
+        match self.store.user_by_id(uid).await {
+            Ok(Some(user)) => Ok(Some(SessionUser {
+                id: user.id,
+                username: user.username,
+            })),
+            Ok(None) => Ok(None),
+            Err(error) => {
+                tracing::warn!(%error, "session check: store unavailable");
+                Err(SessionUnavailable)
+            }
+        }
     }
 }
+
+/// The account store could not say whether a session exists (a database outage).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("the account store is unavailable")]
+pub struct SessionUnavailable;

@@ -78,7 +78,11 @@ impl UserChannel {
         let mut list = Vec::new();
         for m in self.accounts.memberships(self.user_id).await? {
             let recent = self.store.history(&m.room, i64::MAX, UNREAD_MAX).await?;
-            let unread = recent.iter().filter(|msg| msg.id > m.last_read_id).count();
+            // A deleted message is not waiting to be read.
+            let unread = recent
+                .iter()
+                .filter(|msg| msg.id > m.last_read_id && !msg.deleted)
+                .count();
             let latest = recent.last();
             let title = match dm_members(&m.room) {
                 Some((a, b)) => {

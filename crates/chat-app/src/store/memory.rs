@@ -8,14 +8,23 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use async_trait::async_trait;
 
 use super::{
-    rfc3339, Announce, Change, Inserted, NewMessage, Reactor, Refusal, Store, StoreError,
-    StoredMessage,
+    rfc3339, Announce, Change, Inserted, NewMessage, Reactor, Refusal, SearchQuery, Store,
+    StoreError, StoredMessage,
 };
 
 /// How many of a room's latest messages the memory store remembers `client_id`s for
 /// (docs/chat.md: PostgreSQL remembers them for good). A retry comes within seconds of
 /// its first attempt; the window bounds the table in a room that lives for months.
 pub const CLIENT_ID_WINDOW: usize = 10_000;
+
+/// How many of a room's latest messages (before `before_id`) one search reads at most in
+/// memory: a scan lowercases every body under the store's lock, so it is bounded like
+/// a query plan would be (SECURITY.md: about 4 ms for 20 000 short messages).
+/// PostgreSQL searches the whole room through its index.
+pub const SEARCH_SCAN_MAX: usize = 20_000;
+/// How many bytes of bodies one search reads at most in memory (≈ 4–5 ms of scanning
+/// at about 1 GB/s), whatever the number of messages: long bodies end a scan sooner.
+pub const SEARCH_SCAN_BYTES: usize = 4 << 20;
 
 /// Rooms and messages in a map; ids increase across rooms like a sequence, and change
 /// sequence numbers (docs/chat.md, "Changes while away") come from the same counter.
@@ -234,6 +243,35 @@ impl Store for MemoryStore {
                 .collect();
             page.reverse();
             page
+        })
+    }
+
+    async fn search(
+        &self,
+        room: &str,
+        query: &SearchQuery,
+        before_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.with(|s| {
+            let Some(room) = s.rooms.get(room) else {
+                return Vec::new();
+            };
+            let end = room.messages.partition_point(|m| m.id < before_id);
+            let mut budget = SEARCH_SCAN_BYTES;
+            room.messages[..end]
+                .iter()
+                .rev()
+                .take(SEARCH_SCAN_MAX)
+                .take_while(|m| {
+                    let within = budget > 0;
+                    budget = budget.saturating_sub(m.body.len());
+                    within
+                })
+                .filter(|m| !m.deleted && query.matches(&m.body))
+                .take(limit as usize)
+                .cloned()
+                .collect()
         })
     }
 

@@ -8,8 +8,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::{
-    Announce, Change, Inserted, NewMessage, PoolStatus, Reactor, Refusal, Store, StoreError,
-    StoredMessage,
+    Announce, Change, Inserted, NewMessage, PoolStatus, Reactor, Refusal, SearchQuery, Store,
+    StoreError, StoredMessage,
 };
 
 /// Calls and errors since start, for the shutdown line.
@@ -26,7 +26,7 @@ pub struct StoreCounts {
 /// Records every call of the store it wraps: `chat_store_duration_seconds{op}` (a
 /// histogram, seconds) and `chat_store_errors_total{op}`, where `op` is the method
 /// (`room_exists`, `ensure_room`, `insert`, `recent`, `history`, `after`,
-/// `message`, `replies`, `change`, `react`). Wrap it around the
+/// `message`, `replies`, `change`, `react`, `search`). Wrap it around the
 /// [`TimeoutStore`](super::TimeoutStore) so a timed-out call counts as an error after
 /// its full deadline. Without an installed `metrics` recorder this costs nothing but the
 /// clock reads.
@@ -135,6 +135,17 @@ impl<S: Store> Store for MeteredStore<S> {
             self.inner.replies(room, parent_id, before_id, limit),
         )
         .await
+    }
+
+    async fn search(
+        &self,
+        room: &str,
+        query: &SearchQuery,
+        before_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.measured("search", self.inner.search(room, query, before_id, limit))
+            .await
     }
 
     async fn apply_change(

@@ -20,12 +20,20 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../../../migrations/0003_message_threads_reactions.sql"),
     ),
     (
-        "0004_room_names_and_invitations",
-        include_str!("../../../../migrations/0004_room_names_and_invitations.sql"),
+        "0004_message_search",
+        include_str!("../../../../migrations/0004_message_search.sql"),
     ),
     (
-        "0005_message_change_seq",
-        include_str!("../../../../migrations/0005_message_change_seq.sql"),
+        "0005_secret_key_base",
+        include_str!("../../../../migrations/0005_secret_key_base.sql"),
+    ),
+    (
+        "0006_room_names_and_invitations",
+        include_str!("../../../../migrations/0006_room_names_and_invitations.sql"),
+    ),
+    (
+        "0007_message_change_seq",
+        include_str!("../../../../migrations/0007_message_change_seq.sql"),
     ),
 ];
 
@@ -69,7 +77,7 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<String>, StoreError> {
             continue;
         }
         tx.batch_execute(sql).await.map_err(fail)?;
-        if *version == "0004_room_names_and_invitations" {
+        if *version == "0006_room_names_and_invitations" {
             fill_room_folds(&tx).await.map_err(fail)?;
         }
         tx.execute(

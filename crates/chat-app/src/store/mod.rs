@@ -7,13 +7,14 @@ mod metered;
 mod migrate;
 mod pg_error;
 mod postgres;
+mod search;
 mod timeout;
 mod tls;
 
 use async_trait::async_trait;
 
 pub use group_commit::{GroupCommit, Op, WriterConfig};
-pub use memory::{MemoryStore, CLIENT_ID_WINDOW};
+pub use memory::{MemoryStore, CLIENT_ID_WINDOW, SEARCH_SCAN_BYTES, SEARCH_SCAN_MAX};
 pub use message::{
     author_id, Change, Inserted, NewMessage, Reactions, Reactor, Reactors, Refusal, StoredMessage,
     MAX_EMOJI_PER_MESSAGE,
@@ -22,6 +23,7 @@ pub use metered::{MeteredStore, StoreCounts};
 pub use migrate::{migrate, MIGRATIONS};
 pub use pg_error::{describe as describe_pg, explain as explain_pg_error};
 pub use postgres::PostgresStore;
+pub use search::{SearchQuery, TERMS_MAX};
 pub use timeout::{TimeoutStore, DEFAULT_STORE_TIMEOUT};
 pub use tls::{split_sslmode, TlsMode};
 
@@ -179,6 +181,22 @@ pub trait Store: Send + Sync + 'static {
         max_id: i64,
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StoreError>;
+    /// Up to `limit` messages of `room` (top-level and replies, not deleted) with
+    /// `id < before_id` that match every term of `query` ([`SearchQuery`]), newest
+    /// first. The default refuses: a store that cannot search says so.
+    async fn search(
+        &self,
+        room: &str,
+        query: &SearchQuery,
+        before_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        let _ = (room, query, before_id, limit);
+        Err(StoreError::Unavailable(format!(
+            "the {} store cannot search",
+            self.describe()
+        )))
+    }
     /// `"memory"` or `"postgres"`.
     fn describe(&self) -> &'static str;
     /// Whether the store is usable now (`/readyz`): one round trip for PostgreSQL; the

@@ -10,7 +10,7 @@ use tokio_postgres::{NoTls, Row};
 use super::group_commit::{Applied, BatchError, BatchWrite, GroupCommit, Op, WriterConfig};
 use super::{
     migrate, pg_error, rfc3339, tls, Announce, Change, Inserted, NewMessage, Reactions, Reactor,
-    Refusal, Store, StoreError, StoredMessage, MAX_EMOJI_PER_MESSAGE,
+    Refusal, SearchQuery, Store, StoreError, StoredMessage, MAX_EMOJI_PER_MESSAGE,
 };
 
 /// How long a call waits for a connection before answering `Unavailable`: a database
@@ -686,6 +686,24 @@ impl Store for PostgresStore {
             .await?;
         messages.reverse();
         Ok(messages)
+    }
+
+    async fn search(
+        &self,
+        room: &str,
+        query: &SearchQuery,
+        before_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        // The expression is the index's (migration 0004_message_search), so the planner
+        // can use it; the room and id bounds come from messages_room_id_desc.
+        self.select(
+            "WHERE room = $1 AND id < $2 AND NOT deleted \
+             AND to_tsvector('simple', body) @@ to_tsquery('simple', $3) \
+             ORDER BY id DESC LIMIT $4",
+            &[&room, &before_id, &query.tsquery(), &i64::from(limit)],
+        )
+        .await
     }
 
     async fn apply_change(

@@ -6,7 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    Announce, Change, Inserted, NewMessage, Reactor, Refusal, Store, StoreError, StoredMessage,
+    Announce, Change, Inserted, NewMessage, Reactor, Refusal, SearchQuery, Store, StoreError,
+    StoredMessage,
 };
 
 /// Default store timeout (`--store-timeout-ms`).
@@ -129,6 +130,17 @@ impl<S: Store> Store for TimeoutStore<S> {
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StoreError> {
         self.bounded(self.inner.replies(room, parent_id, before_id, limit))
+            .await
+    }
+
+    async fn search(
+        &self,
+        room: &str,
+        query: &SearchQuery,
+        before_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.bounded(self.inner.search(room, query, before_id, limit))
             .await
     }
 

@@ -59,14 +59,16 @@ impl App {
             None => Arc::new(MemoryStore::new()),
         };
         // As main.rs builds it: PostgreSQL with the members cache, or memory.
-        let accounts = chat_app::accounts::wiring::account_store(
+        let accounts = chat_app::accounts::wiring::accounts(
             url.as_deref(),
             8,
             Duration::from_secs(30),
             false,
+            Some(std::str::from_utf8(SECRET).unwrap()),
         )
         .await
-        .unwrap();
+        .unwrap()
+        .store;
         let accounts = wrap(accounts);
         let sessions = Sessions::new(SECRET, accounts.clone());
         let rooms = Arc::new(RoomDirectory::new(
