@@ -51,6 +51,8 @@ EXTERNAL = {
     # Elixir and Phoenix
     "Logger", "MessageEncryptor", "FunctionClauseError", "Date", "Time", "DateTime",
     "NaiveDateTime", "Decimal",
+    # Linux /proc/<pid>/status fields
+    "VmHWM",
     # JWT algorithm names (RFC 7518, RFC 8037)
     "EdDSA",
 }

@@ -101,11 +101,15 @@ test("accounts: confusable names refused, login answers alike, every authorizati
   const catInvite = await push(catMe.channel, "invite", { room, username: `cat${tag}` });
   assert.deepEqual([catInvite.status, catInvite.reason], ["error", "unauthorized"]);
 
-  // A member invites: bob hears it on his topic, joins and reads the history.
+  // A member invites: bob hears of the pending invitation on his topic, cannot join
+  // until he accepts it, then joins and reads the history.
   const invited = [];
   bobMe.channel.on("invited", (p) => invited.push(p));
   assert.equal((await push(annMe.channel, "invite", { room, username: `bob${tag}` })).status, "ok");
   await until(() => invited.length === 1, "the invitation");
+  assert.equal(invited[0].by, `ann${tag}`);
+  assert.deepEqual((await join(b.socket, `room:${room}`)).reply, UNAUTHORIZED, "pending: not a member yet");
+  assert.deepEqual((await push(bobMe.channel, "accept_invite", { room })).status, "ok");
   const bobRoom = await join(b.socket, `room:${room}`);
   assert.deepEqual(bobRoom.reply.messages.map((m) => m.body), ["members only"]);
 

@@ -340,6 +340,22 @@ test("a stopped node's users leave the other lists and return when it resumes; a
   await until(() => [a, b].every((u) => names(u).join() === "a,b"), "c to leave once node 3 is killed");
 });
 
+test("a guest name in use in a room on one node is refused on another once presence has replicated", async () => {
+  const room = "cluster-names";
+  await member(nodes[0], room, "zed");
+  const observer = await member(nodes[1], room, "obs");
+  await until(() => names(observer).includes("zed"), "zed in node 2's presence");
+  const { socket } = await connect(nodes[1]);
+  const refused = await new Promise((resolve) =>
+    socket
+      .channel(`room:${room}`, { username: "Zed" })
+      .join()
+      .receive("ok", () => resolve(null))
+      .receive("error", resolve),
+  );
+  assert.deepEqual(refused, { reason: "this name is used by another guest" });
+});
+
 test("with Redis gone each node serves its own; when it is back, presence and broadcasts span the nodes again", async () => {
   const room = "cluster-redis";
   const a = await member(nodes[0], room, "a");

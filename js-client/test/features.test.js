@@ -35,9 +35,12 @@ test("threads, edits, deletes and reactions, each with its authorization", async
   try {
     const ann = await join(client(chat.url, { guest_key: key("a") }), "room:feat", { username: "ann" });
     const bob = await join(client(chat.url, { guest_key: key("b") }), "room:feat", { username: "bob" });
-    // The same guest key on another socket is the same author; another key is not.
+    // The same guest key on another socket is the same author; another key is not, and
+    // cannot take the name while ann is here (docs/chat.md, "Guest names").
     const ann2 = await join(client(chat.url, { guest_key: key("a") }), "room:feat", { username: "ann" });
-    const eve = await join(client(chat.url, { guest_key: key("e") }), "room:feat", { username: "ann" });
+    const impostor = await join(client(chat.url, { guest_key: key("e") }), "room:feat", { username: "ANN" });
+    assert.deepEqual([impostor.ok, impostor.reply], [false, { reason: "this name is used by another guest" }]);
+    const eve = await join(client(chat.url, { guest_key: key("e") }), "room:feat", { username: "eve" });
     const other = await join(client(chat.url, { guest_key: key("a") }), "room:elsewhere", { username: "ann" });
     assert.ok(ann.ok && bob.ok && ann2.ok && eve.ok && other.ok);
     const atAnn = collect(ann.channel, "new_msg");
@@ -82,10 +85,15 @@ test("threads, edits, deletes and reactions, each with its authorization", async
 
     // Reactions: toggled per user, validated, at most 20 emoji per message.
     const r1 = await push(bob.channel, "react", { id: top.id, emoji: "👍" });
-    assert.deepEqual(r1, { status: "ok", reactions: { "👍": ["bob"] } });
+    const [annId, bobId] = [ann.reply.me.author, bob.reply.me.author];
+    assert.deepEqual(r1, { status: "ok", reactions: { "👍": ["bob"] }, reactors: { "👍": [bobId] }, seq: r1.seq });
+    assert.ok(r1.seq > top.id, "a reaction is a change: a new seq");
     await push(ann.channel, "react", { id: top.id, emoji: "👍" });
     await until(() => reactions.length === 2, "two reaction broadcasts");
-    assert.deepEqual(reactions[1], { id: top.id, reactions: { "👍": ["bob", "ann"] } });
+    assert.deepEqual(reactions[1], {
+      id: top.id, reactions: { "👍": ["bob", "ann"] }, reactors: { "👍": [bobId, annId] }, seq: reactions[1].seq,
+    });
+    assert.ok(reactions[1].seq > reactions[0].seq);
     assert.deepEqual((await push(bob.channel, "react", { id: top.id, emoji: "👍" })).reactions, { "👍": ["ann"] });
     assert.match((await push(bob.channel, "react", { id: top.id, emoji: "lol" })).reason, /emoji must be/);
     assert.equal((await push(bob.channel, "react", { id: elsewhere.id, emoji: "👍" })).reason, "not found");
@@ -117,9 +125,11 @@ test("mentions reach registered users who may read the room; attachments need up
     const [ann, bob, cat] = await Promise.all(["ann", "bob", "cat"].map((n) => register(chat, `${n}${tag}`)));
     const sockets = Object.fromEntries([ann, bob, cat].map((u) => [u.user.username, client(chat.url, { token: u.token })]));
     const inbox = {};
+    const own = {};
     for (const u of [bob, cat]) {
       const me = await join(sockets[u.user.username], `user:${u.user.id}`);
       assert.ok(me.ok);
+      own[u.user.username] = me.channel;
       inbox[u.user.username] = collect(me.channel, "mention");
     }
     const annMe = await join(sockets[ann.user.username], `user:${ann.user.id}`);
@@ -127,7 +137,7 @@ test("mentions reach registered users who may read the room; attachments need up
     const body = `hi @bob${tag} and @cat${tag}, @nobody${tag}`;
     const sent = await push(pub.channel, "new_msg", { body });
     await until(() => inbox[`bob${tag}`].length === 1 && inbox[`cat${tag}`].length === 1, "mentions in a public room");
-    assert.deepEqual(inbox[`bob${tag}`][0], { room: `pub${tag}`, id: sent.id, username: `ann${tag}`, body });
+    assert.deepEqual(inbox[`bob${tag}`][0], { room: `pub${tag}`, id: sent.id, username: `ann${tag}`, author: `user:${ann.user.id}`, body });
     assert.deepEqual(pub.reply.messages, []);
     const stored = await push(pub.channel, "history", { before_id: sent.id + 1 });
     assert.deepEqual(stored.messages[0].mentions, [`bob${tag}`, `cat${tag}`, `nobody${tag}`]);
@@ -136,6 +146,7 @@ test("mentions reach registered users who may read the room; attachments need up
     const room = `priv${tag}`;
     assert.equal((await push(annMe.channel, "create_private", { room })).status, "ok");
     assert.equal((await push(annMe.channel, "invite", { room, username: `bob${tag}` })).status, "ok");
+    assert.equal((await push(own[`bob${tag}`], "accept_invite", { room })).status, "ok");
     const priv = await join(sockets[ann.user.username], `room:${room}`);
     assert.ok(priv.ok);
     assert.deepEqual((await join(sockets[cat.user.username], `room:${room}`)).reply, { reason: "unauthorized" });

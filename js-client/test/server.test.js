@@ -23,7 +23,11 @@ test("joins are validated with readable reasons", async () => {
     assert.match((await join(s, "r".repeat(65), "ok")).reply.reason, /at most 64/);
     const good = await join(s, "lobby", "  Ada  ");
     assert.equal(good.ok, true);
-    assert.deepEqual(good.reply, { messages: [], gap: false });
+    assert.match(good.reply.me.author, /^guest:[0-9a-f]{32}$/);
+    assert.deepEqual(good.reply, {
+      messages: [], gap: false, changed: [], refetch: false, seq: 0,
+      me: { author: good.reply.me.author, username: "Ada", guest: true },
+    });
   } finally {
     await chat.stop();
   }
@@ -52,13 +56,16 @@ test("messages are validated, stored, broadcast with ids; history pages back; ty
     }
     await until(() => atB.length === 60, "60 broadcasts at bob");
     assert.deepEqual(Object.keys(atB[0]).sort(), [
-      "attachments", "body", "client_id", "deleted", "edited_at", "id", "inserted_at", "mentions",
-      "parent_id", "reactions", "reply_count", "room", "username",
+      "attachments", "author", "body", "client_id", "deleted", "edited_at", "guest", "id", "inserted_at",
+      "mentions", "parent_id", "reactions", "reactors", "reply_count", "room", "seq", "username",
     ]);
+    assert.match(atB[0].author, /^guest:[0-9a-f]{32}$/);
+    assert.equal(atB[0].seq, atB[0].id, "a new message's seq is its id");
     assert.deepEqual(
-      { ...atB[0], id: 0, inserted_at: "" },
-      { id: 0, room: "hist", username: "ann", body: "m0", inserted_at: "", parent_id: null, reply_count: 0,
-        edited_at: null, deleted: false, reactions: {}, attachments: [], mentions: [], client_id: null },
+      { ...atB[0], id: 0, inserted_at: "", author: "", seq: 0 },
+      { id: 0, room: "hist", username: "ann", author: "", guest: true, body: "m0", inserted_at: "", parent_id: null,
+        reply_count: 0, edited_at: null, deleted: false, reactions: {}, reactors: {}, attachments: [], mentions: [],
+        client_id: null, seq: 0 },
     );
     assert.equal(atB[0].body, "m0", "bodies are trimmed");
     assert.equal(atB[0].room, "hist");
@@ -197,8 +204,11 @@ test("typing is throttled per user per room: 200 pushes from two tabs of one use
   // The per-socket rate limit (its own test below) would refuse most of this burst first.
   const chat = await startChat({ env: { RATE_LIMIT: "0" } });
   try {
-    const tab1 = await join(client(chat.url), "typing", "ann");
-    const tab2 = await join(client(chat.url), "typing", "ann");
+    // Two tabs of one guest: one guest_key (another key would be another guest, who
+    // could not take the name: docs/chat.md, "Guest names").
+    const ann = { guest_key: "a".repeat(40) };
+    const tab1 = await join(client(chat.url, ann), "typing", "ann");
+    const tab2 = await join(client(chat.url, ann), "typing", "ann");
     const bob = await join(client(chat.url), "typing", "bob");
     const typingAtBob = [];
     const messagesAtBob = [];

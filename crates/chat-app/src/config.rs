@@ -131,6 +131,13 @@ pub struct Config {
     #[arg(long, env = "LOGIN_QUEUE_PER_ADDRESS", default_value_t = 4)]
     pub login_queue_per_address: usize,
 
+    /// Invitations: after someone declines an invitation (or leaves a private room), the
+    /// seconds during which the inviter may not invite them again to any room, nor anyone
+    /// to that room (docs/chat.md, "Invitations"). At most a year.
+    #[arg(long, env = "INVITE_COOLDOWN_SECS", default_value_t = 86_400,
+          value_parser = clap::value_parser!(u64).range(0..=31_536_000))]
+    pub invite_cooldown_secs: u64,
+
     // --- Uploads (docs/chat.md, "Uploads") ---
     /// Directory of uploaded files, created at start if missing. Nodes of a cluster
     /// must share it (e.g. one network file system), or a file uploaded through one node
@@ -550,6 +557,11 @@ impl Config {
     pub fn typing(&self) -> Rate {
         Rate::one_per(Duration::from_millis(self.typing_interval_ms))
     }
+
+    /// The invitation bounds, with `--invite-cooldown-secs`.
+    pub fn invite_limits(&self) -> crate::accounts::InviteLimits {
+        crate::accounts::InviteLimits::with_cooldown(Duration::from_secs(self.invite_cooldown_secs))
+    }
 }
 
 /// The cluster settings of a node that joins one (see [`Config::cluster`]).
@@ -830,6 +842,13 @@ mod tests {
             Rate::one_per(crate::limit::DEFAULT_TYPING_INTERVAL)
         );
         assert_eq!(config.upload_dir, PathBuf::from("uploads"));
+        assert_eq!(
+            config.invite_limits(),
+            crate::accounts::InviteLimits::default()
+        );
+        assert!(
+            Config::try_parse_from(["chat-app", "--invite-cooldown-secs", "31536001"]).is_err()
+        );
         let uploads = config.uploads().unwrap();
         let defaults = crate::uploads::http::UploadLimits::default();
         assert_eq!(uploads.max_bytes, crate::uploads::http::DEFAULT_MAX_BYTES);

@@ -20,6 +20,8 @@ pub struct ChatClient {
     /// A guest's id (presence key `guest:<id>`, author `guest:<id>`): derived from the
     /// `guest_key` connect param, or random per connection without a valid one.
     pub guest_id: String,
+    /// Whether `guest_id` comes from a `guest_key` (stable across connections).
+    pub keyed: bool,
 }
 
 /// Shortest and longest `guest_key` (docs/chat.md, "Identity").
@@ -53,6 +55,7 @@ impl ChatClient {
             peer,
             user: None,
             guest_id: format!("{id:032x}"),
+            keyed: false,
         }
     }
 
@@ -62,6 +65,7 @@ impl ChatClient {
         let mut client = Self::guest(peer);
         if let Some(id) = guest_key.and_then(guest_id_of) {
             client.guest_id = id;
+            client.keyed = true;
         }
         client
     }
@@ -205,8 +209,10 @@ mod tests {
             random.guest_id,
             ChatClient::guest_with_key(None, Some("short")).guest_id
         );
+        assert!(!random.keyed);
         let keyed = ChatClient::guest_with_key(None, Some(&key));
         assert_eq!(keyed.author(), "guest:3ba3f5f43b92602683c19aee62a20342");
+        assert!(keyed.keyed);
     }
 
     #[tokio::test]

@@ -147,8 +147,7 @@ mod tests {
 
     use super::*;
     use crate::store::{
-        Announce, Change, Inserted, MemoryStore, NewMessage, Reactions, Reactor, Refusal,
-        StoredMessage,
+        Announce, Change, Inserted, MemoryStore, NewMessage, Reactor, Refusal, StoredMessage,
     };
 
     const SEC: Duration = Duration::from_secs(1);
@@ -265,23 +264,37 @@ mod tests {
         ) -> Result<Vec<StoredMessage>, StoreError> {
             self.inner.replies(r, p, b, l).await
         }
-        async fn change(
+        async fn apply_change(
             &self,
             r: &str,
             id: i64,
             a: &str,
             c: Change,
+            n: Option<Announce>,
         ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
-            self.inner.change(r, id, a, c).await
+            self.inner.apply_change(r, id, a, c, n).await
         }
-        async fn react(
+        async fn toggle_reaction(
             &self,
             r: &str,
             id: i64,
             who: Reactor,
             e: &str,
-        ) -> Result<Result<Reactions, Refusal>, StoreError> {
-            self.inner.react(r, id, who, e).await
+            n: Option<Announce>,
+        ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
+            self.inner.toggle_reaction(r, id, who, e, n).await
+        }
+        async fn seq(&self, r: &str) -> Result<i64, StoreError> {
+            self.inner.seq(r).await
+        }
+        async fn changed(
+            &self,
+            r: &str,
+            s: i64,
+            m: i64,
+            l: u32,
+        ) -> Result<Vec<StoredMessage>, StoreError> {
+            self.inner.changed(r, s, m, l).await
         }
         fn describe(&self) -> &'static str {
             "slow"

@@ -132,6 +132,7 @@ async fn run(config: Config) -> Result<(), String> {
         rate_limit = config.rate_limit,
         rate_limit_burst = config.rate_limit_burst,
         join_rate_limit = config.join_rate_limit,
+        invite_cooldown_secs = config.invite_cooldown_secs,
         "chat limits in force (SECURITY.md)"
     );
     // Accounts: sessions signed with the endpoint's secret (configured, else kept in
@@ -151,7 +152,17 @@ async fn run(config: Config) -> Result<(), String> {
     .map_err(|e| format!("{e:#}"))?;
     let sessions = chat_app::accounts::session::Sessions::new(&secret, accounts.clone());
     let connect = chat_app::connect::SessionConnect::new(sessions.clone());
-    let user_channel = chat_app::accounts::wiring::user_channel(&accounts, &store, &rooms);
+    let user_channel = chat_app::accounts::wiring::user_channel_with(
+        &accounts,
+        &store,
+        &rooms,
+        config.invite_limits(),
+    );
+    // A guest name is one guest's at a time (docs/chat.md, "Guest names").
+    let guest_names = Arc::new(
+        chat_app::accounts::guest_names::GuestNames::new(chat_app::accounts::guest_names::HOLD)
+            .in_cluster(cluster.is_some()),
+    );
     let mut socket = SocketConfig::new(connect).check_origin(origin_policy.clone());
     if let Some(limit) = config.inbound_limit() {
         socket = socket.rate_limit(limit);
@@ -196,6 +207,7 @@ async fn run(config: Config) -> Result<(), String> {
             RoomChannel::new(room_store.clone(), rooms.clone(), typing.clone())
                 .with_accounts(room_accounts.clone())
                 .with_attachments(attachments.clone())
+                .with_guest_names(guest_names.clone())
                 .with_search_limit(searches.clone())
         })
         .channel("user:*", user_channel);

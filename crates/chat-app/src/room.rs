@@ -1,6 +1,7 @@
 //! The `room:*` channel: join with a username, history on join (or the messages missed
-//! since `after_id`), messages written to the store before they are broadcast, threads,
-//! edits, deletes, reactions, mentions, attachments, presence, typing (docs/chat.md).
+//! since `after_id` and the changes since `after_seq`), messages written to the store
+//! before they are broadcast, threads, edits, deletes, reactions, mentions, attachments,
+//! presence, typing (docs/chat.md). Everything sent names its author by id.
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
@@ -10,11 +11,13 @@ use phx_server::{Channel, ChannelContext, HandleResult, JoinResult, Payload};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
-use crate::accounts::access::{self, Denied};
+use crate::accounts::access::{self, Denied, Found};
+use crate::accounts::guest_names::{self, GuestNames, HeldName};
 use crate::accounts::{names, AccountStore, RoomKind};
 use crate::connect::ChatClient;
 use crate::directory::{OpenError, RoomDirectory};
 use crate::limit::RateLimit;
+use crate::replay::replay;
 use crate::store::{Announce, Change, NewMessage, Reactor, Store, StoreError, StoredMessage};
 use crate::uploads::{Attachment, Attachments, ClaimError, Viewer};
 use crate::validate;
@@ -70,6 +73,11 @@ pub struct RoomChannel {
     attachments: Option<Arc<dyn Attachments>>,
     /// Who the file URLs this channel sends are signed for.
     viewer: Viewer,
+    /// The guest names of this node: `None` leaves them unchecked (but for registered
+    /// names).
+    guest_names: Option<Arc<GuestNames>>,
+    /// A guest's name, held while this channel lives.
+    held_name: Option<HeldName>,
     /// The `search` rate (`crate::search`), shared by every room channel once
     /// `with_search_limit` is called; this channel's key in it (`search_key`): the
     /// signed-in user, or a guest's client address (a guest can make a new guest id at
@@ -102,10 +110,19 @@ impl RoomChannel {
             kind: None,
             attachments: None,
             viewer: Viewer::guest(""),
+            guest_names: None,
+            held_name: None,
             // Until a shared limit is given, this channel's own: still a bound.
             searches: Arc::new(RateLimit::new(crate::search::default_rate())),
             search_key: String::new(),
         }
+    }
+
+    /// With this node's guest names: a guest's name is held by one guest at a time
+    /// (docs/chat.md, "Guest names").
+    pub fn with_guest_names(mut self, names: Arc<GuestNames>) -> Self {
+        self.guest_names = Some(names);
+        self
     }
 
     /// Shares one `search` rate per author across every room channel using `limit`
@@ -158,6 +175,7 @@ fn typing_key(room: &str, username: &str) -> String {
 struct JoinParams {
     username: Option<Value>,
     after_id: Option<Value>,
+    after_seq: Option<Value>,
 }
 
 #[derive(Deserialize)]
@@ -228,6 +246,11 @@ impl Channel for RoomChannel {
             "after_id",
         )
         .map_err(reason)?;
+        let after_seq = validate::optional_id(
+            params.as_ref().and_then(|j| j.after_seq.as_ref()),
+            "after_seq",
+        )
+        .map_err(reason)?;
         if let Some(user) = ctx.assigns().user.clone() {
             self.username = user.username;
             self.presence_key = format!("user:{}", user.id);
@@ -241,32 +264,6 @@ impl Channel for RoomChannel {
             self.username = validate::username(&name).map_err(reason)?;
             self.presence_key = format!("guest:{}", ctx.assigns().guest_id);
         }
-        if let Some(accounts) = &self.accounts {
-            let kind = access::authorize(accounts.as_ref(), &self.room, ctx.assigns()).await;
-            match kind {
-                Ok(kind) => self.kind = Some(kind),
-                Err(Denied::Unauthorized) => return Err(reason("unauthorized")),
-                Err(Denied::Store(error)) => {
-                    tracing::warn!(%error, room = %self.room, "join: account store unavailable");
-                    return Err(reason("unavailable"));
-                }
-            }
-            if self.guest {
-                // A guest never takes a registered name (presence carries the guest mark;
-                // messages keep the bare name, as before accounts).
-                match accounts.user_by_fold(&names::fold(&self.username)).await {
-                    Ok(None) => {}
-                    Ok(Some(_)) => return Err(reason("this name belongs to a registered user")),
-                    Err(error) => {
-                        tracing::warn!(%error, "join: account store unavailable");
-                        return Err(reason("unavailable"));
-                    }
-                }
-            }
-        } else {
-            self.presence_key = self.username.clone();
-        }
-        self.typing_key = typing_key(&self.room, &self.username);
         // No address (not a TCP peer): one shared budget, so a gap here cannot be used to
         // create rooms without limit.
         let peer = ctx
@@ -277,34 +274,51 @@ impl Channel for RoomChannel {
             Some(_) => self.author.clone(),
             None => format!("addr:{}", crate::limit::address_key(peer)),
         };
-        // The room is created on first join; the reply carries its recent history, or
-        // what a rejoining page missed.
-        let replay = async {
-            self.rooms.open(&self.room, peer, Instant::now()).await?;
-            if let Some(after_id) = after_id {
-                let missed = self
-                    .store
-                    .after(&self.room, after_id, validate::REPLAY_MAX + 1)
-                    .await?;
-                if missed.len() <= validate::REPLAY_MAX as usize {
-                    return Ok((missed, false));
+        if let Some(accounts) = self.accounts.clone() {
+            // A new name: no look-alike, one script. Checked before anything is created.
+            let found = access::check_name(accounts.as_ref(), &self.room)
+                .await
+                .map_err(|denied| self.denied(denied))?;
+            if found == Found::New {
+                // Nothing is created for a refused guest name; a new room is paid for
+                // (its creation budget) before it is recorded. (A look-alike recorded by
+                // someone else in between leaves an empty `rooms` row nobody can join.)
+                if self.guest {
+                    self.guest_name(accounts.as_ref(), ctx).await?;
                 }
+                self.open(peer).await?;
+                self.kind = Some(self.authorize(accounts.as_ref(), ctx.assigns()).await?);
+            } else {
+                // An existing room (or a DM): who may enter is said first.
+                self.kind = Some(self.authorize(accounts.as_ref(), ctx.assigns()).await?);
+                if self.guest {
+                    self.guest_name(accounts.as_ref(), ctx).await?;
+                }
+                self.open(peer).await?;
             }
-            let recent = self
-                .store
-                .recent(&self.room, validate::RECENT_ON_JOIN)
-                .await?;
-            Ok((recent, after_id.is_some()))
-        };
-        let (list, gap) = replay.await.map_err(|error| match error {
-            OpenError::TooManyNewRooms => reason(OpenError::TooManyNewRooms.to_string()),
-            OpenError::Store(error) => {
+        } else {
+            self.presence_key = self.username.clone();
+            self.open(peer).await?;
+        }
+        self.typing_key = typing_key(&self.room, &self.username);
+        // The reply carries the room's recent history, or what a rejoining page missed
+        // and what changed meanwhile.
+        let mut replay = replay(self.store.as_ref(), &self.room, after_id, after_seq)
+            .await
+            .map_err(|error| {
                 tracing::warn!(%error, room = %self.room, "join: store unavailable");
                 reason("unavailable")
-            }
-        })?;
+            })?;
         ctx.send_info(AfterJoin);
-        Ok(json!({ "messages": self.signed(list), "gap": gap }).into())
+        replay.messages = self.signed(std::mem::take(&mut replay.messages));
+        replay.changed = self.signed(std::mem::take(&mut replay.changed));
+        let mut reply = json!(replay);
+        reply["me"] = json!({
+            "author": self.author,
+            "username": self.username,
+            "guest": self.guest,
+        });
+        Ok(reply.into())
     }
 
     async fn handle_out(
@@ -349,6 +363,7 @@ impl Channel for RoomChannel {
             "online_at": online_at.to_string(),
             "username": self.username,
             "guest": self.guest,
+            "author": self.author,
         });
         if let Err(error) = ctx.presence().track(&self.presence_key, meta) {
             tracing::warn!(%error, "presence track failed");
@@ -441,12 +456,96 @@ impl Channel for RoomChannel {
                     .typing
                     .try_acquire(self.typing_key.as_str(), Instant::now())
                 {
-                    let _ = ctx.broadcast_from("typing", json!({ "username": self.username }));
+                    let _ = ctx.broadcast_from(
+                        "typing",
+                        json!({ "username": self.username, "author": self.author }),
+                    );
                 }
                 HandleResult::NoReply
             }
             _ => HandleResult::error(reason(format!("unknown event {event:?}"))),
         }
+    }
+}
+
+impl RoomChannel {
+    /// Makes sure the room exists, creating it within `peer`'s budget.
+    async fn open(&self, peer: IpAddr) -> Result<(), Refused> {
+        self.rooms
+            .open(&self.room, peer, Instant::now())
+            .await
+            .map_err(|error| match error {
+                OpenError::TooManyNewRooms => reason(OpenError::TooManyNewRooms.to_string()),
+                OpenError::Store(error) => {
+                    tracing::warn!(%error, room = %self.room, "join: store unavailable");
+                    reason("unavailable")
+                }
+            })
+    }
+
+    /// Whether this client may join the room (recording the room and the membership in
+    /// one step: `access::authorize`); the room's kind.
+    async fn authorize(
+        &self,
+        accounts: &dyn AccountStore,
+        client: &ChatClient,
+    ) -> Result<RoomKind, Refused> {
+        access::authorize(accounts, &self.room, client)
+            .await
+            .map_err(|denied| self.denied(denied))
+    }
+
+    /// The reply to a refused join.
+    fn denied(&self, denied: Denied) -> Refused {
+        match denied {
+            Denied::Unauthorized => reason("unauthorized"),
+            Denied::LookAlike(similar) => access::look_alike_reply(&similar).into(),
+            Denied::MixedScripts => reason(access::MIXED_SCRIPTS),
+            Denied::Store(error) => {
+                tracing::warn!(%error, room = %self.room, "join: account store unavailable");
+                reason("unavailable")
+            }
+        }
+    }
+
+    /// A guest's name: never a registered user's, never another guest's in this room
+    /// (docs/chat.md, "Guest names"); held while this channel lives.
+    async fn guest_name(
+        &mut self,
+        accounts: &dyn AccountStore,
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> Result<(), Refused> {
+        match accounts.user_by_fold(&names::fold(&self.username)).await {
+            Ok(None) => {}
+            Ok(Some(_)) => return Err(reason("this name belongs to a registered user")),
+            Err(error) => {
+                tracing::warn!(%error, "join: account store unavailable");
+                return Err(reason("unavailable"));
+            }
+        }
+        let Some(guest_names) = &self.guest_names else {
+            return Ok(());
+        };
+        let taken = || reason("this name is used by another guest");
+        // Other nodes' guests: as far as the room's presence has replicated.
+        if guest_names.clustered() {
+            let present = ctx.presence().list().parse::<Value>().unwrap_or_default();
+            if guest_names::present_elsewhere(&present, &self.presence_key, &self.username) {
+                return Err(taken());
+            }
+        }
+        let client = ctx.assigns();
+        let held = guest_names
+            .claim(
+                &self.room,
+                &self.username,
+                &client.guest_id,
+                client.keyed,
+                Instant::now(),
+            )
+            .ok_or_else(taken)?;
+        self.held_name = Some(held);
+        Ok(())
     }
 }
 
@@ -684,9 +783,21 @@ impl RoomChannel {
                 .unwrap_or_default(),
             _ => Vec::new(),
         };
+        // Broadcast by the store once stored, in order with the room's other changes
+        // and messages (their `seq` order: docs/chat.md, "Changes while away").
+        let (pubsub, topic) = (ctx.pubsub().clone(), self.topic.clone());
+        let announce: Announce = Box::new(move |changed| {
+            if let Err(error) = pubsub.broadcast(
+                &topic,
+                broadcast_event("msg_updated", changed),
+                json!(changed),
+            ) {
+                tracing::error!(%error, "broadcast failed");
+            }
+        });
         let changed = self
             .store
-            .change(&self.room, id, &self.author, change)
+            .apply_change(&self.room, id, &self.author, change, Some(announce))
             .await
             .map_err(|e| store_failed(e, event, &self.room))?
             .map_err(|refusal| reason(refusal.to_string()))?;
@@ -694,10 +805,6 @@ impl RoomChannel {
             for attachment in &files {
                 uploads.delete(&attachment.id).await;
             }
-        }
-        let event = broadcast_event("msg_updated", &changed);
-        if let Err(error) = ctx.broadcast(event, json!(changed)) {
-            tracing::error!(%error, "broadcast failed");
         }
         if changed.deleted && changed.parent_id.is_none() {
             // An unread message that is deleted is no longer unread (the sidebar's count).
@@ -721,16 +828,29 @@ impl RoomChannel {
             key: self.author.clone(),
             username: self.username.clone(),
         };
-        let reactions = self
+        let (pubsub, topic) = (ctx.pubsub().clone(), self.topic.clone());
+        let announce: Announce = Box::new(move |m| {
+            let note = json!({
+                "id": m.id,
+                "reactions": m.reactions,
+                "reactors": m.reactions.reactors(),
+                "seq": m.seq,
+            });
+            if let Err(error) = pubsub.broadcast(&topic, "reaction", note) {
+                tracing::error!(%error, "broadcast failed");
+            }
+        });
+        let message = self
             .store
-            .react(&self.room, id, reactor, &emoji)
+            .toggle_reaction(&self.room, id, reactor, &emoji, Some(announce))
             .await
             .map_err(|e| store_failed(e, "react", &self.room))?
             .map_err(|refusal| reason(refusal.to_string()))?;
-        if let Err(error) = ctx.broadcast("reaction", json!({ "id": id, "reactions": reactions })) {
-            tracing::error!(%error, "broadcast failed");
-        }
-        Ok(json!({ "reactions": reactions }))
+        Ok(json!({
+            "reactions": message.reactions,
+            "reactors": message.reactions.reactors(),
+            "seq": message.seq,
+        }))
     }
 
     /// `thread`: a top-level message and a page of its replies, oldest first.
@@ -790,6 +910,7 @@ impl RoomChannel {
             "room": self.room,
             "id": message.id,
             "username": self.username,
+            "author": self.author,
             "body": message.body,
         });
         for name in message.mentions.iter().take(validate::MENTIONS_MAX) {
@@ -830,7 +951,12 @@ impl RoomChannel {
                 return;
             }
         };
-        let note = json!({ "room": self.room, "id": id, "username": self.username });
+        let note = json!({
+            "room": self.room,
+            "id": id,
+            "username": self.username,
+            "author": self.author,
+        });
         for member in members.into_iter().take(crate::accounts::MAX_MEMBERS) {
             let _ = ctx
                 .pubsub()

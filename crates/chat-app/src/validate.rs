@@ -17,6 +17,9 @@ pub const RECENT_ON_JOIN: u32 = 50;
 /// Most messages a rejoin with `after_id` replays; beyond, the page gets the recent
 /// messages and `gap: true` (docs/chat.md, "Join").
 pub const REPLAY_MAX: u32 = 200;
+/// Most changed messages a rejoin with `after_seq` brings; beyond, the page gets
+/// `refetch: true` (docs/chat.md, "Changes while away").
+pub const CHANGES_MAX: u32 = 200;
 /// Most attachments per message.
 pub const ATTACHMENTS_MAX: usize = 10;
 /// Most `@name`s of one message that are recorded (and notified).

@@ -444,7 +444,8 @@ async fn private_rooms_admit_members_only() {
         .await;
     assert_eq!(reply.status, "error");
 
-    // Invited: bob is told on his own topic, then may join and read the history.
+    // Invited: bob is told on his own topic; once he accepts he may join and read the
+    // history (before, the invitation is only pending: tests/rooms_invitations.rs).
     let reply = ann
         .push(
             &ann_topic,
@@ -456,6 +457,10 @@ async fn private_rooms_admit_members_only() {
     let invited = bob.assert_push(&bob_topic, "invited").await;
     assert_eq!(invited["room"], "secret");
     assert_eq!(invited["by"], "ann");
+    let accepted = bob
+        .push(&bob_topic, "accept_invite", json!({"room": "secret"}))
+        .await;
+    assert_eq!(accepted.status, "ok");
     let joined = bob.join("room:secret", json!({})).await.unwrap();
     assert_eq!(joined["messages"][0]["body"], "for members");
 

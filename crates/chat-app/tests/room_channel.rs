@@ -52,8 +52,17 @@ async fn a_message_is_stored_acknowledged_and_broadcast_then_in_history() {
     let mut probe = BroadcastProbe::subscribe(&endpoint, "room:lobby");
     let mut ann = socket(&endpoint).await;
     let mut bob = socket(&endpoint).await;
-    let joined = ann.join("room:lobby", json!({"username": "ann"})).await;
-    assert_eq!(joined, Ok(json!({"messages": [], "gap": false})));
+    let joined = ann
+        .join("room:lobby", json!({"username": "ann"}))
+        .await
+        .unwrap();
+    let author = joined["me"]["author"].clone();
+    assert!(author.as_str().unwrap().starts_with("guest:"), "{joined}");
+    assert_eq!(
+        joined,
+        json!({"messages": [], "gap": false, "changed": [], "refetch": false, "seq": 0,
+               "me": {"author": author, "username": "ann", "guest": true}})
+    );
     bob.join("room:lobby", json!({"username": "bob"}))
         .await
         .unwrap();
@@ -96,10 +105,9 @@ async fn typing_reaches_others_but_not_the_typist() {
         .await
         .unwrap();
     ann.push_noreply("room:t", "typing", json!({}));
-    assert_eq!(
-        bob.assert_push("room:t", "typing").await,
-        json!({"username": "ann"})
-    );
+    let typing = bob.assert_push("room:t", "typing").await;
+    assert_eq!(typing["username"], "ann");
+    assert!(typing["author"].as_str().unwrap().starts_with("guest:"));
     ann.refute_push("room:t", "typing", Duration::from_millis(200))
         .await;
 }

@@ -119,6 +119,28 @@ async fn threads_edits_reactions(store: &dyn Store) {
     assert_eq!(edited.body, "edited");
     assert!(edited.edited_at.is_some());
     assert_eq!(edited.reply_count, 1);
+    // The change sequence: a new message's is its id; a reply gave its parent the
+    // reply's id; an edit a number above everything before it.
+    assert_eq!((reply.seq, later.seq), (reply.id, later.id));
+    assert_eq!(parent.seq, reply.id, "the reply changed its parent");
+    assert!(edited.seq > later.id, "{} > {}", edited.seq, later.id);
+    assert_eq!(store.seq("lobby").await.unwrap(), edited.seq);
+    assert_eq!(store.seq("nowhere").await.unwrap(), 0);
+    let changed = store
+        .changed("lobby", later.id, i64::MAX, 10)
+        .await
+        .unwrap();
+    assert_eq!(changed, vec![edited.clone()]);
+    assert_eq!(
+        store.changed("lobby", 0, i64::MAX, 10).await.unwrap(),
+        vec![edited.clone()],
+        "a message once, at its latest change"
+    );
+    assert!(store
+        .changed("lobby", later.id, top.id - 1, 10)
+        .await
+        .unwrap()
+        .is_empty());
 
     // Reactions toggle per reactor, in order; at most 20 distinct emoji.
     let r = store
@@ -161,6 +183,16 @@ async fn threads_edits_reactions(store: &dyn Store) {
     let shown = store.message("lobby", later.id).await.unwrap().unwrap();
     assert_eq!(shown.reactions.len(), 20);
     assert_eq!(shown.reactions.usernames("👍"), ["2"]);
+    // Every toggle numbered the message anew (a refused one did not).
+    assert!(shown.seq > edited.seq);
+    assert_eq!(store.seq("lobby").await.unwrap(), shown.seq);
+    assert_eq!(
+        store
+            .changed("lobby", edited.seq, i64::MAX, 10)
+            .await
+            .unwrap(),
+        vec![shown.clone()]
+    );
     assert_eq!(
         store
             .react("lobby", later.id + 1_000, reactor("user:3"), "👍")
@@ -192,11 +224,19 @@ async fn threads_edits_reactions(store: &dyn Store) {
     );
     let json =
         serde_json::to_value(store.message("lobby", reply.id).await.unwrap().unwrap()).unwrap();
-    assert!(json.get("author").is_none(), "the author key is never sent");
+    assert_eq!(
+        json["author"], "user:2",
+        "the author id is sent (docs/chat.md)"
+    );
+    assert_eq!(json["guest"], false);
     for field in [
         "id",
         "room",
         "username",
+        "author",
+        "guest",
+        "seq",
+        "reactors",
         "body",
         "inserted_at",
         "parent_id",

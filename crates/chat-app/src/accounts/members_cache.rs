@@ -4,10 +4,13 @@
 //! Why: every stored message tells the room's members (`activity` on `user:<id>`), and
 //! asking PostgreSQL each time costs a pool checkout with its verify ping and a `SELECT`
 //! per message, in the sender's socket task: once messages were stored by group commit,
-//! that lookup was most of a message's cost (see the chat figures in docs/benchmarks.md). Members
-//! change only through [`AccountStore::add_member`] and [`AccountStore::remove_member`]
-//! (nothing else writes `memberships`), so this process can keep the lists and forget a
-//! room's list whenever one of those runs.
+//! that lookup was most of a message's cost (see the chat figures in docs/benchmarks.md).
+//! Members change only through the calls that write `memberships`
+//! ([`AccountStore::add_member`],
+//! [`AccountStore::remove_member`], [`AccountStore::enter_room`],
+//! [`AccountStore::create_private`], [`AccountStore::accept_invitation`],
+//! [`AccountStore::leave_room`]), so this process can keep the lists and forget a room's
+//! list whenever one of those runs.
 //!
 //! Correctness: a list is forgotten before and after each membership change, and a
 //! lookup that raced with a change (a change began while it was reading) is not kept, so
@@ -24,7 +27,10 @@ use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
 
-use super::{AccountStore, Membership, RoomKind, User};
+use super::{
+    AcceptOutcome, AccountStore, Creation, Entry, Invitation, InviteLimits, InviteOutcome,
+    Membership, RoomKind, RoomName, User,
+};
 use crate::store::StoreError;
 
 /// How long a list is kept at most (the bound on the timed-out-change gap above).
@@ -51,6 +57,15 @@ impl<S: AccountStore> MembersCache<S> {
             rooms: Mutex::default(),
             changes: AtomicU64::new(0),
         }
+    }
+
+    /// Whether the room's kept list (not past its TTL) has `user`.
+    fn kept_has(&self, room: &str, user: i64) -> bool {
+        self.rooms.lock().is_ok_and(|rooms| {
+            rooms
+                .get(room)
+                .is_some_and(|(at, list)| at.elapsed() < TTL && list.binary_search(&user).is_ok())
+        })
     }
 
     fn forget(&self, room: &str) {
@@ -98,6 +113,88 @@ impl<S: AccountStore> AccountStore for MembersCache<S> {
         let result = self.inner.remove_member(room, user_id).await;
         self.forget(room);
         result
+    }
+
+    async fn enter_room(
+        &self,
+        room: &str,
+        fold: &str,
+        user: Option<i64>,
+    ) -> Result<Entry, StoreError> {
+        // A guest's join changes no member list, nor does a member's (the kept list says
+        // so): only a join that may add a member forgets the list.
+        let unchanged = user.is_none_or(|user| self.kept_has(room, user));
+        if unchanged {
+            return self.inner.enter_room(room, fold, user).await;
+        }
+        self.forget(room);
+        let result = self.inner.enter_room(room, fold, user).await;
+        self.forget(room);
+        result
+    }
+
+    async fn create_private(
+        &self,
+        room: &str,
+        fold: &str,
+        creator: i64,
+    ) -> Result<Creation, StoreError> {
+        self.forget(room);
+        let result = self.inner.create_private(room, fold, creator).await;
+        self.forget(room);
+        result
+    }
+
+    async fn accept_invitation(
+        &self,
+        room: &str,
+        invitee: i64,
+        limits: &InviteLimits,
+    ) -> Result<AcceptOutcome, StoreError> {
+        self.forget(room);
+        let result = self.inner.accept_invitation(room, invitee, limits).await;
+        self.forget(room);
+        result
+    }
+
+    async fn leave_room(
+        &self,
+        room: &str,
+        user_id: i64,
+        limits: &InviteLimits,
+    ) -> Result<(), StoreError> {
+        self.forget(room);
+        let result = self.inner.leave_room(room, user_id, limits).await;
+        self.forget(room);
+        result
+    }
+
+    async fn room_name(&self, room: &str, fold: &str) -> Result<RoomName, StoreError> {
+        self.inner.room_name(room, fold).await
+    }
+    async fn invite(
+        &self,
+        room: &str,
+        inviter: i64,
+        invitee: i64,
+        limits: &InviteLimits,
+    ) -> Result<InviteOutcome, StoreError> {
+        self.inner.invite(room, inviter, invitee, limits).await
+    }
+    async fn invitations(
+        &self,
+        user_id: i64,
+        limits: &InviteLimits,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        self.inner.invitations(user_id, limits).await
+    }
+    async fn decline_invitation(
+        &self,
+        room: &str,
+        invitee: i64,
+        limits: &InviteLimits,
+    ) -> Result<bool, StoreError> {
+        self.inner.decline_invitation(room, invitee, limits).await
     }
 
     async fn create_user(
@@ -162,6 +259,24 @@ mod tests {
         store.remove_member("r", 1).await.unwrap();
         assert_eq!(store.members("r").await.unwrap(), [2]);
         assert!(store.members("other").await.unwrap().is_empty());
+    }
+
+    #[tokio::test]
+    async fn joins_forget_a_list_only_when_they_may_add_a_member() {
+        let store = MembersCache::new(MemoryAccounts::new());
+        assert_eq!(
+            store.enter_room("r", "r", Some(1)).await.unwrap(),
+            Entry::Granted(RoomKind::Public)
+        );
+        assert_eq!(store.members("r").await.unwrap(), [1]);
+        // A change behind the cache's back stays unseen while members rejoin ...
+        store.inner.add_member("r", 5).await.unwrap();
+        store.enter_room("r", "r", Some(1)).await.unwrap();
+        store.enter_room("r", "r", None).await.unwrap();
+        assert_eq!(store.members("r").await.unwrap(), [1]);
+        // ... and a newcomer's join reads the list again.
+        store.enter_room("r", "r", Some(2)).await.unwrap();
+        assert_eq!(store.members("r").await.unwrap(), [1, 2, 5]);
     }
 
     #[tokio::test]

@@ -10,11 +10,15 @@
 //! - `members_cache`: rooms' member lists kept between messages.
 //! - `api`: the JSON API under `/api/`.
 //! - `user_channel`: the personal `user:<id>` topic.
-//! - `access`: who may join which room topic.
+//! - `access`: who may join which room topic; room names that look alike.
+//! - `invitations`: pending invitations, their bounds and the cooldown after a refusal.
+//! - `guest_names`: a guest name held by one guest at a time.
 
 pub mod access;
 pub mod api;
+pub mod guest_names;
 pub mod hash_queue;
+pub mod invitations;
 pub mod members_cache;
 pub mod memory;
 pub mod names;
@@ -32,6 +36,8 @@ pub use memory::MemoryAccounts;
 pub use postgres::PostgresAccounts;
 
 use crate::store::StoreError;
+pub use access::{Creation, Entry, RoomName, Similar};
+pub use invitations::{AcceptOutcome, Invitation, InviteLimits, InviteOutcome};
 
 /// A registered user as the store keeps it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -91,8 +97,74 @@ pub trait AccountStore: Send + Sync + 'static {
     async fn delete_sessions(&self, user_id: i64) -> Result<(), StoreError>;
     /// The kind of a room recorded here, `None` for a room not recorded (public).
     async fn room_kind(&self, room: &str) -> Result<Option<RoomKind>, StoreError>;
-    /// Records a room's kind if none is recorded: `true` if this call recorded it.
+    /// Records a room's kind if none is recorded: `true` if this call recorded it. The
+    /// room takes no folded name (DMs, whose names are canonical; and tools): rooms that
+    /// people name are claimed by [`enter_room`](Self::enter_room) and
+    /// [`create_private`](Self::create_private).
     async fn claim_room(&self, room: &str, kind: RoomKind) -> Result<bool, StoreError>;
+    /// What `room` is now: recorded (its kind), free, or free but folding like another
+    /// room's name (`fold`, see `names::fold`). Only a hint for refusing early: the
+    /// decision is [`enter_room`](Self::enter_room)'s or
+    /// [`create_private`](Self::create_private)'s.
+    async fn room_name(&self, room: &str, fold: &str) -> Result<RoomName, StoreError>;
+    /// A join of `room` (not a DM), decided in one step: the room is recorded as public
+    /// (with its folded name) unless it is recorded already or its folded name is
+    /// another room's; then, by the kind it has now, a public room admits everyone and
+    /// lists it for a signed-in `user` (within [`MAX_MEMBERSHIPS`]), a private room
+    /// admits its members only. A kind never changes once recorded, so the answer holds.
+    async fn enter_room(
+        &self,
+        room: &str,
+        fold: &str,
+        user: Option<i64>,
+    ) -> Result<Entry, StoreError>;
+    /// Records `room` as private with `creator` as its only member, both or neither,
+    /// unless the name or its fold is taken.
+    async fn create_private(
+        &self,
+        room: &str,
+        fold: &str,
+        creator: i64,
+    ) -> Result<Creation, StoreError>;
+    /// Invites `invitee` to private room `room` on behalf of member `inviter`: a pending
+    /// invitation, within `limits` (bounds and cooldowns), decided in one step.
+    async fn invite(
+        &self,
+        room: &str,
+        inviter: i64,
+        invitee: i64,
+        limits: &InviteLimits,
+    ) -> Result<InviteOutcome, StoreError>;
+    /// The user's pending invitations (not expired), newest first.
+    async fn invitations(
+        &self,
+        user_id: i64,
+        limits: &InviteLimits,
+    ) -> Result<Vec<Invitation>, StoreError>;
+    /// Turns a pending invitation into a membership, within the invitee's
+    /// [`MAX_MEMBERSHIPS`] and the room's [`MAX_MEMBERS`]; one step.
+    async fn accept_invitation(
+        &self,
+        room: &str,
+        invitee: i64,
+        limits: &InviteLimits,
+    ) -> Result<AcceptOutcome, StoreError>;
+    /// Drops a pending invitation and starts the cooldown (the inviter anywhere, anyone
+    /// to this room): `false` if none was pending.
+    async fn decline_invitation(
+        &self,
+        room: &str,
+        invitee: i64,
+        limits: &InviteLimits,
+    ) -> Result<bool, StoreError>;
+    /// Removes `user_id` from `room`; a private room starts the cooldown (nobody may
+    /// invite them back for a while).
+    async fn leave_room(
+        &self,
+        room: &str,
+        user_id: i64,
+        limits: &InviteLimits,
+    ) -> Result<(), StoreError>;
     /// Adds a member: `true` if new.
     async fn add_member(&self, room: &str, user_id: i64) -> Result<bool, StoreError>;
     /// Removes a member (the room leaves their list; a private room must invite again).

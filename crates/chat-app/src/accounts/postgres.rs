@@ -2,9 +2,14 @@
 //! and the endpoint's secret when none is configured (`0005_secret_key_base.sql`).
 
 use async_trait::async_trait;
+use time::OffsetDateTime;
 use tokio_postgres::Row;
 
-use super::{AccountStore, Membership, RoomKind, User};
+use super::invitations::{after, seconds};
+use super::{
+    AcceptOutcome, AccountStore, Creation, Entry, Invitation, InviteLimits, InviteOutcome,
+    Membership, RoomKind, RoomName, Similar, User, MAX_MEMBERS, MAX_MEMBERSHIPS,
+};
 use crate::store::{PostgresStore, StoreError};
 
 /// Accounts in PostgreSQL, on a pool of their own.
@@ -165,6 +170,327 @@ impl AccountStore for PostgresAccounts {
             )
             .await?
             .is_some())
+    }
+
+    async fn room_name(&self, room: &str, fold: &str) -> Result<RoomName, StoreError> {
+        let row = self
+            .one(
+                "SELECT room, kind FROM room_access WHERE room = $1 OR fold = $2
+                 ORDER BY room = $1 DESC LIMIT 1",
+                &[&room, &fold],
+            )
+            .await?;
+        Ok(match row {
+            None => RoomName::Free,
+            Some(row) if row.get::<_, &str>(0) == room => RoomName::Exists(parse_kind(row.get(1))),
+            Some(row) => RoomName::LookAlike(Similar {
+                room: row.get(0),
+                kind: parse_kind(row.get(1)),
+            }),
+        })
+    }
+
+    async fn enter_room(
+        &self,
+        room: &str,
+        fold: &str,
+        user: Option<i64>,
+    ) -> Result<Entry, StoreError> {
+        let kind_of = "SELECT kind FROM room_access WHERE room = $1";
+        let kind = match self.one(kind_of, &[&room]).await? {
+            Some(row) => parse_kind(row.get(0)),
+            None => {
+                // The unique room name and folded name pick one claimer among concurrent
+                // ones; a claim that lost waits for the winner's commit (ON CONFLICT),
+                // so the next statement (a new snapshot) reads the kind the winner
+                // recorded. Kinds never change afterwards.
+                let claimed = self
+                    .one(
+                        "INSERT INTO room_access (room, kind, fold) VALUES ($1, 'public', $2)
+                         ON CONFLICT DO NOTHING RETURNING kind",
+                        &[&room, &fold],
+                    )
+                    .await?;
+                match claimed {
+                    Some(row) => parse_kind(row.get(0)),
+                    None => match self.one(kind_of, &[&room]).await? {
+                        Some(row) => parse_kind(row.get(0)),
+                        // Not this name: its fold is another room's.
+                        None => {
+                            return Ok(match self.room_name(room, fold).await? {
+                                RoomName::LookAlike(similar) => Entry::LookAlike(similar),
+                                _ => Entry::Denied,
+                            })
+                        }
+                    },
+                }
+            }
+        };
+        Ok(match (kind, user) {
+            (RoomKind::Public, Some(user)) => {
+                let max = i64::try_from(MAX_MEMBERSHIPS).unwrap_or(i64::MAX);
+                self.all(
+                    "INSERT INTO memberships (room, user_id) SELECT $1, $2
+                     WHERE NOT EXISTS (SELECT 1 FROM memberships WHERE room = $1 AND user_id = $2)
+                       AND (SELECT count(*) FROM memberships WHERE user_id = $2) < $3
+                     ON CONFLICT (room, user_id) DO NOTHING",
+                    &[&room, &user, &max],
+                )
+                .await?;
+                Entry::Granted(kind)
+            }
+            (RoomKind::Public, None) => Entry::Granted(kind),
+            (RoomKind::Private, Some(user)) if self.is_member(room, user).await? => {
+                Entry::Granted(kind)
+            }
+            _ => Entry::Denied,
+        })
+    }
+
+    async fn create_private(
+        &self,
+        room: &str,
+        fold: &str,
+        creator: i64,
+    ) -> Result<Creation, StoreError> {
+        // One statement: the room and its creator's membership, or neither.
+        let created = self
+            .one(
+                "WITH claim AS (
+                   INSERT INTO room_access (room, kind, fold) VALUES ($1, 'private', $2)
+                   ON CONFLICT DO NOTHING RETURNING room
+                 ), member AS (
+                   INSERT INTO memberships (room, user_id) SELECT room, $3 FROM claim
+                   ON CONFLICT (room, user_id) DO NOTHING
+                 )
+                 SELECT count(*) FROM claim",
+                &[&room, &fold, &creator],
+            )
+            .await?
+            .is_some_and(|row| row.get::<_, i64>(0) == 1);
+        if created {
+            return Ok(Creation::Created);
+        }
+        Ok(match self.room_name(room, fold).await? {
+            RoomName::LookAlike(similar) => Creation::LookAlike(similar),
+            _ => Creation::Exists,
+        })
+    }
+
+    async fn invite(
+        &self,
+        room: &str,
+        inviter: i64,
+        invitee: i64,
+        limits: &InviteLimits,
+    ) -> Result<InviteOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        // Both users' rows locked (in id order): invitations from this inviter, and to
+        // this invitee, are decided one at a time, so the bounds hold exactly.
+        let ids = vec![inviter.min(invitee), inviter.max(invitee)];
+        tx.query(
+            "SELECT 1 FROM users WHERE id = ANY($1) ORDER BY id FOR NO KEY UPDATE",
+            &[&ids],
+        )
+        .await
+        .map_err(unavailable)?;
+        let lifetime = seconds(limits.lifetime);
+        tx.execute(
+            "DELETE FROM invitations WHERE (invitee = $1 OR inviter = $2)
+               AND inserted_at <= now() - make_interval(secs => $3)",
+            &[&invitee, &inviter, &lifetime],
+        )
+        .await
+        .map_err(unavailable)?;
+        tx.execute(
+            "DELETE FROM invite_cooldowns WHERE invitee = $1 AND until <= now()",
+            &[&invitee],
+        )
+        .await
+        .map_err(unavailable)?;
+        let row = tx
+            .query_one(
+                "SELECT
+                   EXISTS (SELECT 1 FROM room_access a JOIN memberships m
+                             ON m.room = a.room AND m.user_id = $2
+                           WHERE a.room = $1 AND a.kind = 'private'),
+                   EXISTS (SELECT 1 FROM memberships WHERE room = $1 AND user_id = $3),
+                   EXISTS (SELECT 1 FROM invitations WHERE room = $1 AND invitee = $3),
+                   (SELECT max(until) FROM invite_cooldowns
+                     WHERE invitee = $3 AND (room = $1 OR inviter = $2)),
+                   (SELECT count(*) FROM memberships WHERE room = $1),
+                   (SELECT count(*) FROM invitations WHERE inviter = $2),
+                   (SELECT count(*) FROM invitations WHERE invitee = $3),
+                   (SELECT username FROM users WHERE id = $2)",
+                &[&room, &inviter, &invitee],
+            )
+            .await
+            .map_err(unavailable)?;
+        let count = |at: usize| usize::try_from(row.get::<_, i64>(at)).unwrap_or(usize::MAX);
+        let outcome = if !row.get::<_, bool>(0) {
+            InviteOutcome::Unauthorized
+        } else if row.get::<_, bool>(1) {
+            InviteOutcome::AlreadyMember
+        } else if row.get::<_, bool>(2) {
+            InviteOutcome::AlreadyPending
+        } else if let Some(until) = row.get::<_, Option<OffsetDateTime>>(3) {
+            InviteOutcome::CoolingDown { until }
+        } else if count(4) >= MAX_MEMBERS {
+            InviteOutcome::RoomFull
+        } else if count(5) >= limits.per_inviter {
+            InviteOutcome::InviterFull
+        } else if count(6) >= limits.per_invitee {
+            InviteOutcome::InviteeFull
+        } else {
+            let at: OffsetDateTime = tx
+                .query_one(
+                    "INSERT INTO invitations (room, invitee, inviter) VALUES ($1, $2, $3)
+                     RETURNING inserted_at",
+                    &[&room, &invitee, &inviter],
+                )
+                .await
+                .map_err(unavailable)?
+                .get(0);
+            InviteOutcome::Invited(Invitation {
+                room: room.to_owned(),
+                inviter,
+                inviter_name: row.get::<_, Option<String>>(7).unwrap_or_default(),
+                at,
+                expires_at: after(at, limits.lifetime),
+            })
+        };
+        tx.commit().await.map_err(unavailable)?;
+        Ok(outcome)
+    }
+
+    async fn invitations(
+        &self,
+        user_id: i64,
+        limits: &InviteLimits,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        Ok(self
+            .all(
+                "SELECT i.room, i.inviter, u.username, i.inserted_at
+                 FROM invitations i JOIN users u ON u.id = i.inviter
+                 WHERE i.invitee = $1 AND i.inserted_at > now() - make_interval(secs => $2)
+                 ORDER BY i.inserted_at DESC, i.room",
+                &[&user_id, &seconds(limits.lifetime)],
+            )
+            .await?
+            .iter()
+            .map(|r| Invitation {
+                room: r.get(0),
+                inviter: r.get(1),
+                inviter_name: r.get(2),
+                at: r.get(3),
+                expires_at: after(r.get(3), limits.lifetime),
+            })
+            .collect())
+    }
+
+    async fn accept_invitation(
+        &self,
+        room: &str,
+        invitee: i64,
+        limits: &InviteLimits,
+    ) -> Result<AcceptOutcome, StoreError> {
+        let mut client = self.client().await?;
+        let tx = client.transaction().await.map_err(unavailable)?;
+        // The invitee's row locked: their membership count is checked and raised in turn.
+        tx.query(
+            "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE",
+            &[&invitee],
+        )
+        .await
+        .map_err(unavailable)?;
+        let taken = tx
+            .query_opt(
+                "DELETE FROM invitations WHERE room = $1 AND invitee = $2
+                   AND inserted_at > now() - make_interval(secs => $3)
+                 RETURNING inviter",
+                &[&room, &invitee, &seconds(limits.lifetime)],
+            )
+            .await
+            .map_err(unavailable)?;
+        if taken.is_none() {
+            return Ok(AcceptOutcome::NoInvitation);
+        }
+        let row = tx
+            .query_one(
+                "SELECT (SELECT count(*) FROM memberships WHERE user_id = $2),
+                        (SELECT count(*) FROM memberships WHERE room = $1)",
+                &[&room, &invitee],
+            )
+            .await
+            .map_err(unavailable)?;
+        let count = |at: usize| usize::try_from(row.get::<_, i64>(at)).unwrap_or(usize::MAX);
+        // Dropping the transaction rolls back: the invitation stays pending.
+        if count(0) >= MAX_MEMBERSHIPS {
+            return Ok(AcceptOutcome::TooManyRooms);
+        }
+        if count(1) >= MAX_MEMBERS {
+            return Ok(AcceptOutcome::RoomFull);
+        }
+        tx.execute(
+            "INSERT INTO memberships (room, user_id) VALUES ($1, $2)
+             ON CONFLICT (room, user_id) DO NOTHING",
+            &[&room, &invitee],
+        )
+        .await
+        .map_err(unavailable)?;
+        tx.commit().await.map_err(unavailable)?;
+        Ok(AcceptOutcome::Accepted)
+    }
+
+    async fn decline_invitation(
+        &self,
+        room: &str,
+        invitee: i64,
+        limits: &InviteLimits,
+    ) -> Result<bool, StoreError> {
+        Ok(self
+            .one(
+                "WITH gone AS (
+                   DELETE FROM invitations WHERE room = $1 AND invitee = $2
+                     AND inserted_at > now() - make_interval(secs => $3)
+                   RETURNING inviter
+                 ), ended AS (
+                   DELETE FROM invite_cooldowns WHERE invitee = $2 AND until <= now()
+                 )
+                 INSERT INTO invite_cooldowns (invitee, inviter, room, until)
+                 SELECT $2, inviter, $1, now() + make_interval(secs => $4) FROM gone
+                 RETURNING 1",
+                &[
+                    &room,
+                    &invitee,
+                    &seconds(limits.lifetime),
+                    &seconds(limits.cooldown),
+                ],
+            )
+            .await?
+            .is_some())
+    }
+
+    async fn leave_room(
+        &self,
+        room: &str,
+        user_id: i64,
+        limits: &InviteLimits,
+    ) -> Result<(), StoreError> {
+        self.all(
+            "WITH gone AS (
+               DELETE FROM memberships WHERE room = $1 AND user_id = $2 RETURNING room
+             ), ended AS (
+               DELETE FROM invite_cooldowns WHERE invitee = $2 AND until <= now()
+             )
+             INSERT INTO invite_cooldowns (invitee, inviter, room, until)
+             SELECT $2, NULL, g.room, now() + make_interval(secs => $3)
+             FROM gone g JOIN room_access a ON a.room = g.room WHERE a.kind = 'private'",
+            &[&room, &user_id, &seconds(limits.cooldown)],
+        )
+        .await?;
+        Ok(())
     }
 
     async fn add_member(&self, room: &str, user_id: i64) -> Result<bool, StoreError> {

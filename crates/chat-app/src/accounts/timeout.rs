@@ -6,7 +6,10 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 
-use super::{AccountStore, Membership, RoomKind, User};
+use super::{
+    AcceptOutcome, AccountStore, Creation, Entry, Invitation, InviteLimits, InviteOutcome,
+    Membership, RoomKind, RoomName, User,
+};
 use crate::store::StoreError;
 
 /// An [`AccountStore`] whose every call fails with `TimedOut` past `timeout`.
@@ -76,6 +79,98 @@ impl<S: AccountStore> AccountStore for TimeoutAccounts<S> {
 
     async fn claim_room(&self, room: &str, kind: RoomKind) -> Result<bool, StoreError> {
         tokio::time::timeout(self.timeout, self.inner.claim_room(room, kind))
+            .await
+            .map_err(|_| StoreError::TimedOut(self.timeout))?
+    }
+
+    async fn room_name(&self, room: &str, fold: &str) -> Result<RoomName, StoreError> {
+        tokio::time::timeout(self.timeout, self.inner.room_name(room, fold))
+            .await
+            .map_err(|_| StoreError::TimedOut(self.timeout))?
+    }
+
+    async fn enter_room(
+        &self,
+        room: &str,
+        fold: &str,
+        user: Option<i64>,
+    ) -> Result<Entry, StoreError> {
+        tokio::time::timeout(self.timeout, self.inner.enter_room(room, fold, user))
+            .await
+            .map_err(|_| StoreError::TimedOut(self.timeout))?
+    }
+
+    async fn create_private(
+        &self,
+        room: &str,
+        fold: &str,
+        creator: i64,
+    ) -> Result<Creation, StoreError> {
+        tokio::time::timeout(self.timeout, self.inner.create_private(room, fold, creator))
+            .await
+            .map_err(|_| StoreError::TimedOut(self.timeout))?
+    }
+
+    async fn invite(
+        &self,
+        room: &str,
+        inviter: i64,
+        invitee: i64,
+        limits: &InviteLimits,
+    ) -> Result<InviteOutcome, StoreError> {
+        tokio::time::timeout(
+            self.timeout,
+            self.inner.invite(room, inviter, invitee, limits),
+        )
+        .await
+        .map_err(|_| StoreError::TimedOut(self.timeout))?
+    }
+
+    async fn invitations(
+        &self,
+        user_id: i64,
+        limits: &InviteLimits,
+    ) -> Result<Vec<Invitation>, StoreError> {
+        tokio::time::timeout(self.timeout, self.inner.invitations(user_id, limits))
+            .await
+            .map_err(|_| StoreError::TimedOut(self.timeout))?
+    }
+
+    async fn accept_invitation(
+        &self,
+        room: &str,
+        invitee: i64,
+        limits: &InviteLimits,
+    ) -> Result<AcceptOutcome, StoreError> {
+        tokio::time::timeout(
+            self.timeout,
+            self.inner.accept_invitation(room, invitee, limits),
+        )
+        .await
+        .map_err(|_| StoreError::TimedOut(self.timeout))?
+    }
+
+    async fn decline_invitation(
+        &self,
+        room: &str,
+        invitee: i64,
+        limits: &InviteLimits,
+    ) -> Result<bool, StoreError> {
+        tokio::time::timeout(
+            self.timeout,
+            self.inner.decline_invitation(room, invitee, limits),
+        )
+        .await
+        .map_err(|_| StoreError::TimedOut(self.timeout))?
+    }
+
+    async fn leave_room(
+        &self,
+        room: &str,
+        user_id: i64,
+        limits: &InviteLimits,
+    ) -> Result<(), StoreError> {
+        tokio::time::timeout(self.timeout, self.inner.leave_room(room, user_id, limits))
             .await
             .map_err(|_| StoreError::TimedOut(self.timeout))?
     }
@@ -166,6 +261,65 @@ mod tests {
         async fn claim_room(&self, _room: &str, _kind: RoomKind) -> Result<bool, StoreError> {
             std::future::pending().await
         }
+        async fn room_name(&self, _room: &str, _fold: &str) -> Result<RoomName, StoreError> {
+            std::future::pending().await
+        }
+        async fn enter_room(
+            &self,
+            _room: &str,
+            _fold: &str,
+            _user: Option<i64>,
+        ) -> Result<Entry, StoreError> {
+            std::future::pending().await
+        }
+        async fn create_private(
+            &self,
+            _room: &str,
+            _fold: &str,
+            _creator: i64,
+        ) -> Result<Creation, StoreError> {
+            std::future::pending().await
+        }
+        async fn invite(
+            &self,
+            _room: &str,
+            _inviter: i64,
+            _invitee: i64,
+            _limits: &InviteLimits,
+        ) -> Result<InviteOutcome, StoreError> {
+            std::future::pending().await
+        }
+        async fn invitations(
+            &self,
+            _user_id: i64,
+            _limits: &InviteLimits,
+        ) -> Result<Vec<Invitation>, StoreError> {
+            std::future::pending().await
+        }
+        async fn accept_invitation(
+            &self,
+            _room: &str,
+            _invitee: i64,
+            _limits: &InviteLimits,
+        ) -> Result<AcceptOutcome, StoreError> {
+            std::future::pending().await
+        }
+        async fn decline_invitation(
+            &self,
+            _room: &str,
+            _invitee: i64,
+            _limits: &InviteLimits,
+        ) -> Result<bool, StoreError> {
+            std::future::pending().await
+        }
+        async fn leave_room(
+            &self,
+            _room: &str,
+            _user_id: i64,
+            _limits: &InviteLimits,
+        ) -> Result<(), StoreError> {
+            std::future::pending().await
+        }
         async fn add_member(&self, _room: &str, _user_id: i64) -> Result<bool, StoreError> {
             std::future::pending().await
         }
@@ -201,6 +355,14 @@ mod tests {
         ));
         assert!(matches!(
             store.is_member("lobby", 1).await,
+            Err(StoreError::TimedOut(_))
+        ));
+        assert!(matches!(
+            store.enter_room("lobby", "lobby", Some(1)).await,
+            Err(StoreError::TimedOut(_))
+        ));
+        assert!(matches!(
+            store.invite("club", 1, 2, &InviteLimits::default()).await,
             Err(StoreError::TimedOut(_))
         ));
     }

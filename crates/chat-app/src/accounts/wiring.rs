@@ -125,12 +125,24 @@ pub async fn accounts(
     })
 }
 
-/// The `user:*` channel factory.
+/// The `user:*` channel factory (default invitation limits).
 pub fn user_channel(
     accounts: &Arc<dyn AccountStore>,
     store: &Arc<dyn Store>,
     rooms: &Arc<RoomDirectory>,
 ) -> impl Fn() -> UserChannel + Send + Sync + 'static {
+    user_channel_with(accounts, store, rooms, super::InviteLimits::default())
+}
+
+/// The `user:*` channel factory with these invitation limits.
+pub fn user_channel_with(
+    accounts: &Arc<dyn AccountStore>,
+    store: &Arc<dyn Store>,
+    rooms: &Arc<RoomDirectory>,
+    limits: super::InviteLimits,
+) -> impl Fn() -> UserChannel + Send + Sync + 'static {
     let (accounts, store, rooms) = (accounts.clone(), store.clone(), rooms.clone());
-    move || UserChannel::new(accounts.clone(), store.clone(), rooms.clone())
+    move || {
+        UserChannel::new(accounts.clone(), store.clone(), rooms.clone()).with_invite_limits(limits)
+    }
 }

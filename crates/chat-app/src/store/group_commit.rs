@@ -42,6 +42,17 @@
 //! that the sender still waits right before announcing; a deadline passing between that
 //! check and the answer (microseconds, on the writer's task) is the one window where a
 //! message can be broadcast and its sender still told `unavailable`.
+//!
+//! # Changes go through the same writer
+//!
+//! An edit, a delete or a reaction ([`Op`]) is queued on its room's writer like a
+//! message and applied in queue order with the room's messages (before any of the
+//! room's messages queued after it, after those queued before it), then announced by the
+//! writer. So a room's new messages and changes take their ids and change sequence
+//! numbers (docs/chat.md, "Changes while away") in the order they are committed and
+//! broadcast: a page that saw sequence number N on one node has seen every change below
+//! it. An op waits for at most the batch in flight and the room's messages queued
+//! before it; messages of other rooms queued before it do not hold it.
 
 use std::hash::{Hash, Hasher};
 
@@ -49,7 +60,46 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot};
 
 pub use super::NewMessage;
-use super::{Announce, Inserted, StoreError};
+use super::{Announce, Change, Inserted, Reactor, Refusal, StoreError, StoredMessage};
+
+/// A change to a stored message, applied by its room's writer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Op {
+    /// An edit or a delete by `author` (checked by the store's statement).
+    Change {
+        /// Room name.
+        room: String,
+        /// Message id.
+        id: i64,
+        /// Who asks (only the message's author may).
+        author: String,
+        /// What.
+        change: Change,
+    },
+    /// `reactor` toggles `emoji` on a message.
+    React {
+        /// Room name.
+        room: String,
+        /// Message id.
+        id: i64,
+        /// Who.
+        reactor: Reactor,
+        /// Which emoji.
+        emoji: String,
+    },
+}
+
+impl Op {
+    /// The room it changes (its writer's shard).
+    pub fn room(&self) -> &str {
+        match self {
+            Self::Change { room, .. } | Self::React { room, .. } => room,
+        }
+    }
+}
+
+/// An op's answer: the changed message, or why it was refused.
+pub type Applied = Result<StoredMessage, Refusal>;
 
 /// Why a batch was not stored.
 #[derive(Debug)]
@@ -71,7 +121,16 @@ pub trait BatchWrite: Send + 'static {
     /// batch) is not stored: it answers the first message, marked as a duplicate.
     async fn write(&mut self, batch: &[NewMessage]) -> Result<Vec<Inserted>, BatchError>;
 
-    /// The last `write` was cancelled at its deadline: whatever it was using may still
+    /// Applies one op (its own statement or transaction), committed before it returns.
+    /// A writer that stores messages only refuses every op.
+    async fn apply(&mut self, op: &Op) -> Result<Applied, BatchError> {
+        let _ = op;
+        Err(BatchError::Failed(StoreError::Unavailable(
+            "this writer stores messages only".into(),
+        )))
+    }
+
+    /// The last `write` (or `apply`) was cancelled at its deadline: whatever it was using may still
     /// owe an answer (a connection behind a partition) and must not be used again.
     fn abandon(&mut self) {}
 }
@@ -119,10 +178,32 @@ struct Pending {
     reply: oneshot::Sender<Result<Inserted, StoreError>>,
 }
 
+struct PendingOp {
+    op: Op,
+    announce: Option<Announce>,
+    reply: oneshot::Sender<Result<Applied, StoreError>>,
+}
+
+/// What a writer's queue holds, in arrival order.
+enum Job {
+    Insert(Pending),
+    Apply(PendingOp),
+}
+
+impl Job {
+    /// The sender gave up (its deadline passed): nothing to do for it.
+    fn abandoned(&self) -> bool {
+        match self {
+            Self::Insert(p) => p.reply.is_closed(),
+            Self::Apply(p) => p.reply.is_closed(),
+        }
+    }
+}
+
 /// The writers' front: [`GroupCommit::insert`] queues a message on its room's writer and
 /// waits for the commit. Dropping it stops the writers once their queues are empty.
 pub struct GroupCommit {
-    shards: Vec<mpsc::Sender<Pending>>,
+    shards: Vec<mpsc::Sender<Job>>,
     queue: usize,
 }
 
@@ -173,18 +254,37 @@ impl GroupCommit {
         message: NewMessage,
         announce: Option<Announce>,
     ) -> Result<impl std::future::Future<Output = Result<Inserted, StoreError>>, StoreError> {
-        let shard = &self.shards[shard_of(&message.room, self.shards.len())];
+        let shard = shard_of(&message.room, self.shards.len());
         let (reply, answer) = oneshot::channel();
         let pending = Pending {
             message,
             announce,
             reply,
         };
-        shard.try_send(pending).map_err(|e| match e {
+        self.queue_job(shard, Job::Insert(pending))?;
+        Ok(async move { answer.await.unwrap_or_else(|_| Err(stopped())) })
+    }
+
+    /// Applies `op` through its room's writer, in order with the room's messages;
+    /// `announce` runs with the changed message once it is committed, before this call
+    /// returns (not for a refusal). [`StoreError::Busy`] at once if the queue is full.
+    pub async fn apply(&self, op: Op, announce: Option<Announce>) -> Result<Applied, StoreError> {
+        let shard = shard_of(op.room(), self.shards.len());
+        let (reply, answer) = oneshot::channel();
+        let pending = PendingOp {
+            op,
+            announce,
+            reply,
+        };
+        self.queue_job(shard, Job::Apply(pending))?;
+        answer.await.unwrap_or_else(|_| Err(stopped()))
+    }
+
+    fn queue_job(&self, shard: usize, job: Job) -> Result<(), StoreError> {
+        self.shards[shard].try_send(job).map_err(|e| match e {
             mpsc::error::TrySendError::Full(_) => StoreError::Busy(self.queue),
             mpsc::error::TrySendError::Closed(_) => stopped(),
-        })?;
-        Ok(async move { answer.await.unwrap_or_else(|_| Err(stopped())) })
+        })
     }
 }
 
@@ -203,81 +303,130 @@ fn shard_of(room: &str, shards: usize) -> usize {
 
 /// One writer: take what is queued (up to `cap`), store it, answer, repeat.
 async fn run<W: BatchWrite>(
-    mut queue: mpsc::Receiver<Pending>,
+    mut queue: mpsc::Receiver<Job>,
     mut sink: W,
     cap: usize,
     deadline: std::time::Duration,
 ) {
     let mut taken = Vec::with_capacity(cap);
+    let mut batch: Vec<Pending> = Vec::with_capacity(cap);
     loop {
         if queue.recv_many(&mut taken, cap).await == 0 {
             return; // every sender handle is gone: the store was dropped
         }
         // Senders that already gave up: nothing stored, nobody to answer.
-        taken.retain(|p: &Pending| !p.reply.is_closed());
-        if taken.is_empty() {
-            continue;
+        taken.retain(|job: &Job| !job.abandoned());
+        for job in taken.drain(..) {
+            match job {
+                Job::Insert(pending) => batch.push(pending),
+                Job::Apply(op) => {
+                    // The room's messages queued before the op are stored first; other
+                    // rooms' messages may wait for the next statement.
+                    if batch.iter().any(|p| p.message.room == op.op.room()) {
+                        write_batch(&mut sink, &mut batch, deadline).await;
+                    }
+                    apply_op(&mut sink, op, deadline).await;
+                }
+            }
         }
-        let messages: Vec<NewMessage> = taken
-            .iter_mut()
-            .map(|p| std::mem::take(&mut p.message))
-            .collect();
-        metrics::histogram!("chat_store_batch_rows").record(messages.len() as f64);
-        let written = match tokio::time::timeout(deadline, sink.write(&messages)).await {
-            Ok(written) => written,
-            Err(_) => {
-                sink.abandon();
-                Err(BatchError::Failed(StoreError::TimedOut(deadline)))
+        if !batch.is_empty() {
+            write_batch(&mut sink, &mut batch, deadline).await;
+        }
+    }
+}
+
+/// Applies one op within `deadline` and answers it.
+async fn apply_op<W: BatchWrite>(sink: &mut W, pending: PendingOp, deadline: std::time::Duration) {
+    if pending.reply.is_closed() {
+        return; // gave up while an earlier batch was written
+    }
+    let applied = match tokio::time::timeout(deadline, sink.apply(&pending.op)).await {
+        Ok(applied) => applied,
+        Err(_) => {
+            sink.abandon();
+            Err(BatchError::Failed(StoreError::TimedOut(deadline)))
+        }
+    };
+    let result = match applied {
+        Ok(applied) => Ok(applied),
+        Err(BatchError::Refused(why)) => Err(StoreError::Unavailable(why)),
+        Err(BatchError::Failed(error)) => Err(StoreError::Unavailable(error.to_string())),
+    };
+    // As for messages: a sender that gave up is not announced.
+    if pending.reply.is_closed() {
+        return;
+    }
+    if let (Some(announce), Ok(Ok(message))) = (pending.announce, &result) {
+        announce(message);
+    }
+    let _ = pending.reply.send(result);
+}
+
+/// Stores the messages of `taken` (emptied) in one statement, answers each.
+async fn write_batch<W: BatchWrite>(
+    sink: &mut W,
+    taken: &mut Vec<Pending>,
+    deadline: std::time::Duration,
+) {
+    let messages: Vec<NewMessage> = taken
+        .iter_mut()
+        .map(|p| std::mem::take(&mut p.message))
+        .collect();
+    metrics::histogram!("chat_store_batch_rows").record(messages.len() as f64);
+    let written = match tokio::time::timeout(deadline, sink.write(&messages)).await {
+        Ok(written) => written,
+        Err(_) => {
+            sink.abandon();
+            Err(BatchError::Failed(StoreError::TimedOut(deadline)))
+        }
+    };
+    match written {
+        Ok(stored) if stored.len() == messages.len() => {
+            for (pending, message) in taken.drain(..).zip(stored) {
+                answer(pending, Ok(message));
             }
-        };
-        match written {
-            Ok(stored) if stored.len() == messages.len() => {
-                for (pending, message) in taken.drain(..).zip(stored) {
-                    answer(pending, Ok(message));
-                }
+        }
+        Ok(stored) => {
+            // Cannot tell which row is whose: no ack (an error for a stored message
+            // is the timed-out-write case; an ack for an unstored one would be a lie).
+            let why = format!(
+                "a batch of {} answered {} rows",
+                messages.len(),
+                stored.len()
+            );
+            tracing::error!(%why, "store writer");
+            for pending in taken.drain(..) {
+                answer(pending, Err(StoreError::Unavailable(why.clone())));
             }
-            Ok(stored) => {
-                // Cannot tell which row is whose: no ack (an error for a stored message
-                // is the timed-out-write case; an ack for an unstored one would be a lie).
-                let why = format!(
-                    "a batch of {} answered {} rows",
-                    messages.len(),
-                    stored.len()
-                );
-                tracing::error!(%why, "store writer");
-                for pending in taken.drain(..) {
-                    answer(pending, Err(StoreError::Unavailable(why.clone())));
-                }
+        }
+        Err(BatchError::Refused(why)) if messages.len() > 1 => {
+            tracing::warn!(%why, rows = messages.len(), "batch refused: storing its rows one by one");
+            for (pending, message) in taken.drain(..).zip(messages) {
+                let one =
+                    tokio::time::timeout(deadline, sink.write(std::slice::from_ref(&message)))
+                        .await
+                        .unwrap_or_else(|_| {
+                            sink.abandon();
+                            Err(BatchError::Failed(StoreError::TimedOut(deadline)))
+                        });
+                let one = match one {
+                    Ok(mut stored) if stored.len() == 1 => stored.pop().ok_or_else(stopped),
+                    Ok(_) => Err(StoreError::Unavailable("a row answered no row".into())),
+                    Err(BatchError::Refused(why)) => Err(StoreError::Unavailable(why)),
+                    Err(BatchError::Failed(error)) => Err(error),
+                };
+                answer(pending, one);
             }
-            Err(BatchError::Refused(why)) if messages.len() > 1 => {
-                tracing::warn!(%why, rows = messages.len(), "batch refused: storing its rows one by one");
-                for (pending, message) in taken.drain(..).zip(messages) {
-                    let one =
-                        tokio::time::timeout(deadline, sink.write(std::slice::from_ref(&message)))
-                            .await
-                            .unwrap_or_else(|_| {
-                                sink.abandon();
-                                Err(BatchError::Failed(StoreError::TimedOut(deadline)))
-                            });
-                    let one = match one {
-                        Ok(mut stored) if stored.len() == 1 => stored.pop().ok_or_else(stopped),
-                        Ok(_) => Err(StoreError::Unavailable("a row answered no row".into())),
-                        Err(BatchError::Refused(why)) => Err(StoreError::Unavailable(why)),
-                        Err(BatchError::Failed(error)) => Err(error),
-                    };
-                    answer(pending, one);
-                }
+        }
+        Err(BatchError::Refused(why)) => {
+            for pending in taken.drain(..) {
+                answer(pending, Err(StoreError::Unavailable(why.clone())));
             }
-            Err(BatchError::Refused(why)) => {
-                for pending in taken.drain(..) {
-                    answer(pending, Err(StoreError::Unavailable(why.clone())));
-                }
-            }
-            Err(BatchError::Failed(error)) => {
-                let why = error.to_string();
-                for pending in taken.drain(..) {
-                    answer(pending, Err(StoreError::Unavailable(why.clone())));
-                }
+        }
+        Err(BatchError::Failed(error)) => {
+            let why = error.to_string();
+            for pending in taken.drain(..) {
+                answer(pending, Err(StoreError::Unavailable(why.clone())));
             }
         }
     }
@@ -322,6 +471,8 @@ mod tests {
         rows: Vec<StoredMessage>,
         fail: bool,
         refuse_body: Option<String>,
+        /// What the writer did, in order: `write <bodies>` / `apply <room>`.
+        log: Vec<String>,
     }
 
     #[async_trait]
@@ -332,6 +483,8 @@ mod tests {
             }
             let mut s = self.state.lock().unwrap();
             s.batches.push(batch.len());
+            let bodies: Vec<&str> = batch.iter().map(|m| m.body.as_str()).collect();
+            s.log.push(format!("write {}", bodies.join(",")));
             if s.fail {
                 return Err(BatchError::Failed(StoreError::Unavailable("down".into())));
             }
@@ -353,6 +506,14 @@ mod tests {
                     duplicate: false,
                 })
                 .collect())
+        }
+
+        async fn apply(&mut self, op: &Op) -> Result<Applied, BatchError> {
+            let mut s = self.state.lock().unwrap();
+            s.log.push(format!("apply {}", op.room()));
+            s.next_id += 1;
+            let message = StoredMessage::stored(s.next_id, String::new(), &msg(op.room(), "op"));
+            Ok(Ok(message))
         }
     }
 
@@ -575,6 +736,91 @@ mod tests {
         for (room, ids) in seen.iter() {
             assert!(ids.windows(2).all(|w| w[0] < w[1]), "{room}: {ids:?}");
         }
+    }
+
+    fn op(room: &str) -> Op {
+        Op::Change {
+            room: room.into(),
+            id: 1,
+            author: "u".into(),
+            change: Change::Delete,
+        }
+    }
+
+    /// Holds the writer on a first batch, queues `then` (messages and ops, in order),
+    /// releases it: what the writer did, after the first batch.
+    async fn order_of(
+        then: Vec<Result<(&'static str, &'static str), &'static str>>,
+    ) -> Vec<String> {
+        let gate = Arc::new(Semaphore::new(0));
+        let fake = Fake {
+            gate: Some(gate.clone()),
+            ..Fake::default()
+        };
+        let writer = Arc::new(GroupCommit::spawn(config(1, 100, 100), |_| fake.clone()));
+        let first = tokio::spawn(writer.submit(msg("z", "first"), None).unwrap());
+        // The writer takes it and waits at the gate (this test runs on one thread).
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        let mut calls = Vec::new();
+        for job in then {
+            match job {
+                Ok((room, body)) => {
+                    let call = writer.submit(msg(room, body), None).unwrap();
+                    calls.push(tokio::spawn(async move { call.await.map(|_| ()) }));
+                }
+                Err(room) => {
+                    let writer = writer.clone();
+                    let announce: Announce = Box::new(|_| {});
+                    calls.push(tokio::spawn(async move {
+                        writer.apply(op(room), Some(announce)).await.map(|_| ())
+                    }));
+                    // Queued before the next job.
+                    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+                }
+            }
+        }
+        gate.add_permits(1_000);
+        first.await.unwrap().unwrap();
+        for call in calls {
+            call.await.unwrap().unwrap();
+        }
+        let log = fake.state.lock().unwrap().log.clone();
+        log[1..].to_vec()
+    }
+
+    #[tokio::test]
+    async fn an_op_follows_its_rooms_earlier_messages_and_precedes_its_later_ones() {
+        assert_eq!(
+            order_of(vec![
+                Ok(("r", "m1")),
+                Err("r"),
+                Ok(("r", "m2")),
+                Ok(("q", "m3"))
+            ])
+            .await,
+            ["write m1", "apply r", "write m2,m3"]
+        );
+        // Other rooms' messages queued before it do not hold it back.
+        assert_eq!(
+            order_of(vec![Ok(("q", "m1")), Err("r"), Ok(("r", "m2"))]).await,
+            ["apply r", "write m1,m2"]
+        );
+    }
+
+    #[tokio::test]
+    async fn a_writer_without_ops_refuses_them() {
+        struct MessagesOnly;
+        #[async_trait]
+        impl BatchWrite for MessagesOnly {
+            async fn write(&mut self, _: &[NewMessage]) -> Result<Vec<Inserted>, BatchError> {
+                Ok(Vec::new())
+            }
+        }
+        let writer = GroupCommit::spawn(config(1, 10, 10), |_| MessagesOnly);
+        assert!(matches!(
+            writer.apply(op("r"), None).await,
+            Err(StoreError::Unavailable(_))
+        ));
     }
 
     #[test]

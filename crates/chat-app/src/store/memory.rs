@@ -1,15 +1,15 @@
 //! History in memory: the embedded default, lost on restart (its ids are not: they start
 //! from the clock, see [`MemoryStore`]).
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use async_trait::async_trait;
 
 use super::{
-    rfc3339, Announce, Change, Inserted, NewMessage, Reactions, Reactor, Refusal, SearchQuery,
-    Store, StoreError, StoredMessage,
+    rfc3339, Announce, Change, Inserted, NewMessage, Reactor, Refusal, SearchQuery, Store,
+    StoreError, StoredMessage,
 };
 
 /// How many of a room's latest messages the memory store remembers `client_id`s for
@@ -26,7 +26,8 @@ pub const SEARCH_SCAN_MAX: usize = 20_000;
 /// at about 1 GB/s), whatever the number of messages: long bodies end a scan sooner.
 pub const SEARCH_SCAN_BYTES: usize = 4 << 20;
 
-/// Rooms and messages in a map; ids increase across rooms like a sequence.
+/// Rooms and messages in a map; ids increase across rooms like a sequence, and change
+/// sequence numbers (docs/chat.md, "Changes while away") come from the same counter.
 ///
 /// Ids start from the current Unix time in microseconds (`next = max(last + 1, now)`), so
 /// a restarted process never hands out an id it handed out before: a page that kept
@@ -42,8 +43,15 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct State {
+    /// The last id or change sequence number handed out.
     last_id: i64,
     rooms: HashMap<String, Room>,
+}
+
+/// The next id or change sequence number after `last`: from the clock, see [`MemoryStore`].
+fn next_id(last: &mut i64) -> i64 {
+    *last = (*last + 1).max(now_micros());
+    *last
 }
 
 #[derive(Debug, Default)]
@@ -54,6 +62,11 @@ struct Room {
     client_ids: HashMap<(String, String), i64>,
     /// The keys of `client_ids` in id order, for eviction.
     client_id_order: VecDeque<(i64, (String, String))>,
+    /// The room's change sequence: its highest id or change sequence number.
+    seq: i64,
+    /// Change sequence number → message, for the messages changed since stored (a
+    /// message's latest change only).
+    changes: BTreeMap<i64, i64>,
 }
 
 impl Room {
@@ -64,6 +77,18 @@ impl Room {
     fn find_mut(&mut self, id: i64) -> Option<&mut StoredMessage> {
         let at = self.position(id)?;
         self.messages.get_mut(at)
+    }
+
+    /// Gives message `id` (found) the change sequence number `seq`.
+    fn changed(&mut self, id: i64, seq: i64) {
+        if let Some(message) = self.find_mut(id) {
+            let old = std::mem::replace(&mut message.seq, seq);
+            if old != id {
+                self.changes.remove(&old);
+            }
+            self.changes.insert(seq, id);
+            self.seq = self.seq.max(seq);
+        }
     }
 
     /// Forgets the client ids of messages older than the room's latest
@@ -250,19 +275,19 @@ impl Store for MemoryStore {
         })
     }
 
-    async fn change(
+    async fn apply_change(
         &self,
         room: &str,
         id: i64,
         author: &str,
         change: Change,
+        announce: Option<Announce>,
     ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
+        // Changed and announced under the lock, like a new message: a room's changes take
+        // their sequence numbers, and are broadcast, in one order.
         self.with(|s| {
-            let message = s
-                .rooms
-                .get_mut(room)
-                .and_then(|r| r.find_mut(id))
-                .ok_or(Refusal::NotFound)?;
+            let room = s.rooms.get_mut(room).ok_or(Refusal::NotFound)?;
+            let message = room.find_mut(id).ok_or(Refusal::NotFound)?;
             if message.author != author {
                 return Err(Refusal::Forbidden);
             }
@@ -282,28 +307,60 @@ impl Store for MemoryStore {
                     message.deleted = true;
                 }
             }
-            Ok(message.clone())
+            room.changed(id, next_id(&mut s.last_id));
+            let changed = room.find_mut(id).ok_or(Refusal::NotFound)?.clone();
+            if let Some(announce) = announce {
+                announce(&changed);
+            }
+            Ok(changed)
         })
     }
 
-    async fn react(
+    async fn toggle_reaction(
         &self,
         room: &str,
         id: i64,
         reactor: Reactor,
         emoji: &str,
-    ) -> Result<Result<Reactions, Refusal>, StoreError> {
+        announce: Option<Announce>,
+    ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
         self.with(|s| {
-            let message = s
-                .rooms
-                .get_mut(room)
-                .and_then(|r| r.find_mut(id))
-                .ok_or(Refusal::NotFound)?;
+            let room = s.rooms.get_mut(room).ok_or(Refusal::NotFound)?;
+            let message = room.find_mut(id).ok_or(Refusal::NotFound)?;
             if message.deleted {
                 return Err(Refusal::Deleted);
             }
             message.reactions.toggle(emoji, reactor)?;
-            Ok(message.reactions.clone())
+            room.changed(id, next_id(&mut s.last_id));
+            let changed = room.find_mut(id).ok_or(Refusal::NotFound)?.clone();
+            if let Some(announce) = announce {
+                announce(&changed);
+            }
+            Ok(changed)
+        })
+    }
+
+    async fn seq(&self, room: &str) -> Result<i64, StoreError> {
+        self.with(|s| s.rooms.get(room).map_or(0, |r| r.seq))
+    }
+
+    async fn changed(
+        &self,
+        room: &str,
+        after_seq: i64,
+        max_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.with(|s| {
+            let Some(room) = s.rooms.get(room) else {
+                return Vec::new();
+            };
+            room.changes
+                .range(after_seq.saturating_add(1)..)
+                .filter(|(_, id)| **id <= max_id)
+                .filter_map(|(_, id)| room.position(*id).map(|at| room.messages[at].clone()))
+                .take(limit as usize)
+                .collect()
         })
     }
 
@@ -324,11 +381,14 @@ impl State {
                 };
             }
         }
-        self.last_id = (self.last_id + 1).max(now_micros());
-        let message =
-            StoredMessage::stored(self.last_id, rfc3339(time::OffsetDateTime::now_utc()), &new);
+        let id = next_id(&mut self.last_id);
+        let message = StoredMessage::stored(id, rfc3339(time::OffsetDateTime::now_utc()), &new);
+        room.seq = room.seq.max(id);
         if let Some(parent) = new.parent_id.and_then(|p| room.find_mut(p)) {
             parent.reply_count += 1;
+            // A new reply changes its parent: the reply's id is the parent's new seq.
+            let parent = parent.id;
+            room.changed(parent, id);
         }
         room.messages.push(message.clone());
         if let Some(key) = key {

@@ -10,8 +10,8 @@ use crate::uploads::Attachment;
 pub const MAX_EMOJI_PER_MESSAGE: usize = 20;
 
 /// A stored chat message, as the room channel sends it: every field of docs/chat.md's
-/// table, plus its author key, which stays on the server.
-#[derive(Clone, Debug, Serialize, PartialEq, Eq)]
+/// table (serialized by hand below: `guest` and `reactors` are derived).
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StoredMessage {
     /// Increasing id (the store assigns it), never reused.
     pub id: i64,
@@ -39,10 +39,44 @@ pub struct StoredMessage {
     pub mentions: Vec<String>,
     /// The sender's idempotency key, echoed so a page can match its pending message.
     pub client_id: Option<String>,
-    /// `user:<id>` or `guest:<guest id>`: who may edit or delete it. Never sent: a guest
-    /// id is what stands in for a guest's key, and the page has no use for it.
-    #[serde(skip)]
+    /// `user:<id>` or `guest:<guest id>`: who may edit or delete it. Sent as `author`
+    /// (the page decides "mine" by it): it is public like presence keys; the guest's key,
+    /// which it stands in for, never leaves the page.
     pub author: String,
+    /// The room's change sequence at this message's last change; its id until changed
+    /// (docs/chat.md, "Changes while away").
+    pub seq: i64,
+}
+
+/// The public author id of an author key: `user:<id>` / `guest:<id>`, none for the
+/// messages stored before author keys (author `''`) or by tools (a bare name).
+pub fn author_id(author: &str) -> Option<&str> {
+    (author.starts_with("user:") || author.starts_with("guest:")).then_some(author)
+}
+
+impl Serialize for StoredMessage {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let author = author_id(&self.author);
+        let mut map = serializer.serialize_map(Some(17))?;
+        map.serialize_entry("id", &self.id)?;
+        map.serialize_entry("room", &self.room)?;
+        map.serialize_entry("username", &self.username)?;
+        map.serialize_entry("author", &author)?;
+        map.serialize_entry("guest", &author.is_some_and(|a| a.starts_with("guest:")))?;
+        map.serialize_entry("body", &self.body)?;
+        map.serialize_entry("inserted_at", &self.inserted_at)?;
+        map.serialize_entry("parent_id", &self.parent_id)?;
+        map.serialize_entry("reply_count", &self.reply_count)?;
+        map.serialize_entry("edited_at", &self.edited_at)?;
+        map.serialize_entry("deleted", &self.deleted)?;
+        map.serialize_entry("reactions", &self.reactions)?;
+        map.serialize_entry("reactors", &self.reactions.reactors())?;
+        map.serialize_entry("attachments", &self.attachments)?;
+        map.serialize_entry("mentions", &self.mentions)?;
+        map.serialize_entry("client_id", &self.client_id)?;
+        map.serialize_entry("seq", &self.seq)?;
+        map.end()
+    }
 }
 
 impl StoredMessage {
@@ -63,6 +97,7 @@ impl StoredMessage {
             mentions: new.mentions.clone(),
             client_id: new.client_id.clone(),
             author: new.author.clone(),
+            seq: id,
         }
     }
 }
@@ -172,6 +207,12 @@ impl Reactions {
         self.0.iter().any(|(e, _)| e == emoji)
     }
 
+    /// Serializes as `{"<emoji>": ["<author id>", …]}`, in the order of the usernames
+    /// (docs/chat.md: `reactors`).
+    pub fn reactors(&self) -> Reactors<'_> {
+        Reactors(self)
+    }
+
     /// The usernames who reacted with `emoji`, in order.
     pub fn usernames(&self, emoji: &str) -> Vec<&str> {
         self.0
@@ -188,6 +229,21 @@ impl Serialize for Reactions {
         for (emoji, by) in &self.0 {
             let names: Vec<&str> = by.iter().map(|r| r.username.as_str()).collect();
             map.serialize_entry(emoji, &names)?;
+        }
+        map.end()
+    }
+}
+
+/// A message's reactors by author id: [`Reactions::reactors`].
+#[derive(Debug)]
+pub struct Reactors<'a>(&'a Reactions);
+
+impl Serialize for Reactors<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let mut map = serializer.serialize_map(Some(self.0 .0.len()))?;
+        for (emoji, by) in &self.0 .0 {
+            let keys: Vec<&str> = by.iter().map(|r| r.key.as_str()).collect();
+            map.serialize_entry(emoji, &keys)?;
         }
         map.end()
     }
@@ -245,6 +301,10 @@ mod tests {
             serde_json::to_string(&reactions).unwrap(),
             r#"{"👍":["A","B"],"🎉":["B"]}"#
         );
+        assert_eq!(
+            serde_json::to_string(&reactions.reactors()).unwrap(),
+            r#"{"👍":["a","b"],"🎉":["b"]}"#
+        );
         assert_eq!(reactions.toggle("👍", r("a")), Ok(false));
         assert_eq!(reactions.toggle("🎉", r("b")), Ok(false));
         assert_eq!(
@@ -262,5 +322,39 @@ mod tests {
         assert_eq!(reactions.toggle("new", r("a")), Err(Refusal::TooManyEmoji));
         // Joining an existing emoji is still fine.
         assert_eq!(reactions.toggle("e3", r("b")), Ok(true));
+    }
+
+    #[test]
+    fn a_message_names_its_author_by_id_and_marks_guests() {
+        let new = |author: &str| NewMessage {
+            author: author.into(),
+            ..NewMessage::plain("r", "ann", "hi")
+        };
+        let json = |author: &str| {
+            serde_json::to_value(StoredMessage::stored(7, "t".into(), &new(author))).unwrap()
+        };
+        let by_user = json("user:3");
+        assert_eq!(
+            (&by_user["author"], &by_user["guest"], &by_user["seq"]),
+            (
+                &serde_json::json!("user:3"),
+                &serde_json::json!(false),
+                &serde_json::json!(7)
+            )
+        );
+        let by_guest = json("guest:0af1");
+        assert_eq!(
+            (&by_guest["author"], &by_guest["guest"]),
+            (&serde_json::json!("guest:0af1"), &serde_json::json!(true))
+        );
+        // Stored before author keys, or by a tool: no id to show, not a guest's.
+        for legacy in ["", "ann"] {
+            let old = json(legacy);
+            assert_eq!(
+                (&old["author"], &old["guest"]),
+                (&serde_json::Value::Null, &serde_json::json!(false))
+            );
+        }
+        assert_eq!(by_user.as_object().unwrap().len(), 17, "{by_user}");
     }
 }

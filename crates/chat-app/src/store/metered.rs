@@ -8,8 +8,8 @@ use std::time::Instant;
 use async_trait::async_trait;
 
 use super::{
-    Announce, Change, Inserted, NewMessage, PoolStatus, Reactions, Reactor, Refusal, SearchQuery,
-    Store, StoreError, StoredMessage,
+    Announce, Change, Inserted, NewMessage, PoolStatus, Reactor, Refusal, SearchQuery, Store,
+    StoreError, StoredMessage,
 };
 
 /// Calls and errors since start, for the shutdown line.
@@ -148,26 +148,53 @@ impl<S: Store> Store for MeteredStore<S> {
             .await
     }
 
-    async fn change(
+    async fn apply_change(
         &self,
         room: &str,
         id: i64,
         author: &str,
         change: Change,
+        announce: Option<Announce>,
     ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
-        self.measured("change", self.inner.change(room, id, author, change))
-            .await
+        self.measured(
+            "change",
+            self.inner.apply_change(room, id, author, change, announce),
+        )
+        .await
     }
 
-    async fn react(
+    async fn toggle_reaction(
         &self,
         room: &str,
         id: i64,
         reactor: Reactor,
         emoji: &str,
-    ) -> Result<Result<Reactions, Refusal>, StoreError> {
-        self.measured("react", self.inner.react(room, id, reactor, emoji))
-            .await
+        announce: Option<Announce>,
+    ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
+        self.measured(
+            "react",
+            self.inner
+                .toggle_reaction(room, id, reactor, emoji, announce),
+        )
+        .await
+    }
+
+    async fn seq(&self, room: &str) -> Result<i64, StoreError> {
+        self.measured("seq", self.inner.seq(room)).await
+    }
+
+    async fn changed(
+        &self,
+        room: &str,
+        after_seq: i64,
+        max_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.measured(
+            "changed",
+            self.inner.changed(room, after_seq, max_id, limit),
+        )
+        .await
     }
 
     fn describe(&self) -> &'static str {

@@ -27,6 +27,14 @@ pub const MIGRATIONS: &[(&str, &str)] = &[
         "0005_secret_key_base",
         include_str!("../../../../migrations/0005_secret_key_base.sql"),
     ),
+    (
+        "0006_room_names_and_invitations",
+        include_str!("../../../../migrations/0006_room_names_and_invitations.sql"),
+    ),
+    (
+        "0007_message_change_seq",
+        include_str!("../../../../migrations/0007_message_change_seq.sql"),
+    ),
 ];
 
 /// Any constant: the advisory lock that serializes concurrent migrators.
@@ -69,6 +77,9 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<String>, StoreError> {
             continue;
         }
         tx.batch_execute(sql).await.map_err(fail)?;
+        if *version == "0006_room_names_and_invitations" {
+            fill_room_folds(&tx).await.map_err(fail)?;
+        }
         tx.execute(
             "INSERT INTO schema_migrations (version) VALUES ($1)",
             &[version],
@@ -79,4 +90,43 @@ pub async fn migrate(client: &mut Client) -> Result<Vec<String>, StoreError> {
     }
     tx.commit().await.map_err(fail)?;
     Ok(applied)
+}
+
+/// Gives each existing room its folded name (`accounts::names::fold`, which SQL cannot
+/// compute), the oldest room first: where rooms created before the rule fold alike, the
+/// oldest holds the folded name and the others keep none (reachable by their exact
+/// names, never renamed or merged: their links and histories stay as they were). DMs
+/// take none.
+async fn fill_room_folds(
+    tx: &tokio_postgres::Transaction<'_>,
+) -> Result<(), tokio_postgres::Error> {
+    let rows = tx
+        .query(
+            "SELECT room FROM room_access WHERE kind <> 'dm' ORDER BY inserted_at, room",
+            &[],
+        )
+        .await?;
+    let mut taken = std::collections::HashSet::new();
+    let (mut rooms, mut folds): (Vec<String>, Vec<String>) = (Vec::new(), Vec::new());
+    for row in rows {
+        let room: String = row.get(0);
+        let fold = crate::accounts::names::fold(&room);
+        if taken.insert(fold.clone()) {
+            rooms.push(room);
+            folds.push(fold);
+        } else {
+            tracing::warn!(
+                room,
+                "room name folds like an older room's: kept under its exact name, \
+                 no new look-alike of it can be created"
+            );
+        }
+    }
+    tx.execute(
+        "UPDATE room_access a SET fold = f.fold
+         FROM unnest($1::text[], $2::text[]) AS f(room, fold) WHERE a.room = f.room",
+        &[&rooms, &folds],
+    )
+    .await?;
+    Ok(())
 }

@@ -13,10 +13,11 @@ mod tls;
 
 use async_trait::async_trait;
 
-pub use group_commit::{GroupCommit, WriterConfig};
+pub use group_commit::{GroupCommit, Op, WriterConfig};
 pub use memory::{MemoryStore, CLIENT_ID_WINDOW, SEARCH_SCAN_BYTES, SEARCH_SCAN_MAX};
 pub use message::{
-    Change, Inserted, NewMessage, Reactions, Reactor, Refusal, StoredMessage, MAX_EMOJI_PER_MESSAGE,
+    author_id, Change, Inserted, NewMessage, Reactions, Reactor, Reactors, Refusal, StoredMessage,
+    MAX_EMOJI_PER_MESSAGE,
 };
 pub use metered::{MeteredStore, StoreCounts};
 pub use migrate::{migrate, MIGRATIONS};
@@ -122,23 +123,64 @@ pub trait Store: Send + Sync + 'static {
         limit: u32,
     ) -> Result<Vec<StoredMessage>, StoreError>;
     /// Edits or deletes message `id` of `room` if `author` wrote it and it is not
-    /// deleted; answers the changed message.
+    /// deleted, giving it a new change sequence number (docs/chat.md, "Changes while
+    /// away"); answers the changed message, and runs `announce` with it before
+    /// answering, in order with the room's other messages and changes (as
+    /// [`insert_message`](Self::insert_message) does).
+    async fn apply_change(
+        &self,
+        room: &str,
+        id: i64,
+        author: &str,
+        change: Change,
+        announce: Option<Announce>,
+    ) -> Result<Result<StoredMessage, Refusal>, StoreError>;
+    /// [`apply_change`](Self::apply_change), not announced.
     async fn change(
         &self,
         room: &str,
         id: i64,
         author: &str,
         change: Change,
+    ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
+        self.apply_change(room, id, author, change, None).await
+    }
+    /// Toggles `reactor`'s `emoji` on message `id` of `room` (not deleted), giving it a
+    /// new change sequence number; answers the message with its reactions now, announced
+    /// like [`apply_change`](Self::apply_change).
+    async fn toggle_reaction(
+        &self,
+        room: &str,
+        id: i64,
+        reactor: Reactor,
+        emoji: &str,
+        announce: Option<Announce>,
     ) -> Result<Result<StoredMessage, Refusal>, StoreError>;
-    /// Toggles `reactor`'s `emoji` on message `id` of `room` (not deleted); answers the
-    /// message's reactions now.
+    /// [`toggle_reaction`](Self::toggle_reaction), not announced: the reactions now.
     async fn react(
         &self,
         room: &str,
         id: i64,
         reactor: Reactor,
         emoji: &str,
-    ) -> Result<Result<Reactions, Refusal>, StoreError>;
+    ) -> Result<Result<Reactions, Refusal>, StoreError> {
+        Ok(self
+            .toggle_reaction(room, id, reactor, emoji, None)
+            .await?
+            .map(|message| message.reactions))
+    }
+    /// The room's change sequence now: its highest message id or change sequence number
+    /// (0 for an empty room). Every change committed later is numbered above it.
+    async fn seq(&self, room: &str) -> Result<i64, StoreError>;
+    /// Up to `limit` messages of `room` with `id <= max_id` changed after `after_seq`
+    /// (their `seq` above it), in change order: what a rejoining page holds that changed.
+    async fn changed(
+        &self,
+        room: &str,
+        after_seq: i64,
+        max_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError>;
     /// Up to `limit` messages of `room` (top-level and replies, not deleted) with
     /// `id < before_id` that match every term of `query` ([`SearchQuery`]), newest
     /// first. The default refuses: a store that cannot search says so.

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use deadpool_postgres::{Manager, ManagerConfig, Pool, RecyclingMethod, Runtime, Timeouts};
 use tokio_postgres::{NoTls, Row};
 
-use super::group_commit::{BatchError, BatchWrite, GroupCommit, WriterConfig};
+use super::group_commit::{Applied, BatchError, BatchWrite, GroupCommit, Op, WriterConfig};
 use super::{
     migrate, pg_error, rfc3339, tls, Announce, Change, Inserted, NewMessage, Reactions, Reactor,
     Refusal, SearchQuery, Store, StoreError, StoredMessage, MAX_EMOJI_PER_MESSAGE,
@@ -43,7 +43,7 @@ fn unavailable(e: impl std::fmt::Display) -> StoreError {
 }
 
 const SELECT_COLUMNS: &str = "id, room, username, body, inserted_at, parent_id, reply_count, \
-     edited_at, deleted, attachments, mentions, client_id, author";
+     edited_at, deleted, attachments, mentions, client_id, author, coalesce(change_seq, id)";
 
 /// A row of `SELECT_COLUMNS`, without its reactions (see [`with_reactions`]).
 fn to_message(row: &Row) -> StoredMessage {
@@ -65,6 +65,7 @@ fn to_message(row: &Row) -> StoredMessage {
         mentions: serde_json::from_value(json(10)).unwrap_or_default(),
         client_id: row.get(11),
         author: row.get(12),
+        seq: row.get(13),
     }
 }
 
@@ -73,6 +74,14 @@ async fn with_reactions(
     client: &tokio_postgres::Client,
     messages: &mut [StoredMessage],
 ) -> Result<(), StoreError> {
+    reactions_of(client, messages).await.map_err(unavailable)
+}
+
+/// [`with_reactions`] on any client (a transaction's included).
+async fn reactions_of(
+    client: &impl tokio_postgres::GenericClient,
+    messages: &mut [StoredMessage],
+) -> Result<(), tokio_postgres::Error> {
     if messages.is_empty() {
         return Ok(());
     }
@@ -83,8 +92,7 @@ async fn with_reactions(
              WHERE message_id = ANY($1) ORDER BY seq",
             &[&ids],
         )
-        .await
-        .map_err(unavailable)?;
+        .await?;
     for row in rows {
         let id: i64 = row.get(0);
         if let Some(message) = messages.iter_mut().find(|m| m.id == id) {
@@ -233,7 +241,10 @@ fn build_pool(database_url: &str, size: usize, warn: bool) -> Result<Pool, Store
 /// rows returned (in id order) are the batch's rows minus its duplicates; the writer
 /// looks the duplicates' first messages up afterwards ([`SELECT_FIRSTS`]). Replies add
 /// to their parent's `reply_count` in the same statement (`bump`), so the count never
-/// disagrees with the replies.
+/// disagrees with the replies, and give the parent its change sequence number: the
+/// highest id among them (drawn from the same sequence as every change's, so no extra
+/// `nextval`; docs/chat.md, "Changes while away"). New rows leave `change_seq` NULL:
+/// nothing more to write, and no entry in its partial index.
 ///
 /// Attachments and mentions travel as JSON text (a `text[][]` would not unnest into
 /// rows of arrays).
@@ -252,8 +263,9 @@ const INSERT_BATCH: &str = "WITH ins AS ( \
        ON CONFLICT (room, author, client_id) WHERE client_id IS NOT NULL DO NOTHING \
        RETURNING id, room, author, client_id, parent_id, inserted_at \
      ), bump AS ( \
-       UPDATE messages m SET reply_count = m.reply_count + c.n \
-       FROM (SELECT parent_id, count(*)::int AS n FROM ins \
+       UPDATE messages m SET reply_count = m.reply_count + c.n, \
+         change_seq = GREATEST(coalesce(m.change_seq, 0), c.last) \
+       FROM (SELECT parent_id, count(*)::int AS n, max(id) AS last FROM ins \
              WHERE parent_id IS NOT NULL GROUP BY parent_id) c \
        WHERE m.id = c.parent_id \
      ) \
@@ -261,7 +273,8 @@ const INSERT_BATCH: &str = "WITH ins AS ( \
 
 /// The first messages of the duplicates in a batch, by `(room, author, client_id)`.
 const SELECT_FIRSTS: &str = "SELECT id, room, username, body, inserted_at, parent_id, \
-     reply_count, edited_at, deleted, attachments, mentions, client_id, author \
+     reply_count, edited_at, deleted, attachments, mentions, client_id, author, \
+     coalesce(change_seq, id) \
      FROM messages WHERE (room, author, client_id) IN \
        (SELECT * FROM unnest($1::text[], $2::text[], $3::text[]))";
 
@@ -272,7 +285,7 @@ struct PgWriter {
 }
 
 impl PgWriter {
-    async fn connection(&mut self) -> Result<&deadpool_postgres::Object, BatchError> {
+    async fn connection(&mut self) -> Result<&mut deadpool_postgres::Object, BatchError> {
         if self.conn.as_ref().is_some_and(|c| c.is_closed()) {
             self.conn = None;
         }
@@ -285,7 +298,7 @@ impl PgWriter {
             self.conn = Some(conn);
         }
         self.conn
-            .as_ref()
+            .as_mut()
             .ok_or_else(|| BatchError::Failed(unavailable("no writer connection")))
     }
 }
@@ -430,12 +443,158 @@ impl BatchWrite for PgWriter {
             .collect()
     }
 
+    async fn apply(&mut self, op: &Op) -> Result<Applied, BatchError> {
+        let client = self.connection().await?;
+        let applied = match op {
+            Op::Change {
+                room,
+                id,
+                author,
+                change,
+            } => apply_change(client, room, *id, author, change).await,
+            Op::React {
+                room,
+                id,
+                reactor,
+                emoji,
+            } => apply_reaction(client, room, *id, reactor, emoji).await,
+        };
+        match applied {
+            Ok(applied) => Ok(applied),
+            Err(e) if refused_row(&e) => Err(BatchError::Refused(e.to_string())),
+            Err(e) => {
+                self.abandon();
+                Err(BatchError::Failed(unavailable(e)))
+            }
+        }
+    }
+
     fn abandon(&mut self) {
         // Taken out of the pool and dropped, not returned: it may owe an answer.
         if let Some(conn) = self.conn.take() {
             drop(deadpool_postgres::Object::take(conn));
         }
     }
+}
+
+/// The change sequence: the id sequence, so that a change is numbered after every
+/// message and change before it (docs/chat.md, "Changes while away").
+const NEXT_SEQ: &str = "nextval('messages_id_seq')";
+
+/// An edit or a delete, by its author only, not on a tombstone (the statement's guard:
+/// two racing sockets cannot skip it); the message with a new change sequence number.
+async fn apply_change(
+    client: &mut deadpool_postgres::Object,
+    room: &str,
+    id: i64,
+    author: &str,
+    change: &Change,
+) -> Result<Applied, tokio_postgres::Error> {
+    let guard = "WHERE room = $1 AND id = $2 AND author = $3 AND NOT deleted";
+    let changed = match change {
+        Change::Edit { body, mentions } => {
+            let sql = format!(
+                "UPDATE messages SET body = $4, mentions = $5::text::jsonb, \
+                 edited_at = now(), change_seq = {NEXT_SEQ} {guard} RETURNING {SELECT_COLUMNS}"
+            );
+            let mentions = serde_json::to_string(mentions).unwrap_or_else(|_| "[]".to_owned());
+            let stmt = client.prepare_cached(&sql).await?;
+            client
+                .query_opt(&stmt, &[&room, &id, &author, body, &mentions])
+                .await?
+        }
+        Change::Delete => {
+            let sql = format!(
+                "UPDATE messages SET body = '', attachments = '[]', mentions = '[]', \
+                 deleted = true, change_seq = {NEXT_SEQ} {guard} RETURNING {SELECT_COLUMNS}"
+            );
+            let stmt = client.prepare_cached(&sql).await?;
+            client.query_opt(&stmt, &[&room, &id, &author]).await?
+        }
+    };
+    if let Some(row) = changed {
+        let mut message = [to_message(&row)];
+        reactions_of(&***client, &mut message).await?;
+        let [message] = message;
+        return Ok(Ok(message));
+    }
+    // Nothing changed: say why.
+    let row = client
+        .query_opt(
+            "SELECT author, deleted FROM messages WHERE room = $1 AND id = $2",
+            &[&room, &id],
+        )
+        .await?;
+    Ok(Err(match row {
+        None => Refusal::NotFound,
+        Some(row) if row.get::<_, &str>(0) != author => Refusal::Forbidden,
+        Some(_) => Refusal::Deleted,
+    }))
+}
+
+/// Toggles a reaction: the message with its reactions now and a new change sequence
+/// number, in one transaction.
+async fn apply_reaction(
+    client: &mut deadpool_postgres::Object,
+    room: &str,
+    id: i64,
+    reactor: &Reactor,
+    emoji: &str,
+) -> Result<Applied, tokio_postgres::Error> {
+    let tx = client.transaction().await?;
+    // Locks the message: toggles on one message take turns (also from other nodes), so
+    // the emoji bound holds.
+    let message = tx
+        .query_opt(
+            "SELECT deleted FROM messages WHERE room = $1 AND id = $2 FOR UPDATE",
+            &[&room, &id],
+        )
+        .await?;
+    match message {
+        None => return Ok(Err(Refusal::NotFound)),
+        Some(row) if row.get::<_, bool>(0) => return Ok(Err(Refusal::Deleted)),
+        Some(_) => {}
+    }
+    let removed = tx
+        .execute(
+            "DELETE FROM message_reactions \
+             WHERE message_id = $1 AND emoji = $2 AND reactor = $3",
+            &[&id, &emoji, &reactor.key],
+        )
+        .await?;
+    if removed == 0 {
+        let row = tx
+            .query_one(
+                "SELECT count(DISTINCT emoji), coalesce(bool_or(emoji = $2), false) \
+                 FROM message_reactions WHERE message_id = $1",
+                &[&id, &emoji],
+            )
+            .await?;
+        let (distinct, present): (i64, bool) = (row.get(0), row.get(1));
+        if !present && distinct >= MAX_EMOJI_PER_MESSAGE as i64 {
+            return Ok(Err(Refusal::TooManyEmoji));
+        }
+        tx.execute(
+            "INSERT INTO message_reactions (message_id, emoji, reactor, username) \
+             VALUES ($1, $2, $3, $4)",
+            &[&id, &emoji, &reactor.key, &reactor.username],
+        )
+        .await?;
+    }
+    let row = tx
+        .query_one(
+            &format!(
+                "UPDATE messages SET change_seq = {NEXT_SEQ} WHERE id = $1 \
+                 RETURNING {SELECT_COLUMNS}"
+            ),
+            &[&id],
+        )
+        .await?;
+    let mut message = [to_message(&row)];
+    reactions_of(&*tx, &mut message).await?;
+    tx.commit().await?;
+    let [message] = message;
+    Ok(Ok(message))
 }
 
 #[async_trait]
@@ -547,129 +706,72 @@ impl Store for PostgresStore {
         .await
     }
 
-    async fn change(
+    async fn apply_change(
         &self,
         room: &str,
         id: i64,
         author: &str,
         change: Change,
+        announce: Option<Announce>,
     ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
-        let client = self.client().await?;
-        let guard = "WHERE room = $1 AND id = $2 AND author = $3 AND NOT deleted";
-        let changed = match &change {
-            Change::Edit { body, mentions } => {
-                let sql = format!(
-                    "UPDATE messages SET body = $4, mentions = $5::text::jsonb, \
-                     edited_at = now() {guard} RETURNING {SELECT_COLUMNS}"
-                );
-                let mentions = serde_json::to_string(mentions).unwrap_or_else(|_| "[]".to_owned());
-                let stmt = client.prepare_cached(&sql).await.map_err(unavailable)?;
-                client
-                    .query_opt(&stmt, &[&room, &id, &author, body, &mentions])
-                    .await
-            }
-            Change::Delete => {
-                let sql = format!(
-                    "UPDATE messages SET body = '', attachments = '[]', mentions = '[]', \
-                     deleted = true {guard} RETURNING {SELECT_COLUMNS}"
-                );
-                let stmt = client.prepare_cached(&sql).await.map_err(unavailable)?;
-                client.query_opt(&stmt, &[&room, &id, &author]).await
-            }
-        }
-        .map_err(unavailable)?;
-        if let Some(row) = changed {
-            let mut message = [to_message(&row)];
-            with_reactions(&client, &mut message).await?;
-            let [message] = message;
-            return Ok(Ok(message));
-        }
-        // Nothing changed: say why.
-        let row = client
-            .query_opt(
-                "SELECT author, deleted FROM messages WHERE room = $1 AND id = $2",
-                &[&room, &id],
-            )
-            .await
-            .map_err(unavailable)?;
-        Ok(Err(match row {
-            None => Refusal::NotFound,
-            Some(row) if row.get::<_, &str>(0) != author => Refusal::Forbidden,
-            Some(_) => Refusal::Deleted,
-        }))
+        let op = Op::Change {
+            room: room.to_owned(),
+            id,
+            author: author.to_owned(),
+            change,
+        };
+        self.writer.apply(op, announce).await
     }
 
-    async fn react(
+    async fn toggle_reaction(
         &self,
         room: &str,
         id: i64,
         reactor: Reactor,
         emoji: &str,
-    ) -> Result<Result<Reactions, Refusal>, StoreError> {
-        let mut client = self.client().await?;
-        let tx = client.transaction().await.map_err(unavailable)?;
-        // Locks the message: toggles on one message take turns, so the emoji bound holds.
-        let message = tx
-            .query_opt(
-                "SELECT deleted FROM messages WHERE room = $1 AND id = $2 FOR UPDATE",
-                &[&room, &id],
+        announce: Option<Announce>,
+    ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
+        let op = Op::React {
+            room: room.to_owned(),
+            id,
+            reactor,
+            emoji: emoji.to_owned(),
+        };
+        self.writer.apply(op, announce).await
+    }
+
+    async fn seq(&self, room: &str) -> Result<i64, StoreError> {
+        let client = self.client().await?;
+        // Two index lookups: the newest id, the latest change (partial index).
+        let stmt = client
+            .prepare_cached(
+                "SELECT GREATEST( \
+                   (SELECT max(id) FROM messages WHERE room = $1), \
+                   (SELECT max(change_seq) FROM messages \
+                     WHERE room = $1 AND change_seq IS NOT NULL), 0)",
             )
             .await
             .map_err(unavailable)?;
-        match message {
-            None => return Ok(Err(Refusal::NotFound)),
-            Some(row) if row.get::<_, bool>(0) => return Ok(Err(Refusal::Deleted)),
-            Some(_) => {}
-        }
-        let removed = tx
-            .execute(
-                "DELETE FROM message_reactions \
-                 WHERE message_id = $1 AND emoji = $2 AND reactor = $3",
-                &[&id, &emoji, &reactor.key],
-            )
+        let row = client
+            .query_one(&stmt, &[&room])
             .await
             .map_err(unavailable)?;
-        if removed == 0 {
-            let row = tx
-                .query_one(
-                    "SELECT count(DISTINCT emoji), coalesce(bool_or(emoji = $2), false) \
-                     FROM message_reactions WHERE message_id = $1",
-                    &[&id, &emoji],
-                )
-                .await
-                .map_err(unavailable)?;
-            let (distinct, present): (i64, bool) = (row.get(0), row.get(1));
-            if !present && distinct >= MAX_EMOJI_PER_MESSAGE as i64 {
-                return Ok(Err(Refusal::TooManyEmoji));
-            }
-            tx.execute(
-                "INSERT INTO message_reactions (message_id, emoji, reactor, username) \
-                 VALUES ($1, $2, $3, $4)",
-                &[&id, &emoji, &reactor.key, &reactor.username],
-            )
-            .await
-            .map_err(unavailable)?;
-        }
-        let rows = tx
-            .query(
-                "SELECT emoji, reactor, username FROM message_reactions \
-                 WHERE message_id = $1 ORDER BY seq",
-                &[&id],
-            )
-            .await
-            .map_err(unavailable)?;
-        tx.commit().await.map_err(unavailable)?;
-        let mut reactions = Reactions::default();
-        for row in rows {
-            reactions.push(
-                row.get(0),
-                Reactor {
-                    key: row.get(1),
-                    username: row.get(2),
-                },
-            );
-        }
-        Ok(Ok(reactions))
+        Ok(row.get(0))
+    }
+
+    async fn changed(
+        &self,
+        room: &str,
+        after_seq: i64,
+        max_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.select(
+            "WHERE room = $1 AND change_seq IS NOT NULL AND change_seq > $2 AND id <= $3 \
+             ORDER BY change_seq LIMIT $4",
+            &[&room, &after_seq, &max_id, &i64::from(limit)],
+        )
+        .await
     }
 
     fn describe(&self) -> &'static str {

@@ -6,8 +6,8 @@ use std::time::Duration;
 use async_trait::async_trait;
 
 use super::{
-    Announce, Change, Inserted, NewMessage, Reactions, Reactor, Refusal, SearchQuery, Store,
-    StoreError, StoredMessage,
+    Announce, Change, Inserted, NewMessage, Reactor, Refusal, SearchQuery, Store, StoreError,
+    StoredMessage,
 };
 
 /// Default store timeout (`--store-timeout-ms`).
@@ -144,25 +144,45 @@ impl<S: Store> Store for TimeoutStore<S> {
             .await
     }
 
-    async fn change(
+    async fn apply_change(
         &self,
         room: &str,
         id: i64,
         author: &str,
         change: Change,
+        announce: Option<Announce>,
     ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
-        self.bounded(self.inner.change(room, id, author, change))
+        self.bounded(self.inner.apply_change(room, id, author, change, announce))
             .await
     }
 
-    async fn react(
+    async fn toggle_reaction(
         &self,
         room: &str,
         id: i64,
         reactor: Reactor,
         emoji: &str,
-    ) -> Result<Result<Reactions, Refusal>, StoreError> {
-        self.bounded(self.inner.react(room, id, reactor, emoji))
+        announce: Option<Announce>,
+    ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
+        self.bounded(
+            self.inner
+                .toggle_reaction(room, id, reactor, emoji, announce),
+        )
+        .await
+    }
+
+    async fn seq(&self, room: &str) -> Result<i64, StoreError> {
+        self.bounded(self.inner.seq(room)).await
+    }
+
+    async fn changed(
+        &self,
+        room: &str,
+        after_seq: i64,
+        max_id: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredMessage>, StoreError> {
+        self.bounded(self.inner.changed(room, after_seq, max_id, limit))
             .await
     }
 
@@ -223,22 +243,36 @@ mod tests {
         ) -> Result<Vec<StoredMessage>, StoreError> {
             std::future::pending().await
         }
-        async fn change(
+        async fn apply_change(
             &self,
             _: &str,
             _: i64,
             _: &str,
             _: Change,
+            _: Option<Announce>,
         ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
             std::future::pending().await
         }
-        async fn react(
+        async fn toggle_reaction(
             &self,
             _: &str,
             _: i64,
             _: Reactor,
             _: &str,
-        ) -> Result<Result<Reactions, Refusal>, StoreError> {
+            _: Option<Announce>,
+        ) -> Result<Result<StoredMessage, Refusal>, StoreError> {
+            std::future::pending().await
+        }
+        async fn seq(&self, _: &str) -> Result<i64, StoreError> {
+            std::future::pending().await
+        }
+        async fn changed(
+            &self,
+            _: &str,
+            _: i64,
+            _: i64,
+            _: u32,
+        ) -> Result<Vec<StoredMessage>, StoreError> {
             std::future::pending().await
         }
         fn describe(&self) -> &'static str {
@@ -258,8 +292,13 @@ mod tests {
         assert!(timed_out(store.insert("r", "u", "b").await.map(|_| ())));
         assert!(timed_out(store.recent("r", 1).await.map(|_| ())));
         assert!(timed_out(store.history("r", 1, 1).await.map(|_| ())));
-        // Paused clock: exactly five deadlines passed, each one the configured limit.
-        assert_eq!(started.elapsed(), 5 * limit);
+        assert!(timed_out(store.seq("r").await.map(|_| ())));
+        assert!(timed_out(store.changed("r", 1, 1, 1).await.map(|_| ())));
+        assert!(timed_out(
+            store.change("r", 1, "u", Change::Delete).await.map(|_| ())
+        ));
+        // Paused clock: exactly eight deadlines passed, each one the configured limit.
+        assert_eq!(started.elapsed(), 8 * limit);
         assert_eq!(store.describe(), "partitioned");
     }
 

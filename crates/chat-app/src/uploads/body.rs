@@ -22,6 +22,9 @@ pub const DEFAULT_RATE_WINDOW: Duration = Duration::from_secs(10);
 /// The buffer's first capacity: small bodies take no more.
 const FIRST_CAPACITY: usize = 16 * 1024;
 
+/// Largest upload by default: 10 MiB.
+pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+
 /// The bounds of one body.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct BodyLimits {
@@ -39,7 +42,7 @@ pub struct BodyLimits {
 impl Default for BodyLimits {
     fn default() -> Self {
         Self {
-            max_bytes: super::http::DEFAULT_MAX_BYTES,
+            max_bytes: DEFAULT_MAX_BYTES,
             deadline: DEFAULT_DEADLINE,
             min_rate: DEFAULT_MIN_RATE,
             window: DEFAULT_RATE_WINDOW,

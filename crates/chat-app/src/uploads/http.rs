@@ -40,8 +40,7 @@ use super::thumb::{ThumbError, Thumbnailer};
 use crate::accounts::session::Sessions;
 use crate::limit::{address_key, Rate, RateLimit};
 
-/// Largest upload by default: 10 MiB.
-pub const DEFAULT_MAX_BYTES: u64 = 10 * 1024 * 1024;
+pub use super::body::DEFAULT_MAX_BYTES;
 /// Uploads per user by default: 20 at once, then one every 3 s (20 a minute).
 pub const DEFAULT_PER_USER: Rate = Rate {
     burst: 20,
