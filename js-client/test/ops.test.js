@@ -6,6 +6,7 @@ import assert from "node:assert/strict";
 import { Socket } from "phoenix";
 import WebSocket from "ws";
 import { startChat } from "../lib/chat-server.js";
+import { until } from "../lib/channel.js";
 
 const KEY = "test-api-key-0123456789";
 const sockets = [];
@@ -170,6 +171,8 @@ test("SIGTERM drains: every socket closes with 1012 in batches, readiness goes f
     }
     assert.equal(closes.length, 0, `sockets closed before readiness went false (readyz: ${ready})`);
     assert.equal(await exited, 0);
+    // The last close event can reach this process after the child's exit event.
+    await until(() => closes.length === 3, "three closes");
     assert.deepEqual(closes, [1012, 1012, 1012]);
     const stopped = chat.logs.find((l) => l.includes("chat-app stopped"));
     assert.ok(stopped && /store_calls=\d+/.test(stopped), chat.logs.join("\n"));
