@@ -47,10 +47,11 @@ export function kindMark(kind) {
   return mark;
 }
 
-export function avatar(name) {
+/** Initials on a colour from the author id (two people with one name differ), else the name. */
+export function avatar(name, author = null) {
   const a = el("span", "avatar", initials(name));
   a.setAttribute("aria-hidden", "true");
-  a.style.setProperty("--hue", String(nameHue(name)));
+  a.style.setProperty("--hue", String(nameHue(author ?? name)));
   return a;
 }
 
