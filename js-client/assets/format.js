@@ -227,6 +227,13 @@ export function readableError(text, now = new Date(), locale = undefined) {
     .replace(/\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z\b/g, (iso) => momentLabel(iso, now, locale));
 }
 
+/** A refusal as a sentence: a capital first letter and a full stop. */
+export function sentence(text) {
+  const t = String(text).trim();
+  if (!t) return t;
+  return t[0].toUpperCase() + t.slice(1) + (/[.!?)]$/.test(t) ? "" : ".");
+}
+
 /** "in 42 s", "in 3 min (at 14:05)", "in 2 h (at 16:30)": a wait people can plan around. */
 export function retryLabel(seconds, now = new Date(), locale = undefined) {
   if (!Number.isFinite(seconds) || seconds < 0) return "later";

@@ -4,7 +4,7 @@
 import { continuesGroup, dayKey, dayLabel } from "/assets/format.js";
 import { el } from "/assets/dom.js";
 import { messageElement, pendingElement } from "/assets/message-view.js";
-import { $, isMine, myAuthor, roomInfo, state } from "/assets/state.js";
+import { $, isMine, isMyName, myAuthor, roomInfo, state } from "/assets/state.js";
 
 /** Each message object's JSON, computed once (an update brings a new object). */
 const messageJson = new WeakMap();
@@ -16,7 +16,7 @@ function signature(m, grouped, shared) {
     json = JSON.stringify(m);
     messageJson.set(m, json);
   }
-  const who = `${myAuthor()}|${state.me?.username ?? state.username}`;
+  const who = `${myAuthor()}|${state.me?.username ?? state.username}|${isMyName(state.me?.username ?? "")}`;
   return `${grouped}|${shared}|${state.editing === m.id}|${state.expanded.has(m.id)}|${who}|${json}`;
 }
 
@@ -36,7 +36,11 @@ function sharedNames() {
   for (const m of state.timeline.byId.values()) note(m.username, m.author);
   state.presence?.list((key, { metas }) => note(metas[0]?.username, key));
   const shared = new Set();
-  for (const [key, set] of authors) if (set.size > 1) shared.add(key);
+  state.accountNames = new Set();
+  for (const [key, set] of authors) {
+    if (set.size > 1) shared.add(key);
+    if ([...set].some((a) => a.startsWith("user:"))) state.accountNames.add(key);
+  }
   return shared;
 }
 

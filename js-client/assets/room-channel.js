@@ -251,9 +251,13 @@ export function joinRoom(username, room) {
         "guest",
       );
       if (similar) offerRoom($("login-error"), similar, username);
-      $("username").focus();
-      // A name taken by another guest: the field is ready for another one.
-      if (/name/.test(reason)) $("username").select();
+      // The field the refusal is about gets focus: the room's, or the name's (selected,
+      // ready for another name).
+      if (/room|unauthorized|script/.test(reason)) $("room").focus();
+      else {
+        $("username").focus();
+        $("username").select();
+      }
     });
   state.channel = channel;
   state.presence = presence;

@@ -4,7 +4,7 @@
 import { connect, onSocketDown, setStatus } from "/assets/connection.js";
 import { mentioned } from "/assets/notify.js";
 import { answered, invited } from "/assets/invitations.js";
-import { readableError } from "/assets/format.js";
+import { readableError, sentence } from "/assets/format.js";
 import { joinRoom, leaveRoom, setNotice, showLogin } from "/assets/room-channel.js";
 import { clearUnsent, identityOf, unsentRooms } from "/assets/unsent.js";
 import { confirmDialog } from "/assets/dialog.js";
@@ -139,7 +139,7 @@ async function accountSubmit(path) {
     startSignedIn(body, roomFromHash());
   } else {
     // A limit says when to retry (docs/chat.md, "Sign-in refusals"): in words and a time.
-    $("account-error").textContent = readableError(body.error ?? `error ${status}`);
+    $("account-error").textContent = sentence(readableError(body.error ?? `error ${status}`));
   }
 }
 

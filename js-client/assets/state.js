@@ -75,6 +75,8 @@ export const state = {
   session: JSON.parse(localStorage.getItem("phx-chat:session") ?? "null"),
   userChannel: null,
   rooms: [], // [{room, kind, title, unread, latest_id}], latest activity first
+  /** Names (folded) that accounts show in the room: list-view.js keeps it. */
+  accountNames: new Set(),
   /** Pending invitations to private rooms, newest first (docs/chat.md, "Invitations"). */
   invitations: [],
 };
@@ -114,8 +116,13 @@ export function reactedByMe(m, emoji) {
   return me !== null && Array.isArray(who) && who.includes(me);
 }
 
-/** Whether `@name` is me: mentions are names (docs/chat.md), compared with the room's name for me. */
+/**
+ * Whether `@name` is me: mentions are names (docs/chat.md), compared with the room's name
+ * for me. A guest whose name an account in the room also shows is not who `@name` means:
+ * the server notifies the account (a registered name is the account's).
+ */
 export function isMyName(name) {
   const mine = state.me?.username ?? state.username;
-  return mine !== null && sameName(name, mine);
+  if (mine === null || !sameName(name, mine)) return false;
+  return !(state.me?.guest && state.accountNames.has(String(mine).normalize("NFKC").toLowerCase()));
 }

@@ -14,7 +14,10 @@ export async function startChat({ databaseUrl, port = 0, env: extraEnv = {} } = 
   if (process.env.CHAT_URL && !databaseUrl && Object.keys(extraEnv).length === 0) {
     return { url: process.env.CHAT_URL, stop: async () => {} };
   }
-  if (!built) {
+  // CHAT_APP_BIN: run another build of the server (e.g. an older one, to see a new test
+  // fail on it); else this tree's, built here.
+  const binary = process.env.CHAT_APP_BIN ?? path.join(repoRoot, "target/debug/chat-app");
+  if (!built && !process.env.CHAT_APP_BIN) {
     execFileSync("cargo", ["build", "--quiet", "-p", "chat-app"], { cwd: repoRoot, stdio: "inherit" });
     built = true;
   }
@@ -35,7 +38,7 @@ export async function startChat({ databaseUrl, port = 0, env: extraEnv = {} } = 
   };
   delete env.DATABASE_URL;
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
-  const child = spawn(path.join(repoRoot, "target/debug/chat-app"), [], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(binary, [], { env, stdio: ["ignore", "pipe", "pipe"] });
   const logs = [];
   const url = await new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`chat-app did not start:\n${logs.join("\n")}`)), 60000);
