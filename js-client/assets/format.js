@@ -273,6 +273,8 @@ export function refusalText(reason, who = "", now = new Date()) {
       return `There is no account named ${name}.`;
     case "already a member":
       return `${who || "They"} ${who ? "is" : "are"} already a member.`;
+    case "rate limited":
+      return "You are going faster than the server allows: wait a moment and try again.";
     case "no such invitation":
       return "This invitation is no longer open (it was answered in another tab, withdrawn or expired).";
     default:

@@ -19,7 +19,7 @@ export const TOAST_MS = 8000;
 export const PENDING_MAX = 100;
 export const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
 /** Refusals that say "later", not "never": the message stays pending and is sent again. */
-export const RETRYABLE = new Set(["unavailable", "busy, try again"]);
+export const RETRYABLE = new Set(["unavailable", "busy, try again", "rate limited"]);
 
 // Validation (the server is authoritative; this only saves a round trip).
 export const USERNAME = /^[\p{L}\p{N} _.-]{1,32}$/u;
