@@ -1,6 +1,6 @@
 // Small DOM builders shared by the views: elements with text (never HTML), the toolbar's
 // SVG icons, avatars, and toolbar buttons.
-import { initials, nameHue } from "/assets/format.js";
+import { avatarLightness, initials, nameHue } from "/assets/format.js";
 
 export function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -51,7 +51,9 @@ export function kindMark(kind) {
 export function avatar(name, author = null) {
   const a = el("span", "avatar", initials(name));
   a.setAttribute("aria-hidden", "true");
-  a.style.setProperty("--hue", String(nameHue(author ?? name)));
+  const hue = nameHue(author ?? name);
+  a.style.setProperty("--hue", String(hue));
+  a.style.setProperty("--light", `${avatarLightness(hue)}%`);
   return a;
 }
 

@@ -108,6 +108,28 @@ export function nameHue(name) {
   return (h >>> 0) % 360;
 }
 
+/** WCAG relative luminance of `hsl(hue, sat%, light%)`. */
+function hslLuminance(hue, sat, light) {
+  const s = sat / 100;
+  const l = light / 100;
+  const k = (n) => (n + hue / 30) % 12;
+  const a = s * Math.min(l, 1 - l);
+  const channel = (n) => {
+    const c = l - a * Math.max(-1, Math.min(k(n) - 3, 9 - k(n), 1));
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * channel(0) + 0.7152 * channel(8) + 0.0722 * channel(4);
+}
+
+/**
+ * The lightness (%) of an avatar of `hue` (saturation 55 %): the lightest up to 42 % on
+ * which white initials keep a contrast of 4.5 (yellows and greens get darker shades).
+ */
+export function avatarLightness(hue) {
+  for (let light = 42; light > 20; light -= 1) if (1.05 / (hslLuminance(hue, 55, light) + 0.05) >= 4.6) return light;
+  return 20;
+}
+
 /** "512 B", "1.5 KB", "3.2 MB". */
 export function formatSize(bytes) {
   if (!Number.isFinite(bytes) || bytes < 0) return "";
@@ -231,7 +253,7 @@ export function readableError(text, now = new Date(), locale = undefined) {
 export function sentence(text) {
   const t = String(text).trim();
   if (!t) return t;
-  return t[0].toUpperCase() + t.slice(1) + (/[.!?)]$/.test(t) ? "" : ".");
+  return t[0].toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? "" : ".");
 }
 
 /** "in 42 s", "in 3 min (at 14:05)", "in 2 h (at 16:30)": a wait people can plan around. */

@@ -40,9 +40,16 @@ export async function startChat({ databaseUrl, port = 0, env: extraEnv = {} } = 
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
   const child = spawn(binary, [], { env, stdio: ["ignore", "pipe", "pipe"] });
   const logs = [];
+  const removeUploads = () => uploadDir && fs.rmSync(uploadDir, { recursive: true, force: true });
   const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`chat-app did not start:\n${logs.join("\n")}`)), 60000);
-    child.on("exit", (code) => reject(new Error(`chat-app exited with ${code}:\n${logs.join("\n")}`)));
+    // A server that does not start (some tests expect that) leaves nothing behind.
+    const fail = (error) => {
+      child.kill("SIGKILL");
+      removeUploads();
+      reject(error);
+    };
+    const timer = setTimeout(() => fail(new Error(`chat-app did not start:\n${logs.join("\n")}`)), 60000);
+    child.on("exit", (code) => fail(new Error(`chat-app exited with ${code}:\n${logs.join("\n")}`)));
     for (const stream of [child.stdout, child.stderr]) {
       readline.createInterface({ input: stream }).on("line", (line) => {
         logs.push(line);
@@ -61,7 +68,7 @@ export async function startChat({ databaseUrl, port = 0, env: extraEnv = {} } = 
     stop: async () => {
       child.kill("SIGKILL");
       await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.on("exit", r)));
-      if (uploadDir) fs.rmSync(uploadDir, { recursive: true, force: true });
+      removeUploads();
     },
   };
 }

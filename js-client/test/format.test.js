@@ -4,6 +4,7 @@ import { test } from "node:test";
 import assert from "node:assert/strict";
 import {
   authorTag,
+  avatarLightness,
   bodyLength,
   continuesGroup,
   dayLabel,
@@ -79,6 +80,28 @@ test("refusals in words: when to retry, until when, what to do", () => {
   assert.match(refusalText("unauthorized"), /private/);
   // Anything else as it comes, made readable.
   assert.equal(refusalText("at most 200 rooms per user"), "at most 200 rooms per user");
+});
+
+test("avatars: white initials readable on every hue (contrast at least 4.5)", () => {
+  const lum = (h, l) => {
+    // The browser's hsl() to sRGB, then WCAG luminance.
+    const s = 0.55;
+    const L = l / 100;
+    const a = s * Math.min(L, 1 - L);
+    const f = (n) => {
+      const k = (n + h / 30) % 12;
+      const c = L - a * Math.max(-1, Math.min(k - 3, 9 - k, 1));
+      const v = Math.round(c * 255) / 255;
+      return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+    };
+    return 0.2126 * f(0) + 0.7152 * f(8) + 0.0722 * f(4);
+  };
+  for (let hue = 0; hue < 360; hue++) {
+    const light = avatarLightness(hue);
+    assert.ok(light <= 42 && light >= 20, `${hue}: ${light}`);
+    assert.ok(1.05 / (lum(hue, light) + 0.05) >= 4.5, `hue ${hue} at ${light}%`);
+  }
+  assert.equal(avatarLightness(230), 42, "blues keep the usual shade");
 });
 
 test("links: http and https only, sentence punctuation left out; mentions", () => {

@@ -522,7 +522,7 @@ test("registration: a refusal for the limit says when to retry; weak passwords d
     for (const weak of ["short", "password123", "0123456789"]) {
       const res = await register(`eve${id}`, weak);
       assert.equal(res.status(), 422, weak);
-      await page.waitForFunction(() => /password/.test(document.querySelector("#account-error").textContent));
+      await page.waitForFunction(() => /password/i.test(document.querySelector("#account-error").textContent));
     }
     // So two accounts can still be made.
     for (const who of [`eve${id}`, `fay${id}`]) {
@@ -536,7 +536,7 @@ test("registration: a refusal for the limit says when to retry; weak passwords d
     assert.equal(res.status(), 429);
     const retry = Number(res.headers()["retry-after"]);
     assert.ok(retry >= 1 && retry <= 60, `Retry-After: ${retry}`);
-    await page.waitForFunction(() => /too many new accounts/.test(document.querySelector("#account-error").textContent));
+    await page.waitForFunction(() => /too many new accounts/i.test(document.querySelector("#account-error").textContent));
     assert.match(await page.textContent("#account-error"), /^Too many new accounts from this address: try again in (\d+ s|1 min \(at \d{1,2}:\d{2}( [AP]M)?\))\.$/);
     await page.screenshot({ path: path.join(ARTIFACTS, "trust-register-limit.png") });
     await axe(page, "registration refused for the limit");
