@@ -110,9 +110,13 @@ test("layout at 1440, 1024 and 390 px, light and dark: people behind the count, 
   const token = await raj.page.evaluate(() => JSON.parse(localStorage.getItem("phx-chat:session")));
   const rajMe = await join(client(chat.url, { token: token.token }), `user:${token.user.id}`);
   assert.equal((await push(rajMe.channel, "create_private", { room: `ops-${id}` })).status, "ok");
+  const announced = page.locator(".toast", { hasText: "invited you" });
+  const shownToast = announced.waitFor();
   assert.equal((await push(rajMe.channel, "invite", { room: `ops-${id}`, username: `Ann${id}` })).status, "ok");
+  await shownToast;
+  // Dismissed at once (it would go by itself after 8 s), so the layout checks see the page.
+  await announced.locator('button[aria-label="Dismiss"]').click();
   await page.locator(`#invitation-list li[data-room="ops-${id}"]`).waitFor();
-  await page.locator(".toast", { hasText: "invited you" }).locator('button[aria-label="Dismiss"]').click();
   const first = page.locator("#message-list li.message", { hasText: "Morning!" });
   await first.hover();
   await first.locator(".action.react").click();

@@ -332,14 +332,16 @@ test("rooms: look-alike names refused with the reason; invitations pending until
     await page.fill("#invite-username", who);
     await page.press("#invite-username", "Enter");
   };
+  // The toast announcing it lasts 8 s: watched for from before the invitation is sent.
+  const toast = bob.page.locator(".toast", { hasText: `ann${id} invited you to ${team}` }).waitFor();
   await invite(ann.page, `bob${id}`);
+  await toast;
   await ann.page.waitForFunction(() => /is invited: they become a member once they accept/.test(document.querySelector("#sidebar-error").textContent));
   for (const page of [bob.page, bobTab2]) {
     const item = page.locator(`#invitation-list li[data-room="${team}"]`);
     await item.waitFor();
     assert.match(await item.textContent(), new RegExp(`${team} from ann${id}`));
   }
-  await bob.page.locator(".toast", { hasText: `ann${id} invited you to ${team}` }).waitFor();
   // Pending is not a member: the room does not open for bob.
   assert.equal(await bob.page.locator(`#room-list li[data-room="${team}"]`).count(), 0);
   await bob.page.screenshot({ path: path.join(ARTIFACTS, "trust-invitation.png") });
