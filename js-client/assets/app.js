@@ -10,6 +10,7 @@
 //   dialog.js                 the page's own confirm dialog
 //   message-view.js           one message as DOM (no handlers: data-action attributes)
 //   list-view.js              the room's and thread's lists, reconciled; roving tabindex
+//   file-links.js             signed file URLs kept fresh; files gone shown as such
 //   people.js                 presence and typing
 //   connection.js             the socket, status and outage banner
 //   uploads.js                attachments: progress, previews, drops and pastes
@@ -21,14 +22,16 @@
 //   sidebar.js                my rooms, the directory, read marks
 //   room-channel.js           joining and leaving a room, its events, older history
 //   search.js                 search in the room, results opened in context
-//   rooms.js                  switching, DMs, private rooms, invitations
+//   rooms.js                  switching, DMs, private rooms, inviting
 //   notify.js                 toasts and mentions
+//   invitations.js            my pending invitations: accept or decline
 //   session.js                accounts and the user:<id> channel
 //
 // All user text goes through textContent and DOM nodes, never innerHTML.
 import { BODY_MAX, bodyLength } from "/assets/format.js";
 import { icon } from "/assets/dom.js";
 import { nearBottom, renderJump, scrollToBottom } from "/assets/list-view.js";
+import { wireFileLinks } from "/assets/file-links.js";
 import { setStatus } from "/assets/connection.js";
 import { upload, wireFileDrops } from "/assets/uploads.js";
 import { announceTyping, autoGrow, submitMessage, updateCounter } from "/assets/sending.js";
@@ -40,6 +43,7 @@ import { markRead, renderSidebar } from "/assets/sidebar.js";
 import { joinRoom, leaveRoom, loadOlder, noteSeen, showLogin } from "/assets/room-channel.js";
 import { closeSearch, wireSearch } from "/assets/search.js";
 import { wireRooms } from "/assets/rooms.js";
+import { wireInvitations } from "/assets/invitations.js";
 import { offerSignIn, resumeSession, wireSession } from "/assets/session.js";
 import { $, ROOM, USERNAME, roomFromHash, state } from "/assets/state.js";
 
@@ -48,6 +52,8 @@ $("people-icon").replaceWith(icon("people"));
 $("menu-button").append(icon("menu"));
 wireMessageList($("message-list"));
 wireMessageList($("thread-list"));
+wireFileLinks($("message-list"));
+wireFileLinks($("thread-list"));
 wireListKeys($("message-list"), $("body"));
 wireListKeys($("thread-list"), $("thread-body"));
 wireEditLast($("body"), false);
@@ -56,6 +62,7 @@ wireFileDrops(document.querySelector(".conversation"), $("body"));
 wirePanes();
 wireSearch();
 wireRooms();
+wireInvitations();
 wireSession();
 
 $("room").value = roomFromHash();

@@ -1,6 +1,6 @@
 // Small DOM builders shared by the views: elements with text (never HTML), the toolbar's
 // SVG icons, avatars, and toolbar buttons.
-import { initials, nameHue } from "/assets/format.js";
+import { avatarLightness, initials, nameHue } from "/assets/format.js";
 
 export function el(tag, className, text) {
   const node = document.createElement(tag);
@@ -47,10 +47,13 @@ export function kindMark(kind) {
   return mark;
 }
 
-export function avatar(name) {
+/** Initials on a colour from the author id (two people with one name differ), else the name. */
+export function avatar(name, author = null) {
   const a = el("span", "avatar", initials(name));
   a.setAttribute("aria-hidden", "true");
-  a.style.setProperty("--hue", String(nameHue(name)));
+  const hue = nameHue(author ?? name);
+  a.style.setProperty("--hue", String(hue));
+  a.style.setProperty("--light", `${avatarLightness(hue)}%`);
   return a;
 }
 

@@ -53,9 +53,19 @@ export function timeLabel(iso, locale = undefined) {
   return at ? at.toLocaleTimeString(locale, { hour: "2-digit", minute: "2-digit" }) : "";
 }
 
+/**
+ * Whether `a` and `b` are by the same person: the same author id (docs/chat.md: names are
+ * for display, two people may show the same one), or the same name when either message
+ * has no author id (stored before author ids existed).
+ */
+export function sameAuthor(a, b) {
+  if (a.author && b.author) return a.author === b.author;
+  return !a.author && !b.author && a.username === b.username;
+}
+
 /** Whether `m` continues `prev`'s group: same author, same day, within GROUP_WITHIN_MS. */
 export function continuesGroup(prev, m) {
-  if (!prev || prev.username !== m.username) return false;
+  if (!prev || !sameAuthor(prev, m)) return false;
   const a = parseTime(prev.inserted_at);
   const b = parseTime(m.inserted_at);
   if (!a || !b || dayKey(prev.inserted_at) !== dayKey(m.inserted_at)) return false;
@@ -71,6 +81,23 @@ export function initials(name) {
   return (letters.length ? letters.join("") : "?").toUpperCase();
 }
 
+/** Two names that are the same name to people: compatibility forms and case folded. */
+export function sameName(a, b) {
+  const fold = (s) => String(s).normalize("NFKC").toLowerCase();
+  return typeof a === "string" && typeof b === "string" && fold(a) === fold(b);
+}
+
+/**
+ * A short tag telling apart people who show the same name: "#12" for the account
+ * `user:12`, the guest id's first four digits for a guest ("a3f2").
+ */
+export function authorTag(author) {
+  const text = String(author ?? "");
+  if (text.startsWith("user:")) return `#${text.slice(5)}`;
+  if (text.startsWith("guest:")) return text.slice(6, 10);
+  return "";
+}
+
 /** A stable hue (0–359) from a name, so one person keeps one avatar colour everywhere. */
 export function nameHue(name) {
   let h = 2166136261;
@@ -79,6 +106,28 @@ export function nameHue(name) {
     h = Math.imul(h, 16777619);
   }
   return (h >>> 0) % 360;
+}
+
+/** WCAG relative luminance of `hsl(hue, sat%, light%)`. */
+function hslLuminance(hue, sat, light) {
+  const s = sat / 100;
+  const l = light / 100;
+  const k = (n) => (n + hue / 30) % 12;
+  const a = s * Math.min(l, 1 - l);
+  const channel = (n) => {
+    const c = l - a * Math.max(-1, Math.min(k(n) - 3, 9 - k(n), 1));
+    return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+  };
+  return 0.2126 * channel(0) + 0.7152 * channel(8) + 0.0722 * channel(4);
+}
+
+/**
+ * The lightness (%) of an avatar of `hue` (saturation 55 %): the lightest up to 42 % on
+ * which white initials keep a contrast of 4.5 (yellows and greens get darker shades).
+ */
+export function avatarLightness(hue) {
+  for (let light = 42; light > 20; light -= 1) if (1.05 / (hslLuminance(hue, 55, light) + 0.05) >= 4.6) return light;
+  return 20;
 }
 
 /** "512 B", "1.5 KB", "3.2 MB". */
@@ -192,8 +241,65 @@ export function typeName(type) {
  * A server's refusal in words people read: byte counts as sizes ("10485760 bytes" →
  * "10 MB") and content types as names ("image/svg+xml" → "SVG").
  */
-export function readableError(text) {
+export function readableError(text, now = new Date(), locale = undefined) {
   return String(text)
     .replace(/\b(\d{4,}) bytes\b/g, (_, n) => formatSize(Number(n)))
-    .replace(/\b(?:image|text|application|audio|video|font)\/[a-z0-9.+-]+/gi, (t) => typeName(t));
+    .replace(/\b(?:image|text|application|audio|video|font)\/[a-z0-9.+-]+/gi, (t) => typeName(t))
+    .replace(/\btry again in (\d+) s\b/g, (_, n) => `try again ${retryLabel(Number(n), now, locale)}`)
+    .replace(/\b\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(?:\.\d+)?Z\b/g, (iso) => momentLabel(iso, now, locale));
+}
+
+/** A refusal as a sentence: a capital first letter and a full stop. */
+export function sentence(text) {
+  const t = String(text).trim();
+  if (!t) return t;
+  return t[0].toUpperCase() + t.slice(1) + (/[.!?]$/.test(t) ? "" : ".");
+}
+
+/** "in 42 s", "in 3 min (at 14:05)", "in 2 h (at 16:30)": a wait people can plan around. */
+export function retryLabel(seconds, now = new Date(), locale = undefined) {
+  if (!Number.isFinite(seconds) || seconds < 0) return "later";
+  if (seconds < 60) return `in ${Math.max(1, Math.ceil(seconds))} s`;
+  const at = timeLabel(new Date(now.getTime() + seconds * 1000).toISOString(), locale);
+  const span = seconds < 3600 ? `${Math.ceil(seconds / 60)} min` : `${Math.round(seconds / 360) / 10} h`;
+  return `in ${span} (at ${at})`;
+}
+
+/** A moment as people read it: "14:05" today, "Tue, 3 Nov, 14:05" another day. */
+export function momentLabel(iso, now = new Date(), locale = undefined) {
+  const at = parseTime(iso);
+  if (!at) return String(iso);
+  const time = timeLabel(iso, locale);
+  return dayKey(iso) === dayKey(now.toISOString()) ? time : `${at.toLocaleDateString(locale, { weekday: "short", day: "numeric", month: "short" })}, ${time}`;
+}
+
+/**
+ * A refusal of the chat app (docs/chat.md) in words people read: what happened and what
+ * to do. `who`: the name concerned, if any. Unknown reasons are shown as they come,
+ * made readable (sizes, types, times).
+ */
+export function refusalText(reason, who = "", now = new Date()) {
+  const name = who ? `“${who}”` : "this name";
+  switch (reason) {
+    case "this name is used by another guest":
+      return `Someone else in this room is using the name ${name} right now: choose another name.`;
+    case "this name belongs to a registered user":
+      return `The name ${name} belongs to a registered user: choose another name, or sign in if it is yours.`;
+    case "a room with a similar name exists":
+      return "A room with a very similar name exists already (names that differ only in case or in look-alike letters are the same name).";
+    case "unauthorized":
+      return "This room is private: only its members can open it (a member invites you, you accept).";
+    case "unavailable":
+      return "The chat is unavailable right now, try again soon.";
+    case "no such user":
+      return `There is no account named ${name}.`;
+    case "already a member":
+      return `${who || "They"} ${who ? "is" : "are"} already a member.`;
+    case "rate limited":
+      return "You are going faster than the server allows: wait a moment and try again.";
+    case "no such invitation":
+      return "This invitation is no longer open (it was answered in another tab, withdrawn or expired).";
+    default:
+      return readableError(reason, now);
+  }
 }

@@ -6,7 +6,7 @@
 import { applyRoving, itemKey } from "/assets/list-view.js";
 import { startEdit } from "/assets/message-actions.js";
 import { openThread } from "/assets/threads.js";
-import { isMe, state } from "/assets/state.js";
+import { isMine, state } from "/assets/state.js";
 
 const items = (list) => [...list.querySelectorAll(":scope > li.message")];
 
@@ -47,7 +47,7 @@ export function wireListKeys(list, composer) {
         li.querySelector(".actions button, button.reply-count, button.more")?.focus();
         break;
       case "e":
-        if (live && isMe(li.dataset.user)) startEdit(id);
+        if (live && isMine(state.timeline.byId.get(id))) startEdit(id);
         break;
       case "t":
         if (live && list.id === "message-list") openThread(id);
@@ -72,7 +72,7 @@ export function wireEditLast(area, inThread) {
   area.addEventListener("keydown", (e) => {
     if (e.key !== "ArrowUp" || area.value !== "" || e.shiftKey || e.altKey || e.ctrlKey || e.metaKey || e.isComposing) return;
     const list = inThread ? (state.thread ? state.timeline.replies(state.thread.parentId) : []) : state.timeline.topLevel();
-    const mine = list.filter((m) => isMe(m.username) && !m.deleted).at(-1);
+    const mine = list.filter((m) => isMine(m) && !m.deleted).at(-1);
     if (!mine) return;
     e.preventDefault();
     startEdit(mine.id);

@@ -4,20 +4,48 @@
 import { continuesGroup, dayKey, dayLabel } from "/assets/format.js";
 import { el } from "/assets/dom.js";
 import { messageElement, pendingElement } from "/assets/message-view.js";
-import { $, isMe, roomInfo, state } from "/assets/state.js";
+import { $, isMine, isMyName, myAuthor, roomInfo, state } from "/assets/state.js";
 
 /** Each message object's JSON, computed once (an update brings a new object). */
 const messageJson = new WeakMap();
 
 /** A pure signature of what an element shows: the element is rebuilt only when it changes. */
-function signature(m, grouped) {
+function signature(m, grouped, shared) {
   let json = messageJson.get(m);
   if (json === undefined) {
     json = JSON.stringify(m);
     messageJson.set(m, json);
   }
-  return `${grouped}|${state.editing === m.id}|${state.expanded.has(m.id)}|${state.username}|${json}`;
+  const who = `${myAuthor()}|${state.me?.username ?? state.username}|${isMyName(state.me?.username ?? "")}`;
+  return `${grouped}|${shared}|${state.editing === m.id}|${state.expanded.has(m.id)}|${who}|${json}`;
 }
+
+/**
+ * Names shown by more than one author among the room's messages and the people present
+ * (folded as the server folds names for display: case and compatibility forms): their
+ * messages carry a tag that tells the people apart.
+ */
+function sharedNames() {
+  const authors = new Map();
+  const note = (name, author) => {
+    if (typeof name !== "string" || !author) return;
+    const key = name.normalize("NFKC").toLowerCase();
+    if (!authors.has(key)) authors.set(key, new Set());
+    authors.get(key).add(author);
+  };
+  for (const m of state.timeline.byId.values()) note(m.username, m.author);
+  state.presence?.list((key, { metas }) => note(metas[0]?.username, key));
+  const shared = new Set();
+  state.accountNames = new Set();
+  for (const [key, set] of authors) {
+    if (set.size > 1) shared.add(key);
+    if ([...set].some((a) => a.startsWith("user:"))) state.accountNames.add(key);
+  }
+  return shared;
+}
+
+let shared = new Set();
+const isShared = (name) => shared.has(String(name).normalize("NFKC").toLowerCase());
 
 const cache = new Map(); // key → {sig, node}
 /** Keys used by the current render(): the others (settled pending lines, …) are dropped. */
@@ -85,12 +113,13 @@ function listItems(messages, pending, prefix, inThread) {
       prev = null;
     }
     const grouped = continuesGroup(prev, m) && !prev.deleted && !m.deleted;
-    items.push(keyed(`${prefix}m:${m.id}`, signature(m, grouped), () => messageElement(m, { grouped, inThread })));
+    const tagged = isShared(m.username);
+    items.push(keyed(`${prefix}m:${m.id}`, signature(m, grouped, tagged), () => messageElement(m, { grouped, inThread, shared: tagged })));
     prev = m;
   }
   const nowIso = now.toISOString();
   for (const p of pending) {
-    const fake = { username: state.username, inserted_at: nowIso };
+    const fake = { username: state.me?.username ?? state.username, author: myAuthor(), inserted_at: nowIso };
     const grouped = continuesGroup(prev, fake) && !prev?.deleted;
     items.push(keyed(`${prefix}p:${p.client_id}`, JSON.stringify([p, grouped]), () => pendingElement(p, grouped)));
     prev = fake;
@@ -140,8 +169,16 @@ export function applyRoving(list) {
   if (current.tabIndex !== 0) tabbable(current, true);
 }
 
+const renderHooks = [];
+
+/** `hook()` runs after every render (file-links.js looks at the URLs shown). */
+export function onRendered(hook) {
+  renderHooks.push(hook);
+}
+
 export function render() {
   used.clear();
+  shared = sharedNames();
   const top = state.timeline.topLevel();
   const pending = state.timeline.pendingIn(null);
   reconcile($("message-list"), listItems(top, pending, "", false));
@@ -154,6 +191,7 @@ export function render() {
   renderJump();
   if (state.thread) renderThread();
   for (const key of cache.keys()) if (!used.has(key)) cache.delete(key);
+  for (const hook of renderHooks) hook();
 }
 
 export function renderJump() {
@@ -165,11 +203,12 @@ export function renderJump() {
 
 /** A message arrived: counted as unseen when the user is scrolled up, announced if not mine. */
 export function arrived(m) {
-  if (m.parent_id === null && !isMe(m.username) && !state.stick) {
+  const mine = isMine(m);
+  if (m.parent_id === null && !mine && !state.stick) {
     if (state.unseenFrom === null) state.unseenFrom = m.id;
     state.unseenCount += 1;
   }
-  if (!isMe(m.username)) {
+  if (!mine) {
     const text = m.body || (m.attachments.length ? "sent a file" : "");
     $("announcer").textContent = `${m.username}${m.parent_id === null ? "" : " (in a thread)"}: ${text}`;
   }

@@ -18,7 +18,9 @@ function react(id, emoji) {
   closePicker();
   state.channel
     ?.push("react", { id, emoji })
-    .receive("ok", ({ reactions }) => state.timeline.setReactions(id, reactions) && render())
+    // The seq comes with the `reaction` broadcast (docs/chat.md: the page counts what
+    // arrives on the channel in order).
+    .receive("ok", ({ reactions, reactors }) => state.timeline.setReactions(id, reactions, reactors) && render())
     .receive("error", ({ reason }) => showActionError(`Reaction not added: ${reason}`));
 }
 

@@ -4,10 +4,10 @@
 // module calls nothing outside itself. All user text goes through textContent. Controls
 // start out of the Tab order: the list's one current message puts its own back
 // (list-view.js, a roving tabindex), so a conversation is not four Tab stops a message.
-import { formatSize, timeLabel } from "/assets/format.js";
+import { authorTag, formatSize, timeLabel } from "/assets/format.js";
 import { blocks } from "/assets/markup.js";
 import { actionButton, avatar, el, icon } from "/assets/dom.js";
-import { isMe, state } from "/assets/state.js";
+import { isMine, isMyName, myAuthor, reactedByMe, state } from "/assets/state.js";
 
 /** A body longer than this many lines or characters is shown collapsed ("Show more"). */
 const LONG_LINES = 10;
@@ -22,7 +22,7 @@ function inlineNodes(runs) {
       a.rel = "noopener noreferrer";
       return a;
     }
-    if (run.type === "mention") return el("span", isMe(run.name) ? "mention me" : "mention", run.text);
+    if (run.type === "mention") return el("span", isMyName(run.name) ? "mention me" : "mention", run.text);
     if (run.type === "code") return el("code", "", run.text);
     if (run.children) {
       const node = el(run.type === "bold" ? "strong" : run.type === "italic" ? "em" : "s");
@@ -62,7 +62,17 @@ function uploadUrl(url) {
   return typeof url === "string" && /^\/uploads\/[A-Za-z0-9_-]+(\/thumb)?$/.test(url) ? url : null;
 }
 
+/**
+ * One attachment: an image thumbnail linking to the file, or a file card. Its links carry
+ * the upload id (`data-upload`): file-links.js gets fresh URLs when they expire or fail.
+ * A file no longer readable (deleted, `gone`) shows as such, without a link.
+ */
 export function attachmentElement(a) {
+  if (a.gone) {
+    const card = el("span", "attachment file gone");
+    card.append(icon("file"), el("span", "file-name", a.name ?? "file"), el("span", "file-size", "no longer available"));
+    return card;
+  }
   const url = uploadUrl(a.url);
   const thumb = uploadUrl(a.thumb_url);
   if (url && thumb && String(a.content_type).startsWith("image/")) {
@@ -70,10 +80,12 @@ export function attachmentElement(a) {
     link.href = url;
     link.target = "_blank";
     link.rel = "noopener noreferrer";
+    link.dataset.upload = a.id;
     const img = el("img");
     img.src = thumb;
     img.alt = a.name ?? "image";
     img.loading = "lazy";
+    img.dataset.upload = a.id;
     link.append(img);
     return link;
   }
@@ -81,6 +93,7 @@ export function attachmentElement(a) {
   if (url) {
     link.href = url;
     link.download = a.name ?? "";
+    link.dataset.upload = a.id;
   }
   link.append(icon("file"), el("span", "file-name", a.name ?? "file"), el("span", "file-size", formatSize(a.size)));
   return link;
@@ -90,7 +103,7 @@ function reactionsElement(m) {
   const row = el("div", "reactions");
   for (const [emoji, who] of Object.entries(m.reactions)) {
     if (!Array.isArray(who) || who.length === 0) continue;
-    const mine = who.some(isMe);
+    const mine = reactedByMe(m, emoji);
     const chip = el("button", mine ? "reaction mine" : "reaction");
     chip.type = "button";
     chip.dataset.emoji = emoji;
@@ -104,32 +117,57 @@ function reactionsElement(m) {
 }
 
 /**
- * One message: avatar, name and time unless it continues a group, body (or its editor),
- * attachments, reactions, the reply count; a toolbar on hover, focus or tap.
+ * Who wrote a message, as the meta line shows it: the name, a "guest" badge for a guest
+ * (docs/chat.md: `guest`), and, when several people in the room show this name
+ * (`shared`), a short tag from the author id that tells them apart.
  */
-export function messageElement(m, { grouped, inThread }) {
-  const mine = isMe(m.username);
+export function authorNodes(m, shared) {
+  const nodes = [el("span", "who", m.username)];
+  if (m.guest) {
+    const badge = el("span", "guest-badge", "guest");
+    badge.title = "A guest: not a registered account";
+    nodes.push(badge);
+  }
+  const tag = shared ? authorTag(m.author) : "";
+  if (tag) {
+    const t = el("span", "author-tag", tag);
+    t.title = `Several people here show the name ${m.username}: this is ${m.guest ? "the guest" : "the account"} ${tag}`;
+    nodes.push(t);
+  }
+  return nodes;
+}
+
+/**
+ * One message: avatar, name and time unless it continues a group, body (or its editor),
+ * attachments, reactions, the reply count; a toolbar on hover, focus or tap. "Mine" (the
+ * edit and delete controls) is decided by author id, never by name. `shared`: another
+ * author in the room shows the same name.
+ */
+export function messageElement(m, { grouped, inThread, shared = false }) {
+  const mine = isMine(m);
   const li = el("li", "message");
   li.classList.toggle("grouped", grouped);
   li.classList.toggle("mine", mine);
+  li.classList.toggle("guest", m.guest);
   li.classList.toggle("deleted", m.deleted);
-  li.classList.toggle("mentions-me", !mine && m.mentions.some(isMe));
+  li.classList.toggle("mentions-me", !mine && m.mentions.some(isMyName));
   li.dataset.id = String(m.id);
   li.dataset.user = m.username;
+  if (m.author) li.dataset.author = m.author;
   const gutter = el("div", "gutter");
   if (grouped) {
     const t = el("time", "gutter-time", timeLabel(m.inserted_at));
     t.dateTime = m.inserted_at;
     gutter.append(t);
-  } else gutter.append(avatar(m.username));
+  } else gutter.append(avatar(m.username, m.author));
   const content = el("div", "content");
-  if (grouped) content.append(el("span", "visually-hidden", `${m.username}, ${timeLabel(m.inserted_at)}: `));
+  if (grouped) content.append(el("span", "visually-hidden", `${m.username}${m.guest ? " (guest)" : ""}, ${timeLabel(m.inserted_at)}: `));
   else {
     const meta = el("div", "meta");
     const when = el("time", "", timeLabel(m.inserted_at));
     when.dateTime = m.inserted_at;
     when.title = new Date(m.inserted_at).toLocaleString();
-    meta.append(el("span", "who", m.username), when);
+    meta.append(...authorNodes(m, shared), when);
     content.append(meta);
   }
   if (m.deleted) {
@@ -216,11 +254,12 @@ export function pendingElement(p, grouped) {
   li.classList.toggle("grouped", grouped);
   li.dataset.clientId = p.client_id;
   const gutter = el("div", "gutter");
-  if (!grouped) gutter.append(avatar(state.username));
+  const who = state.me?.username ?? state.username;
+  if (!grouped) gutter.append(avatar(who, myAuthor()));
   const content = el("div", "content");
   if (!grouped) {
     const meta = el("div", "meta");
-    meta.append(el("span", "who", state.username));
+    meta.append(...authorNodes({ username: who, guest: !state.session, author: myAuthor() }, false));
     content.append(meta);
   }
   const body = el("div", "body");

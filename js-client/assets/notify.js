@@ -5,11 +5,11 @@ import { switchRoom } from "/assets/rooms.js";
 import { plainText } from "/assets/markup.js";
 import { $, roomInfo, state, TOAST_MS } from "/assets/state.js";
 
-export function toast(text, onOpen) {
+export function toast(text, onOpen, openLabel = "Open") {
   const box = el("div", "toast");
   box.append(el("span", "", text));
   if (onOpen) {
-    const open = el("button", "small", "Open");
+    const open = el("button", "small", openLabel);
     open.type = "button";
     open.addEventListener("click", () => {
       box.remove();

@@ -1,7 +1,7 @@
 // Who is here: the presence list (one entry per account or guest, a meta per tab) and
 // who is typing. A registered user's name is a button that opens a DM (rooms.js handles
 // the click).
-import { $, state, TYPING_SHOW_MS } from "/assets/state.js";
+import { $, myAuthor, state, TYPING_SHOW_MS } from "/assets/state.js";
 
 export function renderPresence() {
   // One entry per account (`user:<id>`) or guest (`guest:<id>`), a meta per tab.
@@ -16,10 +16,12 @@ export function renderPresence() {
   const ul = $("presence");
   ul.replaceChildren(
     ...people.map(({ key, name, guest, tabs }) => {
-      const me = state.session ? key === `user:${state.session.user.id}` : guest && name === state.username;
+      // Me by author id (the presence key), never by name: another guest may show mine.
+      const me = key === myAuthor();
       const li = document.createElement("li");
       li.className = me ? "me" : "";
       li.dataset.user = name;
+      li.dataset.author = key;
       const dot = document.createElement("span");
       dot.className = "dot";
       let label = document.createElement("span");
@@ -52,34 +54,33 @@ export function renderPresence() {
 }
 
 export function renderTyping() {
-  const names = [...state.typing.keys()];
+  const names = [...new Set([...state.typing.values()].map((t) => t.name))];
   $("typing").textContent =
     names.length === 0 ? "" : names.length === 1 ? `${names[0]} is typing…` : `${names.join(", ")} are typing…`;
 }
 
-/** `who` is typing: shown for TYPING_SHOW_MS after their last signal. */
-export function showTyping(who) {
-  clearTimeout(state.typing.get(who));
-  state.typing.set(
-    who,
-    setTimeout(() => {
-      state.typing.delete(who);
-      renderTyping();
-    }, TYPING_SHOW_MS),
-  );
+/** `author` (showing `name`) is typing: shown for TYPING_SHOW_MS after their last signal. */
+export function showTyping(author, name) {
+  clearTimeout(state.typing.get(author)?.timer);
+  const timer = setTimeout(() => {
+    state.typing.delete(author);
+    renderTyping();
+  }, TYPING_SHOW_MS);
+  state.typing.set(author, { name, timer });
   renderTyping();
 }
 
-export function clearTyping(name) {
-  if (!state.typing.has(name)) return;
-  clearTimeout(state.typing.get(name));
-  state.typing.delete(name);
+/** `author`'s message arrived: no longer typing. */
+export function clearTyping(author) {
+  if (!state.typing.has(author)) return;
+  clearTimeout(state.typing.get(author).timer);
+  state.typing.delete(author);
   renderTyping();
 }
 
 /** Forgets every typing indicator (another room). */
 export function clearAllTyping() {
-  for (const timer of state.typing.values()) clearTimeout(timer);
+  for (const { timer } of state.typing.values()) clearTimeout(timer);
   state.typing.clear();
   renderTyping();
 }

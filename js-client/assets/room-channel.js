@@ -1,20 +1,23 @@
-// The room: joining `room:<name>` (params a function, so every rejoin sends `after_id`,
-// docs/chat.md), its events (new_msg, msg_updated, reaction, typing, presence), the join
-// reply (the first page, or what was missed, or a gap), older history on scroll-up, and
-// leaving.
+// The room: joining `room:<name>` (params a function, so every rejoin sends `after_id` and
+// `after_seq`, docs/chat.md), its events (new_msg, msg_updated, reaction, typing,
+// presence), the join reply (the first page, or what was missed and what changed, or a
+// gap, or a reload when too much changed), refusals in words, older history on scroll-up,
+// and leaving.
 import { Presence } from "/assets/phoenix.mjs";
+import { refusalText } from "/assets/format.js";
 import { Timeline } from "/assets/timeline.js";
 import { connect, lostChannel, setConnected, setStatus } from "/assets/connection.js";
-import { kindMark } from "/assets/dom.js";
+import { el, kindMark } from "/assets/dom.js";
 import { arrived, clearCache, nearBottom, render, settleScroll } from "/assets/list-view.js";
+import { resetFileLinks } from "/assets/file-links.js";
 import { closePane, showPeopleIfWanted } from "/assets/panes.js";
 import { closePicker } from "/assets/message-actions.js";
 import { clearAllTyping, clearTyping, renderPresence, showTyping } from "/assets/people.js";
 import { flushPending } from "/assets/sending.js";
-import { markRead, refreshRooms } from "/assets/sidebar.js";
-import { closeThread } from "/assets/threads.js";
+import { markRead, refreshRooms, renderSidebar, sidebarSay } from "/assets/sidebar.js";
+import { closeThread, openThread } from "/assets/threads.js";
 import { identityOf, unsentRooms, unsentStore, unsentSummary } from "/assets/unsent.js";
-import { $, HISTORY_PAGE, RETRYABLE, isMe, roomInfo, state } from "/assets/state.js";
+import { $, HISTORY_PAGE, RETRYABLE, isMine, myAuthor, roomInfo, state } from "/assets/state.js";
 
 /** Where this person left off in each room: `phx-chat:seen:<who>:<room>` = the newest id seen. */
 const seenKey = () => `phx-chat:seen:${encodeURIComponent(identityOf(state.session, state.username))}:${encodeURIComponent(state.room)}`;
@@ -75,6 +78,7 @@ export function leaveRoom() {
   if (state.channel) state.channel.leave();
   state.channel = null;
   state.presence = null;
+  state.me = null;
   state.joined = false;
   state.everJoined = false;
   state.timeline = new Timeline();
@@ -91,6 +95,7 @@ export function leaveRoom() {
   closePane("search");
   closePicker();
   clearCache();
+  resetFileLinks();
   $("message-list").replaceChildren();
   $("presence").replaceChildren();
   $("history-status").textContent = "";
@@ -111,28 +116,38 @@ export function joinRoom(username, room) {
   // A function: phoenix.js calls it on every rejoin, so each rejoin asks for what it missed.
   const channel = state.socket.channel(`room:${room}`, () => {
     const params = { username: state.username };
-    if (state.timeline.lastId !== null) params.after_id = state.timeline.lastId;
+    if (state.timeline.lastId !== null) {
+      params.after_id = state.timeline.lastId;
+      // And every change to what is held here since (edits, deletes, reactions, replies).
+      if (state.timeline.seq !== null) params.after_seq = state.timeline.seq;
+    }
     return params;
   });
   const presence = new Presence(channel);
-  presence.onSync(renderPresence);
+  presence.onSync(() => {
+    renderPresence();
+    // A name shown by two people (one of them present) tags their messages.
+    render();
+  });
   channel.on("new_msg", (m) => {
-    clearTyping(m.username);
+    clearTyping(m.author);
     for (const added of state.timeline.merge([m])) arrived(added);
+    state.timeline.noteSeq(m.seq);
     render();
     markRead(channel, m.id);
   });
   channel.on("msg_updated", (m) => {
     state.timeline.merge([m]);
+    state.timeline.noteSeq(m.seq);
     if (state.editing === m.id && m.deleted) state.editing = null;
     render();
   });
-  channel.on("reaction", ({ id, reactions }) => {
-    if (state.timeline.setReactions(id, reactions)) render();
+  channel.on("reaction", ({ id, reactions, reactors, seq }) => {
+    if (state.timeline.setReactions(id, reactions, reactors, seq)) render();
   });
-  channel.on("typing", ({ username: who }) => {
-    if (who === state.username) return;
-    showTyping(who);
+  channel.on("typing", ({ username: who, author }) => {
+    if (!author || author === myAuthor()) return;
+    showTyping(author, who);
   });
   channel.onError(() => {
     if (state.channel !== channel) return;
@@ -145,6 +160,11 @@ export function joinRoom(username, room) {
       if (state.channel !== channel) return;
       const messages = reply?.messages ?? [];
       const first = !state.everJoined;
+      // Who I am here: "mine" is decided by this author id from now on.
+      if (reply?.me?.author) {
+        state.me = reply.me;
+        state.username = reply.me.username ?? state.username;
+      }
       $("login").hidden = true;
       $("chat").hidden = false;
       $("leave-guest").hidden = Boolean(state.session);
@@ -155,7 +175,7 @@ export function joinRoom(username, room) {
         // person left off (the server's read position or this browser's, the later).
         const entry = state.rooms.find((r) => r.room === room);
         const since = Math.max(entry?.last_read_id ?? 0, lastSeen() ?? 0);
-        const next = since > 0 ? messages.find((m) => m.parent_id === null && m.id > since && !isMe(m.username)) : null;
+        const next = since > 0 ? messages.find((m) => m.parent_id === null && m.id > since && !isMine(m)) : null;
         state.unreadFrom = next?.id ?? null;
       }
       if (reply?.gap) {
@@ -169,7 +189,12 @@ export function joinRoom(username, room) {
       } else {
         const added = state.timeline.merge(messages);
         if (!first) added.forEach(arrived);
+        // After the new ones (a reply counted on its parent is then overwritten by the
+        // parent's own count): what changed meanwhile replaces what is held.
+        state.timeline.applyChanged(reply?.changed);
       }
+      state.timeline.noteSeq(reply?.seq);
+      if (reply?.refetch && !first) reloadShown(channel);
       if (first) state.noOlder = messages.length < HISTORY_PAGE;
       state.everJoined = true;
       state.joined = true;
@@ -189,7 +214,7 @@ export function joinRoom(username, room) {
       flushPending();
       if (first) $("body").focus({ preventScroll: true });
     })
-    .receive("error", ({ reason }) => {
+    .receive("error", ({ reason, room: similar }) => {
       if (state.channel !== channel) {
         channel.leave();
         return;
@@ -207,10 +232,11 @@ export function joinRoom(username, room) {
       channel.leave();
       state.channel = null;
       state.joined = false;
-      const text = reason === "unavailable" ? "The chat is unavailable right now, try again soon." : reason;
+      const text = refusalText(reason, username);
       if (state.session) {
         // Signed in: stay, say why (e.g. "unauthorized" for a private room).
-        $("sidebar-error").textContent = `#${room}: ${text}`;
+        const line = sidebarSay(`#${room}: ${text}`);
+        if (similar) offerRoom(line, similar, username);
         return;
       }
       // A guest: back to the form, name and room filled in. After a refused rejoin a
@@ -224,10 +250,52 @@ export function joinRoom(username, room) {
         rejoin ? `You are no longer in #${room}: the server refused to let you back in (${text}).` : "",
         "guest",
       );
-      $("username").focus();
+      if (similar) offerRoom($("login-error"), similar, username);
+      // The field the refusal is about gets focus: the room's, or the name's (selected,
+      // ready for another name).
+      if (/room|unauthorized|script/.test(reason)) $("room").focus();
+      else {
+        $("username").focus();
+        $("username").select();
+      }
     });
   state.channel = channel;
   state.presence = presence;
+}
+
+/**
+ * A look-alike room was refused: `after` gets a button that opens `room`, the public room
+ * whose name it resembles (docs/chat.md, "Look-alike names").
+ */
+export function offerRoom(after, room, username = state.username) {
+  const b = el("button", "secondary small offer", `Open #${room}`);
+  b.type = "button";
+  b.addEventListener("click", () => {
+    after.textContent = "";
+    $("room").value = room;
+    history.replaceState(null, "", `#${encodeURIComponent(room)}`);
+    joinRoom(username, room);
+    if (state.session) renderSidebar();
+  });
+  after.append(" ", b);
+}
+
+/**
+ * The rejoin's reply said `refetch`: more changed while away than a reply carries, so
+ * what is shown is loaded again (the latest page, and the open thread).
+ */
+function reloadShown(channel) {
+  channel.push("history", { limit: HISTORY_PAGE }).receive("ok", ({ messages }) => {
+    if (state.channel !== channel) return;
+    state.timeline.replace(messages);
+    state.noOlder = messages.length < HISTORY_PAGE;
+    state.unseenFrom = null;
+    state.unseenCount = 0;
+    clearCache();
+    state.stick = true;
+    render();
+    if (state.thread) openThread(state.thread.parentId);
+  });
 }
 
 /** The "New" line near the top of the view, when the newest message is not far below it. */

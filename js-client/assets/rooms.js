@@ -1,13 +1,16 @@
 // Moving between rooms (signed in): switching without a reload, DMs from a name, creating
-// a private room, inviting, leaving; the sidebar's and the people list's clicks.
+// a private room, inviting, leaving; the sidebar's and the people list's clicks. Refusals
+// are said in words: a look-alike name offers the room it resembles, a cooldown says
+// until when.
+import { momentLabel, refusalText } from "/assets/format.js";
 import { setDrawer } from "/assets/panes.js";
-import { joinRoom, leaveRoom } from "/assets/room-channel.js";
-import { refreshRooms, renderSidebar } from "/assets/sidebar.js";
+import { joinRoom, leaveRoom, offerRoom } from "/assets/room-channel.js";
+import { refreshRooms, renderSidebar, sidebarSay } from "/assets/sidebar.js";
 import { $, roomFromHash, state } from "/assets/state.js";
 
 export function switchRoom(room) {
   // No reload: leave one channel, join the other (the hash keeps the link shareable).
-  $("sidebar-error").textContent = "";
+  sidebarSay("");
   if (roomFromHash() !== room) history.replaceState(null, "", `#${encodeURIComponent(room)}`);
   joinRoom(state.username, room);
   renderSidebar();
@@ -21,7 +24,15 @@ function openDm(username) {
       refreshRooms();
       switchRoom(room);
     })
-    .receive("error", ({ reason }) => ($("sidebar-error").textContent = reason));
+    .receive("error", ({ reason }) => sidebarSay(refusalText(reason, username)));
+}
+
+/** Why an invitation was refused, in words: who, and until when for a cooldown. */
+export function inviteRefusal(reason, username, retryAt) {
+  if (/^this user declined or left recently/.test(reason ?? "") && retryAt) {
+    return `${username} declined an invitation or left recently: you can invite them again after ${momentLabel(retryAt)}.`;
+  }
+  return refusalText(reason, username);
 }
 
 /** The sidebar's forms and lists, and the people list's DM buttons. */
@@ -48,7 +59,10 @@ export function wireRooms() {
         refreshRooms();
         switchRoom(created);
       })
-      .receive("error", ({ reason }) => ($("sidebar-error").textContent = reason));
+      .receive("error", ({ reason, room: similar }) => {
+        const line = sidebarSay(refusalText(reason));
+        if (similar) offerRoom(line, similar);
+      });
   });
 
   $("leave-room").addEventListener("click", () => {
@@ -66,10 +80,10 @@ export function wireRooms() {
     if (!username || !state.room) return;
     state.userChannel
       ?.push("invite", { room: state.room, username })
-      .receive("ok", () => {
+      .receive("ok", ({ username: invitee }) => {
         $("invite-username").value = "";
-        $("sidebar-error").textContent = `${username} was invited.`;
+        sidebarSay(`${invitee ?? username} is invited: they become a member once they accept.`, false);
       })
-      .receive("error", ({ reason }) => ($("sidebar-error").textContent = reason));
+      .receive("error", ({ reason, retry_at: retryAt }) => sidebarSay(inviteRefusal(reason, username, retryAt)));
   });
 }

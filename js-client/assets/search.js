@@ -46,11 +46,11 @@ function resultElement(m, query) {
   b.dataset.id = String(m.id);
   const meta = el("span", "meta");
   const when = `${dayLabel(m.inserted_at)} ${timeLabel(m.inserted_at)}`;
-  meta.append(el("span", "who", m.username), el("span", "", when));
+  meta.append(el("span", "who", m.username), ...(m.guest ? [el("span", "guest-badge", "guest")] : []), el("span", "", when));
   if (m.parent_id !== null) meta.append(el("span", "", "· in a thread"));
   const snippet = el("span", "snippet");
   snippet.append(...highlighted(plainText(m.body), query));
-  b.append(avatar(m.username), meta, snippet);
+  b.append(avatar(m.username, m.author), meta, snippet);
   li.append(b);
   return li;
 }

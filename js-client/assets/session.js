@@ -3,6 +3,8 @@
 // read marks, invitations, DMs, mentions).
 import { connect, onSocketDown, setStatus } from "/assets/connection.js";
 import { mentioned } from "/assets/notify.js";
+import { answered, invited } from "/assets/invitations.js";
+import { readableError, sentence } from "/assets/format.js";
 import { joinRoom, leaveRoom, setNotice, showLogin } from "/assets/room-channel.js";
 import { clearUnsent, identityOf, unsentRooms } from "/assets/unsent.js";
 import { confirmDialog } from "/assets/dialog.js";
@@ -28,11 +30,12 @@ export function startSignedIn(session, room) {
   $("attach-label").hidden = false;
   connect();
   const channel = state.socket.channel(`user:${session.user.id}`, {});
-  channel.on("activity", ({ room, id }) => {
+  channel.on("activity", ({ room, id, author }) => {
     const entry = state.rooms.find((r) => r.room === room);
     if (!entry) return refreshRooms();
     entry.latest_id = id;
-    if (room !== state.room) entry.unread += 1;
+    // What I wrote (in another tab) is not waiting for me to read it.
+    if (room !== state.room && author !== `user:${session.user.id}`) entry.unread += 1;
     state.rooms.sort((a, b) => b.latest_id - a.latest_id);
     renderSidebar();
   });
@@ -42,12 +45,14 @@ export function startSignedIn(session, room) {
     setUnread(room, 0);
   });
   channel.on("deleted", ({ room, id }) => deletedIn(room, id));
-  channel.on("invited", refreshRooms);
+  channel.on("invited", invited);
+  channel.on("invitation_answered", answered);
   channel.on("dm", refreshRooms);
   channel.on("left", refreshRooms);
   channel.on("mention", mentioned);
-  channel.join().receive("ok", ({ rooms }) => {
+  channel.join().receive("ok", ({ rooms, invitations }) => {
     state.rooms = rooms;
+    state.invitations = Array.isArray(invitations) ? invitations : [];
     renderSidebar();
   });
   state.userChannel = channel;
@@ -64,6 +69,7 @@ function signOutLocally(message = "") {
   state.userChannel?.leave();
   state.userChannel = null;
   state.rooms = [];
+  state.invitations = [];
   state.socket?.disconnect();
   state.socket = null;
   $("chat").classList.remove("signed-in", "drawer-open");
@@ -132,7 +138,8 @@ async function accountSubmit(path) {
     $("acct-password").value = "";
     startSignedIn(body, roomFromHash());
   } else {
-    $("account-error").textContent = body.error ?? `error ${status}`;
+    // A limit says when to retry (docs/chat.md, "Sign-in refusals"): in words and a time.
+    $("account-error").textContent = sentence(readableError(body.error ?? `error ${status}`));
   }
 }
 

@@ -1,10 +1,19 @@
-// The signed-in sidebar's contents: my rooms with their unread counts (from the user:<id>
-// channel), the public directory (GET /api/rooms), and read marks. Every room is a
-// button (a Tab stop, Enter opens it); the current one is marked for screen readers.
-// Clicks are handled in rooms.js.
-import { kindMark } from "/assets/dom.js";
+// The signed-in sidebar's contents: my pending invitations, my rooms with their unread
+// counts (from the user:<id> channel), the public directory (GET /api/rooms), and read
+// marks. Every room is a button (a Tab stop, Enter opens it); the current one is marked
+// for screen readers. Clicks are handled in rooms.js and invitations.js.
+import { momentLabel } from "/assets/format.js";
+import { actionButton, el, kindMark } from "/assets/dom.js";
 import { identityOf, unsentRooms } from "/assets/unsent.js";
 import { $, state } from "/assets/state.js";
+
+/** The sidebar's line under its forms: a refusal (`error`), or a note of what was done. */
+export function sidebarSay(text, error = true) {
+  const line = $("sidebar-error");
+  line.textContent = text;
+  line.classList.toggle("note", !error);
+  return line;
+}
 
 export function markRead(channel, id) {
   if (!state.session || channel !== state.channel || document.visibilityState === "hidden") return;
@@ -65,6 +74,7 @@ export function renderSidebar() {
       return li;
     }),
   );
+  renderInvitations();
   const current = state.rooms.find((r) => r.room === state.room);
   $("invite-form").hidden = current?.kind !== "private";
   $("leave-room").hidden = !current || current.kind === "dm";
@@ -94,10 +104,60 @@ async function refreshDirectory() {
 
 export function refreshRooms() {
   refreshDirectory();
-  state.userChannel?.push("rooms", {}).receive("ok", ({ rooms }) => {
+  state.userChannel?.push("rooms", {}).receive("ok", ({ rooms, invitations }) => {
     state.rooms = rooms;
+    if (Array.isArray(invitations)) state.invitations = invitations;
     renderSidebar();
   });
+}
+
+/** Invitations whose answer was refused: room → why (shown until answered or gone). */
+export const invitationErrors = new Map();
+
+/**
+ * My pending invitations (docs/chat.md, "Invitations"): the room, who invited me and when,
+ * and Accept / Decline. Until I accept, I am not a member. The menu button (phones) says
+ * how many wait. An answer the server refused says why under the invitation.
+ */
+export function renderInvitations() {
+  const errors = invitationErrors;
+  const list = state.invitations;
+  $("invitations").hidden = list.length === 0;
+  $("invitation-list").replaceChildren(
+    ...list.map((inv) => {
+      const li = el("li", "invitation");
+      li.dataset.room = inv.room;
+      const what = el("p", "invite-what");
+      const title = el("strong", "", inv.title ?? inv.room);
+      what.append(kindMark("private"), " ", title, el("span", "invite-by", ` from ${inv.by ?? "someone"}`));
+      const at = Date.parse(inv.at);
+      if (Number.isFinite(at)) {
+        const when = el("time", "invite-when", momentLabel(inv.at));
+        when.dateTime = inv.at;
+        what.append(" · ", when);
+      }
+      const row = el("div", "row");
+      const name = inv.title ?? inv.room;
+      const accept = actionButton(`Accept the invitation to ${name}`, "Accept", { className: "accept" });
+      accept.classList.remove("action");
+      accept.classList.add("small");
+      const decline = actionButton(`Decline the invitation to ${name}`, "Decline", { className: "decline" });
+      decline.classList.remove("action");
+      decline.classList.add("small", "secondary");
+      row.append(accept, decline);
+      li.append(what, row);
+      if (errors.has(inv.room)) {
+        const why = el("p", "error", errors.get(inv.room));
+        why.setAttribute("role", "alert");
+        li.append(why);
+      }
+      return li;
+    }),
+  );
+  const n = list.length;
+  const menu = $("menu-button");
+  menu.dataset.count = n > 0 ? String(n) : "";
+  menu.setAttribute("aria-label", n > 0 ? `Rooms (${n} ${n === 1 ? "invitation" : "invitations"})` : "Rooms");
 }
 
 /** A top-level message was deleted in `room` (user:<id> `deleted`): one fewer unread if it was. */

@@ -1,6 +1,7 @@
 // The page's shared state and constants: one object every module reads and writes, so a
 // module's functions stay plain functions (no classes, no framework). Nothing here
 // touches the network.
+import { sameName } from "/assets/format.js";
 import { Timeline } from "/assets/timeline.js";
 
 export const $ = (id) => document.getElementById(id);
@@ -18,7 +19,7 @@ export const TOAST_MS = 8000;
 export const PENDING_MAX = 100;
 export const REACTIONS = ["👍", "❤️", "😂", "🎉", "😮", "👀"];
 /** Refusals that say "later", not "never": the message stays pending and is sent again. */
-export const RETRYABLE = new Set(["unavailable", "busy, try again"]);
+export const RETRYABLE = new Set(["unavailable", "busy, try again", "rate limited"]);
 
 // Validation (the server is authoritative; this only saves a round trip).
 export const USERNAME = /^[\p{L}\p{N} _.-]{1,32}$/u;
@@ -29,6 +30,11 @@ export const state = {
   channel: null,
   presence: null,
   username: null,
+  /**
+   * This client as the room sees it (the join reply's `me`: author, username, guest), or
+   * null before the first join reply. "Mine" is decided by `me.author`, never by name.
+   */
+  me: null,
   room: null,
   /** The room's messages and this page's pending ones (timeline.js). */
   timeline: new Timeline(),
@@ -43,7 +49,7 @@ export const state = {
   unseenCount: 0,
   loadingOlder: false,
   noOlder: false,
-  typing: new Map(), // username → timer
+  typing: new Map(), // author id → {name, timer}
   lastTypingSent: 0,
   typingTimer: null,
   /** The open thread: {parentId, noOlder, loading} or null. */
@@ -69,6 +75,10 @@ export const state = {
   session: JSON.parse(localStorage.getItem("phx-chat:session") ?? "null"),
   userChannel: null,
   rooms: [], // [{room, kind, title, unread, latest_id}], latest activity first
+  /** Names (folded) that accounts show in the room: list-view.js keeps it. */
+  accountNames: new Set(),
+  /** Pending invitations to private rooms, newest first (docs/chat.md, "Invitations"). */
+  invitations: [],
 };
 
 export function roomFromHash() {
@@ -85,6 +95,34 @@ export function roomInfo(room) {
   return { kind, title, label };
 }
 
-export function isMe(name) {
-  return typeof name === "string" && state.username !== null && name.toLowerCase() === state.username.toLowerCase();
+/** My author id: the room's `me.author`, or the signed-in account's before any join reply. */
+export function myAuthor() {
+  return state.me?.author ?? (state.session ? `user:${state.session.user.id}` : null);
+}
+
+/**
+ * Whether `m` (a message, or anything with an `author`) is mine: the same author id
+ * (docs/chat.md, Identity). A message without an author id is nobody's.
+ */
+export function isMine(m) {
+  const me = myAuthor();
+  return me !== null && typeof m?.author === "string" && m.author === me;
+}
+
+/** Whether I reacted to `m` with `emoji`: my author id among its `reactors`. */
+export function reactedByMe(m, emoji) {
+  const me = myAuthor();
+  const who = m?.reactors?.[emoji];
+  return me !== null && Array.isArray(who) && who.includes(me);
+}
+
+/**
+ * Whether `@name` is me: mentions are names (docs/chat.md), compared with the room's name
+ * for me. A guest whose name an account in the room also shows is not who `@name` means:
+ * the server notifies the account (a registered name is the account's).
+ */
+export function isMyName(name) {
+  const mine = state.me?.username ?? state.username;
+  if (mine === null || !sameName(name, mine)) return false;
+  return !(state.me?.guest && state.accountNames.has(String(mine).normalize("NFKC").toLowerCase()));
 }

@@ -8,11 +8,14 @@ import { randomKey } from "./format.js";
 export function normalize(m) {
   return {
     ...m,
+    author: typeof m.author === "string" ? m.author : null,
+    guest: m.guest === true,
     parent_id: m.parent_id ?? null,
     reply_count: m.reply_count ?? 0,
     edited_at: m.edited_at ?? null,
     deleted: m.deleted ?? false,
     reactions: m.reactions ?? {},
+    reactors: m.reactors ?? {},
     attachments: m.attachments ?? [],
     mentions: m.mentions ?? [],
     client_id: m.client_id ?? null,
@@ -30,6 +33,11 @@ export class Timeline {
     this.byId = new Map();
     /** Highest id seen in the room (replies included): `after_id` on the next rejoin. */
     this.lastId = null;
+    /**
+     * The room's change sequence as far as this page has seen it (docs/chat.md, "Changes
+     * while away"): `after_seq` on the next rejoin, with `after_id`.
+     */
+    this.seq = null;
     /** [{client_id, body, parent_id, attachments, state, id?, reason?}] oldest first. */
     this.pending = [];
   }
@@ -83,11 +91,63 @@ export class Timeline {
     return this.merge(list);
   }
 
-  /** A `reaction` event: the message's new reaction map. */
-  setReactions(id, reactions) {
+  /**
+   * The room's sequence is at least `seq`: from the join reply and what comes on the
+   * channel in order (broadcasts, the reply to `react`), never from pages loaded later
+   * (`history`, `thread`), which may be ahead of a broadcast still on its way.
+   */
+  noteSeq(seq) {
+    if (Number.isSafeInteger(seq) && (this.seq === null || seq > this.seq)) this.seq = seq;
+  }
+
+  /**
+   * A rejoin's `changed`: the new state of messages changed while away. Only the ones held
+   * here are replaced (an older message not shown stays unshown: no hole in the list).
+   * Returns how many were replaced.
+   */
+  applyChanged(list) {
+    let n = 0;
+    for (const raw of list ?? []) {
+      if (!Number.isFinite(raw?.id)) continue;
+      this.noteSeq(raw.seq);
+      if (!this.byId.has(raw.id)) continue;
+      this.byId.set(raw.id, normalize(raw));
+      n += 1;
+    }
+    return n;
+  }
+
+  /** A `reaction` event or `react` reply: the message's reactions, who by, and its seq. */
+  setReactions(id, reactions, reactors, seq) {
+    this.noteSeq(seq);
     const m = this.byId.get(id);
-    if (m) this.byId.set(id, { ...m, reactions: reactions ?? {} });
+    if (m) this.byId.set(id, { ...m, reactions: reactions ?? {}, reactors: reactors ?? {} });
     return Boolean(m);
+  }
+
+  /**
+   * Fresh signed URLs (the `attachments` reply): every held message showing one of these
+   * uploads gets them. `gone`: upload ids no longer readable, shown as gone. Returns
+   * whether anything changed.
+   */
+  refreshAttachments(fresh, gone = []) {
+    const byUpload = new Map((fresh ?? []).map((a) => [a.id, a]));
+    const lost = new Set(gone);
+    let changed = false;
+    for (const m of this.byId.values()) {
+      if (!m.attachments.some((a) => byUpload.has(a.id) || lost.has(a.id))) continue;
+      const attachments = m.attachments.map((a) => (lost.has(a.id) ? { ...a, gone: true } : byUpload.has(a.id) ? { ...byUpload.get(a.id) } : a));
+      this.byId.set(m.id, { ...m, attachments });
+      changed = true;
+    }
+    return changed;
+  }
+
+  /** Every upload shown in held messages (not deleted): upload id → attachment. */
+  attachments() {
+    const all = new Map();
+    for (const m of this.byId.values()) if (!m.deleted) for (const a of m.attachments) if (!a.gone) all.set(a.id, a);
+    return all;
   }
 
   /** A new pending message (not sent yet). */

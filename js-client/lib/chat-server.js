@@ -14,7 +14,10 @@ export async function startChat({ databaseUrl, port = 0, env: extraEnv = {} } = 
   if (process.env.CHAT_URL && !databaseUrl && Object.keys(extraEnv).length === 0) {
     return { url: process.env.CHAT_URL, stop: async () => {} };
   }
-  if (!built) {
+  // CHAT_APP_BIN: run another build of the server (e.g. an older one, to see a new test
+  // fail on it); else this tree's, built here.
+  const binary = process.env.CHAT_APP_BIN ?? path.join(repoRoot, "target/debug/chat-app");
+  if (!built && !process.env.CHAT_APP_BIN) {
     execFileSync("cargo", ["build", "--quiet", "-p", "chat-app"], { cwd: repoRoot, stdio: "inherit" });
     built = true;
   }
@@ -35,11 +38,18 @@ export async function startChat({ databaseUrl, port = 0, env: extraEnv = {} } = 
   };
   delete env.DATABASE_URL;
   if (databaseUrl) env.DATABASE_URL = databaseUrl;
-  const child = spawn(path.join(repoRoot, "target/debug/chat-app"), [], { env, stdio: ["ignore", "pipe", "pipe"] });
+  const child = spawn(binary, [], { env, stdio: ["ignore", "pipe", "pipe"] });
   const logs = [];
+  const removeUploads = () => uploadDir && fs.rmSync(uploadDir, { recursive: true, force: true });
   const url = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`chat-app did not start:\n${logs.join("\n")}`)), 60000);
-    child.on("exit", (code) => reject(new Error(`chat-app exited with ${code}:\n${logs.join("\n")}`)));
+    // A server that does not start (some tests expect that) leaves nothing behind.
+    const fail = (error) => {
+      child.kill("SIGKILL");
+      removeUploads();
+      reject(error);
+    };
+    const timer = setTimeout(() => fail(new Error(`chat-app did not start:\n${logs.join("\n")}`)), 60000);
+    child.on("exit", (code) => fail(new Error(`chat-app exited with ${code}:\n${logs.join("\n")}`)));
     for (const stream of [child.stdout, child.stderr]) {
       readline.createInterface({ input: stream }).on("line", (line) => {
         logs.push(line);
@@ -58,7 +68,7 @@ export async function startChat({ databaseUrl, port = 0, env: extraEnv = {} } = 
     stop: async () => {
       child.kill("SIGKILL");
       await new Promise((r) => (child.exitCode !== null || child.signalCode !== null ? r() : child.on("exit", r)));
-      if (uploadDir) fs.rmSync(uploadDir, { recursive: true, force: true });
+      removeUploads();
     },
   };
 }

@@ -7,7 +7,6 @@ import assert from "node:assert/strict";
 import path from "node:path";
 import { startChat } from "../lib/chat-server.js";
 import { ARTIFACTS, launchBrowser, send } from "../lib/browser.js";
-import { acceptInvitation } from "../lib/invitations.js";
 
 const PASSWORD = "correct horse battery";
 let chat;
@@ -77,10 +76,16 @@ test("two accounts and a guest: private room, invitation, DM, unread badges, swi
   await ann.page.fill("#invite-username", `bob${tag}`);
   await ann.page.press("#invite-username", "Enter");
   await ann.page.waitForFunction(() => document.querySelector("#sidebar-error").textContent.includes("invited"));
-  // The invitation is pending until bob accepts it (docs/chat.md, "Invitations"). The
-  // page has no accept button yet: bob's session accepts it over a socket of its own;
-  // his sidebar learns of the room with ann's first message there (activity).
-  await acceptInvitation(bob.page, chat.url, team);
+  // The invitation is pending until bob accepts it (docs/chat.md, "Invitations"): it shows
+  // in his sidebar, and Accept makes him a member and opens the room.
+  const invitation = bob.page.locator(`#invitation-list li[data-room="${team}"]`);
+  await invitation.waitFor();
+  assert.match(await invitation.textContent(), new RegExp(`${team}.*from ann${tag}`));
+  await invitation.locator("button.accept").click();
+  await bob.page.waitForFunction((r) => document.querySelector("#room-name").textContent === r, team);
+  await bob.page.waitForSelector("#invitations", { state: "hidden" });
+  await bob.page.click(`#room-list li[data-room="${lobby}"]`);
+  await bob.page.waitForFunction((r) => document.querySelector("#room-name").textContent === `#${r}`, lobby);
 
   // ann writes while bob is elsewhere: bob's badge rises ...
   await send(ann.page, "welcome to the team");
@@ -95,7 +100,7 @@ test("two accounts and a guest: private room, invitation, DM, unread badges, swi
 
   // The guest cannot see the private room.
   await guest.evaluate((r) => (location.hash = r), team);
-  await guest.waitForFunction(() => document.querySelector("#login-error").textContent.includes("unauthorized"));
+  await guest.waitForFunction(() => document.querySelector("#login-error").textContent.includes("This room is private"));
 
   // bob opens a DM from ann's name; ann's badge rises on the DM, clears on opening it.
   await bob.page.click(`#presence button.dm`);

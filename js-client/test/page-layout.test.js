@@ -1,14 +1,17 @@
 // The page's layout at 1440, 1024 and 390 px wide, light and dark: who is online sits
 // behind the header's count (a collapsible pane, open beside the room on wide screens),
 // a thread takes the pane beside the room from 1200 px and overlays it below, phones keep
-// rooms behind a menu, nothing is cut off, and axe-core finds nothing serious. The
-// screenshots (js-client/artifacts/page-<width>-<scheme>.png) are what the page looks like.
+// rooms behind a menu (which counts pending invitations), nothing is cut off, and axe-core
+// finds nothing serious. The room has a guest's message (marked) and ann a pending
+// invitation. The screenshots (js-client/artifacts/page-<width>-<scheme>.png) are what the
+// page looks like.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { createRequire } from "node:module";
 import { startChat } from "../lib/chat-server.js";
-import { ARTIFACTS, launchBrowser, send } from "../lib/browser.js";
+import { ARTIFACTS, launchBrowser, joinAsGuest, send } from "../lib/browser.js";
+import { client, disconnectAll, join, push } from "../lib/channel.js";
 
 const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 const PASSWORD = "correct horse battery";
@@ -22,6 +25,7 @@ before(async () => {
 });
 
 after(async () => {
+  disconnectAll();
   await browser?.close();
   await chat?.stop();
 });
@@ -97,6 +101,22 @@ test("layout at 1440, 1024 and 390 px, light and dark: people behind the count, 
   await send(raj.page, `@Ann${id} thanks, checking the dashboards now`);
   await send(raj.page, "> deploy went out at 9\nAll green so far 🎉");
   await shown(page, "deploy went out at 9All green so far 🎉");
+  // A guest drops by: the message is marked as a guest's.
+  const gus = await joinAsGuest(browser, chat.url, `Gus${id}`, room);
+  await send(gus.page, "Hi all, visiting from the docs team 👋");
+  await shown(page, "Hi all, visiting from the docs team 👋");
+  assert.equal(await page.locator("#message-list li.message.guest .guest-badge").textContent(), "guest");
+  // raj invites ann to a private room: pending in her sidebar until she answers.
+  const token = await raj.page.evaluate(() => JSON.parse(localStorage.getItem("phx-chat:session")));
+  const rajMe = await join(client(chat.url, { token: token.token }), `user:${token.user.id}`);
+  assert.equal((await push(rajMe.channel, "create_private", { room: `ops-${id}` })).status, "ok");
+  const announced = page.locator(".toast", { hasText: "invited you" });
+  const shownToast = announced.waitFor();
+  assert.equal((await push(rajMe.channel, "invite", { room: `ops-${id}`, username: `Ann${id}` })).status, "ok");
+  await shownToast;
+  // Dismissed at once (it would go by itself after 8 s), so the layout checks see the page.
+  await announced.locator('button[aria-label="Dismiss"]').click();
+  await page.locator(`#invitation-list li[data-room="ops-${id}"]`).waitFor();
   const first = page.locator("#message-list li.message", { hasText: "Morning!" });
   await first.hover();
   await first.locator(".action.react").click();
@@ -158,8 +178,10 @@ test("layout at 1440, 1024 and 390 px, light and dark: people behind the count, 
   await page.click("#menu-button");
   await page.waitForFunction(() => document.querySelector("#sidebar").getBoundingClientRect().left >= 0);
   assert.equal(await page.evaluate(() => document.activeElement.closest("#sidebar") !== null), true, "focus goes into the drawer");
+  assert.equal(await page.getAttribute("#menu-button", "aria-label"), "Rooms (1 invitation)");
   await page.emulateMedia({ colorScheme: "dark" });
   await page.screenshot({ path: path.join(ARTIFACTS, "page-390-dark-rooms.png") });
+  await axe(page, "390 dark, the rooms drawer with an invitation");
   await page.keyboard.press("Escape");
   await page.waitForSelector("#sidebar", { state: "hidden" });
   await page.click("#people-button");
@@ -171,6 +193,8 @@ test("layout at 1440, 1024 and 390 px, light and dark: people behind the count, 
   await axe(page, "390 dark");
   assert.deepEqual(ann.errors, []);
   assert.deepEqual(raj.errors, []);
+  assert.deepEqual(gus.errors, []);
+  await gus.context.close();
   await ann.context.close();
   await raj.context.close();
 });

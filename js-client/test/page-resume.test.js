@@ -1,18 +1,23 @@
-// Nothing typed is lost when the server stops accepting someone: a signed-in person whose
-// reconnect is refused (the server restarted with another secret, so their session token
-// is refused 403) is told so in words, not "reconnecting…" forever; what they wrote stays
-// (also across a reload, in localStorage per person and room) and is sent, once, after
-// they sign in again. A guest whose rejoin is refused keeps their unsent messages too and
+// Nothing typed is lost when the server stops accepting someone: with PostgreSQL and no
+// SECRET_KEY_BASE a restart keeps sessions (the secret is kept in the database), so the
+// page reconnects by itself and sends what was typed meanwhile; a signed-in person whose
+// reconnect is refused (the server restarted with another, configured secret, so their
+// session token is refused 403) is told so in words, not "reconnecting…" forever; what
+// they wrote stays (also across a reload, in localStorage per person and room) and is
+// sent, once, after they sign in again. The notice is photographed at 1440, 1024 and
+// 390 px, light and dark. A guest whose rejoin is refused keeps their unsent messages too and
 // sends them after joining again; one refused for now (the database is down) stays in the
 // room and is back by itself. Chromium against the real chat app.
 import { test, before, after } from "node:test";
 import assert from "node:assert/strict";
 import path from "node:path";
 import { startChat, testDatabase } from "../lib/chat-server.js";
+import { createRequire } from "node:module";
 import { ARTIFACTS, launchBrowser, joinAsGuest, send } from "../lib/browser.js";
 import { cutProxy } from "../lib/cut-proxy.js";
 import { client, disconnectAll, join } from "../lib/channel.js";
 
+const AXE = createRequire(import.meta.url).resolve("axe-core/axe.min.js");
 const PASSWORD = "correct horse battery";
 const LIMITS = { REGISTER_BURST: "100", LOGIN_ADDRESS_BURST: "100", PHX_HOST: "127.0.0.1" };
 const tag = () => `${Date.now().toString(36)}${Math.floor(Math.random() * 1e4)}`;
@@ -33,6 +38,16 @@ const shown = (page, text) =>
   });
 const unsentKeys = (page) => page.evaluate(() => Object.keys(localStorage).filter((k) => k.startsWith("phx-chat:unsent:")));
 
+async function axe(page, label) {
+  if (!(await page.evaluate(() => Boolean(window.axe)))) await page.addScriptTag({ path: AXE });
+  const violations = await page.evaluate(async () => {
+    const result = await window.axe.run(document, { resultTypes: ["violations"] });
+    return result.violations.map((v) => ({ id: v.id, impact: v.impact, nodes: v.nodes.map((n) => n.target.join(" ")).slice(0, 5) }));
+  });
+  const bad = violations.filter((v) => v.impact === "serious" || v.impact === "critical");
+  assert.deepEqual(bad, [], `${label}: axe-core found serious or critical violations`);
+}
+
 /** How many stored messages of `room` have exactly this body (a fresh client's join reply). */
 async function stored(url, room, body) {
   const { reply, ok } = await join(client(url), `room:${room}`, { username: `count${tag()}` });
@@ -40,11 +55,12 @@ async function stored(url, room, body) {
   return reply.messages.filter((m) => m.body === body).length;
 }
 
-test("a refused reconnect signs out in words, keeps the unsent message across a reload, and sends it once after signing in", async () => {
+test("a restart keeps the session (PostgreSQL keeps the secret); a refused reconnect signs out in words, keeps the unsent message across a reload, and sends it once after signing in", async () => {
   const id = tag();
   const db = testDatabase(`chatpage_resume_${id}`);
   const secret = (c) => c.repeat(64);
-  let chat = await startChat({ databaseUrl: db.url, env: { ...LIMITS, SECRET_KEY_BASE: secret("a") } });
+  // As the README starts it: DATABASE_URL, no SECRET_KEY_BASE.
+  let chat = await startChat({ databaseUrl: db.url, env: LIMITS });
   const port = Number(new URL(chat.url).port);
   const room = `resume-${id}`;
   const name = `nia${id}`;
@@ -60,6 +76,21 @@ test("a refused reconnect signs out in words, keeps the unsent message across a 
     await page.waitForSelector("#sidebar:not([hidden])");
     await send(page, "before the restart");
     await shown(page, "before the restart");
+
+    // A restart: the session survives; what was written meanwhile goes out by itself.
+    await chat.stop();
+    await page.waitForSelector("#connection-banner:not([hidden])", { timeout: 30000 });
+    await send(page, "written during a restart");
+    await page.waitForSelector("#message-list li.pending.waiting");
+    chat = await startChat({ port, databaseUrl: db.url, env: LIMITS });
+    await shown(page, "written during a restart");
+    await page.waitForSelector("#connection-banner", { state: "hidden", timeout: 30000 });
+    assert.equal(await page.isHidden("#login"), true, "still signed in");
+    assert.deepEqual(await unsentKeys(page), []);
+    await page.reload();
+    await page.waitForSelector("#sidebar:not([hidden])");
+    await shown(page, "written during a restart");
+    assert.equal(await stored(chat.url, room, "written during a restart"), 1);
 
     // The server goes away; what is written now waits, and is kept in localStorage.
     await chat.stop();
@@ -78,6 +109,19 @@ test("a refused reconnect signs out in words, keeps the unsent message across a 
     assert.notEqual(await page.textContent("#status"), "reconnecting");
     assert.equal(await page.inputValue("#acct-username"), name);
     await page.screenshot({ path: path.join(ARTIFACTS, "resume-signed-out.png") });
+    // The notice at every width, light and dark.
+    for (const [width, height] of [[1440, 900], [1024, 768], [390, 844]]) {
+      await page.setViewportSize({ width, height });
+      for (const scheme of ["light", "dark"]) {
+        await page.emulateMedia({ colorScheme: scheme });
+        const notice = await page.$eval("#login-notice", (n) => n.getBoundingClientRect().toJSON());
+        assert.ok(notice.top >= 0 && notice.left >= 0 && notice.right <= width + 1, `the notice shows whole at ${width}: ${JSON.stringify(notice)}`);
+        await page.screenshot({ path: path.join(ARTIFACTS, `resume-signed-out-${width}-${scheme}.png`) });
+        await axe(page, `the signed-out notice, ${width} ${scheme}`);
+      }
+    }
+    await page.emulateMedia({ colorScheme: "light" });
+    await page.setViewportSize({ width: 1200, height: 760 });
 
     // A reload: still the sign-in form, the name and the kept message remembered.
     await page.reload();

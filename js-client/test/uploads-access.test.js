@@ -83,6 +83,9 @@ test("a private room's file: members fetch it with their URL; no credentials, al
   const annMe = await join(ann.socket, `user:${ann.user.id}`);
   assert.equal((await push(annMe.channel, "create_private", { room })).status, "ok");
   assert.equal((await push(annMe.channel, "invite", { room, username: bob.user.username })).status, "ok");
+  // An invitation is pending until accepted (docs/chat.md, "Invitations").
+  const bobMe = await join(bob.socket, `user:${bob.user.id}`);
+  assert.equal((await push(bobMe.channel, "accept_invite", { room })).status, "ok");
   const annRoom = await join(ann.socket, `room:${room}`);
   const bobRoom = await join(bob.socket, `room:${room}`);
   assert.ok(annRoom.ok && bobRoom.ok, JSON.stringify([annRoom.reply, bobRoom.reply]));
