@@ -112,8 +112,7 @@ async fn run(config: Config) -> Result<(), String> {
 
     // Bind first: the origin policy names the port, which `PORT=0` only tells now.
     let addr = SocketAddr::new(config.bind, config.port);
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
+    let listener = phx_server::listen(addr)
         .map_err(|e| format!("cannot listen on {addr} (--bind/--port): {e}"))?;
     let local = listener
         .local_addr()

@@ -263,9 +263,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let endpoint = builder.build();
     metrics::describe();
 
-    let listener = tokio::net::TcpListener::bind(server.listen)
-        .await
-        .with_context(|| format!("binding {}", server.listen))?;
+    let listener =
+        phx_server::listen(server.listen).with_context(|| format!("binding {}", server.listen))?;
     let local = listener.local_addr()?;
     println!("phx-gateway listening on ws://{local}");
     let stopper = endpoint.clone();

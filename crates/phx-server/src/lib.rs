@@ -140,6 +140,7 @@ mod config;
 mod transport;
 
 mod endpoint;
+mod listen;
 
 pub mod testing;
 
@@ -175,6 +176,7 @@ pub use http::{status_response, Body, PeerAddr, Scheme};
 /// The hyper this crate is built on, so that [`HttpHandler`]s name the same `Request`,
 /// `Response` and header types without a dependency line of their own.
 pub use hyper;
+pub use listen::{listen, listen_with_backlog, DEFAULT_LISTEN_BACKLOG};
 pub use origin::{CheckOrigin, InvalidOriginPattern, Origin};
 pub use outbox::{OutboxError, DEFAULT_OUTBOUND_BYTES_TOTAL};
 pub use outcome::{HandleResult, JoinResult, StopReason, TerminateReason};

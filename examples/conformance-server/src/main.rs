@@ -256,9 +256,7 @@ async fn main() -> anyhow::Result<()> {
     };
     let endpoint = builder.build();
     let addr = SocketAddr::from(([127, 0, 0, 1], args.port));
-    let listener = tokio::net::TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("binding {addr}"))?;
+    let listener = phx_server::listen(addr).with_context(|| format!("binding {addr}"))?;
     let local = listener.local_addr()?;
     println!("conformance-server listening on {scheme}://{local}");
     let shutdown = endpoint.clone();

@@ -26,6 +26,9 @@ impl Endpoint {
     /// Serves HTTP on `listener` until [`Endpoint::shutdown`]; then drains the sockets
     /// (close 1012, in batches, see [`Drain`](crate::Drain)) and returns once they are
     /// gone, within the drain's budget.
+    ///
+    /// [`listen`](crate::listen) makes a listener whose backlog holds a burst of
+    /// connections (tokio's `TcpListener::bind` queues only 128).
     pub async fn serve(&self, listener: TcpListener) -> std::io::Result<()> {
         let mut backoff = AcceptBackoff::default();
         let stop = &self.shared.stop_accepting;
