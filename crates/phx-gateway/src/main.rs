@@ -142,6 +142,7 @@ fn init_logging() {
 async fn run(config: Config) -> anyhow::Result<()> {
     let Config {
         server,
+        tls,
         cluster,
         backend: backend_config,
         sockets,
@@ -183,6 +184,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     }
     if let Some(n) = server.longpoll_max_sessions_per_address {
         builder = builder.longpoll_max_sessions_per_address(n);
+    }
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    if let Some(tls) = tls {
+        // https:// and wss://; SIGHUP reads the certificate files again (phx-server's Tls).
+        builder = builder.tls(tls);
     }
     if let Some(api) = &server.api {
         builder = builder.server_api(ServerApi::new(api.key.clone()).body_limit(api.body_limit));
@@ -267,7 +273,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding {}", server.listen))?;
     let local = listener.local_addr()?;
-    println!("phx-gateway listening on ws://{local}");
+    println!("phx-gateway listening on {scheme}://{local}");
     let stopper = endpoint.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

@@ -177,6 +177,33 @@ const ROWS: &[(&str, &str, &[&str])] = &[
         &["6: socket[0].channel[0].topic: '*' may only end a pattern"],
     ),
     (
+        "TLS: certificate and key files that cannot be read",
+        "[tls]\ncert_file = \"no-such-cert.pem\"\nkey_file = \"no-such-key.pem\"\n[[socket]]\npath = \"/s\"\n",
+        &[
+            "2: tls.cert_file: cannot read",
+            "3: tls.key_file: cannot read",
+        ],
+    ),
+    (
+        "TLS: a certificate file without a certificate (the config file itself)",
+        "[tls]\ncert_file = \"gateway.toml\"\nkey_file = \"gateway.toml\"\n[[socket]]\npath = \"/s\"\n",
+        &["2: tls.cert_file: ", "no certificate"],
+    ),
+    (
+        "TLS: no key_file, a zero handshake timeout, a misspelt key",
+        "[tls]\ncert_file = \"c.pem\"\nhandshake_timeout = \"0s\"\nhandshake_timout = \"5s\"\n[[socket]]\npath = \"/s\"\n",
+        &[
+            "1: tls.key_file: missing (required in [tls])",
+            "3: tls.handshake_timeout: must be more than zero",
+            "4: tls.handshake_timout: unknown key (did you mean \"handshake_timeout\"?)",
+        ],
+    ),
+    (
+        "TLS: an unset environment variable for the certificate",
+        "[tls]\ncert_file = \"${PHX_TEST_SURELY_UNSET_CERT}\"\nkey_file = \"k.pem\"\n[[socket]]\npath = \"/s\"\n",
+        &["2: tls.cert_file: environment variable PHX_TEST_SURELY_UNSET_CERT is not set"],
+    ),
+    (
         "no socket at all",
         "[server]\nlisten = \"127.0.0.1:0\"\n",
         &["no [[socket]]"],

@@ -74,7 +74,7 @@ export async function startGateway(config, { env = {}, files = {} } = {}) {
       reject(new Error(`phx-gateway exited with ${code} before listening:\n${logs.join("\n")}`));
     });
     readline.createInterface({ input: child.stdout }).on("line", (line) => {
-      const match = /listening on (ws:\/\/\S+)/.exec(line);
+      const match = /listening on (wss?:\/\/\S+)/.exec(line);
       if (!match) return;
       clearTimeout(timer);
       resolve(match[1]);
@@ -87,6 +87,7 @@ export async function startGateway(config, { env = {}, files = {} } = {}) {
     child.kill("SIGKILL");
     await gone;
   };
+  // ws:// → http://, wss:// → https://
   return { ws, http: ws.replace(/^ws/, "http"), logs, child, stop };
 }
 

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use hyper::header::HeaderName;
 use hyper::Uri;
-use phx_server::{CheckOrigin, RateLimit};
+use phx_server::{CheckOrigin, RateLimit, Tls, TlsError};
 use serde_json::Value;
 
 pub use reader::Problem;
@@ -25,6 +25,8 @@ use crate::template::Template;
 #[derive(Debug)]
 pub struct Config {
     pub server: Server,
+    /// `[tls]`: the certificate, loaded and checked (`https://` and `wss://`).
+    pub tls: Option<Tls>,
     pub cluster: Option<Cluster>,
     pub backend: Backend,
     pub sockets: Vec<Socket>,
@@ -248,6 +250,11 @@ impl Config {
                 s
             },
         );
+        let tls = root.table("tls").and_then(|t| {
+            let tls = tls(&t, base_dir);
+            t.finish();
+            tls
+        });
         let cluster = root.table("cluster").and_then(|t| {
             let c = cluster(&t);
             t.finish();
@@ -293,6 +300,7 @@ impl Config {
         }
         Ok(Self {
             server,
+            tls,
             cluster,
             backend,
             sockets,
@@ -304,7 +312,7 @@ impl Config {
         let channels: usize = self.sockets.iter().map(|s| s.channels.len()).sum();
         let mounts: Vec<&str> = self.sockets.iter().map(|s| s.path.as_str()).collect();
         format!(
-            "{} socket(s) ({}), {} channel route(s), backend {}, listen {}{}",
+            "{} socket(s) ({}), {} channel route(s), backend {}, listen {}{}{}",
             self.sockets.len(),
             mounts.join(", "),
             channels,
@@ -313,6 +321,7 @@ impl Config {
                 .as_ref()
                 .map_or_else(|| "none".to_owned(), ToString::to_string),
             self.server.listen,
+            if self.tls.is_some() { ", tls" } else { "" },
             if self.cluster.is_some() {
                 ", clustered"
             } else {
@@ -429,6 +438,48 @@ fn server(t: Option<&Table<'_, '_>>, _base_dir: &std::path::Path) -> Server {
         d.finish();
     }
     server
+}
+
+/// `[tls]`: the certificate chain and key are read and checked here, as the gateway
+/// would at start (a missing file, a PEM without a certificate, a key that does not
+/// belong to the certificate), each problem at its key's line. Relative paths are
+/// relative to the configuration file.
+fn tls(t: &Table<'_, '_>, base_dir: &std::path::Path) -> Option<Tls> {
+    let cert = t.required_string("cert_file").map(|f| base_dir.join(f));
+    let key = t.required_string("key_file").map(|f| base_dir.join(f));
+    let timeout = t.duration("handshake_timeout");
+    if timeout.is_some_and(|d| d.is_zero()) {
+        t.error("handshake_timeout", "must be more than zero");
+    }
+    let (cert, key) = (cert?, key?);
+    let mut readable = true;
+    for (name, path) in [("cert_file", &cert), ("key_file", &key)] {
+        if let Err(e) = std::fs::File::open(path) {
+            t.error(name, format!("cannot read {}: {e}", path.display()));
+            readable = false;
+        }
+    }
+    if !readable {
+        return None;
+    }
+    match Tls::from_pem_files(&cert, &key) {
+        Ok(tls) => Some(
+            tls.handshake_timeout(
+                timeout
+                    .filter(|d| !d.is_zero())
+                    .unwrap_or(phx_server::DEFAULT_TLS_HANDSHAKE_TIMEOUT),
+            ),
+        ),
+        Err(error) => {
+            let name = match &error {
+                TlsError::NoCertificate(_) => "cert_file",
+                TlsError::Pem { path, .. } if *path == cert => "cert_file",
+                _ => "key_file",
+            };
+            t.error(name, error.to_string());
+            None
+        }
+    }
 }
 
 fn cluster(t: &Table<'_, '_>) -> Option<Cluster> {
