@@ -194,8 +194,13 @@ async fn run(config: Config) -> anyhow::Result<()> {
         builder = builder.server_api(ServerApi::new(api.key.clone()).body_limit(api.body_limit));
     }
     if let Some(c) = &cluster {
+        let mut redis = RedisAdapter::new(&c.redis_url, &c.name).context("[cluster] redis_url")?;
+        if let Some(phoenix) = &c.phoenix {
+            // Beside a Phoenix cluster: broadcasts also cross phx:Elixir.<PubSub>.Adapter.
+            redis = redis.phoenix(phoenix.clone());
+        }
         builder = builder
-            .cluster(RedisAdapter::new(&c.redis_url, &c.name).context("[cluster] redis_url")?)
+            .cluster(redis)
             .cluster_heartbeat(c.heartbeat)
             .cluster_down_after(c.down_after);
     }

@@ -204,6 +204,41 @@ const ROWS: &[(&str, &str, &[&str])] = &[
         &["2: tls.cert_file: environment variable PHX_TEST_SURELY_UNSET_CERT is not set"],
     ),
     (
+        "Phoenix PubSub: nonode@nohost as the node name",
+        "[cluster]\nredis_url = \"redis://127.0.0.1:6379\"\nphoenix_pubsub = \"MyApp.PubSub\"\nphoenix_node = \"nonode@nohost\"\n[[socket]]\npath = \"/s\"\n",
+        &[
+            "4: cluster.phoenix_node: invalid Phoenix node name \"nonode@nohost\"",
+        ],
+    ),
+    (
+        "Phoenix PubSub: a compression level out of range",
+        "[cluster]\nredis_url = \"redis://127.0.0.1:6379\"\nphoenix_pubsub = \"MyApp.PubSub\"\nphoenix_node = \"phx_rs@10.0.0.8\"\ncompression_level = 10\n[[socket]]\npath = \"/s\"\n",
+        &["5: cluster.compression_level: compression level 10 is not between 0 (none) and 9"],
+    ),
+    (
+        "Phoenix PubSub: a PubSub name with a space, and no node name",
+        "[cluster]\nredis_url = \"redis://127.0.0.1:6379\"\nphoenix_pubsub = \"My App\"\n[[socket]]\npath = \"/s\"\n",
+        &["1: cluster.phoenix_node: missing: this node's name among the Phoenix nodes"],
+    ),
+    (
+        "Phoenix PubSub: a PubSub name with a space",
+        "[cluster]\nredis_url = \"redis://127.0.0.1:6379\"\nphoenix_pubsub = \"My App\"\nphoenix_node = \"phx_rs@h\"\n[[socket]]\npath = \"/s\"\n",
+        &["3: cluster.phoenix_pubsub: invalid Phoenix PubSub name \"My App\""],
+    ),
+    (
+        "Phoenix PubSub keys without redis_url",
+        "[cluster]\nphoenix_pubsub = \"MyApp.PubSub\"\nphoenix_node = \"phx_rs@h\"\n[[socket]]\npath = \"/s\"\n",
+        &["1: cluster.redis_url: missing: phoenix_pubsub needs the Redis the Phoenix nodes use"],
+    ),
+    (
+        "Phoenix node and level without phoenix_pubsub",
+        "[cluster]\nredis_url = \"redis://127.0.0.1:6379\"\nphoenix_node = \"phx_rs@h\"\ncompression_level = 3\n[[socket]]\npath = \"/s\"\n",
+        &[
+            "3: cluster.phoenix_node: only with phoenix_pubsub",
+            "4: cluster.compression_level: only with phoenix_pubsub",
+        ],
+    ),
+    (
         "no socket at all",
         "[server]\nlisten = \"127.0.0.1:0\"\n",
         &["no [[socket]]"],

@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use hyper::header::HeaderName;
 use hyper::Uri;
+use phx_server::cluster::{PhoenixPubSub, PhoenixPubSubError};
 use phx_server::{CheckOrigin, RateLimit, Tls, TlsError};
 use serde_json::Value;
 
@@ -71,6 +72,9 @@ pub struct Cluster {
     pub name: String,
     pub heartbeat: Duration,
     pub down_after: Duration,
+    /// Beside a Phoenix cluster: the Phoenix app's PubSub on the same Redis
+    /// (docs/cluster.md, "Beside a Phoenix cluster").
+    pub phoenix: Option<PhoenixPubSub>,
 }
 
 /// `[backend]`.
@@ -322,10 +326,12 @@ impl Config {
                 .map_or_else(|| "none".to_owned(), ToString::to_string),
             self.server.listen,
             if self.tls.is_some() { ", tls" } else { "" },
-            if self.cluster.is_some() {
-                ", clustered"
-            } else {
-                ""
+            match &self.cluster {
+                Some(Cluster {
+                    phoenix: Some(p), ..
+                }) => format!(", clustered beside Phoenix ({})", p.channel()),
+                Some(_) => ", clustered".to_owned(),
+                None => String::new(),
             }
         )
     }
@@ -483,7 +489,15 @@ fn tls(t: &Table<'_, '_>, base_dir: &std::path::Path) -> Option<Tls> {
 }
 
 fn cluster(t: &Table<'_, '_>) -> Option<Cluster> {
-    let redis_url = t.required_string("redis_url");
+    let redis_url = if !t.has("redis_url") && t.has("phoenix_pubsub") {
+        t.error(
+            "redis_url",
+            "missing: phoenix_pubsub needs the Redis the Phoenix nodes use (Phoenix.PubSub.Redis)",
+        );
+        None
+    } else {
+        t.required_string("redis_url")
+    };
     if let Some(url) = &redis_url {
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
             t.error("redis_url", "expected redis://host:port");
@@ -496,12 +510,56 @@ fn cluster(t: &Table<'_, '_>) -> Option<Cluster> {
     let down_after = t
         .duration("down_after")
         .unwrap_or(phx_server::CLUSTER_DOWN_AFTER);
+    let phoenix = phoenix(t);
     Some(Cluster {
         redis_url: redis_url?,
         name,
         heartbeat,
         down_after,
+        phoenix,
     })
+}
+
+/// `phoenix_pubsub`, `phoenix_node` and `compression_level` as phx-server's
+/// [`PhoenixPubSub`]; each refusal at the key it is about.
+fn phoenix(t: &Table<'_, '_>) -> Option<PhoenixPubSub> {
+    let pubsub = t.string("phoenix_pubsub");
+    let node = t.string("phoenix_node");
+    let level = u32_of(t, "compression_level", t.count("compression_level"));
+    if pubsub.is_none() {
+        for key in ["phoenix_node", "compression_level"] {
+            if t.has(key) && !t.has("phoenix_pubsub") {
+                t.error(
+                    key,
+                    "only with phoenix_pubsub (the Phoenix app's PubSub name, \"MyApp.PubSub\")",
+                );
+            }
+        }
+        return None;
+    }
+    let pubsub = pubsub?;
+    let Some(node) = node else {
+        if !t.has("phoenix_node") {
+            t.error(
+                "phoenix_node",
+                "missing: this node's name among the Phoenix nodes (\"phx_rs@10.0.0.8\"), required with phoenix_pubsub",
+            );
+        }
+        return None;
+    };
+    let refused = |error: PhoenixPubSubError| {
+        let key = match error {
+            PhoenixPubSubError::PubSubName(_) => "phoenix_pubsub",
+            PhoenixPubSubError::NodeName(_) => "phoenix_node",
+            _ => "compression_level",
+        };
+        t.error(key, error.to_string());
+    };
+    let options = PhoenixPubSub::new(&pubsub, &node).map_err(refused).ok()?;
+    match level {
+        Some(level) => options.compression_level(level).map_err(refused).ok(),
+        None => Some(options),
+    }
 }
 
 /// Parses an absolute `http://` or `https://` URL.
