@@ -9,8 +9,9 @@
 //! `vars`/`template`/`expr` (what rules and templates can name), `protocol` (the
 //! hooks' JSON), `backend` (the signed, bounded, breaker-guarded HTTP link and the
 //! notification queue), `auth` (connect: hook, Phoenix.Token, JWT with JWKS),
-//! `channel` (the channel type behind every route), `metrics`, and this file (the
-//! command line and the wiring).
+//! `channel` (the channel type behind every route), `static_files` (`[[static]]`, read
+//! at start, served from memory), `metrics`, and this file (the command line and the
+//! wiring).
 
 mod auth;
 mod backend;
@@ -19,6 +20,7 @@ mod config;
 mod expr;
 mod metrics;
 mod protocol;
+mod static_files;
 mod template;
 mod vars;
 
@@ -146,6 +148,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         cluster,
         backend: backend_config,
         sockets,
+        static_files,
     } = config;
     let backend = match &backend_config.url {
         Some(url) => Some(Arc::new(Backend::new(&backend_config, url)?)),
@@ -189,6 +192,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(tls) = tls {
         // https:// and wss://; SIGHUP reads the certificate files again (phx-server's Tls).
         builder = builder.tls(tls);
+    }
+    if !static_files.is_empty() {
+        // [[static]]: a page served from the gateway's own origin.
+        builder = builder.http(static_files);
     }
     if let Some(api) = &server.api {
         builder = builder.server_api(ServerApi::new(api.key.clone()).body_limit(api.body_limit));

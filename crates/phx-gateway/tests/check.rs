@@ -239,6 +239,15 @@ const ROWS: &[(&str, &str, &[&str])] = &[
         ],
     ),
     (
+        "static files: a missing file, a dir under a path without '/', neither",
+        "[[static]]\npath = \"/\"\nfile = \"no-such.html\"\n[[static]]\npath = \"/assets\"\ndir = \".\"\n[[static]]\npath = \"/x\"\n[[socket]]\npath = \"/s\"\n",
+        &[
+            "3: static[0].file: cannot read",
+            "5: static[1].path: a dir is served under a path ending in '/'",
+            "7: static[2]: a [[static]] needs file or dir",
+        ],
+    ),
+    (
         "no socket at all",
         "[server]\nlisten = \"127.0.0.1:0\"\n",
         &["no [[socket]]"],
@@ -327,10 +336,17 @@ fn the_repositorys_example_files_check() {
         ),
         ("JWT_SECRET", "0123456789abcdef0123456789abcdef"),
         ("REDIS_URL", "redis://127.0.0.1:6379"),
+        // The Python example serves phoenix.mjs from js-client's node_modules, which a
+        // fresh clone has not installed yet: any readable file stands in for it here.
+        (
+            "PHOENIX_MJS",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/Cargo.toml"),
+        ),
     ];
     for file in [
         "examples/gateway/gateway.toml",
         "examples/gateway/node/gateway.toml",
+        "examples/gateway/python/gateway.toml",
     ] {
         let out = run(&root.join(file), &env);
         assert_eq!(out.code, Some(0), "{file}:\n{}", out.stderr);

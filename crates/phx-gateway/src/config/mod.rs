@@ -20,6 +20,7 @@ use reader::{Doc, Item, Table};
 
 use crate::auth::jwt::{self, JwtConfig};
 use crate::expr::Expr;
+use crate::static_files::{Mount, StaticFiles};
 use crate::template::Template;
 
 /// The whole file, checked.
@@ -31,6 +32,8 @@ pub struct Config {
     pub cluster: Option<Cluster>,
     pub backend: Backend,
     pub sockets: Vec<Socket>,
+    /// `[[static]]`: the files, read.
+    pub static_files: StaticFiles,
 }
 
 /// `[server]`.
@@ -264,6 +267,11 @@ impl Config {
             t.finish();
             c
         });
+        let mut static_files = StaticFiles::default();
+        for t in root.tables("static") {
+            static_mount(&t, base_dir, &mut static_files);
+            t.finish();
+        }
         let backend_table = root.table("backend");
         let backend = backend(backend_table.as_ref());
         let socket_tables = root.tables("socket");
@@ -308,6 +316,7 @@ impl Config {
             cluster,
             backend,
             sockets,
+            static_files,
         })
     }
 
@@ -316,7 +325,7 @@ impl Config {
         let channels: usize = self.sockets.iter().map(|s| s.channels.len()).sum();
         let mounts: Vec<&str> = self.sockets.iter().map(|s| s.path.as_str()).collect();
         format!(
-            "{} socket(s) ({}), {} channel route(s), backend {}, listen {}{}{}",
+            "{} socket(s) ({}), {} channel route(s), backend {}, listen {}{}{}{}",
             self.sockets.len(),
             mounts.join(", "),
             channels,
@@ -325,6 +334,11 @@ impl Config {
                 .as_ref()
                 .map_or_else(|| "none".to_owned(), ToString::to_string),
             self.server.listen,
+            if self.static_files.is_empty() {
+                String::new()
+            } else {
+                format!(", {} static file(s)", self.static_files.len())
+            },
             if self.tls.is_some() { ", tls" } else { "" },
             match &self.cluster {
                 Some(Cluster {
@@ -444,6 +458,57 @@ fn server(t: Option<&Table<'_, '_>>, _base_dir: &std::path::Path) -> Server {
         d.finish();
     }
     server
+}
+
+/// One `[[static]]` table: `path` and `file` (one URL) or `dir` (a directory's files
+/// under a path ending in `/`), read now so `check` reports what is missing.
+fn static_mount(t: &Table<'_, '_>, base_dir: &std::path::Path, files: &mut StaticFiles) {
+    let path = t.required_string("path");
+    if let Some(path) = &path {
+        if !path.starts_with('/') {
+            t.error("path", "must start with '/'");
+            return;
+        }
+    }
+    let file = t.string("file");
+    let dir = t.string("dir");
+    let (key, mount) = match (path, file, dir) {
+        (Some(_), Some(_), Some(_)) => {
+            t.error("dir", "give file or dir, not both");
+            return;
+        }
+        (Some(path), Some(file), None) => (
+            "file",
+            Mount::File {
+                path,
+                file: base_dir.join(file),
+            },
+        ),
+        (Some(path), None, Some(dir)) => {
+            if !path.ends_with('/') {
+                t.error(
+                    "path",
+                    "a dir is served under a path ending in '/' (\"/assets/\")",
+                );
+                return;
+            }
+            (
+                "dir",
+                Mount::Dir {
+                    path,
+                    dir: base_dir.join(dir),
+                },
+            )
+        }
+        (_, None, None) if !t.has("file") && !t.has("dir") => {
+            t.table_error("a [[static]] needs file or dir");
+            return;
+        }
+        _ => return,
+    };
+    if let Err(error) = files.add(&mount) {
+        t.error(key, error.to_string());
+    }
 }
 
 /// `[tls]`: the certificate chain and key are read and checked here, as the gateway
