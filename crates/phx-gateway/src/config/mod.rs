@@ -464,14 +464,14 @@ fn server(t: Option<&Table<'_, '_>>, _base_dir: &std::path::Path) -> Server {
 /// under a path ending in `/`), read now so `check` reports what is missing.
 fn static_mount(t: &Table<'_, '_>, base_dir: &std::path::Path, files: &mut StaticFiles) {
     let path = t.required_string("path");
+    let file = t.string("file");
+    let dir = t.string("dir");
     if let Some(path) = &path {
         if !path.starts_with('/') {
             t.error("path", "must start with '/'");
             return;
         }
     }
-    let file = t.string("file");
-    let dir = t.string("dir");
     let (key, mount) = match (path, file, dir) {
         (Some(_), Some(_), Some(_)) => {
             t.error("dir", "give file or dir, not both");
