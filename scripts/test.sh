@@ -48,6 +48,15 @@ if ! command -v redis-server >/dev/null; then
     exit 1
   fi
 fi
+# examples/gateway/python (tests/gateway) makes a virtual environment for psycopg.
+if ! python3 -c "import venv, ensurepip" >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv >/dev/null
+  else
+    echo "python3 with venv is missing: install Debian's python3-venv package (apt-get install python3-venv)" >&2
+    exit 1
+  fi
+fi
 # The Phoenix.PubSub.Redis interop tests make and read messages with Erlang's own codec.
 if ! command -v erl >/dev/null; then
   if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
@@ -111,7 +120,7 @@ step "conformance suite (phoenix.js against examples/conformance-server, one nod
 step "beside a Phoenix cluster (Erlang's term_to_binary/binary_to_term through Redis, phoenix.js)"
 (cd conformance-tests && npm run test:phoenix-pubsub)
 
-step "phx-gateway: backend failures, auth, channel rules, operations (tests/gateway), and the conformance suite through the gateway and the Node contract backend"
+step "phx-gateway: backend failures, auth, channel rules, operations, TLS, beside Phoenix PubSub, the Python chat example (tests/gateway), and the conformance suite through the gateway and the Node contract backend"
 (cd tests/gateway && npm test)
 (cd conformance-tests && npm run test:gateway)
 

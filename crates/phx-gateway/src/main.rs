@@ -9,8 +9,9 @@
 //! `vars`/`template`/`expr` (what rules and templates can name), `protocol` (the
 //! hooks' JSON), `backend` (the signed, bounded, breaker-guarded HTTP link and the
 //! notification queue), `auth` (connect: hook, Phoenix.Token, JWT with JWKS),
-//! `channel` (the channel type behind every route), `metrics`, and this file (the
-//! command line and the wiring).
+//! `channel` (the channel type behind every route), `static_files` (`[[static]]`, read
+//! at start, served from memory), `metrics`, and this file (the command line and the
+//! wiring).
 
 mod auth;
 mod backend;
@@ -19,6 +20,7 @@ mod config;
 mod expr;
 mod metrics;
 mod protocol;
+mod static_files;
 mod template;
 mod vars;
 
@@ -142,9 +144,11 @@ fn init_logging() {
 async fn run(config: Config) -> anyhow::Result<()> {
     let Config {
         server,
+        tls,
         cluster,
         backend: backend_config,
         sockets,
+        static_files,
     } = config;
     let backend = match &backend_config.url {
         Some(url) => Some(Arc::new(Backend::new(&backend_config, url)?)),
@@ -184,12 +188,26 @@ async fn run(config: Config) -> anyhow::Result<()> {
     if let Some(n) = server.longpoll_max_sessions_per_address {
         builder = builder.longpoll_max_sessions_per_address(n);
     }
+    let scheme = if tls.is_some() { "wss" } else { "ws" };
+    if let Some(tls) = tls {
+        // https:// and wss://; SIGHUP reads the certificate files again (phx-server's Tls).
+        builder = builder.tls(tls);
+    }
+    if !static_files.is_empty() {
+        // [[static]]: a page served from the gateway's own origin.
+        builder = builder.http(static_files);
+    }
     if let Some(api) = &server.api {
         builder = builder.server_api(ServerApi::new(api.key.clone()).body_limit(api.body_limit));
     }
     if let Some(c) = &cluster {
+        let mut redis = RedisAdapter::new(&c.redis_url, &c.name).context("[cluster] redis_url")?;
+        if let Some(phoenix) = &c.phoenix {
+            // Beside a Phoenix cluster: broadcasts also cross phx:Elixir.<PubSub>.Adapter.
+            redis = redis.phoenix(phoenix.clone());
+        }
         builder = builder
-            .cluster(RedisAdapter::new(&c.redis_url, &c.name).context("[cluster] redis_url")?)
+            .cluster(redis)
             .cluster_heartbeat(c.heartbeat)
             .cluster_down_after(c.down_after);
     }
@@ -266,7 +284,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let listener =
         phx_server::listen(server.listen).with_context(|| format!("binding {}", server.listen))?;
     let local = listener.local_addr()?;
-    println!("phx-gateway listening on ws://{local}");
+    println!("phx-gateway listening on {scheme}://{local}");
     let stopper = endpoint.clone();
     tokio::spawn(async move {
         wait_for_signal().await;

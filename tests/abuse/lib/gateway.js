@@ -110,10 +110,11 @@ export async function startGateway(row) {
         reject(new Error(`phx-gateway exited with ${code}:\n${logs.join("\n")}`));
       });
       readline.createInterface({ input: child.stdout }).on("line", (line) => {
-        const match = /listening on ws:\/\/(\S+)/.exec(line);
+        // ws:// → http://; wss:// (a row with [tls]) → https://.
+        const match = /listening on (wss?):\/\/(\S+)/.exec(line);
         if (!match) return;
         clearTimeout(timer);
-        resolve(`http://${match[1]}`);
+        resolve(`${match[1] === "wss" ? "https" : "http"}://${match[2]}`);
       });
     });
     return { url, socketPath: "/socket", pid: child.pid, logs, stop: stopAll };

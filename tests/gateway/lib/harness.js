@@ -4,6 +4,7 @@
 import { spawn, execFileSync } from "node:child_process";
 import { createHmac, timingSafeEqual } from "node:crypto";
 import { mkdtempSync, writeFileSync, rmSync } from "node:fs";
+import net from "node:net";
 import http from "node:http";
 import os from "node:os";
 import path from "node:path";
@@ -74,7 +75,7 @@ export async function startGateway(config, { env = {}, files = {} } = {}) {
       reject(new Error(`phx-gateway exited with ${code} before listening:\n${logs.join("\n")}`));
     });
     readline.createInterface({ input: child.stdout }).on("line", (line) => {
-      const match = /listening on (ws:\/\/\S+)/.exec(line);
+      const match = /listening on (wss?:\/\/\S+)/.exec(line);
       if (!match) return;
       clearTimeout(timer);
       resolve(match[1]);
@@ -87,6 +88,7 @@ export async function startGateway(config, { env = {}, files = {} } = {}) {
     child.kill("SIGKILL");
     await gone;
   };
+  // ws:// → http://, wss:// → https://
   return { ws, http: ws.replace(/^ws/, "http"), logs, child, stop };
 }
 
@@ -306,4 +308,43 @@ export async function upgradeStatus(base, opts) {
     if (e.status) return e.status;
     throw e;
   }
+}
+
+/** A free TCP port on 127.0.0.1. */
+export function freePort() {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.listen(0, "127.0.0.1", () => {
+      const { port } = srv.address();
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+/**
+ * A private redis-server on a free port (never the shared 127.0.0.1:6379), killed when
+ * the tests exit; fails saying how to install it. Resolves with {url, port}.
+ */
+export async function privateRedis() {
+  const port = await freePort();
+  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
+    stdio: "ignore",
+  });
+  children.add(child);
+  const missing = new Promise((resolve) => child.once("error", (e) => resolve(e)));
+  const up = waitFor(
+    () =>
+      new Promise((resolve) => {
+        const s = net.connect(port, "127.0.0.1");
+        s.once("connect", () => {
+          s.destroy();
+          resolve(true);
+        });
+        s.once("error", () => resolve(false));
+      }),
+    "redis-server to listen",
+  );
+  const first = await Promise.race([up.then(() => null), missing]);
+  if (first) throw new Error(`redis-server could not start (${first.message}): install Debian's redis-server package`);
+  return { url: `redis://127.0.0.1:${port}`, port };
 }

@@ -3,9 +3,7 @@
 // the server API, drain on SIGTERM, and two gateways as one cluster through Redis.
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
-import { spawn } from "node:child_process";
-import net from "node:net";
-import { startGateway, fakeBackend, backendToml, Raw, waitFor, API_KEY } from "../lib/harness.js";
+import { startGateway, fakeBackend, backendToml, privateRedis, Raw, waitFor, API_KEY } from "../lib/harness.js";
 
 const ok = (response = {}) => ({ status: "ok", response });
 const cleanups = [];
@@ -100,39 +98,8 @@ test("SIGTERM drains: readiness turns false, sockets close with 1012, the proces
   assert.equal(await exited, 0);
 });
 
-/** A private redis-server on a free port; fails the test saying how to install it. */
-async function privateRedis() {
-  const port = await new Promise((resolve) => {
-    const srv = net.createServer();
-    srv.listen(0, "127.0.0.1", () => {
-      const { port: p } = srv.address();
-      srv.close(() => resolve(p));
-    });
-  });
-  const child = spawn("redis-server", ["--port", String(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"], {
-    stdio: "ignore",
-  });
-  const missing = new Promise((resolve) => child.once("error", (e) => resolve(e)));
-  const up = waitFor(
-    () =>
-      new Promise((resolve) => {
-        const s = net.connect(port, "127.0.0.1");
-        s.once("connect", () => {
-          s.destroy();
-          resolve(true);
-        });
-        s.once("error", () => resolve(false));
-      }),
-    "redis-server to listen",
-  );
-  const first = await Promise.race([up.then(() => null), missing]);
-  if (first) throw new Error(`redis-server could not start (${first.message}): install Debian's redis-server package`);
-  cleanups.push(() => child.kill("SIGKILL"));
-  return `redis://127.0.0.1:${port}`;
-}
-
 test("[cluster]: two gateways on one Redis share broadcasts and presence", async () => {
-  const redis = await privateRedis();
+  const redis = (await privateRedis()).url;
   const backend = await fakeBackend({});
   const cluster = `[server.api]\nkey = "${API_KEY}"\n[cluster]\nredis_url = "${redis}"\nheartbeat = "300ms"\n${backendToml(backend)}\n${SOCKET}`;
   const one = await startGateway(`node_name = "gw1"\n${cluster}`);

@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use hyper::header::HeaderName;
 use hyper::Uri;
-use phx_server::{CheckOrigin, RateLimit};
+use phx_server::cluster::{PhoenixPubSub, PhoenixPubSubError};
+use phx_server::{CheckOrigin, RateLimit, Tls, TlsError};
 use serde_json::Value;
 
 pub use reader::Problem;
@@ -19,15 +20,20 @@ use reader::{Doc, Item, Table};
 
 use crate::auth::jwt::{self, JwtConfig};
 use crate::expr::Expr;
+use crate::static_files::{Mount, StaticFiles};
 use crate::template::Template;
 
 /// The whole file, checked.
 #[derive(Debug)]
 pub struct Config {
     pub server: Server,
+    /// `[tls]`: the certificate, loaded and checked (`https://` and `wss://`).
+    pub tls: Option<Tls>,
     pub cluster: Option<Cluster>,
     pub backend: Backend,
     pub sockets: Vec<Socket>,
+    /// `[[static]]`: the files, read.
+    pub static_files: StaticFiles,
 }
 
 /// `[server]`.
@@ -69,6 +75,9 @@ pub struct Cluster {
     pub name: String,
     pub heartbeat: Duration,
     pub down_after: Duration,
+    /// Beside a Phoenix cluster: the Phoenix app's PubSub on the same Redis
+    /// (docs/cluster.md, "Beside a Phoenix cluster").
+    pub phoenix: Option<PhoenixPubSub>,
 }
 
 /// `[backend]`.
@@ -248,11 +257,21 @@ impl Config {
                 s
             },
         );
+        let tls = root.table("tls").and_then(|t| {
+            let tls = tls(&t, base_dir);
+            t.finish();
+            tls
+        });
         let cluster = root.table("cluster").and_then(|t| {
             let c = cluster(&t);
             t.finish();
             c
         });
+        let mut static_files = StaticFiles::default();
+        for t in root.tables("static") {
+            static_mount(&t, base_dir, &mut static_files);
+            t.finish();
+        }
         let backend_table = root.table("backend");
         let backend = backend(backend_table.as_ref());
         let socket_tables = root.tables("socket");
@@ -293,9 +312,11 @@ impl Config {
         }
         Ok(Self {
             server,
+            tls,
             cluster,
             backend,
             sockets,
+            static_files,
         })
     }
 
@@ -304,7 +325,7 @@ impl Config {
         let channels: usize = self.sockets.iter().map(|s| s.channels.len()).sum();
         let mounts: Vec<&str> = self.sockets.iter().map(|s| s.path.as_str()).collect();
         format!(
-            "{} socket(s) ({}), {} channel route(s), backend {}, listen {}{}",
+            "{} socket(s) ({}), {} channel route(s), backend {}, listen {}{}{}{}",
             self.sockets.len(),
             mounts.join(", "),
             channels,
@@ -313,10 +334,18 @@ impl Config {
                 .as_ref()
                 .map_or_else(|| "none".to_owned(), ToString::to_string),
             self.server.listen,
-            if self.cluster.is_some() {
-                ", clustered"
+            if self.static_files.is_empty() {
+                String::new()
             } else {
-                ""
+                format!(", {} static file(s)", self.static_files.len())
+            },
+            if self.tls.is_some() { ", tls" } else { "" },
+            match &self.cluster {
+                Some(Cluster {
+                    phoenix: Some(p), ..
+                }) => format!(", clustered beside Phoenix ({})", p.channel()),
+                Some(_) => ", clustered".to_owned(),
+                None => String::new(),
             }
         )
     }
@@ -431,8 +460,109 @@ fn server(t: Option<&Table<'_, '_>>, _base_dir: &std::path::Path) -> Server {
     server
 }
 
+/// One `[[static]]` table: `path` and `file` (one URL) or `dir` (a directory's files
+/// under a path ending in `/`), read now so `check` reports what is missing.
+fn static_mount(t: &Table<'_, '_>, base_dir: &std::path::Path, files: &mut StaticFiles) {
+    let path = t.required_string("path");
+    let file = t.string("file");
+    let dir = t.string("dir");
+    if let Some(path) = &path {
+        if !path.starts_with('/') {
+            t.error("path", "must start with '/'");
+            return;
+        }
+    }
+    let (key, mount) = match (path, file, dir) {
+        (Some(_), Some(_), Some(_)) => {
+            t.error("dir", "give file or dir, not both");
+            return;
+        }
+        (Some(path), Some(file), None) => (
+            "file",
+            Mount::File {
+                path,
+                file: base_dir.join(file),
+            },
+        ),
+        (Some(path), None, Some(dir)) => {
+            if !path.ends_with('/') {
+                t.error(
+                    "path",
+                    "a dir is served under a path ending in '/' (\"/assets/\")",
+                );
+                return;
+            }
+            (
+                "dir",
+                Mount::Dir {
+                    path,
+                    dir: base_dir.join(dir),
+                },
+            )
+        }
+        (_, None, None) if !t.has("file") && !t.has("dir") => {
+            t.table_error("a [[static]] needs file or dir");
+            return;
+        }
+        _ => return,
+    };
+    if let Err(error) = files.add(&mount) {
+        t.error(key, error.to_string());
+    }
+}
+
+/// `[tls]`: the certificate chain and key are read and checked here, as the gateway
+/// would at start (a missing file, a PEM without a certificate, a key that does not
+/// belong to the certificate), each problem at its key's line. Relative paths are
+/// relative to the configuration file.
+fn tls(t: &Table<'_, '_>, base_dir: &std::path::Path) -> Option<Tls> {
+    let cert = t.required_string("cert_file").map(|f| base_dir.join(f));
+    let key = t.required_string("key_file").map(|f| base_dir.join(f));
+    let timeout = t.duration("handshake_timeout");
+    if timeout.is_some_and(|d| d.is_zero()) {
+        t.error("handshake_timeout", "must be more than zero");
+    }
+    let (cert, key) = (cert?, key?);
+    let mut readable = true;
+    for (name, path) in [("cert_file", &cert), ("key_file", &key)] {
+        if let Err(e) = std::fs::File::open(path) {
+            t.error(name, format!("cannot read {}: {e}", path.display()));
+            readable = false;
+        }
+    }
+    if !readable {
+        return None;
+    }
+    match Tls::from_pem_files(&cert, &key) {
+        Ok(tls) => Some(
+            tls.handshake_timeout(
+                timeout
+                    .filter(|d| !d.is_zero())
+                    .unwrap_or(phx_server::DEFAULT_TLS_HANDSHAKE_TIMEOUT),
+            ),
+        ),
+        Err(error) => {
+            let name = match &error {
+                TlsError::NoCertificate(_) => "cert_file",
+                TlsError::Pem { path, .. } if *path == cert => "cert_file",
+                _ => "key_file",
+            };
+            t.error(name, error.to_string());
+            None
+        }
+    }
+}
+
 fn cluster(t: &Table<'_, '_>) -> Option<Cluster> {
-    let redis_url = t.required_string("redis_url");
+    let redis_url = if !t.has("redis_url") && t.has("phoenix_pubsub") {
+        t.error(
+            "redis_url",
+            "missing: phoenix_pubsub needs the Redis the Phoenix nodes use (Phoenix.PubSub.Redis)",
+        );
+        None
+    } else {
+        t.required_string("redis_url")
+    };
     if let Some(url) = &redis_url {
         if !(url.starts_with("redis://") || url.starts_with("rediss://")) {
             t.error("redis_url", "expected redis://host:port");
@@ -445,12 +575,56 @@ fn cluster(t: &Table<'_, '_>) -> Option<Cluster> {
     let down_after = t
         .duration("down_after")
         .unwrap_or(phx_server::CLUSTER_DOWN_AFTER);
+    let phoenix = phoenix(t);
     Some(Cluster {
         redis_url: redis_url?,
         name,
         heartbeat,
         down_after,
+        phoenix,
     })
+}
+
+/// `phoenix_pubsub`, `phoenix_node` and `compression_level` as phx-server's
+/// [`PhoenixPubSub`]; each refusal at the key it is about.
+fn phoenix(t: &Table<'_, '_>) -> Option<PhoenixPubSub> {
+    let pubsub = t.string("phoenix_pubsub");
+    let node = t.string("phoenix_node");
+    let level = u32_of(t, "compression_level", t.count("compression_level"));
+    if pubsub.is_none() {
+        for key in ["phoenix_node", "compression_level"] {
+            if t.has(key) && !t.has("phoenix_pubsub") {
+                t.error(
+                    key,
+                    "only with phoenix_pubsub (the Phoenix app's PubSub name, \"MyApp.PubSub\")",
+                );
+            }
+        }
+        return None;
+    }
+    let pubsub = pubsub?;
+    let Some(node) = node else {
+        if !t.has("phoenix_node") {
+            t.error(
+                "phoenix_node",
+                "missing: this node's name among the Phoenix nodes (\"phx_rs@10.0.0.8\"), required with phoenix_pubsub",
+            );
+        }
+        return None;
+    };
+    let refused = |error: PhoenixPubSubError| {
+        let key = match error {
+            PhoenixPubSubError::PubSubName(_) => "phoenix_pubsub",
+            PhoenixPubSubError::NodeName(_) => "phoenix_node",
+            _ => "compression_level",
+        };
+        t.error(key, error.to_string());
+    };
+    let options = PhoenixPubSub::new(&pubsub, &node).map_err(refused).ok()?;
+    match level {
+        Some(level) => options.compression_level(level).map_err(refused).ok(),
+        None => Some(options),
+    }
 }
 
 /// Parses an absolute `http://` or `https://` URL.

@@ -91,3 +91,17 @@ fn secrets_come_from_the_environment() {
     let config = parse(&text).unwrap();
     assert_eq!(config.backend.secret, b"0123456789abcdef0123456789abcdef");
 }
+
+#[test]
+fn phoenix_pubsub_keys_map_to_phx_servers_settings() {
+    let text = format!(
+        "{MINIMAL}\n[cluster]\nredis_url = \"redis://127.0.0.1:6379\"\nphoenix_pubsub = \"MyApp.PubSub\"\nphoenix_node = \"phx_rs@10.0.0.8\"\ncompression_level = 6\n"
+    );
+    let config = parse(&text).unwrap();
+    let phoenix = config.cluster.unwrap().phoenix.unwrap();
+    assert_eq!(phoenix.channel(), "phx:Elixir.MyApp.PubSub.Adapter");
+    assert_eq!(phoenix.node_name(), "phx_rs@10.0.0.8");
+    assert_eq!(phoenix.level(), 6);
+    let plain = format!("{MINIMAL}\n[cluster]\nredis_url = \"redis://127.0.0.1:6379\"\n");
+    assert!(parse(&plain).unwrap().cluster.unwrap().phoenix.is_none());
+}
