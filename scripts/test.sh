@@ -3,7 +3,7 @@
 # formatting and lints, module layers (phx-server, the chat app), the docs (rustdoc; the
 # README's length and example; no work-item numbers; no stale item names), Rust
 # unit/property/integration tests and doctests (PostgreSQL at 127.0.0.1:5432), the
-# crates' publish dry-run, the examples and the conformance suite through real
+# crates' packaging, the examples and the conformance suite through real
 # phoenix.js (a Redis cluster of real nodes included: Debian's redis-server; beside
 # Phoenix nodes, with messages made and read by Debian's erlang-base), phx-gateway (its
 # own suite, and the conformance suite through it and a Node backend), the browser
@@ -106,9 +106,12 @@ step "Rust tests (doctests included: the guide's snippets)"
 cargo build --workspace --locked
 cargo test --workspace --locked
 
-step "publishable crates (cargo publish --dry-run: package and build phx-protocol, phx-server)"
+step "publishable crates (cargo package phx-protocol, phx-server; every file their build reads is packaged)"
 # --allow-dirty: this checks the packaging of the tree as it is, committed or not.
-cargo publish --dry-run --locked --allow-dirty -p phx-protocol -p phx-server
+# --no-verify: the verification build compiles the same sources again with every
+# dependency (two minutes here); what a package can lose is files, which the script checks.
+cargo package --no-verify --locked --allow-dirty -p phx-protocol -p phx-server
+python3 scripts/check-package.py phx-protocol phx-server
 
 step "examples through phoenix.js (examples/hello, examples/token-auth)"
 (cd examples/hello && npm test)
