@@ -12,7 +12,9 @@ let built = false;
 
 function build() {
   if (built) return;
-  execFileSync("cargo", ["build", "--quiet", "-p", "conformance-server"], { cwd: repoRoot, stdio: "inherit" });
+  // The workspace's binaries, not one package's: `-p <one>` unifies features differently
+  // and recompiles phx-server (~25 s) after the test command's `cargo build --workspace`.
+  execFileSync("cargo", ["build", "--quiet", "--workspace", "--bins"], { cwd: repoRoot, stdio: "inherit" });
   built = true;
 }
 
@@ -96,7 +98,9 @@ let gatewayBuilt = false;
  */
 async function launchGateway({ timeoutMs, longpollWindowMs }) {
   if (!gatewayBuilt) {
-    execFileSync("cargo", ["build", "--quiet", "-p", "phx-gateway"], { cwd: repoRoot, stdio: "inherit" });
+    // The workspace's binaries, not one package's: `-p <one>` unifies features differently
+    // and recompiles phx-server (~25 s) after the test command's `cargo build --workspace`.
+    execFileSync("cargo", ["build", "--quiet", "--workspace", "--bins"], { cwd: repoRoot, stdio: "inherit" });
     gatewayBuilt = true;
   }
   const port = await freePort();

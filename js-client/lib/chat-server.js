@@ -18,7 +18,9 @@ export async function startChat({ databaseUrl, port = 0, env: extraEnv = {} } = 
   // fail on it); else this tree's, built here.
   const binary = process.env.CHAT_APP_BIN ?? path.join(repoRoot, "target/debug/chat-app");
   if (!built && !process.env.CHAT_APP_BIN) {
-    execFileSync("cargo", ["build", "--quiet", "-p", "chat-app"], { cwd: repoRoot, stdio: "inherit" });
+    // The workspace's binaries, not one package's: `-p <one>` unifies features differently
+    // and recompiles phx-server (~25 s) after the test command's `cargo build --workspace`.
+    execFileSync("cargo", ["build", "--quiet", "--workspace", "--bins"], { cwd: repoRoot, stdio: "inherit" });
     built = true;
   }
   // Uploads go to a directory of this server's own unless the test names one, so no

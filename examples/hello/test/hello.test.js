@@ -22,7 +22,9 @@ let server;
 const sockets = new Set();
 
 before(async () => {
-  execFileSync("cargo", ["build", "--quiet", "-p", "hello"], { cwd: repoRoot, stdio: "inherit" });
+  // The workspace's binaries, not one package's: `-p <one>` unifies features differently
+  // and recompiles phx-server (~25 s) after the test command's `cargo build --workspace`.
+  execFileSync("cargo", ["build", "--quiet", "--workspace", "--bins"], { cwd: repoRoot, stdio: "inherit" });
   const child = spawn(path.join(targetDir, "debug/hello"), [], {
     env: { ...process.env, ADDR: "127.0.0.1:0" },
     stdio: ["ignore", "pipe", "inherit"],

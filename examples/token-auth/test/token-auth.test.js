@@ -63,7 +63,9 @@ let ageless; // --max-age infinity
 const sockets = new Set();
 
 before(async () => {
-  execFileSync("cargo", ["build", "--quiet", "-p", "token-auth"], { cwd: repoRoot, stdio: "inherit" });
+  // The workspace's binaries, not one package's: `-p <one>` unifies features differently
+  // and recompiles phx-server (~25 s) after the test command's `cargo build --workspace`.
+  execFileSync("cargo", ["build", "--quiet", "--workspace", "--bins"], { cwd: repoRoot, stdio: "inherit" });
   server = await startServer();
   ageless = await startServer(["--max-age", "infinity"]);
 });

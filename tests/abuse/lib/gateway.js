@@ -70,7 +70,9 @@ async function backendServer(handlers) {
 /** Starts the row's backend and phx-gateway; resolves with the harness's server shape. */
 export async function startGateway(row) {
   if (!built) {
-    execFileSync("cargo", ["build", "--quiet", "-p", "phx-gateway"], { cwd: repoRoot, stdio: "inherit" });
+    // The workspace's binaries, not one package's: `-p <one>` unifies features differently
+    // and recompiles phx-server (~25 s) after the test command's `cargo build --workspace`.
+    execFileSync("cargo", ["build", "--quiet", "--workspace", "--bins"], { cwd: repoRoot, stdio: "inherit" });
     built = true;
   }
   const spec = row.gateway ?? {};

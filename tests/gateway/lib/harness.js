@@ -29,7 +29,9 @@ export const API_KEY = "a7".repeat(32);
 let built = false;
 export function build() {
   if (built) return;
-  execFileSync("cargo", ["build", "--quiet", "-p", "phx-gateway"], { cwd: repoRoot, stdio: "inherit" });
+  // The workspace's binaries, not one package's: `-p <one>` unifies features differently
+  // and recompiles phx-server (~25 s) after the test command's `cargo build --workspace`.
+  execFileSync("cargo", ["build", "--quiet", "--workspace", "--bins"], { cwd: repoRoot, stdio: "inherit" });
   built = true;
 }
 
