@@ -71,10 +71,10 @@ async fn run(config: Config) -> Result<(), String> {
 
     // Checked before connecting to anything: a cluster whose nodes would disagree (own
     // history, own session secret) is refused outright.
-    let cluster = config.cluster().map_err(|e| e.to_string())?;
+    let cluster = config.cluster_settings().map_err(|e| e.to_string())?;
 
     // Every store call is bounded, whichever store: see `TimeoutStore`.
-    let timeout = config.store_timeout();
+    let timeout = config.limits.store_timeout();
     let (store, counts, database): (Arc<dyn Store>, _, String) = match config.database_url() {
         Some(url) => {
             let described = chat_app::store::split_sslmode(url)
@@ -120,18 +120,21 @@ async fn run(config: Config) -> Result<(), String> {
     let origin_policy = config.origin_policy(local.port());
 
     let room_store = store.clone();
-    let rooms = Arc::new(RoomDirectory::new(store.clone(), config.room_creation()));
-    let typing = Arc::new(RateLimit::new(config.typing()));
+    let rooms = Arc::new(RoomDirectory::new(
+        store.clone(),
+        config.limits.room_creation(),
+    ));
+    let typing = Arc::new(RateLimit::new(config.limits.typing()));
     let searches = Arc::new(RateLimit::new(chat_app::search::default_rate()));
     tracing::info!(
-        store_timeout_ms = config.store_timeout_ms,
-        room_creation_burst = config.room_creation_burst,
-        room_creation_refill_ms = config.room_creation_refill_ms,
-        typing_interval_ms = config.typing_interval_ms,
-        rate_limit = config.rate_limit,
-        rate_limit_burst = config.rate_limit_burst,
-        join_rate_limit = config.join_rate_limit,
-        invite_cooldown_secs = config.invite_cooldown_secs,
+        store_timeout_ms = config.limits.store_timeout_ms,
+        room_creation_burst = config.limits.room_creation_burst,
+        room_creation_refill_ms = config.limits.room_creation_refill_ms,
+        typing_interval_ms = config.limits.typing_interval_ms,
+        rate_limit = config.limits.rate_limit,
+        rate_limit_burst = config.limits.rate_limit_burst,
+        join_rate_limit = config.limits.join_rate_limit,
+        invite_cooldown_secs = config.accounts.invite_cooldown_secs,
         "chat limits in force (SECURITY.md)"
     );
     // Accounts: sessions signed with the endpoint's secret (configured, else kept in
@@ -155,7 +158,7 @@ async fn run(config: Config) -> Result<(), String> {
         &accounts,
         &store,
         &rooms,
-        config.invite_limits(),
+        config.accounts.invite_limits(),
     );
     // A guest name is one guest's at a time (docs/chat.md, "Guest names").
     let guest_names = Arc::new(
@@ -163,39 +166,39 @@ async fn run(config: Config) -> Result<(), String> {
             .in_cluster(cluster.is_some()),
     );
     let mut socket = SocketConfig::new(connect).check_origin(origin_policy.clone());
-    if let Some(limit) = config.inbound_limit() {
+    if let Some(limit) = config.limits.inbound_limit() {
         socket = socket.rate_limit(limit);
     }
     // Uploads: files on disk under UPLOAD_DIR, fetched only through URLs signed with the
     // secret. The files are also the room channel's `Attachments` (a message's
     // attachments must be its author's uploads; a deleted message's files go with it).
-    let upload_limits = config.uploads()?;
-    let upload_store = Arc::new(UploadStore::open(&config.upload_dir).map_err(|e| {
+    let upload_limits = config.uploads.limits()?;
+    let upload_store = Arc::new(UploadStore::open(&config.uploads.upload_dir).map_err(|e| {
         format!(
             "UPLOAD_DIR / --upload-dir {}: {e}",
-            config.upload_dir.display()
+            config.uploads.upload_dir.display()
         )
     })?);
     let uploads = Arc::new(Files::new(
         upload_store,
         upload_limits.quota_bytes,
-        UrlSigner::new(&secret, config.upload_url_ttl()),
-        config.upload_unposted_ttl(),
+        UrlSigner::new(&secret, config.uploads.url_ttl()),
+        config.uploads.unposted_ttl(),
     ));
     uploads.spawn_sweeper();
     tracing::info!(
         upload_dir = %uploads.store().dir().display(),
         upload_max_bytes = upload_limits.max_bytes,
         upload_quota_bytes = upload_limits.quota_bytes,
-        upload_burst = config.upload_burst,
-        upload_refill_ms = config.upload_refill_ms,
-        upload_user_at_once = config.upload_user_at_once,
-        upload_address_at_once = config.upload_address_at_once,
-        upload_at_once = config.upload_at_once,
-        upload_buffer_bytes = config.upload_buffer_bytes,
-        upload_min_rate = config.upload_min_rate,
-        upload_url_ttl_secs = config.upload_url_ttl_secs,
-        upload_unposted_ttl_secs = config.upload_unposted_ttl_secs,
+        upload_burst = config.uploads.upload_burst,
+        upload_refill_ms = config.uploads.upload_refill_ms,
+        upload_user_at_once = config.uploads.upload_user_at_once,
+        upload_address_at_once = config.uploads.upload_address_at_once,
+        upload_at_once = config.uploads.upload_at_once,
+        upload_buffer_bytes = config.uploads.upload_buffer_bytes,
+        upload_min_rate = config.uploads.upload_min_rate,
+        upload_url_ttl_secs = config.uploads.upload_url_ttl_secs,
+        upload_unposted_ttl_secs = config.uploads.upload_unposted_ttl_secs,
         "uploads are stored in {} (a cluster's nodes must share it)",
         uploads.store().dir().display()
     );
@@ -210,11 +213,11 @@ async fn run(config: Config) -> Result<(), String> {
                 .with_search_limit(searches.clone())
         })
         .channel("user:*", user_channel);
-    let limits = config.account_limits();
+    let limits = config.accounts.api_limits();
     tracing::info!(
-        login_address_burst = config.login_address_burst,
-        register_burst = config.register_burst,
-        register_attempt_burst = config.register_attempt_burst,
+        login_address_burst = config.accounts.login_address_burst,
+        register_burst = config.accounts.register_burst,
+        register_attempt_burst = config.accounts.register_attempt_burst,
         password_hashes = limits.hashing.permits,
         login_queue = limits.hashing.queue,
         login_queue_per_address = limits.hashing.queue_per_group,
@@ -242,8 +245,8 @@ async fn run(config: Config) -> Result<(), String> {
             tracing::info!(
                 redis = %settings.redis_address(),
                 node = %node,
-                heartbeat_ms = config.cluster_heartbeat_ms,
-                down_ms = config.cluster_down_ms,
+                heartbeat_ms = config.cluster.cluster_heartbeat_ms,
+                down_ms = config.cluster.cluster_down_ms,
                 "cluster on: broadcasts, presence, typing and disconnects span every node \
                  of this Redis; until Redis answers, this node serves its own sockets and retries"
             );
@@ -259,12 +262,12 @@ async fn run(config: Config) -> Result<(), String> {
             "off".to_owned()
         }
     };
-    let scheme = match (&config.tls_cert, &config.tls_key) {
+    let scheme = match (&config.connections.tls_cert, &config.connections.tls_key) {
         (Some(cert), Some(key)) => {
             let tls = phx_server::Tls::from_pem_files(cert, key)
                 .map_err(|e| format!("TLS_CERT_FILE / TLS_KEY_FILE: {e}"))?
                 .handshake_timeout(std::time::Duration::from_millis(
-                    config.tls_handshake_timeout_ms,
+                    config.connections.tls_handshake_timeout_ms,
                 ));
             builder = builder.tls(tls);
             "https"
@@ -275,7 +278,7 @@ async fn run(config: Config) -> Result<(), String> {
     let endpoint = builder.build();
     chat_app::ops::spawn_pool_gauges(store.clone());
 
-    let drain = config.drain();
+    let drain = config.ops.drain();
     tracing::info!(
         version = env!("CARGO_PKG_VERSION"),
         listen = %local,
@@ -286,14 +289,14 @@ async fn run(config: Config) -> Result<(), String> {
         origin = %describe_policy(&origin_policy),
         host = config.host.as_deref().unwrap_or("-"),
         secret_key_base = secret_source.describe(),
-        api = if config.api_key().is_some() { "on (key set)" } else { "off" },
-        metrics = config.metrics,
+        api = if config.ops.api_key().is_some() { "on (key set)" } else { "off" },
+        metrics = config.ops.metrics,
         drain = %format!("{} every {:?} within {:?}", drain.batch_size, drain.batch_interval, drain.budget),
         max_connections = endpoint.max_connections(),
-        max_connections_per_address = config.max_connections_per_address,
-        outbound_bytes_total = config.outbound_bytes_total,
-        log_format = %config.log_format,
-        tls = %config.tls_cert.as_ref().map_or("off".to_owned(), |cert| format!("on ({}; SIGHUP reloads it)", cert.display())),
+        max_connections_per_address = config.connections.max_connections_per_address,
+        outbound_bytes_total = config.connections.outbound_bytes_total,
+        log_format = %config.logs.log_format,
+        tls = %config.connections.tls_cert.as_ref().map_or("off".to_owned(), |cert| format!("on ({}; SIGHUP reloads it)", cert.display())),
         "chat-app listening on {scheme}://{local}"
     );
 
@@ -321,13 +324,13 @@ async fn run(config: Config) -> Result<(), String> {
 }
 
 /// Text (coloured on a terminal) or JSON lines on stderr; the filter from `--log`,
-/// else `RUST_LOG`, else `info` (see `Config::log_filter`).
+/// else `RUST_LOG`, else `info` (see `LogFlags::filter`).
 fn init_logs(config: &Config) -> Result<(), String> {
-    let filter = config.log_filter()?;
+    let filter = config.logs.filter()?;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
-    if config.log_format == "json" {
+    if config.logs.log_format == "json" {
         builder.json().init();
     } else {
         builder

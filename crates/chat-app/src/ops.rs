@@ -26,18 +26,18 @@ pub fn switch_on(
     store: Arc<dyn Store>,
 ) -> EndpointBuilder {
     let mut builder = builder
-        .metrics(config.metrics)
-        .drain(config.drain())
-        .max_connections_per_address(config.max_connections_per_address)
-        .outbound_bytes_total(config.outbound_bytes_total)
+        .metrics(config.ops.metrics)
+        .drain(config.ops.drain())
+        .max_connections_per_address(config.connections.max_connections_per_address)
+        .outbound_bytes_total(config.connections.outbound_bytes_total)
         .ready_check("store", move || {
             let store = store.clone();
             async move { store.ping().await.map_err(|e| e.to_string()) }
         });
-    if let Some(max) = config.max_connections {
+    if let Some(max) = config.connections.max_connections {
         builder = builder.max_connections(max);
     }
-    match config.api_key() {
+    match config.ops.api_key() {
         Some(key) => {
             builder = builder.server_api(ServerApi::new(key));
             tracing::info!(

@@ -92,7 +92,7 @@ pub struct Connected<A> {
     /// [`ChannelContext::assigns`](crate::ChannelContext::assigns) (Phoenix's
     /// `socket.assigns`, typed).
     pub assigns: A,
-    /// Socket id such as `user_socket:42`: `Endpoint::disconnect` on it closes every
+    /// Socket id such as `user_socket:42`: [`Endpoint::disconnect`](crate::Endpoint::disconnect) on it closes every
     /// socket with that id (Phoenix's `id/1`).
     pub id: Option<String>,
 }

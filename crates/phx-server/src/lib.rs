@@ -147,7 +147,7 @@ pub mod testing;
 /// Running several nodes as one: the adapter boundary and the Redis adapter, which can
 /// also share broadcasts with the nodes of a Phoenix app ([`PhoenixPubSub`](cluster::PhoenixPubSub)).
 ///
-/// See [`EndpointBuilder::cluster`] and the `Adapter` docs for writing another adapter.
+/// See [`EndpointBuilder::cluster`] and the [`Adapter`](cluster::Adapter) docs for writing another adapter.
 pub mod cluster {
     pub use crate::pubsub::adapter::{Adapter, Dispatch, Inbound};
     pub use crate::pubsub::phoenix::{

@@ -60,8 +60,8 @@ fn random_secret() -> String {
 /// Every call is bounded by `timeout` (the store timeout, as for history). `clustered`:
 /// other nodes change memberships too, so this node must not keep rooms' member lists
 /// (it would not hear of their changes; see `MembersCache`). A cluster is refused
-/// without a configured secret before this runs (`Config::cluster`), so that a secret
-/// is something its operator chose for every node.
+/// without a configured secret before this runs (`Config::cluster_settings`), so that a
+/// secret is something its operator chose for every node.
 pub async fn accounts(
     database_url: Option<&str>,
     pool_size: usize,

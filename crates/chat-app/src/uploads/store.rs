@@ -31,7 +31,7 @@ use super::Attachment;
 /// Hex digits of an upload id (128 bits).
 pub const ID_LEN: usize = 32;
 /// Largest metadata file read (it is a few hundred bytes; a bigger one is not ours).
-const META_MAX_BYTES: u64 = 16 * 1024;
+pub const META_MAX_BYTES: u64 = 16 * 1024;
 /// Temporary files older than this are left over from a crash and removed at start
 /// (younger ones may be another node's write in progress).
 const STALE_TEMP: Duration = Duration::from_secs(3600);

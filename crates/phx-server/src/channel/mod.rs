@@ -66,7 +66,7 @@ use crate::outcome::{HandleResult, JoinResult, TerminateReason};
 /// [channels guide](crate::guide::channels) walks through every callback, the order
 /// they run in, and what the client sees when a channel stops or crashes.
 pub trait Channel: Send + Sized + 'static {
-    /// What the socket's connect hook assigned (`Connect::Assigns`).
+    /// What the socket's connect hook assigned ([`Connect::Assigns`](crate::Connect::Assigns)).
     type Assigns: Send + Sync + 'static;
 
     /// Messages this channel receives in [`handle_info`](Channel::handle_info), sent with
