@@ -30,6 +30,7 @@ pub fn switch_on(
         .drain(config.ops.drain())
         .max_connections_per_address(config.connections.max_connections_per_address)
         .outbound_bytes_total(config.connections.outbound_bytes_total)
+        .body_timeout(Duration::from_millis(config.connections.body_timeout_ms))
         .ready_check("store", move || {
             let store = store.clone();
             async move { store.ping().await.map_err(|e| e.to_string()) }

@@ -139,6 +139,7 @@ mod config;
 
 mod transport;
 
+mod body;
 mod endpoint;
 mod listen;
 
@@ -163,6 +164,7 @@ pub mod guide;
 #[cfg(doctest)]
 pub struct ReadmeDoctests;
 
+pub use body::{read_body, BodyError, DEFAULT_BODY_TIMEOUT};
 pub use channel::{Channel, ChannelContext, ChannelRef, ReplyRef};
 pub use config::{SocketConfig, DEFAULT_OUTBOUND_BYTES};
 pub use connect::{AcceptAll, Connect, ConnectInfo, Connected, Refusal, Transport};

@@ -30,11 +30,10 @@ use std::net::{IpAddr, Ipv4Addr};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
-use phx_server::{Body, Endpoint, HttpHandler, PeerAddr};
+use phx_server::{Body, BodyError, Endpoint, HttpHandler, PeerAddr};
 use serde::Deserialize;
 use serde_json::{json, Value};
 
@@ -413,10 +412,14 @@ impl<H: HttpHandler> HttpHandler for AccountsHttp<H> {
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |p| {
                 p.0.ip().to_canonical()
             });
-        let Ok(body) = Limited::new(req.into_body(), MAX_BODY).collect().await else {
-            return error(StatusCode::PAYLOAD_TOO_LARGE, "request body too large");
-        };
-        let body = body.to_bytes();
+        let body =
+            match phx_server::read_body(req.into_body(), MAX_BODY, endpoint.body_timeout()).await {
+                Ok(body) => body,
+                Err(e @ BodyError::TooLarge { .. }) => {
+                    return error(e.status(), "request body too large")
+                }
+                Err(e) => return error(e.status(), e.to_string()),
+            };
         match route {
             "register" => self.register(peer, body).await,
             "login" => self.login(peer, body).await,

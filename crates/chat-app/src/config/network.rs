@@ -30,6 +30,13 @@ pub struct ConnectionFlags {
           default_value_t = phx_server::DEFAULT_OUTBOUND_BYTES_TOTAL)]
     pub outbound_bytes_total: usize,
 
+    /// Milliseconds a request body read whole (sign-in, registration, a long-poll POST,
+    /// the server API) may take to arrive; past it: HTTP 408 and the connection closes.
+    /// Uploads have their own (UPLOAD_BODY_TIMEOUT_MS).
+    #[arg(long, env = "BODY_TIMEOUT_MS", default_value_t = 15_000,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub body_timeout_ms: u64,
+
     // --- TLS (docs/operating.md) ---
     /// Serve https:// and wss:// with this PEM certificate chain (the server's
     /// certificate first, then intermediates). Needs --tls-key. SIGHUP reloads both files.
@@ -261,6 +268,10 @@ mod tests {
         );
         assert!(connections.tls_cert.is_none() && connections.tls_key.is_none());
         assert_eq!(connections.tls_handshake_timeout_ms, 10_000);
+        assert_eq!(
+            u128::from(connections.body_timeout_ms),
+            phx_server::DEFAULT_BODY_TIMEOUT.as_millis()
+        );
     }
 
     #[test]

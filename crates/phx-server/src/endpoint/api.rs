@@ -16,7 +16,6 @@
 //! cluster's.
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{AUTHORIZATION, CONTENT_TYPE};
 use hyper::{Method, Request, Response, StatusCode};
@@ -128,16 +127,16 @@ struct DisconnectBody {
     socket_id: String,
 }
 
-/// The request's body within the limit: 413 past it.
-async fn read_body(req: Request<Incoming>, limit: usize) -> Result<Bytes, ApiError> {
-    match Limited::new(req.into_body(), limit).collect().await {
-        Ok(collected) => Ok(collected.to_bytes()),
-        Err(e) if e.is::<http_body_util::LengthLimitError>() => Err(error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "request body over the limit",
-        )),
-        Err(_) => Err(error(StatusCode::BAD_REQUEST, "unreadable request body")),
-    }
+/// The request's body within the limit (413 past it) and the endpoint's body timeout
+/// (408 past it).
+async fn read_body(
+    req: Request<Incoming>,
+    limit: usize,
+    timeout: std::time::Duration,
+) -> Result<Bytes, ApiError> {
+    crate::read_body(req.into_body(), limit, timeout)
+        .await
+        .map_err(|e| error(e.status(), &e.to_string()))
 }
 
 fn parse<T: for<'de> Deserialize<'de>>(body: &[u8]) -> Result<T, ApiError> {
@@ -202,10 +201,10 @@ impl Endpoint {
                     "a binary broadcast takes ?topic=…&event=…",
                 ));
             };
-            let body = read_body(req, api.body_limit).await?;
+            let body = read_body(req, api.body_limit, self.body_timeout()).await?;
             let _ = self.broadcast(&topic, &event, body);
         } else {
-            let body = read_body(req, api.body_limit).await?;
+            let body = read_body(req, api.body_limit, self.body_timeout()).await?;
             let BroadcastBody {
                 topic,
                 event,
@@ -227,7 +226,7 @@ impl Endpoint {
         api: &ServerApi,
         req: Request<Incoming>,
     ) -> Result<Response<Body>, ApiError> {
-        let body = read_body(req, api.body_limit).await?;
+        let body = read_body(req, api.body_limit, self.body_timeout()).await?;
         let DisconnectBody { socket_id } = parse(&body)?;
         if socket_id.is_empty() {
             return Err(error(StatusCode::BAD_REQUEST, "socket_id may not be empty"));

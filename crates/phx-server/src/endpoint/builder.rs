@@ -94,6 +94,7 @@ pub struct EndpointBuilder {
     cluster_down_after: Duration,
     max_request_line: Option<usize>,
     max_header_bytes: Option<usize>,
+    body_timeout: Option<Duration>,
     longpoll_max_sessions: usize,
     longpoll_max_sessions_per_address: usize,
     max_connections: Option<usize>,
@@ -124,6 +125,7 @@ impl Default for EndpointBuilder {
             cluster_down_after: CLUSTER_DOWN_AFTER,
             max_request_line: None,
             max_header_bytes: None,
+            body_timeout: None,
             longpoll_max_sessions: DEFAULT_LONGPOLL_MAX_SESSIONS,
             longpoll_max_sessions_per_address: DEFAULT_LONGPOLL_MAX_SESSIONS_PER_ADDRESS,
             max_connections: None,
@@ -238,6 +240,16 @@ impl EndpointBuilder {
     /// (default [`DEFAULT_MAX_HEADER_BYTES`]).
     pub fn max_header_bytes(mut self, bytes: usize) -> Self {
         self.max_header_bytes = Some(bytes);
+        self
+    }
+
+    /// How long a request body the server reads itself (a long-poll POST, a server API
+    /// call) may take to arrive whole; past it the request is answered 408 and the
+    /// connection closes (default [`DEFAULT_BODY_TIMEOUT`](crate::DEFAULT_BODY_TIMEOUT)).
+    /// An app's own handlers read theirs with [`read_body`](crate::read_body) and
+    /// [`Endpoint::body_timeout`].
+    pub fn body_timeout(mut self, timeout: Duration) -> Self {
+        self.body_timeout = Some(timeout);
         self
     }
 
@@ -522,6 +534,7 @@ impl EndpointBuilder {
                     tasks: TaskTracker::new(),
                     sockets: Default::default(),
                     outbound: outbound.clone(),
+                    body_timeout: self.body_timeout.unwrap_or(crate::DEFAULT_BODY_TIMEOUT),
                     longpoll: Sessions::new(
                         &secret,
                         self.longpoll_max_sessions,

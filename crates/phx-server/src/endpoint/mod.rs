@@ -170,6 +170,13 @@ impl Endpoint {
             .map(|(_, options)| (options, &self.shared.services))
     }
 
+    /// How long a request body may take to arrive whole
+    /// ([`EndpointBuilder::body_timeout`]): what an app's own handlers pass to
+    /// [`read_body`](crate::read_body).
+    pub fn body_timeout(&self) -> std::time::Duration {
+        self.shared.services.body_timeout
+    }
+
     /// What every socket shares (tests drive sockets directly).
     #[cfg(test)]
     pub(crate) fn hub(&self) -> &crate::socket::Hub {

@@ -45,6 +45,8 @@ pub(crate) struct Services {
     pub(crate) sockets: Sockets,
     /// The outbound frames of every WebSocket, each counted once.
     pub(crate) outbound: Arc<OutboundMemory>,
+    /// How long a request body the server reads itself may take to arrive.
+    pub(crate) body_timeout: std::time::Duration,
 }
 
 /// Every live socket's outbox, so a drain can close them a batch at a time.

@@ -22,7 +22,6 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
 use dashmap::DashMap;
-use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
@@ -267,7 +266,7 @@ pub(crate) async fn handle(
                 return refused;
             }
             match services.longpoll_sessions().find(token.as_deref()) {
-                Some(session) => publish(config, session, req).await,
+                Some(session) => publish(config, session, req, services.body_timeout).await,
                 None => status_json(410),
             }
         }
@@ -387,14 +386,18 @@ async fn publish(
     config: &SocketOptions,
     session: Arc<Session>,
     req: Request<Incoming>,
+    body_timeout: Duration,
 ) -> Response<Body> {
     let ndjson = req
         .headers()
         .get(CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| v.trim() == "application/x-ndjson");
-    let body = match Limited::new(req.into_body(), MAX_BODY).collect().await {
-        Ok(collected) => collected.to_bytes(),
+    let body = match crate::read_body(req.into_body(), MAX_BODY, body_timeout).await {
+        Ok(body) => body,
+        // A body that does not arrive in time: 408, and hyper closes the connection
+        // (the rest of the body was never read). Anything else keeps Phoenix's 400.
+        Err(e @ crate::BodyError::TimedOut { .. }) => return status_response(e.status(), ""),
         Err(_) => return status_response(StatusCode::BAD_REQUEST, ""),
     };
     let lines = if ndjson {
