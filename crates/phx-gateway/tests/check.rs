@@ -269,6 +269,7 @@ fn the_repositorys_example_files_check() {
     for file in [
         "examples/gateway/gateway.toml",
         "examples/gateway/node/gateway.toml",
+        "crates/phx-bench/gateway.toml",
     ] {
         let out = run(&root.join(file), &env);
         assert_eq!(out.code, Some(0), "{file}:\n{}", out.stderr);
