@@ -15,7 +15,7 @@
 # scenario is also a subcommand: connections, fanout, storm, chat, cluster, latency,
 # gateway).
 # phx-gateway with the Node contract backend against phx-rs (round trips, fan-out ratio;
-# needs Node.js 20+, about a minute on 2 cores; docs/benchmarks.md, "Gateway"):
+# needs Node.js 20+, about a minute and a half on 2 cores; docs/benchmarks.md, "Gateway"):
 #   target/release/phx-bench gateway
 # The cluster (3 nodes on a private redis-server, Debian's redis-server package):
 #   target/release/phx-bench cluster --hold 51000   # cost vs one node, 51 000 sockets `--size full` needs an
