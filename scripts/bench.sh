@@ -12,12 +12,16 @@
 #   bash scripts/bench.sh --size full    # the acceptance figures (50 000 sockets, ...)
 #   bash scripts/bench.sh --runs 9       # more floor/phx-rs fan-out pairs (median ratio)
 # Extra arguments go to `phx-bench all` (see `target/release/phx-bench all --help`; each
-# scenario is also a subcommand: connections, fanout, storm, chat, cluster, latency).
+# scenario is also a subcommand: connections, fanout, storm, chat, cluster, latency,
+# gateway).
+# phx-gateway with the Node contract backend against phx-rs (round trips, fan-out ratio;
+# needs Node.js 20+, about a minute and a half on 2 cores; docs/benchmarks.md, "Gateway"):
+#   target/release/phx-bench gateway
 # The cluster (3 nodes on a private redis-server, Debian's redis-server package):
 #   target/release/phx-bench cluster --hold 51000   # cost vs one node, 51 000 sockets `--size full` needs an
 # open-file hard limit above 51 000 (root or CAP_SYS_RESOURCE); chat needs PostgreSQL on
 # 127.0.0.1:5432 (`--postgres URL` to change it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-cargo build --release --locked -p conformance-server -p floor-server -p chat-app -p phx-bench
+cargo build --release --locked -p conformance-server -p floor-server -p chat-app -p phx-gateway -p phx-bench
 exec target/release/phx-bench all "$@"

@@ -92,7 +92,16 @@ pub async fn run(
     };
     for run in 1..=runs.max(1) {
         let single = servers::ours(3_600_000).await?;
-        let one = fanout::run_spread(&[&single], &[], "one node", run, shape, path).await;
+        let one = fanout::run_spread(
+            &[&single],
+            &[],
+            "one node",
+            run,
+            shape,
+            path,
+            &fanout::Publish::TestRoute,
+        )
+        .await;
         single.stop().await;
         let one = one?;
         print_fanout(&one, run);
@@ -100,8 +109,16 @@ pub async fn run(
         let cluster = Cluster::start().await?;
         let nodes: Vec<&Server> = cluster.nodes.iter().collect();
         let label = "3 nodes + Redis";
-        let three =
-            fanout::run_spread(&nodes, &[cluster.redis_pid()], label, run, shape, path).await;
+        let three = fanout::run_spread(
+            &nodes,
+            &[cluster.redis_pid()],
+            label,
+            run,
+            shape,
+            path,
+            &fanout::Publish::TestRoute,
+        )
+        .await;
         cluster.stop().await;
         let three = three?;
         print_fanout(&three, run);
@@ -240,7 +257,14 @@ async fn run_hold(n: usize, path: &str) -> anyhow::Result<Hold> {
         ));
     }
     let sent = now_nanos();
-    fanout::publish(cluster.nodes[0].addr, HOLD_TOPIC, 0, 1).await?;
+    fanout::publish(
+        cluster.nodes[0].addr,
+        HOLD_TOPIC,
+        0,
+        1,
+        &fanout::Publish::TestRoute,
+    )
+    .await?;
     let (mut last, mut received) = (sent, 0);
     for g in &mut generators {
         let got = g.expect("received", Duration::from_secs(120)).await?;

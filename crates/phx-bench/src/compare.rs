@@ -164,6 +164,9 @@ pub fn figures(report: &Value) -> Vec<Figure> {
             Better::Lower,
         );
     }
+    if let Some(g) = report.get("gateway").filter(|g| !g.is_null()) {
+        gateway_figures(g, &mut push);
+    }
     for m in list("latency_medians") {
         let shape = m.get("shape").and_then(Value::as_str).unwrap_or("?");
         let s = server(&m);
@@ -182,6 +185,72 @@ pub fn figures(report: &Value) -> Vec<Figure> {
         }
     }
     out
+}
+
+/// The `gateway` scenario's figures: round trips per server and kind, the fan-out's
+/// CPU per delivered message per server (median of the runs), and the ratios.
+fn gateway_figures(g: &Value, push: &mut impl FnMut(String, Option<f64>, Better)) {
+    let list = |key: &str| -> Vec<Value> {
+        g.get(key)
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).unwrap_or("?").to_owned();
+    for r in list("round_trips") {
+        let (s, kind) = (text(&r, "server"), text(&r, "kind"));
+        push(
+            format!("gateway {kind} [{s}] p50 ms"),
+            num(&r, "p50_ms"),
+            Better::Lower,
+        );
+        push(
+            format!("gateway {kind} [{s}] p99 ms"),
+            num(&r, "p99_ms"),
+            Better::Lower,
+        );
+        push(
+            format!("gateway {kind} [{s}] server CPU µs per round trip"),
+            num(&r, "server_cpu_us"),
+            Better::Lower,
+        );
+        push(
+            format!("gateway {kind} [{s}] backend CPU µs per round trip"),
+            num(&r, "backend_cpu_us"),
+            Better::Lower,
+        );
+    }
+    let fanout = list("fanout");
+    let mut servers: Vec<String> = Vec::new();
+    for f in &fanout {
+        if !servers.contains(&text(f, "server")) {
+            servers.push(text(f, "server"));
+        }
+    }
+    for s in servers {
+        let cpu = fanout
+            .iter()
+            .filter(|f| text(f, "server") == s)
+            .filter_map(|f| num(f, "server_cpu_ns_per_delivered"))
+            .collect();
+        push(
+            format!("gateway fanout [{s}] server CPU ns per delivered (median)"),
+            median(cpu),
+            Better::Lower,
+        );
+    }
+    push(
+        "gateway fanout CPU per delivered, phx-gateway / phx-rs".into(),
+        num(g, "fanout_cpu_ratio"),
+        Better::Lower,
+    );
+    for r in list("ratios") {
+        push(
+            format!("gateway / phx-rs {}", text(&r, "name")),
+            num(&r, "value"),
+            Better::Lower,
+        );
+    }
 }
 
 /// Every figure found in both runs (in the new run's order), with its change and whether
@@ -419,6 +488,40 @@ mod tests {
         assert_eq!(c.len(), 1);
         assert_eq!(c[0].name, "chat stored/s");
         assert!(c[0].worse);
+    }
+
+    #[test]
+    fn gateway_figures_are_compared_by_server_and_kind() {
+        let run = |gw_p99: f64, gw_fanout: f64| {
+            json!({"gateway": {
+                "round_trips": [
+                    {"server": "phx-rs", "kind": "event", "p50_ms": 0.1, "p99_ms": 0.2, "server_cpu_us": 20.0, "backend_cpu_us": null},
+                    {"server": "phx-gateway", "kind": "event", "p50_ms": 0.5, "p99_ms": gw_p99, "server_cpu_us": 60.0, "backend_cpu_us": 90.0}
+                ],
+                "fanout": [
+                    {"server": "phx-rs", "server_cpu_ns_per_delivered": 1000.0},
+                    {"server": "phx-gateway", "server_cpu_ns_per_delivered": gw_fanout},
+                    {"server": "phx-gateway", "server_cpu_ns_per_delivered": gw_fanout + 500.0},
+                    {"server": "phx-gateway", "server_cpu_ns_per_delivered": gw_fanout - 500.0}
+                ],
+                "fanout_cpu_ratio": gw_fanout / 1000.0,
+                "ratios": [{"name": "event round trip p99", "value": gw_p99 / 0.2}]
+            }})
+        };
+        let c = compare(&run(1.0, 1000.0), &run(2.0, 1300.0), 10.0);
+        assert!(find(&c, "gateway event [phx-gateway] p99 ms").worse);
+        assert!(!find(&c, "gateway event [phx-rs] p99 ms").worse);
+        let fan = find(
+            &c,
+            "gateway fanout [phx-gateway] server CPU ns per delivered (median)",
+        );
+        assert_eq!((fan.old, fan.new), (1000.0, 1300.0));
+        assert!(find(&c, "gateway fanout CPU per delivered, phx-gateway / phx-rs").worse);
+        assert!(find(&c, "gateway / phx-rs event round trip p99").worse);
+        // No backend CPU for phx-rs: not a figure.
+        assert!(!c
+            .iter()
+            .any(|c| c.name == "gateway event [phx-rs] backend CPU µs per round trip"));
     }
 
     #[test]

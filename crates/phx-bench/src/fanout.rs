@@ -1,5 +1,6 @@
-//! `fanout`: S subscribers in one room, P publishers sending M messages each through the
-//! server-side broadcast endpoint; throughput, end-to-end latency, and server CPU time per
+//! `fanout`: S subscribers in one room, P publishers sending M messages each through a
+//! server-side broadcast endpoint (the conformance server's test route, or the server
+//! API of phx-gateway); throughput, end-to-end latency, and server CPU time per
 //! delivered message.
 
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -59,11 +60,68 @@ pub async fn run(
         publishers,
         messages,
     };
-    run_spread(&[server], &[], server.name, run, shape, path).await
+    run_spread(
+        &[server],
+        &[],
+        server.name,
+        run,
+        shape,
+        path,
+        &Publish::TestRoute,
+    )
+    .await
+}
+
+/// Where publishers post their broadcasts: either way a server-side broadcast, no
+/// channel callback in the path.
+#[derive(Clone, Debug)]
+pub enum Publish {
+    /// The conformance server's `POST /test/broadcast?topic=…&event=bench`, the body
+    /// being the payload (docs/conformance.md, "Control routes").
+    TestRoute,
+    /// phx-server's server API, `POST /api/broadcast` with `{"topic", "event",
+    /// "payload"}` and a bearer key (what phx-gateway serves to its backend).
+    ServerApi { key: String },
+}
+
+impl Publish {
+    /// Posts one broadcast of event `bench` with `payload` (a JSON object's text) to
+    /// `topic` over a keep-alive connection; an error unless the server took it.
+    pub async fn post(
+        &self,
+        sender: &mut hyper::client::conn::http1::SendRequest<Full<Bytes>>,
+        addr: std::net::SocketAddr,
+        topic: &str,
+        payload: String,
+    ) -> anyhow::Result<()> {
+        match self {
+            Publish::TestRoute => post_broadcast(sender, addr, topic, payload).await,
+            Publish::ServerApi { key } => {
+                let body = format!(
+                    r#"{{"topic":{},"event":"bench","payload":{payload}}}"#,
+                    serde_json::Value::from(topic)
+                );
+                let req = hyper::Request::post("/api/broadcast")
+                    .header("host", addr.to_string())
+                    .header("authorization", format!("Bearer {key}"))
+                    .header("content-type", "application/json")
+                    .body(Full::new(Bytes::from(body)))?;
+                let resp = sender.send_request(req).await?;
+                let status = resp.status();
+                let text = resp.into_body().collect().await?.to_bytes();
+                anyhow::ensure!(
+                    status.as_u16() == 200,
+                    "/api/broadcast answered {status}: {}",
+                    String::from_utf8_lossy(&text)
+                );
+                Ok(())
+            }
+        }
+    }
 }
 
 /// How many subscribers, publishers and messages per publisher a fan-out run has.
-#[derive(Clone, Copy)]
+#[derive(Clone, Copy, Debug)]
 pub struct Shape {
     pub subscribers: usize,
     pub publishers: usize,
@@ -73,6 +131,7 @@ pub struct Shape {
 /// The fan-out with subscriber `i` on `servers[i % servers.len()]` and every publisher
 /// posting to `servers[0]`; the server CPU is summed over the servers and `extra_pids`
 /// (a cluster's engine, say), so a cluster and one node doing the same work compare.
+/// Publishers post through `via`.
 pub async fn run_spread(
     servers: &[&Server],
     extra_pids: &[u32],
@@ -80,6 +139,7 @@ pub async fn run_spread(
     run: usize,
     shape: Shape,
     path: &str,
+    via: &Publish,
 ) -> anyhow::Result<Result> {
     let Shape {
         subscribers,
@@ -164,9 +224,9 @@ pub async fn run_spread(
     let started = Instant::now();
     let mut pubs = Vec::new();
     for p in 0..publishers {
-        let addr = servers[0].addr;
+        let (addr, via) = (servers[0].addr, via.clone());
         pubs.push(tokio::spawn(async move {
-            publish(addr, TOPIC, p, messages).await
+            publish(addr, TOPIC, p, messages, &via).await
         }));
     }
     for p in pubs {
@@ -239,19 +299,20 @@ pub async fn run_spread(
 }
 
 /// One publisher: M sequential POSTs to `topic` on a keep-alive connection, each payload
-/// carrying its send time.
+/// carrying its send time, posted through `via`.
 pub async fn publish(
     addr: std::net::SocketAddr,
     topic: &str,
     p: usize,
     messages: usize,
+    via: &Publish,
 ) -> anyhow::Result<()> {
     let stream = tokio::net::TcpStream::connect(addr).await?;
     let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
     tokio::spawn(conn);
     for seq in 0..messages {
         let body = format!(r#"{{"p":{p},"seq":{seq},"t":"{}"}}"#, now_nanos());
-        post_broadcast(&mut sender, addr, topic, body).await?;
+        via.post(&mut sender, addr, topic, body).await?;
     }
     Ok(())
 }

@@ -9,6 +9,7 @@ mod cluster;
 mod compare;
 mod connections;
 mod fanout;
+mod gateway;
 mod latency;
 mod presence_view;
 mod proc_stats;
@@ -150,6 +151,27 @@ enum Command {
         /// Skip the floor in the topic shape.
         #[arg(long)]
         no_floor: bool,
+    },
+    /// phx-gateway with the Node contract backend against the same channels in Rust
+    /// (conformance-server), in one run: join and event round trips (p50/p99, CPU per
+    /// round trip of the gateway and of Node apart), then fan-out through the gateway's
+    /// server API against phx-rs's (CPU per delivered message, the ratio).
+    Gateway {
+        /// Joins measured, and events measured, per server.
+        #[arg(long, default_value_t = 2_000)]
+        round_trips: usize,
+        /// Sockets doing round trips at once (each one round trip after another).
+        #[arg(long, default_value_t = 1)]
+        clients: usize,
+        #[arg(long, default_value_t = 2_000)]
+        subscribers: usize,
+        #[arg(long, default_value_t = 2)]
+        publishers: usize,
+        #[arg(long, default_value_t = 200)]
+        messages: usize,
+        /// phx-rs / gateway fan-out pairs (the ratio reported is their median).
+        #[arg(long, default_value_t = 5)]
+        runs: usize,
     },
     /// U users in R chat rooms with PostgreSQL history.
     Chat {
@@ -423,6 +445,7 @@ async fn main() -> anyhow::Result<()> {
         Command::Hold { .. } => "hold",
         Command::Latency { .. } => "latency",
         Command::Chat { .. } => "chat",
+        Command::Gateway { .. } => "gateway",
     };
     match cli.command {
         Command::All {
@@ -552,6 +575,30 @@ async fn main() -> anyhow::Result<()> {
             };
             report.latency = latency::run_all(opts, OURS_PATH).await?;
             report.latency_medians = latency::medians(&report.latency);
+        }
+        Command::Gateway {
+            round_trips,
+            clients,
+            subscribers,
+            publishers,
+            messages,
+            runs,
+        } => {
+            report.size = format!(
+                "gateway n={round_trips} c={clients} s={subscribers} p={publishers} m={messages}"
+            );
+            raise_fd_limit((subscribers.max(clients) + 1_000) as u64)?;
+            let opts = gateway::Options {
+                round_trips,
+                clients,
+                fanout: fanout::Shape {
+                    subscribers,
+                    publishers,
+                    messages,
+                },
+                runs,
+            };
+            report.gateway = Some(gateway::run(opts, OURS_PATH).await?);
         }
         Command::Chat {
             users,

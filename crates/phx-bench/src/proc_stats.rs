@@ -1,6 +1,7 @@
 //! What a process costs, read from /proc: CPU time (utime + stime) and RSS; and the
 //! machine (and PostgreSQL) a run was measured on.
 
+use std::collections::HashMap;
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
@@ -41,6 +42,56 @@ pub fn cpu_time(pid: u32) -> anyhow::Result<Duration> {
     };
     let ticks = field(11)? + field(12)?;
     Ok(Duration::from_nanos(ticks * 1_000_000_000 / clock_ticks()))
+}
+
+/// CPU time a process's threads have used, as the scheduler counts it (nanoseconds,
+/// where /proc/<pid>/stat has clock ticks, 10 ms: too coarse for a few thousand round
+/// trips of 15 µs each). Taken per thread so that a thread ending between two snapshots
+/// loses only its time in between, not its whole life; when /proc/<pid>/task/*/schedstat
+/// cannot be read, /proc/<pid>/stat's ticks are used.
+#[derive(Clone, Debug)]
+pub struct CpuSnapshot {
+    /// Nanoseconds on CPU by thread id.
+    threads: Option<HashMap<u32, u64>>,
+    ticks: Duration,
+}
+
+impl CpuSnapshot {
+    pub fn take(pid: u32) -> anyhow::Result<Self> {
+        Ok(Self {
+            threads: thread_cpu(pid),
+            ticks: cpu_time(pid)?,
+        })
+    }
+
+    /// CPU used from `earlier` to this snapshot.
+    pub fn since(&self, earlier: &CpuSnapshot) -> Duration {
+        match (&self.threads, &earlier.threads) {
+            (Some(now), Some(then)) => Duration::from_nanos(
+                now.iter()
+                    .map(|(tid, ns)| ns.saturating_sub(then.get(tid).copied().unwrap_or(0)))
+                    .sum(),
+            ),
+            _ => self.ticks.saturating_sub(earlier.ticks),
+        }
+    }
+}
+
+/// The first field of every /proc/<pid>/task/<tid>/schedstat (time on CPU, ns).
+fn thread_cpu(pid: u32) -> Option<HashMap<u32, u64>> {
+    let mut out = HashMap::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).ok()? {
+        let entry = entry.ok()?;
+        let Some(tid) = entry.file_name().to_str().and_then(|t| t.parse().ok()) else {
+            continue;
+        };
+        // A thread may end between the listing and the read.
+        let Ok(text) = std::fs::read_to_string(entry.path().join("schedstat")) else {
+            continue;
+        };
+        out.insert(tid, text.split_whitespace().next()?.parse().ok()?);
+    }
+    (!out.is_empty()).then_some(out)
 }
 
 /// CPU time this process (the load generator) has used so far.
@@ -206,6 +257,23 @@ mod tests {
             ..a.clone()
         }));
         assert_eq!(a.to_string(), "AMD EPYC, 2 cores, 23.4 GiB, Linux 6.1.0");
+    }
+
+    #[test]
+    fn a_cpu_snapshot_counts_below_a_clock_tick() {
+        let pid = std::process::id();
+        let before = super::CpuSnapshot::take(pid).unwrap();
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < std::time::Duration::from_millis(30) {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+        }
+        std::hint::black_box(x);
+        let used = super::CpuSnapshot::take(pid).unwrap().since(&before);
+        // At least most of the 30 ms spun (the machine may be shared), and not a whole
+        // number of 10 ms ticks, which is what /proc/<pid>/stat would give.
+        assert!(used >= std::time::Duration::from_millis(15), "{used:?}");
+        assert!(!used.as_nanos().is_multiple_of(10_000_000), "{used:?}");
     }
 
     #[test]

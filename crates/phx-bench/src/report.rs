@@ -8,7 +8,7 @@ use plotters::prelude::*;
 use serde::Serialize;
 
 use crate::proc_stats::{Machine, PostgresSettings};
-use crate::{chat, cluster, connections, fanout, latency, storm};
+use crate::{chat, cluster, connections, fanout, gateway, latency, storm};
 
 #[derive(Debug, Default, Serialize)]
 pub struct Report {
@@ -30,6 +30,8 @@ pub struct Report {
     pub storm: Option<storm::Result>,
     pub chat: Option<chat::Result>,
     pub cluster: Option<cluster::Result>,
+    /// phx-gateway with the Node backend against phx-rs.
+    pub gateway: Option<gateway::Result>,
     /// Every run of the latency scenario.
     pub latency: Vec<latency::Result>,
     /// Their medians per shape and server.
@@ -161,6 +163,9 @@ impl Report {
                 md.push('\n');
             }
         }
+        if let Some(g) = &self.gateway {
+            gateway_markdown(&mut md, g);
+        }
         if let Some(first) = self.latency.first() {
             let _ = writeln!(
                 md,
@@ -190,6 +195,75 @@ impl Report {
         }
         md
     }
+}
+
+/// The `gateway` scenario's tables.
+fn gateway_markdown(md: &mut String, g: &gateway::Result) {
+    let _ = writeln!(
+        md,
+        "## gateway\n\nphx-gateway forwarding every join and event to the Node contract backend (`examples/gateway/node/server.js`) against the same channels in Rust (conformance-server). Join: `room:*` join until its reply (a leave follows, in the CPU figures). Event: `echo` until its reply. CPU per round trip from /proc: the server process (conformance-server, or the gateway alone) and the Node backend apart.\n\n| server | round trip | sockets | count | per s | p50 | p99 | p99.9 | max | server CPU | Node CPU | generator CPU |\n|---|---|---|---|---|---|---|---|---|---|---|---|"
+    );
+    for r in &g.round_trips {
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {:.0} | {:.3} ms | {:.3} ms | {:.3} ms | {:.3} ms | {:.1} µs | {} | {:.1} µs |",
+            r.server,
+            r.kind,
+            r.clients,
+            r.count,
+            r.per_sec,
+            r.p50_ms,
+            r.p99_ms,
+            r.p999_ms,
+            r.max_ms,
+            r.server_cpu_us,
+            r.backend_cpu_us.map_or("".into(), |us| format!("{us:.1} µs")),
+            r.generator_cpu_us
+        );
+    }
+    if !g.ratios.is_empty() {
+        let _ = writeln!(md, "\n| phx-gateway / phx-rs | ratio |\n|---|---|");
+        for r in &g.ratios {
+            let _ = writeln!(md, "| {} | {:.2}× |", r.name, r.value);
+        }
+    }
+    if let Some(f) = g.fanout.first() {
+        let _ = writeln!(
+            md,
+            "\nFan-out: {} subscribers in `custom:fanout`; broadcasts posted to conformance-server's `/test/broadcast` and to the gateway's server API (`/api/broadcast`), no hook in the path.\n\n| server | run | delivered | msgs/s | p50 | p99 | server CPU | CPU/delivered | Node CPU | generator CPU |\n|---|---|---|---|---|---|---|---|---|---|",
+            f.subscribers
+        );
+        for f in &g.fanout {
+            let _ = writeln!(
+                md,
+                "| {} | {} | {}{} | {:.0} | {:.2} ms | {:.2} ms | {:.0} ms | {:.0} ns | {} | {:.0} ms |",
+                f.server,
+                f.run,
+                f.delivered,
+                if f.delivered < f.expected { format!(" of {}", f.expected) } else { String::new() },
+                f.delivered_per_sec,
+                f.p50_ms,
+                f.p99_ms,
+                f.server_cpu_ms,
+                f.server_cpu_ns_per_delivered,
+                f.backend_cpu_ms.map_or("".into(), |ms| format!("{ms:.0} ms")),
+                f.generator_cpu_ms
+            );
+        }
+        if let Some(r) = g.fanout_cpu_ratio {
+            let runs: Vec<String> = g
+                .fanout_cpu_ratios
+                .iter()
+                .map(|r| format!("{r:.2}×"))
+                .collect();
+            let _ = writeln!(
+                md,
+                "\nServer CPU per delivered message, phx-gateway / phx-rs: **{r:.2}×** (median of runs: {}; target ≤ 1.05×)",
+                runs.join(", ")
+            );
+        }
+    }
+    md.push('\n');
 }
 
 impl Report {

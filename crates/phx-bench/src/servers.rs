@@ -67,24 +67,41 @@ pub fn target_dir() -> PathBuf {
     root.join("target/release")
 }
 
-/// Spawns `bin args…` and waits for its "listening on ws://ADDR" (or http://) line.
+/// Spawns `bin args…` (a release binary of [`target_dir`]) and waits for its
+/// "listening on ws://ADDR" (or http://) line.
 pub async fn spawn(
     name: &'static str,
     bin: &str,
     args: &[&str],
     envs: &[(&str, String)],
 ) -> anyhow::Result<Server> {
-    let path = target_dir().join(bin);
+    spawn_path(name, &target_dir().join(bin), bin, args, envs, true).await
+}
+
+/// Spawns the program at `path` (`bin` is its command name) and waits for its
+/// "listening on" line. `profiled`: the PHX_BENCH_HEAPTRACK and PHX_BENCH_SIGTERM
+/// wrappers apply (they are for the servers under test, not for helpers such as a
+/// backend).
+async fn spawn_path(
+    name: &'static str,
+    path: &Path,
+    bin: &str,
+    args: &[&str],
+    envs: &[(&str, String)],
+    profiled: bool,
+) -> anyhow::Result<Server> {
     // PHX_BENCH_HEAPTRACK=DIR runs the server under heaptrack, its profile written to
     // DIR/<bin>.<pid>.zst (`heaptrack_print` reads it; Debian's heaptrack package).
-    let heaptrack = std::env::var_os("PHX_BENCH_HEAPTRACK").map(PathBuf::from);
+    let heaptrack = std::env::var_os("PHX_BENCH_HEAPTRACK")
+        .filter(|_| profiled)
+        .map(PathBuf::from);
     let mut cmd = match &heaptrack {
         Some(dir) => {
             let mut cmd = Command::new("heaptrack");
-            cmd.arg("-o").arg(dir.join(bin)).arg(&path);
+            cmd.arg("-o").arg(dir.join(bin)).arg(path);
             cmd
         }
-        None => Command::new(&path),
+        None => Command::new(path),
     };
     cmd.args(args)
         .stdout(Stdio::piped())
@@ -145,7 +162,9 @@ pub async fn spawn(
         // PHX_BENCH_SIGTERM=1: stopped with SIGTERM and waited for, like a profiled
         // server (a wrapper in PHX_BENCH_BIN_DIR that execs a profiler such as
         // `valgrind --tool=callgrind` writes its profile on a normal exit only).
-        None => std::env::var_os("PHX_BENCH_SIGTERM").and(child.id()),
+        None => std::env::var_os("PHX_BENCH_SIGTERM")
+            .filter(|_| profiled)
+            .and(child.id()),
     };
     Ok(Server {
         name,
@@ -226,4 +245,94 @@ pub async fn redis() -> anyhow::Result<(Child, u16)> {
 
 pub async fn floor() -> anyhow::Result<Server> {
     spawn("floor", "floor-server", &["--port", "0"], &[]).await
+}
+
+/// phx-gateway in front of the Node contract backend (`examples/gateway/node/server.js`),
+/// configured by `crates/phx-bench/gateway.toml`.
+pub struct Gateway {
+    /// The phx-gateway process (its address is the one clients use).
+    pub gateway: Server,
+    /// The Node backend answering the hooks.
+    pub backend: Server,
+    /// The server API's bearer key.
+    pub api_key: String,
+}
+
+impl Gateway {
+    pub async fn stop(self) {
+        self.gateway.stop().await;
+        self.backend.stop().await;
+    }
+}
+
+/// 32 random bytes as hex, from /dev/urandom (the per-run hook secret and API key).
+fn random_hex() -> anyhow::Result<String> {
+    use std::io::Read as _;
+    let mut bytes = [0u8; 32];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Starts the Node backend, then phx-gateway pointing at it (what
+/// `examples/gateway/node/run.sh` does, with the release gateway, no heartbeat timeout
+/// within a run and metrics off as for conformance-server; PHX_BENCH_METRICS=1 turns
+/// them on for both).
+pub async fn gateway() -> anyhow::Result<Gateway> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let secret = random_hex()?;
+    let api_key = random_hex()?;
+    // The backend needs the gateway's URL before the gateway is up (only its test
+    // routes use it, which the bench does not call): a port chosen now.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")?
+        .local_addr()?
+        .port();
+    let server_js = root.join("../../examples/gateway/node/server.js");
+    let server_js = server_js.to_string_lossy();
+    let backend = spawn_path(
+        "Node backend",
+        Path::new("node"),
+        "node",
+        &[&server_js],
+        &[
+            ("PORT", "0".into()),
+            ("GATEWAY_URL", format!("http://127.0.0.1:{port}")),
+            ("PHX_GATEWAY_SECRET", secret.clone()),
+            ("PHX_GATEWAY_API_KEY", api_key.clone()),
+        ],
+        false,
+    )
+    .await
+    .context("starting the Node backend (Node.js 20+ must be on PATH)")?;
+    let mut config = root.join("gateway.toml");
+    if std::env::var_os("PHX_BENCH_METRICS").is_some() {
+        let text = std::fs::read_to_string(&config)?.replace("metrics = false", "metrics = true");
+        config =
+            std::env::temp_dir().join(format!("phx-bench-gateway-{}.toml", std::process::id()));
+        std::fs::write(&config, text)?;
+    }
+    let config = config.to_string_lossy();
+    let gateway = spawn(
+        "phx-gateway",
+        "phx-gateway",
+        &["--config", &config],
+        &[
+            ("PORT", port.to_string()),
+            ("BACKEND_URL", format!("http://{}", backend.addr)),
+            ("PHX_GATEWAY_SECRET", secret),
+            ("PHX_GATEWAY_API_KEY", api_key.clone()),
+            ("RUST_LOG", "error".into()),
+        ],
+    )
+    .await;
+    match gateway {
+        Ok(gateway) => Ok(Gateway {
+            gateway,
+            backend,
+            api_key,
+        }),
+        Err(e) => {
+            backend.stop().await;
+            Err(e)
+        }
+    }
 }

@@ -360,6 +360,7 @@ fn the_repositorys_example_files_check() {
         "examples/gateway/gateway.toml",
         "examples/gateway/node/gateway.toml",
         "examples/gateway/python/gateway.toml",
+        "crates/phx-bench/gateway.toml",
     ] {
         let out = run(&root.join(file), &env);
         assert_eq!(out.code, Some(0), "{file}:\n{}", out.stderr);
