@@ -1,12 +1,12 @@
 // Many small uploads as fast as they go: eight users on eight addresses, two at a time
-// each, for 8 s. The per-user rate (429 past the burst) and the per-user quota (413 past
+// each, for 5 s. The per-user rate (429 past the burst) and the per-user quota (413 past
 // it) hold, nothing piles up in memory, and another user's upload goes through.
 
 import { setMaxListeners } from "node:events";
 
 const USERS = 8;
 const LANES_PER_USER = 2;
-const ATTACK_MS = 8000;
+const ATTACK_MS = 5000;
 const BURST = 30;
 const QUOTA = 256 * 1024;
 const FILE = Buffer.from("x".repeat(16 * 1024));

@@ -8,7 +8,7 @@ import { setMaxListeners } from "node:events";
 import net from "node:net";
 
 const AT_ONCE = 24;
-const ATTACK_MS = 10000;
+const ATTACK_MS = 6000;
 const PASSWORD = "correct horse battery staple";
 
 const outcomes = new Map();
