@@ -17,6 +17,7 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::client::{new_wave, now_nanos, send_time, source_for, Conn};
 use crate::proc_stats::{cpu_time, own_cpu_time};
 use crate::servers::Server;
+use crate::syscalls::{self, Counting};
 
 #[derive(Debug, Serialize)]
 pub struct Result {
@@ -40,6 +41,9 @@ pub struct Result {
     pub server_cpu_ns_per_delivered: f64,
     /// The load generator's own CPU time over the same span (it shares the cores).
     pub generator_cpu_ms: f64,
+    /// System calls per process over the same span (`PHX_BENCH_SYSCALLS=1`), in the
+    /// order of `server_cpu_ms_by_process`.
+    pub syscalls: Vec<syscalls::Counts>,
     #[serde(skip)]
     pub histogram: Option<Histogram<u64>>,
 }
@@ -59,7 +63,18 @@ pub async fn run(
         publishers,
         messages,
     };
-    run_spread(&[server], &[], server.name, run, shape, path).await
+    run_spread(&[server], &[], server.name, run, shape, path, Post::First).await
+}
+
+/// Where the publishers post each broadcast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Post {
+    /// To the first server (which, in a cluster, passes it to the others).
+    First,
+    /// To every server, by publishers of its own (each server's publishers go at that
+    /// server's pace): servers that are not clustered each deliver to their own
+    /// subscribers.
+    Each,
 }
 
 /// How many subscribers, publishers and messages per publisher a fan-out run has.
@@ -71,7 +86,7 @@ pub struct Shape {
 }
 
 /// The fan-out with subscriber `i` on `servers[i % servers.len()]` and every publisher
-/// posting to `servers[0]`; the server CPU is summed over the servers and `extra_pids`
+/// posting as `post` says; the server CPU is summed over the servers and `extra_pids`
 /// (a cluster's engine, say), so a cluster and one node doing the same work compare.
 pub async fn run_spread(
     servers: &[&Server],
@@ -80,6 +95,7 @@ pub async fn run_spread(
     run: usize,
     shape: Shape,
     path: &str,
+    post: Post,
 ) -> anyhow::Result<Result> {
     let Shape {
         subscribers,
@@ -159,15 +175,22 @@ pub async fn run_spread(
         first_error.as_deref().unwrap_or("timeout")
     );
 
+    let counting = Counting::start(&pids).await?;
     let cpu_before = cpu_each(&pids)?;
     let own_before = own_cpu_time()?;
     let started = Instant::now();
     let mut pubs = Vec::new();
+    let targets = match post {
+        Post::First => &servers[..1],
+        Post::Each => servers,
+    };
     for p in 0..publishers {
-        let addr = servers[0].addr;
-        pubs.push(tokio::spawn(async move {
-            publish(addr, TOPIC, p, messages).await
-        }));
+        for server in targets {
+            let addr = server.addr;
+            pubs.push(tokio::spawn(async move {
+                publish(addr, TOPIC, p, messages).await
+            }));
+        }
     }
     for p in pubs {
         p.await.context("publisher")??;
@@ -199,6 +222,10 @@ pub async fn run_spread(
         .collect();
     let cpu: Duration = by_process.iter().sum();
     let own_cpu = own_cpu_time()?.saturating_sub(own_before);
+    let syscalls = match counting {
+        Some(counting) => counting.stop().await?,
+        None => Vec::new(),
+    };
     if got < expected {
         println!("fanout [{label}]: only {got} of {expected} messages delivered");
     }
@@ -234,8 +261,38 @@ pub async fn run_spread(
         server_cpu_ms_by_process: by_process.iter().map(|d| d.as_secs_f64() * 1e3).collect(),
         server_cpu_ns_per_delivered: cpu.as_nanos() as f64 / got.max(1) as f64,
         generator_cpu_ms: own_cpu.as_secs_f64() * 1e3,
+        syscalls,
         histogram: Some(histogram),
     })
+}
+
+impl Result {
+    /// What the servers' system calls were per delivered message (empty without
+    /// `PHX_BENCH_SYSCALLS`): socket writes and deliveries per write (how many frames
+    /// one write carries, summed over the server processes), reads, readiness waits
+    /// and futex calls; then each process's writes and reads.
+    pub fn syscalls_line(&self) -> String {
+        if self.syscalls.is_empty() {
+            return String::new();
+        }
+        let per = |n: u64| n as f64 / self.delivered.max(1) as f64;
+        let total = |f: fn(&syscalls::Counts) -> u64| self.syscalls.iter().map(f).sum::<u64>();
+        let writes = total(syscalls::Counts::writes);
+        let each: Vec<String> = self
+            .syscalls
+            .iter()
+            .map(|c| format!("{} writes/{} reads", c.writes(), c.reads()))
+            .collect();
+        format!(
+            "per delivery: {:.3} writes ({:.1} deliveries per write), {:.3} reads, {:.3} epoll waits, {:.3} futex calls; per process: {}",
+            per(writes),
+            self.delivered as f64 / writes.max(1) as f64,
+            per(total(syscalls::Counts::reads)),
+            per(total(syscalls::Counts::polls)),
+            per(total(syscalls::Counts::futexes)),
+            each.join(", ")
+        )
+    }
 }
 
 /// One publisher: M sequential POSTs to `topic` on a keep-alive connection, each payload

@@ -15,6 +15,7 @@ mod proc_stats;
 mod report;
 mod servers;
 mod storm;
+mod syscalls;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -90,8 +91,10 @@ enum Command {
         #[arg(long, default_value_t = 2_000)]
         n: usize,
     },
-    /// Fan-out over 3 nodes on a private Redis next to one node (the cost of
-    /// clustering), then `hold` sockets over the 3 nodes and one broadcast to all.
+    /// Fan-out over 3 nodes on a private Redis next to one node, one node with a node's
+    /// share of the subscribers, and the 3 nodes unclustered (the cost of clustering),
+    /// then `hold` sockets over the 3 nodes and one broadcast to all.
+    /// `PHX_BENCH_SYSCALLS=1` also counts the processes' system calls (needs `perf`).
     Cluster {
         #[arg(long, default_value_t = 3_000)]
         subscribers: usize,
@@ -233,6 +236,9 @@ async fn run_fanout(
                 "fanout [{}] run {run}: {} delivered in {:.2} s ({:.0}/s), latency p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms, server CPU {:.0} ms = {:.0} ns/delivered (generator CPU {:.0} ms)",
                 r.server, r.delivered, r.seconds, r.delivered_per_sec, r.p50_ms, r.p99_ms, r.p999_ms, r.server_cpu_ms, r.server_cpu_ns_per_delivered, r.generator_cpu_ms
             );
+            if !r.syscalls.is_empty() {
+                println!("fanout [{}] run {run}: {}", r.server, r.syscalls_line());
+            }
             pair.push(r.server_cpu_ns_per_delivered);
             report.fanout.push(r);
             server.stop().await;

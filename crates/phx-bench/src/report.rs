@@ -140,9 +140,25 @@ impl Report {
                 if let Some(r) = c.cpu_ratio {
                     let _ = writeln!(
                         md,
-                        "\nCluster / one node, CPU per delivered message: **{r:.2}×** (median).\n"
+                        "\nCluster / one node, CPU per delivered message: **{r:.2}×** (median)."
                     );
                 }
+                if let Some(r) = c.cpu_ratio_same_per_node {
+                    let _ = writeln!(
+                        md,
+                        "Cluster / one node with a node's share of the subscribers: **{r:.2}×** (median)."
+                    );
+                }
+                if let Some(r) = c.cpu_ratio_unclustered {
+                    let _ = writeln!(
+                        md,
+                        "Cluster / the same three nodes not clustered (each broadcast posted to each): **{r:.2}×** (median)."
+                    );
+                }
+                for f in c.fanout.iter().filter(|f| !f.syscalls.is_empty()) {
+                    let _ = writeln!(md, "\n{} run {}: {}", f.server, f.run, f.syscalls_line());
+                }
+                md.push('\n');
             }
             if let Some(h) = &c.hold {
                 let _ = writeln!(
