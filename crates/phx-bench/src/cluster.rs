@@ -159,7 +159,7 @@ pub async fn run(
         for (label, shape) in [("one node", shape), ("one node, a node's share", per_node)] {
             let single = servers::ours(3_600_000).await?;
             let one =
-                fanout::run_spread(&[&single], &[], label, run, shape, path, Post::First).await;
+                fanout::run_spread(&[&single], &[], label, run, shape, &[path], Post::First).await;
             single.stop().await;
             let one = one?;
             print_fanout(&one, run);
@@ -173,7 +173,7 @@ pub async fn run(
         let nodes: Vec<&Server> = apart.iter().collect();
         let label = "3 nodes, not clustered";
         let unclustered =
-            fanout::run_spread(&nodes, &[], label, run, shape, path, Post::Each).await;
+            fanout::run_spread(&nodes, &[], label, run, shape, &[path], Post::Each).await;
         for node in apart {
             node.stop().await;
         }
@@ -184,7 +184,8 @@ pub async fn run(
         let nodes: Vec<&Server> = cluster.nodes.iter().collect();
         let label = "3 nodes + Redis";
         let redis = [cluster.redis_pid()];
-        let three = fanout::run_spread(&nodes, &redis, label, run, shape, path, Post::First).await;
+        let three =
+            fanout::run_spread(&nodes, &redis, label, run, shape, &[path], Post::First).await;
         if let Ok(stats) = cluster.redis_stats().await {
             println!("cluster fanout [{label}] run {run}: Redis {stats}");
         }
