@@ -1,9 +1,16 @@
 //! `cluster`: what clustering costs, and how far three nodes go on one machine.
 //!
 //! 1. The fan-out with subscribers spread over three nodes joined through a private
-//!    `redis-server` (publishers on node 1), next to one node doing the same work in the
-//!    same run, alternating: server CPU per delivered message summed over the nodes and
-//!    Redis, and the ratio of the two (the cost of clustering).
+//!    `redis-server` (publishers on node 1), next to, in the same run, alternating: one
+//!    node doing the same work, one node with a node's share of the subscribers, and
+//!    three nodes that are not clustered, each broadcast posted to each of them by
+//!    publishers of its own. Server
+//!    CPU per delivered message summed over the processes, and the cluster's ratio to
+//!    each: against one process doing it all, against one node of the cluster's size
+//!    alone, and against the same three processes without Redis (what clustering
+//!    itself costs, apart from running three processes on one machine).
+//!    `PHX_BENCH_SYSCALLS=1` counts each process's system calls too (see
+//!    [`crate::syscalls`]).
 //! 2. `hold` sockets spread over three nodes, each node's share held by a load-generator
 //!    process of its own (`phx-bench hold`: one process could not open them all under the
 //!    20 000 open-file limit), memory per socket per node, then one broadcast to all of
@@ -21,7 +28,7 @@ use tokio::process::{Child, ChildStdout, Command};
 use tokio::sync::Semaphore;
 
 use crate::client::{now_nanos, send_time, set_first_address, source_for, Conn};
-use crate::fanout::{self, Shape};
+use crate::fanout::{self, Post, Shape};
 use crate::proc_stats::rss_bytes;
 use crate::servers::{self, Server};
 
@@ -31,12 +38,24 @@ const HOLD_TOPIC: &str = "custom:hold";
 #[derive(Debug, Default, Serialize)]
 pub struct Result {
     pub nodes: usize,
-    /// One node, then the cluster, per run (the fan-out results of both).
+    /// Per run: one node with every subscriber, one node with a node's share of them
+    /// (`subscribers / nodes`), then the cluster.
     pub fanout: Vec<fanout::Result>,
     /// Cluster / single node server CPU per delivered message, per run.
     pub cpu_ratios: Vec<f64>,
     /// Median of `cpu_ratios`.
     pub cpu_ratio: Option<f64>,
+    /// Cluster / one node with the same subscribers per node, per run: what the
+    /// cluster's nodes pay beyond what a node of their size pays alone.
+    pub cpu_ratios_same_per_node: Vec<f64>,
+    /// Median of `cpu_ratios_same_per_node`.
+    pub cpu_ratio_same_per_node: Option<f64>,
+    /// Cluster / the same three nodes unclustered (each broadcast posted to each by its
+    /// own publishers), per
+    /// run: what Redis and the nodes' work for it cost.
+    pub cpu_ratios_unclustered: Vec<f64>,
+    /// Median of `cpu_ratios_unclustered`.
+    pub cpu_ratio_unclustered: Option<f64>,
     pub hold: Option<Hold>,
 }
 
@@ -54,6 +73,7 @@ pub struct Hold {
 /// A cluster of `NODES` conformance-server processes on one private Redis.
 struct Cluster {
     redis: Child,
+    redis_port: u16,
     nodes: Vec<Server>,
 }
 
@@ -65,11 +85,51 @@ impl Cluster {
         for k in 1..=NODES {
             nodes.push(servers::node(&url, &format!("bench{k}")).await?);
         }
-        Ok(Self { redis, nodes })
+        Ok(Self {
+            redis,
+            redis_port: port,
+            nodes,
+        })
     }
 
     fn redis_pid(&self) -> u32 {
         self.redis.id().unwrap_or(0)
+    }
+
+    /// What Redis did so far: PUBLISH commands, commands in all, and the read and write
+    /// events it processed (a pipeline of commands read at once is one read event).
+    async fn redis_stats(&self) -> anyhow::Result<String> {
+        let out = Command::new("redis-cli")
+            .args(["-p", &self.redis_port.to_string(), "INFO", "all"])
+            .output()
+            .await
+            .context("redis-cli")?;
+        let info = String::from_utf8_lossy(&out.stdout);
+        let field = |section: &str, key: &str| -> String {
+            info.lines()
+                .filter(|l| l.starts_with(section))
+                .find_map(|l| {
+                    l.split([':', ',']).find_map(|kv| {
+                        kv.strip_prefix(key)
+                            .and_then(|v| v.strip_prefix('='))
+                            .map(str::to_owned)
+                    })
+                })
+                .or_else(|| {
+                    info.lines()
+                        .find_map(|l| l.strip_prefix(&format!("{key}:")).map(str::to_owned))
+                })
+                .unwrap_or_else(|| "?".into())
+                .trim()
+                .to_owned()
+        };
+        Ok(format!(
+            "PUBLISH calls {}, commands {}, read events {}, write events {}",
+            field("cmdstat_publish", "calls"),
+            field("total_commands_processed", "total_commands_processed"),
+            field("total_reads_processed", "total_reads_processed"),
+            field("total_writes_processed", "total_writes_processed"),
+        ))
     }
 
     async fn stop(mut self) {
@@ -90,56 +150,111 @@ pub async fn run(
         nodes: NODES,
         ..Result::default()
     };
+    let per_node = Shape {
+        subscribers: shape.subscribers.div_ceil(NODES),
+        ..shape
+    };
     for run in 1..=runs.max(1) {
-        let single = servers::ours(3_600_000).await?;
-        let one = fanout::run_spread(
-            &[&single],
+        let mut alone = Vec::new();
+        for (label, shape) in [("one node", shape), ("one node, a node's share", per_node)] {
+            let single = servers::ours(3_600_000).await?;
+            let one = fanout::run_spread(
+                &[&single],
+                &[],
+                label,
+                run,
+                shape,
+                &[path],
+                Post::First,
+                &fanout::Publish::TestRoute,
+            )
+            .await;
+            single.stop().await;
+            let one = one?;
+            print_fanout(&one, run);
+            alone.push(one);
+        }
+
+        let mut apart = Vec::new();
+        for _ in 0..NODES {
+            apart.push(servers::ours(3_600_000).await?);
+        }
+        let nodes: Vec<&Server> = apart.iter().collect();
+        let label = "3 nodes, not clustered";
+        let unclustered = fanout::run_spread(
+            &nodes,
             &[],
-            "one node",
+            label,
             run,
             shape,
-            path,
+            &[path],
+            Post::Each,
             &fanout::Publish::TestRoute,
         )
         .await;
-        single.stop().await;
-        let one = one?;
-        print_fanout(&one, run);
+        for node in apart {
+            node.stop().await;
+        }
+        let unclustered = unclustered?;
+        print_fanout(&unclustered, run);
 
         let cluster = Cluster::start().await?;
         let nodes: Vec<&Server> = cluster.nodes.iter().collect();
         let label = "3 nodes + Redis";
+        let redis = [cluster.redis_pid()];
         let three = fanout::run_spread(
             &nodes,
-            &[cluster.redis_pid()],
+            &redis,
             label,
             run,
             shape,
-            path,
+            &[path],
+            Post::First,
             &fanout::Publish::TestRoute,
         )
         .await;
+        if let Ok(stats) = cluster.redis_stats().await {
+            println!("cluster fanout [{label}] run {run}: Redis {stats}");
+        }
         cluster.stop().await;
         let three = three?;
         print_fanout(&three, run);
 
-        let ratio = three.server_cpu_ns_per_delivered / one.server_cpu_ns_per_delivered.max(1.0);
-        result.cpu_ratios.push(ratio);
-        result.fanout.push(one);
-        result.fanout.push(three);
+        let [one, share] = <[fanout::Result; 2]>::try_from(alone)
+            .map_err(|_| anyhow::anyhow!("two single-node runs"))?;
+        let ratio = |alone: &fanout::Result| {
+            three.server_cpu_ns_per_delivered / alone.server_cpu_ns_per_delivered.max(1.0)
+        };
+        result.cpu_ratios.push(ratio(&one));
+        result.cpu_ratios_same_per_node.push(ratio(&share));
+        result.cpu_ratios_unclustered.push(ratio(&unclustered));
+        result.fanout.extend([one, share, unclustered, three]);
     }
-    let mut sorted = result.cpu_ratios.clone();
-    sorted.sort_by(f64::total_cmp);
-    result.cpu_ratio = sorted.get(sorted.len() / 2).copied();
-    if let Some(median) = result.cpu_ratio {
-        let runs: Vec<String> = result
-            .cpu_ratios
+    let median = |ratios: &[f64]| {
+        let mut sorted = ratios.to_vec();
+        sorted.sort_by(f64::total_cmp);
+        sorted.get(sorted.len() / 2).copied()
+    };
+    result.cpu_ratio = median(&result.cpu_ratios);
+    result.cpu_ratio_same_per_node = median(&result.cpu_ratios_same_per_node);
+    result.cpu_ratio_unclustered = median(&result.cpu_ratios_unclustered);
+    let runs = |ratios: &[f64]| {
+        ratios
             .iter()
             .map(|r| format!("{r:.2}×"))
-            .collect();
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    if let (Some(all), Some(share), Some(apart)) = (
+        result.cpu_ratio,
+        result.cpu_ratio_same_per_node,
+        result.cpu_ratio_unclustered,
+    ) {
         println!(
-            "cluster: server CPU per delivered message, 3 nodes + Redis / one node = {median:.2}× (median; runs: {})",
-            runs.join(", ")
+            "cluster: server CPU per delivered message, 3 nodes + Redis / one node = {all:.2}× (median; runs: {}); / one node with a node's share of the subscribers = {share:.2}× (runs: {}); / 3 nodes not clustered = {apart:.2}× (runs: {})",
+            runs(&result.cpu_ratios),
+            runs(&result.cpu_ratios_same_per_node),
+            runs(&result.cpu_ratios_unclustered)
         );
     }
     if let Some(n) = hold {
@@ -171,6 +286,13 @@ fn print_fanout(r: &fanout::Result, run: usize) {
         "cluster fanout [{}] run {run}: {} delivered in {:.2} s ({:.0}/s), latency p50 {:.2} ms p99 {:.2} ms, server CPU {:.0} ms (per process: {} ms) = {:.0} ns/delivered",
         r.server, r.delivered, r.seconds, r.delivered_per_sec, r.p50_ms, r.p99_ms, r.server_cpu_ms, each.join(" + "), r.server_cpu_ns_per_delivered
     );
+    if !r.syscalls.is_empty() {
+        println!(
+            "cluster fanout [{}] run {run}: {}",
+            r.server,
+            r.syscalls_line()
+        );
+    }
 }
 
 /// A `phx-bench hold` child and the lines it prints.

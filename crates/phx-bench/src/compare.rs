@@ -163,6 +163,16 @@ pub fn figures(report: &Value) -> Vec<Figure> {
             num(c, "cpu_ratio"),
             Better::Lower,
         );
+        push(
+            "cluster / one node of a node's size CPU per delivered".into(),
+            num(c, "cpu_ratio_same_per_node"),
+            Better::Lower,
+        );
+        push(
+            "cluster / 3 nodes not clustered CPU per delivered".into(),
+            num(c, "cpu_ratio_unclustered"),
+            Better::Lower,
+        );
     }
     if let Some(g) = report.get("gateway").filter(|g| !g.is_null()) {
         gateway_figures(g, &mut push);

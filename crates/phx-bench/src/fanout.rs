@@ -18,8 +18,9 @@ use tokio::sync::{mpsc, Semaphore};
 use crate::client::{new_wave, now_nanos, send_time, source_for, Conn};
 use crate::proc_stats::{cpu_time, own_cpu_time};
 use crate::servers::Server;
+use crate::syscalls::{self, Counting};
 
-#[derive(Debug, Serialize)]
+#[derive(Clone, Debug, Serialize)]
 pub struct Result {
     pub server: String,
     /// Which of the alternating floor/phx-rs runs this was (1-based).
@@ -41,6 +42,9 @@ pub struct Result {
     pub server_cpu_ns_per_delivered: f64,
     /// The load generator's own CPU time over the same span (it shares the cores).
     pub generator_cpu_ms: f64,
+    /// System calls per process over the same span (`PHX_BENCH_SYSCALLS=1`), in the
+    /// order of `server_cpu_ms_by_process`.
+    pub syscalls: Vec<syscalls::Counts>,
     #[serde(skip)]
     pub histogram: Option<Histogram<u64>>,
 }
@@ -53,12 +57,14 @@ pub async fn run(
     subscribers: usize,
     publishers: usize,
     messages: usize,
+    lockstep: bool,
     path: &str,
 ) -> anyhow::Result<Result> {
     let shape = Shape {
         subscribers,
         publishers,
         messages,
+        lockstep,
     };
     run_spread(
         &[server],
@@ -66,7 +72,8 @@ pub async fn run(
         server.name,
         run,
         shape,
-        path,
+        &[path],
+        Post::First,
         &Publish::TestRoute,
     )
     .await
@@ -120,31 +127,59 @@ impl Publish {
     }
 }
 
-/// How many subscribers, publishers and messages per publisher a fan-out run has.
+/// Where the publishers post each broadcast.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Post {
+    /// To the first server (which, in a cluster, passes it to the others).
+    First,
+    /// To every server, by publishers of its own (each server's publishers go at that
+    /// server's pace): servers that are not clustered each deliver to their own
+    /// subscribers.
+    Each,
+    /// To one server after the other, one publisher for all, in lockstep: servers run
+    /// side by side through the same moments of a busy machine, each idle while the
+    /// other delivers (see [`run_paired`]).
+    Alternate,
+}
+
+/// How many subscribers, publishers and messages per publisher a fan-out run has, and
+/// how the broadcasts are paced.
 #[derive(Clone, Copy, Debug)]
 pub struct Shape {
     pub subscribers: usize,
     pub publishers: usize,
     pub messages: usize,
+    /// Each broadcast is posted once every subscriber has the previous one (the
+    /// `publishers × messages` broadcasts in sequence): every delivery is a write of
+    /// its own, so CPU per delivery does not depend on how many frames the writers
+    /// happened to coalesce, which swings with the machine's load. Without it the
+    /// publishers post as fast as the server answers (the saturation case).
+    pub lockstep: bool,
 }
 
-/// The fan-out with subscriber `i` on `servers[i % servers.len()]` and every publisher
-/// posting to `servers[0]`; the server CPU is summed over the servers and `extra_pids`
-/// (a cluster's engine, say), so a cluster and one node doing the same work compare.
+/// The fan-out with subscriber `i` on `servers[i % servers.len()]` (at
+/// `paths[i % paths.len()]`) and every publisher posting as `post` says; the server CPU
+/// is summed over the servers and `extra_pids` (a cluster's engine, say), so a cluster
+/// and one node doing the same work compare.
 /// Publishers post through `via`.
+// Each argument is one axis of a comparison the commands make; a struct would only
+// rename them at every call.
+#[allow(clippy::too_many_arguments)]
 pub async fn run_spread(
     servers: &[&Server],
     extra_pids: &[u32],
     label: &str,
     run: usize,
     shape: Shape,
-    path: &str,
+    paths: &[&str],
+    post: Post,
     via: &Publish,
 ) -> anyhow::Result<Result> {
     let Shape {
         subscribers,
         publishers,
         messages,
+        lockstep,
     } = shape;
     anyhow::ensure!(!servers.is_empty(), "no server to run against");
     let pids: Vec<u32> = servers
@@ -156,7 +191,12 @@ pub async fn run_spread(
         pids.iter().map(|&pid| cpu_time(pid)).collect()
     };
     new_wave(subscribers);
-    let expected = (subscribers * publishers * messages) as u64;
+    // Alternating, each broadcast reaches one server's share of the subscribers.
+    let reached = match post {
+        Post::Alternate => subscribers / servers.len(),
+        Post::First | Post::Each => subscribers,
+    };
+    let expected = (reached * publishers * messages) as u64;
     let delivered = Arc::new(AtomicU64::new(0));
     let (lat_tx, mut lat_rx) = mpsc::unbounded_channel::<Vec<u64>>();
     let gate = Arc::new(Semaphore::new(256));
@@ -168,7 +208,8 @@ pub async fn run_spread(
             lat_tx.clone(),
             ready_tx.clone(),
         );
-        let (addr, path) = (servers[i % servers.len()].addr, path.to_owned());
+        let addr = servers[i % servers.len()].addr;
+        let path = paths[i % paths.len()].to_owned();
         tokio::spawn(async move {
             let conn = async {
                 let _permit = gate.acquire().await?;
@@ -219,15 +260,51 @@ pub async fn run_spread(
         first_error.as_deref().unwrap_or("timeout")
     );
 
+    let counting = Counting::start(&pids).await?;
     let cpu_before = cpu_each(&pids)?;
     let own_before = own_cpu_time()?;
     let started = Instant::now();
     let mut pubs = Vec::new();
-    for p in 0..publishers {
-        let (addr, via) = (servers[0].addr, via.clone());
-        pubs.push(tokio::spawn(async move {
-            publish(addr, TOPIC, p, messages, &via).await
-        }));
+    let targets = match post {
+        Post::First => &servers[..1],
+        Post::Each => servers,
+        Post::Alternate => {
+            anyhow::ensure!(
+                subscribers % servers.len() == 0,
+                "alternate posting needs the same subscribers on every server"
+            );
+            let addrs: Vec<std::net::SocketAddr> = servers.iter().map(|s| s.addr).collect();
+            let via = via.clone();
+            let (delivered, each) = (delivered.clone(), (subscribers / servers.len()) as u64);
+            pubs.push(tokio::spawn(async move {
+                publish_alternating(&addrs, TOPIC, publishers * messages, &via, |seq| {
+                    delivered.load(Ordering::Relaxed) >= (seq as u64 + 1) * each
+                })
+                .await
+            }));
+            &servers[..0]
+        }
+    };
+    for server in targets {
+        let addr = server.addr;
+        if lockstep {
+            // Every subscriber gets each broadcast once, from whichever server it is on.
+            let (delivered, all) = (delivered.clone(), subscribers as u64);
+            let via = via.clone();
+            pubs.push(tokio::spawn(async move {
+                publish_lockstep(addr, TOPIC, publishers * messages, &via, |seq| {
+                    delivered.load(Ordering::Relaxed) >= (seq as u64 + 1) * all
+                })
+                .await
+            }));
+            continue;
+        }
+        for p in 0..publishers {
+            let via = via.clone();
+            pubs.push(tokio::spawn(async move {
+                publish(addr, TOPIC, p, messages, &via).await
+            }));
+        }
     }
     for p in pubs {
         p.await.context("publisher")??;
@@ -259,6 +336,10 @@ pub async fn run_spread(
         .collect();
     let cpu: Duration = by_process.iter().sum();
     let own_cpu = own_cpu_time()?.saturating_sub(own_before);
+    let syscalls = match counting {
+        Some(counting) => counting.stop().await?,
+        None => Vec::new(),
+    };
     if got < expected {
         println!("fanout [{label}]: only {got} of {expected} messages delivered");
     }
@@ -294,8 +375,85 @@ pub async fn run_spread(
         server_cpu_ms_by_process: by_process.iter().map(|d| d.as_secs_f64() * 1e3).collect(),
         server_cpu_ns_per_delivered: cpu.as_nanos() as f64 / got.max(1) as f64,
         generator_cpu_ms: own_cpu.as_secs_f64() * 1e3,
+        syscalls,
         histogram: Some(histogram),
     })
+}
+
+/// Two servers side by side, each with `subscribers / 2` subscribers, broadcasts posted
+/// to one then the other in lockstep: both go through the same moments of a busy
+/// machine (a neighbour's build slows both alike), where runs one after the other each
+/// get their own. Returns each server's figures: its own CPU time, half of the
+/// deliveries (latency is not split: the histogram is left out).
+pub async fn run_paired(
+    servers: [(&Server, &str); 2],
+    run: usize,
+    shape: Shape,
+) -> anyhow::Result<[Result; 2]> {
+    let [(a, a_path), (b, b_path)] = servers;
+    let label = format!("{} + {}", a.name, b.name);
+    let shape = Shape {
+        lockstep: true,
+        ..shape
+    };
+    let both = run_spread(
+        &[a, b],
+        &[],
+        &label,
+        run,
+        shape,
+        &[a_path, b_path],
+        Post::Alternate,
+        &Publish::TestRoute,
+    )
+    .await?;
+    let share = |k: usize, name: &str| {
+        let cpu_ms = both.server_cpu_ms_by_process[k];
+        let delivered = both.delivered / 2;
+        Result {
+            server: name.to_owned(),
+            subscribers: both.subscribers / 2,
+            expected: both.expected / 2,
+            delivered,
+            delivered_per_sec: both.delivered_per_sec / 2.0,
+            server_cpu_ms: cpu_ms,
+            server_cpu_ms_by_process: vec![cpu_ms],
+            server_cpu_ns_per_delivered: cpu_ms * 1e6 / delivered.max(1) as f64,
+            syscalls: both.syscalls.get(k).cloned().into_iter().collect(),
+            histogram: None,
+            ..both.clone()
+        }
+    };
+    Ok([share(0, a.name), share(1, b.name)])
+}
+
+impl Result {
+    /// What the servers' system calls were per delivered message (empty without
+    /// `PHX_BENCH_SYSCALLS`): socket writes and deliveries per write (how many frames
+    /// one write carries, summed over the server processes), reads, readiness waits
+    /// and futex calls; then each process's writes and reads.
+    pub fn syscalls_line(&self) -> String {
+        if self.syscalls.is_empty() {
+            return String::new();
+        }
+        let per = |n: u64| n as f64 / self.delivered.max(1) as f64;
+        let total = |f: fn(&syscalls::Counts) -> u64| self.syscalls.iter().map(f).sum::<u64>();
+        let writes = total(syscalls::Counts::writes);
+        let each: Vec<String> = self
+            .syscalls
+            .iter()
+            .map(|c| format!("{} writes/{} reads", c.writes(), c.reads()))
+            .collect();
+        format!(
+            "per delivery: {:.3} writes ({:.1} deliveries per write), {:.3} reads, {:.3} epoll waits, {:.3} futex calls; per process: {}",
+            per(writes),
+            self.delivered as f64 / writes.max(1) as f64,
+            per(total(syscalls::Counts::reads)),
+            per(total(syscalls::Counts::polls)),
+            per(total(syscalls::Counts::futexes)),
+            each.join(", ")
+        )
+    }
 }
 
 /// One publisher: M sequential POSTs to `topic` on a keep-alive connection, each payload
@@ -313,6 +471,67 @@ pub async fn publish(
     for seq in 0..messages {
         let body = format!(r#"{{"p":{p},"seq":{seq},"t":"{}"}}"#, now_nanos());
         via.post(&mut sender, addr, topic, body).await?;
+    }
+    Ok(())
+}
+
+/// `count` broadcasts posted to `addrs` in turn (broadcast `seq` to `addrs[seq % n]`),
+/// each once `delivered(seq)` says its subscribers have the previous one (see
+/// [`publish_lockstep`]).
+async fn publish_alternating(
+    addrs: &[std::net::SocketAddr],
+    topic: &str,
+    count: usize,
+    via: &Publish,
+    delivered: impl Fn(usize) -> bool,
+) -> anyhow::Result<()> {
+    let mut senders = Vec::new();
+    for &addr in addrs {
+        let stream = tokio::net::TcpStream::connect(addr).await?;
+        let (sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+        tokio::spawn(conn);
+        senders.push((addr, sender));
+    }
+    let n = senders.len();
+    for seq in 0..count {
+        let (addr, sender) = &mut senders[seq % n];
+        let body = format!(r#"{{"p":0,"seq":{seq},"t":"{}"}}"#, now_nanos());
+        via.post(sender, *addr, topic, body).await?;
+        wait_for(|| delivered(seq), seq).await?;
+    }
+    Ok(())
+}
+
+/// Waits until `done`, looking every millisecond (tokio's timer resolution: the
+/// generator shares the cores, so it must not spin); 30 s at most.
+async fn wait_for(done: impl Fn() -> bool, seq: usize) -> anyhow::Result<()> {
+    let posted = Instant::now();
+    while !done() {
+        anyhow::ensure!(
+            posted.elapsed() < Duration::from_secs(30),
+            "broadcast {seq} not delivered to every subscriber within 30 s"
+        );
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    Ok(())
+}
+
+/// `count` broadcasts posted to `addr` one after the other, each once `delivered(seq)`
+/// says every subscriber has it.
+async fn publish_lockstep(
+    addr: std::net::SocketAddr,
+    topic: &str,
+    count: usize,
+    via: &Publish,
+    delivered: impl Fn(usize) -> bool,
+) -> anyhow::Result<()> {
+    let stream = tokio::net::TcpStream::connect(addr).await?;
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    for seq in 0..count {
+        let body = format!(r#"{{"p":0,"seq":{seq},"t":"{}"}}"#, now_nanos());
+        via.post(&mut sender, addr, topic, body).await?;
+        wait_for(|| delivered(seq), seq).await?;
     }
     Ok(())
 }

@@ -144,7 +144,8 @@ pub async fn run(opts: Options, path: &str) -> anyhow::Result<Result> {
                     GATEWAY,
                     run,
                     opts.fanout,
-                    path,
+                    &[path],
+                    fanout::Post::First,
                     &via,
                 )
                 .await;
@@ -158,7 +159,8 @@ pub async fn run(opts: Options, path: &str) -> anyhow::Result<Result> {
                     RUST,
                     run,
                     opts.fanout,
-                    path,
+                    &[path],
+                    fanout::Post::First,
                     &Publish::TestRoute,
                 )
                 .await;
@@ -560,6 +562,7 @@ mod tests {
             server_cpu_ms_by_process: vec![10.0, 2.0],
             server_cpu_ns_per_delivered: 12_000.0,
             generator_cpu_ms: 5.0,
+            syscalls: Vec::new(),
             histogram: None,
         };
         let g = Fanout::from(f);

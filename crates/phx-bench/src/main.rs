@@ -16,6 +16,7 @@ mod proc_stats;
 mod report;
 mod servers;
 mod storm;
+mod syscalls;
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -85,14 +86,26 @@ enum Command {
         /// Floor/phx-rs pairs to run (the ratio reported is their median).
         #[arg(long, default_value_t = 5)]
         runs: usize,
+        /// Post each broadcast once every subscriber has the previous one: one write
+        /// per delivery, so the figures do not swing with how many frames the writers
+        /// happened to coalesce.
+        #[arg(long)]
+        lockstep: bool,
+        /// The floor and phx-rs side by side in each run, half the subscribers on each,
+        /// broadcasts to one then the other in lockstep: both live through the same
+        /// moments of a busy machine (the steadiest comparison there).
+        #[arg(long)]
+        paired: bool,
     },
     /// N presence clients drop and reconnect at once.
     Storm {
         #[arg(long, default_value_t = 2_000)]
         n: usize,
     },
-    /// Fan-out over 3 nodes on a private Redis next to one node (the cost of
-    /// clustering), then `hold` sockets over the 3 nodes and one broadcast to all.
+    /// Fan-out over 3 nodes on a private Redis next to one node, one node with a node's
+    /// share of the subscribers, and the 3 nodes unclustered (the cost of clustering),
+    /// then `hold` sockets over the 3 nodes and one broadcast to all.
+    /// `PHX_BENCH_SYSCALLS=1` also counts the processes' system calls (needs `perf`).
     Cluster {
         #[arg(long, default_value_t = 3_000)]
         subscribers: usize,
@@ -107,6 +120,9 @@ enum Command {
         /// 20 000 open-file limit.
         #[arg(long, default_value_t = 0)]
         hold: usize,
+        /// Each broadcast once every subscriber has the previous one (see `fanout`).
+        #[arg(long)]
+        lockstep: bool,
     },
     /// Internal: one load-generator process of `cluster --hold` (holds `n` sockets).
     #[command(hide = true)]
@@ -240,21 +256,45 @@ async fn run_connections(report: &mut Report, n: usize, rooms: usize) -> anyhow:
 /// the median of the per-pair ratios.
 async fn run_fanout(
     report: &mut Report,
-    s: usize,
-    p: usize,
-    m: usize,
+    shape: fanout::Shape,
     runs: usize,
+    paired: bool,
 ) -> anyhow::Result<()> {
+    let fanout::Shape {
+        subscribers: s,
+        publishers: p,
+        messages: m,
+        lockstep,
+    } = shape;
+    let print = |r: &fanout::Result, run: usize| {
+        println!(
+            "fanout [{}] run {run}: {} delivered in {:.2} s ({:.0}/s), latency p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms, server CPU {:.0} ms = {:.0} ns/delivered (generator CPU {:.0} ms)",
+            r.server, r.delivered, r.seconds, r.delivered_per_sec, r.p50_ms, r.p99_ms, r.p999_ms, r.server_cpu_ms, r.server_cpu_ns_per_delivered, r.generator_cpu_ms
+        );
+        if !r.syscalls.is_empty() {
+            println!("fanout [{}] run {run}: {}", r.server, r.syscalls_line());
+        }
+    };
     let mut ratios = Vec::new();
     for run in 1..=runs.max(1) {
         let mut pair = Vec::new();
-        for floor in [true, false] {
+        if paired {
+            let (floor, floor_path) = start(true).await?;
+            let (ours, ours_path) = start(false).await?;
+            let both =
+                fanout::run_paired([(&floor, floor_path), (&ours, ours_path)], run, shape).await;
+            floor.stop().await;
+            ours.stop().await;
+            for r in both? {
+                print(&r, run);
+                pair.push(r.server_cpu_ns_per_delivered);
+                report.fanout.push(r);
+            }
+        }
+        for floor in [true, false].into_iter().filter(|_| !paired) {
             let (server, path) = start(floor).await?;
-            let r = fanout::run(&server, run, s, p, m, path).await?;
-            println!(
-                "fanout [{}] run {run}: {} delivered in {:.2} s ({:.0}/s), latency p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms, server CPU {:.0} ms = {:.0} ns/delivered (generator CPU {:.0} ms)",
-                r.server, r.delivered, r.seconds, r.delivered_per_sec, r.p50_ms, r.p99_ms, r.p999_ms, r.server_cpu_ms, r.server_cpu_ns_per_delivered, r.generator_cpu_ms
-            );
+            let r = fanout::run(&server, run, s, p, m, lockstep, path).await?;
+            print(&r, run);
             pair.push(r.server_cpu_ns_per_delivered);
             report.fanout.push(r);
             server.stop().await;
@@ -267,11 +307,14 @@ async fn run_fanout(
     sorted.sort_by(f64::total_cmp);
     if let Some(&median) = sorted.get(sorted.len() / 2) {
         let runs: Vec<String> = ratios.iter().map(|r| format!("{r:.2}×")).collect();
+        let spread = report::spread(&ratios);
         println!(
-            "fanout: server CPU per delivered message, phx-rs / floor = {median:.2}× (median; runs: {})",
-            runs.join(", ")
+            "fanout: server CPU per delivered message, phx-rs / floor = {median:.2}× (median; runs: {}; pair-to-pair spread {:.0} % of the median)",
+            runs.join(", "),
+            spread * 100.0
         );
         report.fanout_cpu_ratio_vs_floor = Some(median);
+        report.fanout_cpu_ratio_spread = Some(spread);
     }
     report.fanout_cpu_ratios = ratios;
     Ok(())
@@ -466,7 +509,13 @@ async fn main() -> anyhow::Result<()> {
             .into();
             raise_fd_limit(n as u64 + 1_000)?;
             run_connections(&mut report, n, n / 50).await?;
-            run_fanout(&mut report, s, 2, 200, runs).await?;
+            let shape = fanout::Shape {
+                subscribers: s,
+                publishers: 2,
+                messages: 200,
+                lockstep: false,
+            };
+            run_fanout(&mut report, shape, runs, false).await?;
             run_storm(&mut report, storm_n).await?;
             run_chat(&mut report, users, 10, 20, &postgres, None).await?;
             // Latency at a fixed offered load: one topic (vs the floor), then rooms.
@@ -502,10 +551,23 @@ async fn main() -> anyhow::Result<()> {
             publishers,
             messages,
             runs,
+            lockstep,
+            paired,
         } => {
             report.size = format!("fanout s={subscribers} p={publishers} m={messages}");
+            if paired {
+                report.size.push_str(" paired");
+            } else if lockstep {
+                report.size.push_str(" lockstep");
+            }
             raise_fd_limit(subscribers as u64 + 1_000)?;
-            run_fanout(&mut report, subscribers, publishers, messages, runs).await?;
+            let shape = fanout::Shape {
+                subscribers,
+                publishers,
+                messages,
+                lockstep,
+            };
+            run_fanout(&mut report, shape, runs, paired).await?;
         }
         Command::Storm { n } => {
             report.size = format!("storm n={n}");
@@ -518,15 +580,20 @@ async fn main() -> anyhow::Result<()> {
             messages,
             runs,
             hold,
+            lockstep,
         } => {
             report.size =
                 format!("cluster s={subscribers} p={publishers} m={messages} hold={hold}");
+            if lockstep {
+                report.size.push_str(" lockstep");
+            }
             // The nodes inherit this limit: each holds a third of the sockets.
             raise_fd_limit((subscribers.max(hold / 3) + 1_000) as u64)?;
             let shape = fanout::Shape {
                 subscribers,
                 publishers,
                 messages,
+                lockstep,
             };
             let hold = (hold > 0).then_some(hold);
             report.cluster = Some(cluster::run(runs, shape, hold, OURS_PATH).await?);
@@ -595,6 +662,9 @@ async fn main() -> anyhow::Result<()> {
                     subscribers,
                     publishers,
                     messages,
+                    // As fast as the servers answer, the case the gateway's figures
+                    // in docs/benchmarks.md were measured in.
+                    lockstep: false,
                 },
                 runs,
             };

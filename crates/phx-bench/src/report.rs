@@ -27,6 +27,8 @@ pub struct Report {
     pub fanout_cpu_ratio_vs_floor: Option<f64>,
     /// Server CPU per delivered message, phx-rs / floor, for each run pair.
     pub fanout_cpu_ratios: Vec<f64>,
+    /// How far those ratios spread: (largest − smallest) / median.
+    pub fanout_cpu_ratio_spread: Option<f64>,
     pub storm: Option<storm::Result>,
     pub chat: Option<chat::Result>,
     pub cluster: Option<cluster::Result>,
@@ -98,8 +100,9 @@ impl Report {
                     .collect();
                 let _ = writeln!(
                     md,
-                    "\nServer CPU per delivered message, phx-rs / floor: **{r:.2}×** (median of runs: {})",
-                    runs.join(", ")
+                    "\nServer CPU per delivered message, phx-rs / floor: **{r:.2}×** (median of runs: {}; spread {:.0} % of the median)",
+                    runs.join(", "),
+                    self.fanout_cpu_ratio_spread.unwrap_or(0.0) * 100.0
                 );
             }
             md.push('\n');
@@ -142,9 +145,25 @@ impl Report {
                 if let Some(r) = c.cpu_ratio {
                     let _ = writeln!(
                         md,
-                        "\nCluster / one node, CPU per delivered message: **{r:.2}×** (median).\n"
+                        "\nCluster / one node, CPU per delivered message: **{r:.2}×** (median)."
                     );
                 }
+                if let Some(r) = c.cpu_ratio_same_per_node {
+                    let _ = writeln!(
+                        md,
+                        "Cluster / one node with a node's share of the subscribers: **{r:.2}×** (median)."
+                    );
+                }
+                if let Some(r) = c.cpu_ratio_unclustered {
+                    let _ = writeln!(
+                        md,
+                        "Cluster / the same three nodes not clustered (each broadcast posted to each): **{r:.2}×** (median)."
+                    );
+                }
+                for f in c.fanout.iter().filter(|f| !f.syscalls.is_empty()) {
+                    let _ = writeln!(md, "\n{} run {}: {}", f.server, f.run, f.syscalls_line());
+                }
+                md.push('\n');
             }
             if let Some(h) = &c.hold {
                 let _ = writeln!(
@@ -281,6 +300,16 @@ impl Report {
     }
 }
 
+/// How far `values` spread: (largest − smallest) / median; 0 for fewer than two.
+pub fn spread(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match (sorted.first(), sorted.last(), sorted.get(sorted.len() / 2)) {
+        (Some(lo), Some(hi), Some(mid)) if sorted.len() > 1 && *mid != 0.0 => (hi - lo) / mid,
+        _ => 0.0,
+    }
+}
+
 /// Latency percentile curves (x: percentile on a log scale of 1/(1-q), y: ms).
 pub fn latency_svg(path: &Path, series: &[(String, Histogram<u64>)]) -> anyhow::Result<()> {
     let root = SVGBackend::new(path, (900, 520)).into_drawing_area();
@@ -334,4 +363,14 @@ pub fn latency_svg(path: &Path, series: &[(String, Histogram<u64>)]) -> anyhow::
         .draw()?;
     root.present()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn spread_is_the_range_over_the_median() {
+        assert_eq!(super::spread(&[1.0, 1.2, 0.9]), (1.2 - 0.9) / 1.0);
+        assert_eq!(super::spread(&[1.05]), 0.0, "one pair has no spread");
+        assert_eq!(super::spread(&[]), 0.0);
+    }
 }

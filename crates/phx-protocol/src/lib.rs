@@ -31,7 +31,7 @@ pub mod message;
 pub mod presence;
 pub mod serializer;
 
-pub use message::{Message, Outbound, Payload, PayloadRef, Ref};
+pub use message::{JsonText, Message, Outbound, Payload, PayloadRef, Ref};
 
 /// The crate README's example, compiled as a doctest so it cannot rot.
 #[doc = include_str!("../README.md")]

@@ -1,5 +1,8 @@
 //! The message model (§2.1).
 
+use std::ops::Deref;
+use std::sync::Arc;
+
 use bytes::Bytes;
 use serde_json::value::RawValue;
 
@@ -92,7 +95,7 @@ impl From<String> for Ref {
 #[derive(Clone, Debug)]
 pub enum Payload {
     /// JSON text of the payload (an object in practice).
-    Json(Box<RawValue>),
+    Json(JsonText),
     /// The bytes after a binary frame's header.
     Binary(Bytes),
 }
@@ -100,7 +103,7 @@ pub enum Payload {
 impl Payload {
     /// `{}`.
     pub fn empty_object() -> Self {
-        Self::Json(PayloadRef::empty_object_raw().to_owned())
+        Self::Json(PayloadRef::empty_object_raw().to_owned().into())
     }
     /// Serializes a value into a JSON payload.
     ///
@@ -125,7 +128,15 @@ impl Payload {
     }
     /// Serializes a value into a JSON payload, returning the serializer's error.
     pub fn try_json<T: serde::Serialize + ?Sized>(value: &T) -> Result<Self, serde_json::Error> {
-        serde_json::value::to_raw_value(value).map(Self::Json)
+        serde_json::value::to_raw_value(value).map(|raw| Self::Json(raw.into()))
+    }
+    /// The same payload, its JSON text made shareable: clones of the result share one
+    /// buffer ([`JsonText::into_shared`]). Binary payloads are shared bytes already.
+    pub fn into_shared(self) -> Self {
+        match self {
+            Self::Json(text) => Self::Json(text.into_shared()),
+            binary @ Self::Binary(_) => binary,
+        }
     }
     /// The JSON text, for a JSON payload.
     pub fn as_json(&self) -> Option<&str> {
@@ -178,7 +189,140 @@ impl From<serde_json::Map<String, serde_json::Value>> for Payload {
 
 impl From<Box<RawValue>> for Payload {
     fn from(raw: Box<RawValue>) -> Self {
-        Self::Json(raw)
+        Self::Json(raw.into())
+    }
+}
+
+impl From<JsonText> for Payload {
+    fn from(text: JsonText) -> Self {
+        Self::Json(text)
+    }
+}
+
+/// The JSON text of a [`Payload`]: owned by one message, or one reference-counted
+/// buffer shared by many.
+///
+/// A payload many frames carry at once (the presence list every client joining during
+/// a reconnect storm receives, hundreds of KB) is made shared once; each clone then
+/// costs a reference count instead of a copy of the text, and a server can write it
+/// from its own buffer between each frame's head and tail
+/// ([`Serializer::encode_around`](crate::Serializer::encode_around)).
+///
+/// It dereferences to the [`RawValue`], so it reads like the text it holds:
+///
+/// ```
+/// use phx_protocol::{JsonText, Payload};
+/// let raw = serde_json::value::RawValue::from_string(r#"{"a":1}"#.into()).unwrap();
+/// let shared = JsonText::from(raw).into_shared();
+/// let copy = shared.clone(); // a reference count, not a copy of the text
+/// assert!(copy.is_shared());
+/// assert_eq!(copy.get(), r#"{"a":1}"#);
+/// assert_eq!(&copy.into_bytes()[..], br#"{"a":1}"#);
+/// let payload = Payload::Json(shared);
+/// assert_eq!(payload.as_json(), Some(r#"{"a":1}"#));
+/// ```
+#[derive(Clone)]
+pub struct JsonText(JsonRepr);
+
+#[derive(Clone)]
+enum JsonRepr {
+    Owned(Box<RawValue>),
+    /// `Arc<Box<_>>` rather than `Arc<RawValue>`: sharing an owned text then allocates
+    /// the count only, never a copy of the text.
+    Shared(Arc<Box<RawValue>>),
+}
+
+impl JsonText {
+    /// The same text, shareable: clones of the result share its buffer. Making an owned
+    /// text shared allocates the reference count only (the text is not copied).
+    pub fn into_shared(self) -> Self {
+        match self.0 {
+            JsonRepr::Owned(raw) => Self(JsonRepr::Shared(Arc::new(raw))),
+            shared @ JsonRepr::Shared(_) => Self(shared),
+        }
+    }
+
+    /// Whether clones of this text share its buffer.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.0, JsonRepr::Shared(_))
+    }
+
+    /// The text as [`Bytes`], without copying it: an owned text moves into them, a
+    /// shared one is shared with them.
+    pub fn into_bytes(self) -> Bytes {
+        match self.0 {
+            JsonRepr::Owned(raw) => Bytes::from_owner(TextBytes(raw)),
+            JsonRepr::Shared(raw) => Bytes::from_owner(SharedTextBytes(raw)),
+        }
+    }
+
+    /// The text as an owned [`RawValue`]: moved out of an owned text, copied out of a
+    /// shared one (unless this was its last holder).
+    pub fn into_raw(self) -> Box<RawValue> {
+        match self.0 {
+            JsonRepr::Owned(raw) => raw,
+            JsonRepr::Shared(raw) => Arc::try_unwrap(raw).unwrap_or_else(|raw| (*raw).clone()),
+        }
+    }
+}
+
+/// An owned text as the owner of [`Bytes`].
+struct TextBytes(Box<RawValue>);
+
+impl AsRef<[u8]> for TextBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.get().as_bytes()
+    }
+}
+
+/// A shared text as the owner of [`Bytes`].
+struct SharedTextBytes(Arc<Box<RawValue>>);
+
+impl AsRef<[u8]> for SharedTextBytes {
+    fn as_ref(&self) -> &[u8] {
+        self.0.get().as_bytes()
+    }
+}
+
+impl Deref for JsonText {
+    type Target = RawValue;
+
+    fn deref(&self) -> &RawValue {
+        match &self.0 {
+            JsonRepr::Owned(raw) => raw,
+            JsonRepr::Shared(raw) => raw,
+        }
+    }
+}
+
+impl AsRef<RawValue> for JsonText {
+    fn as_ref(&self) -> &RawValue {
+        self
+    }
+}
+
+impl From<Box<RawValue>> for JsonText {
+    /// An owned text.
+    fn from(raw: Box<RawValue>) -> Self {
+        Self(JsonRepr::Owned(raw))
+    }
+}
+
+impl std::fmt::Debug for JsonText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(&**self, f)
+    }
+}
+
+impl std::fmt::Display for JsonText {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.get())
+    }
+}
+
+impl serde::Serialize for JsonText {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        (**self).serialize(serializer)
     }
 }
 

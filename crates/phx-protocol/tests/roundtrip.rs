@@ -206,6 +206,37 @@ proptest! {
         }
     }
 
+    /// A frame written around its payload (the payload from a buffer of its own, between
+    /// the frame's head and tail) is byte for byte the frame `encode` writes, for every
+    /// serializer and frame kind.
+    #[test]
+    fn frames_written_around_their_payload_are_the_encoded_frames(
+        join_ref in opt_ref(), r in opt_ref(), reply in any::<bool>(), binary in any::<bool>(),
+        topic in any_string(40), event in any_string(20), payload in json_payload(),
+        data in prop::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let raw = json(&payload);
+        let body = if binary { PayloadRef::Binary(&data) } else { PayloadRef::Json(&raw) };
+        let bytes: &[u8] = if binary { &data } else { raw.get().as_bytes() };
+        let msg = if reply {
+            Outbound::Reply { join_ref: join_ref.as_ref(), r#ref: r.as_ref(), topic: &topic, status: &event, response: body }
+        } else {
+            Outbound::Message { join_ref: join_ref.as_ref(), r#ref: r.as_ref(), topic: &topic, event: &event, payload: body }
+        };
+        for s in [Serializer::V1, Serializer::V2] {
+            let mut whole = b"before".to_vec();
+            let (mut head, mut tail) = (b"before".to_vec(), b"after".to_vec());
+            let encoded = s.encode(&msg, &mut whole);
+            let around = s.encode_around(&msg, &mut head, &mut tail);
+            prop_assert_eq!(&encoded, &around);
+            if encoded.is_ok() {
+                prop_assert_eq!([&head[..], bytes, &tail[b"after".len()..]].concat(), whole);
+            } else {
+                prop_assert_eq!((&head[..], &tail[..]), (&b"before"[..], &b"after"[..]));
+            }
+        }
+    }
+
     #[test]
     fn binary_client_pushes_decode(
         join_ref in any_string(8), r in any_string(8),

@@ -46,7 +46,7 @@ impl Channel for Room {
         ctx: &mut ChannelContext<'_, Self>,
     ) -> Result<Payload, Payload> {
         let _ = ctx.broadcast("joined", json!({ "who": "x".repeat(2_000) }));
-        Ok(Payload::Json(
+        Ok(Payload::from(
             serde_json::value::RawValue::from_string(HISTORY.clone()).unwrap(),
         ))
     }

@@ -38,7 +38,7 @@ impl Channel for Room {
         _p: Payload,
         _c: &mut ChannelContext<'_, Self>,
     ) -> Result<Payload, Payload> {
-        Ok(Payload::Json(
+        Ok(Payload::from(
             serde_json::value::RawValue::from_string(HISTORY.clone()).unwrap(),
         ))
     }

@@ -3,7 +3,7 @@
 
 use bytes::Bytes;
 
-use super::{DecodeError, EncodeError};
+use super::{put_payload, DecodeError, EncodeError, PayloadBytes};
 use crate::message::{Message, Outbound, Payload, PayloadRef, Ref};
 
 const KIND_PUSH: u8 = 0;
@@ -55,9 +55,14 @@ fn ref_field(r: Option<&Ref>) -> &str {
     r.map_or("", Ref::binary_field)
 }
 
-/// Encodes a message with a binary payload or response.
-pub(super) fn encode(msg: &Outbound<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    match *msg {
+/// Encodes a message with a binary payload or response; returns where the payload's
+/// bytes start in `out` (the payload ends the frame).
+pub(super) fn encode(
+    msg: &Outbound<'_>,
+    out: &mut Vec<u8>,
+    bytes: PayloadBytes,
+) -> Result<usize, EncodeError> {
+    let at = match *msg {
         Outbound::Message {
             join_ref: Some(join_ref),
             topic,
@@ -78,7 +83,7 @@ pub(super) fn encode(msg: &Outbound<'_>, out: &mut Vec<u8>) -> Result<(), Encode
             for s in [join_ref, topic, event] {
                 out.extend_from_slice(s.as_bytes());
             }
-            out.extend_from_slice(data);
+            put_payload(out, data, bytes)
         }
         Outbound::Message {
             join_ref: None,
@@ -92,7 +97,7 @@ pub(super) fn encode(msg: &Outbound<'_>, out: &mut Vec<u8>) -> Result<(), Encode
             out.extend_from_slice(&sizes);
             out.extend_from_slice(topic.as_bytes());
             out.extend_from_slice(event.as_bytes());
-            out.extend_from_slice(data);
+            put_payload(out, data, bytes)
         }
         Outbound::Reply {
             join_ref,
@@ -113,12 +118,12 @@ pub(super) fn encode(msg: &Outbound<'_>, out: &mut Vec<u8>) -> Result<(), Encode
             for s in [join_ref, r#ref, topic, status] {
                 out.extend_from_slice(s.as_bytes());
             }
-            out.extend_from_slice(data);
+            put_payload(out, data, bytes)
         }
         // JSON payloads never reach the binary encoder (see `Serializer::encode`).
         _ => return Err(EncodeError::BinaryNotSupported),
-    }
-    Ok(())
+    };
+    Ok(at)
 }
 
 #[cfg(test)]

@@ -144,18 +144,88 @@ impl Serializer {
     /// JSON payloads are copied as they are (never re-serialized); strings are escaped
     /// as JSON. Nothing is allocated besides growing `out`.
     pub fn encode(self, msg: &Outbound<'_>, out: &mut Vec<u8>) -> Result<FrameKind, EncodeError> {
+        self.encode_with(msg, out, PayloadBytes::Written)
+            .map(|(kind, _)| kind)
+    }
+
+    /// Writes the frame of `msg` around its payload: everything before the payload (or a
+    /// reply's response) is appended to `head`, everything after it to `tail`, so that
+    /// `head`, the payload's bytes and `tail` in a row are exactly what
+    /// [`Serializer::encode`] writes. On error both are left as they were.
+    ///
+    /// This lets a payload that many frames carry (the presence list every client
+    /// joining during a storm receives) be written from its own shared buffer, between
+    /// each frame's own head and tail, with one vectored write, instead of being copied
+    /// into every frame.
+    ///
+    /// ```
+    /// use phx_protocol::{Outbound, PayloadRef, Ref, Serializer};
+    /// let list = serde_json::value::RawValue::from_string(r#"{"u1":{"metas":[]}}"#.into()).unwrap();
+    /// let join_ref = Ref::from("7");
+    /// let msg = Outbound::Message {
+    ///     join_ref: Some(&join_ref),
+    ///     r#ref: None,
+    ///     topic: "room:1",
+    ///     event: "presence_state",
+    ///     payload: PayloadRef::Json(&list),
+    /// };
+    /// let (mut head, mut tail) = (Vec::new(), Vec::new());
+    /// Serializer::V2.encode_around(&msg, &mut head, &mut tail).unwrap();
+    /// assert_eq!(head, br#"["7",null,"room:1","presence_state","#);
+    /// assert_eq!(tail, b"]");
+    /// let mut whole = Vec::new();
+    /// Serializer::V2.encode(&msg, &mut whole).unwrap();
+    /// assert_eq!([&head[..], list.get().as_bytes(), &tail[..]].concat(), whole);
+    /// ```
+    pub fn encode_around(
+        self,
+        msg: &Outbound<'_>,
+        head: &mut Vec<u8>,
+        tail: &mut Vec<u8>,
+    ) -> Result<FrameKind, EncodeError> {
+        let (kind, at) = self.encode_with(msg, head, PayloadBytes::Left)?;
+        tail.extend_from_slice(&head[at..]);
+        head.truncate(at);
+        Ok(kind)
+    }
+
+    /// Encodes `msg` into `out`, the payload's bytes written or left out; returns the
+    /// frame kind and where the payload's bytes start (or would).
+    fn encode_with(
+        self,
+        msg: &Outbound<'_>,
+        out: &mut Vec<u8>,
+        bytes: PayloadBytes,
+    ) -> Result<(FrameKind, usize), EncodeError> {
         let start = out.len();
         let result = match (self, msg.is_binary()) {
-            (Self::V1, false) => v1::encode(msg, out).map(|()| FrameKind::Text),
+            (Self::V1, false) => v1::encode(msg, out, bytes).map(|at| (FrameKind::Text, at)),
             (Self::V1, true) => Err(EncodeError::BinaryNotSupported),
-            (Self::V2, false) => v2::encode(msg, out).map(|()| FrameKind::Text),
-            (Self::V2, true) => binary::encode(msg, out).map(|()| FrameKind::Binary),
+            (Self::V2, false) => v2::encode(msg, out, bytes).map(|at| (FrameKind::Text, at)),
+            (Self::V2, true) => binary::encode(msg, out, bytes).map(|at| (FrameKind::Binary, at)),
         };
         if result.is_err() {
             out.truncate(start);
         }
         result
     }
+}
+
+/// Whether an encoder writes the payload's bytes ([`Serializer::encode`]) or leaves
+/// them out, only saying where they belong ([`Serializer::encode_around`]).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum PayloadBytes {
+    Written,
+    Left,
+}
+
+/// Appends the payload's `data` unless it is left out; returns where it starts (or would).
+fn put_payload(out: &mut Vec<u8>, data: &[u8], bytes: PayloadBytes) -> usize {
+    let at = out.len();
+    if bytes == PayloadBytes::Written {
+        out.extend_from_slice(data);
+    }
+    at
 }
 
 /// Appends `s` as a JSON string literal.
@@ -173,13 +243,20 @@ fn write_ref(out: &mut Vec<u8>, r: Option<&Ref>) {
     }
 }
 
-/// Appends `{"response":R,"status":S}` for a JSON response (Jason's key order, §2.1).
-fn write_reply_payload(out: &mut Vec<u8>, status: &str, response: &RawValue) {
+/// Appends `{"response":R,"status":S}` for a JSON response (Jason's key order, §2.1);
+/// returns where the response's text starts (see [`put_payload`]).
+fn write_reply_payload(
+    out: &mut Vec<u8>,
+    status: &str,
+    response: &RawValue,
+    bytes: PayloadBytes,
+) -> usize {
     out.extend_from_slice(br#"{"response":"#);
-    out.extend_from_slice(response.get().as_bytes());
+    let at = put_payload(out, response.get().as_bytes(), bytes);
     out.extend_from_slice(br#","status":"#);
     write_str(out, status);
     out.push(b'}');
+    at
 }
 
 /// The frame as UTF-8 text.

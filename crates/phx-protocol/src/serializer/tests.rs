@@ -536,3 +536,125 @@ fn payloads_built_from_json_values_keep_their_text_and_binary_has_none() {
         "non-string map keys do not serialize"
     );
 }
+
+/// What a frame written around its payload looks like, as text: head, payload, tail.
+fn around(s: Serializer, msg: Outbound<'_>) -> (String, String) {
+    let (mut head, mut tail) = (Vec::new(), Vec::new());
+    assert_eq!(
+        s.encode_around(&msg, &mut head, &mut tail).unwrap(),
+        FrameKind::Text
+    );
+    (
+        String::from_utf8(head).unwrap(),
+        String::from_utf8(tail).unwrap(),
+    )
+}
+
+#[test]
+fn a_presence_state_push_written_around_its_list_is_the_encoded_push() {
+    let list = raw(r#"{"u1":{"metas":[{"phx_ref":"F1"}]},"u\"2":{"metas":[]}}"#);
+    let join_ref = Ref::from("12");
+    let number_ref = Ref::from_json_text("12");
+    for (s, join_ref, head, tail) in [
+        (
+            Serializer::V2,
+            &join_ref,
+            r#"["12",null,"presence:storm","presence_state","#,
+            "]",
+        ),
+        (
+            Serializer::V2,
+            &number_ref,
+            r#"[12,null,"presence:storm","presence_state","#,
+            "]",
+        ),
+        (
+            Serializer::V1,
+            &join_ref,
+            r#"{"event":"presence_state","payload":"#,
+            r#","ref":null,"topic":"presence:storm"}"#,
+        ),
+    ] {
+        let msg = Outbound::Message {
+            join_ref: Some(join_ref),
+            r#ref: None,
+            topic: "presence:storm",
+            event: "presence_state",
+            payload: PayloadRef::Json(&list),
+        };
+        assert_eq!(around(s, msg), (head.to_owned(), tail.to_owned()));
+        assert_eq!(format!("{head}{}{tail}", list.get()), text(s, msg));
+    }
+}
+
+#[test]
+fn a_reply_written_around_its_response_is_the_encoded_reply() {
+    let response = raw(r#"{"history":[1,2,3]}"#);
+    let r = Ref::from("5");
+    let msg = Outbound::Reply {
+        join_ref: Some(&r),
+        r#ref: Some(&r),
+        topic: "room:\"1\"",
+        status: "ok",
+        response: PayloadRef::Json(&response),
+    };
+    for s in [Serializer::V1, Serializer::V2] {
+        let (head, tail) = around(s, msg);
+        assert_eq!(format!("{head}{}{tail}", response.get()), text(s, msg));
+        assert!(head.ends_with(r#"{"response":"#), "{head}");
+        assert!(tail.starts_with(r#","status":"ok"}"#), "{tail}");
+    }
+}
+
+#[test]
+fn a_binary_frame_written_around_its_payload_ends_with_it() {
+    let j = Ref::from("1");
+    let msg = Outbound::Message {
+        join_ref: Some(&j),
+        r#ref: None,
+        topic: "t",
+        event: "e",
+        payload: PayloadRef::Binary(b"\x00\x01"),
+    };
+    let (mut head, mut tail) = (Vec::new(), Vec::new());
+    let kind = Serializer::V2
+        .encode_around(&msg, &mut head, &mut tail)
+        .unwrap();
+    assert_eq!(kind, FrameKind::Binary);
+    assert!(tail.is_empty());
+    assert_eq!(
+        [&head[..], b"\x00\x01"].concat(),
+        encode(Serializer::V2, msg).1
+    );
+    assert_eq!(
+        Serializer::V1.encode_around(&msg, &mut head, &mut tail),
+        Err(EncodeError::BinaryNotSupported)
+    );
+}
+
+#[test]
+fn shared_json_text_is_one_buffer_whatever_the_clones() {
+    let text = crate::JsonText::from(raw(r#"{"a":1}"#));
+    assert!(!text.is_shared());
+    let shared = text.into_shared();
+    let clones: Vec<_> = (0..3).map(|_| shared.clone()).collect();
+    assert!(clones
+        .iter()
+        .all(|c| c.is_shared() && c.get() == r#"{"a":1}"#));
+    // Bytes made from any clone point into the one buffer.
+    let (a, b) = (
+        clones[0].clone().into_bytes(),
+        clones[1].clone().into_bytes(),
+    );
+    assert_eq!(a.as_ptr(), b.as_ptr());
+    assert_eq!(a.as_ptr(), shared.get().as_ptr());
+    assert_eq!(&a[..], br#"{"a":1}"#);
+    // An owned text moves into its bytes, uncopied.
+    let owned = crate::JsonText::from(raw(r#"{"b":2}"#));
+    let at = owned.get().as_ptr();
+    assert_eq!(owned.into_bytes().as_ptr(), at);
+    // Back to an owned text: copied only while others still share it.
+    assert_eq!(clones[2].clone().into_raw().get(), r#"{"a":1}"#);
+    let payload = Payload::Json(shared).into_shared();
+    assert_eq!(payload.as_json(), Some(r#"{"a":1}"#));
+}

@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 
 use super::{
-    decode_ref, decode_string, first_byte, invalid_json, utf8, write_ref, write_reply_payload,
-    write_str, wrong_shape, DecodeError, EncodeError,
+    decode_ref, decode_string, first_byte, invalid_json, put_payload, utf8, write_ref,
+    write_reply_payload, write_str, wrong_shape, DecodeError, EncodeError, PayloadBytes,
 };
 use crate::event;
 use crate::message::{Message, Outbound, Payload, PayloadRef};
@@ -93,13 +93,18 @@ pub(super) fn decode(text: &[u8]) -> Result<Message, DecodeError> {
         r#ref: decode_ref(Some(r#ref))?,
         topic: decode_string(topic, "topic")?,
         event: decode_string(event, "event")?,
-        payload: Payload::Json(payload.to_owned()),
+        payload: Payload::Json(payload.to_owned().into()),
     })
 }
 
-/// Encodes `{"event":E,"payload":P,"ref":R,"topic":T}` (keys sorted, as Phoenix's Jason).
-pub(super) fn encode(msg: &Outbound<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    let (r#ref, topic) = match *msg {
+/// Encodes `{"event":E,"payload":P,"ref":R,"topic":T}` (keys sorted, as Phoenix's Jason);
+/// returns where the payload's (or reply response's) text starts in `out`.
+pub(super) fn encode(
+    msg: &Outbound<'_>,
+    out: &mut Vec<u8>,
+    bytes: PayloadBytes,
+) -> Result<usize, EncodeError> {
+    let (r#ref, topic, at) = match *msg {
         Outbound::Message {
             r#ref,
             topic,
@@ -113,8 +118,8 @@ pub(super) fn encode(msg: &Outbound<'_>, out: &mut Vec<u8>) -> Result<(), Encode
             out.extend_from_slice(br#"{"event":"#);
             write_str(out, event);
             out.extend_from_slice(br#","payload":"#);
-            out.extend_from_slice(payload.get().as_bytes());
-            (r#ref, topic)
+            let at = put_payload(out, payload.get().as_bytes(), bytes);
+            (r#ref, topic, at)
         }
         Outbound::Reply {
             r#ref,
@@ -129,8 +134,8 @@ pub(super) fn encode(msg: &Outbound<'_>, out: &mut Vec<u8>) -> Result<(), Encode
             out.extend_from_slice(br#"{"event":"#);
             write_str(out, event::REPLY);
             out.extend_from_slice(br#","payload":"#);
-            write_reply_payload(out, status, response);
-            (r#ref, topic)
+            let at = write_reply_payload(out, status, response, bytes);
+            (r#ref, topic, at)
         }
     };
     out.extend_from_slice(br#","ref":"#);
@@ -138,7 +143,7 @@ pub(super) fn encode(msg: &Outbound<'_>, out: &mut Vec<u8>) -> Result<(), Encode
     out.extend_from_slice(br#","topic":"#);
     write_str(out, topic);
     out.push(b'}');
-    Ok(())
+    Ok(at)
 }
 
 #[cfg(test)]

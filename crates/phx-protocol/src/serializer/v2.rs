@@ -6,8 +6,8 @@ use serde::de::{Deserializer, IgnoredAny, SeqAccess, Visitor};
 use serde_json::value::RawValue;
 
 use super::{
-    decode_ref, decode_string, first_byte, invalid_json, utf8, write_ref, write_reply_payload,
-    write_str, wrong_shape, DecodeError, EncodeError,
+    decode_ref, decode_string, first_byte, invalid_json, put_payload, utf8, write_ref,
+    write_reply_payload, write_str, wrong_shape, DecodeError, EncodeError, PayloadBytes,
 };
 use crate::event;
 use crate::message::{Message, Outbound, Payload, PayloadRef};
@@ -69,13 +69,18 @@ pub(super) fn decode(text: &[u8]) -> Result<Message, DecodeError> {
         r#ref: decode_ref(Some(r#ref))?,
         topic: decode_string(topic, "topic")?,
         event: decode_string(event, "event")?,
-        payload: Payload::Json(payload.to_owned()),
+        payload: Payload::Json(payload.to_owned().into()),
     })
 }
 
-/// Encodes a message whose payload is JSON.
-pub(super) fn encode(msg: &Outbound<'_>, out: &mut Vec<u8>) -> Result<(), EncodeError> {
-    match *msg {
+/// Encodes a message whose payload is JSON; returns where the payload's (or reply
+/// response's) text starts in `out`.
+pub(super) fn encode(
+    msg: &Outbound<'_>,
+    out: &mut Vec<u8>,
+    bytes: PayloadBytes,
+) -> Result<usize, EncodeError> {
+    let at = match *msg {
         Outbound::Message {
             join_ref,
             r#ref,
@@ -87,7 +92,7 @@ pub(super) fn encode(msg: &Outbound<'_>, out: &mut Vec<u8>) -> Result<(), Encode
                 return Err(EncodeError::BinaryNotSupported);
             };
             head(out, join_ref, r#ref, topic, event);
-            out.extend_from_slice(payload.get().as_bytes());
+            put_payload(out, payload.get().as_bytes(), bytes)
         }
         Outbound::Reply {
             join_ref,
@@ -100,11 +105,11 @@ pub(super) fn encode(msg: &Outbound<'_>, out: &mut Vec<u8>) -> Result<(), Encode
                 return Err(EncodeError::BinaryNotSupported);
             };
             head(out, join_ref, r#ref, topic, event::REPLY);
-            write_reply_payload(out, status, response);
+            write_reply_payload(out, status, response, bytes)
         }
-    }
+    };
     out.push(b']');
-    Ok(())
+    Ok(at)
 }
 
 fn head(

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::marker::PhantomData;
 
-use phx_protocol::{Outbound, Payload, Ref, Serializer};
+use phx_protocol::{Payload, Ref, Serializer};
 
 use super::refs::{ChannelRef, ReplyRef};
 use super::Channel;
@@ -139,13 +139,7 @@ impl<'a, C: Channel> ChannelContext<'a, C> {
         let Scope {
             core, topic, refs, ..
         } = &mut self.scope;
-        core.write(&Outbound::Message {
-            join_ref: refs.channel.as_ref(),
-            r#ref: None,
-            topic,
-            event,
-            payload: payload.as_ref(),
-        })
+        core.push(refs.channel.as_ref(), topic, event, payload)
     }
 
     /// Broadcasts to every subscriber of this topic, this channel included (Phoenix's

@@ -37,6 +37,9 @@ pub(crate) struct OutboundMemory {
 /// A frame's bytes, uncounted when the last `Bytes` sharing them is dropped.
 struct Counted {
     bytes: Vec<u8>,
+    /// What the frame counts: its bytes, plus, for a frame written around a payload of
+    /// its own, that payload's.
+    counted: usize,
     memory: Arc<OutboundMemory>,
 }
 
@@ -48,9 +51,34 @@ impl AsRef<[u8]> for Counted {
 
 impl Drop for Counted {
     fn drop(&mut self) {
-        self.memory
-            .held
-            .fetch_sub(self.bytes.len(), Ordering::AcqRel);
+        self.memory.held.fetch_sub(self.counted, Ordering::AcqRel);
+    }
+}
+
+/// Appends the header of a final, unmasked frame of `len` payload bytes (RFC 6455
+/// §5.2), as fastwebsockets writes it: for frames whose payload is written from a
+/// buffer of its own, after the header.
+fn push_ws_head(out: &mut Vec<u8>, opcode: OpCode, len: usize) {
+    out.push(0x80 | opcode as u8);
+    match len {
+        0..=125 => out.push(len as u8),
+        126..=65_535 => {
+            out.push(126);
+            out.extend_from_slice(&(len as u16).to_be_bytes());
+        }
+        _ => {
+            out.push(127);
+            out.extend_from_slice(&(len as u64).to_be_bytes());
+        }
+    }
+}
+
+/// The length of that header.
+fn ws_head_len(len: usize) -> usize {
+    match len {
+        0..=125 => 2,
+        126..=65_535 => 4,
+        _ => 10,
     }
 }
 
@@ -74,12 +102,43 @@ impl OutboundMemory {
         bytes.extend_from_slice(&head[..size]);
         bytes.extend_from_slice(payload);
         let len = bytes.len();
-        let held = self.held.fetch_add(len, Ordering::AcqRel) + len;
+        self.counted(bytes, len)
+    }
+
+    /// The two pieces of a WebSocket frame whose message is `head`, a payload of
+    /// `payload_len` bytes written from a buffer of its own, then `tail`: the WebSocket
+    /// header and `head`, and `tail`, in one allocation. The frame counts in full (the
+    /// payload included) until both pieces are dropped: a payload shared by several
+    /// frames counts in each, as if each had its own copy, so the total stays an upper
+    /// bound of what the frames hold.
+    pub(crate) fn frame_around(
+        self: &Arc<Self>,
+        opcode: OpCode,
+        head: &[u8],
+        payload_len: usize,
+        tail: &[u8],
+    ) -> (Bytes, Bytes) {
+        let message_len = head.len() + payload_len + tail.len();
+        let mut bytes = Vec::with_capacity(ws_head_len(message_len) + head.len() + tail.len());
+        push_ws_head(&mut bytes, opcode, message_len);
+        bytes.extend_from_slice(head);
+        let split = bytes.len();
+        bytes.extend_from_slice(tail);
+        let counted = bytes.len() + payload_len;
+        let mut head = self.counted(bytes, counted);
+        let tail = head.split_off(split);
+        (head, tail)
+    }
+
+    /// `bytes` as a frame counted as `counted` bytes until its last copy is dropped.
+    fn counted(self: &Arc<Self>, bytes: Vec<u8>, counted: usize) -> Bytes {
+        let held = self.held.fetch_add(counted, Ordering::AcqRel) + counted;
         if held > self.max {
             self.over.notify_one();
         }
         Bytes::from_owner(Counted {
             bytes,
+            counted,
             memory: self.clone(),
         })
     }
@@ -132,6 +191,38 @@ mod tests {
                 super::super::ws_frame(OpCode::Binary, &payload)
             );
         }
+    }
+
+    #[test]
+    fn a_frame_around_a_payload_is_the_frame_fastwebsockets_would_write() {
+        let memory = OutboundMemory::new(usize::MAX);
+        let (head, tail) = (b"[\"1\",null,\"t\",\"e\",".as_slice(), b"]".as_slice());
+        let around = head.len() + tail.len();
+        for len in [0usize, 125, 126, 65_535, 65_536, 70_000] {
+            for len in [len, len.saturating_sub(around)] {
+                let payload = vec![b'x'; len];
+                let (first, last) = memory.frame_around(OpCode::Text, head, len, tail);
+                let whole = [head, &payload, tail].concat();
+                assert_eq!(
+                    [&first[..], &payload, &last[..]].concat(),
+                    super::super::ws_frame(OpCode::Text, &whole),
+                    "message of {} bytes",
+                    whole.len()
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_frame_around_a_payload_counts_it_until_both_pieces_are_dropped() {
+        let memory = OutboundMemory::new(usize::MAX);
+        let (head, tail) = memory.frame_around(OpCode::Text, b"[", 1000, b"]");
+        assert_eq!((head.len(), tail.len()), (5, 1), "16-bit length header");
+        assert_eq!(memory.held(), 1006);
+        drop(head);
+        assert_eq!(memory.held(), 1006, "the tail still holds the frame");
+        drop(tail);
+        assert_eq!(memory.held(), 0);
     }
 
     #[tokio::test]

@@ -92,6 +92,35 @@ impl Outbox {
         }
     }
 
+    /// Queues a frame whose message is `head`, then `payload` (a buffer of its own,
+    /// shared with other frames or moved in, not copied), then `tail`: what
+    /// [`Serializer::encode_around`](phx_protocol::Serializer::encode_around) writes
+    /// around a payload. On the wire it is byte for byte the frame [`Outbox::frame`] makes
+    /// of the whole message; a WebSocket writes the payload from its own buffer (one
+    /// vectored write with the head and tail), a long poll gets the message in one piece.
+    pub(crate) fn send_around(
+        &self,
+        kind: FrameKind,
+        head: &[u8],
+        payload: Bytes,
+        tail: &[u8],
+    ) -> Result<(), OutboxError> {
+        match self {
+            Self::WebSocket(queue) => {
+                let opcode = match kind {
+                    FrameKind::Text => OpCode::Text,
+                    FrameKind::Binary => OpCode::Binary,
+                };
+                let (head, tail) = queue.frame_around(opcode, head, payload.len(), tail);
+                queue.push_around([head, payload, tail])
+            }
+            Self::LongPoll(_) | Self::Test(_) => {
+                let whole = [head, &payload, tail].concat();
+                self.send(self.frame(kind, &whole)?)
+            }
+        }
+    }
+
     /// Ends the connection after what is already queued; nothing more is accepted. A
     /// WebSocket gets a close frame with `code`; a long-poll session ends (its next
     /// poll answers 410, docs/protocol.md §7).

@@ -16,18 +16,11 @@ fn frame(len: usize) -> Bytes {
 fn drain(queue: &WsQueue) -> Vec<usize> {
     let mut items = Vec::new();
     queue.take(&mut items, usize::MAX);
-    let lens: Vec<usize> = items
-        .iter()
-        .map(|item| match item {
-            WsOut::Frame(f) | WsOut::Close(f) => f.len(),
-        })
-        .collect();
+    let lens: Vec<usize> = items.iter().map(WsOut::len).collect();
     let frames: usize = items
         .iter()
-        .map(|item| match item {
-            WsOut::Frame(f) => f.len(),
-            WsOut::Close(_) => 0,
-        })
+        .filter(|item| !matches!(item, WsOut::Close(_)))
+        .map(WsOut::len)
         .sum();
     queue.written(frames);
     lens
@@ -39,10 +32,8 @@ fn write(queue: &WsQueue, max: usize) -> usize {
     queue.take(&mut items, max);
     let bytes = items
         .iter()
-        .map(|item| match item {
-            WsOut::Frame(f) => f.len(),
-            WsOut::Close(_) => 0,
-        })
+        .filter(|item| !matches!(item, WsOut::Close(_)))
+        .map(WsOut::len)
         .sum();
     queue.written(bytes);
     bytes
@@ -222,12 +213,7 @@ fn take_moves_at_most_the_asked_number_of_items_in_order() {
     }
     let mut items = Vec::new();
     assert!(!queue.take(&mut items, 3));
-    let lens: Vec<usize> = items
-        .iter()
-        .map(|item| match item {
-            WsOut::Frame(f) | WsOut::Close(f) => f.len(),
-        })
-        .collect();
+    let lens: Vec<usize> = items.iter().map(WsOut::len).collect();
     assert_eq!(lens, vec![1, 2, 3]);
     assert_eq!(drain(&queue), vec![4, 5]);
 }

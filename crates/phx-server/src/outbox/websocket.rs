@@ -18,8 +18,39 @@ use super::{close_payload, OutboxError};
 pub(crate) enum WsOut {
     /// A complete, unmasked WebSocket frame.
     Frame(Bytes),
+    /// A complete frame in three pieces written in a row: its own head (WebSocket header
+    /// and message up to the payload), a payload from a buffer of its own (shared with
+    /// other frames, such as a presence list every joiner gets), and its own tail. Boxed:
+    /// the queue's items stay as small as a `Bytes` plus a tag.
+    Around(Box<[Bytes; 3]>),
     /// Send this close frame (payload: code + reason), then stop writing.
     Close(Bytes),
+}
+
+impl From<Bytes> for WsOut {
+    fn from(frame: Bytes) -> Self {
+        Self::Frame(frame)
+    }
+}
+
+impl WsOut {
+    /// The bytes this item writes.
+    pub(crate) fn len(&self) -> usize {
+        match self {
+            Self::Frame(frame) | Self::Close(frame) => frame.len(),
+            Self::Around(pieces) => pieces.iter().map(Bytes::len).sum(),
+        }
+    }
+
+    /// A data frame's bytes in one piece (`None` for a close): what the writer writes.
+    #[cfg(test)]
+    pub(crate) fn data(&self) -> Option<Vec<u8>> {
+        match self {
+            Self::Frame(frame) => Some(frame.to_vec()),
+            Self::Around(pieces) => Some(pieces.concat()),
+            Self::Close(_) => None,
+        }
+    }
 }
 
 /// Close code used when a client does not read fast enough and its bounded queue
@@ -181,6 +212,19 @@ impl WsQueue {
         self.memory.frame(opcode, payload)
     }
 
+    /// The head and tail of a frame around a payload of `payload_len` bytes written
+    /// from its own buffer, counted like [`WsQueue::frame`] (see
+    /// [`OutboundMemory::frame_around`]).
+    pub(crate) fn frame_around(
+        &self,
+        opcode: fastwebsockets::OpCode,
+        head: &[u8],
+        payload_len: usize,
+        tail: &[u8],
+    ) -> (Bytes, Bytes) {
+        self.memory.frame_around(opcode, head, payload_len, tail)
+    }
+
     /// Bytes this socket holds: queued, and taken by the writer but not written.
     pub(crate) fn held_bytes(&self) -> usize {
         self.items.lock().map_or(0, |items| items.bytes)
@@ -294,12 +338,19 @@ impl WsQueue {
         self.push_at(frame, Instant::now)
     }
 
+    /// Queues a frame made of a head, a payload of its own and a tail (see
+    /// [`WsOut::Around`]), within the same bounds as [`WsQueue::push`]: it counts in full.
+    pub(crate) fn push_around(&self, pieces: [Bytes; 3]) -> Result<(), OutboxError> {
+        self.push_at(WsOut::Around(Box::new(pieces)), Instant::now)
+    }
+
     /// [`WsQueue::push`] with the clock as an argument (read only when over budget).
     pub(crate) fn push_at(
         &self,
-        frame: Bytes,
+        frame: impl Into<WsOut>,
         now: impl FnOnce() -> Instant,
     ) -> Result<(), OutboxError> {
+        let frame = frame.into();
         // `kill` sets the code before cancelling: an atomic load answers "killed?"
         // without the token's lock, once per subscriber per broadcast.
         if self.kill_code.load(Ordering::Acquire) != 0 || self.finished.load(Ordering::Acquire) {
@@ -319,7 +370,7 @@ impl WsQueue {
             return Err(OutboxError::Closed);
         }
         items.bytes += frame.len();
-        items.queue.push_back(WsOut::Frame(frame));
+        items.queue.push_back(frame);
         drop(items);
         self.ready.notify_one();
         Ok(())
@@ -384,8 +435,8 @@ impl WsQueue {
                 let Some(item) = items.queue.pop_front() else {
                     break;
                 };
-                if let WsOut::Frame(frame) = &item {
-                    items.in_flight += frame.len();
+                if !matches!(item, WsOut::Close(_)) {
+                    items.in_flight += item.len();
                 }
                 out.push(item);
             }

@@ -110,7 +110,8 @@ type TopicState = HashMap<String, Vec<Meta>>;
 #[derive(Default)]
 struct TopicBurst {
     burst: Burst<Diff>,
-    /// The list at the last flush, valid while every later change is held back.
+    /// The list at the last flush, valid while every later change is held back; one
+    /// shared buffer, so handing it to a joiner copies nothing.
     snapshot: Option<Payload>,
     /// `list` was asked during this window: render a snapshot at the next flush.
     listed: AtomicBool,
@@ -451,7 +452,11 @@ impl Tracker {
             }
         }
         // The text was built from valid JSON pieces.
-        Payload::Json(RawValue::from_string(out).expect("valid presence JSON"))
+        Payload::Json(
+            RawValue::from_string(out)
+                .expect("valid presence JSON")
+                .into(),
+        )
     }
 
     /// Sends `diff` now, as Phoenix does, unless the topic is in a burst: then it is
@@ -489,7 +494,10 @@ impl Tracker {
             // The flushed changes are not in the old snapshot; the list now holds them
             // all, and everything from here on is merged until the burst ends.
             let listed = entry.listed.swap(false, Ordering::Relaxed);
-            entry.snapshot = (listed && self.fetch.is_none()).then(|| self.render_list(topic));
+            // Shared: every joiner of the window gets a reference to one buffer, written
+            // behind each joiner's own frame head (see `SocketCore::push`).
+            entry.snapshot =
+                (listed && self.fetch.is_none()).then(|| self.render_list(topic).into_shared());
             !entry.burst.is_idle(policy, now)
         });
     }
@@ -506,7 +514,7 @@ impl Tracker {
         };
         // Local only: every node computes the diffs of replicated changes itself.
         if let Err(error) =
-            pubsub.broadcast_local(topic, event::PRESENCE_DIFF, Payload::Json(payload))
+            pubsub.broadcast_local(topic, event::PRESENCE_DIFF, Payload::from(payload))
         {
             tracing::error!(%error, topic, "presence diff not broadcast");
         }

@@ -170,7 +170,7 @@ impl Reader {
             PAYLOAD_JSON => {
                 let text = String::from_utf8(rest.to_vec()).map_err(|_| WireError::NotUtf8)?;
                 RawValue::from_string(text)
-                    .map(Payload::Json)
+                    .map(Payload::from)
                     .map_err(|_| WireError::NotJson)
             }
             PAYLOAD_BINARY => Ok(Payload::Binary(rest)),

@@ -127,6 +127,11 @@ pub enum PushError {
     NotAnObject,
 }
 
+/// A push payload of this many bytes or more is written from its own buffer rather than
+/// copied into the frame ([`SocketCore::push`]): past it, a copy costs more than
+/// the extra piece of the vectored write.
+pub(crate) const OWN_SEGMENT: usize = 4096;
+
 /// State shared by all channels of a socket; what a channel's context borrows.
 #[derive(Debug)]
 pub(crate) struct SocketCore {
@@ -156,6 +161,48 @@ impl SocketCore {
         let kind = self.serializer.encode(msg, &mut encoded)?;
         let frame = self.outbox.frame(kind, &encoded)?;
         self.outbox.send(frame)?;
+        self.hub.telemetry.messages_out.increment(1);
+        Ok(())
+    }
+
+    /// Encodes and queues a push (`[join_ref, null, topic, event, payload]`). A shared
+    /// JSON payload (the presence list every joiner of a storm window gets), or one of
+    /// at least [`OWN_SEGMENT`] bytes, is not copied into the frame: the frame is this
+    /// socket's head and tail around the payload's own buffer (see
+    /// [`Outbox::send_around`]), the same bytes on the wire.
+    pub(crate) fn push(
+        &mut self,
+        join_ref: Option<&Ref>,
+        topic: &str,
+        event: &str,
+        payload: Payload,
+    ) -> Result<(), PushError> {
+        let text = match payload {
+            Payload::Json(text) if text.is_shared() || text.get().len() >= OWN_SEGMENT => text,
+            payload => {
+                return self.write(&Outbound::Message {
+                    join_ref,
+                    r#ref: None,
+                    topic,
+                    event,
+                    payload: payload.as_ref(),
+                })
+            }
+        };
+        if self.closed {
+            return Ok(());
+        }
+        let msg = Outbound::Message {
+            join_ref,
+            r#ref: None,
+            topic,
+            event,
+            payload: PayloadRef::Json(&text),
+        };
+        let (mut head, mut tail) = (Vec::new(), Vec::new());
+        let kind = self.serializer.encode_around(&msg, &mut head, &mut tail)?;
+        self.outbox
+            .send_around(kind, &head, text.into_bytes(), &tail)?;
         self.hub.telemetry.messages_out.increment(1);
         Ok(())
     }

@@ -1158,7 +1158,7 @@ fn ws_texts(queue: &crate::outbox::WsQueue) -> Vec<Value> {
     items
         .into_iter()
         .map(|item| {
-            let crate::outbox::WsOut::Frame(frame) = item else {
+            let Some(frame) = item.data() else {
                 panic!("a data frame expected");
             };
             assert_eq!(frame[0], 0x81, "FIN + text opcode");
@@ -1226,6 +1226,134 @@ async fn a_broadcast_reaches_each_subscriber_in_its_own_serializer_and_transport
             .collect();
         assert_eq!(polled, vec![expected.clone()]);
         assert_eq!(ws_texts(&web_sockets[at]), vec![expected]);
+    }
+}
+
+/// Pushes what it is sent three ways: as it came (owned), shared, and a small one.
+struct PushBack;
+
+impl Channel for PushBack {
+    type Assigns = String;
+    type Info = ();
+
+    async fn join(
+        &mut self,
+        _topic: &str,
+        _p: Payload,
+        _ctx: &mut ChannelContext<'_, Self>,
+    ) -> Result<Payload, Payload> {
+        Ok(Payload::empty_object())
+    }
+
+    async fn handle_in(
+        &mut self,
+        _event: &str,
+        p: Payload,
+        ctx: &mut ChannelContext<'_, Self>,
+    ) -> HandleResult {
+        let shared = p.clone().into_shared();
+        ctx.push("owned", p).unwrap();
+        ctx.push("shared", shared.clone()).unwrap();
+        ctx.push("shared_again", shared).unwrap();
+        ctx.push("small", json!({"n": 1})).unwrap();
+        HandleResult::NoReply
+    }
+}
+
+#[tokio::test]
+async fn pushes_written_around_their_payload_are_byte_for_byte_the_encoded_frames() {
+    let endpoint = Endpoint::builder().build();
+    let config = SocketConfig::new(WithUser)
+        .channel("list:*", || PushBack)
+        .into_options();
+    // A presence-list-like payload past the own-segment size, with text that needs
+    // escaping, and one just under it.
+    let entry = |i: usize| format!(r#""u\"{i}":{{"metas":[{{"phx_ref":"F{i}é"}}]}}"#);
+    let big = format!(
+        "{{{}}}",
+        (0..2_000).map(entry).collect::<Vec<_>>().join(",")
+    );
+    let small = format!(r#"{{"pad":"{}"}}"#, "x".repeat(OWN_SEGMENT - 20));
+    assert!(big.len() > 65_535, "a 64-bit WebSocket length");
+    for payload in [big, small] {
+        for serializer in [Serializer::V1, Serializer::V2] {
+            let buffer = Arc::new(LongPollBuffer::new(100));
+            let queue = Arc::new(crate::outbox::WsQueue::new(100, 1 << 24, 1 << 24));
+            for outbox in [
+                Outbox::LongPoll(buffer.clone()),
+                Outbox::WebSocket(queue.clone()),
+            ] {
+                let (mut socket, _inbox) = Socket::new(
+                    endpoint.hub().clone(),
+                    config.settings().clone(),
+                    serializer,
+                    outbox,
+                    Arc::new("alice".to_owned()),
+                    None,
+                );
+                let (join, push) = match serializer {
+                    Serializer::V1 => (
+                        r#"{"topic":"list:1","event":"phx_join","payload":{},"ref":"7"}"#
+                            .to_owned(),
+                        format!(
+                            r#"{{"topic":"list:1","event":"push","payload":{payload},"ref":"8"}}"#
+                        ),
+                    ),
+                    Serializer::V2 => (
+                        r#"["7","7","list:1","phx_join",{}]"#.to_owned(),
+                        format!(r#"["7","8","list:1","push",{payload}]"#),
+                    ),
+                };
+                for text in [join, push] {
+                    socket
+                        .handle_message(serializer.decode_text(text.as_bytes()).unwrap())
+                        .await;
+                }
+            }
+            let join_ref = Ref::from("7");
+            let small = json!({"n": 1}).to_string();
+            let expected: Vec<Vec<u8>> = [
+                ("owned", payload.as_str()),
+                ("shared", payload.as_str()),
+                ("shared_again", payload.as_str()),
+                ("small", small.as_str()),
+            ]
+            .into_iter()
+            .map(|(event, body)| {
+                let body = RawValue::from_string(body.to_owned()).unwrap();
+                let mut out = Vec::new();
+                serializer
+                    .encode(
+                        &Outbound::Message {
+                            join_ref: Some(&join_ref),
+                            r#ref: None,
+                            topic: "list:1",
+                            event,
+                            payload: PayloadRef::Json(&body),
+                        },
+                        &mut out,
+                    )
+                    .unwrap();
+                out
+            })
+            .collect();
+            let polled: Vec<Vec<u8>> = buffer.take().iter().map(|b| b.to_vec()).collect();
+            assert_eq!(polled[1..], expected, "long poll, {serializer:?}");
+            let mut items = Vec::new();
+            queue.take(&mut items, usize::MAX);
+            let written: Vec<Vec<u8>> = items.iter().filter_map(|i| i.data()).collect();
+            let framed: Vec<Vec<u8>> = expected
+                .iter()
+                .map(|m| crate::outbox::ws_frame(fastwebsockets::OpCode::Text, m).to_vec())
+                .collect();
+            assert_eq!(written[1..], framed, "WebSocket, {serializer:?}");
+            let around = items
+                .iter()
+                .filter(|i| matches!(i, crate::outbox::WsOut::Around(_)))
+                .count();
+            let want = if payload.len() >= OWN_SEGMENT { 3 } else { 2 };
+            assert_eq!(around, want, "frames written around their payload");
+        }
     }
 }
 
@@ -1585,9 +1713,9 @@ async fn close_socket_closes_in_order_with_its_code() {
     let close = items
         .iter()
         .position(|i| matches!(i, crate::outbox::WsOut::Close(_)));
-    let last = items.iter().position(|i| match i {
-        crate::outbox::WsOut::Frame(f) => f.windows(6).any(|w| w == b"\"last\""),
-        crate::outbox::WsOut::Close(_) => false,
+    let last = items.iter().position(|i| {
+        i.data()
+            .is_some_and(|f| f.windows(6).any(|w| w == b"\"last\""))
     });
     assert!(
         matches!((last, close), (Some(l), Some(c)) if l < c),

@@ -300,7 +300,7 @@ fn payload_of(payload: &Term, dispatch: Dispatch) -> Result<Payload, NotEncodabl
     jason::write_value(&mut text, payload)?;
     // The writer emits valid JSON; a failure here would be a bug, reported as such.
     RawValue::from_string(text)
-        .map(Payload::Json)
+        .map(Payload::from)
         .map_err(|_| NotEncodable::Term("term phx-rs wrote invalid JSON for"))
 }
 

@@ -426,10 +426,11 @@ async fn drive<R, W>(
 const COALESCE: usize = 256;
 
 /// Drains the write queue: everything queued goes out in one write. A lone frame (the
-/// usual case on the fan-out path) is written straight from its shared `Bytes`; a burst
-/// is one vectored write of the frames' own buffers (a presence list of hundreds of KB
-/// is not copied again on its way to the kernel), or, on a stream without vectored
-/// writes, copied into one buffer first.
+/// usual case on the fan-out path) is written straight from its shared `Bytes`; a burst,
+/// or a frame written around a payload of its own (a presence list of hundreds of KB
+/// that every joiner shares, behind each joiner's own head), is one vectored write of
+/// the frames' own buffers, nothing copied on its way to the kernel; on a stream
+/// without vectored writes it is copied into one buffer first.
 async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
     let mut batch: Vec<WsOut> = Vec::new();
     let mut frames: Vec<Bytes> = Vec::new();
@@ -465,6 +466,10 @@ async fn write_loop<W: AsyncWrite + Unpin>(mut write: W, queue: Arc<WsQueue>) {
                 WsOut::Frame(frame) => {
                     counted += frame.len();
                     frames.push(frame);
+                }
+                WsOut::Around(pieces) => {
+                    counted += pieces.iter().map(Bytes::len).sum::<usize>();
+                    frames.extend(*pieces);
                 }
                 WsOut::Close(payload) => {
                     frames.push(ws_frame(OpCode::Close, &payload));
