@@ -15,7 +15,7 @@ use serde::Serialize;
 use tokio::sync::{Mutex, Semaphore};
 
 use crate::client::{new_wave, source_for, Conn};
-use crate::proc_stats::cpu_time;
+use crate::proc_stats::{cpu_time, parent, tree_cpu_time};
 use crate::servers::Server;
 
 #[derive(Debug, Serialize)]
@@ -33,6 +33,11 @@ pub struct Result {
     pub rows_in_database: i64,
     /// chat-app CPU time per stored message (PostgreSQL's own CPU not included).
     pub server_cpu_us_per_message: f64,
+    /// PostgreSQL's CPU time per stored message (its postmaster and every backend),
+    /// when the server runs on this machine; `None` otherwise.
+    pub postgres_cpu_us_per_message: Option<f64>,
+    /// The load generator's own CPU time per stored message.
+    pub generator_cpu_us_per_message: f64,
 }
 
 pub async fn run(
@@ -44,6 +49,21 @@ pub async fn run(
     rate: Option<f64>,
 ) -> anyhow::Result<Result> {
     let interval = rate.map(|r| Duration::from_secs_f64(users as f64 / r.max(1e-3)));
+    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
+    tokio::spawn(conn);
+    // The backend serving this connection, if PostgreSQL runs here: its parent is the
+    // postmaster, whose process tree is all of PostgreSQL's work.
+    let backend: i32 = client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await?
+        .get(0);
+    let postmaster = u32::try_from(backend)
+        .ok()
+        .and_then(|pid| parent(pid).ok())
+        .filter(|&pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|comm| comm.trim() == "postgres")
+        });
     new_wave(users);
     let hist = Arc::new(Mutex::new(Histogram::<u64>::new_with_bounds(
         1_000,
@@ -131,14 +151,18 @@ pub async fn run(
     // time through; 1 s is ample at these sizes); CPU is counted from there.
     tokio::time::sleep_until(started.into()).await;
     let cpu_before = cpu_time(server.pid())?;
+    let own_before = crate::proc_stats::own_cpu_time()?;
+    let postgres_before = postmaster.and_then(|pid| tree_cpu_time(pid).ok());
     let mut stored = 0;
     for t in tasks {
         stored += t.await.unwrap_or(0);
     }
     let cpu = cpu_time(server.pid())?.saturating_sub(cpu_before);
+    let own_cpu = crate::proc_stats::own_cpu_time()?.saturating_sub(own_before);
+    let postgres_cpu = postmaster
+        .zip(postgres_before)
+        .and_then(|(pid, before)| Some(tree_cpu_time(pid).ok()?.saturating_sub(before)));
     let seconds = duration.as_secs_f64();
-    let (client, conn) = tokio_postgres::connect(database_url, tokio_postgres::NoTls).await?;
-    tokio::spawn(conn);
     let rows: i64 = client
         .query_one("SELECT count(*) FROM messages", &[])
         .await?
@@ -157,5 +181,8 @@ pub async fn run(
         p999_ms: ms(0.999),
         rows_in_database: rows,
         server_cpu_us_per_message: cpu.as_secs_f64() * 1e6 / stored.max(1) as f64,
+        postgres_cpu_us_per_message: postgres_cpu
+            .map(|cpu| cpu.as_secs_f64() * 1e6 / stored.max(1) as f64),
+        generator_cpu_us_per_message: own_cpu.as_secs_f64() * 1e6 / stored.max(1) as f64,
     })
 }

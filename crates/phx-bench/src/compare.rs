@@ -156,6 +156,11 @@ pub fn figures(report: &Value) -> Vec<Figure> {
             num(c, "server_cpu_us_per_message"),
             Better::Lower,
         );
+        push(
+            "chat PostgreSQL CPU µs per message".into(),
+            num(c, "postgres_cpu_us_per_message"),
+            Better::Lower,
+        );
     }
     if let Some(c) = report.get("cluster").filter(|c| !c.is_null()) {
         push(

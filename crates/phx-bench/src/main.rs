@@ -400,6 +400,16 @@ async fn run_chat(
         "chat: {} users in {} rooms: {} stored in {:.0} s ({:.0}/s, {} rows), reply p50 {:.2} ms p99 {:.2} ms p99.9 {:.2} ms, chat-app CPU {:.0} µs per message",
         r.users, r.rooms, r.stored, r.seconds, r.stored_per_sec, r.rows_in_database, r.p50_ms, r.p99_ms, r.p999_ms, r.server_cpu_us_per_message
     );
+    if let Some(postgres) = r.postgres_cpu_us_per_message {
+        let all = r.server_cpu_us_per_message + postgres + r.generator_cpu_us_per_message;
+        let cores = report.machine.cores.max(1) as f64;
+        println!(
+            "chat: CPU per stored message: chat app {:.0} µs + PostgreSQL {postgres:.0} µs + load generator {:.0} µs = {all:.0} µs: {cores} cores store at most {:.0}/s this way",
+            r.server_cpu_us_per_message,
+            r.generator_cpu_us_per_message,
+            cores * 1e6 / all.max(1.0)
+        );
+    }
     report.chat = Some(r);
     Ok(())
 }

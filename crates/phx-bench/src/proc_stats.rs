@@ -94,6 +94,40 @@ fn thread_cpu(pid: u32) -> Option<HashMap<u32, u64>> {
     (!out.is_empty()).then_some(out)
 }
 
+/// CPU time of a process and its children so far: its own, that of the children it
+/// has reaped (cutime + cstime), and that of the children alive now. For a server that
+/// forks a process per connection (PostgreSQL's postmaster), all of its work.
+pub fn tree_cpu_time(pid: u32) -> anyhow::Result<Duration> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map(|(_, r)| r.split_whitespace().collect())
+        .unwrap_or_default();
+    // cutime and cstime are fields 16 and 17 of the whole line: 14 and 15 after `) state`.
+    let reaped: u64 = [13, 14]
+        .iter()
+        .filter_map(|&i| fields.get(i).and_then(|f| f.parse::<u64>().ok()))
+        .sum();
+    let mut total = cpu_time(pid)? + Duration::from_nanos(reaped * 1_000_000_000 / clock_ticks());
+    let children =
+        std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).unwrap_or_default();
+    for child in children.split_whitespace().filter_map(|c| c.parse().ok()) {
+        // A child that exits between the listing and the read is counted by the next
+        // look, in the parent's cutime.
+        total += cpu_time(child).unwrap_or_default();
+    }
+    Ok(total)
+}
+
+/// The parent of a process.
+pub fn parent(pid: u32) -> anyhow::Result<u32> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
+    stat.rsplit_once(')')
+        .and_then(|(_, r)| r.split_whitespace().nth(1))
+        .and_then(|p| p.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("/proc/{pid}/stat: no parent"))
+}
+
 /// CPU time this process (the load generator) has used so far.
 pub fn own_cpu_time() -> anyhow::Result<Duration> {
     cpu_time(std::process::id())
@@ -263,17 +297,47 @@ mod tests {
     fn a_cpu_snapshot_counts_below_a_clock_tick() {
         let pid = std::process::id();
         let before = super::CpuSnapshot::take(pid).unwrap();
+        // Spin until the snapshot has seen 15 ms of CPU, however long a shared machine
+        // takes to give them (10 s at most).
         let start = std::time::Instant::now();
         let mut x = 0u64;
-        while start.elapsed() < std::time::Duration::from_millis(30) {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
-        }
+        let used = loop {
+            for _ in 0..100_000 {
+                x = x.wrapping_mul(6364136223846793005).wrapping_add(1);
+            }
+            let used = super::CpuSnapshot::take(pid).unwrap().since(&before);
+            if used >= std::time::Duration::from_millis(15) {
+                break used;
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "{used:?}"
+            );
+        };
         std::hint::black_box(x);
-        let used = super::CpuSnapshot::take(pid).unwrap().since(&before);
-        // At least most of the 30 ms spun (the machine may be shared), and not a whole
-        // number of 10 ms ticks, which is what /proc/<pid>/stat would give.
-        assert!(used >= std::time::Duration::from_millis(15), "{used:?}");
+        // Not a whole number of 10 ms ticks, which is what /proc/<pid>/stat would give.
         assert!(!used.as_nanos().is_multiple_of(10_000_000), "{used:?}");
+    }
+
+    #[test]
+    fn a_process_tree_counts_its_reaped_and_live_children() {
+        let pid = std::process::id();
+        assert_eq!(
+            super::parent(pid).unwrap(),
+            std::os::unix::process::parent_id()
+        );
+        // A child that burns CPU and is reaped: its time moves into our cutime.
+        let before = super::tree_cpu_time(pid).unwrap();
+        let status = std::process::Command::new("sh")
+            .args(["-c", "i=0; while [ $i -lt 200000 ]; do i=$((i+1)); done"])
+            .status()
+            .unwrap();
+        assert!(status.success());
+        let after = super::tree_cpu_time(pid).unwrap();
+        assert!(
+            after.saturating_sub(before) >= std::time::Duration::from_millis(10),
+            "{before:?} → {after:?}"
+        );
     }
 
     #[test]

@@ -120,6 +120,13 @@ impl Report {
                 "## chat (PostgreSQL)\n\n{} users in {} rooms for {:.0} s: {} messages stored ({:.0}/s; {} rows in the database), reply latency p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms; chat-app CPU {:.0} µs per stored message (PostgreSQL's not included).\n",
                 c.users, c.rooms, c.seconds, c.stored, c.stored_per_sec, c.rows_in_database, c.p50_ms, c.p99_ms, c.p999_ms, c.server_cpu_us_per_message
             );
+            if let Some(postgres) = c.postgres_cpu_us_per_message {
+                let _ = writeln!(
+                    md,
+                    "CPU per stored message: chat app {:.0} µs, PostgreSQL {postgres:.0} µs, load generator {:.0} µs.\n",
+                    c.server_cpu_us_per_message, c.generator_cpu_us_per_message
+                );
+            }
         }
         if let Some(c) = &self.cluster {
             if let Some(f) = c.fanout.first() {
