@@ -18,8 +18,8 @@
 # needs Node.js 20+, about a minute and a half on 2 cores; docs/benchmarks.md, "Gateway"):
 #   target/release/phx-bench gateway
 # The cluster (3 nodes on a private redis-server, Debian's redis-server package):
-#   target/release/phx-bench cluster --hold 51000   # cost vs one node, 51 000 sockets `--size full` needs an
-# open-file hard limit above 51 000 (root or CAP_SYS_RESOURCE); chat needs PostgreSQL on
+#   target/release/phx-bench cluster --hold 51000   # cost vs one node, 51 000 sockets
+# `--size full` needs an open-file hard limit above 51 000 (root or CAP_SYS_RESOURCE); chat needs PostgreSQL on
 # 127.0.0.1:5432 (`--postgres URL` to change it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
