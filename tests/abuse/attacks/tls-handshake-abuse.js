@@ -6,13 +6,10 @@
 // closed at once; a user at another address chats over wss:// meanwhile, trusting the
 // test CA only.
 import crypto from "node:crypto";
-import { execFileSync } from "node:child_process";
 import fs from "node:fs";
-import net from "node:net";
-import os from "node:os";
-import path from "node:path";
 import WebSocket from "ws";
 import { pause, Tally, chatsOnce } from "../lib/raw.js";
+import { closedAfter, testCertificates } from "../lib/tls.js";
 
 const HANDSHAKE_TIMEOUT_MS = 2000;
 const PER_ADDRESS = 50;
@@ -21,39 +18,9 @@ const PER_ADDRESS = 50;
 let pki = null;
 function certificates() {
   if (pki) return pki;
-  const dir = fs.mkdtempSync(path.join(os.tmpdir(), "abuse-tls-"));
-  process.on("exit", () => fs.rmSync(dir, { recursive: true, force: true }));
-  const file = (name) => path.join(dir, name);
-  const openssl = (...args) => execFileSync("openssl", args, { stdio: ["ignore", "ignore", "pipe"] });
-  const ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"];
-  openssl("req", "-x509", ...ec, "-keyout", file("ca-key.pem"), "-out", file("ca.pem"), "-subj", "/CN=abuse CA", "-days", "2",
-    "-addext", "basicConstraints=critical,CA:TRUE", "-addext", "keyUsage=critical,keyCertSign,cRLSign");
-  openssl("req", ...ec, "-keyout", file("key.pem"), "-out", file("server.csr"), "-subj", "/CN=127.0.0.1");
-  fs.writeFileSync(file("ext.cnf"), "subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n");
-  openssl("x509", "-req", "-in", file("server.csr"), "-CA", file("ca.pem"), "-CAkey", file("ca-key.pem"),
-    "-set_serial", "1", "-days", "2", "-out", file("cert.pem"), "-extfile", file("ext.cnf"));
-  pki = { cert: file("cert.pem"), key: file("key.pem"), ca: fs.readFileSync(file("ca.pem")) };
+  pki = testCertificates("abuse-tls-");
+  process.on("exit", () => fs.rmSync(pki.dir, { recursive: true, force: true }));
   return pki;
-}
-
-/** Opens a TCP connection from `localAddress`, sends `bytes` (if any); resolves with how long until the server closed it (ms), or null if still open after `waitMs`. */
-function closedAfter(ctx, localAddress, bytes, waitMs) {
-  const { hostname, port } = new URL(ctx.url);
-  return new Promise((resolve) => {
-    const started = Date.now();
-    const socket = net.connect({ host: hostname, port: Number(port), localAddress });
-    const timer = setTimeout(() => {
-      socket.destroy();
-      resolve(null);
-    }, waitMs);
-    socket.on("error", () => {});
-    socket.on("data", () => {}); // read (and drop) any alert
-    socket.once("close", () => {
-      clearTimeout(timer);
-      resolve(Date.now() - started);
-    });
-    socket.once("connect", () => bytes && socket.write(bytes));
-  });
 }
 
 export default {
