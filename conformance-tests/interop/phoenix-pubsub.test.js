@@ -10,31 +10,16 @@
 import { test, before, after, afterEach } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import net from "node:net";
 import { inflateSync } from "node:zlib";
 import { launch, killChild, serverBroadcast } from "../lib/server.js";
 import { Redis } from "../lib/cluster.js";
+import { erl, need, subscriber } from "../lib/phoenix-pubsub.js";
 import { phxSocket, disconnectAll, joined, pushed, waitFor, PATIENCE_MS } from "../lib/phx.js";
 
 const PUBSUB = "MyApp.PubSub";
 const CHANNEL = "phx:Elixir.MyApp.PubSub.Adapter";
 const NODE1 = "phx_rs_1@127.0.0.1";
 const NODE2 = "phx_rs_2@127.0.0.1";
-
-function need(command, args, pkg) {
-  const probe = spawnSync(command, args, { encoding: "utf8" });
-  if (probe.error?.code === "ENOENT") {
-    throw new Error(`${command} not found: these tests need it; install Debian's ${pkg} package (apt-get install ${pkg})`);
-  }
-}
-
-/** Runs Erlang `code` (expressions ending in a full stop) and returns its stdout lines. */
-function erl(code) {
-  const run = spawnSync("erl", ["-noshell", "-eval", `${code} halt().`], { encoding: "utf8", timeout: 120000 });
-  if (run.error) throw run.error;
-  if (run.status !== 0) throw new Error(`erl failed (${run.status}):\n${run.stdout}\n${run.stderr}`);
-  return run.stdout.split("\n").filter(Boolean);
-}
 
 /** PUBLISH `bytes` (binary-safe: redis-cli -x reads the last argument from stdin). */
 function publish(redis, bytes) {
@@ -46,57 +31,6 @@ function publish(redis, bytes) {
 function numsub(redis) {
   const run = spawnSync("redis-cli", ["-p", String(redis.port), "PUBSUB", "NUMSUB", CHANNEL], { encoding: "utf8" });
   return Number(run.stdout.trim().split("\n")[1] ?? 0);
-}
-
-/** A raw RESP subscriber on CHANNEL that keeps every message's bytes. */
-async function subscriber(redis) {
-  const sock = net.connect(redis.port, "127.0.0.1");
-  const messages = [];
-  let buf = Buffer.alloc(0);
-  let confirmed;
-  const ready = new Promise((r) => (confirmed = r));
-  // One RESP value at `at`: [value, next] or null when incomplete.
-  const parse = (at) => {
-    if (at >= buf.length) return null;
-    const eol = buf.indexOf("\r\n", at);
-    if (eol < 0) return null;
-    const head = buf.toString("latin1", at + 1, eol);
-    switch (buf[at]) {
-      case 0x2a: { // *
-        const items = [];
-        let next = eol + 2;
-        for (let i = 0; i < Number(head); i++) {
-          const item = parse(next);
-          if (!item) return null;
-          items.push(item[0]);
-          next = item[1];
-        }
-        return [items, next];
-      }
-      case 0x24: { // $
-        const end = eol + 2 + Number(head);
-        if (buf.length < end + 2) return null;
-        return [buf.subarray(eol + 2, end), end + 2];
-      }
-      default:
-        return [head, eol + 2];
-    }
-  };
-  sock.on("data", (data) => {
-    buf = Buffer.concat([buf, data]);
-    for (;;) {
-      const value = parse(0);
-      if (!value) break;
-      buf = buf.subarray(value[1]);
-      const [kind, , payload] = value[0];
-      if (String(kind) === "subscribe") confirmed();
-      if (String(kind) === "message") messages.push(Buffer.from(payload));
-    }
-  });
-  await new Promise((r) => sock.once("connect", r));
-  sock.write(`SUBSCRIBE ${CHANNEL}\r\n`);
-  await ready;
-  return { messages, close: () => sock.destroy() };
 }
 
 /** A message's term bytes after the version byte, inflated when compressed. */
@@ -142,7 +76,7 @@ before(async () => {
       ]),
     );
   }
-  sub = await subscriber(redis);
+  sub = await subscriber(redis.port);
   // Both nodes listen on the Phoenix channel (and our subscriber).
   await waitFor(() => numsub(redis) === 3, PATIENCE_MS, "both nodes subscribed to the Phoenix channel");
 });

@@ -9,72 +9,11 @@
 import { test, after } from "node:test";
 import assert from "node:assert/strict";
 import { spawnSync } from "node:child_process";
-import net from "node:net";
+import { erl, need, subscriber } from "../../../conformance-tests/lib/phoenix-pubsub.js";
 import { disconnectAll, phxSocket, privateRedis, startGateway, waitFor, API_KEY } from "../lib/harness.js";
 
 const CHANNEL = "phx:Elixir.MyApp.PubSub.Adapter";
 const NODE = "phx_rs_gw@127.0.0.1";
-
-function need(command, args, pkg) {
-  const probe = spawnSync(command, args, { encoding: "utf8" });
-  if (probe.error?.code === "ENOENT") {
-    throw new Error(`${command} not found: this test needs it; install Debian's ${pkg} package (apt-get install ${pkg})`);
-  }
-}
-
-/** Runs Erlang `code` (expressions ending in a comma) and returns its stdout lines. */
-function erl(code) {
-  const run = spawnSync("erl", ["-noshell", "-eval", `${code} halt().`], { encoding: "utf8", timeout: 60000 });
-  if (run.error) throw run.error;
-  if (run.status !== 0) throw new Error(`erl failed (${run.status}):\n${run.stdout}\n${run.stderr}`);
-  return run.stdout.split("\n").filter(Boolean);
-}
-
-/** A raw RESP subscriber on CHANNEL keeping every message's bytes. */
-async function subscriber(port) {
-  const sock = net.connect(port, "127.0.0.1");
-  const messages = [];
-  let buf = Buffer.alloc(0);
-  let confirmed;
-  const ready = new Promise((r) => (confirmed = r));
-  // One RESP value at `at`: [value, next], or null while incomplete.
-  const parse = (at) => {
-    if (at >= buf.length) return null;
-    const eol = buf.indexOf("\r\n", at);
-    if (eol < 0) return null;
-    const head = buf.toString("latin1", at + 1, eol);
-    if (buf[at] === 0x2a) {
-      const items = [];
-      let next = eol + 2;
-      for (let i = 0; i < Number(head); i++) {
-        const item = parse(next);
-        if (!item) return null;
-        items.push(item[0]);
-        next = item[1];
-      }
-      return [items, next];
-    }
-    if (buf[at] === 0x24) {
-      const end = eol + 2 + Number(head);
-      if (buf.length < end + 2) return null;
-      return [buf.subarray(eol + 2, end), end + 2];
-    }
-    return [head, eol + 2];
-  };
-  sock.on("data", (data) => {
-    buf = Buffer.concat([buf, data]);
-    for (let value = parse(0); value; value = parse(0)) {
-      buf = buf.subarray(value[1]);
-      const [kind, , payload] = value[0];
-      if (String(kind) === "subscribe") confirmed();
-      if (String(kind) === "message") messages.push(Buffer.from(payload));
-    }
-  });
-  await new Promise((r) => sock.once("connect", r));
-  sock.write(`SUBSCRIBE ${CHANNEL}\r\n`);
-  await ready;
-  return { messages, close: () => sock.destroy() };
-}
 
 const cleanups = [];
 after(async () => {
